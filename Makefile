@@ -1,0 +1,59 @@
+# streams-failover-tester — every target bootstraps what it needs on a bare Debian/Ubuntu machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY_STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+CONFIG ?= config/lab.yaml
+TAGS ?= @smoke
+
+.PHONY: help run test lint bootstrap system-deps lab-up lab-down lab-status clean
+
+help:
+	@echo "make run       bring the embedded lab up (root) and run the @smoke failover features; reports in reports/latest/"
+	@echo "make test      lint (ruff, mypy), pytest (unit + lab conformance + integration), behave --dry-run"
+	@echo "make lab-up | lab-down | lab-status    drive the embedded two-DC lab"
+	@echo "make lint      ruff and mypy only"
+
+system-deps:
+	@bash scripts/system-deps.sh
+
+$(PY_STAMP): pyproject.toml
+	@$(MAKE) --no-print-directory system-deps
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	@$(MAKE) --no-print-directory system-deps
+	@npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+bootstrap: $(PY_STAMP) $(NODE_STAMP)
+
+lint: bootstrap
+	$(BIN)/ruff check .
+	$(BIN)/mypy support lab steps environment.py
+
+test: lint
+	$(BIN)/pytest -q -rs
+	$(BIN)/behave --dry-run --format progress
+
+run: bootstrap
+	@$(BIN)/failover-tester lab up
+	$(BIN)/failover-tester run --config $(CONFIG) --tags $(TAGS)
+
+lab-up: bootstrap
+	@$(BIN)/failover-tester lab up
+
+lab-down: bootstrap
+	@$(BIN)/failover-tester lab down
+
+lab-status: bootstrap
+	@$(BIN)/failover-tester lab status
+
+clean:
+	rm -rf reports/2* reports/latest .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,56 @@
+"""Checks on the data: nothing acknowledged lost, nothing delivered twice."""
+
+from typing import Any
+
+from behave import then
+from behave.runner import Context
+
+from support import (
+    measure,
+    step_types,  # noqa: F401  (registers the parameter types)
+)
+
+
+@then("no acknowledged tuple is lost")
+def step_none_lost(context: Context) -> None:
+    """Every tuple the application acknowledged came out (unknown outcomes may go either way).
+
+    Example: Then no acknowledged tuple is lost
+    """
+    context.world.check(measure.check_lost(context.world.delivery(), 0))
+
+
+@then("at most {limit:Count} acknowledged tuples are lost")
+def step_at_most_lost(context: Context, limit: Any) -> None:
+    """At most the given number of acknowledged tuples never came out.
+
+    Example: Then at most 50 acknowledged tuples are lost
+    """
+    context.world.check(measure.check_lost(context.world.delivery(), limit))
+
+
+@then("the data loss window is at most {limit:Duration}")
+def step_loss_window(context: Context, limit: Any) -> None:
+    """The lost acknowledged tuples were sent within a window no longer than the limit.
+
+    Example: Then the data loss window is at most 5 seconds
+    """
+    context.world.check(measure.check_loss_window(context.world.delivery(), limit))
+
+
+@then("every tuple is delivered at least once")
+def step_at_least_once(context: Context) -> None:
+    """Every acknowledged tuple came out at least once.
+
+    Example: Then every tuple is delivered at least once
+    """
+    context.world.check(measure.check_at_least_once(context.world.delivery()))
+
+
+@then("no tuple is delivered twice")
+def step_no_duplicates(context: Context) -> None:
+    """No tuple came out more than once, from any data center.
+
+    Example: Then no tuple is delivered twice
+    """
+    context.world.check(measure.check_no_duplicates(context.world.delivery()))

@@ -1,0 +1,112 @@
+"""``failover-tester``: run the failover features, drive the embedded lab, check configuration."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from support.config import ConfigError, load_config
+from support.reporting.allure import render_single_file
+from support.reporting.summary import summary_table, write_run_meta, write_summary
+from support.world import new_run_id
+
+
+def _add_run_parser(sub: argparse._SubParsersAction) -> None:
+    run = sub.add_parser("run", help="run the failover features (behave) and write reports/<run-id>/")
+    run.add_argument("--config", help="config file (default config/lab.yaml or $FAILOVER_TESTER_CONFIG)")
+    run.add_argument("--tags", action="append", default=[], help="behave tag expression, e.g. @smoke (repeatable)")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    run.add_argument("-D", "--define", action="append", default=[], metavar="KEY=VALUE",
+                     help="behave userdata; config keys override the config like --set")
+    run.add_argument("paths", nargs="*", help="feature files or folders (default: features/)")
+
+
+def run_command(args: argparse.Namespace) -> int:
+    run_id = new_run_id()
+    overrides = [*args.set, *args.define]
+    try:
+        config = load_config(args.config, overrides, run_id=run_id)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if not Path("features").is_dir():
+        print(f"{Path.cwd()}: features/: not found (run failover-tester from the project root)", file=sys.stderr)
+        return 2
+    reports = Path(str(config.get("run.reports_dir", "reports")))
+    run_dir = reports / run_id
+    results, junit = run_dir / "allure-results", run_dir / "junit"
+    results.mkdir(parents=True)
+    junit.mkdir()
+    write_run_meta(run_dir, {"run_id": run_id, "config": str(config.source), "target": str(config.get("name", "")),
+                             "started_at": time.time()})
+    cmd = [
+        sys.executable, "-m", "behave",
+        "-f", "allure_behave.formatter:AllureFormatter", "-o", str(results),
+        "-f", "pretty",
+        "--junit", "--junit-directory", str(junit),
+        "-D", f"config={config.source}", "-D", f"run_id={run_id}", "-D", f"run_dir={run_dir}",
+    ]
+    for override in overrides:
+        cmd += ["-D", override]
+    for tag in args.tags:
+        cmd += ["--tags", tag]
+    cmd += args.paths
+    print(f"run {run_id}: behave against {config.get('name', config.source)}", flush=True)
+    code = subprocess.call(cmd)
+    write_run_meta(run_dir, {"finished_at": time.time(), "behave_exit_code": code})
+    summary = write_summary(run_dir, code)
+    index = render_single_file(results, run_dir / "allure-report", Path.cwd(), name=f"Failover tests {run_id}")
+    latest = reports / "latest"
+    if latest.is_symlink() or latest.exists():
+        latest.unlink()
+    latest.symlink_to(run_id)
+    print()
+    print(summary_table(summary["scenarios"]))
+    print()
+    print(f"summary:  {run_dir / 'summary.json'}")
+    print(f"journal:  {run_dir / 'journal.jsonl'}")
+    print(f"report:   {index if index else 'not rendered (Allure 3 CLI missing: npm install)'}")
+    print(f"result:   {summary['status']} ({summary['totals']['passed']} passed, {summary['totals']['failed']} failed)")
+    return 0 if summary["status"] == "passed" and code == 0 else 1
+
+
+def lab_command(argv: Sequence[str]) -> int:
+    """``failover-tester lab ...`` runs the embedded lab's own CLI (a separate package, reached as a program)."""
+    return subprocess.call([sys.executable, "-m", "lab", *argv])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from support.cli_config import add_config_parser
+
+    parser = argparse.ArgumentParser(prog="failover-tester", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_run_parser(sub)
+    sub.add_parser("lab", help="the embedded two-DC lab: up | down | status | logs (needs root)", add_help=False)
+    add_config_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["lab"]:
+        return lab_command(args_list[1:])
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    if args.command == "run":
+        return run_command(args)
+    if args.command == "config":
+        from support.cli_config import config_command
+
+        return config_command(args)
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

@@ -1,0 +1,693 @@
+"""One typed, validated configuration object, built once per run.
+
+Loading steps, in order:
+
+1. read the YAML file (``FAILOVER_TESTER_CONFIG`` or ``config/lab.yaml`` when no file is given);
+2. ``extends: other.yaml`` (relative to the extending file, chains allowed): the base is deep-merged
+   under the file (mappings merged recursively, lists and scalars replaced);
+3. ``--set a.b.c=value`` overrides (value read as a YAML scalar; ``[..]``/``{..}`` as YAML flow);
+4. interpolation in strings: ``${env:NAME}``, ``${env:NAME:-default}``, ``${file:PATH}`` (relative to the
+   file that contains the reference), ``${ref:a.b}``, ``${run_id}``; ``$${`` is a literal ``${``.
+   A string that is exactly one reference keeps the referenced value's type;
+5. validation against ``config/schema.json`` (JSON Schema 2020-12), then the schema defaults are filled in;
+6. semantic checks (durations parse, objectives name existing applications).
+
+Every problem is a :class:`ConfigError` whose ``str()`` is one line ``FILE: dotted.path: problem``.
+Secret values (under keys matching ``password|token|secret|passphrase``) never appear in errors and are
+replaced by ``***`` in :meth:`Config.redacted`, :meth:`Config.redact` and :meth:`Config.to_yaml`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+from jsonschema.exceptions import ValidationError, best_match
+
+from support.units import parse_duration
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "ENV_VAR",
+    "MISSING",
+    "SCHEMA_PATH",
+    "Config",
+    "ConfigError",
+    "is_secret_key",
+    "load_config",
+]
+
+DEFAULT_CONFIG = Path("config/lab.yaml")
+ENV_VAR = "FAILOVER_TESTER_CONFIG"
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "config" / "schema.json"
+OVERRIDE_SOURCE = "--set"
+ROOT = "(root)"
+REDACTED = "***"
+
+_SECRET_KEY_RE = re.compile(r"password|token|secret|passphrase", re.IGNORECASE)
+_TOKEN_RE = re.compile(r"\$(\$?)\{([^{}]*)\}")
+_ENV_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?$", re.DOTALL)
+_OVERRIDE_RE = re.compile(r"^([^=\s]+)=(.*)$", re.DOTALL)
+
+PathKey = tuple[str | int, ...]
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
+
+
+class ConfigError(Exception):
+    """A configuration problem: ``str(e) == f"{file}: {path}: {problem}"``, always one line."""
+
+    def __init__(self, file: str | Path, path: str, problem: str) -> None:
+        self.file = str(file)
+        self.path = path or ROOT
+        self.problem = " ".join(str(problem).split())
+        super().__init__(f"{self.file}: {self.path}: {self.problem}")
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.path}: {self.problem}"
+
+
+def is_secret_key(key: object) -> bool:
+    """True for mapping keys whose values are secrets (``password``, ``api_token``, ``client_secret``...)."""
+    return isinstance(key, str) and _SECRET_KEY_RE.search(key) is not None
+
+
+def _is_secret_path(path: PathKey) -> bool:
+    return any(is_secret_key(part) for part in path)
+
+
+def _dotted(path: Sequence[str | int]) -> str:
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text or ROOT
+
+
+def _split_dotted(dotted: str) -> PathKey:
+    parts: list[str | int] = []
+    for segment in dotted.split("."):
+        for piece in re.split(r"(\[\d+\])", segment):
+            if not piece:
+                continue
+            parts.append(int(piece[1:-1]) if piece.startswith("[") else piece)
+    return tuple(parts)
+
+
+def _lookup(data: Any, path: PathKey) -> Any:
+    node = data
+    for part in path:
+        if isinstance(node, Mapping) and part in node:
+            node = node[part]
+        elif isinstance(node, Mapping) and isinstance(part, int) and str(part) in node:
+            node = node[str(part)]
+        elif isinstance(node, list) and isinstance(part, int | str) and str(part).isdigit():
+            index = int(part)
+            if index >= len(node):
+                return MISSING
+            node = node[index]
+        else:
+            return MISSING
+    return node
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, Mapping):
+        return "mapping"
+    if isinstance(value, list):
+        return "list"
+    return type(value).__name__
+
+
+def _show(value: Any, path: PathKey) -> str:
+    """A short, secret-safe rendering of a value for error messages."""
+    if _is_secret_path(path):
+        return REDACTED
+    if isinstance(value, str):
+        return repr(value if len(value) <= 80 else value[:77] + "...")
+    if value is None or isinstance(value, bool | int | float):
+        return json.dumps(value)
+    return f"a {_type_name(value)}"
+
+
+# ---------------------------------------------------------------------------------------------- YAML
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe loader that rejects duplicate keys instead of silently keeping the last one."""
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    loader.flatten_mapping(node)
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(None, None, f"found duplicate key {key!r}", key_node.start_mark)
+        seen.add(key)
+    return dict(yaml.SafeLoader.construct_mapping(loader, node, deep=deep))
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        what = exc.problem or "syntax error"
+        context = f" ({exc.context})" if exc.context else ""
+        return f"YAML error at line {mark.line + 1}, column {mark.column + 1}: {what}{context}"
+    return f"YAML error: {exc}"
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(path, ROOT, "cannot read configuration: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, ROOT, f"cannot read configuration: {exc}") from None
+    try:
+        document = yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        raise ConfigError(path, ROOT, _yaml_problem(exc)) from None
+    if document is None:
+        raise ConfigError(path, ROOT, "the file is empty; expected a mapping of settings")
+    if not isinstance(document, dict):
+        raise ConfigError(path, ROOT, f"expected a mapping of settings, got a {_type_name(document)}")
+    return document
+
+
+# ------------------------------------------------------------------------------- extends and --set
+
+Origins = dict[PathKey, Path | None]  # where each node came from (None = a --set override)
+
+
+def _node_paths(value: Any, path: PathKey = ()) -> list[PathKey]:
+    paths = [path] if path else []
+    if isinstance(value, dict):
+        for key, child in value.items():
+            paths.extend(_node_paths(child, (*path, key)))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            paths.extend(_node_paths(child, (*path, index)))
+    return paths
+
+
+def _deep_merge(base: Any, child: Any) -> Any:
+    if isinstance(base, dict) and isinstance(child, dict):
+        merged = dict(base)
+        for key, value in child.items():
+            merged[key] = _deep_merge(base[key], value) if key in base else value
+        return merged
+    return child
+
+
+def _load_chain(path: Path, chain: tuple[Path, ...] = ()) -> tuple[dict[str, Any], Origins]:
+    document = _read_yaml(path)
+    origins: Origins = {node: path for node in _node_paths(document)}
+    extends = document.pop("extends", None)
+    origins.pop(("extends",), None)
+    if extends is None:
+        return document, origins
+    if not isinstance(extends, str) or not extends.strip():
+        raise ConfigError(path, "extends", f"must be a file name, got {_show(extends, ())}")
+    base_path = path.parent / extends
+    here = path.resolve()
+    seen = (*chain, here)
+    if base_path.resolve() in seen:
+        names = [str(p) for p in seen[seen.index(base_path.resolve()) :]] + [str(base_path.resolve())]
+        raise ConfigError(path, "extends", f"extends cycle: {' -> '.join(names)}")
+    if not base_path.is_file():
+        raise ConfigError(path, "extends", f"cannot read {base_path}: file not found")
+    base, base_origins = _load_chain(base_path, seen)
+    return _deep_merge(base, document), {**base_origins, **origins}
+
+
+def _override_value(text: str) -> Any:
+    stripped = text.strip()
+    if stripped == "":
+        return ""
+    try:
+        value = yaml.load(stripped, Loader=_Loader)
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, dict | list) and not stripped.startswith(("{", "[")):
+        return text  # e.g. "a: b" is meant as a string, not a mapping
+    return value
+
+
+def _apply_override(data: dict[str, Any], origins: Origins, override: str) -> None:
+    match = _OVERRIDE_RE.match(override.strip())
+    keys = match.group(1).split(".") if match else []
+    if match is None or any(not key for key in keys):
+        raise ConfigError(
+            OVERRIDE_SOURCE,
+            ROOT,
+            f"malformed override {override!r}: expected KEY.PATH=VALUE, e.g. run.log_level=DEBUG",
+        )
+    if keys[0] == "extends":
+        raise ConfigError(OVERRIDE_SOURCE, "extends", "cannot be overridden with --set")
+    node: dict[str, Any] = data
+    for depth, key in enumerate(keys[:-1]):
+        child = node.get(key)
+        if child is None:
+            child = node[key] = {}
+            origins[tuple(keys[: depth + 1])] = None
+        if not isinstance(child, dict):
+            prefix = _dotted(keys[: depth + 1])
+            raise ConfigError(
+                OVERRIDE_SOURCE,
+                match.group(1),
+                f"cannot set {match.group(1)}: {prefix} is a {_type_name(child)}, not a mapping",
+            )
+        node = child
+    value = _override_value(match.group(2))
+    node[keys[-1]] = value
+    path: PathKey = tuple(keys)
+    for sub in [*_node_paths(value, path), path]:
+        origins[sub] = None
+
+
+# ------------------------------------------------------------------------------------ interpolation
+
+
+def _stringify(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, int | float):
+        return str(value)
+    return json.dumps(value, default=str)
+
+
+class _Resolver:
+    """Resolves ``${...}`` references over the merged document (memoised, with cycle detection)."""
+
+    def __init__(
+        self, raw: dict[str, Any], origins: Origins, source: Path, run_id: str, environ: Mapping[str, str]
+    ) -> None:
+        self.raw = raw
+        self.origins = origins
+        self.source = source
+        self.run_id = run_id
+        self.environ = environ
+        self.cache: dict[PathKey, Any] = {}
+        self.secret_fragments: set[str] = set()
+
+    def origin(self, path: PathKey) -> Path | None:
+        for end in range(len(path), -1, -1):
+            if path[:end] in self.origins:
+                return self.origins[path[:end]]
+        return self.source
+
+    def file_label(self, path: PathKey) -> str:
+        origin = self.origin(path)
+        return OVERRIDE_SOURCE if origin is None else str(origin)
+
+    def error(self, path: PathKey, problem: str) -> ConfigError:
+        return ConfigError(self.file_label(path), _dotted(path), problem)
+
+    def resolve(self) -> dict[str, Any]:
+        resolved = self.node(self.raw, (), ())
+        assert isinstance(resolved, dict)
+        return resolved
+
+    def node(self, value: Any, path: PathKey, stack: tuple[PathKey, ...]) -> Any:
+        if isinstance(value, dict):
+            return {key: self.node(child, (*path, key), stack) for key, child in value.items()}
+        if isinstance(value, list):
+            return [self.node(child, (*path, index), stack) for index, child in enumerate(value)]
+        if isinstance(value, str):
+            return self.string(value, path, stack)
+        return value
+
+    def string(self, text: str, path: PathKey, stack: tuple[PathKey, ...]) -> Any:
+        if path in self.cache:
+            return self.cache[path]
+        if "$" not in text:
+            return text
+        stack = (*stack, path)
+        tokens = list(_TOKEN_RE.finditer(text))
+        whole = len(tokens) == 1 and tokens[0].group(1) == "" and tokens[0].span() == (0, len(text))
+        pieces: list[str] = []
+        position = 0
+        result: Any = None
+        for token in tokens:
+            pieces.append(text[position : token.start()])
+            position = token.end()
+            if token.group(1):  # $${...} -> literal ${...}
+                pieces.append(token.group(0)[1:])
+                continue
+            value = self.reference(token.group(2), path, stack)
+            if whole:
+                result = value
+            pieces.append(_stringify(value))
+        pieces.append(text[position:])
+        if not whole:
+            result = "".join(pieces)
+        self.cache[path] = result
+        return result
+
+    def reference(self, body: str, path: PathKey, stack: tuple[PathKey, ...]) -> Any:
+        kind, _, argument = body.partition(":")
+        kind = kind.strip()
+        if kind == "run_id" and not argument:
+            return self.run_id
+        if kind == "env":
+            return self.env(argument, path)
+        if kind == "file":
+            return self.file(argument, path)
+        if kind == "ref":
+            return self.ref(argument.strip(), path, stack)
+        raise self.error(
+            path,
+            f"unknown reference ${{{body}}}: expected ${{env:NAME}}, ${{file:PATH}}, ${{ref:a.b}} or ${{run_id}}",
+        )
+
+    def env(self, argument: str, path: PathKey) -> str:
+        match = _ENV_RE.match(argument.strip())
+        if match is None:
+            raise self.error(path, f"malformed ${{env:{argument}}}: expected ${{env:NAME}} or ${{env:NAME:-default}}")
+        name, default = match.group(1), match.group(2)
+        value = self.environ.get(name)
+        if default is not None and not value:
+            value = default
+        if value is None:
+            raise self.error(path, f"environment variable {name} is not set (referenced as ${{env:{name}}})")
+        if _is_secret_path(path):
+            self.secret_fragments.add(value)
+        return value
+
+    def file(self, argument: str, path: PathKey) -> str:
+        if not argument.strip():
+            raise self.error(path, "malformed ${file:}: expected ${file:PATH}")
+        origin = self.origin(path) or self.source
+        target = Path(argument.strip()).expanduser()
+        if not target.is_absolute():
+            target = origin.parent / target
+        try:
+            content = target.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise self.error(
+                path, f"cannot read file {target} (referenced as ${{file:{argument}}}): not found"
+            ) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+            raise self.error(
+                path, f"cannot read file {target} (referenced as ${{file:{argument}}}): {reason}"
+            ) from None
+        value = content.rstrip("\r\n")
+        if _is_secret_path(path):
+            self.secret_fragments.add(value)
+        return value
+
+    def ref(self, argument: str, path: PathKey, stack: tuple[PathKey, ...]) -> Any:
+        if not argument:
+            raise self.error(path, "malformed ${ref:}: expected ${ref:a.b}")
+        target = _split_dotted(argument)
+        for earlier in stack:
+            if earlier[: len(target)] == target:
+                chain = " -> ".join(_dotted(p) for p in stack[stack.index(earlier) :])
+                raise self.error(path, f"reference cycle: {chain} -> {_dotted(target)}")
+        raw = _lookup(self.raw, target)
+        if raw is MISSING:
+            raise self.error(path, f"${{ref:{argument}}} refers to {argument}, which is not set")
+        return copy.deepcopy(self.node(raw, target, stack))  # never share one object between two places
+
+
+# ----------------------------------------------------------------------------------------- schema
+
+
+def _load_schema() -> dict[str, Any]:
+    try:
+        schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(SCHEMA_PATH, ROOT, f"cannot read the configuration schema: {exc}") from None
+    assert isinstance(schema, dict)
+    return schema
+
+
+def _deref(schema: Any, root: Mapping[str, Any]) -> Any:
+    while isinstance(schema, Mapping) and isinstance(schema.get("$ref"), str) and schema["$ref"].startswith("#/"):
+        target: Any = root
+        for part in schema["$ref"][2:].split("/"):
+            target = target[part]
+        schema = {**{k: v for k, v in schema.items() if k != "$ref"}, **target}
+    return schema
+
+
+def _schema_problem(error: ValidationError, root: Mapping[str, Any]) -> tuple[PathKey, str]:
+    path: PathKey = tuple(error.absolute_path)
+    instance = error.instance
+    validator = error.validator
+    expected: Any = error.validator_value
+    if "propertyNames" in error.absolute_schema_path:
+        pattern = error.schema.get("pattern", "") if isinstance(error.schema, Mapping) else ""
+        return (*path, str(instance)), f"invalid name (names must match {pattern})"
+    if validator == "required" and isinstance(instance, Mapping):
+        missing = next((key for key in expected if key not in instance), expected[0])
+        return (*path, missing), "is required"
+    if validator == "additionalProperties" and isinstance(instance, Mapping):
+        schema = error.schema if isinstance(error.schema, Mapping) else {}
+        known = set(schema.get("properties", {}))
+        patterns = list(schema.get("patternProperties", {}))
+        extra = [k for k in instance if k not in known and not any(re.search(p, str(k)) for p in patterns)]
+        return (*path, extra[0] if extra else "?"), "unknown key"
+    if validator == "type":
+        wanted = " or ".join(expected) if isinstance(expected, list) else str(expected)
+        wanted = wanted.replace("object", "mapping").replace("array", "list")
+        got = _type_name(instance)
+        if isinstance(instance, str | int | float) and not isinstance(instance, bool):
+            got = f"{got} {_show(instance, path)}"
+        return path, f"expected {wanted}, got {got}"
+    if validator == "enum":
+        choices = ", ".join(_stringify(choice) for choice in expected)
+        return path, f"must be one of {choices}; got {_show(instance, path)}"
+    if validator == "const":
+        return path, f"must be {_stringify(expected)}; got {_show(instance, path)}"
+    if validator == "pattern":
+        if expected == root.get("$defs", {}).get("duration", {}).get("pattern"):
+            return path, f"not a duration: {_show(instance, path)} (e.g. '500 ms', '30 seconds', '2 minutes')"
+        if expected == root.get("$defs", {}).get("url", {}).get("pattern"):
+            return path, f"not an http(s) URL: {_show(instance, path)}"
+        return path, f"{_show(instance, path)} does not match {expected}"
+    if validator in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        sign = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}[validator]
+        return path, f"must be {sign} {expected}; got {_show(instance, path)}"
+    if validator == "minLength":
+        return path, "must not be empty" if expected == 1 else f"must be at least {expected} characters long"
+    if validator == "minProperties":
+        count = len(instance) if isinstance(instance, Mapping) else 0
+        return path, f"needs at least {expected} entries, has {count}"
+    return path, f"fails the schema rule {validator} ({_stringify(expected)})"
+
+
+def _walk(
+    schema: Any,
+    value: Any,
+    path: PathKey,
+    root: Mapping[str, Any],
+    visit: Callable[[Any, Any, PathKey], None],
+) -> None:
+    """Call ``visit(raw_schema, value, path)`` for every value of the document, following the schema."""
+    visit(schema, value, path)
+    resolved = _deref(schema, root)
+    if not isinstance(resolved, Mapping) or not isinstance(value, dict):
+        return
+    properties = resolved.get("properties", {})
+    additional = resolved.get("additionalProperties")
+    for key, child in value.items():
+        if key in properties:
+            _walk(properties[key], child, (*path, key), root, visit)
+        elif isinstance(additional, Mapping):
+            _walk(additional, child, (*path, key), root, visit)
+
+
+def _fill_defaults(schema: Any, value: Any, root: Mapping[str, Any]) -> None:
+    resolved = _deref(schema, root)
+    if not isinstance(resolved, Mapping) or not isinstance(value, dict):
+        return
+    properties = resolved.get("properties", {})
+    for key, sub in properties.items():
+        if key not in value:
+            default = sub.get("default", _deref(sub, root).get("default", MISSING))
+            if default is not MISSING:
+                value[key] = copy.deepcopy(default)
+        if key in value:
+            _fill_defaults(sub, value[key], root)
+    additional = resolved.get("additionalProperties")
+    if isinstance(additional, Mapping):
+        for key, child in value.items():
+            if key not in properties:
+                _fill_defaults(additional, child, root)
+
+
+def _validate(data: dict[str, Any], resolver: _Resolver) -> None:
+    schema = _load_schema()
+    validator = jsonschema.Draft202012Validator(schema)
+    error = best_match(validator.iter_errors(data))
+    if error is not None:
+        path, problem = _schema_problem(error, schema)
+        raise resolver.error(path, problem)
+    _fill_defaults(schema, data, schema)
+
+    def check_duration(raw_schema: Any, value: Any, path: PathKey) -> None:
+        if isinstance(raw_schema, Mapping) and raw_schema.get("$ref") == "#/$defs/duration":
+            try:
+                parse_duration(value)
+            except ValueError as exc:
+                raise resolver.error(path, str(exc)) from None
+
+    _walk(schema, data, (), schema, check_duration)
+
+    applications = data.get("applications", {})
+    for name in data.get("objectives", {}):
+        if name not in applications:
+            known = ", ".join(applications) or "none"
+            raise resolver.error(("objectives", name), f"unknown application {name!r} (applications: {known})")
+
+
+def _secret_values(data: Any, path: PathKey = ()) -> set[str]:
+    found: set[str] = set()
+    if isinstance(data, dict):
+        for key, child in data.items():
+            found |= _secret_values(child, (*path, key))
+    elif isinstance(data, list):
+        for index, child in enumerate(data):
+            found |= _secret_values(child, (*path, index))
+    elif data is not None and _is_secret_path(path):
+        found.add(_stringify(data))
+    return found
+
+
+# ----------------------------------------------------------------------------------------- Config
+
+
+@dataclass(frozen=True)
+class Config:
+    """The resolved, validated configuration.
+
+    ``data`` is the resolved document with schema defaults filled in; ``source`` the file it was loaded
+    from; ``secrets`` the secret *values* (used to redact text); ``run_id`` what ``${run_id}`` resolved to.
+    """
+
+    data: dict[str, Any]
+    source: Path
+    secrets: frozenset[str] = field(default_factory=frozenset, repr=False)
+    run_id: str = ""
+
+    def __repr__(self) -> str:
+        return f"Config(source={str(self.source)!r}, datacenters={self.datacenters()!r})"
+
+    def get(self, dotted: str, default: Any = MISSING) -> Any:
+        """The value at ``dotted`` (``"datacenters.dc1.rest.url"``); ``default`` or ConfigError if unset."""
+        value = _lookup(self.data, _split_dotted(dotted))
+        if value is MISSING:
+            if default is MISSING:
+                raise ConfigError(self.source, dotted, "is not set")
+            return default
+        return value
+
+    def duration(self, dotted: str, default: str | float | None = None) -> float:
+        """The duration at ``dotted`` in seconds (``default`` when unset; ConfigError when unparsable)."""
+        value = self.get(dotted, MISSING if default is None else default)
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise ConfigError(self.source, dotted, str(exc)) from None
+
+    def datacenters(self) -> list[str]:
+        """Data center names in file order."""
+        return list(self.data.get("datacenters", {}))
+
+    def applications(self) -> list[str]:
+        """Application names in file order."""
+        return list(self.data.get("applications", {}))
+
+    def redact(self, text: str) -> str:
+        """``text`` with every secret value replaced by ``***``."""
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            if secret:
+                text = text.replace(secret, REDACTED)
+        return text
+
+    def redacted(self) -> dict[str, Any]:
+        """A deep copy of ``data`` with secrets replaced by ``***`` (also inside other strings)."""
+
+        def walk(value: Any, path: PathKey) -> Any:
+            if isinstance(value, dict):
+                return {key: walk(child, (*path, key)) for key, child in value.items()}
+            if isinstance(value, list):
+                return [walk(child, (*path, index)) for index, child in enumerate(value)]
+            if value is not None and _is_secret_path(path):
+                return REDACTED
+            if isinstance(value, str):
+                return self.redact(value)
+            return value
+
+        result = walk(self.data, ())
+        assert isinstance(result, dict)
+        return result
+
+    def to_yaml(self, redacted: bool = True) -> str:
+        """The resolved configuration as YAML (secrets ``***`` unless ``redacted=False``)."""
+        document = self.redacted() if redacted else self.data
+        return yaml.safe_dump(document, sort_keys=False, allow_unicode=True, default_flow_style=False, width=1000)
+
+
+def default_run_id() -> str:
+    """A run id from the local time, e.g. ``20261126-064001``."""
+    return time.strftime("%Y%m%d-%H%M%S")
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    run_id: str | None = None,
+) -> Config:
+    """Load, merge, override, interpolate and validate a configuration (see the module docstring).
+
+    ``path`` defaults to ``$FAILOVER_TESTER_CONFIG`` or ``config/lab.yaml``. ``run_id`` is what
+    ``${run_id}`` resolves to (a timestamp id when not given). Raises :class:`ConfigError`.
+    """
+    source = Path(path) if path is not None else Path(os.environ.get(ENV_VAR) or DEFAULT_CONFIG)
+    if source.is_dir():
+        raise ConfigError(source, ROOT, "is a directory; expected a YAML file")
+    raw, origins = _load_chain(source)
+    for override in overrides:
+        _apply_override(raw, origins, override)
+    effective_run_id = run_id or default_run_id()
+    resolver = _Resolver(raw, origins, source, effective_run_id, os.environ)
+    data = resolver.resolve()
+    _validate(data, resolver)
+    secrets = frozenset(s for s in _secret_values(data) | resolver.secret_fragments if s)
+    return Config(data=data, source=source, secrets=secrets, run_id=effective_run_id)

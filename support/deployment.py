@@ -1,0 +1,96 @@
+"""Bringing an application into the layout a scenario needs, through the REST management API only."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from support.orchestration import Journal
+from support.streams.errors import StreamsNotFound
+from support.streams.rest import StreamsRestClient
+from support.waits import Progress, wait_until
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    """An application as configured: its job name, bundle and the passive stub (if any)."""
+
+    name: str
+    job_name: str
+    bundle: str
+    standby_job: str | None
+    standby_bundle: str | None
+    parameters: dict[str, str]
+
+    @classmethod
+    def from_config(cls, name: str, raw: Mapping[str, Any]) -> AppSpec:
+        standby = raw.get("standby") or {}
+        return cls(
+            name=name,
+            job_name=str(raw.get("job_name", name)),
+            bundle=str(raw.get("bundle", name)),
+            standby_job=standby.get("job_name"),
+            standby_bundle=standby.get("bundle"),
+            parameters={str(k): str(v) for k, v in (raw.get("submission_parameters") or {}).items()},
+        )
+
+
+def _cancel_named(client: StreamsRestClient, job_name: str, journal: Journal, dc: str) -> None:
+    for job in client.jobs():
+        if job.get("name") == job_name and job.get("status") not in ("canceled", "canceling"):
+            try:
+                client.cancel_job(str(job["id"]))
+            except StreamsNotFound:
+                continue
+            journal.record("deployment.canceled", dc=dc, job=job_name, job_id=str(job["id"]))
+
+
+def _ensure_running(client: StreamsRestClient, job_name: str, bundle: str, params: dict[str, str],
+                    journal: Journal, dc: str) -> None:
+    if client.find_job(job_name) is None:
+        job = client.submit_job(bundle, job_name=job_name, submission_parameters=params)
+        journal.record("deployment.submitted", dc=dc, job=job_name, job_id=str(job.get("id")))
+
+
+def job_state(client: StreamsRestClient, job_name: str) -> str:
+    """``status/health`` of the named job, or ``absent``."""
+    job = client.find_job(job_name)
+    if job is None:
+        return "absent"
+    return f"{job.get('status')}/{job.get('health')}"
+
+
+def ensure_active_passive(
+    rest: Mapping[str, StreamsRestClient],
+    app: AppSpec,
+    active: str,
+    standby: str,
+    journal: Journal,
+    timeout: float,
+    progress: Progress | None = None,
+) -> None:
+    """Leave ``app`` running in ``active`` with its passive stub in ``standby``, both healthy.
+
+    Whatever a previous scenario left (a taken-over job in the standby, a stub in the active DC) is
+    canceled first, so every scenario starts from the same layout.
+    """
+    if app.standby_job is None or app.standby_bundle is None:
+        raise ValueError(f"application {app.name} has no standby configured (applications.{app.name}.standby)")
+    _cancel_named(rest[standby], app.job_name, journal, standby)
+    _cancel_named(rest[active], app.standby_job, journal, active)
+    for dc in rest:
+        if dc not in (active, standby):
+            _cancel_named(rest[dc], app.job_name, journal, dc)
+    _ensure_running(rest[standby], app.standby_job, app.standby_bundle, app.parameters, journal, standby)
+    _ensure_running(rest[active], app.job_name, app.bundle, app.parameters, journal, active)
+    for dc, name in ((active, app.job_name), (standby, app.standby_job)):
+        wait_until(
+            lambda dc=dc, name=name: job_state(rest[dc], name),  # type: ignore[misc]
+            lambda state: state == "running/healthy",
+            timeout=timeout, interval=0.2, what=f"{name} running and healthy in {dc}", progress=progress,
+        )
+    journal.record("deployment.ready", app=app.name, active=active, standby=standby)

@@ -1,0 +1,71 @@
+"""behave hooks: one RunContext per run (``context.failover``), one World per scenario (``context.world``)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from support.config import ConfigError, load_config
+from support.reporting.logs import install_run_log
+from support.reporting.summary import append_scenario, write_run_meta, write_summary
+from support.world import RunContext, World, new_run_id
+
+log = logging.getLogger(__name__)
+
+RESERVED = {"config", "run_id", "run_dir"}
+
+
+def before_all(context: Any) -> None:
+    userdata = context.config.userdata
+    run_id = userdata.get("run_id") or new_run_id()
+    overrides = [f"{key}={value}" for key, value in userdata.items() if key not in RESERVED]
+    try:
+        config = load_config(userdata.get("config"), overrides, run_id=run_id)
+    except ConfigError as exc:
+        raise SystemExit(f"config error: {exc}") from None
+    run_dir = Path(userdata.get("run_dir") or Path(str(config.get("run.reports_dir", "reports"))) / run_id)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    install_run_log(run_dir / "run.log", config.redact, str(config.get("run.log_level", "INFO")))
+    write_run_meta(run_dir, {"run_id": run_id, "config": str(config.source), "target": str(config.get("name", "")),
+                             "started_at": time.time()})
+    log.info("run %s against %s", run_id, config.get("name", config.source))
+    context.failover = RunContext.open(config, run_id, run_dir)
+
+
+def before_scenario(context: Any, scenario: Any) -> None:
+    context.world = World(context.failover, scenario.feature.name, scenario.name, list(scenario.effective_tags))
+
+
+def after_scenario(context: Any, scenario: Any) -> None:
+    world: World | None = getattr(context, "world", None)
+    if world is None:
+        return
+    cleanup_errors = world.close()
+    status = scenario.status.name if hasattr(scenario.status, "name") else str(scenario.status)
+    status = {"passed": "passed", "skipped": "skipped", "untested": "skipped"}.get(status, "failed")
+    if cleanup_errors and status == "passed":
+        status = "failed"
+    error = None
+    for step in scenario.steps:
+        if step.error_message:
+            error = str(step.error_message).strip().splitlines()[-1][:500]
+            break
+    if cleanup_errors and error is None:
+        error = "cleanup failed: " + "; ".join(cleanup_errors)
+    record = world.record(status, error, cleanup_errors)
+    append_scenario(context.failover.run_dir, record)
+    world.journal.record("scenario.finished", status=status)
+    world.attach_evidence(record)
+    if cleanup_errors:
+        raise AssertionError("cleanup failed: " + "; ".join(cleanup_errors))
+
+
+def after_all(context: Any) -> None:
+    run: RunContext | None = getattr(context, "failover", None)
+    if run is None:
+        return
+    write_run_meta(run.run_dir, {"finished_at": time.time()})
+    write_summary(run.run_dir)
+    run.close()

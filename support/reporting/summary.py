@@ -1,0 +1,105 @@
+"""The run summary: ``summary.json`` (validated by ``config/summary.schema.json``) and the console table.
+
+Each scenario's record is appended to ``scenarios.jsonl`` as soon as the scenario ends, so a run that
+crashes half way still yields a summary of what finished.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "summary.schema.json"
+SCENARIOS_FILE = "scenarios.jsonl"
+RUN_FILE = "run.json"
+
+
+def append_scenario(run_dir: Path, record: dict[str, Any]) -> None:
+    with (run_dir / SCENARIOS_FILE).open("a", encoding="utf-8") as out:
+        out.write(json.dumps(record, default=str) + "\n")
+
+
+def write_run_meta(run_dir: Path, meta: dict[str, Any]) -> None:
+    path = run_dir / RUN_FILE
+    merged = json.loads(path.read_text()) if path.exists() else {}
+    merged.update(meta)
+    path.write_text(json.dumps(merged, indent=2, default=str))
+
+
+def read_scenarios(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / SCENARIOS_FILE
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a line cut short by a crash
+    return records
+
+
+def build_summary(run_dir: Path, exit_code: int | None = None) -> dict[str, Any]:
+    meta_path = run_dir / RUN_FILE
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    scenarios = read_scenarios(run_dir)
+    counts = {status: sum(1 for s in scenarios if s["status"] == status) for status in ("passed", "failed", "skipped")}
+    failed = counts["failed"] > 0 or (exit_code not in (None, 0))
+    summary = {
+        "schema_version": 1,
+        "run_id": meta.get("run_id", run_dir.name),
+        "config": meta.get("config", ""),
+        "target": meta.get("target", ""),
+        "started_at": meta.get("started_at"),
+        "finished_at": meta.get("finished_at") or time.time(),
+        "status": "failed" if failed or not scenarios else "passed",
+        "totals": {"scenarios": len(scenarios), **counts},
+        "scenarios": scenarios,
+    }
+    return summary
+
+
+def validate_summary(summary: dict[str, Any]) -> None:
+    schema = json.loads(SCHEMA_PATH.read_text())
+    jsonschema.validate(summary, schema)
+
+
+def write_summary(run_dir: Path, exit_code: int | None = None) -> dict[str, Any]:
+    summary = build_summary(run_dir, exit_code)
+    validate_summary(summary)
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    return summary
+
+
+def _fmt(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.2f}{unit}"
+    return f"{value}{unit}"
+
+
+def summary_table(scenarios: Iterable[dict[str, Any]]) -> str:
+    """A plain-text table: scenario, status, RTO, lost, duplicated, unknown."""
+    header = ("Scenario", "Status", "RTO", "Lost", "Duplicated", "Unknown")
+    rows = [
+        (
+            s["name"][:70],
+            s["status"],
+            _fmt(s.get("rto_s"), " s"),
+            _fmt(s.get("lost")),
+            _fmt(s.get("duplicated")),
+            _fmt(s.get("unknown")),
+        )
+        for s in scenarios
+    ]
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in [header, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

@@ -1,0 +1,366 @@
+"""Traffic: a producer injecting orders at a steady rate and a consumer retrieving outputs, both writing ledgers.
+
+Routing policy ``follow-active`` sends each batch to the data center that currently runs the application
+(rediscovered through the data exchange service when a send fails); ``static`` always sends to one DC.
+A timed-out send is recorded as ``unknown`` (maybe applied), never as failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from support.data.generate import tuple_crc
+from support.data.ledger import FAIL, OK, UNKNOWN, Ledger, ReceivedRow, SentRow
+from support.orchestration import Journal
+from support.streams.errors import StreamsConnectionError, StreamsError, StreamsNotFound
+from support.waits import wait_until
+
+log = logging.getLogger(__name__)
+
+
+class Exchange(Protocol):
+    def endpoints(self, job_name: str, application: Mapping[str, Any] | None = None) -> Any: ...
+
+    def inject(self, url: str, items: Sequence[Mapping[str, Any]], fmt: Any = "json", timeout: Any = None
+               ) -> int: ...
+
+    def retrieve(self, url: str) -> list[dict[str, Any]]: ...
+
+
+class Source(Protocol):
+    def batch(self, size: int) -> list[dict[str, Any]]: ...
+
+
+@dataclass(frozen=True)
+class AppEndpoints:
+    dc: str
+    job_id: str
+    source_url: str
+    sink_url: str
+
+
+class EndpointDirectory:
+    """Where the application's source and sink endpoints are, per data center, re-looked-up at most every
+    ``min_refresh`` seconds."""
+
+    def __init__(self, exchanges: Mapping[str, Exchange], job_name: str,
+                 application: Mapping[str, Any] | None = None, min_refresh: float = 0.2) -> None:
+        self._exchanges = exchanges
+        self._job_name = job_name
+        self._application = application
+        self._min_refresh = min_refresh
+        self._lock = threading.Lock()
+        self._known: dict[str, tuple[float, AppEndpoints | None]] = {}
+
+    @property
+    def datacenters(self) -> list[str]:
+        return list(self._exchanges)
+
+    def lookup(self, dc: str, max_age: float = 1.0) -> AppEndpoints | None:
+        now = time.monotonic()
+        with self._lock:
+            cached = self._known.get(dc)
+        if cached is not None:
+            age = now - cached[0]
+            if age < self._min_refresh or (cached[1] is not None and age < max_age):
+                return cached[1]
+        found: AppEndpoints | None = None
+        try:
+            raw = self._exchanges[dc].endpoints(self._job_name, self._application)
+        except StreamsError as exc:
+            log.debug("endpoint lookup in %s failed: %s", dc, exc)
+            raw = None
+        if raw is not None:
+            found = AppEndpoints(dc, str(raw.job_id), raw.source_url, raw.sink_url)
+        with self._lock:
+            self._known[dc] = (time.monotonic(), found)
+        return found
+
+    def forget(self, dc: str) -> None:
+        with self._lock:
+            self._known.pop(dc, None)
+
+
+class Producer(threading.Thread):
+    """Injects ``rate`` tuples per second in batches every ``batch_interval`` seconds, for at most
+    ``max_duration`` seconds."""
+
+    def __init__(
+        self,
+        directory: EndpointDirectory,
+        exchanges: Mapping[str, Exchange],
+        source: Source,
+        ledger: Ledger[SentRow],
+        journal: Journal,
+        rate: float,
+        batch_interval: float,
+        max_duration: float,
+        policy: str = "follow-active",
+        preferred: Sequence[str] = (),
+    ) -> None:
+        super().__init__(name="producer", daemon=True)
+        self._directory = directory
+        self._exchanges = exchanges
+        self._source = source
+        self._ledger = ledger
+        self._journal = journal
+        self._rate = rate
+        self._interval = batch_interval
+        self._max_duration = max_duration
+        self._policy = policy
+        self._order = list(preferred) + [dc for dc in directory.datacenters if dc not in preferred]
+        self._current: AppEndpoints | None = None
+        self._route_state = "starting"
+        self.stop_event = threading.Event()
+        self.batches = 0
+        self.inject_timeout = 3.0  # seconds to wait for an acknowledgement before the outcome is unknown
+
+    def run(self) -> None:
+        started = time.monotonic()
+        next_tick = started
+        carry = 0.0
+        while not self.stop_event.is_set() and time.monotonic() - started < self._max_duration:
+            carry += self._rate * self._interval
+            size = int(carry)
+            carry -= size
+            if size:
+                self._send(self._source.batch(size))
+            next_tick += self._interval
+            delay = next_tick - time.monotonic()
+            if delay < -1.0:  # fell far behind (a slow send): do not burst to catch up
+                next_tick = time.monotonic()
+                delay = 0.0
+            if delay > 0:
+                self.stop_event.wait(delay)
+        self._journal.record("traffic.producer_stopped", batches=self.batches)
+
+    def _pick_target(self) -> AppEndpoints | None:
+        if self._current is not None:
+            return self._current
+        candidates = self._order if self._policy == "follow-active" else self._order[:1]
+        for dc in candidates:
+            found = self._directory.lookup(dc, max_age=0.0)
+            if found is not None:
+                self._current = found
+                return found
+        return None
+
+    def _send(self, batch: list[dict[str, Any]]) -> None:
+        self.batches += 1
+        target = self._pick_target()
+        t_send = time.time()
+        for item in batch:
+            item["sent_at"] = t_send
+        if target is None:
+            self._record(batch, "", t_send, FAIL, "no data center runs the application")
+            self._transition("no_target", "")
+            return
+        try:
+            accepted = self._exchanges[target.dc].inject(target.source_url, batch, timeout=self.inject_timeout)
+        except StreamsConnectionError as exc:
+            # the request may have reached the service (read timeout, reset after sending): maybe applied
+            outcome = UNKNOWN if exc.outcome_unknown else FAIL
+            self._record(batch, target.dc, t_send, outcome, str(exc))
+            self._drop_target(target)
+            self._transition("unknown" if outcome == UNKNOWN else "refused", target.dc, str(exc))
+        except StreamsError as exc:
+            self._record(batch, target.dc, t_send, FAIL, str(exc))
+            self._drop_target(target)
+            self._transition("refused", target.dc, str(exc))
+        else:
+            if accepted == len(batch):
+                self._record(batch, target.dc, t_send, OK, "")
+                self._transition("accepting", target.dc)
+            else:  # which ones were taken is not known
+                self._record(batch, target.dc, t_send, UNKNOWN, f"accepted {accepted} of {len(batch)}")
+                self._transition("partial", target.dc)
+
+    def _drop_target(self, target: AppEndpoints) -> None:
+        self._current = None
+        self._directory.forget(target.dc)
+
+    def _record(self, batch: list[dict[str, Any]], dc: str, t_send: float, outcome: str, error: str) -> None:
+        t_ack = time.time()
+        self._ledger.extend(
+            SentRow(str(i["id"]), str(i["key"]), int(i["seq"]), dc, t_send, t_ack, outcome, error) for i in batch
+        )
+
+    def _transition(self, state: str, dc: str, error: str = "") -> None:
+        label = f"{state}:{dc}"
+        if label != self._route_state:
+            self._route_state = label
+            self._journal.record(f"traffic.{state}", dc=dc, error=error[:300])
+
+
+class Consumer(threading.Thread):
+    """Retrieves outputs from every data center's sink every ``interval`` seconds."""
+
+    def __init__(
+        self,
+        directory: EndpointDirectory,
+        exchanges: Mapping[str, Exchange],
+        ledger: Ledger[ReceivedRow],
+        journal: Journal,
+        interval: float,
+        max_duration: float,
+        gap: float = 1.0,
+    ) -> None:
+        super().__init__(name="consumer", daemon=True)
+        self._directory = directory
+        self._exchanges = exchanges
+        self._ledger = ledger
+        self._journal = journal
+        self._interval = interval
+        self._max_duration = max_duration
+        self._gap = gap
+        self.stop_event = threading.Event()
+        self.last_output = 0.0  # monotonic instant of the newest output
+        self.streak_start = 0.0  # monotonic instant output started flowing without a gap
+        self._emitting: dict[str, float] = {}
+
+    def run(self) -> None:
+        started = time.monotonic()
+        while not self.stop_event.is_set() and time.monotonic() - started < self._max_duration:
+            tick = time.monotonic()
+            for dc in self._directory.datacenters:
+                self._poll(dc)
+            self.stop_event.wait(max(0.0, self._interval - (time.monotonic() - tick)))
+        self._journal.record("traffic.consumer_stopped", received=len(self._ledger))
+
+    def poll_all(self) -> None:
+        for dc in self._directory.datacenters:
+            self._poll(dc)
+
+    def _poll(self, dc: str) -> None:
+        found = self._directory.lookup(dc, max_age=2.0)
+        if found is None:
+            return
+        try:
+            items = self._exchanges[dc].retrieve(found.sink_url)
+        except StreamsNotFound:
+            self._directory.forget(dc)
+            return
+        except StreamsError as exc:
+            log.debug("retrieve from %s failed: %s", dc, exc)
+            self._directory.forget(dc)
+            return
+        if not items:
+            return
+        t_recv = time.time()
+        now = time.monotonic()
+        self._ledger.extend(_received_row(item, dc, t_recv) for item in items)
+        if now - self.last_output > self._gap:
+            self.streak_start = now
+        self.last_output = now
+        last_seen = self._emitting.get(dc)
+        if last_seen is None or now - last_seen > self._gap:
+            self._journal.record("traffic.output_started", dc=dc, tuples=len(items))
+        self._emitting[dc] = now
+
+
+def _received_row(item: Mapping[str, Any], dc: str, t_recv: float) -> ReceivedRow:
+    try:
+        crc_ok = int(item.get("crc", -1)) == tuple_crc(item)
+    except (TypeError, ValueError):
+        crc_ok = False
+    return ReceivedRow(
+        id=str(item.get("id", "")),
+        key=str(item.get("key", "")),
+        seq=int(item.get("seq", 0) or 0),
+        dc=str(item.get("dc", dc)),
+        t_recv=t_recv,
+        processed_at=float(item.get("processed_at", 0.0) or 0.0),
+        count_for_key=int(item.get("count_for_key", 0) or 0),
+        sum_for_key=float(item.get("sum_for_key", 0.0) or 0.0),
+        crc_ok=crc_ok,
+    )
+
+
+class Traffic:
+    """A producer and a consumer over the same data centers, with their ledgers."""
+
+    def __init__(
+        self,
+        exchanges: Mapping[str, Exchange],
+        job_name: str,
+        application: Mapping[str, Any] | None,
+        source: Source,
+        sent: Ledger[SentRow],
+        received: Ledger[ReceivedRow],
+        journal: Journal,
+        *,
+        rate: float,
+        batch_interval: float,
+        consumer_interval: float,
+        max_duration: float,
+        policy: str = "follow-active",
+        preferred: Sequence[str] = (),
+    ) -> None:
+        self.sent = sent
+        self.received = received
+        self._journal = journal
+        self.directory = EndpointDirectory(exchanges, job_name, application)
+        self.producer = Producer(
+            self.directory, exchanges, source, sent, journal, rate, batch_interval, max_duration, policy, preferred
+        )
+        self.consumer = Consumer(self.directory, exchanges, received, journal, consumer_interval, max_duration)
+        self.rate = rate
+        self._drained = False
+
+    def start(self) -> None:
+        self._journal.record("traffic.started", rate=self.rate)
+        self.consumer.start()
+        self.producer.start()
+
+    def stop_producing(self) -> None:
+        if self.producer.is_alive():
+            self.producer.stop_event.set()
+            self.producer.join(timeout=30)
+
+    def wait_steady(self, seconds: float, timeout: float, progress: Callable[[str, float, float], None] | None = None
+                    ) -> float:
+        """Wait until output has flowed without a gap for ``seconds``; return the streak length."""
+
+        def streak() -> float:
+            if not self.consumer.last_output or time.monotonic() - self.consumer.last_output > 1.0:
+                return 0.0
+            return self.consumer.last_output - self.consumer.streak_start
+
+        return wait_until(
+            streak, lambda s: s >= seconds, timeout=timeout, interval=0.2,
+            what=f"orders flowing steadily for {seconds:g} s", progress=progress,
+        )
+
+    def drain(self, timeout: float, quiet: float = 2.0) -> None:
+        """Stop producing, then collect output until every acknowledged tuple came out or nothing new
+        arrived for ``quiet`` seconds (bounded by ``timeout``); then stop the consumer."""
+        if self._drained:
+            return
+        self.stop_producing()
+        self._journal.record("traffic.draining", timeout=timeout)
+
+        def outstanding() -> tuple[int, float]:
+            received = {row.id for row in self.received.rows()}
+            missing = sum(1 for row in self.sent.rows() if row.outcome == OK and row.id not in received)
+            return missing, time.monotonic() - self.consumer.last_output
+
+        try:
+            wait_until(outstanding, lambda v: v[0] == 0 or v[1] >= quiet, timeout=timeout, interval=0.2,
+                       what="output to drain")
+        except AssertionError as exc:
+            log.warning("%s", exc)
+        self.stop()
+        missing, _ = outstanding()
+        self._journal.record("traffic.drained", missing=missing)
+        self._drained = True
+
+    def stop(self) -> None:
+        self.stop_producing()
+        self.consumer.stop_event.set()
+        if self.consumer.is_alive():
+            self.consumer.join(timeout=30)

@@ -1,0 +1,96 @@
+"""Durations as people write them: ``500 ms``, ``0.5 s``, ``30 seconds``, ``2 minutes``, ``1h``.
+
+``parse_duration`` turns them into float seconds; ``format_duration`` goes back. The same grammar is
+used by ``config/schema.json`` (``DURATION_PATTERN`` must stay equal to the schema's pattern) and by
+the step parameter types.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+__all__ = ["DURATION_PATTERN", "format_duration", "parse_duration"]
+
+_UNIT_SECONDS: dict[str, float] = {
+    "ms": 0.001,
+    "msec": 0.001,
+    "millisecond": 0.001,
+    "milliseconds": 0.001,
+    "s": 1.0,
+    "sec": 1.0,
+    "secs": 1.0,
+    "second": 1.0,
+    "seconds": 1.0,
+    "m": 60.0,
+    "min": 60.0,
+    "mins": 60.0,
+    "minute": 60.0,
+    "minutes": 60.0,
+    "h": 3600.0,
+    "hr": 3600.0,
+    "hrs": 3600.0,
+    "hour": 3600.0,
+    "hours": 3600.0,
+}
+
+#: A non-negative number with an optional unit (no unit = seconds). Kept identical to the
+#: ``duration`` pattern in ``config/schema.json``.
+DURATION_PATTERN = (
+    r"^\s*([0-9]+(\.[0-9]*)?|\.[0-9]+)\s*"
+    r"(ms|msec|milliseconds?|s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?)?\s*$"
+)
+_DURATION_RE = re.compile(DURATION_PATTERN)
+
+_EXAMPLES = "e.g. '500 ms', '30 seconds', '2 minutes', '1h'"
+
+
+def parse_duration(value: str | int | float) -> float:
+    """Return ``value`` in seconds.
+
+    Numbers are seconds. Strings are a number and an optional unit:
+    ``parse_duration("500 ms") == 0.5``, ``parse_duration("1.5 min") == 90.0``.
+    Raises ``ValueError`` naming the value for anything else (negative, NaN, unknown unit, bool).
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"not a duration: {value!r} ({_EXAMPLES})")
+    if isinstance(value, int | float):
+        seconds = float(value)
+        if math.isnan(seconds) or math.isinf(seconds) or seconds < 0:
+            raise ValueError(f"not a duration: {value!r} (must be a finite number of seconds >= 0)")
+        return seconds
+    if not isinstance(value, str):
+        raise ValueError(f"not a duration: {value!r} ({_EXAMPLES})")
+    match = _DURATION_RE.match(value)
+    if match is None:
+        raise ValueError(f"not a duration: {value!r} ({_EXAMPLES})")
+    number = float(match.group(1))
+    unit = match.group(3) or "s"
+    return number * _UNIT_SECONDS[unit]
+
+
+def _number(value: float) -> str:
+    text = f"{value:.3f}".rstrip("0").rstrip(".")
+    return text or "0"
+
+
+def format_duration(seconds: float) -> str:
+    """Format seconds for people, in a form ``parse_duration`` reads back.
+
+    ``0.25 -> "250 ms"``, ``1 -> "1 second"``, ``45.5 -> "45.5 seconds"``, ``150 -> "2.5 minutes"``,
+    ``7200 -> "2 hours"``. Minutes and hours are used only from 2 of them on and when the value is a
+    whole number of half units, so ``125`` stays ``"125 seconds"``.
+    """
+    seconds = float(seconds)
+    if math.isnan(seconds) or math.isinf(seconds):
+        return str(seconds)
+    sign = "-" if seconds < 0 else ""
+    magnitude = abs(seconds)
+    if 0 < magnitude < 1:
+        return f"{sign}{_number(magnitude * 1000)} ms"
+    for unit, size in (("hour", 3600.0), ("minute", 60.0)):
+        units = magnitude / size
+        if units >= 2 and math.isclose(units * 2, round(units * 2), abs_tol=1e-9):
+            return f"{sign}{_number(units)} {unit}s"
+    text = _number(magnitude)
+    return f"{sign}{text} {'second' if text == '1' else 'seconds'}"

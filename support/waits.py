@@ -1,0 +1,64 @@
+"""Waiting on conditions with a deadline (never sleeping blindly)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+class WaitTimeout(AssertionError):
+    """A condition was not reached in time; the message names what was awaited and the last observation."""
+
+    def __init__(self, what: str, timeout: float, last: object) -> None:
+        super().__init__(f"{what}: not reached within {timeout:g} s; last observed: {last}")
+        self.what = what
+        self.timeout = timeout
+        self.last = last
+
+
+Progress = Callable[[str, float, float], None]
+
+
+def wait_until(
+    probe: Callable[[], T],
+    predicate: Callable[[T], bool],
+    *,
+    timeout: float,
+    interval: float = 0.2,
+    what: str,
+    stop: threading.Event | None = None,
+    progress: Progress | None = None,
+) -> T:
+    """Call ``probe`` until ``predicate(value)`` holds; return that value.
+
+    Exceptions raised by ``probe`` count as observations (the condition is not met yet) so that a
+    service that is still starting does not end the wait. Raises :class:`WaitTimeout` naming the last
+    observed value or error when ``timeout`` seconds pass.
+    """
+    started = time.monotonic()
+    deadline = started + timeout
+    last: object = "nothing observed yet"
+    while True:
+        try:
+            value = probe()
+        except Exception as exc:
+            last = f"error: {exc}"
+        else:
+            if predicate(value):
+                return value
+            last = value
+        now = time.monotonic()
+        if progress is not None:
+            progress(what, now - started, timeout)
+        if now >= deadline:
+            raise WaitTimeout(what, timeout, last)
+        pause = min(interval, max(0.0, deadline - now))
+        if stop is not None:
+            if stop.wait(pause):
+                raise WaitTimeout(what + " (interrupted)", timeout, last)
+        else:
+            time.sleep(pause)  # pacing between polls, bounded by the deadline

@@ -1,0 +1,310 @@
+"""DataExchangeClient against a fake transport: discovery, inject (JSON, CSV), retrieve, failures."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fake_http import READ_TIMEOUT, REFUSE, FakeTransport, answer, json_answer, streams_error
+
+from support.config import load_config
+from support.streams.errors import (
+    StreamsApiError,
+    StreamsConnectionError,
+    StreamsError,
+    StreamsNotFound,
+    StreamsTimeout,
+)
+from support.streams.exchange import DataExchangeClient, Endpoints
+from support.streams.http import HttpSettings
+
+ROOT = "https://198.18.1.10:9715/streams/data"
+SOURCE = f"{ROOT}/jobs/3/OrdersIn/ports/0/tuples"
+SINK = f"{ROOT}/jobs/3/OrdersOut/ports/0/tuples"
+SETTINGS = HttpSettings(connect_timeout=1.0, read_timeout=5.0, retries=2, backoff=0.001)
+APP = {"job_name": "orders", "source": {"operator": "OrdersIn", "port": 0}, "sink": {"operator": "OrdersOut"}}
+ITEMS = [
+    {"id": "r1-1", "key": "c1", "seq": 1, "amount": 12.5, "sent_at": 1764139201.25, "crc": 123},
+    {"id": "r1-2", "key": "c2", "seq": 1, "amount": 3.0, "sent_at": 1764139201.5, "crc": 456, "note": "a,b"},
+]
+
+
+def listing(*jobs: dict[str, Any]) -> dict[str, Any]:
+    return {"jobs": list(jobs), "total": len(jobs)}
+
+
+def orders_job(job_id: str = "3", name: str = "orders") -> dict[str, Any]:
+    base = f"{ROOT}/jobs/{job_id}"
+    return {
+        "jobId": job_id,
+        "jobName": name,
+        "applicationName": "orders",
+        "status": "running",
+        "openapi": f"{base}/openapi.json",
+        "endpoints": [
+            {"operator": "OrdersIn", "port": 0, "kind": "source", "url": f"{base}/OrdersIn/ports/0/tuples"},
+            {"operator": "OrdersOut", "port": 0, "kind": "sink", "url": f"{base}/OrdersOut/ports/0/tuples"},
+        ],
+    }
+
+
+@pytest.fixture
+def transport() -> FakeTransport:
+    fake = FakeTransport()
+    fake.route("GET", ROOT, json_answer(listing(orders_job())))
+    return fake
+
+
+def client_for(transport: FakeTransport, **kwargs: Any) -> DataExchangeClient:
+    options: dict[str, Any] = {
+        "auth": {"type": "basic", "username": "streamsadmin", "password": "pw-secret"},
+        "settings": SETTINGS,
+        "adapter": transport,
+        "name": "dc1",
+    }
+    options.update(kwargs)
+    return DataExchangeClient(ROOT, **options)
+
+
+# ------------------------------------------------------------------------------------- discovery
+
+
+def test_jobs_lists_the_running_data_exchange_jobs(transport: FakeTransport) -> None:
+    assert [job["jobName"] for job in client_for(transport).jobs()] == ["orders"]
+
+
+def test_endpoints_are_chosen_by_operator_and_port_from_the_application(transport: FakeTransport) -> None:
+    assert client_for(transport).endpoints("orders", APP) == Endpoints("3", SOURCE, SINK)
+
+
+def test_endpoints_are_chosen_by_kind_without_an_application(transport: FakeTransport) -> None:
+    assert client_for(transport).endpoints("orders") == Endpoints("3", SOURCE, SINK)
+
+
+def test_newest_job_of_that_name_wins_and_other_names_are_ignored(transport: FakeTransport) -> None:
+    transport.route("GET", ROOT, json_answer(listing(orders_job("3"), orders_job("11"), orders_job("12", "other"))))
+
+    endpoints = client_for(transport).endpoints("orders", APP)
+
+    assert endpoints is not None and endpoints.job_id == "11"
+    assert endpoints.source_url == f"{ROOT}/jobs/11/OrdersIn/ports/0/tuples"
+
+
+def test_no_such_job_gives_none(transport: FakeTransport) -> None:
+    transport.route("GET", ROOT, json_answer(listing()))
+
+    assert client_for(transport).endpoints("orders", APP) is None
+
+
+def test_configured_operator_missing_is_not_found(transport: FakeTransport) -> None:
+    app = {**APP, "source": {"operator": "Elsewhere", "port": 0}}
+
+    with pytest.raises(StreamsNotFound, match=r"no source endpoint Elsewhere port 0 .*OrdersIn:0"):
+        client_for(transport).endpoints("orders", app)
+
+
+def test_two_sources_without_configuration_are_ambiguous(transport: FakeTransport) -> None:
+    job = orders_job()
+    job["endpoints"].append({"operator": "More", "port": 0, "kind": "source", "url": f"{ROOT}/x"})
+    transport.route("GET", ROOT, json_answer(listing(job)))
+
+    with pytest.raises(StreamsError, match="2 source endpoints"):
+        client_for(transport).endpoints("orders")
+
+
+def test_listing_of_an_unexpected_shape_is_an_api_error(transport: FakeTransport) -> None:
+    transport.route("GET", ROOT, json_answer([1, 2]))
+
+    with pytest.raises(StreamsApiError, match="expected"):
+        client_for(transport).jobs()
+
+
+# ---------------------------------------------------------------------------------------- inject
+
+
+def test_inject_json_posts_items_and_returns_the_accepted_count(transport: FakeTransport) -> None:
+    transport.route("POST", SOURCE, json_answer({"accepted": 2}))
+
+    accepted = client_for(transport).inject(SOURCE, ITEMS)
+
+    assert accepted == 2
+    (post,) = transport.attempts_for("POST", SOURCE)
+    assert post.headers["Content-Type"] == "application/json"
+    assert post.json() == {"items": ITEMS}
+    expected_auth = "Basic " + base64.b64encode(b"streamsadmin:pw-secret").decode()
+    assert post.headers["Authorization"] == expected_auth
+    assert (post.connect_timeout, post.read_timeout) == (1.0, 5.0)
+
+
+def test_inject_csv_posts_a_header_and_one_row_per_item(transport: FakeTransport) -> None:
+    transport.route("POST", SOURCE, json_answer({"accepted": 2}))
+
+    client_for(transport).inject(SOURCE, ITEMS, fmt="csv")
+
+    (post,) = transport.attempts_for("POST", SOURCE)
+    assert post.headers["Content-Type"] == "text/csv"
+    assert post.body is not None
+    rows = list(csv.reader(io.StringIO(post.body.decode())))
+    assert rows == [
+        ["id", "key", "seq", "amount", "sent_at", "crc", "note"],
+        ["r1-1", "c1", "1", "12.5", "1764139201.25", "123", ""],
+        ["r1-2", "c2", "1", "3.0", "1764139201.5", "456", "a,b"],
+    ]
+
+
+def test_inject_timeout_argument_sets_the_read_timeout(transport: FakeTransport) -> None:
+    transport.route("POST", SOURCE, json_answer({"accepted": 2}))
+
+    client_for(transport).inject(SOURCE, ITEMS, timeout=0.75)
+
+    assert transport.sends[-1].timeout == (1.0, 0.75)
+
+
+def test_inject_of_nothing_sends_nothing(transport: FakeTransport) -> None:
+    assert client_for(transport).inject(SOURCE, []) == 0
+    assert transport.attempts == []
+
+
+def test_inject_after_cancel_is_not_found(transport: FakeTransport) -> None:
+    transport.route(
+        "POST",
+        SOURCE,
+        json_answer({"accepted": 2}),
+        streams_error(404, "CDISW5000E", "CDISW5000E job 3 not found"),
+    )
+    client = client_for(transport)
+    assert client.inject(SOURCE, ITEMS) == 2
+
+    with pytest.raises(StreamsNotFound) as caught:
+        client.inject(SOURCE, ITEMS)
+
+    assert caught.value.error_id == "CDISW5000E"
+
+
+def test_inject_is_not_retried_on_503(transport: FakeTransport) -> None:
+    transport.route("POST", SOURCE, answer(503), json_answer({"accepted": 2}))
+
+    with pytest.raises(StreamsApiError) as caught:
+        client_for(transport).inject(SOURCE, ITEMS)
+
+    assert caught.value.status == 503
+    assert len(transport.attempts_for("POST", SOURCE)) == 1
+
+
+def test_inject_read_timeout_is_a_timeout_with_unknown_outcome_and_not_retried(transport: FakeTransport) -> None:
+    transport.route("POST", SOURCE, READ_TIMEOUT, json_answer({"accepted": 2}))
+
+    with pytest.raises(StreamsTimeout) as caught:
+        client_for(transport).inject(SOURCE, ITEMS)
+
+    assert caught.value.request_sent is True and caught.value.outcome_unknown
+    assert len(transport.attempts_for("POST", SOURCE)) == 1
+
+
+def test_inject_is_retried_when_the_connection_cannot_be_established(transport: FakeTransport) -> None:
+    transport.route("POST", SOURCE, REFUSE, json_answer({"accepted": 2}))
+    assert client_for(transport).inject(SOURCE, ITEMS) == 2
+    assert len(transport.attempts_for("POST", SOURCE)) == 2
+
+    transport.route("POST", SOURCE, REFUSE)
+    with pytest.raises(StreamsConnectionError) as caught:
+        client_for(transport).inject(SOURCE, ITEMS)
+    assert caught.value.request_sent is False and caught.value.attempts == 3
+
+
+def test_inject_answer_without_accepted_count_is_an_api_error(transport: FakeTransport) -> None:
+    transport.route("POST", SOURCE, json_answer({"ok": True}))
+
+    with pytest.raises(StreamsApiError, match="accepted"):
+        client_for(transport).inject(SOURCE, ITEMS)
+
+
+# -------------------------------------------------------------------------------------- retrieve
+
+
+def test_retrieve_returns_items_and_sends_the_start_time(transport: FakeTransport) -> None:
+    out = [{**ITEMS[0], "dc": "dc1", "count_for_key": 1, "sum_for_key": 12.5, "processed_at": 1764139201.3}]
+    transport.route("GET", SINK, json_answer({"items": out}))
+    client = client_for(transport)
+
+    assert client.retrieve(SINK) == out
+    assert client.retrieve(SINK, start_time_ms=1764139200000) == out
+
+    first, second = transport.attempts_for("GET", SINK)
+    assert first.query == {}
+    assert second.query == {"startTime": "1764139200000"}
+
+
+def test_retrieve_logs_the_buffer_overflow_warning(transport: FakeTransport, caplog: pytest.LogCaptureFixture) -> None:
+    transport.route("GET", SINK, json_answer({"items": [], "warning": "start time precedes the oldest tuple"}))
+
+    with caplog.at_level(logging.WARNING, logger="support.streams.exchange"):
+        assert client_for(transport).retrieve(SINK, start_time_ms=1) == []
+
+    assert "precedes the oldest tuple" in caplog.text
+
+
+def test_retrieve_after_cancel_is_not_found(transport: FakeTransport) -> None:
+    transport.route("GET", SINK, streams_error(404, "CDISW5000E", "CDISW5000E job 3 not found"))
+
+    with pytest.raises(StreamsNotFound):
+        client_for(transport).retrieve(SINK)
+
+
+# ------------------------------------------------------------------------------------ from_config
+
+
+def lab_config(tmp_path: Path, *extra: str) -> Any:
+    secret = tmp_path / "pw"
+    secret.write_text("lab-password\n")
+    lab = Path(__file__).resolve().parents[2] / "config" / "lab.yaml"
+    overrides = [f"datacenters.{dc}.rest.auth.password=${{file:{secret}}}" for dc in ("dc1", "dc2")]
+    return load_config(lab, overrides=[*overrides, *extra])
+
+
+def test_from_config_defaults_auth_and_ca_bundle_to_the_rest_settings(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("CA\n")
+    config = lab_config(tmp_path, "http.read_timeout=9 seconds", f"datacenters.dc1.rest.ca_bundle={ca}")
+    transport = FakeTransport()
+    transport.route("GET", ROOT, json_answer(listing()))
+
+    client = DataExchangeClient.from_config(config, "dc1", adapter=transport)
+    client.jobs()
+
+    (send,) = transport.sends
+    assert send.verify == str(ca)
+    assert send.timeout == (3.0, 9.0)
+    assert send.headers["Authorization"] == "Basic " + base64.b64encode(b"streamsadmin:lab-password").decode()
+
+
+def test_from_config_uses_exchange_auth_when_given(tmp_path: Path) -> None:
+    config = lab_config(
+        tmp_path,
+        "datacenters.dc1.exchange.auth.type=bearer",
+        "datacenters.dc1.exchange.auth.token=tok-9",
+        "datacenters.dc1.rest.ca_bundle=null",
+    )
+    transport = FakeTransport()
+    transport.route("GET", ROOT, json_answer(listing()))
+
+    DataExchangeClient.from_config(config, "dc1", adapter=transport).jobs()
+
+    assert transport.sends[0].headers["Authorization"] == "Bearer tok-9"
+
+
+def test_retrieve_is_not_retried_after_a_read_timeout(transport: FakeTransport) -> None:
+    # Consuming reads: a second GET after a timed-out one could hide tuples the first one removed.
+    transport.route("GET", SINK, READ_TIMEOUT, json_answer({"items": []}))
+
+    expected = r"GET .* failed after 1 attempt: read timed out \(read timeout 5 s\)"
+    with pytest.raises(StreamsTimeout, match=expected) as c:
+        client_for(transport).retrieve(SINK)
+
+    assert c.value.request_sent is True
+    assert len(transport.attempts_for("GET", SINK)) == 1

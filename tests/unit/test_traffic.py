@@ -1,0 +1,108 @@
+"""The producer and consumer against a fake two-DC data exchange (the lab covers the real one)."""
+
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from support.data.generate import OrderGenerator
+from support.data.ledger import FAIL, OK, UNKNOWN, Ledger, ReceivedRow, SentRow
+from support.data.validate import check_delivery
+from support.orchestration import Journal
+from support.streams.errors import StreamsNotFound, StreamsTimeout
+from support.streams.exchange import Endpoints
+from support.traffic import Traffic
+from support.waits import wait_until
+
+
+class FakeDC:
+    def __init__(self, name: str, running: bool) -> None:
+        self.name = name
+        self.running = running
+        self.buffer: list[dict[str, Any]] = []
+        self.count: dict[str, int] = {}
+        self.timeout_next = False
+        self.lock = threading.Lock()
+
+    def endpoints(self, job_name: str, application: Mapping[str, Any] | None = None) -> Endpoints | None:
+        if not self.running:
+            return None
+        return Endpoints("1", f"{self.name}/in", f"{self.name}/out")
+
+    def inject(self, url: str, items: Sequence[Mapping[str, Any]], fmt: Any = "json", timeout: Any = None) -> int:
+        with self.lock:
+            if not self.running:
+                raise StreamsNotFound("gone", url=url, status=404)
+            if self.timeout_next:
+                self.timeout_next = False
+                self.buffer.extend(self._process(i) for i in items)  # taken, but the answer never came
+                raise StreamsTimeout("read timed out", url=url, request_sent=True)
+            self.buffer.extend(self._process(i) for i in items)
+            return len(items)
+
+    def _process(self, item: Mapping[str, Any]) -> dict[str, Any]:
+        self.count[item["key"]] = self.count.get(item["key"], 0) + 1
+        return {**item, "dc": self.name, "count_for_key": self.count[item["key"]], "processed_at": time.time()}
+
+    def retrieve(self, url: str, start_time_ms: int | None = None) -> list[dict[str, Any]]:
+        with self.lock:
+            if not self.running:
+                raise StreamsNotFound("gone", url=url, status=404)
+            out, self.buffer = self.buffer, []
+            return out
+
+    def fail(self) -> None:
+        with self.lock:
+            self.running = False
+            self.buffer = []  # whatever was buffered is lost with the job
+
+
+def make_traffic(tmp_path: Path, dcs: dict[str, FakeDC], journal: Journal) -> Traffic:
+    return Traffic(
+        dcs, "orders", None, OrderGenerator(1, "t"),
+        Ledger(tmp_path / "sent.csv", SentRow), Ledger(tmp_path / "received.csv", ReceivedRow), journal,
+        rate=400, batch_interval=0.02, consumer_interval=0.02, max_duration=20, preferred=["dc1", "dc2"],
+    )
+
+
+def test_follow_active_moves_to_the_new_active_and_accounts_for_everything(tmp_path: Path) -> None:
+    dc1, dc2 = FakeDC("dc1", True), FakeDC("dc2", False)
+    journal = Journal(tmp_path / "journal.jsonl")
+    traffic = make_traffic(tmp_path, {"dc1": dc1, "dc2": dc2}, journal)
+    traffic.start()
+    try:
+        traffic.wait_steady(0.3, timeout=10)
+        dc1.timeout_next = True
+        wait_until(lambda: any(r.outcome == UNKNOWN for r in traffic.sent.rows()), bool, timeout=5,
+                   interval=0.01, what="an unknown outcome")
+        dc1.fail()
+        wait_until(lambda: sum(r.outcome == FAIL for r in traffic.sent.rows()), lambda n: n >= 10, timeout=5,
+                   interval=0.01, what="refused sends while no DC runs orders")
+        dc2.running = True
+        wait_until(lambda: sum(r.dc == "dc2" for r in traffic.received.rows()), lambda n: n >= 20, timeout=5,
+                   interval=0.01, what="output from dc2")
+    finally:
+        traffic.drain(timeout=5, quiet=0.3)
+    sent = traffic.sent.rows()
+    report = check_delivery(sent, traffic.received.rows())
+    assert {r.dc for r in sent if r.outcome == OK} == {"dc1", "dc2"}
+    assert report.unknown >= 1 and report.failed >= 10
+    assert report.duplicated == 0 and report.phantom_ids == []
+    # only what sat in dc1's buffer when it failed can be lost
+    assert report.lost < 40
+    assert not traffic.producer.is_alive() and not traffic.consumer.is_alive()
+    events = [e.event for e in journal.events()]
+    assert "traffic.refused" in events or "traffic.no_target" in events
+    assert [e.fields["dc"] for e in journal.events("traffic.output_started")][:2] == ["dc1", "dc2"]
+
+
+def test_producer_keeps_the_rate(tmp_path: Path) -> None:
+    dc1 = FakeDC("dc1", True)
+    traffic = make_traffic(tmp_path, {"dc1": dc1}, Journal(None))
+    started = time.monotonic()
+    traffic.start()
+    wait_until(lambda: len(traffic.sent.rows()), lambda n: n >= 400, timeout=5, interval=0.01, what="400 sent")
+    elapsed = time.monotonic() - started
+    traffic.stop()
+    assert 0.8 <= elapsed <= 2.0  # 400 tuples at 400/s
