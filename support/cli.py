@@ -46,7 +46,7 @@ def run_command(args: argparse.Namespace) -> int:
                              "started_at": time.time()})
     cmd = [
         sys.executable, "-m", "behave",
-        "-f", "allure_behave.formatter:AllureFormatter", "-o", str(results),
+        "-f", "support.reporting.allure_formatter:AllureFormatter", "-o", str(results),
         "-f", "pretty",
         "--junit", "--junit-directory", str(junit),
         "-D", f"config={config.source}", "-D", f"run_id={run_id}", "-D", f"run_dir={run_dir}",

@@ -40,9 +40,10 @@ class Journal:
         self._lock = threading.Lock()
         self._events: list[JournalEvent] = []
 
-    def record(self, event: str, **fields: Any) -> JournalEvent:
-        """Record ``event`` now; ``fields`` must be JSON serialisable."""
-        entry = JournalEvent(event, time.time(), time.monotonic(), self._scenario, dict(fields))
+    def record(self, event: str, at: tuple[float, float] | None = None, **fields: Any) -> JournalEvent:
+        """Record ``event``, which happened now or ``at`` (wall, monotonic); ``fields`` must be JSON serialisable."""
+        wall, mono = at if at is not None else (time.time(), time.monotonic())
+        entry = JournalEvent(event, wall, mono, self._scenario, dict(fields))
         line = json.dumps(entry.to_json(), default=str)
         with self._lock:
             self._events.append(entry)

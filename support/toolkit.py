@@ -82,12 +82,18 @@ class ToolkitMonitor(threading.Thread):
         return self._takeover.get(dc)
 
     def _poll(self, dc: str) -> None:
+        """One look at ``dc``. Everything seen in one look carries the same instant (when the job list
+        answered), and a status transition is journaled before the job changes it caused."""
         try:
             jobs = self._rest[dc].jobs()
         except StreamsError as exc:
             log.debug("monitor: %s jobs unavailable: %s", dc, exc)
             return
-        current = {str(j["id"]): str(j.get("name")) for j in jobs if j.get("status") == "running"}
+        seen = (time.time(), time.monotonic())
+        running = [j for j in jobs if j.get("status") == "running"]
+        for job in running:
+            self._watch_transitions(dc, job, seen)
+        current = {str(j["id"]): str(j.get("name")) for j in running}
         previous = self._jobs[dc]
         for job_id, name in current.items():
             if job_id in previous:
@@ -96,19 +102,16 @@ class ToolkitMonitor(threading.Thread):
                 if name == self._app_job:
                     self._running_at_start.add(dc)
                 continue
-            self._journal.record("toolkit.job_running", dc=dc, job=name, job_id=job_id)
+            self._journal.record("toolkit.job_running", at=seen, dc=dc, job=name, job_id=job_id)
             if name == self._app_job and dc not in self._running_at_start and dc not in self._takeover:
-                self._takeover[dc] = time.time()
-                self._journal.record("toolkit.takeover", dc=dc, job=name, job_id=job_id, source="job list")
+                self._takeover[dc] = seen[0]
+                self._journal.record("toolkit.takeover", at=seen, dc=dc, job=name, job_id=job_id, source="job list")
         for job_id, name in previous.items():
             if job_id not in current and self._baseline_done:
-                self._journal.record("toolkit.job_gone", dc=dc, job=name, job_id=job_id)
+                self._journal.record("toolkit.job_gone", at=seen, dc=dc, job=name, job_id=job_id)
         self._jobs[dc] = current
-        for job in jobs:
-            if job.get("status") == "running":
-                self._watch_transitions(dc, job)
 
-    def _watch_transitions(self, dc: str, job: dict[str, Any]) -> None:
+    def _watch_transitions(self, dc: str, job: dict[str, Any], seen: tuple[float, float]) -> None:
         key = (dc, str(job["id"]))
         api = self._rest[dc]
         try:
@@ -128,9 +131,10 @@ class ToolkitMonitor(threading.Thread):
         if before is None:  # first look at this job: note the state without an event
             self._remote_up[dc] = up
             if self._baseline_done and up:
-                self._journal.record("toolkit.remote_up", dc=dc, job=job.get("name"), transitions=count)
+                self._journal.record("toolkit.remote_up", at=seen, dc=dc, job=job.get("name"), transitions=count)
             return
         if count != before:
             self._remote_up[dc] = up
             event = "toolkit.remote_up" if up else "toolkit.remote_down"
-            self._journal.record(event, dc=dc, job=job.get("name"), transitions=count, source="operator metrics")
+            self._journal.record(event, at=seen, dc=dc, job=job.get("name"), transitions=count,
+                                 source="operator metrics")

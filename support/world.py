@@ -116,7 +116,7 @@ class World:
             lambda: ensure_active_passive(rest, app, active, standby, self.journal, timeout=120),
         )
         ensure_active_passive(rest, app, active, standby, self.journal, timeout=min(self.timeout, 120))
-        self.monitor = ToolkitMonitor(rest, app.job_name, self.journal, interval=0.25, max_duration=self.timeout)
+        self.monitor = ToolkitMonitor(rest, app.job_name, self.journal, interval=0.1, max_duration=self.timeout)
         self.cleanup.push("stop the toolkit monitor", self.monitor.stop)
         self.monitor.start()
         wait_until(lambda: (self.monitor.remote_up(active), self.monitor.remote_up(standby)),  # type: ignore[union-attr]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from support.data.ledger import FAIL, OK, UNKNOWN, ReceivedRow, SentRow
 
@@ -37,7 +38,7 @@ class DeliveryReport:
     def duplicated(self) -> int:
         return len(self.duplicated_ids)
 
-    def counts(self) -> dict[str, object]:
+    def counts(self) -> dict[str, Any]:
         return {
             "sent": self.sent,
             "acknowledged": self.acknowledged,

@@ -1,0 +1,39 @@
+"""CLI: `python -m lab up [--defect NAME[,NAME]] | down | status [--json] | logs [COMPONENT] | reset`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from lab import control
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lab", description="embedded two-DC Teracloud Streams lab")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p_up = sub.add_parser("up", help="bring the lab up (idempotent) with the default deployment")
+    p_up.add_argument("--defect", action="append", default=[], metavar="NAME[,NAME]", help="defect switches")
+    sub.add_parser("down", help="stop everything the lab started and remove its state")
+    p_status = sub.add_parser("status", help="components and their health")
+    p_status.add_argument("--json", action="store_true")
+    p_logs = sub.add_parser("logs", help="print a component's log (no argument: list components)")
+    p_logs.add_argument("component", nargs="?")
+    sub.add_parser("reset", help="restore the default deployment (tests/ops)")
+    args = parser.parse_args(argv)
+    if args.cmd == "up":
+        control.check_root()
+        return control.up(control.parse_defects(args.defect))
+    if args.cmd == "down":
+        return control.down()
+    if args.cmd == "status":
+        return control.status(args.json)
+    if args.cmd == "logs":
+        return control.logs(args.component)
+    if args.cmd == "reset":
+        return control.reset()
+    parser.error(f"unknown command {args.cmd}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

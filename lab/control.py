@@ -1,0 +1,465 @@
+"""Orchestration behind the CLI: `lab up|down|status|logs|reset` (root; runs in the root netns)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import string
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from lab import cgroups, netns, paths, restclient, truth
+
+T = TypeVar("T")
+
+NOT_ROOT = (
+    "lab: the embedded lab needs root to create network namespaces (running as uid {uid}); "
+    "to test a real deployment run: failover-tester run --config config/example-two-dc.yaml"
+)
+
+DEFAULT_DEPLOYMENT: tuple[tuple[str, str], ...] = (("dc2", "orders_standby"), ("dc1", "orders"))
+
+
+class LabError(RuntimeError):
+    pass
+
+
+def wait_for(cond: Callable[[], T | None], deadline_s: float, what: str, interval: float = 0.02) -> T:
+    """Poll `cond` until it returns something truthy; raise LabError at the deadline."""
+    end = time.monotonic() + deadline_s
+    waiter = threading.Event()
+    while True:
+        result = cond()
+        if result:
+            return result
+        if time.monotonic() > end:
+            raise LabError(f"timed out after {deadline_s:.0f} s waiting for {what}")
+        waiter.wait(interval)
+
+
+# ------------------------------------------------------------------------------------------ processes
+
+
+def proc_starttime(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    rest = stat[stat.rindex(")") + 2 :].split()
+    if rest[0] == "Z":
+        return None
+    return int(rest[19])
+
+
+def alive(pid: int) -> bool:
+    return proc_starttime(pid) is not None
+
+
+def load_state() -> dict[str, Any]:
+    try:
+        doc: dict[str, Any] = json.loads(paths.state_file().read_text())
+        return doc
+    except (OSError, ValueError):
+        return {}
+
+
+def save_state(state: dict[str, Any]) -> None:
+    tmp = paths.state_file().with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, paths.state_file())
+
+
+def recorded_pids(state: dict[str, Any]) -> set[int]:
+    """PIDs from state.json that still belong to the process we started (start time checked)."""
+    pids: set[int] = set()
+    for info in state.get("processes", {}).values():
+        pid = int(info.get("pid", 0))
+        if pid > 0 and proc_starttime(pid) == info.get("starttime"):
+            pids.add(pid)
+    return pids
+
+
+def lab_pids(state: dict[str, Any]) -> set[int]:
+    pids = recorded_pids(state) | cgroups.procs() | netns.pids_in_namespaces()
+    pids.discard(os.getpid())
+    return {p for p in pids if alive(p)}
+
+
+def _signal_all(pids: set[int], sig: int) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+
+def spawn_instance(dc: str, defects: list[str]) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(paths.PROJECT_ROOT)
+    env[paths.DEFECTS_ENV] = ",".join(defects)
+    env["PYTHONUNBUFFERED"] = "1"
+    logfile = paths.logs_dir() / f"{dc}-instance.log"
+
+    def preexec() -> None:
+        cgroups.join(dc, os.getpid())
+
+    with open(logfile, "ab") as log:
+        return subprocess.Popen(
+            ["ip", "netns", "exec", paths.netns(dc), sys.executable, "-m", "lab.instance", "--dc", dc],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=paths.LAB_DIR,
+            env=env,
+            start_new_session=True,
+            preexec_fn=preexec,  # the CLI is single-threaded: preexec_fn is safe here
+        )
+
+
+# ----------------------------------------------------------------------------------------------- REST
+
+
+def rest_ready(dc: str) -> bool:
+    try:
+        r = restclient.for_dc(dc, timeout=2.0)
+        status, _ = r.call("GET", f"/streams/instances/{paths.instance_id(dc)}")
+        return status == 200
+    except OSError:
+        return False
+
+
+def submit(dc: str, app: str) -> str:
+    r = restclient.for_dc(dc)
+    status, job = r.call(
+        "POST", f"/streams/instances/{paths.instance_id(dc)}/jobs", {"application": app, "jobName": app}
+    )
+    if status != 201:
+        raise LabError(f"submitting {app} to {dc} answered {status}: {job}")
+    return str(job["id"])
+
+
+def job_healthy(dc: str, job_id: str) -> bool:
+    try:
+        status, job = restclient.for_dc(dc, timeout=2.0).call(
+            "GET", f"/streams/instances/{paths.instance_id(dc)}/jobs/{job_id}"
+        )
+    except OSError:
+        return False
+    return status == 200 and job.get("health") == "healthy"
+
+
+def remote_up_seen(dc: str, job_id: str) -> bool:
+    return any(
+        e.get("event") == "remote_up" and e.get("dc") == dc and e.get("job_id") == job_id for e in truth.read_events()
+    )
+
+
+def deploy_default(t0: float, ready: dict[str, float]) -> dict[str, str]:
+    jobs: dict[str, str] = {}
+    for dc, app in DEFAULT_DEPLOYMENT:
+        jobs[dc] = submit(dc, app)
+    for dc, app in DEFAULT_DEPLOYMENT:
+        wait_for(lambda dc=dc: job_healthy(dc, jobs[dc]), 30, f"{app} in {dc} to be healthy")  # type: ignore[misc]
+        ready[f"{dc} job {app} healthy"] = time.monotonic() - t0
+    for dc, _app in DEFAULT_DEPLOYMENT:
+        wait_for(
+            lambda dc=dc: remote_up_seen(dc, jobs[dc]),  # type: ignore[misc]
+            30,
+            f"{dc} crossdc to see the remote UP",
+        )
+        ready[f"{dc} crossdc remote UP"] = time.monotonic() - t0
+    return jobs
+
+
+# ------------------------------------------------------------------------------------------- commands
+
+
+def check_root() -> None:
+    if os.geteuid() != 0:
+        print(NOT_ROOT.format(uid=os.geteuid()), file=sys.stderr)
+        raise SystemExit(2)
+
+
+def parse_defects(raw: list[str]) -> list[str]:
+    names: list[str] = []
+    for chunk in raw:
+        for name in chunk.split(","):
+            name = name.strip()
+            if not name:
+                continue
+            if name not in paths.KNOWN_DEFECTS:
+                print(
+                    f"lab: unknown defect {name!r} (known: {', '.join(paths.KNOWN_DEFECTS)})",
+                    file=sys.stderr,
+                )
+                raise SystemExit(2)
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def anything_exists() -> bool:
+    return bool(paths.LAB_DIR.exists() or netns.existing() or cgroups.existing_dirs())
+
+
+def healthy() -> bool:
+    state = load_state()
+    if not state.get("up"):
+        return False
+    if any(not netns.ns_exists(ns) for ns in netns.NAMESPACES):
+        return False
+    if len(recorded_pids(state)) != len(state.get("processes", {})):
+        return False
+    return all(rest_ready(dc) for dc in paths.DCS)
+
+
+def _make_password() -> None:
+    f = paths.password_file()
+    if f.exists():
+        return
+    f.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    alphabet = string.ascii_letters + string.digits
+    pw = "".join(secrets.choice(alphabet) for _ in range(24))
+    fd = os.open(f, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(pw + "\n")
+
+
+def up(defects: list[str]) -> int:
+    check_root()
+    t0 = time.monotonic()
+    if paths.state_file().exists() and healthy():
+        if sorted(load_state().get("defects", [])) == sorted(defects):
+            print("lab: already up and healthy (nothing to do); `python -m lab status` for details")
+            return 0
+        print("lab: up with other defect switches; tearing down first")
+        down(quiet=True)
+    elif anything_exists():
+        print("lab: found a half-up lab; tearing it down first")
+        down(quiet=True)
+    ready: dict[str, float] = {}
+
+    try:
+        netns.setup()  # guard route first, route via wan before any process starts
+    except netns.NetError as exc:
+        print(f"lab: network setup failed: {exc}; run `python -m lab down`", file=sys.stderr)
+        return 1
+    ready["network"] = time.monotonic() - t0
+
+    for d in (paths.logs_dir(), paths.snapshots_dir("dc1"), paths.snapshots_dir("dc2")):
+        d.mkdir(parents=True, exist_ok=True)
+    paths.truth_file().touch()
+    _make_password()
+    from lab import certs  # lazy: `cryptography` only where certificates are made
+
+    certs.make_all()
+    ready["certificates"] = time.monotonic() - t0
+
+    cg = cgroups.available()
+    for dc in paths.DCS:
+        cgroups.create(dc)
+    state: dict[str, Any] = {
+        "up": False,
+        "started_at": time.time(),
+        "defects": defects,
+        "netns": list(netns.NAMESPACES),
+        "cgroups": [str(p) for p in cgroups.existing_dirs()],
+        "cgroups_available": cg,
+        "processes": {},
+    }
+    for dc in paths.DCS:
+        proc = spawn_instance(dc, defects)
+        state["processes"][f"{dc}-instance"] = {
+            "pid": proc.pid,
+            "starttime": proc_starttime(proc.pid),
+            "dc": dc,
+            "started_at": time.time(),
+        }
+    save_state(state)
+    try:
+        for dc in paths.DCS:
+            wait_for(lambda dc=dc: rest_ready(dc), 20, f"the {dc} REST API")  # type: ignore[misc]
+            ready[f"{dc} instance REST API"] = time.monotonic() - t0
+        jobs = deploy_default(t0, ready)
+    except (LabError, OSError) as exc:
+        print(f"lab: up failed: {exc}; logs in {paths.logs_dir()}; run `python -m lab down`", file=sys.stderr)
+        return 1
+    total = time.monotonic() - t0
+    state.update(up=True, ready_s={k: round(v, 3) for k, v in ready.items()}, up_s=round(total, 3), jobs=jobs)
+    save_state(state)
+    truth.emit("lab", "lab", "lab_up", up_s=round(total, 3), defects=defects, jobs=jobs)
+    for what, t in ready.items():
+        print(f"lab: {what:<34} ready at {t:6.2f} s")
+    print(
+        f"lab: up in {total:.2f} s — REST {paths.rest_base('dc1')}/streams/resources, "
+        f"{paths.rest_base('dc2')}/streams/resources; CA {paths.ca_pem()}; "
+        f"user {paths.USER}, password in {paths.password_file()}"
+        + (f"; defects: {','.join(defects)}" if defects else "")
+    )
+    return 0
+
+
+def down(quiet: bool = False) -> int:
+    check_root()
+    state = load_state()
+    pids = lab_pids(state)
+    _signal_all(pids, signal.SIGTERM)
+    with contextlib.suppress(LabError):
+        wait_for(lambda: not any(alive(p) for p in pids), 3.0, "lab processes to exit")
+    # anything left (or started meanwhile) in the lab's cgroups / namespaces
+    for _ in range(3):
+        rest = lab_pids(state)
+        if not rest:
+            break
+        _signal_all(rest, signal.SIGKILL)
+        with contextlib.suppress(LabError):
+            wait_for(lambda rest=rest: not any(alive(p) for p in rest), 3.0, "lab processes to die")  # type: ignore[misc]
+    left_pids = lab_pids(state)
+    netns.teardown()
+    left_cg = cgroups.remove()
+    shutil.rmtree(paths.LAB_DIR, ignore_errors=True)
+    problems = []
+    if left_pids:
+        problems.append(f"processes still alive: {sorted(left_pids)}")
+    if left_cg:
+        problems.append(f"cgroups left: {left_cg}")
+    if netns.existing():
+        problems.append(f"network objects left: {netns.existing()}")
+    if problems:
+        print("lab: down incomplete: " + "; ".join(problems), file=sys.stderr)
+        return 1
+    if not quiet:
+        print(f"lab: down ({len(pids)} process(es) stopped; {paths.LAB_NET} left unreachable)")
+    return 0
+
+
+def collect_status() -> dict[str, Any]:
+    state = load_state()
+    doc: dict[str, Any] = {
+        "up": bool(state.get("up")),
+        "lab_dir": str(paths.LAB_DIR),
+        "defects": state.get("defects", []),
+        "network": {ns: netns.ns_exists(ns) for ns in netns.NAMESPACES},
+        "route": netns.route_get(paths.DC_ADDR["dc1"]) if os.geteuid() == 0 else "unknown (not root)",
+        "cgroups": {
+            "available": cgroups.available(),
+            "dirs": [str(p) for p in cgroups.existing_dirs()],
+        },
+        "components": {},
+        "ready_s": state.get("ready_s", {}),
+    }
+    if not doc["cgroups"]["available"].get("cpu") or not doc["cgroups"]["available"].get("memory"):
+        doc["cgroups"]["note"] = "cgroup v1 cpu/memory not available: DC processes run unconfined"
+    healthy_all = doc["up"] and all(doc["network"].values())
+    for name, info in state.get("processes", {}).items():
+        dc = info["dc"]
+        pid = int(info["pid"])
+        comp: dict[str, Any] = {"pid": pid, "alive": proc_starttime(pid) == info.get("starttime")}
+        if comp["alive"] and paths.password_file().exists():
+            try:
+                r = restclient.for_dc(dc, timeout=3.0)
+                jobs = r.get(f"/streams/instances/{paths.instance_id(dc)}/jobs")
+                comp["rest"] = "ok"
+                comp["jobs"] = [
+                    {"id": j["id"], "name": j["name"], "status": j["status"], "health": j["health"]}
+                    for j in jobs["jobs"]
+                ]
+                data = r.call("GET", "/streams/resources")
+                comp["rest_status"] = data[0]
+            except (OSError, restclient.RestError) as exc:
+                comp["rest"] = f"error: {exc}"
+        healthy_all = healthy_all and comp["alive"] and comp.get("rest") == "ok"
+        doc["components"][name] = comp
+    doc["healthy"] = bool(healthy_all)
+    return doc
+
+
+def status(as_json: bool) -> int:
+    doc = collect_status()
+    if as_json:
+        print(json.dumps(doc, indent=2))
+        return 0 if doc["healthy"] else 1
+    print(
+        f"lab: {'up' if doc['up'] else 'not up'}; {'healthy' if doc['healthy'] else 'NOT healthy'}"
+        + (f"; defects: {','.join(doc['defects'])}" if doc["defects"] else "")
+    )
+    for ns, ok in doc["network"].items():
+        print(f"  netns {ns:<10} {'present' if ok else 'absent'}")
+    print(f"  route {doc['route']}")
+    cg = doc["cgroups"]
+    print(
+        f"  cgroups v1 available: {cg['available']}; lab groups: {len(cg['dirs'])}"
+        + (f" ({cg['note']})" if "note" in cg else "")
+    )
+    for name, comp in doc["components"].items():
+        life = "alive" if comp["alive"] else "DEAD"
+        print(f"  {name:<14} pid {comp['pid']:<8} {life}  rest: {comp.get('rest', '-')}")
+        for j in comp.get("jobs", []):
+            print(f"      job {j['id']:<4} {j['name']:<16} {j['status']:<10} {j['health']}")
+    return 0 if doc["healthy"] else 1
+
+
+def logs(component: str | None) -> int:
+    d = paths.logs_dir()
+    comps = sorted(p.stem for p in d.glob("*.log")) if d.exists() else []
+    pe_comps = []
+    for dc in paths.DCS:
+        pd = paths.pes_dir(dc)
+        if pd.exists():
+            pe_comps += [f"{dc}-pe{p.name}" for p in sorted(pd.iterdir(), key=lambda p: int(p.name))]
+    if component is None:
+        print("components: " + " ".join([*comps, *pe_comps, "truth"]))
+        return 0
+    if component == "truth":
+        files = [paths.truth_file()]
+    elif component in comps:
+        files = [d / f"{component}.log"]
+    elif component in pe_comps:
+        dc, pe = component.split("-pe")
+        files = [paths.pes_dir(dc) / pe / "console.log", paths.pes_dir(dc) / pe / "trace.log"]
+    else:
+        print(
+            f"lab: no component {component!r}; known: {' '.join([*comps, *pe_comps, 'truth'])}",
+            file=sys.stderr,
+        )
+        return 2
+    for f in files:
+        if len(files) > 1:
+            print(f"==> {f} <==")
+        with contextlib.suppress(FileNotFoundError):
+            sys.stdout.write(f.read_text(errors="replace"))
+    return 0
+
+
+def reset() -> int:
+    """Restore the default deployment (orders in dc1, orders_standby in dc2). For tests/ops only."""
+    check_root()
+    if not healthy():
+        print("lab: not up; run `python -m lab up`", file=sys.stderr)
+        return 1
+    t0 = time.monotonic()
+    for dc in paths.DCS:
+        r = restclient.for_dc(dc)
+        for job in r.get(f"/streams/instances/{paths.instance_id(dc)}/jobs")["jobs"]:
+            r.call("DELETE", f"/streams/instances/{paths.instance_id(dc)}/jobs/{job['id']}")
+    for dc in paths.DCS:
+        for f in paths.snapshots_dir(dc).glob("*.snapshot"):
+            f.unlink(missing_ok=True)
+    ready: dict[str, float] = {}
+    try:
+        jobs = deploy_default(t0, ready)
+    except LabError as exc:
+        print(f"lab: reset failed: {exc}", file=sys.stderr)
+        return 1
+    state = load_state()
+    state["jobs"] = jobs
+    save_state(state)
+    print(f"lab: default deployment restored in {time.monotonic() - t0:.2f} s (jobs {jobs})")
+    return 0

@@ -1,0 +1,107 @@
+"""Constants of the embedded lab: state directory layout, addresses, ports, names.
+
+Standard library only: imported by the instance service and by every PE.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+LAB_DIR = Path("/run/xdc-lab")
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+DCS: tuple[str, ...] = ("dc1", "dc2")
+DC_ADDR: dict[str, str] = {"dc1": "198.18.1.10", "dc2": "198.18.2.10"}
+LAB_NET = "198.18.0.0/15"
+ROOT_ADDR = "198.18.0.1"
+WAN_ROOT_ADDR = "198.18.0.2"
+
+NETNS_WAN = "xdc-wan"
+ROOT_VETH = "xdc-root"
+
+REST_PORT = 9714
+DATA_PORT = 9715
+CROSSDC_HTTP_PORT = 25091
+SPECIAL_MESSAGE_PORT = 25099
+
+USER = "streamsadmin"
+PRODUCT_VERSION = "7.2.0.0"
+PRODUCT_NAME = "Teracloud Streams"
+
+KNOWN_DEFECTS: tuple[str, ...] = (
+    "lose-snapshot",
+    "no-takeover",
+    "slow-detection",
+    "duplicate-replay",
+    "split-brain",
+    "drop-sink",
+    "reorder",
+)
+DEFECTS_ENV = "XDC_LAB_DEFECTS"
+
+
+def netns(dc: str) -> str:
+    return f"xdc-{dc}"
+
+
+def instance_id(dc: str) -> str:
+    return f"streams-{dc}"
+
+
+def other_dc(dc: str) -> str:
+    return "dc2" if dc == "dc1" else "dc1"
+
+
+def rest_base(dc: str) -> str:
+    return f"https://{DC_ADDR[dc]}:{REST_PORT}"
+
+
+def data_base(dc: str) -> str:
+    return f"https://{DC_ADDR[dc]}:{DATA_PORT}"
+
+
+def ca_pem() -> Path:
+    return LAB_DIR / "ca" / "ca.pem"
+
+
+def ca_key() -> Path:
+    return LAB_DIR / "ca" / "ca.key"
+
+
+def tls_dir(dc: str) -> Path:
+    return LAB_DIR / dc / "tls"
+
+
+def password_file() -> Path:
+    return LAB_DIR / "secrets" / "streams-password"
+
+
+def truth_file() -> Path:
+    return LAB_DIR / "truth.jsonl"
+
+
+def logs_dir() -> Path:
+    return LAB_DIR / "logs"
+
+
+def state_file() -> Path:
+    return LAB_DIR / "state.json"
+
+
+def snapshots_dir(dc: str) -> Path:
+    return LAB_DIR / dc / "snapshots"
+
+
+def pes_dir(dc: str) -> Path:
+    return LAB_DIR / dc / "pes"
+
+
+def read_password() -> str:
+    return password_file().read_text(encoding="ascii").strip()
+
+
+def active_defects() -> frozenset[str]:
+    """Defect switches handed down by `lab up --defect` through the environment."""
+    raw = os.environ.get(DEFECTS_ENV, "")
+    return frozenset(d.strip() for d in raw.split(",") if d.strip())

@@ -1,0 +1,31 @@
+"""Fixtures for the embedded lab tests: one `python -m lab up` per session, `down` at the end."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from labwire import NEEDS_ROOT, Lab, run_lab
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[Lab]:
+    if os.geteuid() != 0:
+        pytest.skip(f"{NEEDS_ROOT} (running as uid {os.geteuid()})")
+    up = run_lab("up")
+    assert up.returncode == 0, f"lab up failed:\n{up.stdout}\n{up.stderr}"
+    try:
+        yield Lab()
+    finally:
+        run_lab("down")
+
+
+@pytest.fixture()
+def default_deployment(lab: Lab) -> Lab:
+    """The default deployment (orders in dc1, orders_standby in dc2), restored if a test changed it."""
+    d1, d2 = lab.job("dc1", "orders"), lab.job("dc2", "orders_standby")
+    if not (d1 and d2 and d1["health"] == "healthy" and d2["health"] == "healthy") or lab.job("dc2", "orders"):
+        r = run_lab("reset")
+        assert r.returncode == 0, r.stderr
+    return lab

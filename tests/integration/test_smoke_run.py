@@ -1,0 +1,95 @@
+"""The whole path against the real lab: `failover-tester run --tags @smoke` cancels orders in dc1, dc2 takes
+over through the toolkit protocol, and the run's reports say how long it took and what was lost.
+
+The measured phases are checked against the lab's ground-truth log (which only tests may read).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.lab
+
+
+def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "support.cli", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(lab: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
+    reports = tmp_path_factory.mktemp("reports")
+    done = run_cli("run", "--tags", "@smoke", "--set", f"run.reports_dir={reports}")
+    return done, reports / "latest"
+
+
+def test_smoke_run_passes_and_prints_results(smoke_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    done, _ = smoke_run
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    assert "RTO" in done.stdout and "Lost" in done.stdout and "Duplicated" in done.stdout
+    assert "report:" in done.stdout and "allure-report/index.html" in done.stdout
+
+
+def test_summary_is_complete_and_valid(smoke_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    _, run_dir = smoke_run
+    summary = json.loads((run_dir / "summary.json").read_text())
+    jsonschema.validate(summary, json.loads((ROOT / "config" / "summary.schema.json").read_text()))
+    assert summary["status"] == "passed" and summary["totals"]["passed"] == 1
+    scenario = summary["scenarios"][0]
+    assert scenario["fault"] == "job-cancel" and scenario["standby"] == "dc2"
+    assert 0 < scenario["rto_s"] < 60
+    phases = scenario["phases_s"]
+    assert 0 < phases["down_detected"] <= phases["takeover"] <= phases["first_output"] == scenario["rto_s"]
+    assert scenario["lost"] <= 50 and scenario["duplicated"] == 0
+    assert scenario["delivery"]["acknowledged"] > 1000
+    assert scenario["delivery"]["received_by_dc"]["dc2"] > 0
+    assert {v["name"] for v in scenario["verdicts"]} >= {"takeover", "recovery_time", "lost", "duplicated"}
+    assert all(v["passed"] for v in scenario["verdicts"])
+
+
+def test_measurements_agree_with_the_lab_ground_truth(lab: Any, smoke_run: tuple[Any, Path]) -> None:
+    _, run_dir = smoke_run
+    journal = [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines()]
+    effective = next(e for e in journal if e["event"] == "fault.effective")
+    takeover = next(e for e in journal if e["event"] == "toolkit.takeover")
+    assert takeover["dc"] == "dc2"
+    truth = [e for e in lab.truth() if e["t"] >= effective["t"] - 5]
+    canceled = [e for e in truth if e["event"] == "job_canceled" and e["dc"] == "dc1"]
+    down = [e for e in truth if e["event"] == "remote_down" and e["dc"] == "dc2"]
+    restored = [e for e in truth if e["event"] == "snapshot_restored" and e["dc"] == "dc2"]
+    submitted = [e for e in truth if e["event"] == "job_submitted" and e["dc"] == "dc2" and e["job_name"] == "orders"]
+    assert canceled and down and restored and submitted, "the lab did not record the failover it should have"
+    # the tester saw the fault no earlier than it happened, and the takeover no earlier than dc2 submitted orders
+    assert effective["t"] >= canceled[0]["t"] - 0.05
+    assert takeover["t"] >= submitted[0]["t"] - 0.05
+    # ... and not much later (polling intervals: 50 ms for the fault, 100 ms for the monitor)
+    assert effective["t"] - canceled[0]["t"] < 1.0
+    assert takeover["t"] - submitted[0]["t"] < 1.0
+    # the standby's DOWN, seen through its watchdog metrics, no earlier than the lab declared it
+    seen_down = next(e for e in journal if e["event"] == "toolkit.remote_down" and e["dc"] == "dc2")
+    assert 0 <= seen_down["t"] - down[0]["t"] < 1.0
+
+
+def test_reports_are_written(smoke_run: tuple[Any, Path]) -> None:
+    _, run_dir = smoke_run
+    html = (run_dir / "allure-report" / "index.html").read_text()
+    assert "googletagmanager" not in html
+    assert list((run_dir / "allure-results").glob("*-result.json"))
+    assert list((run_dir / "junit").glob("*.xml"))
+    ledgers = list((run_dir / "ledgers").glob("*/sent.csv"))
+    assert ledgers and len(ledgers[0].read_text().splitlines()) > 1000
+    log_lines = (run_dir / "run.log").read_text().splitlines()
+    assert log_lines and all(json.loads(line)["message"] is not None for line in log_lines)
+    password = Path("/run/xdc-lab/secrets/streams-password").read_text().strip()
+    for path in run_dir.rglob("*"):
+        if path.is_file():
+            assert password not in path.read_text(errors="replace"), f"secret leaked into {path}"

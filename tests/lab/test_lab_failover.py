@@ -1,0 +1,89 @@
+"""The failover path: cancel dc1's orders -> dc2's stub launches orders with dc1's last snapshot."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import pytest
+from labwire import Lab, run_lab, wait_until
+
+pytestmark = pytest.mark.lab
+
+
+def test_cancel_dc1_orders_dc2_takes_over_with_state(default_deployment: Lab) -> None:
+    lab = default_deployment
+    try:
+        _run_failover(lab)
+    finally:
+        r = run_lab("reset")
+        assert r.returncode == 0, r.stderr
+
+
+def _run_failover(lab: Lab) -> None:
+    job1 = lab.job("dc1", "orders")
+    assert job1 is not None
+    ep1 = lab.endpoints("dc1", job1["id"])
+    lab.get(ep1["sink"])  # drain
+    key = f"cust-{uuid.uuid4().hex[:8]}"
+    items = [{"id": f"{key}-{i}", "key": key, "seq": i, "amount": 1.5, "sent_at": time.time()} for i in range(5)]
+    assert lab.post(ep1["source"], json={"items": items}).json() == {"accepted": 5}
+    got: list[dict[str, Any]] = []
+    wait_until(lambda: got.extend(lab.get(ep1["sink"]).json()["items"]) or len(got) >= 5, 5, "dc1 output")
+    processed = time.time()
+    assert got[-1]["count_for_key"] == 5 and got[-1]["sum_for_key"] == 7.5
+
+    # a snapshot taken after the tuples were processed reaches dc2's stub
+    stored = wait_until(
+        lambda: [
+            e
+            for e in lab.events("snapshot_sent", "dc1", since=processed)
+            if e["job_id"] == job1["id"] and e["taken_at"] > processed
+        ],
+        10,
+        "a replicated snapshot after processing",
+    )[0]
+
+    t_cancel = time.time()
+    r = lab.delete(job1["self"])
+    assert r.status_code == 204
+    assert lab.get(job1["self"]).status_code == 404
+
+    def dc2_orders_running() -> dict[str, Any] | None:
+        j = lab.job("dc2", "orders")
+        return j if j and j["health"] == "healthy" else None
+
+    job2 = wait_until(dc2_orders_running, 10, "orders running in dc2")
+    t_running = time.time() - t_cancel
+    restored = wait_until(lambda: lab.events("snapshot_restored", "dc2", since=t_cancel), 5, "restore")[0]
+    print(f"cancel -> dc2 orders healthy: {t_running:.2f} s; -> state restored {restored['t'] - t_cancel:.2f} s")
+    assert t_running < 6
+
+    down = lab.events("remote_down", "dc2", since=t_cancel)
+    launched = lab.events("failover_launched", "dc2", since=t_cancel)
+    assert down and launched
+    assert launched[0]["new_job_id"] == job2["id"]
+    assert restored["job_id"] == job2["id"] and restored["origin"] == "dc1"
+    # the restored state is dc1's state at its LAST replicated snapshot
+    last_stored = [e for e in lab.events("snapshot_stored", "dc2") if e["origin"] == "dc1" and e["t"] < down[0]["t"]][
+        -1
+    ]
+    assert restored["digest"] == last_stored["digest"]
+    assert restored["total_count"] >= stored["total_count"]
+    # the stub cancels itself right after handing over
+    wait_until(lambda: lab.job("dc2", "orders_standby") is None, 5, "the stub to cancel its own job")
+
+    # tuples injected into dc2 continue from the restored state
+    ep2 = lab.endpoints("dc2", job2["id"])
+    more = {"id": f"{key}-5", "key": key, "seq": 5, "amount": 2.0, "sent_at": time.time()}
+    assert lab.post(ep2["source"], json={"items": [more]}).json() == {"accepted": 1}
+    out: list[dict[str, Any]] = []
+    wait_until(lambda: out.extend(lab.get(ep2["sink"]).json()["items"]) or out, 5, "dc2 output")
+    assert out[0]["dc"] == "dc2"
+    assert out[0]["count_for_key"] == 6 and out[0]["sum_for_key"] == 9.5
+
+    # the failover job's merger metric counts the replayed snapshot
+    merger = f"{job2['operators']}/CrossDCFailover.RemoteDCDataMerger/outputports/0/metrics"
+    metrics = {m["name"]: m["value"] for m in lab.get(merger).json()["metrics"]}
+    assert metrics["nTuplesSubmitted"] == 1

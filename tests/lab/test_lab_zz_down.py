@@ -1,0 +1,50 @@
+"""`lab down` leaves nothing behind (runs last: file name sorts after the others)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from labwire import LAB_DIR, Lab, run_lab
+
+pytestmark = pytest.mark.lab
+
+
+def _lab_pids() -> set[int]:
+    pids: set[int] = set()
+    state = json.loads((LAB_DIR / "state.json").read_text())
+    pids.update(int(p["pid"]) for p in state["processes"].values())
+    for procs in Path("/sys/fs/cgroup").glob("*/xdc-lab/*/cgroup.procs"):
+        pids.update(int(p) for p in procs.read_text().split())
+    return pids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_down_leaves_nothing(lab: Lab) -> None:
+    pids = _lab_pids()
+    assert pids and all(_alive(p) for p in pids)
+    r = run_lab("down")
+    assert r.returncode == 0, r.stderr
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+    assert "xdc-" not in netns
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
+    assert "xdc-" not in links
+    assert not list(Path("/sys/fs/cgroup").glob("*/xdc-lab"))
+    assert not any(_alive(p) for p in pids)
+    assert not LAB_DIR.exists()
+    route = subprocess.run(["ip", "route", "get", "198.18.1.10"], capture_output=True, text=True, check=False)
+    # the kernel answers an `unreachable` route with EHOSTUNREACH ("No route to host")
+    assert route.returncode != 0 and "no route to host" in (route.stdout + route.stderr).lower()
+    guard = subprocess.run(["ip", "route", "show", "198.18.0.0/15"], capture_output=True, text=True, check=True)
+    assert guard.stdout.split()[:2] == ["unreachable", "198.18.0.0/15"]
+    # and down again is harmless
+    assert run_lab("down").returncode == 0

@@ -1,0 +1,96 @@
+"""Wire-level helpers for the embedded lab tests.
+
+Tests talk to the lab only over the wire (HTTPS verified against the lab CA) and read the ground-truth
+log; they never import lab internals except for constants.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+LAB_DIR = Path("/run/xdc-lab")
+CA = LAB_DIR / "ca" / "ca.pem"
+ADDR = {"dc1": "198.18.1.10", "dc2": "198.18.2.10"}
+T = TypeVar("T")
+
+NEEDS_ROOT = "the embedded lab needs root to create network namespaces"
+
+
+def run_lab(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lab", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def wait_until(cond: Callable[[], T | None], timeout: float, what: str, interval: float = 0.05) -> T:
+    end = time.monotonic() + timeout
+    while True:
+        result = cond()
+        if result:
+            return result
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+class Lab:
+    """Wire-level client of the running lab."""
+
+    def __init__(self) -> None:
+        self.password = (LAB_DIR / "secrets" / "streams-password").read_text().strip()
+        self.auth = ("streamsadmin", self.password)
+        self.http = requests.Session()
+        self.http.trust_env = False  # REQUESTS_CA_BUNDLE would otherwise replace session-level verify
+
+    def rest(self, dc: str) -> str:
+        return f"https://{ADDR[dc]}:9714/streams/instances/streams-{dc}"
+
+    def root(self, dc: str) -> str:
+        return f"https://{ADDR[dc]}:9714/streams"
+
+    def data(self, dc: str) -> str:
+        return f"https://{ADDR[dc]}:9715/streams/data"
+
+    def request(self, method: str, url: str, auth: Any = True, **kw: Any) -> requests.Response:
+        kw.setdefault("timeout", 30)
+        return self.http.request(method, url, auth=self.auth if auth is True else auth, verify=str(CA), **kw)
+
+    def get(self, url: str, **kw: Any) -> requests.Response:
+        return self.request("GET", url, **kw)
+
+    def post(self, url: str, **kw: Any) -> requests.Response:
+        return self.request("POST", url, **kw)
+
+    def delete(self, url: str, **kw: Any) -> requests.Response:
+        return self.request("DELETE", url, **kw)
+
+    def job(self, dc: str, name: str) -> dict[str, Any] | None:
+        jobs = self.get(f"{self.rest(dc)}/jobs", params={"name": name}).json()["jobs"]
+        return jobs[0] if jobs else None
+
+    def endpoints(self, dc: str, job_id: str) -> dict[str, str]:
+        doc = self.get(self.data(dc)).json()
+        job = next(j for j in doc["jobs"] if j["jobId"] == job_id)
+        return {e["kind"]: e["url"] for e in job["endpoints"]}
+
+    @staticmethod
+    def truth() -> list[dict[str, Any]]:
+        with open(LAB_DIR / "truth.jsonl", encoding="utf-8") as f:
+            return [json.loads(line) for line in f if line.endswith("\n")]
+
+    def events(self, event: str, dc: str | None = None, since: float = 0.0) -> list[dict[str, Any]]:
+        return [e for e in self.truth() if e["event"] == event and (dc is None or e["dc"] == dc) and e["t"] >= since]
