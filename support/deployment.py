@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from support.orchestration import Journal
+from support.status import wait_job_healthy
 from support.streams.errors import StreamsNotFound
 from support.streams.rest import StreamsRestClient
-from support.waits import Progress, wait_until
+from support.waits import Progress
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +57,6 @@ def _ensure_running(client: StreamsRestClient, job_name: str, bundle: str, param
         journal.record("deployment.submitted", dc=dc, job=job_name, job_id=str(job.get("id")))
 
 
-def job_state(client: StreamsRestClient, job_name: str) -> str:
-    """``status/health`` of the named job, or ``absent``."""
-    job = client.find_job(job_name)
-    if job is None:
-        return "absent"
-    return f"{job.get('status')}/{job.get('health')}"
-
-
 def ensure_active_passive(
     rest: Mapping[str, StreamsRestClient],
     app: AppSpec,
@@ -88,9 +81,5 @@ def ensure_active_passive(
     _ensure_running(rest[standby], app.standby_job, app.standby_bundle, app.parameters, journal, standby)
     _ensure_running(rest[active], app.job_name, app.bundle, app.parameters, journal, active)
     for dc, name in ((active, app.job_name), (standby, app.standby_job)):
-        wait_until(
-            lambda dc=dc, name=name: job_state(rest[dc], name),  # type: ignore[misc]
-            lambda state: state == "running/healthy",
-            timeout=timeout, interval=0.2, what=f"{name} running and healthy in {dc}", progress=progress,
-        )
+        wait_job_healthy(rest[dc], dc, name, timeout, progress)
     journal.record("deployment.ready", app=app.name, active=active, standby=standby)

@@ -50,7 +50,7 @@ def after_scenario(context: Any, scenario: Any) -> None:
     error = None
     for step in scenario.steps:
         if step.error_message:
-            error = str(step.error_message).strip().splitlines()[-1][:500]
+            error = str(step.error_message).strip().splitlines()[-1].removeprefix("ASSERT FAILED: ")[:500]
             break
     if cleanup_errors and error is None:
         error = "cleanup failed: " + "; ".join(cleanup_errors)

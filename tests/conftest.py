@@ -1,24 +1,35 @@
-"""Fixtures for the embedded lab tests: one `python -m lab up` per session, `down` at the end."""
+"""Fixtures for the embedded lab tests: one `python -m lab up` per session, `down` at the end.
+
+The lab is one per machine (fixed namespaces, addresses and /run/xdc-lab): a session holds the lock file
+``/tmp/xdc-lab.lock`` while it uses the lab, so that two test sessions never share or break one lab.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import os
 from collections.abc import Iterator
 
 import pytest
 from labwire import NEEDS_ROOT, Lab, run_lab
 
+LOCK_FILE = "/tmp/xdc-lab.lock"
+
 
 @pytest.fixture(scope="session")
 def lab() -> Iterator[Lab]:
     if os.geteuid() != 0:
         pytest.skip(f"{NEEDS_ROOT} (running as uid {os.geteuid()})")
+    lock = open(LOCK_FILE, "a")  # noqa: SIM115 - held for the whole session
+    fcntl.flock(lock, fcntl.LOCK_EX)
     up = run_lab("up")
     assert up.returncode == 0, f"lab up failed:\n{up.stdout}\n{up.stderr}"
     try:
         yield Lab()
     finally:
         run_lab("down")
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        lock.close()
 
 
 @pytest.fixture()
