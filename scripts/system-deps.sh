@@ -9,6 +9,15 @@ command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 [ -e /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
+# the lab's real parts and the fault library
+command -v iptables >/dev/null 2>&1 || missing+=(iptables)
+[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
+command -v stress-ng >/dev/null 2>&1 || missing+=(stress-ng)
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+[ -e /usr/include/libnetfilter_queue/libnetfilter_queue.h ] || missing+=(libnetfilter-queue-dev)
+command -v gcc >/dev/null 2>&1 || missing+=(gcc)
+command -v javac >/dev/null 2>&1 || missing+=(default-jdk-headless)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
