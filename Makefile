@@ -9,13 +9,14 @@ NODE_STAMP := node_modules/.installed
 CONFIG ?= config/lab.yaml
 TAGS ?= @smoke
 
-.PHONY: help run test lint bootstrap system-deps lab-up lab-down lab-status clean
+.PHONY: help run test lint docs bootstrap system-deps lab-up lab-down lab-status clean
 
 help:
 	@echo "make run       bring the embedded lab up (root) and run the @smoke failover features; reports in reports/latest/"
 	@echo "make test      lint (ruff, mypy), pytest (unit + lab conformance + integration), behave --dry-run"
 	@echo "make lab-up | lab-down | lab-status    drive the embedded two-DC lab"
 	@echo "make lint      ruff and mypy only"
+	@echo "make docs      regenerate docs/steps.md from the step definitions"
 
 system-deps:
 	@bash scripts/system-deps.sh
@@ -45,6 +46,9 @@ test: lint
 run: bootstrap
 	@$(BIN)/failover-tester lab up
 	$(BIN)/failover-tester run --config $(CONFIG) --tags $(TAGS)
+
+docs: bootstrap
+	$(BIN)/failover-tester steps --markdown > docs/steps.md
 
 lab-up: bootstrap
 	@$(BIN)/failover-tester lab up

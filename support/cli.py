@@ -87,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_run_parser(sub)
     sub.add_parser("lab", help="the embedded two-DC lab: up | down | status | logs (needs root)", add_help=False)
+    steps = sub.add_parser("steps", help="print every step of the vocabulary with its description and an example")
+    steps.add_argument("--markdown", action="store_true", help="print the catalogue as Markdown (docs/steps.md)")
     add_config_parser(sub)
     return parser
 
@@ -99,6 +101,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(args_list)
     if args.command == "run":
         return run_command(args)
+    if args.command == "steps":
+        from support.catalog import as_markdown, as_text, collect
+
+        print((as_markdown if args.markdown else as_text)(collect()), end="")
+        return 0
     if args.command == "config":
         from support.cli_config import config_command
 
