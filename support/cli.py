@@ -12,6 +12,7 @@ from pathlib import Path
 
 from support.config import ConfigError, load_config
 from support.reporting.allure import render_single_file
+from support.reporting.html import write_report
 from support.reporting.summary import summary_table, write_run_meta, write_summary
 from support.world import new_run_id
 
@@ -60,6 +61,7 @@ def run_command(args: argparse.Namespace) -> int:
     code = subprocess.call(cmd)
     write_run_meta(run_dir, {"finished_at": time.time(), "behave_exit_code": code})
     summary = write_summary(run_dir, code)
+    html_report = write_report(summary, run_dir)
     index = render_single_file(results, run_dir / "allure-report", Path.cwd(), name=f"Failover tests {run_id}")
     latest = reports / "latest"
     if latest.is_symlink() or latest.exists():
@@ -70,7 +72,8 @@ def run_command(args: argparse.Namespace) -> int:
     print()
     print(f"summary:  {run_dir / 'summary.json'}")
     print(f"journal:  {run_dir / 'journal.jsonl'}")
-    print(f"report:   {index if index else 'not rendered (Allure 3 CLI missing: npm install)'}")
+    print(f"report:   {html_report}")
+    print(f"allure:   {index if index else 'not rendered (Allure 3 CLI missing: npm install)'}")
     print(f"result:   {summary['status']} ({summary['totals']['passed']} passed, {summary['totals']['failed']} failed)")
     return 0 if summary["status"] == "passed" and code == 0 else 1
 
