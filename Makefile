@@ -49,6 +49,7 @@ run: bootstrap
 
 docs: bootstrap
 	$(BIN)/failover-tester steps --markdown > docs/steps.md
+	$(BIN)/python scripts/apidoc.py docs/api.md
 
 lab-up: bootstrap
 	@$(BIN)/failover-tester lab up
