@@ -10,8 +10,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from support.config import ConfigError, load_config
-from support.reporting.allure import render_single_file
+from support.config import Config, ConfigError, load_config
+from support.reporting.allure import render_single_file, write_environment
 from support.reporting.html import write_report
 from support.reporting.summary import summary_table, write_run_meta, write_summary
 from support.world import new_run_id
@@ -62,7 +62,9 @@ def run_command(args: argparse.Namespace) -> int:
     write_run_meta(run_dir, {"finished_at": time.time(), "behave_exit_code": code})
     summary = write_summary(run_dir, code)
     html_report = write_report(summary, run_dir)
-    index = render_single_file(results, run_dir / "allure-report", Path.cwd(), name=f"Failover tests {run_id}")
+    write_environment(results, _environment(config, run_id))
+    index = render_single_file(results, run_dir / "allure-report", Path.cwd(), name=f"Failover tests {run_id}",
+                               history=reports / "allure-history.jsonl")
     latest = reports / "latest"
     if latest.is_symlink() or latest.exists():
         latest.unlink()
@@ -76,6 +78,15 @@ def run_command(args: argparse.Namespace) -> int:
     print(f"allure:   {index if index else 'not rendered (Allure 3 CLI missing: npm install)'}")
     print(f"result:   {summary['status']} ({summary['totals']['passed']} passed, {summary['totals']['failed']} failed)")
     return 0 if summary["status"] == "passed" and code == 0 else 1
+
+
+def _environment(config: Config, run_id: str) -> dict[str, str]:
+    """What the Allure report shows as the run's environment (no secrets: URLs and names only)."""
+    values = {"target": str(config.get("name", "")), "config": str(config.source), "run_id": run_id}
+    for dc in config.datacenters():
+        values[f"{dc}.rest"] = str(config.get(f"datacenters.{dc}.rest.url"))
+        values[f"{dc}.exchange"] = str(config.get(f"datacenters.{dc}.exchange.url"))
+    return values
 
 
 def lab_command(argv: Sequence[str]) -> int:
