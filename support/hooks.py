@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from support.config import ConfigError, load_config
+from support.reporting.allure import label_scenario
 from support.reporting.logs import install_run_log
 from support.reporting.summary import append_scenario, write_run_meta, write_summary
 from support.world import RunContext, World, new_run_id
@@ -35,7 +36,9 @@ def before_all(context: Any) -> None:
 
 
 def before_scenario(context: Any, scenario: Any) -> None:
-    context.world = World(context.failover, scenario.feature.name, scenario.name, list(scenario.effective_tags))
+    tags = list(scenario.effective_tags)
+    label_scenario(tags)
+    context.world = World(context.failover, scenario.feature.name, scenario.name, tags)
 
 
 def after_scenario(context: Any, scenario: Any) -> None:

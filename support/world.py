@@ -18,7 +18,9 @@ from support.deployment import AppSpec, ensure_active_passive
 from support.faults.api import CancelJob
 from support.measure import RecoveryTimeline, Verdict, recovery_timeline
 from support.orchestration import CleanupStack, Journal
-from support.reporting.allure import attach_json, attach_text
+from support.progress import ConsoleProgress
+from support.reporting.allure import attach_json, attach_text, label_dc_pair
+from support.reporting.timeline import build_timeline
 from support.streams.exchange import DataExchangeClient
 from support.streams.rest import StreamsRestClient
 from support.toolkit import ToolkitMonitor
@@ -91,6 +93,7 @@ class World:
         self.verdicts: list[Verdict] = []
         self._delivery: DeliveryReport | None = None
         self.timeout = self.config.duration("run.scenario_timeout")
+        self.progress = ConsoleProgress()
         self.journal.record("scenario.started", feature=feature, tags=tags)
 
     # -- names from the feature text -------------------------------------------------------------
@@ -110,18 +113,20 @@ class World:
     def deploy_active_passive(self, app_name: str, active: str, standby: str) -> None:
         app = self.application(app_name)
         self.app, self.active, self.standby = app, self.datacenter(active), self.datacenter(standby)
+        label_dc_pair(active, standby)
         rest = self.run.rest
         self.cleanup.push(
             f"restore {app.name}: active in {active}, standby in {standby}",
             lambda: ensure_active_passive(rest, app, active, standby, self.journal, timeout=120),
         )
-        ensure_active_passive(rest, app, active, standby, self.journal, timeout=min(self.timeout, 120))
+        ensure_active_passive(rest, app, active, standby, self.journal, timeout=min(self.timeout, 120),
+                              progress=self.progress)
         self.monitor = ToolkitMonitor(rest, app.job_name, self.journal, interval=0.1, max_duration=self.timeout)
         self.cleanup.push("stop the toolkit monitor", self.monitor.stop)
         self.monitor.start()
         wait_until(lambda: (self.monitor.remote_up(active), self.monitor.remote_up(standby)),  # type: ignore[union-attr]
                    lambda seen: seen == (True, True), timeout=60, interval=0.2,
-                   what=f"the toolkit in {active} and {standby} to see each other UP")
+                   what=f"the toolkit in {active} and {standby} to see each other UP", progress=self.progress)
 
     def start_traffic(self, rate: float) -> None:
         if self.app is None:
@@ -152,7 +157,7 @@ class World:
     def wait_steady(self, seconds: float) -> None:
         if self.traffic is None:
             raise StepError("no traffic is flowing: add 'Given orders flow at N tuples per second' first")
-        self.traffic.wait_steady(seconds, timeout=seconds + 60)
+        self.traffic.wait_steady(seconds, timeout=seconds + 60, progress=self.progress)
         self.journal.record("steady", seconds=seconds)
 
     # -- When ---------------------------------------------------------------------------------------
@@ -174,7 +179,7 @@ class World:
             try:
                 wait_until(lambda: self.monitor.takeover_at(dc),  # type: ignore[union-attr]
                            lambda t: t is not None, timeout=remaining + 1.0, interval=0.1,
-                           what=f"{dc} to take over")
+                           what=f"{dc} to take over", progress=self.progress)
             except AssertionError as exc:
                 log.info("%s", exc)
         return self.timeline(dc)
@@ -253,6 +258,12 @@ class World:
             "unknown": delivery.unknown if delivery else None,
             "delivery": delivery.counts() if delivery else None,
             "verdicts": [v.to_json() for v in self.verdicts],
+            "timeline": build_timeline(
+                self.journal.events(),
+                self.traffic.sent.rows() if self.traffic else [],
+                self.traffic.received.rows() if self.traffic else [],
+                timeline.phases() if timeline else None,
+            ),
             "error": error,
             "cleanup_errors": cleanup_errors,
         }

@@ -62,7 +62,7 @@ def line_chart(
 ) -> str:
     """An inline SVG line chart: x in seconds, one line per series, an optional shaded interval (the fault),
     vertical marks (phases) and a horizontal band (the baseline)."""
-    left, right, top, bottom = 48, 12, 14, 30
+    left, right, top, bottom = 48, 12, 26, 30
     n = max((len(v) for v in series.values()), default=0)
     if n == 0:
         return '<p class="muted">no data</p>'
@@ -94,7 +94,7 @@ def line_chart(
     for tick in range(11):
         t = x_max * tick / 10
         parts.append(f'<text x="{x(t):.1f}" y="{height - 10}" text-anchor="middle">{t:.0f}s</text>')
-    parts.append(f'<text x="4" y="{top + 4}" >{_e(y_label)}</text>')
+    parts.append(f"<text x=\"4\" y=\"12\">{_e(y_label)}</text>")
     for index, (name, values) in enumerate(series.items()):
         color = COLORS[index % len(COLORS)]
         points = " ".join(f"{x((i + 0.5) * step):.1f},{y(v):.1f}" for i, v in enumerate(values))
