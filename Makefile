@@ -9,7 +9,7 @@ NODE_STAMP := node_modules/.installed
 CONFIG ?= config/lab.yaml
 TAGS ?= @smoke
 
-.PHONY: help run test lint docs bootstrap system-deps lab-up lab-down lab-status clean
+.PHONY: help run test lint docs bench bootstrap system-deps lab-up lab-down lab-status clean
 
 help:
 	@echo "make run       bring the embedded lab up (root) and run the @smoke failover features; reports in reports/latest/"
@@ -17,6 +17,7 @@ help:
 	@echo "make lab-up | lab-down | lab-status    drive the embedded two-DC lab"
 	@echo "make lint      ruff and mypy only"
 	@echo "make docs      regenerate docs/steps.md from the step definitions"
+	@echo "make bench     run every bench/*.py (lab ones need root and take the lab lock); JSON in reports/bench/"
 
 system-deps:
 	@bash scripts/system-deps.sh
@@ -46,6 +47,14 @@ test: lint
 run: bootstrap
 	@$(BIN)/failover-tester lab up
 	$(BIN)/failover-tester run --config $(CONFIG) --tags $(TAGS)
+
+# Each bench/<name>.py writes reports/bench/<name>.json (files starting with _ are helpers); all run, the
+# target fails if any failed.
+bench: bootstrap
+	@mkdir -p reports/bench
+	@failed=0; for script in bench/[a-z]*.py; do \
+		echo "== bench: $$script"; $(BIN)/python $$script || failed=1; \
+	done; exit $$failed
 
 docs: bootstrap
 	$(BIN)/failover-tester steps --markdown > docs/steps.md

@@ -1,4 +1,4 @@
-"""CLI: `python -m lab up [--defect NAME[,NAME]] | down | status [--json] | logs [COMPONENT] | reset`."""
+"""CLI: `python -m lab up [--defect NAME[,NAME]] | down | status [--json] | logs [COMPONENT] | reset [--mode M]`."""
 
 from __future__ import annotations
 
@@ -18,7 +18,12 @@ def main(argv: list[str] | None = None) -> int:
     p_status.add_argument("--json", action="store_true")
     p_logs = sub.add_parser("logs", help="print a component's log (no argument: list components)")
     p_logs.add_argument("component", nargs="?")
-    sub.add_parser("reset", help="restore the default deployment (tests/ops)")
+    p_reset = sub.add_parser("reset", help="restore a deployment through REST (tests/ops)")
+    p_reset.add_argument(
+        "--mode",
+        default="active-passive",
+        help="active-passive: orders in dc1 + orders_standby in dc2 (default); active-active: orders in both",
+    )
     args = parser.parse_args(argv)
     if args.cmd == "up":
         control.check_root()
@@ -30,7 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "logs":
         return control.logs(args.component)
     if args.cmd == "reset":
-        return control.reset()
+        if args.mode not in control.DEPLOYMENTS:
+            known = ", ".join(sorted(control.DEPLOYMENTS))
+            print(f"lab: unknown --mode {args.mode!r} (known: {known})", file=sys.stderr)
+            return 2
+        return control.reset(args.mode)
     parser.error(f"unknown command {args.cmd}")
     return 2
 

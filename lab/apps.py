@@ -38,15 +38,36 @@ class EndpointSpec:
 
 
 @dataclass(frozen=True)
+class StreamSpec:
+    """An operator connection: output port `src_port` of `src` feeds input port `dst_port` of `dst`."""
+
+    name: str
+    src: str
+    src_port: int
+    dst: str
+    dst_port: int
+
+
+@dataclass(frozen=True)
 class AppSpec:
     name: str
     version: str
+    main_composite: str
     pe_count: int
     operators: tuple[OperatorSpec, ...]
     endpoints: tuple[EndpointSpec, ...] = ()
     downstream: dict[int, int] = field(default_factory=dict)  # PE index -> next PE index
     pe_in_ops: dict[int, tuple[str, ...]] = field(default_factory=dict)
     pe_out_ops: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    streams: tuple[StreamSpec, ...] = ()
+    #: submission-time parameters the application declares, with their defaults ("" = none)
+    parameters: dict[str, str] = field(default_factory=dict)
+
+    def stream_out(self, op: str, port: int) -> str:
+        return next((s.name for s in self.streams if s.src == op and s.src_port == port), f"{op}_out{port}")
+
+    def stream_in(self, op: str, port: int) -> str:
+        return next((s.name for s in self.streams if s.dst == op and s.dst_port == port), f"{op}_in{port}")
 
 
 _CROSSDC_PORTS: dict[str, tuple[int, int]] = {
@@ -60,39 +81,72 @@ _CROSSDC_PORTS: dict[str, tuple[int, int]] = {
     crossdc.OP_MERGER: (1, 1),
 }
 
+_CROSSDC_STREAMS: tuple[StreamSpec, ...] = (
+    StreamSpec("HeartbeatSignal", crossdc.OP_HB_GENERATOR, 0, crossdc.OP_HB_PREPARER, 0),
+    StreamSpec("SerializedHeartbeatMessage", crossdc.OP_HB_PREPARER, 0, crossdc.OP_SENDER1, 0),
+    StreamSpec("SerializedNonHeartbeatMessage", crossdc.OP_HB_PREPARER, 0, crossdc.OP_SENDER2, 0),
+    StreamSpec("BinData", crossdc.OP_RECEIVER_HB, 0, crossdc.OP_HB_WATCHDOG, 0),
+    StreamSpec("BinData2", crossdc.OP_RECEIVER, 0, crossdc.OP_MERGER, 0),
+)
+
 
 def _crossdc_ops(pe_index: int) -> tuple[OperatorSpec, ...]:
     return tuple(OperatorSpec(n, k, pe_index, *_CROSSDC_PORTS[n]) for n, k in crossdc.OPERATORS)
 
 
 SPECIAL_OP = "SpecialMessagePort"
+SINK_OP = "OrdersOut"
+SINK_BUFFER_SIZE = 1000  # EndpointSink bufferSize default
+
+_CROSSDC_PARAMS = {k: crossdc.DEFAULTS.get(k, "") for k in crossdc.CONFIG_KEYS}
 
 APPS: dict[str, AppSpec] = {
     "orders": AppSpec(
         name="orders",
         version="1.0.0",
+        main_composite="orders::Orders",
         pe_count=3,
         operators=(
             OperatorSpec("OrdersIn", "spl.endpoint::EndpointSource", 0, 0, 1),
             OperatorSpec("Aggregator", "orders::Aggregator", 1, 1, 1),
             *_crossdc_ops(1),
             OperatorSpec(SPECIAL_OP, "spl.adapter::TCPSource", 1, 0, 1),
-            OperatorSpec("OrdersOut", "spl.endpoint::EndpointSink", 2, 1, 0),
+            OperatorSpec(SINK_OP, "spl.endpoint::EndpointSink", 2, 1, 0),
         ),
-        endpoints=(EndpointSpec("OrdersIn", 0, "source", 0), EndpointSpec("OrdersOut", 0, "sink", 2)),
+        endpoints=(EndpointSpec("OrdersIn", 0, "source", 0), EndpointSpec(SINK_OP, 0, "sink", 2)),
         downstream={0: 1, 1: 2},
-        pe_in_ops={0: ("OrdersIn",), 1: ("Aggregator",), 2: ("OrdersOut",)},
+        pe_in_ops={0: ("OrdersIn",), 1: ("Aggregator",), 2: (SINK_OP,)},
         pe_out_ops={0: ("OrdersIn",), 1: ("Aggregator",)},
+        streams=(
+            StreamSpec("Orders", "OrdersIn", 0, "Aggregator", 0),
+            StreamSpec("Totals", "Aggregator", 0, SINK_OP, 0),
+            StreamSpec("SpecialMessage", SPECIAL_OP, 0, crossdc.OP_HB_PREPARER, 0),
+            *_CROSSDC_STREAMS,
+        ),
+        parameters={
+            **_CROSSDC_PARAMS,
+            "crossDCOperationMode": "1",
+            "specialMessagePort": str(paths.SPECIAL_MESSAGE_PORT),
+            f"{SINK_OP}.bufferSize": str(SINK_BUFFER_SIZE),
+            f"{SINK_OP}.consumingReads": "true",
+        },
     ),
     "orders_standby": AppSpec(
         name="orders_standby",
         version="1.0.0",
+        main_composite="orders::OrdersStandby",
         pe_count=1,
         operators=_crossdc_ops(0),
+        streams=_CROSSDC_STREAMS,
+        parameters={
+            **_CROSSDC_PARAMS,
+            "crossDCOperationMode": "0",
+            "failoverApplication": "orders",
+            "failoverJobName": "",
+            "specialMessagePort": str(paths.SPECIAL_MESSAGE_PORT),
+        },
     ),
 }
-
-SINK_BUFFER_SIZE = 1000
 
 # -------------------------------------------------------------------------------------------- behaviour
 
@@ -104,13 +158,17 @@ def _num(v: Any) -> float:
         return 0.0
 
 
+def _bool(v: str) -> bool:
+    return v.strip().lower() in ("true", "1", "yes")
+
+
 class SourcePE:
     """PE 0 of `orders`: EndpointSource OrdersIn."""
 
     def __init__(self, ctx: PEContext, server: ControlServer) -> None:
         assert ctx.downstream_port is not None
         self.ctx = ctx
-        self.down = Downstream(ctx.downstream_port)
+        self.down = Downstream(ctx.downstream_port, ctx.metrics)
         server.handlers["inject"] = self.inject
 
     def inject(self, msg: dict[str, Any]) -> dict[str, Any]:
@@ -120,8 +178,34 @@ class SourcePE:
         return {"accepted": len(items)}
 
 
-class AggregatorPE:
-    """PE 1 of `orders`: Aggregator fused with the CrossDCFailover composite and SpecialMessagePort."""
+# Roles of the orders Aggregator (the application's own fencing, see AggregatorPE)
+ACTIVE = "active"
+HOLDING = "holding"
+STANDBY = "standby"
+
+REORDER_EVERY = 50  # defect reorder: every 50th output is emitted after the next output of its key
+REORDER_MAX_HOLD_S = 0.5
+OUTBOX_SIZE = 100  # defect duplicate-replay: outputs carried in each snapshot and re-emitted on restore
+
+
+class AggregatorPE(crossdc.CrossDCApp):
+    """PE 1 of `orders`: Aggregator fused with the CrossDCFailover composite and SpecialMessagePort.
+
+    State per key: `[count, sum]`. The snapshot blob is `{"state": {key: [count, sum]}, "taken_at": t}`.
+    A restored snapshot is merged per key, keeping the more advanced copy (the higher count); a stood-down
+    aggregator takes the remote's state as it is.
+
+    Fencing (the application's own logic, active/passive only, i.e. the remote never replicated to this job
+    before contact was lost): after this PE was paused long enough for the remote to report it DOWN
+    (`max((M-1)*H, 2*H, 0.5 s)`), or after the remote was reported DOWN and then UP again, the aggregator
+    holds its output until it knows whether the remote took over. A remote that now replicates (a type-2
+    snapshot) is an active: the aggregator stands down (drops the held output, stops emitting and
+    replicating, retracts its snapshot at the remote, keeps receiving the remote's snapshots). The same
+    happens when a remote that was UP for a whole decision window without replicating starts to replicate.
+    A remote that only heartbeats for D + 2H (or that goes DOWN) did not take over: the held output is
+    emitted. A stood-down aggregator becomes active again, with the remote's last snapshot as its state,
+    when the remote goes DOWN. Defect `split-brain` disables all of this.
+    """
 
     def __init__(self, ctx: PEContext, server: ControlServer) -> None:
         assert ctx.downstream_port is not None
@@ -129,17 +213,42 @@ class AggregatorPE:
         self.lock = threading.Lock()
         self.state: dict[str, list[Any]] = {}
         self.first_output_done = False
-        self.down = Downstream(ctx.downstream_port)
+        self.down = Downstream(ctx.downstream_port, ctx.metrics)
+        self.role = ACTIVE
+        self.suspect = False  # the remote was reported DOWN: it may take over meanwhile
+        self.peer_active = False  # the remote replicated to us while in contact: active/active
+        self.remote_up_since: float | None = None  # monotonic time of the remote's last UP
+        self.hold_deadline: float | None = None
+        self.held: list[dict[str, Any]] = []
+        self.standby_drops = 0
+        self.outbox: deque[dict[str, Any]] = deque(maxlen=OUTBOX_SIZE)
+        self.reorder_n = 0
+        self.reorder_slot: dict[str, tuple[dict[str, Any], float]] = {}
+        self.fencing = "split-brain" not in ctx.defects
         cfg = crossdc.Config.from_params(ctx.params, ctx.dc, default_mode=1)
-        self.crossdc = crossdc.CrossDC(ctx, cfg, snapshot_fn=self.snapshot, restore_fn=self.merge)
+        self.cfg = cfg
+        self.crossdc = crossdc.CrossDC(ctx, cfg, self)
         server.on_stream = self.process
         self.crossdc.start()
-        self.special = _bind_retry((paths.DC_ADDR[ctx.dc], paths.SPECIAL_MESSAGE_PORT))
+        port = int(ctx.param("specialMessagePort", str(paths.SPECIAL_MESSAGE_PORT)))
+        self.special = _bind_retry((paths.DC_ADDR[ctx.dc], port))
         threading.Thread(target=self._special_loop, name=SPECIAL_OP, daemon=True).start()
 
+    def _trace(self, level: str, msg: str) -> None:
+        self.ctx.trace.log(level, "Aggregator", msg)
+
+    # ------------------------------------------------------------------ tuples
     def process(self, items: list[dict[str, Any]]) -> None:
+        self.crossdc.check_pause()
         outs: list[dict[str, Any]] = []
+        first = False
         with self.lock:
+            self.ctx.metrics.inc("Aggregator", "in", len(items))
+            if self.role == STANDBY:
+                if not self.standby_drops:
+                    self._trace("WARN", "standing by: input tuples are not processed")
+                self.standby_drops += len(items)
+                return
             for item in items:
                 key = str(item.get("key", ""))
                 st = self.state.get(key)
@@ -150,9 +259,14 @@ class AggregatorPE:
                 out = dict(item)
                 out.update(dc=self.ctx.dc, count_for_key=st[0], sum_for_key=st[1], processed_at=time.time())
                 outs.append(out)
-            self.ctx.metrics.inc("Aggregator", "in", len(items))
-            self.down.send(outs)
-            self.ctx.metrics.inc("Aggregator", "out", len(outs))
+            if "duplicate-replay" in self.ctx.defects:
+                self.outbox.extend(outs)
+            if "reorder" in self.ctx.defects:
+                outs = self._reorder(outs)
+            if self.role == HOLDING:
+                self.held.extend(outs)
+                return
+            self._emit(outs)
             first = bool(outs) and not self.first_output_done
             self.first_output_done = self.first_output_done or bool(outs)
         if first:
@@ -165,32 +279,169 @@ class AggregatorPE:
                 count_for_key=outs[0]["count_for_key"],
             )
 
-    def snapshot(self) -> tuple[str, bytes, dict[str, Any]]:
+    def _emit(self, outs: list[dict[str, Any]]) -> None:
+        """Send downstream (caller holds the lock, so the output order is the processing order)."""
+        if outs:
+            self.down.send(outs)
+            self.ctx.metrics.inc("Aggregator", "out", len(outs))
+
+    def _reorder(self, outs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Defect `reorder`: hold back every REORDER_EVERY-th output until the next output of its key."""
+        result: list[dict[str, Any]] = []
+        now = time.monotonic()
+        for out in outs:
+            key = str(out.get("key", ""))
+            held = self.reorder_slot.pop(key, None)
+            self.reorder_n += 1
+            if held is None and self.reorder_n % REORDER_EVERY == 0:
+                self.reorder_slot[key] = (out, now)
+                continue
+            result.append(out)
+            if held is not None:
+                result.append(held[0])
+        result += self._expired_reorder_slots(now)
+        return result
+
+    def _expired_reorder_slots(self, now: float) -> list[dict[str, Any]]:
+        old = [k for k, (_, t) in self.reorder_slot.items() if now - t > REORDER_MAX_HOLD_S]
+        return [self.reorder_slot.pop(k)[0] for k in old]
+
+    # ------------------------------------------------------------------ the composite's streams
+    def snapshot(self) -> tuple[str, bytes, dict[str, Any]] | None:
         with self.lock:
+            if self.role == STANDBY:
+                return None
             taken_at = time.time()
             state = {k: [v[0], v[1]] for k, v in self.state.items()}
-        blob = json.dumps({"state": state, "taken_at": taken_at}, separators=(",", ":")).encode()
+            doc: dict[str, Any] = {"state": state, "taken_at": taken_at}
+            if "duplicate-replay" in self.ctx.defects:
+                doc["outbox"] = list(self.outbox)
+        blob = json.dumps(doc, separators=(",", ":")).encode()
         info = {"keys": len(state), "total_count": sum(v[0] for v in state.values()), "taken_at": taken_at}
         return "Aggregator", blob, info
 
-    def merge(self, blob: bytes, origin: str, snapshot_origin: str) -> dict[str, Any]:
-        doc = json.loads(blob)
+    def restore(self, msg: crossdc.Message, reason: str) -> dict[str, Any] | None:
+        doc = json.loads(msg.blob)
         incoming: dict[str, list[Any]] = doc.get("state", {})
+        replayed: list[dict[str, Any]] = []
         with self.lock:
+            replace = self.role == STANDBY
+            taken = 0
             for key, (count, total) in incoming.items():
                 cur = self.state.get(key)
-                if cur is None:
+                if replace or cur is None or int(count) > int(cur[0]):
                     self.state[key] = [int(count), float(total)]
-                else:
-                    cur[0] += int(count)
-                    cur[1] = round(cur[1] + float(total), 2)
-        self.ctx.trace.log("INFO", "Aggregator", f"merged state of {origin}/{snapshot_origin}: {len(incoming)} keys")
+                    taken += 1
+            if "duplicate-replay" in self.ctx.defects and doc.get("outbox"):
+                # defect: the restored state re-emits the output it had already produced
+                now = time.time()
+                replayed = [dict(o, dc=self.ctx.dc, processed_at=now) for o in doc["outbox"]]
+                self._emit(replayed)
+        self._trace(
+            "INFO",
+            f"merged state of {msg.origin}/{msg.snapshot_origin} ({reason}): {len(incoming)} keys, {taken} taken"
+            + (f"; re-emitted {len(replayed)} outputs" if replayed else ""),
+        )
         return {
             "keys": len(incoming),
+            "keys_taken": taken,
             "total_count": sum(int(v[0]) for v in incoming.values()),
             "taken_at": doc.get("taken_at"),
+            "merge": "replace" if replace else "max_count",
+            "reemitted": len(replayed),
         }
 
+    def on_remote_status(self, up: bool, orderly: bool) -> None:
+        if not self.fencing:
+            return
+        with self.lock:
+            if not up:
+                if orderly:
+                    return
+                if self.role == STANDBY:
+                    self._resume("the remote went DOWN while this job stood by")
+                elif self.role == HOLDING:
+                    self._resume("the remote went DOWN while output was held")
+                elif not self.peer_active:
+                    self.suspect = True
+                return
+            self.remote_up_since = time.monotonic()
+            if self.suspect and not self.peer_active and self.role == ACTIVE:
+                self._hold("the remote is UP again after it was DOWN")
+                self.hold_deadline = time.monotonic() + self._decision_window()
+            self.suspect = False
+
+    def on_remote_heartbeat(self, msg: crossdc.Message) -> None:
+        with self.lock:
+            if self.role == HOLDING and self.hold_deadline is None:
+                self.hold_deadline = time.monotonic() + self._decision_window()
+
+    def on_remote_snapshot(self, msg: crossdc.Message) -> None:
+        retract = False
+        with self.lock:
+            # a remote that had been UP for a whole decision window without replicating was passive: if it
+            # replicates now, it took over (e.g. while this PE hung for less than the pause threshold)
+            late = (
+                self.remote_up_since is not None
+                and time.monotonic() - self.remote_up_since > self._decision_window()
+            )
+            if (
+                self.fencing
+                and self.role != STANDBY
+                and (self.role == HOLDING or self.suspect or late)
+                and not self.peer_active
+            ):
+                dropped = len(self.held)
+                self.held.clear()
+                self.role = STANDBY
+                self.suspect = False
+                self.hold_deadline = None
+                self.standby_drops = 0
+                retract = True
+                self._trace(
+                    "WARN",
+                    f"{msg.origin} replicates its state: it took over; standing down ({dropped} held outputs dropped)",
+                )
+                self.ctx.truth("Aggregator", "stood_down", remote=msg.origin, dropped_outputs=dropped)
+            elif self.role == ACTIVE and not self.suspect:
+                self.peer_active = True
+        if retract:
+            self.crossdc.retract_snapshot("Aggregator")
+
+    def on_local_pause(self, gap_s: float) -> None:
+        if not self.fencing:
+            return
+        with self.lock:
+            if self.role == ACTIVE and not self.peer_active and self.crossdc.remote_up:
+                self._hold(f"this PE was paused for {gap_s:.1f} s: the remote may have taken over")
+                self.hold_deadline = None  # decided after the next heartbeat from the remote
+
+    def on_tick(self) -> None:
+        with self.lock:
+            if self.role == HOLDING and self.hold_deadline is not None and time.monotonic() > self.hold_deadline:
+                self._resume("the remote did not take over")
+            if self.reorder_slot and self.role != HOLDING:
+                self._emit(self._expired_reorder_slots(time.monotonic()))
+
+    def _decision_window(self) -> float:
+        return self.cfg.snapshot_interval + 2 * self.cfg.hb_interval
+
+    def _hold(self, why: str) -> None:
+        self.role = HOLDING
+        self._trace("WARN", f"holding output: {why}")
+        self.ctx.truth("Aggregator", "fencing_hold", reason=why)
+
+    def _resume(self, why: str) -> None:
+        was = self.role
+        held, self.held = self.held, []
+        self.role = ACTIVE
+        self.hold_deadline = None
+        self.suspect = False
+        self._emit(held)
+        self._trace("INFO", f"active again ({why}); {len(held)} held outputs emitted")
+        self.ctx.truth("Aggregator", "resumed_active", reason=why, previous=was, emitted=len(held))
+
+    # ------------------------------------------------------------------ SpecialMessagePort
     def _special_loop(self) -> None:
         while True:
             conn, _ = self.special.accept()
@@ -206,103 +457,157 @@ class AggregatorPE:
 
 
 class SinkPE:
-    """PE 2 of `orders`: EndpointSink OrdersOut (bufferSize 1000, oldest dropped, consumingReads true)."""
+    """PE 2 of `orders`: EndpointSink OrdersOut.
+
+    `bufferSize` (submission parameter `OrdersOut.bufferSize`, default 1000): when full the oldest tuple
+    is dropped (metric nTuplesDropped, a WARN trace line per overflow episode, a `warning` in the next
+    read). `consumingReads` (`OrdersOut.consumingReads`, default true in this application): returned
+    tuples are removed from the buffer. The buffer lives in this process: killing the PE loses it.
+    """
 
     def __init__(self, ctx: PEContext, server: ControlServer) -> None:
         self.ctx = ctx
         self.lock = threading.Lock()
+        self.buffer_size = max(1, int(ctx.param(f"{SINK_OP}.bufferSize", str(SINK_BUFFER_SIZE))))
+        self.consuming = _bool(ctx.param(f"{SINK_OP}.consumingReads", "true"))
         self.buf: deque[tuple[int, dict[str, Any]]] = deque()
         self.last_dropped_ms = -1
+        self.dropped_since_read = 0
+        self.overflowing = False
+        self.received = 0
         server.on_stream = self.receive
         server.handlers["fetch"] = self.fetch
+        ctx.trace.log("INFO", SINK_OP, f"bufferSize={self.buffer_size} consumingReads={str(self.consuming).lower()}")
 
     def receive(self, items: list[dict[str, Any]]) -> None:
         now_ms = int(time.time() * 1000)
         dropped = 0
+        started_overflow = False
         with self.lock:
             for item in items:
-                if len(self.buf) >= SINK_BUFFER_SIZE:
+                self.received += 1
+                if "drop-sink" in self.ctx.defects and self.received % 100 == 0:
+                    continue  # defect: 1 % of the tuples silently vanish
+                if len(self.buf) >= self.buffer_size:
                     ts, _ = self.buf.popleft()
                     self.last_dropped_ms = ts
                     dropped += 1
                 self.buf.append((now_ms, item))
-        self.ctx.metrics.inc("OrdersOut", "in", len(items))
+            if dropped:
+                self.dropped_since_read += dropped
+                started_overflow = not self.overflowing
+                self.overflowing = True
+        self.ctx.metrics.inc(SINK_OP, "in", len(items))
         if dropped:
-            self.ctx.metrics.inc("OrdersOut", "dropped", dropped)
+            self.ctx.metrics.inc(SINK_OP, "dropped", dropped)
+        if started_overflow:
+            self.ctx.trace.log(
+                "WARN", SINK_OP, f"bufferSize {self.buffer_size} exceeded: the oldest tuples are being dropped"
+            )
 
     def fetch(self, msg: dict[str, Any]) -> dict[str, Any]:
         start = msg.get("startTime")
         reply: dict[str, Any] = {}
         with self.lock:
-            if start is None:
+            start_ms = int(start) if start is not None else None
+            if start_ms is None:
                 items = [i for _, i in self.buf]
-                self.buf.clear()
-                start_ms = 0
+                if self.consuming:
+                    self.buf.clear()
+                lost = self.dropped_since_read > 0
             else:
-                start_ms = int(start)
                 items = [i for ts, i in self.buf if ts >= start_ms]
-                self.buf = deque((ts, i) for ts, i in self.buf if ts < start_ms)
-            if start is not None and self.last_dropped_ms >= start_ms:
+                if self.consuming:
+                    self.buf = deque((ts, i) for ts, i in self.buf if ts < start_ms)
+                lost = self.last_dropped_ms >= start_ms
+            if lost:
                 reply["warning"] = (
-                    "CDISW5101W Tuples older than the oldest buffered tuple were dropped: "
-                    f"bufferSize {SINK_BUFFER_SIZE} exceeded"
+                    f"CDISW5101W Tuples were dropped because the buffer of {self.buffer_size} tuples was full; "
+                    "the requested start time precedes the oldest buffered tuple"
                 )
+            self.dropped_since_read = 0
+            self.overflowing = False
         reply["items"] = items
         return reply
 
 
-class StubPE:
-    """`orders_standby`: the passive CrossDCFailover stub (mode 0) and its failover action."""
+class StubPE(crossdc.CrossDCApp):
+    """`orders_standby`: the passive CrossDCFailover stub (mode 0) and its failover action.
+
+    Like the toolkit's passive sample, on DOWN it runs the failover action (here: submit
+    `failoverApplication` through its own instance's REST API, hand it the stored snapshots with
+    SendMeDataFromSnapshotFiles, cancel itself). Nothing is launched after an orderly shutdown of the
+    remote, when `failoverApplication` is empty, or with the `no-takeover` defect.
+    """
 
     def __init__(self, ctx: PEContext, server: ControlServer) -> None:
         self.ctx = ctx
         self.cfg = crossdc.Config.from_params(ctx.params, ctx.dc, default_mode=0)
+        self.app = ctx.param("failoverApplication", "orders").strip()
+        self.job_name = ctx.param("failoverJobName", "").strip() or self.app
+        self.special_port = int(ctx.param("specialMessagePort", str(paths.SPECIAL_MESSAGE_PORT)))
         self.launched = False
-        self.crossdc = crossdc.CrossDC(ctx, self.cfg, on_down=self.failover)
+        self.crossdc = crossdc.CrossDC(ctx, self.cfg, self)
         self.crossdc.start()
 
     def _trace(self, level: str, msg: str) -> None:
         self.ctx.trace.log(level, "RemoteDC-Watchdog", msg, crossdc=True)
 
-    def failover(self) -> None:
-        if self.cfg.mode != 0 or self.launched:
+    def on_remote_status(self, up: bool, orderly: bool) -> None:
+        if up or self.cfg.mode != 0 or self.launched:
+            return
+        if orderly:
+            self._trace("INFO", "the remote data center shut down in an orderly way: nothing to take over")
+            return
+        if not self.app:
+            self._trace("INFO", "remote data center is DOWN; no failover application configured")
             return
         if "no-takeover" in self.ctx.defects:
             self._trace("INFO", "remote data center is DOWN; not launching the failover application")
             return
         self.launched = True
+        threading.Thread(target=self.failover, name="failover", daemon=True).start()
+
+    def failover(self) -> None:
         from lab import restclient  # lazy: ssl is only needed by the stub's failover action
 
         dc = self.ctx.dc
         inst = paths.instance_id(dc)
         rest = restclient.for_dc(dc, timeout=30)
         self.crossdc.close_listeners()
-        params = self.cfg.as_params()
+        own = {"crossDCOperationMode", "failoverApplication", "failoverJobName"}
+        params = {k: v for k, v in self.ctx.params.items() if k not in own}
+        params.update(self.cfg.as_params())
+        params["crossDCOperationMode"] = "1"
         params["retainOlderDataSnapshotsAtStartup"] = "true"
+        params["specialMessagePort"] = str(self.special_port)
         body = {
-            "application": "orders",
-            "jobName": "orders",
+            "application": self.app,
+            "jobName": self.job_name,
             "jobConfigurationOverlay": {
                 "jobConfigOverlays": [
                     {
                         "jobConfig": {
-                            "jobName": "orders",
+                            "jobName": self.job_name,
                             "submissionParameters": [{"name": k, "value": v} for k, v in params.items()],
                         }
                     }
                 ]
             },
         }
-        self._trace("INFO", f"launching the failover application orders through {rest.base}")
-        status, job = rest.call("POST", f"/streams/instances/{inst}/jobs", body)
+        self._trace("INFO", f"launching the failover application {self.app} through {rest.base}")
+        try:
+            status, job = rest.call("POST", f"/streams/instances/{inst}/jobs", body)
+        except OSError as exc:
+            status, job = 0, f"{type(exc).__name__}: {exc}"
         if status != 201:
             self._trace("ERROR", f"failover submission answered {status}: {job}")
             self.ctx.truth("CrossDCFailover", "failover_failed", status=status, detail=str(job)[:300])
             return
         new_id = str(job["id"])
-        self.ctx.truth("CrossDCFailover", "failover_launched", new_job_id=new_id, application="orders")
+        self.ctx.truth("CrossDCFailover", "failover_launched", new_job_id=new_id, application=self.app)
         self._trace("INFO", f"failover job {new_id} submitted")
-        if self._send_special(paths.DC_ADDR[dc], paths.SPECIAL_MESSAGE_PORT, "SendMeDataFromSnapshotFiles"):
+        if self._send_special(paths.DC_ADDR[dc], self.special_port, "SendMeDataFromSnapshotFiles"):
             self._trace("INFO", "sent SendMeDataFromSnapshotFiles to the failover job")
         else:
             self._trace("ERROR", "could not reach the failover job's SpecialMessagePort")

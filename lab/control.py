@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from lab import cgroups, netns, paths, restclient, truth
+from lab import cgroups, netns, parts, paths, restclient, truth
 
 T = TypeVar("T")
 
@@ -27,6 +27,14 @@ NOT_ROOT = (
 )
 
 DEFAULT_DEPLOYMENT: tuple[tuple[str, str], ...] = (("dc2", "orders_standby"), ("dc1", "orders"))
+#: deployments `lab reset --mode` restores: (dc, application, submission parameters), all through REST
+DEPLOYMENTS: dict[str, tuple[tuple[str, str, dict[str, str]], ...]] = {
+    "active-passive": tuple((dc, app, {}) for dc, app in DEFAULT_DEPLOYMENT),
+    "active-active": (
+        ("dc2", "orders", {"crossDCOperationMode": "1"}),
+        ("dc1", "orders", {"crossDCOperationMode": "1"}),
+    ),
+}
 
 
 class LabError(RuntimeError):
@@ -135,11 +143,12 @@ def rest_ready(dc: str) -> bool:
         return False
 
 
-def submit(dc: str, app: str) -> str:
+def submit(dc: str, app: str, params: dict[str, str] | None = None) -> str:
     r = restclient.for_dc(dc)
-    status, job = r.call(
-        "POST", f"/streams/instances/{paths.instance_id(dc)}/jobs", {"application": app, "jobName": app}
-    )
+    body: dict[str, Any] = {"application": app, "jobName": app}
+    if params:
+        body["submitParameters"] = [{"name": k, "value": v} for k, v in params.items()]
+    status, job = r.call("POST", f"/streams/instances/{paths.instance_id(dc)}/jobs", body)
     if status != 201:
         raise LabError(f"submitting {app} to {dc} answered {status}: {job}")
     return str(job["id"])
@@ -161,14 +170,15 @@ def remote_up_seen(dc: str, job_id: str) -> bool:
     )
 
 
-def deploy_default(t0: float, ready: dict[str, float]) -> dict[str, str]:
+def deploy_default(t0: float, ready: dict[str, float], mode: str = "active-passive") -> dict[str, str]:
     jobs: dict[str, str] = {}
-    for dc, app in DEFAULT_DEPLOYMENT:
-        jobs[dc] = submit(dc, app)
-    for dc, app in DEFAULT_DEPLOYMENT:
+    layout = DEPLOYMENTS[mode]
+    for dc, app, params in layout:
+        jobs[dc] = submit(dc, app, params)
+    for dc, app, _params in layout:
         wait_for(lambda dc=dc: job_healthy(dc, jobs[dc]), 30, f"{app} in {dc} to be healthy")  # type: ignore[misc]
         ready[f"{dc} job {app} healthy"] = time.monotonic() - t0
-    for dc, _app in DEFAULT_DEPLOYMENT:
+    for dc, _app, _params in layout:
         wait_for(
             lambda dc=dc: remote_up_seen(dc, jobs[dc]),  # type: ignore[misc]
             30,
@@ -176,6 +186,14 @@ def deploy_default(t0: float, ready: dict[str, float]) -> dict[str, str]:
         )
         ready[f"{dc} crossdc remote UP"] = time.monotonic() - t0
     return jobs
+
+
+def _start_jmx(state: dict[str, Any], javac: subprocess.Popen[bytes] | None) -> None:
+    """The JMX JVMs need the compiled classes: started once javac is done, recorded at once."""
+    try:
+        parts.start_jmx(state, javac)
+    finally:
+        save_state(state)
 
 
 # ------------------------------------------------------------------------------------------- commands
@@ -274,6 +292,12 @@ def up(defects: list[str]) -> int:
         "cgroups_available": cg,
         "processes": {},
     }
+    try:
+        javac = parts.start_infrastructure(state)  # sshd, exporters, Prometheus; javac in the background
+    except (parts.PartError, OSError) as exc:
+        save_state(state)
+        print(f"lab: starting the real parts failed: {exc}; run `python -m lab down`", file=sys.stderr)
+        return 1
     for dc in paths.DCS:
         proc = spawn_instance(dc, defects)
         state["processes"][f"{dc}-instance"] = {
@@ -287,15 +311,17 @@ def up(defects: list[str]) -> int:
         for dc in paths.DCS:
             wait_for(lambda dc=dc: rest_ready(dc), 20, f"the {dc} REST API")  # type: ignore[misc]
             ready[f"{dc} instance REST API"] = time.monotonic() - t0
+        _start_jmx(state, javac)
         jobs = deploy_default(t0, ready)
-    except (LabError, OSError) as exc:
+        parts.wait_ready(t0, ready)  # sshd, exporters, Prometheus, JMX
+    except (LabError, parts.PartError, OSError) as exc:
         print(f"lab: up failed: {exc}; logs in {paths.logs_dir()}; run `python -m lab down`", file=sys.stderr)
         return 1
     total = time.monotonic() - t0
     state.update(up=True, ready_s={k: round(v, 3) for k, v in ready.items()}, up_s=round(total, 3), jobs=jobs)
     save_state(state)
     truth.emit("lab", "lab", "lab_up", up_s=round(total, 3), defects=defects, jobs=jobs)
-    for what, t in ready.items():
+    for what, t in sorted(ready.items(), key=lambda kv: kv[1]):
         print(f"lab: {what:<34} ready at {t:6.2f} s")
     print(
         f"lab: up in {total:.2f} s — REST {paths.rest_base('dc1')}/streams/resources, "
@@ -323,6 +349,7 @@ def down(quiet: bool = False) -> int:
             wait_for(lambda rest=rest: not any(alive(p) for p in rest), 3.0, "lab processes to die")  # type: ignore[misc]
     left_pids = lab_pids(state)
     netns.teardown()
+    parts.after_down(state)
     left_cg = cgroups.remove()
     shutil.rmtree(paths.LAB_DIR, ignore_errors=True)
     problems = []
@@ -355,10 +382,14 @@ def collect_status() -> dict[str, Any]:
         "components": {},
         "ready_s": state.get("ready_s", {}),
     }
-    if not doc["cgroups"]["available"].get("cpu") or not doc["cgroups"]["available"].get("memory"):
-        doc["cgroups"]["note"] = "cgroup v1 cpu/memory not available: DC processes run unconfined"
+    doc["cgroups"].update(parts.cgroup_report(state))
     healthy_all = doc["up"] and all(doc["network"].values())
+    for name, part in parts.statuses(state.get("processes", {})).items():
+        healthy_all = healthy_all and part["health"] == "ok"
+        doc["components"][name] = part
     for name, info in state.get("processes", {}).items():
+        if info.get("kind"):
+            continue  # a real part (above)
         dc = info["dc"]
         pid = int(info["pid"])
         comp: dict[str, Any] = {"pid": pid, "alive": proc_starttime(pid) == info.get("starttime")}
@@ -398,12 +429,28 @@ def status(as_json: bool) -> int:
         f"  cgroups v1 available: {cg['available']}; lab groups: {len(cg['dirs'])}"
         + (f" ({cg['note']})" if "note" in cg else "")
     )
+    _print_cgroup_limits(cg)
     for name, comp in doc["components"].items():
+        if comp.get("kind"):
+            _print_part(name, comp)
+            continue
         life = "alive" if comp["alive"] else "DEAD"
         print(f"  {name:<14} pid {comp['pid']:<8} {life}  rest: {comp.get('rest', '-')}")
         for j in comp.get("jobs", []):
             print(f"      job {j['id']:<4} {j['name']:<16} {j['status']:<10} {j['health']}")
     return 0 if doc["healthy"] else 1
+
+
+def _print_cgroup_limits(cg: dict[str, Any]) -> None:
+    for dc, current in cg.get("current", {}).items():
+        members = cg.get("members", {}).get(dc, {})
+        limits = ", ".join(f"{k}={v}" for k, v in current.items()) or "none"
+        print(f"    {dc}: {limits}; processes per group {members}")
+
+
+def _print_part(name: str, comp: dict[str, Any]) -> None:
+    life = "alive" if comp["alive"] else "DEAD"
+    print(f"  {name:<14} pid {comp['pid']:<8} {life}  {comp['kind']}: {comp['health']}  {comp.get('endpoint', '')}")
 
 
 def logs(component: str | None) -> int:
@@ -438,8 +485,10 @@ def logs(component: str | None) -> int:
     return 0
 
 
-def reset() -> int:
-    """Restore the default deployment (orders in dc1, orders_standby in dc2). For tests/ops only."""
+def reset(mode: str = "active-passive") -> int:
+    """Restore a deployment through REST: `active-passive` (default: orders in dc1, orders_standby in dc2) or
+    `active-active` (orders in both, crossDCOperationMode=1); started instances, no snapshot files.
+    For tests/ops only."""
     check_root()
     if not healthy():
         print("lab: not up; run `python -m lab up`", file=sys.stderr)
@@ -447,6 +496,8 @@ def reset() -> int:
     t0 = time.monotonic()
     for dc in paths.DCS:
         r = restclient.for_dc(dc)
+        if r.get(f"/streams/instances/{paths.instance_id(dc)}").get("status") != "running":
+            r.call("POST", f"/streams/instances/{paths.instance_id(dc)}/actions", {"type": "start"})
         for job in r.get(f"/streams/instances/{paths.instance_id(dc)}/jobs")["jobs"]:
             r.call("DELETE", f"/streams/instances/{paths.instance_id(dc)}/jobs/{job['id']}")
     for dc in paths.DCS:
@@ -454,12 +505,13 @@ def reset() -> int:
             f.unlink(missing_ok=True)
     ready: dict[str, float] = {}
     try:
-        jobs = deploy_default(t0, ready)
+        jobs = deploy_default(t0, ready, mode)
     except LabError as exc:
         print(f"lab: reset failed: {exc}", file=sys.stderr)
         return 1
     state = load_state()
     state["jobs"] = jobs
+    state["deployment"] = mode
     save_state(state)
-    print(f"lab: default deployment restored in {time.monotonic() - t0:.2f} s (jobs {jobs})")
+    print(f"lab: {mode} deployment restored in {time.monotonic() - t0:.2f} s (jobs {jobs})")
     return 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.client
+import math
 import os
 import queue
 import socketserver
@@ -144,6 +145,41 @@ def _bool(v: str) -> bool:
     return v.strip().lower() in ("true", "1", "yes")
 
 
+#: lab defaults of the toolkit's configuration keys (the composite's own defaults are in the reference, §5.2)
+DEFAULTS: dict[str, str] = {
+    "crossDCInitDelay": "1.0",
+    "heartbeatExchangeInterval": "0.5",
+    "consecutiveHeartbeatMissesAllowed": "3",
+    "dataSnapshotExchangeInterval": "2.0",
+    "sendToAllRemoteMachines": "false",
+    "alwaysLogHttpErrors": "false",
+    "httpConnectionTimeout": "25",
+    "httpReadTimeout": "100",
+    "retainOlderDataSnapshotsAtStartup": "false",
+    "sendDataSnapshotsToOriginDCAtStartup": "false",
+}
+
+#: every configuration key a job of the lab reads (submission parameters of `orders` and `orders_standby`)
+CONFIG_KEYS: tuple[str, ...] = (
+    "localDataCenterName",
+    "crossDCOperationMode",
+    "crossDCHttpPort",
+    "remoteDataCenterApplicationMachineNames",
+    "dataSnapshotStorageDirectory",
+    *DEFAULTS,
+)
+
+
+def dc_defaults(dc: str) -> dict[str, str]:
+    """The lab defaults of the keys that depend on the DC the job runs in."""
+    return {
+        "localDataCenterName": dc,
+        "crossDCHttpPort": str(paths.CROSSDC_HTTP_PORT),
+        "remoteDataCenterApplicationMachineNames": paths.DC_ADDR[paths.other_dc(dc)],
+        "dataSnapshotStorageDirectory": str(paths.snapshots_dir(dc)),
+    }
+
+
 @dataclass
 class Config:
     local: str
@@ -165,8 +201,8 @@ class Config:
 
     @classmethod
     def from_params(cls, params: dict[str, str], dc: str, default_mode: int) -> Config:
-        def p(name: str, default: str) -> str:
-            return params.get(name, default)
+        def p(name: str, default: str | None = None) -> str:
+            return params.get(name, DEFAULTS[name] if default is None else default)
 
         return cls(
             local=p("localDataCenterName", dc),
@@ -178,16 +214,16 @@ class Config:
                 if h.strip()
             ],
             storage_dir=Path(p("dataSnapshotStorageDirectory", str(paths.snapshots_dir(dc)))),
-            init_delay=float(p("crossDCInitDelay", "1.0")),
-            hb_interval=float(p("heartbeatExchangeInterval", "0.5")),
-            misses_allowed=int(p("consecutiveHeartbeatMissesAllowed", "3")),
-            snapshot_interval=float(p("dataSnapshotExchangeInterval", "2.0")),
-            retain=_bool(p("retainOlderDataSnapshotsAtStartup", "false")),
-            send_to_origin=_bool(p("sendDataSnapshotsToOriginDCAtStartup", "false")),
-            send_to_all=_bool(p("sendToAllRemoteMachines", "false")),
-            always_log_http_errors=_bool(p("alwaysLogHttpErrors", "false")),
-            conn_timeout=float(p("httpConnectionTimeout", "25")),
-            read_timeout=float(p("httpReadTimeout", "100")),
+            init_delay=float(p("crossDCInitDelay")),
+            hb_interval=float(p("heartbeatExchangeInterval")),
+            misses_allowed=int(p("consecutiveHeartbeatMissesAllowed")),
+            snapshot_interval=float(p("dataSnapshotExchangeInterval")),
+            retain=_bool(p("retainOlderDataSnapshotsAtStartup")),
+            send_to_origin=_bool(p("sendDataSnapshotsToOriginDCAtStartup")),
+            send_to_all=_bool(p("sendToAllRemoteMachines")),
+            always_log_http_errors=_bool(p("alwaysLogHttpErrors")),
+            conn_timeout=float(p("httpConnectionTimeout")),
+            read_timeout=float(p("httpReadTimeout")),
             bind_addr=paths.DC_ADDR[dc],
         )
 
@@ -202,7 +238,26 @@ class Config:
             "heartbeatExchangeInterval": repr(self.hb_interval),
             "consecutiveHeartbeatMissesAllowed": str(self.misses_allowed),
             "dataSnapshotExchangeInterval": repr(self.snapshot_interval),
+            "sendToAllRemoteMachines": str(self.send_to_all).lower(),
+            "alwaysLogHttpErrors": str(self.always_log_http_errors).lower(),
+            "httpConnectionTimeout": repr(self.conn_timeout),
+            "httpReadTimeout": repr(self.read_timeout),
         }
+
+    def describe(self) -> str:
+        return (
+            f"crossDCOperationMode={self.mode} localDataCenterName={self.local} "
+            f"crossDCHttpPort={self.http_port} remoteDataCenterApplicationMachineNames={','.join(self.remotes)} "
+            f"dataSnapshotStorageDirectory={self.storage_dir} crossDCInitDelay={self.init_delay} "
+            f"heartbeatExchangeInterval={self.hb_interval} "
+            f"consecutiveHeartbeatMissesAllowed={self.misses_allowed} "
+            f"dataSnapshotExchangeInterval={self.snapshot_interval} "
+            f"sendToAllRemoteMachines={str(self.send_to_all).lower()} "
+            f"alwaysLogHttpErrors={str(self.always_log_http_errors).lower()} "
+            f"httpConnectionTimeout={self.conn_timeout} httpReadTimeout={self.read_timeout} "
+            f"retainOlderDataSnapshotsAtStartup={str(self.retain).lower()} "
+            f"sendDataSnapshotsToOriginDCAtStartup={str(self.send_to_origin).lower()}"
+        )
 
 
 # ------------------------------------------------------------------------------------------- transport
@@ -267,7 +322,16 @@ class _InjectHandler(BaseHTTPRequestHandler):
 
 
 class HttpBlobSender:
-    """CrossDataCenterSenderN: one worker thread, first remote host answering 200/204 is sticky."""
+    """CrossDataCenterSenderN (the toolkit's HttpBlobSender), one worker thread.
+
+    As the toolkit's operator: each remote host in turn until one answers 200/204, which then stays the
+    target ("sticky") until it fails (then the whole list is tried again from the first host); with
+    `sendToAllRemoteMachines` every host gets every message. A non-2xx reply emits an `HttpResponseType`
+    tuple (output port 0) and is logged at error level with `alwaysLogHttpErrors`, else at info level; a
+    connection exception is always logged at error level and emits nothing.
+    """
+
+    LOGGER = "HttpBlobSender"
 
     def __init__(self, ctx: PEContext, op: str, cfg: Config, path: str, port: int) -> None:
         self.ctx = ctx
@@ -275,8 +339,8 @@ class HttpBlobSender:
         self.cfg = cfg
         self.path = path
         self.port = port
-        self.sticky: str | None = None
-        self._failing = False
+        self.urls = [f"http://{h}:{port}{path}" for h in cfg.remotes]
+        self.sticky = ""
         self._q: queue.Queue[tuple[bytes, DoneFn | None]] = queue.Queue(maxsize=1000)
         threading.Thread(target=self._run, name=op, daemon=True).start()
 
@@ -292,91 +356,128 @@ class HttpBlobSender:
     def _run(self) -> None:
         while True:
             payload, done = self._q.get()
-            status, host = self._send(payload)
+            status, url = self._send(payload)
             if done is not None:
-                done(status, host)
+                done(status, urlsplit(url).hostname or "")
 
-    def _hosts(self) -> list[str]:
-        hosts = list(self.cfg.remotes)
-        if self.sticky in hosts and not self.cfg.send_to_all:
-            hosts.remove(self.sticky)
-            hosts.insert(0, self.sticky)
-        return hosts
-
-    def _problem(self, text: str) -> None:
-        if not self._failing:
-            level = "ERROR" if self.cfg.always_log_http_errors else "INFO"
-            self.ctx.trace.log(level, "CrossDCSender", text, crossdc=True)
-        self._failing = True
+    def _post(self, url: str, payload: bytes) -> int:
+        parts = urlsplit(url)
+        conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=self.cfg.conn_timeout)
+        try:
+            conn.connect()
+            if conn.sock is not None:
+                conn.sock.settimeout(self.cfg.read_timeout)
+            conn.request("POST", parts.path, body=payload, headers={"Content-Type": "application/octet-stream"})
+            resp = conn.getresponse()
+            resp.read()
+            return int(resp.status)
+        finally:
+            conn.close()
 
     def _send(self, payload: bytes) -> tuple[int | None, str]:
+        trace = self.ctx.trace
         ok: tuple[int | None, str] = (None, "")
-        for host in self._hosts():
-            conn = http.client.HTTPConnection(host, self.port, timeout=self.cfg.conn_timeout)
+        idx = 0
+        while idx < len(self.urls):
+            url = self.urls[idx]
+            if not self.cfg.send_to_all and self.sticky:
+                url = self.sticky
+            idx += 1
             try:
-                conn.connect()
-                if conn.sock is not None:
-                    conn.sock.settimeout(self.cfg.read_timeout)
-                conn.request("POST", self.path, body=payload, headers={"Content-Type": "application/octet-stream"})
-                resp = conn.getresponse()
-                resp.read()
-                if resp.status in (200, 204):
-                    if self._failing:
-                        self.ctx.trace.log(
-                            "INFO",
-                            "CrossDCSender",
-                            f"POST to {host}:{self.port} succeeds again",
-                            crossdc=True,
-                        )
-                        self._failing = False
-                    self.sticky = host
-                    ok = (resp.status, host)
-                    if not self.cfg.send_to_all:
-                        return ok
+                status = self._post(url, payload)
+            except OSError as exc:
+                trace.log(
+                    "ERROR",
+                    self.LOGGER,
+                    f"Exception while communicating with {url}. Error message: {type(exc).__name__}: {exc}",
+                )
+                if not self.cfg.send_to_all and url == self.sticky:
+                    self._unstick(url)
+                    idx = 0 if len(self.urls) > 1 else idx  # the whole list again from the first host
+                continue
+            if status in (200, 204):
+                trace.log("INFO", self.LOGGER, f"{len(payload)} bytes have been sent to this URL: {url}")
+                ok = (status, url)
+                if self.cfg.send_to_all:
                     continue
-                self.ctx.metrics.inc(self.op, "out")  # HttpResponseType tuple for a non-2xx reply
-                self._problem(f"POST to {host}:{self.port}{self.path} answered {resp.status} {resp.reason}")
-            except OSError as exc:  # exceptions are only logged
-                self._problem(f"POST to {host}:{self.port}{self.path} failed: {type(exc).__name__}: {exc}")
-            finally:
-                conn.close()
+                if self.sticky != url:
+                    self.ctx.truth(self.op, "sender_target", url=url, previous=self.sticky or None)
+                self.sticky = url
+                return ok
+            level = "ERROR" if self.cfg.always_log_http_errors else "INFO"
+            trace.log(level, self.LOGGER, f"Error in posting the binary contents to this URL: {url}")
+            trace.log(level, self.LOGGER, f"{len(payload)} bytes of binary data was attempted to be sent to that URL.")
+            trace.log(level, self.LOGGER, f"HTTP response code={status}")
+            self.ctx.metrics.inc(self.op, "out")  # the HttpResponseType tuple
+            if not self.cfg.send_to_all and url == self.sticky:
+                self._unstick(url)
+                idx = 0 if len(self.urls) > 1 else idx
         return ok
+
+    def _unstick(self, url: str) -> None:
+        self.sticky = ""
+        self.ctx.truth(self.op, "sender_target", url=None, previous=url)
 
 
 # ---------------------------------------------------------------------------------------------- engine
 
-SnapshotFn = Callable[[], tuple[str, bytes, dict[str, Any]]]
-RestoreFn = Callable[[bytes, str, str], dict[str, Any]]
+
+class CrossDCApp:
+    """The application around the composite: what it does with the composite's streams.
+
+    The composite calls these from its own threads; the defaults do nothing (the passive stub has no
+    state, no snapshot and nothing to restore).
+    """
+
+    def snapshot(self) -> tuple[str, bytes, dict[str, Any]] | None:
+        """DataSnapshotSignal: `(dataSnapshotOrigin, blob, truth details)`, or None to send nothing."""
+        return None
+
+    def restore(self, msg: Message, reason: str) -> dict[str, Any] | None:
+        """A tuple on ProcessDataFromRemoteDC (`msg.type` 2, or 4 when returned to its origin).
+
+        Returns truth details when the application consumed it, None when it has nothing to restore into.
+        """
+        return None
+
+    def on_remote_status(self, up: bool, orderly: bool) -> None:
+        """RemoteDataCenterStatus: True UP, False DOWN (`orderly`: the remote announced an orderly shutdown)."""
+
+    def on_remote_heartbeat(self, msg: Message) -> None:
+        """A heartbeat was received (after the watchdog handled it)."""
+
+    def on_remote_snapshot(self, msg: Message) -> None:
+        """A non-empty type-2 snapshot arrived from the remote (before it is stored)."""
+
+    def on_local_pause(self, gap_s: float) -> None:
+        """This PE did not run for `gap_s` seconds, longer than the remote needs to report it DOWN."""
+
+    def on_tick(self) -> None:
+        """Called by the heartbeat signal generator once per tick."""
 
 
 @dataclass
 class _State:
     up: bool = False
     ever_up: bool = False
-    silent: bool = False  # stopped heartbeating after DOWN
-    orderly: bool = False  # OrderlyShutdown received: silent forever, ignore remote traffic
+    orderly: bool = False  # OrderlyShutdown received locally: silent forever, remote traffic ignored
     misses: int = 0
     ticks: int = 0
-    hb_cnt: int = 0
+    hb_cnt: int = 1  # the next heartbeatCnt (heartbeats, snapshots and type 3/4 messages all take one)
     remote: str = ""
-    stored_this_run: set[str] = field(default_factory=set)
+    remote_shutdown: str = ""  # origin of a type-3 message received since the remote was last UP
+    remote_replicates: bool = False  # a type-2 snapshot was received from the remote during this run
+    stored_this_run: set[str] = field(default_factory=set)  # the toolkit's _remoteDataSnapshotNamesMap
+    last_alive: float | None = None  # monotonic time this PE last ran crossdc code (after the first tick)
 
 
 class CrossDC:
-    def __init__(
-        self,
-        ctx: PEContext,
-        cfg: Config,
-        *,
-        snapshot_fn: SnapshotFn | None = None,
-        restore_fn: RestoreFn | None = None,
-        on_down: Callable[[], None] | None = None,
-    ) -> None:
+    """The CrossDataCenterFailover composite of one PE (the lab fuses it with the application)."""
+
+    def __init__(self, ctx: PEContext, cfg: Config, app: CrossDCApp) -> None:
         self.ctx = ctx
         self.cfg = cfg
-        self.snapshot_fn = snapshot_fn
-        self.restore_fn = restore_fn
-        self.on_down = on_down
+        self.app = app
         self.st = _State()
         self.lock = threading.Lock()
         self.replay_lock = threading.Lock()
@@ -384,7 +485,11 @@ class CrossDC:
         self.servers: list[_Receiver] = []
         self.hb_sender = HttpBlobSender(ctx, OP_SENDER1, cfg, HB_PATH, cfg.http_port)
         self.data_sender = HttpBlobSender(ctx, OP_SENDER2, cfg, data_path(0), cfg.http_port + 1)
-        self.snap_every = max(1, round(cfg.snapshot_interval / cfg.hb_interval))
+        # defect slow-detection: the watchdog tolerates ten times the configured misses
+        self.misses_allowed = cfg.misses_allowed * (10 if "slow-detection" in ctx.defects else 1)
+        #: a pause of this PE this long may already have made the remote report it DOWN: the remote counts
+        #: M+1 ticks from the last heartbeat it received, which was sent up to one interval before the pause
+        self.pause_s = max((cfg.misses_allowed - 1) * cfg.hb_interval, 2 * cfg.hb_interval, 0.5)
 
     # ----------------------------------------------------------------- lifecycle
     def start(self) -> None:
@@ -395,15 +500,7 @@ class CrossDC:
         ]
         for srv in self.servers:
             threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True).start()
-        self._trace(
-            "INFO",
-            "Heartbeat-Message-Preparer",
-            f"crossDCOperationMode={self.cfg.mode} localDataCenterName={self.cfg.local} "
-            f"remote={','.join(self.cfg.remotes)} heartbeatExchangeInterval={self.cfg.hb_interval} "
-            f"consecutiveHeartbeatMissesAllowed={self.cfg.misses_allowed} "
-            f"dataSnapshotExchangeInterval={self.cfg.snapshot_interval} "
-            f"crossDCInitDelay={self.cfg.init_delay}",
-        )
+        self._trace("INFO", "Heartbeat-Message-Preparer", f"configuration: {self.cfg.describe()}")
         threading.Thread(target=self._ticker, name="crossdc-ticker", daemon=True).start()
 
     def _bind(self, port: int, path: str, cb: Callback) -> _Receiver:
@@ -426,10 +523,37 @@ class CrossDC:
     def _trace(self, level: str, aspect: str, msg: str) -> None:
         self.ctx.trace.log(level, aspect, msg, crossdc=True)
 
+    @property
+    def remote_up(self) -> bool:
+        with self.lock:
+            return self.st.up
+
+    # ----------------------------------------------------------------- liveness of this PE
+    def check_pause(self) -> None:
+        """Notice that this PE was not running (SIGSTOP, starvation) long enough for the remote to report it DOWN.
+
+        Called first by every crossdc thread (ticker, receivers) and by the application before it processes
+        a batch, so whichever runs first after a pause reports it.
+        """
+        now = time.monotonic()
+        with self.lock:
+            last = self.st.last_alive
+            if last is not None:
+                self.st.last_alive = now
+        if last is None:
+            return
+        gap = now - last
+        if gap > self.pause_s:
+            self._trace("WARN", "RemoteDC-Heartbeat-Watchdog", f"this PE did not run for {gap:.2f} s")
+            self.ctx.truth(OP_HB_WATCHDOG, "local_pause_detected", gap_s=round(gap, 3))
+            self.app.on_local_pause(gap)
+
     # ----------------------------------------------------------------- ticks
     def _ticker(self) -> None:
         if self.stop_event.wait(self.cfg.init_delay):
             return
+        with self.lock:
+            self.st.last_alive = time.monotonic()
         start = time.monotonic()
         n = 0
         while True:
@@ -439,40 +563,61 @@ class CrossDC:
                 self._trace("ERROR", "Heartbeat-Message-Preparer", f"tick failed: {exc!r}")
             n += 1
             delay = start + n * self.cfg.hb_interval - time.monotonic()
-            if delay < 0:  # fell behind (machine overloaded): resynchronise, do not burst
+            if delay < 0:  # fell behind (paused or overloaded): resynchronise, do not burst
                 n += int(-delay // self.cfg.hb_interval) + 1
                 delay = start + n * self.cfg.hb_interval - time.monotonic()
             if self.stop_event.wait(delay):
                 return
 
+    def _snapshot_due(self, cnt: int) -> bool:
+        """The toolkit's `(heartbeatCnt * H) mod D == 0`, on the float values.
+
+        The toolkit truncates H and D to whole seconds first, which would make sub-second intervals
+        snapshot on every tick; the lab keeps the fractions. As in the toolkit, the counter also advances
+        for the snapshot itself, so the cadence drifts (D=2, H=0.5: ticks 4, 7, 10, ...).
+        """
+        d = self.cfg.snapshot_interval
+        if d <= 0:
+            return False
+        return abs(math.remainder(cnt * self.cfg.hb_interval, d)) < 1e-6 * max(1.0, d)
+
     def _tick(self) -> None:
         m = self.ctx.metrics
         m.inc(OP_HB_GENERATOR, "out")
         m.inc(OP_HB_PREPARER, "in")
+        self.check_pause()
         with self.lock:
             st = self.st
             st.ticks += 1
-            first = st.ticks == 1
             if st.orderly:
                 return
+            first = st.ticks == 1
+            # HeartbeatMessagePreparer: nothing to send while a remote that was seen is DOWN
             hb: bytes | None = None
-            if not st.silent:
-                st.hb_cnt += 1
+            snap_cnt: int | None = None
+            if not (st.ever_up and not st.up):
+                if st.up and self.cfg.mode == 1 and self._snapshot_due(st.hb_cnt):
+                    snap_cnt = st.hb_cnt
+                    st.hb_cnt += 1
                 hb = encode(Message(TYPE_HEARTBEAT, st.hb_cnt, self.cfg.local))
-            st.misses += 1
-            missed = st.misses - 1 if st.up and st.misses >= 2 else 0
+                st.hb_cnt += 1
+            # RemoteDataCenterHeartbeatWatchdog: count the tick as a miss until a heartbeat resets it
+            missed = 0
             went_down = False
-            if st.up and st.misses > self.cfg.misses_allowed:
-                st.up = False
-                st.silent = True
-                went_down = True
+            if st.misses <= self.misses_allowed:
+                st.misses += 1
+                if st.misses > self.misses_allowed:
+                    if st.up:
+                        st.up = False
+                        went_down = True
+                elif st.up and st.misses >= 2:
+                    missed = st.misses - 1
             misses = st.misses
-            snapshot_due = (
-                self.cfg.mode == 1 and st.up and self.snapshot_fn is not None and st.ticks % self.snap_every == 0
-            )
             remote = st.remote
         if first and not (self.cfg.retain or self.cfg.send_to_origin):
             self._delete_old_snapshots()
+        if snap_cnt is not None:
+            self._send_snapshot(snap_cnt)
         if hb is not None:
             m.inc(OP_HB_PREPARER, "out")
             self.hb_sender.submit(hb)
@@ -480,8 +625,7 @@ class CrossDC:
             self.ctx.truth(OP_HB_WATCHDOG, "heartbeat_missed", remote=remote, consecutive=missed)
         if went_down:
             self._went_down(remote, misses)
-        if snapshot_due:
-            self._send_snapshot()
+        self.app.on_tick()
 
     def _delete_old_snapshots(self) -> None:
         removed = 0
@@ -489,13 +633,13 @@ class CrossDC:
             with contextlib.suppress(FileNotFoundError):
                 f.unlink()
                 removed += 1
-        self._trace("INFO", "RemoteDC-Watchdog", f"deleted {removed} older data snapshot file(s) at startup")
+        self._trace("INFO", "Heartbeat-Message-Preparer", f"deleted {removed} older data snapshot file(s) at startup")
 
-    def _send_snapshot(self) -> None:
-        assert self.snapshot_fn is not None
-        snapshot_origin, blob, info = self.snapshot_fn()
-        with self.lock:
-            cnt = self.st.ticks
+    def _send_snapshot(self, cnt: int) -> None:
+        made = self.app.snapshot()
+        if made is None:
+            return
+        snapshot_origin, blob, info = made
         payload = encode(Message(TYPE_SNAPSHOT, cnt, self.cfg.local, blob, snapshot_origin))
         self.ctx.metrics.inc(OP_HB_PREPARER, "out")
         dig = digest(blob)
@@ -515,27 +659,42 @@ class CrossDC:
 
         self.data_sender.submit(payload, done)
 
+    def retract_snapshot(self, snapshot_origin: str) -> None:
+        """Send a zero-length snapshot: the remote deletes its copy of ours."""
+        with self.lock:
+            cnt = self.st.hb_cnt
+            self.st.hb_cnt += 1
+        self.data_sender.submit(encode(Message(TYPE_SNAPSHOT, cnt, self.cfg.local, b"", snapshot_origin)))
+        self.ctx.truth(OP_SENDER2, "snapshot_retracted", snapshot_origin=snapshot_origin)
+
     def _went_down(self, remote: str, misses: int) -> None:
+        with self.lock:
+            orderly = bool(remote) and self.st.remote_shutdown == remote
+            replicated = self.st.remote_replicates
         self._trace(
             "WARN",
             "RemoteDC-Heartbeat-Watchdog",
-            f"remote data center {remote or '?'} is DOWN after {misses} missed heartbeats",
+            f"remote data center {remote or '?'} is DOWN after {misses} missed heartbeats"
+            + (" (it announced an orderly shutdown)" if orderly else ""),
         )
         self.ctx.metrics.inc(OP_HB_WATCHDOG, "out")
-        self.ctx.truth(OP_HB_WATCHDOG, "remote_down", remote=remote, misses=misses, mode=self.cfg.mode)
+        self.ctx.truth(OP_HB_WATCHDOG, "remote_down", remote=remote, misses=misses, mode=self.cfg.mode, orderly=orderly)
         if self.cfg.mode == 1:
+            # RemoteDataCenterWatchdog: replay the snapshots stored during this run (none after a type 3)
             with self.lock:
                 names = set(self.st.stored_this_run)
                 self.st.stored_this_run.clear()
             n = self.replay(names, reason="remote_down")
-            self._trace("INFO", "RemoteDC-Watchdog", f"replayed {n} data snapshot(s) of this run")
+            self._trace("INFO", "RemoteDC-Watchdog", f"replayed {n} data snapshot(s) of {remote or '?'}")
+            if n or (replicated and not orderly):
+                self.ctx.truth(OP_MERGER, "takeover", how="remote_down", remote=remote, snapshots=n)
         else:
             self._trace("INFO", "RemoteDC-Watchdog", "passive mode: keeping the data snapshot files")
-        if self.on_down is not None:
-            threading.Thread(target=self.on_down, name="on-down", daemon=True).start()
+        self.app.on_remote_status(False, orderly)
 
     # ----------------------------------------------------------------- receiving
     def _on_heartbeat(self, msg: Message) -> None:
+        self.check_pause()
         m = self.ctx.metrics
         m.inc(OP_RECEIVER_HB, "out")
         with self.lock:
@@ -550,7 +709,12 @@ class CrossDC:
             if came_up:
                 st.up = True
                 st.ever_up = True
-                st.silent = False
+                st.remote_shutdown = ""
+        self._trace(
+            "INFO",
+            "RemoteDC-Heartbeat-Watchdog",
+            f"Received the heartbeat message {msg.cnt} with no data snapshot from the data center named {msg.origin}.",
+        )
         if came_up:
             m.inc(OP_HB_WATCHDOG, "out")
             self._trace(
@@ -560,66 +724,149 @@ class CrossDC:
             )
             self.ctx.truth(OP_HB_WATCHDOG, "remote_up", remote=msg.origin, heartbeat_cnt=msg.cnt)
             if first_contact and self.cfg.send_to_origin:
-                self._return_snapshots_to(msg.origin)
+                self._return_snapshots()
+            self.app.on_remote_status(True, False)
+        self.app.on_remote_heartbeat(msg)
 
-    def _return_snapshots_to(self, origin: str) -> None:
-        for f in sorted(self.cfg.storage_dir.glob(f"{origin}-*.snapshot")):
+    def _return_snapshots(self) -> None:
+        """sendDataSnapshotsToOriginDCAtStartup: on first contact send every stored snapshot back as type 4
+        (blob = the stored payload as received), then delete the files."""
+        files = sorted(self.cfg.storage_dir.glob("*.snapshot"))
+        for f in files:
             try:
-                stored = decode(f.read_bytes())
-            except (OSError, ValueError):
+                data = f.read_bytes()
+            except OSError as exc:
+                self._trace("ERROR", "Heartbeat-Message-Preparer", f"unable to read {f}: {exc}")
+                continue
+            if not data:
                 continue
             with self.lock:
-                cnt = self.st.ticks
-            self.data_sender.submit(
-                encode(Message(TYPE_RETURNED, cnt, self.cfg.local, stored.blob, stored.snapshot_origin))
+                cnt = self.st.hb_cnt
+                self.st.hb_cnt += 1
+            self.data_sender.submit(encode(Message(TYPE_RETURNED, cnt, self.cfg.local, data, "")))
+            self._trace(
+                "ERROR",
+                "Heartbeat-Message-Preparer",
+                f"During application startup, we sent {len(data)} bytes of the binary data snapshot to the "
+                f"remote DC from this file: {f}.",
             )
-            self._trace("INFO", "SendSnapshotFilesData", f"returned {f.name} to its origin {origin}")
+            try:
+                inner_digest = digest(decode(data).blob)
+            except ValueError:
+                inner_digest = None
+            self.ctx.truth(OP_SENDER2, "snapshot_returned", file=str(f), bytes=len(data), digest=inner_digest)
+        for f in files:
+            with contextlib.suppress(FileNotFoundError):
+                f.unlink()
 
     def _on_data(self, msg: Message) -> None:
+        self.check_pause()
         with self.lock:
             if self.st.orderly:
                 return
+        self.ctx.metrics.inc(OP_RECEIVER, "out")
+        aspect = "RemoteDC-Watchdog"
+        if msg.type == TYPE_SHUTDOWN:
+            self._trace(
+                "INFO",
+                aspect,
+                f"Received a remote DC orderly shutdown message with a heartbeat count {msg.cnt} from the data "
+                f"center named {msg.origin}.",
+            )
+            with self.lock:
+                names = set(self.st.stored_this_run)
+                self.st.stored_this_run.clear()
+                self.st.remote_shutdown = msg.origin
+            for name in names:
+                with contextlib.suppress(FileNotFoundError):
+                    (self.cfg.storage_dir / f"{name}.snapshot").unlink()
+            self.ctx.truth(OP_RECEIVER, "orderly_shutdown_received", origin=msg.origin, dropped=sorted(names))
+            return
+        if msg.type == TYPE_RETURNED:
+            self._trace(
+                "INFO",
+                aspect,
+                "During the application startup, received a data snapshot that originally belonged to this DC "
+                f"before it went down. Heartbeat count={msg.cnt}, data snapshot size={len(msg.blob)}. It came "
+                f"from the remote data center named {msg.origin}.",
+            )
+            if msg.blob:
+                try:
+                    inner = decode(msg.blob)
+                except ValueError as exc:
+                    self._trace("ERROR", aspect, f"unreadable returned snapshot: {exc}")
+                    return
+                self._restore(
+                    Message(TYPE_RETURNED, inner.cnt, inner.origin, inner.blob, inner.snapshot_origin),
+                    reason="returned_to_origin",
+                    source=f"type 4 from {msg.origin}",
+                )
+            return
+        if msg.type != TYPE_SNAPSHOT:
+            self._trace("WARN", aspect, f"ignoring a message of type {msg.type} from {msg.origin}")
+            return
         name = f"{msg.origin}-{msg.snapshot_origin}"
         target = self.cfg.storage_dir / f"{name}.snapshot"
-        if msg.type == TYPE_SNAPSHOT:
-            if not msg.blob:
-                with contextlib.suppress(FileNotFoundError):
-                    target.unlink()
-                return
-            if "lose-snapshot" in self.ctx.defects:
-                return  # defect: silently discard the snapshot
-            data = encode(msg)
-            tmp = target.with_name(f".{name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        if not msg.blob:
+            self._trace(
+                "INFO",
+                aspect,
+                f"Received the heartbeat message {msg.cnt} with a zero length data snapshot from the data center "
+                f"named {msg.origin}. Data snapshot origin={msg.snapshot_origin}.",
+            )
+            with contextlib.suppress(FileNotFoundError):
+                target.unlink()
+            with self.lock:
+                self.st.stored_this_run.discard(name)
+            return
+        self._trace(
+            "INFO",
+            aspect,
+            f"Received the heartbeat message {msg.cnt} with a non-zero length data snapshot from the data center "
+            f"named {msg.origin}. Data snapshot origin={msg.snapshot_origin}.",
+        )
+        with self.lock:
+            self.st.remote_replicates = True
+        self.app.on_remote_snapshot(msg)
+        if "lose-snapshot" in self.ctx.defects:
+            return  # defect: silently discard the snapshot
+        data = encode(msg)
+        tmp = target.with_name(f".{name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
             tmp.write_bytes(data)
             os.replace(tmp, target)
-            with self.lock:
-                self.st.stored_this_run.add(name)
-            self.ctx.metrics.inc(OP_RECEIVER, "out")
-            self.ctx.truth(
-                OP_RECEIVER,
-                "snapshot_stored",
-                origin=msg.origin,
-                snapshot_origin=msg.snapshot_origin,
-                cnt=msg.cnt,
-                file=str(target),
-                bytes=len(data),
-                digest=digest(msg.blob),
+        except OSError as exc:
+            self._trace(
+                "ERROR",
+                aspect,
+                f"Unable to replicate and persist the data snapshot in this file: {target}. Error: {exc}",
             )
-        elif msg.type == TYPE_SHUTDOWN:
-            for f in self.cfg.storage_dir.glob(f"{msg.origin}-*.snapshot"):
-                with contextlib.suppress(FileNotFoundError):
-                    f.unlink()
+            with contextlib.suppress(OSError):
+                tmp.unlink()
             with self.lock:
-                self.st.stored_this_run = {n for n in self.st.stored_this_run if not n.startswith(f"{msg.origin}-")}
-            self._trace("INFO", "RemoteDC-Watchdog", f"orderly shutdown of {msg.origin}: its snapshots dropped")
-        elif msg.type == TYPE_RETURNED:
-            self._restore(msg, reason="returned_to_origin", source="http")
+                self.st.stored_this_run.discard(name)
+            return
+        with self.lock:
+            self.st.stored_this_run.add(name)
+        self._trace("INFO", aspect, f"Successfully replicated and persisted the data snapshot in this file: {target}")
+        self.ctx.truth(
+            OP_RECEIVER,
+            "snapshot_stored",
+            origin=msg.origin,
+            snapshot_origin=msg.snapshot_origin,
+            cnt=msg.cnt,
+            file=str(target),
+            bytes=len(data),
+            digest=digest(msg.blob),
+        )
 
     # ----------------------------------------------------------------- replay
     def _restore(self, msg: Message, reason: str, source: str) -> bool:
-        if self.restore_fn is None or not msg.blob:
+        if not msg.blob:
             return False
-        info = self.restore_fn(msg.blob, msg.origin, msg.snapshot_origin)
+        info = self.app.restore(msg, reason)
+        if info is None:
+            return False
         self.ctx.metrics.inc(OP_MERGER, "out")
         self.ctx.truth(
             OP_MERGER,
@@ -635,20 +882,33 @@ class CrossDC:
         return True
 
     def replay(self, names: set[str] | None, reason: str) -> int:
-        """Emit stored snapshots into the application (all of them when names is None), then delete them."""
+        """Emit stored snapshots into the application (every file when names is None), then delete them."""
         n = 0
+        aspect = "SendSnapshotFilesData" if names is None else "RemoteDC-Watchdog"
         with self.replay_lock:
-            for f in sorted(self.cfg.storage_dir.glob("*.snapshot")):
-                if names is not None and f.stem not in names:
-                    continue
+            if names is None:
+                files = sorted(self.cfg.storage_dir.glob("*.snapshot"))
+            else:
+                files = [self.cfg.storage_dir / f"{name}.snapshot" for name in sorted(names)]
+            for f in files:
                 try:
-                    msg = decode(f.read_bytes())
-                except (OSError, ValueError) as exc:
-                    self._trace("ERROR", "SendSnapshotFilesData", f"unreadable snapshot {f.name}: {exc}")
+                    data = f.read_bytes()
+                except FileNotFoundError:
                     continue
-                if self._restore(msg, reason=reason, source=f.name):
-                    n += 1
-                    self._trace("INFO", "SendSnapshotFilesData", f"replayed {f.name} ({len(msg.blob)} bytes)")
+                except OSError as exc:
+                    self._trace("ERROR", aspect, f"Unable to read the binary data snapshot from this file: {f}. {exc}")
+                    continue
+                if not data:
+                    self._trace("ERROR", aspect, f"Skipping the zero length binary data snapshot file: {f}.")
+                else:
+                    try:
+                        msg = decode(data)
+                    except ValueError as exc:
+                        self._trace("ERROR", aspect, f"unreadable snapshot {f.name}: {exc}")
+                        msg = None
+                    if msg is not None and self._restore(msg, reason=reason, source=f.name):
+                        n += 1
+                        self._trace("INFO", aspect, f"replayed {f.name} ({len(msg.blob)} bytes)")
                 with contextlib.suppress(FileNotFoundError):
                     f.unlink()
         return n
@@ -658,14 +918,20 @@ class CrossDC:
         text = text.strip()
         if text == "OrderlyShutdown":
             with self.lock:
-                cnt = self.st.ticks
-            self.data_sender.submit(encode(Message(TYPE_SHUTDOWN, cnt, self.cfg.local)))
-            with self.lock:
                 self.st.orderly = True
                 self.st.up = False
-            self._trace("INFO", "RemoteDC-Watchdog", "OrderlyShutdown: heartbeats stopped, remote traffic ignored")
+                cnt = self.st.hb_cnt
+                self.st.hb_cnt += 1
+            self.data_sender.submit(encode(Message(TYPE_SHUTDOWN, cnt, self.cfg.local)))
+            self._trace(
+                "ERROR",
+                "Heartbeat-Message-Preparer",
+                f"We sent an orderly shutdown message from the local DC {self.cfg.local} to the remote DC.",
+            )
+            self.ctx.truth(OP_HB_PREPARER, "orderly_shutdown_sent", cnt=cnt)
         elif text == "SendMeDataFromSnapshotFiles":
             n = self.replay(None, reason="SendMeDataFromSnapshotFiles")
             self._trace("INFO", "SendSnapshotFilesData", f"SendMeDataFromSnapshotFiles: replayed {n} snapshot(s)")
+            self.ctx.truth(OP_MERGER, "takeover", how="SendMeDataFromSnapshotFiles", snapshots=n)
         elif text:
             self._trace("WARN", "RemoteDC-Watchdog", f"ignoring unknown special message {text!r}")

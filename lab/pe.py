@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import socket
 import sys
 import threading
@@ -25,6 +26,9 @@ from typing import Any
 from lab import paths, truth
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
+
+#: pseudo operator name under which the PE-level port counters are kept
+PE_PORTS = "__pe_ports__"
 
 
 def iso_now() -> str:
@@ -57,14 +61,22 @@ class Metrics:
             return {op: dict(v) for op, v in self._c.items()}
 
 
-class Trace:
-    """Application trace file of the PE (served as `/pes/{p}/applicationTrace`)."""
+#: Streams tracing levels, least verbose first (`-C tracing=info`, overlay `jobConfig.tracing`)
+TRACE_LEVELS: tuple[str, ...] = ("off", "error", "warn", "info", "debug", "trace")
+_LINE_LEVEL = {"ERROR": 1, "WARN": 2, "INFO": 3, "DEBUG": 4, "TRACE": 5}
 
-    def __init__(self, path: Path) -> None:
+
+class Trace:
+    """Application trace file of the PE (served as `/pes/{p}/applicationTrace`), filtered by tracing level."""
+
+    def __init__(self, path: Path, level: str = "info") -> None:
         self._lock = threading.Lock()
+        self._max = TRACE_LEVELS.index(level) if level in TRACE_LEVELS else TRACE_LEVELS.index("info")
         self._f = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - open for the PE's life
 
     def log(self, level: str, aspect: str, msg: str, crossdc: bool = False) -> None:
+        if _LINE_LEVEL.get(level, 3) > self._max:
+            return
         marker = "_XXXXX_ " if crossdc else ""
         with self._lock:
             self._f.write(f"{iso_now()} {level} [{aspect}] {marker}{msg}\n")
@@ -84,7 +96,7 @@ class PEContext:
         self.downstream_port: int | None = cfg.get("downstream_port")
         self.pe_dir = Path(cfg["pe_dir"])
         self.metrics = Metrics()
-        self.trace = Trace(self.pe_dir / "trace.log")
+        self.trace = Trace(self.pe_dir / "trace.log", str(cfg.get("tracing") or "info"))
         self.defects = paths.active_defects()
 
     def param(self, name: str, default: str) -> str:
@@ -111,8 +123,8 @@ class ControlServer:
         self.pe_in_ops: list[str] = []
         self.pe_out_ops: list[str] = []
 
-    def _ping(self, _msg: dict[str, Any]) -> dict[str, Any]:
-        return {"ok": True, "pid": os.getpid()}
+    def _ping(self, msg: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "pid": os.getpid(), "seq": msg.get("seq")}
 
     def _metrics(self, _msg: dict[str, Any]) -> dict[str, Any]:
         ops = self.ctx.metrics.snapshot()
@@ -122,6 +134,7 @@ class ControlServer:
                 "nTuplesProcessed": sum(ops.get(o, {}).get("in", 0) for o in self.pe_in_ops),
                 "nTuplesSubmitted": sum(ops.get(o, {}).get("out", 0) for o in self.pe_out_ops),
             },
+            "ports": ops.get(PE_PORTS, {}),
         }
 
     def serve_forever(self) -> None:
@@ -138,6 +151,8 @@ class ControlServer:
                 except ValueError:
                     return
                 if streaming:
+                    self.ctx.metrics.inc(PE_PORTS, "in_bytes", len(line))
+                    self.ctx.metrics.inc(PE_PORTS, "in_tuples", len(msg.get("items", [])))
                     if self.on_stream is not None:
                         try:
                             self.on_stream(msg.get("items", []))
@@ -161,10 +176,11 @@ class ControlServer:
 
 
 class Downstream:
-    """Tuple stream to the next PE of the job (JSON lines over TCP on loopback)."""
+    """Tuple stream to the next PE of the job (JSON lines over TCP on loopback): PE output port 0."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, metrics: Metrics) -> None:
         self.port = port
+        self.metrics = metrics
         self._lock = threading.Lock()
         self._sock: socket.socket | None = None
 
@@ -174,6 +190,19 @@ class Downstream:
         s.sendall(b'{"cmd":"stream"}\n')
         return s
 
+    @staticmethod
+    def _peer_closed(sock: socket.socket) -> bool:
+        """The downstream PE never writes on a tuple stream: readable means it closed (it died or restarted)."""
+        readable, _, _ = select.select([sock], [], [], 0)
+        if not readable:
+            return False
+        try:
+            return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+
     def send(self, items: list[dict[str, Any]]) -> None:
         if not items:
             return
@@ -181,13 +210,20 @@ class Downstream:
         with self._lock:
             for attempt in range(2):
                 try:
+                    if self._sock is not None and self._peer_closed(self._sock):
+                        self._sock.close()
+                        self._sock = None
+                        self.metrics.inc(PE_PORTS, "broken")
                     if self._sock is None:
                         self._sock = self._connect()
                     self._sock.sendall(data)
+                    self.metrics.inc(PE_PORTS, "out_tuples", len(items))
+                    self.metrics.inc(PE_PORTS, "out_bytes", len(data))
                     return
                 except OSError:
                     if self._sock is not None:
                         self._sock.close()
+                        self.metrics.inc(PE_PORTS, "broken")
                     self._sock = None
                     if attempt == 1:
                         raise

@@ -1,4 +1,4 @@
-"""Checks on the data: nothing acknowledged lost, nothing delivered twice."""
+"""Checks on the data: nothing acknowledged lost, nothing delivered twice, order and state preserved."""
 
 from typing import Any
 
@@ -54,3 +54,32 @@ def step_no_duplicates(context: Context) -> None:
     Example: Then no tuple is delivered twice
     """
     context.world.check(measure.check_no_duplicates(context.world.delivery()))
+
+
+@then("the order of tuples per key is preserved")
+def step_order(context: Context) -> None:
+    """Each data center emitted every customer's orders in the order they were sent (duplicates aside).
+
+    Example: Then the order of tuples per key is preserved
+    """
+    context.world.check(measure.check_order(context.world.order()))
+
+
+@then('"{new}" resumes from a consistent copy of the state of "{old}"')
+def step_consistent_state(context: Context, new: Any, old: Any) -> None:
+    """For every customer, the state the new active data center resumed from (seen in its first outputs) is a
+    state the old active really had at some point, or empty if it was never replicated.
+
+    Example: Then "dc2" resumes from a consistent copy of the state of "dc1"
+    """
+    world = context.world
+    world.check(measure.check_consistent_state(world.state(world.datacenter(new), world.datacenter(old))))
+
+
+@then("at most {limit:Duration} of state updates are lost")
+def step_state_loss(context: Context, limit: Any) -> None:
+    """The old active's state updates that the new active did not inherit span no more than the limit.
+
+    Example: Then at most 5 seconds of state updates are lost
+    """
+    context.world.check(measure.check_state_loss(context.world.state(), limit))

@@ -1,4 +1,5 @@
-"""Steps that inject faults. Every fault registers its heal before it exists."""
+"""Steps that inject faults. Every fault registers its heal before it exists, arms a dead-man timer on its
+targets and returns only once its effect is proven (support/faults/, docs/faults.md)."""
 
 from typing import Any
 
@@ -6,6 +7,125 @@ from behave import when
 from behave.runner import Context
 
 from support import step_types  # noqa: F401  (registers the parameter types)
+
+
+@when('the network between "{first}" and "{second}" is partitioned')
+def step_partition(context: Context, first: Any, second: Any) -> None:
+    """Drop every packet between the two data centers, both ways, until the fault is healed or the scenario ends.
+
+    Example: When the network between "dc1" and "dc2" is partitioned
+    """
+    context.world.inject_fault("partition", between=(first, second))
+
+
+@when('the network between "{first}" and "{second}" is partitioned for {duration:Duration}')
+def step_partition_for(context: Context, first: Any, second: Any, duration: Any) -> None:
+    """Partition the two data centers, then heal the partition once the duration is over.
+
+    Example: When the network between "dc1" and "dc2" is partitioned for 20 seconds
+    """
+    context.world.inject_fault("partition", between=(first, second), duration=duration)
+
+
+@when('traffic from "{source}" to "{target}" is dropped')
+def step_one_way(context: Context, source: Any, target: Any) -> None:
+    """Drop the packets the first data center sends to the second where they arrive (a one-way partition).
+
+    Example: When traffic from "dc1" to "dc2" is dropped
+    """
+    context.world.inject_fault("partition", between=(source, target), one_way=True)
+
+
+@when('"{dc}" is cut off from the network')
+def step_isolate(context: Context, dc: Any) -> None:
+    """Cut the data center's hosts off from everything but each other and the tester's SSH connection.
+
+    Example: When "dc1" is cut off from the network
+    """
+    context.world.inject_fault("isolate", dc=dc)
+
+
+@when('{delay:Duration} of latency is added between "{first}" and "{second}"')
+def step_latency(context: Context, delay: Any, first: Any, second: Any) -> None:
+    """Hold every packet between the two data centers for the given time, each way (tc netem, or the NFQUEUE
+    delayer where the hosts' kernel has no netem).
+
+    Example: When 200 ms of latency is added between "dc1" and "dc2"
+    """
+    context.world.inject_fault("latency", between=(first, second), delay=delay)
+
+
+@when('{delay:Duration} of latency with {jitter:Duration} of jitter is added between "{first}" and "{second}"')
+def step_latency_jitter(context: Context, delay: Any, jitter: Any, first: Any, second: Any) -> None:
+    """Latency that varies by up to the jitter either way (packets keep their order).
+
+    Example: When 200 ms of latency with 50 ms of jitter is added between "dc1" and "dc2"
+    """
+    context.world.inject_fault("latency", between=(first, second), delay=delay, jitter=jitter)
+
+
+@when('{share:Percentage} of packets between "{first}" and "{second}" are lost')
+def step_loss(context: Context, share: Any, first: Any, second: Any) -> None:
+    """Drop each packet between the two data centers with the given probability.
+
+    Example: When 30% of packets between "dc1" and "dc2" are lost
+    """
+    context.world.inject_fault("loss", between=(first, second), probability=share)
+
+
+@when('the bandwidth between "{first}" and "{second}" is limited to {rate:Number} mbit')
+def step_bandwidth(context: Context, first: Any, second: Any, rate: Any) -> None:
+    """Shape the traffic between the two data centers to the given rate (megabits per second), each way.
+
+    Example: When the bandwidth between "dc1" and "dc2" is limited to 1 mbit
+    """
+    context.world.inject_fault("bandwidth", between=(first, second), rate=int(rate * 1_000_000))
+
+
+@when('the processing element running "{operator}" in "{dc}" is killed')
+def step_pe_kill(context: Context, operator: Any, dc: Any) -> None:
+    """SIGKILL the process of the PE that runs the operator (found through REST) on its host.
+
+    Example: When the processing element running "Aggregator" in "dc1" is killed
+    """
+    context.world.inject_fault("pe-kill", dc=dc, operator=operator)
+
+
+@when('the processing element running "{operator}" in "{dc}" hangs for {duration:Duration}')
+def step_pe_hang(context: Context, operator: Any, dc: Any, duration: Any) -> None:
+    """SIGSTOP the PE's process, and SIGCONT it once the duration is over.
+
+    Example: When the processing element running "Aggregator" in "dc1" hangs for 20 seconds
+    """
+    context.world.inject_fault("pe-hang", dc=dc, operator=operator, duration=duration)
+
+
+@when('the CPU of "{dc}" is exhausted for {duration:Duration}')
+def step_cpu(context: Context, dc: Any, duration: Any) -> None:
+    """Keep every CPU of the data center's host busy (stress-ng in the DC's cgroup) for the duration.
+
+    Example: When the CPU of "dc1" is exhausted for 30 seconds
+    """
+    context.world.inject_fault("cpu", dc=dc, duration=duration)
+
+
+@when('the memory of "{dc}" is exhausted for {duration:Duration}')
+def step_memory(context: Context, dc: Any, duration: Any) -> None:
+    """Take the data center's free memory (stress-ng in the DC's cgroup, at most faults.memory_max) for the
+    duration.
+
+    Example: When the memory of "dc1" is exhausted for 30 seconds
+    """
+    context.world.inject_fault("memory", dc=dc, duration=duration)
+
+
+@when('the disk of "{dc}" is exhausted for {duration:Duration}')
+def step_disk(context: Context, dc: Any, duration: Any) -> None:
+    """Fill the file system of the data center's snapshot directory (at most faults.disk_max) for the duration.
+
+    Example: When the disk of "dc1" is exhausted for 30 seconds
+    """
+    context.world.inject_fault("disk", dc=dc, duration=duration)
 
 
 @when('the "{app}" job in "{dc}" is canceled')
@@ -16,3 +136,31 @@ def step_cancel_job(context: Context, app: Any, dc: Any) -> None:
     Example: When the "orders" job in "dc1" is canceled
     """
     context.world.cancel_job(app, dc)
+
+
+@when('the instance in "{dc}" is stopped')
+def step_instance_stop(context: Context, dc: Any) -> None:
+    """Stop the data center's Streams instance (every job stops with it) until the fault is healed.
+
+    Example: When the instance in "dc1" is stopped
+    """
+    context.world.inject_fault("instance-stop", dc=dc)
+
+
+@when('"{dc}" is shut down in an orderly way')
+def step_orderly_shutdown(context: Context, dc: Any) -> None:
+    """Send the toolkit's OrderlyShutdown special message in the data center: it tells the other side it is
+    leaving on purpose and stops its heartbeats.
+
+    Example: When "dc1" is shut down in an orderly way
+    """
+    context.world.inject_fault("orderly-shutdown", dc=dc)
+
+
+@when("the fault is healed")
+def step_heal(context: Context) -> None:
+    """Undo the latest fault still in effect and wait until the return to normal is proven.
+
+    Example: When the fault is healed
+    """
+    context.world.heal_fault()

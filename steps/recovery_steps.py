@@ -20,6 +20,34 @@ def step_takes_over(context: Context, dc: Any, limit: Any) -> None:
     context.world.check(measure.check_takeover(context.world.takeover_seen(dc, limit), dc, limit))
 
 
+@then("no failover happens for {duration:Duration}")
+def step_no_failover(context: Context, duration: Any) -> None:
+    """Neither data center declares the other DOWN nor takes over during the given time after the fault.
+
+    Example: Then no failover happens for 30 seconds
+    """
+    context.world.check(context.world.no_failover(duration))
+
+
+@then("throughput returns to {fraction:Percentage} of the baseline within {limit:Duration}")
+def step_throughput_back(context: Context, fraction: Any, limit: Any) -> None:
+    """The output rate, measured over a one-second window, is back to the given share of the steady-state
+    rate (measured while the system was steady) within the limit after the fault.
+
+    Example: Then throughput returns to 90% of the baseline within 30 seconds
+    """
+    context.world.check(measure.check_throughput(context.world.throughput_back(limit), fraction, limit))
+
+
+@then('only one data center emits output at a time')
+def step_single_emitter(context: Context) -> None:
+    """No customer's orders come out of two data centers in overlapping time (no split brain).
+
+    Example: Then only one data center emits output at a time
+    """
+    context.world.check(measure.check_single_emitter(context.world.split_brain()))
+
+
 @then("the recovery time is at most {limit:Duration}")
 def step_recovery_time(context: Context, limit: Any) -> None:
     """Fault effective -> first output from the new active data center is within the limit.
@@ -31,11 +59,16 @@ def step_recovery_time(context: Context, limit: Any) -> None:
 
 @then('the recovery meets the "{app}" objectives')
 def step_objectives(context: Context, app: Any) -> None:
-    """Recovery time and data loss meet the objectives configured for the application (``objectives.<app>``).
+    """Recovery time, data loss and state loss meet the objectives configured for the application
+    (``objectives.<app>``: rto, takeover, max_lost, max_duplicated, loss_window, state_loss_window, rpo,
+    throughput_recovery with throughput_fraction).
 
     Example: Then the recovery meets the "orders" objectives
     """
     world = context.world
     objectives = world.objectives(app)
     timeline = world.output_resumed(float(objectives.get("rto", 60)))
-    world.check(measure.check_objectives(app, timeline, world.delivery(), objectives))
+    if "throughput_recovery" in objectives:
+        timeline = world.throughput_back(float(objectives["throughput_recovery"]))
+    state = world.state() if {"state_loss_window", "rpo"} & set(objectives) else None
+    world.check(measure.check_objectives(app, timeline, world.delivery(), objectives, state))

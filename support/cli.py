@@ -24,6 +24,8 @@ def _add_run_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     run.add_argument("-D", "--define", action="append", default=[], metavar="KEY=VALUE",
                      help="behave userdata; config keys override the config like --set")
+    run.add_argument("--dry-run", action="store_true",
+                     help="print every command the fault steps would run on every host; run nothing")
     run.add_argument("paths", nargs="*", help="feature files or folders (default: features/)")
 
 
@@ -35,6 +37,10 @@ def run_command(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
+    if args.dry_run:
+        from support.cli_faults import plan_run
+
+        return plan_run(config, args.tags, args.paths, sys.stdout, sys.stderr)
     if not Path("features").is_dir():
         print(f"{Path.cwd()}: features/: not found (run failover-tester from the project root)", file=sys.stderr)
         return 2
@@ -104,6 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     steps = sub.add_parser("steps", help="print every step of the vocabulary with its description and an example")
     steps.add_argument("--markdown", action="store_true", help="print the catalogue as Markdown (docs/steps.md)")
     add_config_parser(sub)
+    from support.cli_faults import add_doctor_parser, add_faults_parser
+
+    add_faults_parser(sub)
+    add_doctor_parser(sub)
     return parser
 
 
@@ -124,6 +134,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from support.cli_config import config_command
 
         return config_command(args)
+    if args.command in ("faults", "doctor"):
+        from support.cli_faults import doctor_command, faults_command
+
+        return faults_command(args) if args.command == "faults" else doctor_command(args)
     parser.error(f"unknown command {args.command}")
     return 2
 

@@ -83,3 +83,37 @@ def ensure_active_passive(
     for dc, name in ((active, app.job_name), (standby, app.standby_job)):
         wait_job_healthy(rest[dc], dc, name, timeout, progress)
     journal.record("deployment.ready", app=app.name, active=active, standby=standby)
+
+
+def ensure_active_active(
+    rest: Mapping[str, StreamsRestClient],
+    app: AppSpec,
+    dcs: tuple[str, str],
+    journal: Journal,
+    timeout: float,
+    progress: Progress | None = None,
+) -> None:
+    """Leave ``app`` running in both data centers with ``crossDCOperationMode=1`` (active/active), both healthy.
+
+    Passive stubs are canceled first, and so is a job of the application that runs in passive mode.
+    """
+    params = {**app.parameters, "crossDCOperationMode": "1"}
+    stubs = [dc for dc in rest if app.standby_job and rest[dc].find_job(app.standby_job) is not None]
+    for dc in rest:
+        if stubs and dc in dcs:  # coming from active/passive: start both sides afresh, without that history
+            _cancel_named(rest[dc], app.job_name, journal, dc)
+        if app.standby_job:
+            _cancel_named(rest[dc], app.standby_job, journal, dc)
+        if dc not in dcs:
+            _cancel_named(rest[dc], app.job_name, journal, dc)
+            continue
+        job = rest[dc].find_job(app.job_name)
+        mode = {p.get("name"): p.get("value") for p in (job or {}).get("submitParameters", [])}.get(
+            "crossDCOperationMode", "1")
+        if job is not None and str(mode) != "1":
+            _cancel_named(rest[dc], app.job_name, journal, dc)
+    for dc in dcs:
+        _ensure_running(rest[dc], app.job_name, app.bundle, params, journal, dc)
+    for dc in dcs:
+        wait_job_healthy(rest[dc], dc, app.job_name, timeout, progress)
+    journal.record("deployment.ready", app=app.name, active=dcs[0], standby=dcs[1], mode="active/active")

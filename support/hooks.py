@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from support.config import ConfigError, load_config
+from support.faults.probe import requirements_skip_reason
 from support.reporting.allure import label_scenario
 from support.reporting.logs import install_run_log
 from support.reporting.summary import append_scenario, write_run_meta, write_summary
@@ -37,6 +38,10 @@ def before_all(context: Any) -> None:
 
 def before_scenario(context: Any, scenario: Any) -> None:
     tags = list(scenario.effective_tags)
+    reason = requirements_skip_reason(context.failover, tags)
+    if reason:
+        scenario.skip(reason)
+        return
     label_scenario(tags)
     context.world = World(context.failover, scenario.feature.name, scenario.name, tags)
 

@@ -1,15 +1,33 @@
-"""Recovery time in phases, data loss, and verdicts with reasons a product owner can read."""
+"""Recovery time in phases, data and state loss (RPO), and verdicts with reasons a product owner can read.
+
+Phases of one failover, all measured from outside:
+
+1. fault effective (journal ``fault.effective``),
+2. DOWN detected by the standby (``toolkit.remote_down`` in the standby),
+3. takeover: the application running in the standby (``toolkit.takeover``),
+4. first output from the new active (received ledger, the DC's own ``processed_at``),
+5. throughput back in the baseline band (output rate over a sliding window back to a fraction of the
+   steady-state rate).
+
+Where the deployment stamped a change itself and the stamp lies inside the window of the look that saw it,
+the journal event carries ``happened_at`` and that instant is used; a phase the toolkit gave no signal for is
+filled by inference and listed in ``inferred``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from support.data.ledger import ReceivedRow
-from support.data.validate import DeliveryReport
-from support.orchestration import Journal
+import numpy as np
 
-PHASES = ("down_detected", "takeover", "first_output")
+from support.data.ledger import ReceivedRow, Table
+from support.data.validate import DeliveryReport, OrderReport, SplitBrainReport, StateReport, output_times
+from support.metrics.series import Baseline
+from support.orchestration import Journal, JournalEvent
+
+PHASES = ("down_detected", "takeover", "first_output", "throughput_recovered")
 
 
 @dataclass(frozen=True)
@@ -35,56 +53,161 @@ class RecoveryTimeline:
     down_detected: float | None
     takeover: float | None
     first_output: float | None
+    throughput_recovered: float | None = None
+    old: str = ""
+    sources: dict[str, str] = field(default_factory=dict)
+    inferred: tuple[str, ...] = ()
+    baseline: Baseline | None = None
+    fraction: float = 0.9
 
     @property
     def rto(self) -> float | None:
         """Fault effective -> first output from the new active data center."""
         if self.fault_effective is None or self.first_output is None:
             return None
-        return self.first_output - self.fault_effective
+        return max(0.0, self.first_output - self.fault_effective)
+
+    def phase(self, name: str) -> float | None:
+        instant = getattr(self, name)
+        if self.fault_effective is None or instant is None:
+            return None
+        return round(max(0.0, instant - self.fault_effective), 3)
 
     def phases(self) -> dict[str, float | None]:
         """Seconds from the fault becoming effective to each phase."""
-        start = self.fault_effective
-        result: dict[str, float | None] = {}
-        for name in PHASES:
-            instant = getattr(self, name)
-            result[name] = None if start is None or instant is None else round(instant - start, 3)
-        return result
+        return {name: self.phase(name) for name in PHASES}
 
     def to_json(self) -> dict[str, Any]:
         rto = self.rto
         return {
             "fault": self.fault,
+            "old": self.old,
             "standby": self.standby,
             "fault_effective": self.fault_effective,
+            "instants": {name: getattr(self, name) for name in PHASES},
             "phases_s": self.phases(),
             "rto_s": None if rto is None else round(rto, 3),
+            "sources": dict(self.sources),
+            "inferred": list(self.inferred),
+            "baseline_tps": None if self.baseline is None else round(self.baseline.mean, 3),
+            "throughput_fraction": self.fraction,
         }
 
 
-def recovery_timeline(journal: Journal, received: list[ReceivedRow], standby: str) -> RecoveryTimeline:
+def instant(event: JournalEvent | None) -> float | None:
+    """When an event happened: the deployment's own stamp when the monitor validated one, else the look."""
+    if event is None:
+        return None
+    stamp = event.fields.get("happened_at")
+    return float(stamp) if isinstance(stamp, int | float) else event.t
+
+
+def _received_table(received: Table | Sequence[ReceivedRow]) -> Table:
+    if isinstance(received, Table):
+        return received
+    return Table.from_rows(list(received), ReceivedRow)
+
+
+def throughput_baseline(received: Table | Sequence[ReceivedRow], start: float, end: float, width: float = 1.0
+                        ) -> Baseline | None:
+    """Output tuples per second (all data centers) over ``[start, end)``, in buckets of ``width`` seconds."""
+    table = _received_table(received)
+    if end - start < width:
+        return None
+    times = output_times(table) if len(table) else np.empty(0)
+    buckets = int((end - start) // width)
+    inside = times[(times >= start) & (times < start + buckets * width)]
+    counts = np.bincount(((inside - start) // width).astype(np.int64), minlength=buckets)[:buckets]
+    return Baseline.of("throughput", counts / width, start, start + buckets * width)
+
+
+def throughput_recovered_at(times: np.ndarray, after: float, rate: float, fraction: float, window: float = 1.0
+                            ) -> float | None:
+    """The first output instant t >= ``after`` such that the outputs in ``[t, t + window)`` reach
+    ``fraction * rate`` per second (only windows that ended before the last output are judged)."""
+    ordered = np.sort(times)
+    if not len(ordered) or rate <= 0:
+        return None
+    candidates = np.flatnonzero((ordered >= after) & (ordered + window <= ordered[-1]))
+    if not len(candidates):
+        return None
+    ends = np.searchsorted(ordered, ordered[candidates] + window, side="left")
+    hit = np.flatnonzero((ends - candidates) >= fraction * rate * window)
+    return float(ordered[candidates[hit[0]]]) if len(hit) else None
+
+
+def recovery_timeline(
+    journal: Journal,
+    received: Table | Sequence[ReceivedRow],
+    standby: str,
+    *,
+    old: str = "",
+    baseline: Baseline | None = None,
+    fraction: float = 0.9,
+    window: float = 1.0,
+) -> RecoveryTimeline:
     """Assemble the phases from the journal (fault, toolkit events) and the received ledger."""
     fault = journal.first("fault.effective")
     start = fault.t if fault else None
-    down = journal.first("toolkit.remote_down", after=start, dc=standby) if start is not None else None
-    takeover = journal.first("toolkit.takeover", after=start, dc=standby) if start is not None else None
-    first_output = None
+    sources: dict[str, str] = {}
+    inferred: list[str] = []
+    down = takeover = None
     if start is not None:
-        after = [row.t_recv for row in received if row.dc == standby and row.t_recv >= start]
-        first_output = min(after) if after else None
+        down = journal.first("toolkit.remote_down", after=start, dc=standby)
+        takeover = journal.first("toolkit.takeover", after=start, dc=standby)
+    for name, event in (("down_detected", down), ("takeover", takeover)):
+        if event is not None:
+            sources[name] = str(event.fields.get("source", "")) + (" (dc time)" if "happened_at" in event.fields
+                                                                    else " (look)")
+            if event.fields.get("inferred"):
+                inferred.append(name)
+    table = _received_table(received)
+    first_output = recovered = None
+    if start is not None and len(table):
+        times = output_times(table)
+        code, old_code = table.code("dc", standby), table.code("dc", old) if old else -1
+        mine = (table["dc"] == code) & (times >= start) if code >= 0 else np.zeros(len(table), dtype=bool)
+        note = ""
+        if code >= 0 and old_code >= 0 and np.any((table["dc"] == code) & (times < start)):
+            # active/active: the survivor emitted all along; what counts is its first output for the keys the
+            # failed data center was serving
+            old_keys = np.zeros(len(table.categories.get("key", [])) + 1, dtype=bool)
+            old_keys[table["key"][(table["dc"] == old_code) & (times < start)]] = True
+            mine &= old_keys[table["key"]]
+            note = f", keys {old} served"
+        after = times[mine]
+        first_output = float(after.min()) if len(after) else None
+        if first_output is not None:
+            sources["first_output"] = f"received ledger (processed_at{note})"
+        if first_output is not None and baseline is not None:
+            recovered = throughput_recovered_at(times, first_output, baseline.mean, fraction, window)
+            sources["throughput_recovered"] = f"received ledger, {window:g} s window"
+    down_at, takeover_at = instant(down), instant(takeover)
+    if down_at is None and takeover_at is not None:
+        down_at = takeover_at  # the standby must have seen DOWN before it took over: an upper bound
+        inferred.append("down_detected")
+        sources["down_detected"] = "inferred from the takeover"
     return RecoveryTimeline(
         fault=str(fault.fields.get("kind", "")) if fault else "",
         fault_effective=start,
         standby=standby,
-        down_detected=down.t if down else None,
-        takeover=takeover.t if takeover else None,
+        down_detected=down_at,
+        takeover=takeover_at,
         first_output=first_output,
+        throughput_recovered=recovered,
+        old=old,
+        sources=sources,
+        inferred=tuple(inferred),
+        baseline=baseline,
+        fraction=fraction,
     )
 
 
 def _secs(value: float | None) -> str:
     return "never" if value is None else f"{value:.2f} s"
+
+
+# ------------------------------------------------------------------------------------------ recovery
 
 
 def check_takeover(timeline: RecoveryTimeline, dc: str, within: float) -> Verdict:
@@ -116,6 +239,52 @@ def check_recovery_time(timeline: RecoveryTimeline, limit: float) -> Verdict:
     )
 
 
+def check_throughput(timeline: RecoveryTimeline, fraction: float, within: float) -> Verdict:
+    """Throughput back to ``fraction`` of the steady-state baseline within ``within`` seconds of the fault."""
+    evidence = {"fraction": fraction, "limit_s": within, **timeline.to_json(),
+                "baseline": None if timeline.baseline is None else timeline.baseline.to_json()}
+    percent = f"{fraction * 100:g}%"
+    if timeline.baseline is None:
+        return Verdict("throughput_recovered", False,
+                       "No steady-state baseline was measured, so recovery of throughput cannot be judged.", evidence)
+    took = timeline.phase("throughput_recovered")
+    rate = timeline.baseline.mean
+    if took is None:
+        return Verdict("throughput_recovered", False,
+                       f"Throughput never came back to {percent} of the baseline ({rate:.0f} tuples/s).", evidence)
+    ok = took <= within
+    return Verdict("throughput_recovered", ok,
+                   f"Throughput was back to {percent} of the baseline ({rate:.0f} tuples/s) {took:.2f} s after the "
+                   f"fault (limit {within:g} s).", evidence)
+
+
+def failover_events(journal: Journal, since: float, until: float | None = None) -> list[JournalEvent]:
+    """Toolkit events that mean a failover started: a DOWN declared or a takeover."""
+    found = []
+    for event in journal.events():
+        if event.event in ("toolkit.remote_down", "toolkit.takeover") and event.t >= since and (
+                until is None or event.t <= until):
+            found.append(event)
+    return found
+
+
+def check_no_failover(journal: Journal, since: float, until: float) -> Verdict:
+    events = failover_events(journal, since, until)
+    span = until - since
+    evidence = {"since": since, "until": until,
+                "events": [{"event": e.event, "t": e.t, **e.fields} for e in events[:20]]}
+    if not events:
+        return Verdict("no_failover", True,
+                       f"No data center declared its remote DOWN or took over during {span:.0f} s.", evidence)
+    first = events[0]
+    what = "declared its remote DOWN" if first.event == "toolkit.remote_down" else "took over"
+    return Verdict("no_failover", False,
+                   f"{first.fields.get('dc')} {what} {first.t - since:.2f} s into the {span:.0f} s watch.", evidence)
+
+
+# -------------------------------------------------------------------------------------- data loss
+
+
 def check_lost(report: DeliveryReport, limit: int) -> Verdict:
     evidence = {**report.counts(), "limit": limit, "lost_ids_sample": report.lost_ids[:20]}
     ok = report.lost <= limit
@@ -131,16 +300,17 @@ def check_lost(report: DeliveryReport, limit: int) -> Verdict:
 
 def check_loss_window(report: DeliveryReport, limit: float) -> Verdict:
     ok = report.loss_window <= limit
-    evidence = {**report.counts(), "limit_s": limit}
+    evidence = {**report.counts(), "limit_s": limit, "lost_ids_sample": report.lost_ids[:20]}
     text = f"Lost acknowledged tuples span {report.loss_window:.2f} s of input (limit {limit:g} s)."
     return Verdict("loss_window", ok, text, evidence)
 
 
-def check_no_duplicates(report: DeliveryReport) -> Verdict:
-    evidence = {**report.counts(), "duplicated_ids_sample": report.duplicated_ids[:20]}
+def check_no_duplicates(report: DeliveryReport, limit: int = 0) -> Verdict:
+    evidence = {**report.counts(), "limit": limit, "duplicated_ids_sample": report.duplicated_ids[:20]}
     if not report.duplicated:
         return Verdict("duplicated", True, f"No tuple came out twice ({report.received} received).", evidence)
-    return Verdict("duplicated", False, f"{report.duplicated} tuples came out more than once.", evidence)
+    return Verdict("duplicated", report.duplicated <= limit,
+                   f"{report.duplicated} tuples came out more than once (limit {limit}).", evidence)
 
 
 def check_at_least_once(report: DeliveryReport) -> Verdict:
@@ -154,17 +324,114 @@ def check_at_least_once(report: DeliveryReport) -> Verdict:
     return Verdict("at_least_once", ok, text, evidence)
 
 
-def check_objectives(
-    app: str, timeline: RecoveryTimeline, report: DeliveryReport, objectives: dict[str, float | int]
-) -> Verdict:
-    """All objectives of ``app`` from config at once (rto, max_lost, loss_window)."""
-    parts = []
+def check_integrity(report: DeliveryReport) -> Verdict:
+    """No output tuple corrupted, none delivered although its send was refused, none never sent."""
+    counts = report.counts()
+    evidence = {**counts, "corrupted_ids_sample": report.corrupted_ids[:20],
+                "phantom_ids_sample": report.phantom_ids[:20], "unexpected_ids_sample": report.unexpected_ids[:20]}
+    problems = []
+    if report.corrupted_ids:
+        problems.append(f"{len(report.corrupted_ids)} came out altered (checksum mismatch)")
+    if report.phantom_ids:
+        problems.append(f"{len(report.phantom_ids)} came out although the application refused them")
+    if report.unexpected_ids:
+        problems.append(f"{len(report.unexpected_ids)} came out that were never sent")
+    if not problems:
+        return Verdict("integrity", True, f"Every output tuple was intact and expected ({report.received} received).",
+                       evidence)
+    return Verdict("integrity", False, "Output tuples: " + "; ".join(problems) + ".", evidence)
+
+
+# ------------------------------------------------------------------------------- order, split brain
+
+
+def check_order(report: OrderReport) -> Verdict:
+    evidence = report.to_json()
+    if not report.reordered:
+        return Verdict("order", True,
+                       f"Every data center emitted each customer's orders in order ({report.checked} outputs).",
+                       evidence)
+    where = ", ".join(f"{dc}: {n}" for dc, n in report.by_dc.items())
+    return Verdict("order", False,
+                   f"{report.reordered} orders of {report.keys} customers came out after a later order of the same "
+                   f"customer ({where}).", evidence)
+
+
+def check_single_emitter(report: SplitBrainReport) -> Verdict:
+    evidence = report.to_json()
+    if not report.keys:
+        return Verdict("single_emitter", True, "Only one data center emitted output for any customer at a time.",
+                       evidence)
+    return Verdict("single_emitter", False,
+                   f"Split brain: {' and '.join(report.dcs) or 'two data centers'} both emitted output for "
+                   f"{report.keys} customers during {report.overlap_s:.2f} s.", evidence)
+
+
+# ---------------------------------------------------------------------------------------------- state
+
+
+def check_consistent_state(report: StateReport) -> Verdict:
+    evidence = report.to_json()
+    if report.keys_judged == 0:
+        return Verdict("consistent_state", False,
+                       f"{report.new} emitted no output for customers {report.old} had served, so its restored state "
+                       f"cannot be judged.", evidence)
+    if report.inconsistent:
+        sample = report.samples[0] if report.samples else {}
+        return Verdict("consistent_state", False,
+                       f"{report.new} resumed {report.inconsistent} of {report.keys_judged} customers from a state "
+                       f"{report.old} never had (e.g. {sample.get('key')}: {sample.get('reason')}).", evidence)
+    note = f"; {report.empty} started empty (never replicated)" if report.empty else ""
+    return Verdict("consistent_state", True,
+                   f"{report.new} resumed all {report.keys_judged} customers from a state {report.old} really had"
+                   f"{note}.", evidence)
+
+
+def check_state_loss(report: StateReport, limit: float) -> Verdict:
+    evidence = {**report.to_json(), "limit_s": limit}
+    if report.keys_judged == 0:
+        return Verdict("state_loss_window", False,
+                       f"{report.new} emitted no output for customers {report.old} had served, so lost state updates "
+                       f"cannot be counted.", evidence)
+    ok = report.loss_window <= limit and not report.inconsistent
+    text = (f"{report.new} lost {report.lost_updates} state updates made by {report.old}, spanning "
+            f"{report.loss_window:.2f} s (limit {limit:g} s).")
+    if report.inconsistent:
+        text += f" {report.inconsistent} customers' state was inconsistent and could not be counted."
+    return Verdict("state_loss_window", ok, text, evidence)
+
+
+# ------------------------------------------------------------------------------------------ objectives
+
+
+def check_objectives(app: str, timeline: RecoveryTimeline, report: DeliveryReport,
+                     objectives: Mapping[str, float | int], state: StateReport | None = None) -> Verdict:
+    """All objectives of ``app`` from config at once: rto, takeover, max_lost, max_duplicated, loss_window,
+    state_loss_window, rpo (both loss windows), throughput_recovery (with throughput_fraction)."""
+    parts: list[Verdict] = []
     if "rto" in objectives:
         parts.append(check_recovery_time(timeline, float(objectives["rto"])))
+    if "takeover" in objectives:
+        parts.append(check_takeover(timeline, timeline.standby, float(objectives["takeover"])))
     if "max_lost" in objectives:
         parts.append(check_lost(report, int(objectives["max_lost"])))
+    if "max_duplicated" in objectives:
+        parts.append(check_no_duplicates(report, int(objectives["max_duplicated"])))
     if "loss_window" in objectives:
         parts.append(check_loss_window(report, float(objectives["loss_window"])))
+    if "throughput_recovery" in objectives:
+        fraction = float(objectives.get("throughput_fraction", 0.9))
+        parts.append(check_throughput(timeline, fraction, float(objectives["throughput_recovery"])))
+    state_limits = [float(objectives[k]) for k in ("state_loss_window",) if k in objectives]
+    if "rpo" in objectives:
+        parts.append(check_loss_window(report, float(objectives["rpo"])))
+        state_limits.append(float(objectives["rpo"]))
+    if state_limits:
+        if state is None:
+            parts.append(Verdict("state_loss_window", False,
+                                 "No takeover was measured, so the state loss window cannot be judged.", {}))
+        else:
+            parts.append(check_state_loss(state, min(state_limits)))
     failed = [p for p in parts if not p.passed]
     summary = (
         f"The recovery meets the {app} objectives." if not failed
@@ -172,5 +439,5 @@ def check_objectives(
     )
     return Verdict(
         "objectives", not failed and bool(parts), summary if parts else f"No objectives configured for {app}.",
-        {"objectives": objectives, "checks": [p.to_json() for p in parts]},
+        {"objectives": dict(objectives), "checks": [p.to_json() for p in parts]},
     )

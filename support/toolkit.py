@@ -1,18 +1,35 @@
 """Watches the Cross-DC failover toolkit from outside, as on a real deployment.
 
-Signals (per data center, polled over the REST management API):
-- the job list: the application's job appearing as ``running`` in a DC where it was not running when
-  watching began is a **takeover**; a job vanishing is recorded too;
-- the ``CrossDCFailover.RemoteDataCenterHeartbeatWatchdog`` operator's output port count
-  (``nTuplesSubmitted``): each tuple is one remote status transition, the first UP, then DOWN, UP, ...
+Signals, per data center, polled over the REST management API:
+
+- **job list**: the application's job appearing as ``running`` in a DC where it was not running when
+  watching began is a **takeover** (active/passive); jobs appearing and vanishing are journaled;
+- **operator metrics** of the toolkit's operators (output port 0 ``nTuplesSubmitted``):
+  ``RemoteDataCenterHeartbeatWatchdog`` = remote status transitions (1st UP, then DOWN, UP, ...);
+  ``CrossDataCenterReceiver`` = snapshots received and stored (replication);
+  ``RemoteDCDataMerger`` = snapshots replayed into the application (in a job that was already running:
+  a takeover in place, active/active);
+- **PE application traces**: the toolkit's ``_XXXXX_`` lines (aspect, message, the DC's own timestamp),
+  journaled as ``toolkit.trace``; they date UP/DOWN precisely and stand in for the watchdog metric when a
+  deployment does not expose it;
+- **PE states** of the application's jobs (status, launchCount), journaled on change.
+
+Every event of one look carries the instant of that look (``at``). Where the deployment stamped the change
+itself (trace line time, job ``submitTime``) and that stamp falls inside the window in which the change must
+have happened (after the previous look, before this one, give or take ``clock_tolerance``), it is added as
+``happened_at``. When the toolkit says nothing, takeover is inferred from which DC emits output
+(``inferred: true``).
 """
 
 from __future__ import annotations
 
+import calendar
 import logging
+import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from support.orchestration import Journal
@@ -21,6 +38,17 @@ from support.streams.errors import StreamsError
 log = logging.getLogger(__name__)
 
 WATCHDOG = "CrossDCFailover.RemoteDataCenterHeartbeatWatchdog"
+RECEIVER = "CrossDCFailover.CrossDataCenterReceiver"
+MERGER = "CrossDCFailover.RemoteDCDataMerger"
+TOOLKIT_OPERATORS = (WATCHDOG, RECEIVER, MERGER)
+
+TRACE_LINE = re.compile(r"^(?P<stamp>.+?)\s+(?P<level>[A-Z]+)\s+\[(?P<aspect>[^\]]+)\]\s+_XXXXX_\s*(?P<message>.*)$")
+STREAMS_TRACE = re.compile(
+    r"^(?P<stamp>\d{1,2} \w{3} \d{4} \d{2}:\d{2}:\d{2}\.\d+[+-]\d{4}).*?_XXXXX_\s*(?P<message>.*)$")
+#: trace lines too routine to journal (one per heartbeat)
+ROUTINE_TEXT = re.compile(r"heartbeat message \d+ with no data snapshot|^sen[dt]\w* heartbeat", re.IGNORECASE)
+DOWN_TEXT = re.compile(r"\bis DOWN\b", re.IGNORECASE)
+UP_TEXT = re.compile(r"\bis UP\b", re.IGNORECASE)
 
 
 class RestApi(Protocol):
@@ -28,8 +56,83 @@ class RestApi(Protocol):
 
     def operators(self, job: dict[str, Any]) -> list[dict[str, Any]]: ...
 
-    def port_metrics(self, job: dict[str, Any], operator_name: str, direction: Any, index: int = 0
-                     ) -> dict[str, int]: ...
+    def pes(self, job: dict[str, Any]) -> list[dict[str, Any]]: ...
+
+    def get(self, url: str, **params: Any) -> Any: ...
+
+    def metrics(self, element_or_url: Mapping[str, Any] | str) -> dict[str, int]: ...
+
+    def pe_trace(self, pe: Mapping[str, Any]) -> str: ...
+
+
+def parse_trace_time(stamp: str) -> float | None:
+    """Epoch seconds of a trace line's timestamp: ISO 8601 (``2026-11-26T06:40:01.123Z``) or the Streams
+    trace form (``26 Nov 2026 06:40:01.123+0000``)."""
+    stamp = stamp.strip()
+    match = re.match(r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:?\d{2})?$", stamp)
+    if match:
+        date, hh, mm, ss, frac, zone = match.groups()
+        year, month, day = (int(x) for x in date.split("-"))
+        base = calendar.timegm((year, month, day, int(hh), int(mm), int(ss), 0, 0, 0))
+        offset = _zone_offset(zone)
+        return base + (float(f"0.{frac}") if frac else 0.0) - offset
+    try:
+        parsed = time.strptime(stamp[:-9] + stamp[-5:], "%d %b %Y %H:%M:%S%z") if "." in stamp else None
+    except ValueError:
+        parsed = None
+    if parsed is not None:
+        frac = stamp.rsplit(".", 1)[1][:-5]
+        return calendar.timegm(parsed) - (parsed.tm_gmtoff or 0) + float(f"0.{frac}")
+    return None
+
+
+def _zone_offset(zone: str | None) -> float:
+    if not zone or zone == "Z":
+        return 0.0
+    sign = 1 if zone[0] == "+" else -1
+    digits = zone[1:].replace(":", "")
+    return sign * (int(digits[:2]) * 3600 + int(digits[2:4]) * 60)
+
+
+@dataclass(frozen=True)
+class TraceLine:
+    t: float | None
+    aspect: str
+    level: str
+    message: str
+
+
+def parse_trace(text: str) -> list[TraceLine]:
+    """The toolkit's ``_XXXXX_`` lines of a PE trace, in order."""
+    lines = []
+    for raw in text.splitlines():
+        if "_XXXXX_" not in raw:
+            continue
+        match = TRACE_LINE.match(raw)
+        if match:
+            lines.append(TraceLine(parse_trace_time(match["stamp"]), match["aspect"], match["level"],
+                                   match["message"].strip()))
+            continue
+        other = STREAMS_TRACE.match(raw)
+        if other:
+            lines.append(TraceLine(parse_trace_time(other["stamp"]), "", "", other["message"].strip()))
+    return lines
+
+
+@dataclass
+class _JobWatch:
+    """What the monitor knows about one running job."""
+
+    dc: str
+    job: dict[str, Any]
+    operators: dict[str, dict[str, Any]] = field(default_factory=dict)
+    metric_urls: dict[str, str] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    toolkit_pe: dict[str, Any] | None = None
+    trace_seen: set[TraceLine] = field(default_factory=set)
+    traced: bool = False
+    pe_states: dict[str, tuple[str, int]] = field(default_factory=dict)
+    resolved: bool = False
 
 
 class ToolkitMonitor(threading.Thread):
@@ -42,6 +145,9 @@ class ToolkitMonitor(threading.Thread):
         journal: Journal,
         interval: float = 0.25,
         max_duration: float = 600.0,
+        trace_interval: float = 1.0,
+        clock_tolerance: float = 0.5,
+        outputs: Callable[[], Mapping[str, float]] | None = None,
     ) -> None:
         super().__init__(name="toolkit-monitor", daemon=True)
         self._rest = rest
@@ -49,22 +155,30 @@ class ToolkitMonitor(threading.Thread):
         self._journal = journal
         self._interval = interval
         self._max_duration = max_duration
+        self._trace_interval = trace_interval
+        self._tolerance = clock_tolerance
+        self._outputs = outputs
         self.stop_event = threading.Event()
         self._baseline_done = False
         self._running_at_start: set[str] = set()
         self._jobs: dict[str, dict[str, str]] = {dc: {} for dc in rest}  # dc -> job id -> name
-        self._transitions: dict[tuple[str, str], int] = {}  # (dc, job id) -> watchdog output count
-        self._has_watchdog: dict[tuple[str, str], bool] = {}
+        self._watches: dict[tuple[str, str], _JobWatch] = {}
         self._takeover: dict[str, float] = {}
         self._remote_up: dict[str, bool] = {}
+        self._last_look: dict[str, float] = {}
+        self._last_trace: dict[tuple[str, str], float] = {}
+        self._replicated: dict[str, float] = {}
+        self._lock = threading.Lock()
         self.polls = 0
 
+    # -- thread ---------------------------------------------------------------------------------------
     def run(self) -> None:
         started = time.monotonic()
         while not self.stop_event.is_set() and time.monotonic() - started < self._max_duration:
             tick = time.monotonic()
             for dc in self._rest:
                 self._poll(dc)
+            self._infer_from_output()
             self._baseline_done = True
             self.polls += 1
             self.stop_event.wait(max(0.0, self._interval - (time.monotonic() - tick)))
@@ -74,6 +188,7 @@ class ToolkitMonitor(threading.Thread):
         if self.is_alive():
             self.join(timeout=10)
 
+    # -- what steps ask ---------------------------------------------------------------------------------
     def remote_up(self, dc: str) -> bool | None:
         """What ``dc``'s toolkit last reported about its remote: True UP, False DOWN, None unknown."""
         return self._remote_up.get(dc)
@@ -81,21 +196,37 @@ class ToolkitMonitor(threading.Thread):
     def takeover_at(self, dc: str) -> float | None:
         return self._takeover.get(dc)
 
+    def last_replication(self, dc: str) -> float | None:
+        """When ``dc`` last stored a snapshot replicated from its remote (look time)."""
+        return self._replicated.get(dc)
+
+    def running_app(self) -> list[str]:
+        """Data centers where the application's job is running (as of the last look)."""
+        return [dc for dc, jobs in self._jobs.items() if self._app_job in jobs.values()]
+
+    # -- one look -------------------------------------------------------------------------------------
     def _poll(self, dc: str) -> None:
         """One look at ``dc``. Everything seen in one look carries the same instant (when the job list
         answered), and a status transition is journaled before the job changes it caused."""
+        previous_look = self._last_look.get(dc)
         try:
             jobs = self._rest[dc].jobs()
         except StreamsError as exc:
             log.debug("monitor: %s jobs unavailable: %s", dc, exc)
             return
         seen = (time.time(), time.monotonic())
+        self._last_look[dc] = seen[0]
+        window = (previous_look if previous_look is not None else seen[0]) - self._tolerance, seen[0] + self._tolerance
         running = [j for j in jobs if j.get("status") == "running"]
-        for job in running:
-            self._watch_transitions(dc, job, seen)
         current = {str(j["id"]): str(j.get("name")) for j in running}
+        live = {(dc, job_id) for job_id in current}
+        for key in [k for k in self._watches if k[0] == dc and k not in live]:
+            del self._watches[key]
+        for job in running:
+            self._watch_job(dc, job, seen, window)
         previous = self._jobs[dc]
-        for job_id, name in current.items():
+        for job in running:
+            job_id, name = str(job["id"]), str(job.get("name"))
             if job_id in previous:
                 continue
             if not self._baseline_done:
@@ -104,37 +235,196 @@ class ToolkitMonitor(threading.Thread):
                 continue
             self._journal.record("toolkit.job_running", at=seen, dc=dc, job=name, job_id=job_id)
             if name == self._app_job and dc not in self._running_at_start and dc not in self._takeover:
-                self._takeover[dc] = seen[0]
-                self._journal.record("toolkit.takeover", at=seen, dc=dc, job=name, job_id=job_id, source="job list")
+                extra = _within(_submit_time(job), window)
+                self._takeover[dc] = seen[0] if extra is None else extra
+                self._journal.record("toolkit.takeover", at=seen, dc=dc, job=name, job_id=job_id, source="job list",
+                                     **({} if extra is None else {"happened_at": extra}))
         for job_id, name in previous.items():
             if job_id not in current and self._baseline_done:
                 self._journal.record("toolkit.job_gone", at=seen, dc=dc, job=name, job_id=job_id)
         self._jobs[dc] = current
 
-    def _watch_transitions(self, dc: str, job: dict[str, Any], seen: tuple[float, float]) -> None:
+    def _watch_job(self, dc: str, job: dict[str, Any], seen: tuple[float, float], window: tuple[float, float]
+                   ) -> None:
         key = (dc, str(job["id"]))
+        watch = self._watches.get(key)
+        if watch is None:
+            watch = self._watches[key] = _JobWatch(dc, job)
         api = self._rest[dc]
         try:
-            if key not in self._has_watchdog:
-                self._has_watchdog[key] = any(op.get("name") == WATCHDOG for op in api.operators(job))
-            if not self._has_watchdog[key]:
-                return
-            count = int(api.port_metrics(job, WATCHDOG, "output", 0).get("nTuplesSubmitted", 0))
+            if not watch.resolved:
+                ops = api.operators(job)
+                watch.operators = {str(op.get("name")): op for op in ops if op.get("name") in TOOLKIT_OPERATORS}
+                watch.metric_urls = {name: _output_metrics_url(api, op) for name, op in watch.operators.items()}
+                watch.resolved = True
+            counts = {}
+            for name, url in watch.metric_urls.items():
+                counts[name] = int(api.metrics(url).get("nTuplesSubmitted", 0))
         except StreamsError as exc:
-            log.debug("monitor: %s watchdog metrics unavailable: %s", dc, exc)
+            log.debug("monitor: %s toolkit metrics unavailable: %s", dc, exc)
             return
-        before = self._transitions.get(key)
-        self._transitions[key] = count
+        before = dict(watch.counts)
+        watch.counts = counts
+        first_look = not before
+        trace_due = watch.operators and seen[1] - self._last_trace.get(key, 0.0) >= self._trace_interval
+        changed = {name for name, value in counts.items() if before.get(name) != value}
+        lines: list[TraceLine] = []
+        if watch.operators and (trace_due or (changed and not first_look)):
+            lines = self._new_trace_lines(watch, seen, window)
+        if WATCHDOG in counts:
+            self._watchdog(watch, counts[WATCHDOG], before.get(WATCHDOG), seen, lines, window)
+        elif lines:
+            self._trace_transitions(watch, lines, seen, window)
+        if RECEIVER in counts and not first_look and counts[RECEIVER] > before.get(RECEIVER, 0):
+            self._replicated[dc] = seen[0]
+            self._journal.record("toolkit.snapshot_stored", at=seen, dc=dc, job=job.get("name"),
+                                 snapshots=counts[RECEIVER], source="operator metrics")
+        if MERGER in counts and not first_look and counts[MERGER] > before.get(MERGER, 0):
+            self._journal.record("toolkit.snapshot_restored", at=seen, dc=dc, job=job.get("name"),
+                                 replayed=counts[MERGER], source="operator metrics")
+            self._in_place_takeover(watch, seen, None, "RemoteDCDataMerger")
+        if job.get("name") == self._app_job:
+            self._pe_states(watch, seen)
+
+    def _watchdog(self, watch: _JobWatch, count: int, before: int | None, seen: tuple[float, float],
+                  lines: list[TraceLine], window: tuple[float, float]) -> None:
+        dc, job = watch.dc, watch.job
         if count == 0:
             return
         up = count % 2 == 1
         if before is None:  # first look at this job: note the state without an event
             self._remote_up[dc] = up
             if self._baseline_done and up:
-                self._journal.record("toolkit.remote_up", at=seen, dc=dc, job=job.get("name"), transitions=count)
+                self._journal.record("toolkit.remote_up", at=seen, dc=dc, job=job.get("name"), transitions=count,
+                                     source="operator metrics")
             return
         if count != before:
             self._remote_up[dc] = up
             event = "toolkit.remote_up" if up else "toolkit.remote_down"
+            stamp = _transition_time(lines, up, window)
             self._journal.record(event, at=seen, dc=dc, job=job.get("name"), transitions=count,
-                                 source="operator metrics")
+                                 source="operator metrics", **({} if stamp is None else {"happened_at": stamp}))
+            if not up:
+                self._in_place_takeover(watch, seen, stamp, "remote DOWN in mode 1 (in place)")
+
+    def _in_place_takeover(self, watch: _JobWatch, seen: tuple[float, float], stamp: float | None,
+                           source: str) -> None:
+        """Active/active: the application ran here from the start, and its toolkit (mode 1) takes over the
+        remote's work in place when it declares the remote DOWN (replaying whatever state it holds)."""
+        dc, job = watch.dc, watch.job
+        if (job.get("name") != self._app_job or dc not in self._running_at_start or dc in self._takeover
+                or not self._baseline_done or len(self._running_at_start) < 2):
+            return
+        self._takeover[dc] = seen[0] if stamp is None else stamp
+        self._journal.record("toolkit.takeover", at=seen, dc=dc, job=job.get("name"), job_id=str(job["id"]),
+                             source=source, mode="in place", **({} if stamp is None else {"happened_at": stamp}))
+
+    def _trace_transitions(self, watch: _JobWatch, lines: list[TraceLine], seen: tuple[float, float],
+                           window: tuple[float, float]) -> None:
+        """No watchdog metric: the trace's UP/DOWN lines are the signal."""
+        for line in lines:
+            if line.aspect and line.aspect != "RemoteDC-Heartbeat-Watchdog":
+                continue
+            up = bool(UP_TEXT.search(line.message))
+            if not up and not DOWN_TEXT.search(line.message):
+                continue
+            was = self._remote_up.get(watch.dc)
+            self._remote_up[watch.dc] = up
+            if was is None or was == up:
+                continue
+            event = "toolkit.remote_up" if up else "toolkit.remote_down"
+            stamp = _within(line.t, window)
+            self._journal.record(event, at=seen, dc=watch.dc, job=watch.job.get("name"), source="trace",
+                                 **({} if stamp is None else {"happened_at": stamp}))
+
+    def _new_trace_lines(self, watch: _JobWatch, seen: tuple[float, float], window: tuple[float, float]
+                         ) -> list[TraceLine]:
+        key = (watch.dc, str(watch.job["id"]))
+        self._last_trace[key] = seen[1]
+        api = self._rest[watch.dc]
+        try:
+            if watch.toolkit_pe is None:
+                pe_url = watch.operators.get(WATCHDOG, next(iter(watch.operators.values()), {})).get("pe")
+                pes = api.pes(watch.job)
+                watch.toolkit_pe = next((p for p in pes if p.get("self") == pe_url), pes[0] if len(pes) == 1 else None)
+                if watch.toolkit_pe is None:
+                    return []
+            text = api.pe_trace(watch.toolkit_pe)
+        except StreamsError as exc:
+            log.debug("monitor: %s trace unavailable: %s", watch.dc, exc)
+            return []
+        lines = parse_trace(text)  # the service may return only the tail: new lines are the ones not seen yet
+        fresh = [line for line in lines if line not in watch.trace_seen]
+        watch.trace_seen.update(fresh)
+        baseline = not watch.traced and not self._baseline_done
+        watch.traced = True
+        if baseline:
+            return []
+        for line in fresh:
+            if ROUTINE_TEXT.search(line.message):
+                continue
+            self._journal.record("toolkit.trace", at=seen, dc=watch.dc, job=watch.job.get("name"),
+                                 aspect=line.aspect, level=line.level, message=line.message[:300],
+                                 **({} if line.t is None else {"happened_at": line.t}))
+        return fresh
+
+    def _pe_states(self, watch: _JobWatch, seen: tuple[float, float]) -> None:
+        try:
+            pes = self._rest[watch.dc].pes(watch.job)
+        except StreamsError:
+            return
+        for pe in pes:
+            pe_id = str(pe.get("id"))
+            state = (str(pe.get("status")), int(pe.get("launchCount") or 0))
+            before = watch.pe_states.get(pe_id)
+            watch.pe_states[pe_id] = state
+            if before is not None and before != state:
+                self._journal.record("toolkit.pe_state", at=seen, dc=watch.dc, job=watch.job.get("name"), pe=pe_id,
+                                     status=state[0], launch_count=state[1], reason=pe.get("statusReason"),
+                                     was=before[0])
+
+    def _infer_from_output(self) -> None:
+        """No takeover signal from the toolkit, yet a DC that did not run the application emits output."""
+        if self._outputs is None or not self._baseline_done:
+            return
+        for dc, t in dict(self._outputs()).items():
+            if dc in self._running_at_start or dc in self._takeover or dc not in self._rest:
+                continue
+            self._takeover[dc] = t
+            self._journal.record("toolkit.takeover", dc=dc, job=self._app_job, source="output", inferred=True,
+                                 happened_at=t)
+
+
+def _output_metrics_url(api: RestApi, operator: Mapping[str, Any]) -> str:
+    """The metrics URL of output port 0 of an operator (resolved once per job, then read every look)."""
+    ports_url = operator.get("outputPorts")
+    if isinstance(ports_url, str) and ports_url:
+        document = api.get(ports_url)
+        ports = document.get("outputPorts", []) if isinstance(document, Mapping) else []
+        port = next((p for p in ports if p.get("indexWithinOperator") == 0), ports[0] if ports else None)
+        if port is not None and isinstance(port.get("metrics"), str):
+            return str(port["metrics"])
+    return f"{str(operator.get('self', '')).rstrip('/')}/outputports/0/metrics"
+
+
+def _submit_time(job: Mapping[str, Any]) -> float | None:
+    value = job.get("submitTime")
+    try:
+        return float(value) / 1000.0 if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _within(stamp: float | None, window: tuple[float, float]) -> float | None:
+    if stamp is None:
+        return None
+    return stamp if window[0] <= stamp <= window[1] else None
+
+
+def _transition_time(lines: list[TraceLine], up: bool, window: tuple[float, float]) -> float | None:
+    """The DC's own time of the newest UP (or DOWN) trace line inside the window."""
+    pattern = UP_TEXT if up else DOWN_TEXT
+    for line in reversed(lines):
+        if line.aspect in ("", "RemoteDC-Heartbeat-Watchdog") and pattern.search(line.message):
+            return _within(line.t, window)
+    return None

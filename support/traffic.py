@@ -1,7 +1,9 @@
 """Traffic: a producer injecting orders at a steady rate and a consumer retrieving outputs, both writing ledgers.
 
 Routing policy ``follow-active`` sends each batch to the data center that currently runs the application
-(rediscovered through the data exchange service when a send fails); ``static`` always sends to one DC.
+(rediscovered through the data exchange service when a send fails); ``static`` always sends to one DC;
+``spread`` (active/active) gives every key a home data center (a stable hash of the key) and sends a key's
+tuples there, or to another DC running the application while its home does not.
 A timed-out send is recorded as ``unknown`` (maybe applied), never as failed.
 """
 
@@ -10,9 +12,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+import numpy as np
 
 from support.data.generate import tuple_crc
 from support.data.ledger import FAIL, OK, UNKNOWN, Ledger, ReceivedRow, SentRow
@@ -115,7 +120,8 @@ class Producer(threading.Thread):
         self._policy = policy
         self._order = list(preferred) + [dc for dc in directory.datacenters if dc not in preferred]
         self._current: AppEndpoints | None = None
-        self._route_state = "starting"
+        self._homes: dict[str, AppEndpoints] = {}
+        self._route_states: dict[str, str] = {}
         self.stop_event = threading.Event()
         self.batches = 0
         self.inject_timeout = 3.0  # seconds to wait for an acknowledgement before the outcome is unknown
@@ -152,13 +158,37 @@ class Producer(threading.Thread):
 
     def _send(self, batch: list[dict[str, Any]]) -> None:
         self.batches += 1
-        target = self._pick_target()
+        if self._policy == "spread":
+            groups: dict[str, list[dict[str, Any]]] = {}
+            for item in batch:
+                groups.setdefault(self._home(str(item["key"])), []).append(item)
+            for home, items in groups.items():
+                self._send_to(items, self._pick_spread(home), lane=home)
+            return
+        self._send_to(batch, self._pick_target())
+
+    def _home(self, key: str) -> str:
+        return self._order[zlib.crc32(key.encode("utf-8")) % len(self._order)]
+
+    def _pick_spread(self, home: str) -> AppEndpoints | None:
+        """The key's home DC when it runs the application, else the first other DC that does."""
+        for dc in [home] + [d for d in self._order if d != home]:
+            known = self._homes.get(dc)
+            if known is not None:
+                return known
+            found = self._directory.lookup(dc, max_age=1.0)
+            if found is not None:
+                self._homes[dc] = found
+                return found
+        return None
+
+    def _send_to(self, batch: list[dict[str, Any]], target: AppEndpoints | None, lane: str = "") -> None:
         t_send = time.time()
         for item in batch:
             item["sent_at"] = t_send
         if target is None:
             self._record(batch, "", t_send, FAIL, "no data center runs the application")
-            self._transition("no_target", "")
+            self._transition("no_target", "", lane=lane)
             return
         try:
             accepted = self._exchanges[target.dc].inject(target.source_url, batch, timeout=self.inject_timeout)
@@ -167,34 +197,38 @@ class Producer(threading.Thread):
             outcome = UNKNOWN if exc.outcome_unknown else FAIL
             self._record(batch, target.dc, t_send, outcome, str(exc))
             self._drop_target(target)
-            self._transition("unknown" if outcome == UNKNOWN else "refused", target.dc, str(exc))
+            self._transition("unknown" if outcome == UNKNOWN else "refused", target.dc, str(exc), lane)
         except StreamsError as exc:
             self._record(batch, target.dc, t_send, FAIL, str(exc))
             self._drop_target(target)
-            self._transition("refused", target.dc, str(exc))
+            self._transition("refused", target.dc, str(exc), lane)
         else:
             if accepted == len(batch):
                 self._record(batch, target.dc, t_send, OK, "")
-                self._transition("accepting", target.dc)
+                self._transition("accepting", target.dc, lane=lane)
             else:  # which ones were taken is not known
                 self._record(batch, target.dc, t_send, UNKNOWN, f"accepted {accepted} of {len(batch)}")
-                self._transition("partial", target.dc)
+                self._transition("partial", target.dc, lane=lane)
 
     def _drop_target(self, target: AppEndpoints) -> None:
         self._current = None
+        self._homes.pop(target.dc, None)
         self._directory.forget(target.dc)
 
     def _record(self, batch: list[dict[str, Any]], dc: str, t_send: float, outcome: str, error: str) -> None:
         t_ack = time.time()
         self._ledger.extend(
-            SentRow(str(i["id"]), str(i["key"]), int(i["seq"]), dc, t_send, t_ack, outcome, error) for i in batch
+            SentRow(str(i["id"]), str(i["key"]), int(i["seq"]), dc, t_send, t_ack, outcome, error,
+                    _float(i.get("amount"))) for i in batch
         )
 
-    def _transition(self, state: str, dc: str, error: str = "") -> None:
+    def _transition(self, state: str, dc: str, error: str = "", lane: str = "") -> None:
+        """Journal a change of where (and whether) tuples go; ``lane`` separates the home DCs of ``spread``."""
         label = f"{state}:{dc}"
-        if label != self._route_state:
-            self._route_state = label
-            self._journal.record(f"traffic.{state}", dc=dc, error=error[:300])
+        if label != self._route_states.get(lane):
+            self._route_states[lane] = label
+            extra: dict[str, Any] = {"home": lane} if lane else {}
+            self._journal.record(f"traffic.{state}", dc=dc, error=error[:300], **extra)
 
 
 class Consumer(threading.Thread):
@@ -222,6 +256,7 @@ class Consumer(threading.Thread):
         self.last_output = 0.0  # monotonic instant of the newest output
         self.streak_start = 0.0  # monotonic instant output started flowing without a gap
         self._emitting: dict[str, float] = {}
+        self._streaks: dict[str, float] = {}
 
     def run(self) -> None:
         started = time.monotonic()
@@ -260,7 +295,12 @@ class Consumer(threading.Thread):
         last_seen = self._emitting.get(dc)
         if last_seen is None or now - last_seen > self._gap:
             self._journal.record("traffic.output_started", dc=dc, tuples=len(items))
+            self._streaks[dc] = t_recv
         self._emitting[dc] = now
+
+    def streaks(self) -> dict[str, float]:
+        """Per data center, when its current output streak started (wall clock)."""
+        return dict(self._streaks)
 
 
 def _received_row(item: Mapping[str, Any], dc: str, t_recv: float) -> ReceivedRow:
@@ -278,7 +318,15 @@ def _received_row(item: Mapping[str, Any], dc: str, t_recv: float) -> ReceivedRo
         count_for_key=int(item.get("count_for_key", 0) or 0),
         sum_for_key=float(item.get("sum_for_key", 0.0) or 0.0),
         crc_ok=crc_ok,
+        amount=_float(item.get("amount")),
     )
+
+
+def _float(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0
 
 
 class Traffic:
@@ -345,9 +393,7 @@ class Traffic:
         self._journal.record("traffic.draining", timeout=timeout)
 
         def outstanding() -> tuple[int, float]:
-            received = {row.id for row in self.received.rows()}
-            missing = sum(1 for row in self.sent.rows() if row.outcome == OK and row.id not in received)
-            return missing, time.monotonic() - self.consumer.last_output
+            return self.missing(), time.monotonic() - self.consumer.last_output
 
         try:
             wait_until(outstanding, lambda v: v[0] == 0 or v[1] >= quiet, timeout=timeout, interval=0.2,
@@ -358,6 +404,16 @@ class Traffic:
         missing, _ = outstanding()
         self._journal.record("traffic.drained", missing=missing)
         self._drained = True
+
+    def missing(self) -> int:
+        """Acknowledged tuples not received (yet)."""
+        sent, received = self.sent.table(), self.received.table()
+        ok = sent["id"][sent.is_("outcome", OK)]
+        return int((~np.isin(ok, received["id"])).sum())
+
+    def first_outputs(self) -> dict[str, float]:
+        """Per data center, the instant of its newest output streak start (for inference)."""
+        return self.consumer.streaks()
 
     def stop(self) -> None:
         self.stop_producing()

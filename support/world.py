@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
@@ -10,13 +11,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from support.config import Config
 from support.data.generate import FileOrderSource, OrderGenerator
-from support.data.ledger import Ledger, ReceivedRow, SentRow
-from support.data.validate import DeliveryReport, check_delivery
-from support.deployment import AppSpec, ensure_active_passive
-from support.faults.api import CancelJob
-from support.measure import RecoveryTimeline, Verdict, recovery_timeline
+from support.data.ledger import IdTable, Ledger, ReceivedRow, SentRow, Table
+from support.data.validate import (
+    DeliveryReport,
+    OrderReport,
+    SplitBrainReport,
+    StateReport,
+    check_delivery,
+    check_order,
+    check_split_brain,
+    check_state,
+    output_times,
+)
+from support.deployment import AppSpec, ensure_active_active, ensure_active_passive
+from support.faults.base import Fault
+from support.faults.session import FaultSession
+from support.measure import RecoveryTimeline, Verdict, failover_events, recovery_timeline, throughput_baseline
+from support.metrics.series import Baseline
+from support.metrics.session import MetricsSession
 from support.orchestration import CleanupStack, Journal
 from support.progress import ConsoleProgress
 from support.reporting.allure import attach_json, attach_text, label_dc_pair
@@ -89,9 +105,18 @@ class World:
         self.standby: str | None = None
         self.traffic: Traffic | None = None
         self.monitor: ToolkitMonitor | None = None
-        self.fault: CancelJob | None = None
+        self.fault: Fault | None = None
+        self.faults = FaultSession(self.config, self.journal, self.cleanup, run.rest,
+                                   dry_run=bool(self.config.get("faults.dry_run", False)))
         self.verdicts: list[Verdict] = []
         self._delivery: DeliveryReport | None = None
+        self._order: OrderReport | None = None
+        self._split: SplitBrainReport | None = None
+        self._state: StateReport | None = None
+        self.mode = "active/passive"
+        self.ids: IdTable | None = None
+        self.metrics: MetricsSession | None = None
+        self.baseline: Baseline | None = None
         self.timeout = self.config.duration("run.scenario_timeout")
         self.progress = ConsoleProgress()
         self.journal.record("scenario.started", feature=feature, tags=tags)
@@ -121,12 +146,42 @@ class World:
         )
         ensure_active_passive(rest, app, active, standby, self.journal, timeout=min(self.timeout, 120),
                               progress=self.progress)
-        self.monitor = ToolkitMonitor(rest, app.job_name, self.journal, interval=0.1, max_duration=self.timeout)
+        self._watch(app, active, standby)
+
+    def deploy_active_active(self, app_name: str, first: str, second: str) -> None:
+        """Run the application in both data centers in crossDCOperationMode 1 (each processing its own keys and
+        replicating its state to the other)."""
+        app = self.application(app_name)
+        self.app, self.active, self.standby = app, self.datacenter(first), self.datacenter(second)
+        self.mode = "active/active"
+        label_dc_pair(first, second)
+        rest = self.run.rest
+        self.cleanup.push(
+            f"restore {app.name}: active/active in {first} and {second}",
+            lambda: ensure_active_active(rest, app, (first, second), self.journal, timeout=120),
+        )
+        ensure_active_active(rest, app, (first, second), self.journal, timeout=min(self.timeout, 120),
+                             progress=self.progress)
+        self._watch(app, first, second)
+
+    def _watch(self, app: AppSpec, first: str, second: str) -> None:
+        """Start the toolkit monitor and the metrics sampler; wait until both sides see each other UP."""
+        rest = self.run.rest
+        self.monitor = ToolkitMonitor(
+            rest, app.job_name, self.journal, interval=0.1, max_duration=self.timeout,
+            clock_tolerance=self.config.duration("metrics.clock_tolerance", 0.5),
+            outputs=lambda: self.traffic.first_outputs() if self.traffic else {},
+        )
         self.cleanup.push("stop the toolkit monitor", self.monitor.stop)
         self.monitor.start()
-        wait_until(lambda: (self.monitor.remote_up(active), self.monitor.remote_up(standby)),  # type: ignore[union-attr]
+        operators = [str(self.config.get(f"applications.{app.name}.{end}.operator", "")) for end in ("source", "sink")]
+        self.metrics = MetricsSession.from_config(self.config, rest, app.job_name, [o for o in operators if o],
+                                                  self.timeout)
+        self.cleanup.push("stop the metrics sampler", self.metrics.stop)
+        self.metrics.start()
+        wait_until(lambda: (self.monitor.remote_up(first), self.monitor.remote_up(second)),  # type: ignore[union-attr]
                    lambda seen: seen == (True, True), timeout=60, interval=0.2,
-                   what=f"the toolkit in {active} and {standby} to see each other UP", progress=self.progress)
+                   what=f"the toolkit in {first} and {second} to see each other UP", progress=self.progress)
 
     def start_traffic(self, rate: float) -> None:
         if self.app is None:
@@ -138,8 +193,9 @@ class World:
             source = FileOrderSource(Path(str(input_file)), self.run.run_id)
         else:
             source = OrderGenerator(int(cfg.get("traffic.seed", 1)), f"{self.run.run_id}-{self.run.scenarios:02d}")
-        sent = Ledger(self.ledger_dir / "sent.csv", SentRow)
-        received = Ledger(self.ledger_dir / "received.csv", ReceivedRow)
+        self.ids = IdTable(self.ledger_dir / "ids.txt")
+        sent = Ledger(self.ledger_dir / "sent.csv", SentRow, self.ids)
+        received = Ledger(self.ledger_dir / "received.csv", ReceivedRow, self.ids)
         preferred = [dc for dc in (self.active, self.standby) if dc]
         self.traffic = Traffic(
             self.run.exchange, self.app.job_name, cfg.get(f"applications.{self.app.name}"),
@@ -148,7 +204,7 @@ class World:
             batch_interval=cfg.duration("traffic.batch_interval", 0.05),
             consumer_interval=cfg.duration("traffic.consumer_interval", 0.1),
             max_duration=self.timeout,
-            policy=str(cfg.get("traffic.policy", "follow-active")),
+            policy="spread" if self.mode == "active/active" else str(cfg.get("traffic.policy", "follow-active")),
             preferred=preferred,
         )
         self.cleanup.push("stop traffic", self.traffic.stop)
@@ -158,16 +214,28 @@ class World:
         if self.traffic is None:
             raise StepError("no traffic is flowing: add 'Given orders flow at N tuples per second' first")
         self.traffic.wait_steady(seconds, timeout=seconds + 60, progress=self.progress)
-        self.journal.record("steady", seconds=seconds)
+        end = time.time()
+        start = end - seconds
+        self.baseline = throughput_baseline(self.traffic.received.table(), start, end,
+                                            self.config.duration("metrics.throughput_window", 1.0))
+        others = self.metrics.capture_baselines(start, end) if self.metrics else {}
+        self.journal.record("steady", seconds=seconds, start=start,
+                            baseline_tps=None if self.baseline is None else round(self.baseline.mean, 3),
+                            baselines=len(others))
 
     # -- When ---------------------------------------------------------------------------------------
     def cancel_job(self, app_name: str, dc: str) -> None:
-        app = self.application(app_name)
-        fault = CancelJob(self.run.rest[self.datacenter(dc)], dc, app.job_name, self.journal)
-        self.cleanup.push(f"heal {fault.kind} in {dc}", fault.heal)
-        fault.inject()
-        fault.verify()
-        self.fault = fault
+        self.application(app_name)
+        self.inject_fault("job-cancel", dc=self.datacenter(dc), app=app_name)
+
+    def inject_fault(self, kind: str, **params: Any) -> Fault:
+        """Inject a fault through the scenario's FaultSession (heal registered first, effect proven)."""
+        self.fault = self.faults.inject(kind, **params)
+        return self.fault
+
+    def heal_fault(self) -> None:
+        """Heal the latest fault still in effect and prove the return to normal."""
+        self.faults.heal_last()
 
     # -- Then ---------------------------------------------------------------------------------------
     def takeover_seen(self, dc: str, within: float) -> RecoveryTimeline:
@@ -186,21 +254,83 @@ class World:
 
     def output_resumed(self, limit: float) -> RecoveryTimeline:
         """Wait (bounded by ``limit`` after the fault) until the new active emits output."""
-        standby = self.standby or ""
+        return self._wait_timeline(limit, "first_output", "output from the new active")
+
+    def throughput_back(self, within: float) -> RecoveryTimeline:
+        """Wait (bounded by ``within`` after the fault) until throughput is back in the baseline band."""
+        return self._wait_timeline(within, "throughput_recovered", "throughput back to the baseline")
+
+    def _wait_timeline(self, limit: float, phase: str, what: str) -> RecoveryTimeline:
         fault = self.journal.first("fault.effective")
         if fault is not None and self.traffic is not None:
             remaining = max(0.0, fault.t + limit - time.time())
-            received = self.traffic.received
             try:
-                wait_until(lambda: any(r.dc == standby and r.t_recv >= fault.t for r in received.rows()),
-                           bool, timeout=remaining + 1.0, interval=0.1, what=f"output from {standby}")
+                wait_until(lambda: getattr(self.timeline(), phase), lambda t: t is not None,
+                           timeout=remaining + 1.5, interval=0.2, what=what, progress=self.progress)
             except AssertionError as exc:
                 log.info("%s", exc)
-        return self.timeline(standby)
+        return self.timeline()
+
+    def failover_pair(self) -> tuple[str, str]:
+        """(old active, new active) of this scenario's failover."""
+        fault = self.journal.first("fault.effective")
+        faulted = str(fault.fields.get("dc", "")) if fault else ""
+        if self.mode == "active/active" and faulted in (self.active, self.standby):
+            other = self.standby if faulted == self.active else self.active
+            return faulted, other or ""
+        return self.active or "", self.standby or ""
 
     def timeline(self, standby: str | None = None) -> RecoveryTimeline:
-        received = self.traffic.received.rows() if self.traffic else []
-        return recovery_timeline(self.journal, received, standby or self.standby or "")
+        old, new = self.failover_pair()
+        received: Table | list[ReceivedRow] = self.traffic.received.table() if self.traffic else []
+        return recovery_timeline(
+            self.journal, received, standby or new, old=old, baseline=self.baseline,
+            fraction=float(self.config.get("metrics.throughput_fraction", 0.9)),
+            window=self.config.duration("metrics.throughput_window", 1.0),
+        )
+
+    def no_failover(self, duration: float) -> Verdict:
+        """Watch for ``duration`` seconds from the fault (or from now when there is none): no DOWN, no takeover."""
+        from support.measure import check_no_failover
+
+        fault = self.journal.first("fault.effective")
+        start = fault.t if fault is not None else time.time()
+        until = start + duration
+        with contextlib.suppress(AssertionError):  # nothing happening is the expected outcome
+            wait_until(lambda: failover_events(self.journal, start, until), bool,
+                       timeout=max(0.0, until - time.time()), interval=0.2, what="a failover",
+                       progress=self.progress)
+        return check_no_failover(self.journal, start, min(until, time.time()))
+
+    def order(self) -> OrderReport:
+        if self._order is None:
+            self.delivery()
+            assert self.traffic is not None
+            self._order = check_order(self.traffic.received.table())
+        return self._order
+
+    def split_brain(self) -> SplitBrainReport:
+        if self._split is None:
+            self.delivery()
+            assert self.traffic is not None
+            self._split = check_split_brain(self.traffic.received.table(),
+                                            gap=self.config.duration("metrics.split_brain_gap", 2.0),
+                                            tolerance=self.config.duration("metrics.clock_tolerance", 0.0))
+        return self._split
+
+    def state(self, new: str | None = None, old: str | None = None) -> StateReport:
+        """The new active's restored state judged against the old active's history (computed once)."""
+        if self._state is None:
+            self.delivery()
+            assert self.traffic is not None
+            fault = self.journal.first("fault.effective")
+            if fault is None:
+                raise StepError("no fault was injected, so no data center resumed from another's state")
+            pair_old, pair_new = self.failover_pair()
+            self._state = check_state(self.traffic.sent.table(), self.traffic.received.table(),
+                                      old or pair_old, new or pair_new, fault.t)
+            self.journal.record("state", **{k: v for k, v in self._state.to_json().items() if "samples" not in k})
+        return self._state
 
     def delivery(self) -> DeliveryReport:
         """Stop producing, drain the outputs, then account for every tuple (computed once)."""
@@ -208,7 +338,7 @@ class World:
             if self.traffic is None:
                 raise StepError("no traffic was sent in this scenario")
             self.traffic.drain(timeout=self.config.duration("traffic.drain_timeout", 20.0))
-            self._delivery = check_delivery(self.traffic.sent.rows(), self.traffic.received.rows())
+            self._delivery = check_delivery(self.traffic.sent.table(), self.traffic.received.table())
             self.journal.record("delivery", **self._delivery.counts())
         return self._delivery
 
@@ -219,7 +349,12 @@ class World:
             raise StepError(f'no objectives configured for "{app_name}" (objectives.{app_name})')
         result: dict[str, float | int] = {}
         for key, value in raw.items():
-            result[key] = int(value) if key == "max_lost" else self.config.duration(f"objectives.{app_name}.{key}")
+            if key in ("max_lost", "max_duplicated"):
+                result[key] = int(value)
+            elif key == "throughput_fraction":
+                result[key] = float(value)
+            else:
+                result[key] = self.config.duration(f"objectives.{app_name}.{key}")
         return result
 
     def check(self, verdict: Verdict) -> None:
@@ -235,13 +370,75 @@ class World:
             self.traffic.stop()
         if self.monitor is not None:
             self.monitor.stop()
-        return self.cleanup.run_all()
+        if self.metrics is not None:
+            self.metrics.stop()
+            if self.traffic is not None:
+                self._add_throughput_series(self.metrics)
+            self.metrics.export(self.ledger_dir)
+        if self.traffic is not None:
+            self.traffic.sent.close()
+            self.traffic.received.close()
+        if self.ids is not None:
+            self.ids.close()
+        errors = self.cleanup.run_all()
+        errors += [f"fault residue: {line}" for line in self.faults.audit()]
+        self.faults.close()
+        return errors
+
+    def _add_throughput_series(self, metrics: MetricsSession) -> None:
+        """Output tuples per second per data center (by the DC's emission time), the most honest throughput."""
+        assert self.traffic is not None
+        table = self.traffic.received.table()
+        if not len(table):
+            return
+        times = output_times(table)
+        width = self.config.duration("metrics.throughput_window", 1.0)
+        t0 = float(times.min())
+        for code, dc in enumerate(table.categories.get("dc", [])):
+            mine = times[table["dc"] == code]
+            if not len(mine):
+                continue
+            counts = np.bincount(((mine - t0) // width).astype(np.int64))
+            for index, count in enumerate(counts.tolist()):
+                metrics.store.add(f"throughput.{dc}", t0 + index * width, count / width)
+
+    def measurements(self) -> dict[str, Any]:
+        """Recovery phases, RPO, state, order and split brain for the summary (whatever could be measured)."""
+        timeline = self.timeline() if self.fault is not None else None
+        out: dict[str, Any] = {"mode": self.mode, "old_active": None, "recovery": None, "rpo": None, "state": None,
+                               "order": None, "split_brain": None,
+                               "baseline": None if self.baseline is None else self.baseline.to_json(),
+                               "metrics": None}
+        if timeline is not None:
+            out["recovery"] = timeline.to_json()
+            out["old_active"] = timeline.old or None
+        if self.traffic is not None and len(self.traffic.received):
+            out["order"] = (self._order or check_order(self.traffic.received.table())).to_json()
+            out["split_brain"] = self.split_brain().to_json() if self._split else check_split_brain(
+                self.traffic.received.table(), gap=self.config.duration("metrics.split_brain_gap", 2.0)).to_json()
+            if self.fault is not None and self.journal.first("fault.effective") is not None:
+                state = self._state or check_state(self.traffic.sent.table(), self.traffic.received.table(),
+                                                   *self.failover_pair(), self.journal.first("fault.effective").t)  # type: ignore[union-attr]
+                out["state"] = state.to_json()
+        if self.metrics is not None:
+            out["metrics"] = {"series": len(self.metrics.store.names()),
+                              "baselines": {k: v.to_json() for k, v in sorted(self.metrics.baselines.items())},
+                              "errors": dict(self.metrics.sampler.errors)}
+        return out
 
     def record(self, status: str, error: str | None, cleanup_errors: list[str]) -> dict[str, Any]:
         timeline = self.timeline() if self.fault is not None else None
         delivery = self._delivery
         if delivery is None and self.traffic is not None:
-            delivery = check_delivery(self.traffic.sent.rows(), self.traffic.received.rows())
+            delivery = check_delivery(self.traffic.sent.table(), self.traffic.received.table())
+        measured = self.measurements()
+        state = measured["state"]
+        measured["rpo"] = None if delivery is None else {
+            "lost": delivery.lost,
+            "loss_window_s": round(delivery.loss_window, 3),
+            "lost_state_updates": None if state is None else state["lost_updates"],
+            "state_loss_window_s": None if state is None else state["state_loss_window_s"],
+        }
         return {
             "feature": self.feature,
             "name": self.name,
@@ -266,10 +463,12 @@ class World:
             ),
             "error": error,
             "cleanup_errors": cleanup_errors,
+            **measured,
         }
 
     def attach_evidence(self, record: dict[str, Any]) -> None:
-        attach_json("measurements", {k: record[k] for k in ("rto_s", "phases_s", "delivery") if k in record})
+        attach_json("measurements", {k: record[k] for k in ("rto_s", "phases_s", "delivery", "recovery", "rpo", "state",
+                                                            "order", "split_brain", "baseline") if k in record})
         if self.verdicts:
             attach_text("verdicts", "\n".join(
                 f"{'PASS' if v.passed else 'FAIL'} {v.name}: {v.summary}" for v in self.verdicts))

@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 import pytest
+from labprobes import hang_until_takeover
 from labwire import Lab, run_lab, wait_until
 
 pytestmark = pytest.mark.lab
@@ -87,3 +88,20 @@ def _run_failover(lab: Lab) -> None:
     merger = f"{job2['operators']}/CrossDCFailover.RemoteDCDataMerger/outputports/0/metrics"
     metrics = {m["name"]: m["value"] for m in lab.get(merger).json()["metrics"]}
     assert metrics["nTuplesSubmitted"] == 1
+
+
+def test_hang_of_the_active_takeover_then_the_old_active_stands_down(default_deployment: Lab) -> None:
+    """SIGSTOP dc1's Aggregator until dc2 took over; continued, dc1 holds its output, sees dc2 replicate
+    (dc2 is now an active) and stands down: only one DC emits after the heal (no split brain)."""
+    lab = default_deployment
+    try:
+        t = hang_until_takeover(lab)
+        assert t["held"] == [] and t["dc1_after_heal"] == []
+        stood = wait_until(lambda: lab.events("stood_down", "dc1", since=t["t_cont"]), 10, "dc1 to stand down")[0]
+        assert stood["job_id"] == t["job1"]["id"] and stood["remote"] == "dc2"
+        assert lab.events("fencing_hold", "dc1", since=t["t_cont"])
+        assert lab.events("snapshot_retracted", "dc1", since=t["t_cont"])
+        assert all(o["dc"] == "dc2" for o in t["dc2_after_heal"]) and t["dc2_after_heal"]
+    finally:
+        r = run_lab("reset")
+        assert r.returncode == 0, r.stderr

@@ -1,15 +1,20 @@
-"""REST management API conformance basics (over HTTPS, verified against the lab CA)."""
+"""REST management API conformance (issue 3 item 1), over HTTPS verified against the lab CA.
+
+Property, link and enum names are those of the reference (`shared/reference/streams-interfaces.md` §1).
+"""
 
 from __future__ import annotations
 
+import io
 import os
-import signal
-import time
+import tarfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
-from labwire import Lab, wait_until
+from labprobes import cancel, events, healthy, pe, pes, submit, wait_event
+from labwire import Lab, run_lab, wait_until
 
 pytestmark = pytest.mark.lab
 
@@ -23,6 +28,47 @@ PROBE = {
     ],
 }
 
+JOB_STATUS = {"constructed", "running", "canceling", "canceled", "unknown"}
+HEALTH = {"healthy", "partiallyHealthy", "partiallyUnhealthy", "unhealthy", "unknown"}
+PE_STATUS = {"constructed", "submitted", "starting", "running", "restarting", "stopping", "stopped", "unknown"}
+PE_REASON = {
+    "none", "automatic", "crash", "failure", "hostFailure", "userRequest", "voluntary", "noViableResource",
+    "setCapabilitiesFailure", "unknown",
+}
+CONNECTION_HEALTH = {"connected", "partiallyConnected", "disconnected", "unknown"}
+METRIC_KIND = {"counter", "gauge", "time", "unknown"}
+METRIC_TYPE = {"system", "custom", "unknown"}
+
+
+def _element(doc: dict[str, Any], rtype: str) -> None:
+    assert doc["resourceType"] == rtype, doc
+    assert isinstance(doc["self"], str) and doc["self"].startswith("https://")
+    assert isinstance(doc["restid"], str) and unquote(doc["self"]).endswith(f"/{doc['restid']}"), doc
+
+
+def _collection(lab: Lab, url: str, key: str, rtype: str, **params: Any) -> list[dict[str, Any]]:
+    r = lab.get(url, params=params or None)
+    assert r.status_code == 200, (url, r.text)
+    doc = r.json()
+    assert doc["resourceType"] == rtype and doc["total"] == len(doc[key]), doc
+    assert "next" not in doc and "previous" not in doc  # only when paged
+    items: list[dict[str, Any]] = doc[key]
+    return items
+
+
+def _metrics(lab: Lab, url: str) -> dict[str, dict[str, Any]]:
+    doc = lab.get(url).json()
+    assert doc["resourceType"] == "metricList" and doc["total"] == len(doc["metrics"])
+    assert isinstance(doc["owner"], str) and url.startswith(doc["owner"])
+    out = {}
+    for m in doc["metrics"]:
+        assert m["resourceType"] == "metric"
+        assert set(m) >= {"name", "description", "value", "metricKind", "metricType", "lastTimeRetrieved"}
+        assert m["metricKind"] in METRIC_KIND and m["metricType"] in METRIC_TYPE
+        assert isinstance(m["value"], int) and isinstance(m["lastTimeRetrieved"], int)
+        out[m["name"]] = m
+    return out
+
 
 def test_resources_root(lab: Lab) -> None:
     for dc in ("dc1", "dc2"):
@@ -32,32 +78,225 @@ def test_resources_root(lab: Lab) -> None:
         assert {"name": "instances", "resource": f"{lab.root(dc)}/instances"} in res
 
 
-def test_instances_and_instance(lab: Lab) -> None:
-    doc = lab.get(f"{lab.root('dc1')}/instances").json()
-    assert doc["resourceType"] == "instanceList"
-    assert doc["total"] == 1 and len(doc["instances"]) == 1
+def test_instance_properties_and_every_link(lab: Lab) -> None:
+    insts = _collection(lab, f"{lab.root('dc1')}/instances", "instances", "instanceList")
+    assert [i["id"] for i in insts] == ["streams-dc1"]
     inst = lab.get(lab.rest("dc1")).json()
-    assert inst["id"] == "streams-dc1" and inst["restid"] == "streams-dc1"
-    assert inst["resourceType"] == "instance" and inst["self"] == lab.rest("dc1")
-    assert inst["status"] == "running" and inst["productVersion"] == "7.2.0.0"
+    _element(inst, "instance")
+    assert inst["id"] == inst["restid"] == "streams-dc1" and inst["self"] == lab.rest("dc1")
+    for key in ("owner", "creationUser", "startedBy"):
+        assert inst[key] == "streamsadmin"
+    assert isinstance(inst["creationTime"], int) and inst["startTime"] >= inst["creationTime"]
+    assert inst["status"] == "running" and inst["health"] in HEALTH and inst["productVersion"] == "7.2.0.0"
+    assert inst["activeVersion"]["productName"] == "Teracloud Streams"
     assert inst["activeVersion"]["productVersion"] == "7.2.0.0"
-    for link in ("jobs", "pes", "operators", "hosts", "peConnections"):
-        assert inst[link].startswith(lab.rest("dc1") + "/")
-        assert lab.get(inst[link]).status_code == 200
+    links = {
+        "jobs": ("jobs", "jobList"),
+        "pes": ("pes", "peList"),
+        "operators": ("operators", "operatorList"),
+        "hosts": ("hosts", "hostList"),
+        "views": ("views", "viewList"),
+        "exportedStreams": ("exportedStreams", "exportedStreamList"),
+        "importedStreams": ("importedStreams", "importedStreamList"),
+        "operatorConnections": ("connections", "operatorConnectionList"),
+        "peConnections": ("connections", "peConnectionList"),
+        "resourceAllocations": ("resourceAllocations", "resourceAllocationList"),
+        "activeServices": ("activeServices", "activeServiceList"),
+        "applicationConfigurations": ("applicationConfigurations", "applicationConfigurationList"),
+        "jobGroups": ("jobGroups", "jobGroupList"),
+    }
+    for link, (key, rtype) in links.items():
+        assert inst[link].startswith(lab.rest("dc1") + "/"), link
+        for item in _collection(lab, inst[link], key, rtype):
+            assert {"self", "restid", "resourceType"} <= set(item), (link, item)
+            assert lab.get(item["self"]).status_code == 200, item["self"]
 
 
-def test_jobs_list_envelope_and_filters(default_deployment: Lab) -> None:
+def test_job_properties_links_and_filters(default_deployment: Lab) -> None:
     lab = default_deployment
-    doc = lab.get(f"{lab.rest('dc1')}/jobs").json()
-    assert doc["resourceType"] == "jobList" and doc["total"] == len(doc["jobs"]) >= 1
-    job = next(j for j in doc["jobs"] if j["name"] == "orders")
-    for key in ("id", "name", "applicationName", "status", "health", "submitTime", "jobGroup", "submitParameters"):
-        assert key in job
-    assert job["status"] == "running" and job["health"] == "healthy" and isinstance(job["id"], str)
-    assert job["self"] == f"{lab.rest('dc1')}/jobs/{job['id']}" and job["resourceType"] == "job"
+    jobs = _collection(lab, f"{lab.rest('dc1')}/jobs", "jobs", "jobList")
+    job = next(j for j in jobs if j["name"] == "orders")
+    _element(job, "job")
+    for key in (
+        "id", "name", "applicationName", "applicationVersion", "applicationPath", "applicationScope", "adlFile",
+        "dataPath", "outputPath", "status", "health", "jobGroup", "startedBy", "submitTime", "submitParameters",
+    ):
+        assert key in job, key
+    assert isinstance(job["id"], str) and job["id"].isdigit() and isinstance(job["submitTime"], int)
+    assert job["status"] in JOB_STATUS and job["health"] in HEALTH and job["jobGroup"] == "default"
+    for param in job["submitParameters"]:
+        assert set(param) >= {"name", "value", "values", "defaultValue", "composite", "parameterKind", "required"}
+    mode = next(p for p in job["submitParameters"] if p["name"] == "crossDCOperationMode")
+    assert mode["value"] == "1"
+    for link in ("instance", "pes", "operators", "hosts", "views", "operatorConnections", "peConnections",
+                 "resourceAllocations", "applicationLogTrace"):
+        assert lab.get(job[link]).status_code == 200, link
     assert lab.get(f"{lab.rest('dc1')}/jobs", params={"name": "nope"}).json()["total"] == 0
+    assert [j["id"] for j in lab.get(f"{lab.rest('dc1')}/jobs", params={"name": "orders,x"}).json()["jobs"]] == [
+        job["id"]
+    ]
     slim = lab.get(f"{lab.rest('dc1')}/jobs", params={"name": "orders", "fields": "name"}).json()["jobs"][0]
     assert set(slim) == {"name", "self", "restid", "resourceType"}
+    one = lab.get(job["self"], params={"fields": "health,status"}).json()
+    assert set(one) == {"health", "status", "self", "restid", "resourceType"}
+
+
+def test_application_log_trace_archive(default_deployment: Lab) -> None:
+    lab = default_deployment
+    job = lab.job("dc1", "orders")
+    assert job is not None
+    r = lab.get(job["applicationLogTrace"])
+    assert r.status_code == 200 and r.headers["Content-Type"] == "application/x-compressed"
+    with tarfile.open(fileobj=io.BytesIO(r.content), mode="r:gz") as tar:
+        names = tar.getnames()
+        agg = pe(lab, job, 1)
+        member = tar.extractfile(f"job{job['id']}/pe{agg['id']}/trace.log")
+        assert member is not None and b"_XXXXX_" in member.read()
+    assert len(names) == 6  # trace + console of 3 PEs
+
+
+def test_paging_count_page_next_previous(default_deployment: Lab) -> None:
+    lab = default_deployment
+    url = f"{lab.rest('dc1')}/operators"
+    everything = lab.get(url).json()
+    total = everything["total"]
+    assert total >= 12
+    first = lab.get(url, params={"count": 5}).json()
+    assert first["total"] == total and len(first["operators"]) == 5
+    assert "previous" not in first and first["next"].endswith("page=2")
+    seen = [o["self"] for o in first["operators"]]
+    doc = first
+    while "next" in doc:
+        doc = lab.get(doc["next"]).json()
+        assert doc["previous"]
+        seen += [o["self"] for o in doc["operators"]]
+    assert seen == [o["self"] for o in everything["operators"]]
+    last = lab.get(url, params={"count": 5, "page": -1}).json()
+    assert last["operators"] == doc["operators"] and "next" not in last
+    assert lab.get(url, params={"count": 5, "page": 2, "job.restid": "99999"}).json()["operators"] == []
+    assert lab.get(url, params={"count": "x"}).status_code == 400
+
+
+def test_property_filters(default_deployment: Lab) -> None:
+    lab = default_deployment
+    job = lab.job("dc1", "orders")
+    assert job is not None
+    by_job = lab.get(f"{lab.rest('dc1')}/pes", params={"job.restid": job["id"]}).json()["pes"]
+    assert [p["id"] for p in by_job] == [p["id"] for p in pes(lab, job)]
+    agg = pe(lab, job, 1)
+    ops = lab.get(f"{lab.rest('dc1')}/operators", params={"pe.restid": agg["id"]}).json()["operators"]
+    names = {o["name"] for o in ops}
+    assert "Aggregator" in names and "CrossDCFailover.RemoteDataCenterHeartbeatWatchdog" in names
+    assert "OrdersIn" not in names and "OrdersOut" not in names
+    assert {o["pe"] for o in ops} == {agg["self"]}
+    # unknown properties are ignored
+    assert lab.get(f"{lab.rest('dc1')}/pes", params={"nosuch": "x"}).json()["total"] >= 3
+
+
+def test_pe_properties_ports_connections_and_metrics(default_deployment: Lab) -> None:
+    lab = default_deployment
+    job = lab.job("dc1", "orders")
+    assert job is not None
+    for doc in pes(lab, job):
+        _element(doc, "pe")
+        assert doc["status"] in PE_STATUS and doc["statusReason"] in PE_REASON and doc["health"] == "healthy"
+        assert isinstance(doc["launchCount"], int) and doc["processId"].isdigit()
+        assert doc["restartable"] is True and doc["relocatable"] is False
+        assert doc["requiredConnections"] in CONNECTION_HEALTH and doc["optionalConnections"] in CONNECTION_HEALTH
+        for key in ("tracingLevel", "pendingTracingLevel", "osCapabilities", "resourceTags", "currentWorkingPath"):
+            assert key in doc
+        assert "restartPriority" not in doc
+        assert "restartPriority" in lab.get(doc["self"], params={"verbose": "true"}).json()
+        for link in ("job", "instance", "host", "resource", "resourceAllocation", "operators", "inputPorts",
+                     "outputPorts", "connections", "metrics", "applicationTrace", "consoleLog"):
+            assert lab.get(doc[link]).status_code == 200, link
+        pe_metrics = _metrics(lab, doc["metrics"])
+        assert {"nCpuMilliseconds", "nMemoryConsumption", "nResidentMemoryConsumption"} <= set(pe_metrics)
+    source, agg, sink = pes(lab, job)
+    assert _collection(lab, source["inputPorts"], "inputPorts", "peInputPortList") == []
+    ins = _collection(lab, agg["inputPorts"], "inputPorts", "peInputPortList")
+    outs = _collection(lab, agg["outputPorts"], "outputPorts", "peOutputPortList")
+    assert _collection(lab, sink["outputPorts"], "outputPorts", "peOutputPortList") == []
+    for port, rtype in ((ins[0], "peInputPort"), (outs[0], "peOutputPort")):
+        _element(port, rtype)
+        assert port["indexWithinPE"] == 0 and port["transportType"] and port["id"]
+    assert set(_metrics(lab, ins[0]["metrics"])) == {
+        "nTuplesProcessed", "nTupleBytesProcessed", "nWindowPunctsProcessed", "nFinalPunctsProcessed"
+    }
+    assert set(_metrics(lab, outs[0]["metrics"])) == {
+        "nTuplesSubmitted", "nTupleBytesSubmitted", "nWindowPunctsSubmitted", "nFinalPunctsSubmitted",
+        "nBrokenConnections", "nRequiredConnecting", "nOptionalConnecting", "nTuplesTransmitted",
+        "nTupleBytesTransmitted", "nConnections",
+    }
+    conns = _collection(lab, agg["connections"], "connections", "peConnectionList")
+    assert len(conns) == 2
+    for conn in conns:
+        _element(conn, "peConnection")
+        assert conn["required"] is True and conn["status"] == "connected"
+        assert set(conn["source"]) == {"job", "pe", "outputPort"} and set(conn["target"]) == {"job", "pe", "inputPort"}
+        assert set(_metrics(lab, conn["metrics"])) == {"congestionFactor", "nTuplesFilteredOut"}
+        assert lab.get(conn["self"]).json()["id"] == conn["id"]
+    assert {c["id"] for c in conns} <= {c["id"] for c in lab.get(job["peConnections"]).json()["connections"]}
+
+
+def test_operator_properties_ports_and_metrics(default_deployment: Lab) -> None:
+    lab = default_deployment
+    job = lab.job("dc1", "orders")
+    assert job is not None
+    ops = _collection(lab, job["operators"], "operators", "operatorList")
+    names = {o["name"] for o in ops}
+    assert {"OrdersIn", "Aggregator", "OrdersOut", "SpecialMessagePort"} <= names
+    for suffix in ("HeartbeatSignalGenerator", "HeartbeatMessagePreparer", "CrossDataCenterSender1",
+                   "CrossDataCenterSender2", "CrossDataCenterReceiverForHB", "RemoteDataCenterHeartbeatWatchdog",
+                   "CrossDataCenterReceiver", "RemoteDCDataMerger"):
+        assert f"CrossDCFailover.{suffix}" in names
+    for op in ops:
+        _element(op, "operator")
+        assert op["operatorKind"] and op["logicalName"] and isinstance(op["indexWithinJob"], int)
+        for link in ("job", "pe", "host", "resourceAllocation", "inputPorts", "outputPorts", "connections", "metrics"):
+            assert lab.get(op[link]).status_code == 200, (op["name"], link)
+    agg = next(o for o in ops if o["name"] == "Aggregator")
+    assert agg["operatorKind"] == "orders::Aggregator"
+    inp = _collection(lab, agg["inputPorts"], "inputPorts", "operatorInputPortList")[0]
+    outp = _collection(lab, agg["outputPorts"], "outputPorts", "operatorOutputPortList")[0]
+    for port, rtype in ((inp, "operatorInputPort"), (outp, "operatorOutputPort")):
+        _element(port, rtype)
+        assert port["indexWithinOperator"] == 0 and port["name"] and port["streamName"]
+        assert lab.get(port["connections"]).json()["total"] == 1
+    assert set(_metrics(lab, inp["metrics"])) == {
+        "nTuplesProcessed", "nTuplesDropped", "nTuplesQueued", "nWindowPunctsProcessed", "nFinalPunctsProcessed",
+        "nWindowPunctsQueued", "nFinalPunctsQueued", "queueSize", "maxItemsQueued", "recentMaxItemsQueued",
+        "recentMaxItemsQueuedInterval", "nEnqueueWaits",
+    }
+    assert set(_metrics(lab, outp["metrics"])) == {
+        "nTuplesSubmitted", "nWindowPunctsSubmitted", "nFinalPunctsSubmitted"
+    }
+    assert "relativeOperatorCost" in _metrics(lab, agg["metrics"])
+    conns = _collection(lab, agg["connections"], "connections", "operatorConnectionList")
+    assert {(c["source"]["operator"].rsplit("/", 1)[1], c["target"]["operator"].rsplit("/", 1)[1]) for c in conns} == {
+        ("OrdersIn", "Aggregator"), ("Aggregator", "OrdersOut")
+    }
+    wd = f"{job['operators']}/CrossDCFailover.RemoteDataCenterHeartbeatWatchdog"
+    assert _metrics(lab, f"{wd}/inputports/0/metrics")["nTuplesProcessed"]["value"] >= 1  # heartbeats received
+    assert _metrics(lab, f"{wd}/outputports/0/metrics")["nTuplesSubmitted"]["value"] == 1  # one transition: UP
+
+
+def test_hosts(lab: Lab) -> None:
+    hosts = _collection(lab, f"{lab.rest('dc2')}/hosts", "hosts", "hostList")
+    assert len(hosts) == 1
+    host = hosts[0]
+    _element(host, "host")
+    assert host["name"] == host["ipAddress"] == host["restid"] == "198.18.2.10"
+    assert isinstance(host["processorCount"], int) and host["status"] == "running"
+    for key in ("tags", "restrictedTags", "services"):
+        assert isinstance(host[key], list)
+    for link in ("instance", "jobs", "pes", "metrics"):
+        assert lab.get(host[link]).status_code == 200, link
+    assert set(_metrics(lab, host["metrics"])) == {
+        "nProcessors", "cpuSpeed", "loadAverage", "cpuUtilization", "memoryCapacity", "memoryUtilization",
+        "appNetworkCapacity", "appNetworkUtilization",
+    }
+    assert lab.get(f"{lab.rest('dc2')}/hosts/10.0.0.1").status_code == 404
 
 
 def test_401_without_or_with_bad_credentials(lab: Lab) -> None:
@@ -65,7 +304,7 @@ def test_401_without_or_with_bad_credentials(lab: Lab) -> None:
         r = lab.get(f"{lab.rest('dc1')}/jobs", auth=auth)
         assert r.status_code == 401
         assert r.headers["WWW-Authenticate"] == 'Basic realm="streams"'
-        assert r.json()["id"].startswith("CDISW")
+        assert r.json()["id"] == "CDISW5000E"
     r = lab.get(f"{lab.data('dc1')}", auth=None)
     assert r.status_code == 401
 
@@ -74,7 +313,10 @@ def test_404_error_body(lab: Lab) -> None:
     for url in (
         f"{lab.rest('dc1')}/jobs/99999",
         f"{lab.rest('dc1')}/pes/99999",
+        f"{lab.rest('dc1')}/peconnections/o1p0i99p0",
+        f"{lab.rest('dc1')}/jobs/1/operators/NoSuchOperator",
         f"{lab.root('dc1')}/instances/streams-nope",
+        f"{lab.root('dc1')}/nothing",
     ):
         r = lab.get(url)
         assert r.status_code == 404, url
@@ -88,6 +330,50 @@ def test_submit_conflict_and_unknown_application(default_deployment: Lab) -> Non
     assert r.status_code == 409 and r.json()["id"] == "CDISW5000E"
     r = lab.post(f"{lab.rest('dc1')}/jobs", json={"application": "no_such_bundle"})
     assert r.status_code == 404 and r.json()["id"] == "CDISW5000E"
+    r = lab.post(f"{lab.rest('dc1')}/jobs", data=b"{not json", headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and r.json()["id"] == "CDISW5000E"
+
+
+def test_submit_with_overlay_and_submit_parameters_then_cancel(lab: Lab) -> None:
+    body = {
+        "application": "https://bundles.example/apps/orders_standby.sab",  # a bundle URL: its base name counts
+        "jobConfigurationOverlay": {
+            "jobConfigOverlays": [
+                {
+                    "jobConfig": {
+                        "jobName": "rest_overlay",
+                        "jobGroup": "probes",
+                        "tracing": "error",
+                        "submissionParameters": [{"name": "crossDCHttpPort", "value": "26191"}],
+                    }
+                }
+            ]
+        },
+        "submitParameters": [
+            {"name": "crossDCInitDelay", "value": "3600"},
+            {"name": "failoverApplication", "value": ""},
+        ],
+    }
+    r = lab.post(f"{lab.rest('dc1')}/jobs", json=body)
+    assert r.status_code == 201, r.text
+    job = r.json()
+    try:
+        assert job["name"] == "rest_overlay" and job["jobGroup"] == "probes"
+        assert job["applicationName"] == "orders_standby"
+        given = {p["name"]: p["value"] for p in job["submitParameters"]}
+        assert given["crossDCHttpPort"] == "26191" and given["crossDCInitDelay"] == "3600"
+        defaults = {p["name"]: p["defaultValue"] for p in job["submitParameters"]}
+        assert defaults["crossDCInitDelay"] == "1.0" and defaults["crossDCOperationMode"] == "0"
+        healthy(lab, job)
+        stub = pe(lab, job, 0)
+        assert stub["tracingLevel"] == "error"
+        assert "_XXXXX_" not in lab.get(stub["applicationTrace"]).text  # info lines filtered at level error
+        groups = lab.get(f"{lab.rest('dc1')}/jobgroups").json()["jobGroups"]
+        assert {"default", "probes"} <= {g["name"] for g in groups}
+    finally:
+        assert lab.delete(job["self"]).status_code == 204
+    assert lab.get(job["self"]).status_code == 404
+    assert lab.delete(job["self"]).status_code == 404
 
 
 def test_submit_pes_cancel(lab: Lab) -> None:
@@ -95,48 +381,46 @@ def test_submit_pes_cancel(lab: Lab) -> None:
     assert r.status_code == 201, r.text
     job = r.json()
     assert job["name"] == "rest_probe" and job["applicationName"] == "orders_standby"
-    assert {"name": "crossDCInitDelay", "value": "3600"} in job["submitParameters"]
+    assert {"crossDCInitDelay": "3600"}.items() <= {p["name"]: p["value"] for p in job["submitParameters"]}.items()
 
     def running_pes() -> list[dict[str, object]] | None:
-        pes = lab.get(job["pes"]).json()["pes"]
-        return pes if pes and all(p["status"] == "running" for p in pes) else None
+        found = lab.get(job["pes"]).json()["pes"]
+        return found if found and all(p["status"] == "running" for p in found) else None
 
-    pes = wait_until(running_pes, 5, "the probe's PEs to run")
+    found = wait_until(running_pes, 5, "the probe's PEs to run")
     pids = []
-    for pe in pes:
-        assert pe["resourceType"] == "pe" and pe["launchCount"] == 1 and pe["health"] == "healthy"
-        pid = int(str(pe["processId"]))
+    for doc in found:
+        assert doc["resourceType"] == "pe" and doc["launchCount"] == 1 and doc["health"] == "healthy"
+        pid = int(str(doc["processId"]))
         os.kill(pid, 0)  # a real, live process
         assert b"lab.pe" in Path(f"/proc/{pid}/cmdline").read_bytes()
         pids.append(pid)
-        metrics = lab.get(str(pe["metrics"])).json()
-        assert metrics["resourceType"] == "metricList"
-        assert {"nCpuMilliseconds", "nResidentMemoryConsumption"} <= {m["name"] for m in metrics["metrics"]}
-        trace = lab.get(str(pe["applicationTrace"]))
+        trace = lab.get(str(doc["applicationTrace"]))
         assert trace.status_code == 200 and trace.headers["Content-Type"].startswith("text/plain")
-    filtered = lab.get(f"{lab.rest('dc1')}/pes", params={"job.restid": job["id"]}).json()
-    assert {p["id"] for p in filtered["pes"]} == {p["id"] for p in pes}
-
     r = lab.delete(job["self"])
     assert r.status_code == 204
     assert lab.get(job["self"]).status_code == 404
-    assert lab.delete(job["self"]).status_code == 404
     for pid in pids:
         assert not _alive(pid)
+    # ground truth: each PE started and stopped, the job submitted and canceled
+    assert {e["pid"] for e in events(lab, "pe_started", job)} == set(pids)
+    assert {e["pid"] for e in events(lab, "pe_stopped", job)} == set(pids)
+    assert events(lab, "job_submitted", job) and events(lab, "job_canceled", job)
 
 
-def test_operator_metrics(default_deployment: Lab) -> None:
+def test_application_trace_carries_toolkit_lines(default_deployment: Lab) -> None:
     lab = default_deployment
     job = lab.job("dc1", "orders")
     assert job is not None
-    ops = lab.get(job["operators"]).json()
-    names = {o["name"] for o in ops["operators"]}
-    assert {"OrdersIn", "Aggregator", "OrdersOut", "CrossDCFailover.RemoteDataCenterHeartbeatWatchdog"} <= names
-    wd = f"{job['operators']}/CrossDCFailover.RemoteDataCenterHeartbeatWatchdog"
-    inp = {m["name"]: m["value"] for m in lab.get(f"{wd}/inputports/0/metrics").json()["metrics"]}
-    out = {m["name"]: m["value"] for m in lab.get(f"{wd}/outputports/0/metrics").json()["metrics"]}
-    assert inp["nTuplesProcessed"] >= 1  # heartbeats received from dc2
-    assert out["nTuplesSubmitted"] == 1  # one transition so far: UP
+    text = lab.get(pe(lab, job, 1)["applicationTrace"]).text
+    assert "[Heartbeat-Message-Preparer] _XXXXX_ configuration: crossDCOperationMode=1" in text
+    assert "[RemoteDC-Heartbeat-Watchdog] _XXXXX_ remote data center dc2 is UP" in text
+    assert "_XXXXX_ Received the heartbeat message" in text
+    assert "bytes have been sent to this URL: http://198.18.2.10:25091/crossdcrx/CrossDataCenterReceiverForHB" in text
+    stub = lab.job("dc2", "orders_standby")
+    assert stub is not None
+    stub_text = lab.get(pe(lab, stub, 0)["applicationTrace"]).text
+    assert "[RemoteDC-Watchdog] _XXXXX_ Successfully replicated and persisted the data snapshot" in stub_text
 
 
 def _alive(pid: int) -> bool:
@@ -147,22 +431,37 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_pe_crash_is_relaunched(default_deployment: Lab) -> None:
+def test_instance_stop_and_start_lab_extension(default_deployment: Lab) -> None:
     lab = default_deployment
     job = lab.job("dc1", "orders")
     assert job is not None
-    sink = next(p for p in lab.get(job["pes"]).json()["pes"] if p["indexWithinJob"] == 2)
-    old_pid = int(sink["processId"])
-    t0 = time.time()
-    os.kill(old_pid, signal.SIGKILL)
-
-    def relaunched() -> dict[str, Any] | None:
-        pe = lab.get(sink["self"]).json()
-        return pe if pe["launchCount"] == sink["launchCount"] + 1 and pe["status"] == "running" else None
-
-    pe = wait_until(relaunched, 10, "the sink PE to be relaunched")
-    assert pe["statusReason"] == "crash" and int(pe["processId"]) != old_pid
-    os.kill(int(pe["processId"]), 0)
-    crashed = [e for e in lab.events("pe_crashed", "dc1", since=t0) if e["pe_id"] == sink["id"]]
-    assert crashed and crashed[0]["pid"] == old_pid
-    wait_until(lambda: lab.get(job["self"]).json()["health"] == "healthy", 5, "the job to be healthy again")
+    pids = [int(p["processId"]) for p in pes(lab, job)]
+    actions = lab.get(lab.rest("dc1")).json()["actions"]
+    try:
+        r = lab.post(actions, json={"type": "stop"})
+        assert r.status_code == 200 and r.json()["status"] == "stopped"
+        inst = lab.get(lab.rest("dc1")).json()
+        assert inst["status"] == "stopped"
+        assert lab.get(f"{lab.rest('dc1')}/jobs").json()["total"] == 0  # a stopped instance's jobs are gone
+        assert lab.get(job["self"]).status_code == 404
+        assert not any(_alive(p) for p in pids)
+        assert lab.get(lab.data("dc1")).json()["total"] == 0
+        r = lab.post(f"{lab.rest('dc1')}/jobs", json={"application": "orders"})
+        assert r.status_code == 409 and r.json()["id"] == "CDISW5000E"
+        assert lab.post(actions, json={"type": "stop"}).status_code == 200  # idempotent
+        assert lab.post(actions, json={"type": "reboot"}).status_code == 400
+        wait_event(lab, "instance_stopped", dc="dc1")
+        r = lab.post(actions, json={"type": "start"})
+        assert r.status_code == 200 and r.json()["status"] == "running"
+        assert r.json()["startTime"] > inst["startTime"]
+        wait_event(lab, "instance_started", dc="dc1")
+        assert lab.get(f"{lab.rest('dc1')}/jobs").json()["total"] == 0  # start does not bring jobs back
+        probe = submit(
+            lab, "dc1", "orders_standby", "after_start", {"crossDCInitDelay": 3600, "crossDCHttpPort": 26291}
+        )
+        healthy(lab, probe)
+        cancel(lab, probe)
+    finally:
+        lab.post(actions, json={"type": "start"})
+        r2 = run_lab("reset")
+        assert r2.returncode == 0, r2.stderr

@@ -65,3 +65,35 @@ def test_run_log_is_json_and_redacted(tmp_path: Path) -> None:
         handler.close()
     entry = json.loads((tmp_path / "run.log").read_text().splitlines()[-1])
     assert entry["message"] == "login with ***" and entry["level"] == "WARNING"
+
+
+def test_measurements_of_a_failover_validate_and_stay_strict(tmp_path: Path) -> None:
+    from support.data.ledger import OK, ReceivedRow, SentRow
+    from support.data.validate import check_order, check_split_brain, check_state
+    from support.measure import recovery_timeline, throughput_baseline
+    from support.orchestration import Journal
+
+    sent = [SentRow(f"i{i}", "k", i, "dc1" if i < 50 else "dc2", i * 0.1, i * 0.1, OK, "", 1.0) for i in range(1, 80)]
+    received = [ReceivedRow(f"i{i}", "k", i, "dc1" if i < 50 else "dc2", i * 0.1 + 0.05, i * 0.1, i, float(i), True,
+                            1.0) for i in range(1, 80)]
+    journal = Journal(None)
+    object.__setattr__(journal.record("fault.effective", kind="job-cancel"), "t", 5.0)
+    timeline = recovery_timeline(journal, received, "dc2", old="dc1", baseline=throughput_baseline(received, 1, 4))
+    state = check_state(sent, received, "dc1", "dc2", 5.0).to_json()
+    record = scenario(
+        mode="active/passive", old_active="dc1", recovery=timeline.to_json(),
+        rpo={"lost": 0, "loss_window_s": 0.0, "lost_state_updates": state["lost_updates"],
+             "state_loss_window_s": state["state_loss_window_s"]},
+        state=state, order=check_order(received).to_json(), split_brain=check_split_brain(received).to_json(),
+        baseline=timeline.baseline.to_json() if timeline.baseline else None,
+        metrics={"series": 2, "baselines": {}, "errors": {"prometheus": "connection refused"}},
+        phases_s=timeline.phases(),
+    )
+    append_scenario(tmp_path, record)
+    summary = write_summary(tmp_path)
+    assert summary["scenarios"][0]["recovery"]["phases_s"]["first_output"] == 0.0
+    broken = dict(record, recovery={**timeline.to_json(), "guess": 1})
+    (tmp_path / "scenarios.jsonl").unlink()
+    append_scenario(tmp_path, broken)
+    with pytest.raises(jsonschema.ValidationError):
+        write_summary(tmp_path)

@@ -106,3 +106,34 @@ def test_producer_keeps_the_rate(tmp_path: Path) -> None:
     elapsed = time.monotonic() - started
     traffic.stop()
     assert 0.8 <= elapsed <= 2.0  # 400 tuples at 400/s
+
+
+def test_spread_gives_each_key_a_home_and_moves_it_while_the_home_is_down(tmp_path: Path) -> None:
+    dc1, dc2 = FakeDC("dc1", True), FakeDC("dc2", True)
+    journal = Journal(None)
+    traffic = Traffic(
+        {"dc1": dc1, "dc2": dc2}, "orders", None, OrderGenerator(1, "t"),
+        Ledger(None, SentRow), Ledger(None, ReceivedRow), journal,
+        rate=400, batch_interval=0.02, consumer_interval=0.02, max_duration=20, policy="spread",
+        preferred=["dc1", "dc2"],
+    )
+    traffic.start()
+    try:
+        wait_until(lambda: len(traffic.received), lambda n: n >= 200, timeout=5, interval=0.01, what="output")
+        dc1.fail()
+        mark = len(traffic.sent)
+        wait_until(lambda: sum(r.dc == "dc2" for r in traffic.sent.rows()[mark:] if r.outcome == OK),
+                   lambda n: n >= 200, timeout=5, interval=0.01, what="dc1's keys moved to dc2")
+    finally:
+        traffic.drain(timeout=5, quiet=0.3)
+    sent = traffic.sent.rows()
+    before = sent[:mark]
+    homes = {}
+    for r in before:
+        if r.outcome == OK:
+            assert homes.setdefault(r.key, r.dc) == r.dc  # one home per key while both run
+    assert set(homes.values()) == {"dc1", "dc2"}
+    moved = {r.key for r in sent[mark:] if r.outcome == OK}
+    assert {k for k, dc in homes.items() if dc == "dc1"} <= moved
+    assert all(r.amount > 0 for r in sent) and all(r.amount > 0 for r in traffic.received.rows())
+    assert traffic.missing() == check_delivery(traffic.sent.table(), traffic.received.table()).lost

@@ -1,0 +1,1 @@
+"""Benchmarks of the tester itself (make bench)."""

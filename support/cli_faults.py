@@ -1,0 +1,346 @@
+"""``failover-tester faults inject|list|clean``, ``failover-tester doctor`` and ``run --dry-run``.
+
+Exit codes: 0 done, 1 a fault could not be injected/verified/healed (or hosts unreachable, residue left),
+2 configuration problem or refused fault (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+from support.config import Config, ConfigError, load_config
+from support.faults.base import FaultError, FaultRefused, FaultSettings, Topology
+from support.faults.executor import ExecutorPool, run_on_hosts
+from support.faults.guard import Allowlist, list_script, sweep_script
+from support.faults.probe import CapabilityProbe, doctor_table
+from support.faults.session import KINDS, FaultSession, readable
+from support.orchestration import CleanupStack, Journal
+from support.units import parse_duration
+
+__all__ = ["add_doctor_parser", "add_faults_parser", "doctor_command", "faults_command", "plan_run"]
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="config file (default config/lab.yaml or $FAILOVER_TESTER_CONFIG)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    parser.add_argument("--dry-run", action="store_true", help="print the commands for every host; touch nothing")
+
+
+def add_faults_parser(sub: Any) -> None:
+    faults = sub.add_parser("faults", help="inject, list or clean faults on the configured hosts")
+    actions = faults.add_subparsers(dest="faults_action", required=True, metavar="{inject,list,clean}")
+    inject = actions.add_parser("inject", help="inject one fault, hold it, heal it (the dead-man heals at the TTL)")
+    inject.add_argument("kind", choices=list(KINDS), metavar="KIND", help=f"one of: {', '.join(KINDS)}")
+    inject.add_argument("--between", nargs=2, metavar=("DC1", "DC2"), help="the two data centers (network faults)")
+    inject.add_argument("--one-way", action="store_true", help="partition: drop only what DC1 sends to DC2")
+    inject.add_argument("--dc", help="the data center (isolate, process, resource and API faults)")
+    inject.add_argument("--delay", help="latency, e.g. 200ms")
+    inject.add_argument("--jitter", help="latency jitter, e.g. 20ms")
+    inject.add_argument("--percent", type=float, help="packet loss in percent, e.g. 30")
+    inject.add_argument("--rate", help="bandwidth limit, e.g. 1mbit")
+    inject.add_argument("--operator", help="operator whose PE to kill or hang, e.g. Aggregator")
+    inject.add_argument("--app", help="application (job-cancel; narrows pe-kill/pe-hang)")
+    inject.add_argument("--job", help="job name (job-cancel)")
+    inject.add_argument("--ttl", help="dead-man timer: the fault reverts itself after this long (default faults.ttl)")
+    inject.add_argument("--duration", help="hold the fault this long, then heal (default: the TTL)")
+    inject.add_argument("--detach", action="store_true",
+                        help="return once the fault is verified; the dead-man timer heals it")
+    _common(inject)
+    for name, text in (("list", "list the faults active on every configured host"),
+                       ("clean", "remove everything tagged faults.tag from every configured host")):
+        _common(actions.add_parser(name, help=text))
+
+
+def add_doctor_parser(sub: Any) -> None:
+    doctor = sub.add_parser("doctor", help="what each configured host can do (fault capabilities), with advice")
+    doctor.add_argument("--config", help="config file (default config/lab.yaml or $FAILOVER_TESTER_CONFIG)")
+    doctor.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+
+
+def _load(args: argparse.Namespace, err: TextIO) -> Config | None:
+    try:
+        return load_config(args.config, args.set)
+    except ConfigError as exc:
+        print(exc, file=err)
+        return None
+
+
+def _rest(config: Config) -> dict[str, Any]:
+    from support.streams.rest import StreamsRestClient
+
+    return {dc: StreamsRestClient.from_config(config, dc) for dc in config.datacenters()}
+
+
+def _params(args: argparse.Namespace) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    if args.between:
+        params["between"] = tuple(args.between)
+    if args.one_way:
+        params["one_way"] = True
+    if args.dc:
+        params["dc"] = args.dc
+    if args.delay:
+        params["delay"] = parse_duration(args.delay)
+    if args.jitter:
+        params["jitter"] = parse_duration(args.jitter)
+    if args.percent is not None:
+        params["probability"] = args.percent / 100.0
+    if args.rate:
+        params["rate"] = args.rate
+    if args.operator:
+        params["operator"] = args.operator
+    if args.app:
+        params["app"] = args.app
+    if args.job:
+        params["job"] = args.job
+    return params
+
+
+def faults_command(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    config = _load(args, err)
+    if config is None:
+        return 2
+    if args.faults_action == "inject":
+        return _inject(args, config, out, err)
+    return _sweep(args, config, out, err, clean=args.faults_action == "clean")
+
+
+def _inject(args: argparse.Namespace, config: Config, out: TextIO, err: TextIO) -> int:
+    try:
+        params = _params(args)
+        ttl = parse_duration(args.ttl) if args.ttl else None
+        hold = parse_duration(args.duration) if args.duration else None
+    except ValueError as exc:
+        print(f"{config.source}: faults inject: {exc}", file=err)
+        return 2
+    limit = ttl if ttl is not None else FaultSettings.from_config(config).ttl
+    if hold is not None and hold > limit:
+        print(f"{config.source}: faults inject: --duration {hold:g} s is longer than the TTL {limit:g} s "
+              "(the dead-man timer would heal first)", file=err)
+        return 2
+    journal = Journal(None, "faults inject")
+    cleanup = CleanupStack(journal)
+    rest = {} if args.dry_run else _rest(config)
+    session = FaultSession(config, journal, cleanup, rest, dry_run=args.dry_run, out=out)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        fault = session.inject(args.kind, ttl=ttl, **params)
+        if args.dry_run:
+            return 0
+        effective = journal.first("fault.effective")
+        apply_s = effective.fields.get("apply_s") if effective else None
+        print(f"{fault.kind} {fault.id}: effective after {apply_s} s (dead-man TTL {fault.ttl:g} s on "
+              f"{', '.join(fault.hosts()) or 'no host'}): {effective.fields.get('evidence') if effective else ''}",
+              file=out, flush=True)
+        if args.detach:
+            print(f"{fault.kind} {fault.id}: detached; the dead-man timer heals it at the TTL "
+                  "(or run: failover-tester faults clean)", file=out, flush=True)
+            return 0
+        held = hold if hold is not None else fault.ttl
+        print(f"{fault.kind} {fault.id}: holding for {held:g} s (Ctrl-C heals now)", file=out, flush=True)
+        stop.wait(held)  # holding the fault for the asked time is the command's job, not a wait for a condition
+        session.heal(fault)
+        healed = journal.first("fault.healed")
+        print(f"{fault.kind} {fault.id}: healed after {healed.fields.get('revert_s') if healed else '?'} s: "
+              f"{healed.fields.get('evidence') if healed else ''}", file=out, flush=True)
+        return 0
+    except FaultRefused as exc:
+        print(f"{config.source}: faults inject {args.kind}: {exc}", file=err)
+        return 2
+    except FaultError as exc:
+        print(f"faults inject {args.kind}: {exc}", file=err)
+        problems = cleanup.run_all()
+        for problem in problems:
+            print(f"faults inject {args.kind}: cleanup: {problem}", file=err)
+        return 1
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        session.close()
+        for client in rest.values():
+            client.close()
+
+
+def _host_dirs(topology: Topology, host: str) -> list[str]:
+    dc = topology.dc(topology.dc_of_host(host))
+    return [dc.snapshot_dir] if dc.snapshot_dir else []
+
+
+def _sweep(args: argparse.Namespace, config: Config, out: TextIO, err: TextIO, clean: bool) -> int:
+    settings = FaultSettings.from_config(config)
+    topology = Topology.from_config(config)
+    hosts = list(topology.all_hosts())
+    if not hosts:
+        print(f"{config.source}: datacenters: no hosts declared (datacenters.<dc>.hosts)", file=err)
+        return 2
+    where = settings.directory
+    scripts = {h: sweep_script(settings.tag, h, _host_dirs(topology, h), where) if clean
+               else list_script(settings.tag, h, where) for h in hosts}
+    if args.dry_run:
+        for host, script in scripts.items():
+            print(f"[dry run] {'clean' if clean else 'list'} on {host}:", file=out)
+            print("\n".join(f"    {line}" for line in readable(script).rstrip().splitlines()), file=out)
+        return 0
+    pool = ExecutorPool(topology, Allowlist(topology), retries=settings.ssh_retries,
+                        connect_timeout=settings.ssh_timeout, redact=config.redact)
+    code = 0
+    try:
+        for host in hosts:
+            try:
+                result = run_on_hosts(pool, {host: scripts[host]}, what="clean" if clean else "list",
+                                      check=False)[host]
+            except FaultError as exc:
+                print(f"{host}: unreachable: {exc}", file=err)
+                code = 1
+                continue
+            if clean:
+                cleaned = [line.removeprefix("CLEANED ") for line in result.stdout.splitlines()
+                           if line.startswith("CLEANED ")]
+                print(f"{host}: {'; '.join(cleaned) if cleaned else 'nothing to clean'}", file=out)
+                session = FaultSession(config, Journal(None), CleanupStack(), {}, pool=pool)
+                left = [line for line in session.audit() if f" {host}: " in f" {line}"]
+                for line in left:
+                    print(f"{host}: still there: {line}", file=err)
+                code = code or (1 if left or not result.ok else 0)
+            else:
+                faults = [_meta(fields[0]) for fields in result.lines("FAULT") if fields]
+                if not faults:
+                    print(f"{host}: no faults active", file=out)
+                for meta in faults:
+                    expires = float(meta.get("created", 0)) + float(meta.get("ttl", 0))
+                    left_s = max(0.0, expires - time.time())
+                    fault_id = meta.get("key", "?").split("@", 1)[0]
+                    print(f"{host}: {meta.get('summary', meta.get('kind'))} id {fault_id}, dead-man in {left_s:.0f} s",
+                          file=out)
+    finally:
+        pool.close()
+    return code
+
+
+def _meta(encoded: str) -> dict[str, str]:
+    text = base64.b64decode(encoded).decode(errors="replace")
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+
+
+def doctor_command(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    config = _load(args, err)
+    if config is None:
+        return 2
+    settings = FaultSettings.from_config(config)
+    topology = Topology.from_config(config)
+    pool = ExecutorPool(topology, Allowlist(topology), retries=min(settings.ssh_retries, 1),
+                        connect_timeout=settings.ssh_timeout, redact=config.redact)
+    rest = _rest(config)
+    try:
+        probe = CapabilityProbe(config, topology, pool, rest, settings)
+        table, _ = doctor_table(probe)
+        print(f"doctor: {config.get('name', config.source)} ({config.source})", file=out)
+        print(table, file=out)
+        unreachable = [h for h in topology.all_hosts() if not probe.host(h).has("ssh")]
+        no_rest = [dc for dc in topology.datacenters if not probe.dc(dc).has("rest")]
+        if unreachable or no_rest:
+            print(f"doctor: unreachable: {', '.join([*unreachable, *(f'{dc} REST' for dc in no_rest)])}", file=out)
+            return 1
+        return 0
+    finally:
+        pool.close()
+        for client in rest.values():
+            client.close()
+
+
+# ---------------------------------------------------------------------------------------- run --dry-run
+
+
+class _PlanWorld:
+    """Stands in for the World when planning: fault steps reach a dry-run FaultSession; nothing else runs."""
+
+    def __init__(self, session: FaultSession) -> None:
+        self.faults = session
+        self.fault: Any = None
+
+    def datacenter(self, name: str) -> str:
+        return name
+
+    def inject_fault(self, kind: str, **params: Any) -> Any:
+        self.fault = self.faults.inject(kind, **params)
+        return self.fault
+
+    def cancel_job(self, app_name: str, dc: str) -> None:
+        self.inject_fault("job-cancel", dc=dc, app=app_name)
+
+    def heal_fault(self) -> None:
+        self.faults.heal_last()
+
+
+class _PlanContext:
+    def __init__(self, world: _PlanWorld) -> None:
+        self.world = world
+
+
+def plan_run(config: Config, tags: Sequence[str], paths: Sequence[str], out: TextIO, err: TextIO) -> int:
+    """``run --dry-run``: walk the selected scenarios and print, for each fault step, every command it would
+    run on every host. Only fault steps are evaluated (against a dry-run session); nothing is touched."""
+    from behave.parser import parse_file
+    from behave.runner_util import load_step_modules
+    from behave.step_registry import registry
+    from behave.tag_expression import make_tag_expression
+
+    if not Path("steps").is_dir():
+        print(f"{Path.cwd()}: steps/: not found (run failover-tester from the project root)", file=err)
+        return 2
+    if not registry.steps.get("when"):
+        load_step_modules([str(Path("steps").resolve())])
+    expression = make_tag_expression(list(tags)) if tags else None
+    files: list[Path] = []
+    for raw in paths or ["features"]:
+        path = Path(raw)
+        files.extend(sorted(path.rglob("*.feature")) if path.is_dir() else [path])
+    planned = 0
+    for file in files:
+        feature = parse_file(str(file))
+        if feature is None:
+            continue
+        for scenario in feature.walk_scenarios():
+            if expression is not None and not expression.check(scenario.effective_tags):
+                continue
+            print(f"\n{file}: {scenario.name}", file=out)
+            session = FaultSession(config, Journal(None), CleanupStack(), {}, dry_run=True, out=out)
+            context = _PlanContext(_PlanWorld(session))
+            for step in scenario.all_steps:
+                match = registry.find_match(step)
+                if match is None:
+                    print(f"  {step.keyword} {step.name}  (undefined step)", file=err)
+                    return 2
+                if not str(match.location.filename).endswith("fault_steps.py"):
+                    print(f"  {step.keyword} {step.name}  (not a fault: not run)", file=out)
+                    continue
+                print(f"  {step.keyword} {step.name}", file=out)
+                args = [a.value for a in match.arguments if a.name is None]
+                kwargs = {a.name: a.value for a in match.arguments if a.name is not None}
+                try:
+                    match.func(context, *args, **kwargs)
+                except FaultError as exc:
+                    print(f"{file}: {scenario.name}: {step.name}: {exc}", file=err)
+                    return 2
+                planned += 1
+    print(f"\n[dry run] {planned} fault step(s) planned; nothing was run", file=out)
+    return 0
+

@@ -1,0 +1,319 @@
+"""Capability probe: what each declared host (and the controller's view of each DC) can do.
+
+Host capabilities are found by trying, never by guessing from versions: the kernel features (iptables
+matches, netem, tbf, NFQUEUE) are tried in a throwaway network namespace (``unshare -n``), so probing leaves
+nothing on the host. One SSH command per host. Controller-side capabilities (REST, Prometheus, JMX) are
+tried with the configured clients.
+
+Scenarios name what they need with tags ``@requires.<capability>`` (e.g. ``@requires.netem``,
+``@requires.latency``); :func:`skip_reason` returns why a scenario cannot run here, or None.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from support.config import Config
+from support.faults.base import FaultError, FaultSettings, Topology
+from support.faults.executor import ExecutorPool
+
+__all__ = ["ADVICE", "CAPABILITIES", "Capabilities", "CapabilityProbe", "doctor_table", "skip_reason"]
+
+#: host capabilities, in table order
+HOST_CAPABILITIES = ("ssh", "bash", "iptables", "statistic", "nfqueue", "netem", "tbf", "delayer", "stress-ng",
+                     "cgroup-cpu", "cgroup-memory", "fallocate", "curl")
+#: per-DC capabilities checked from the controller
+DC_CAPABILITIES = ("rest", "prometheus", "jmx")
+#: derived: latency works with netem or the delayer
+CAPABILITIES = (*HOST_CAPABILITIES, "latency", *DC_CAPABILITIES)
+
+ADVICE = {
+    "ssh": "check datacenters.<dc>.ssh (user, key_file, known_hosts) and that sshd runs on the host",
+    "bash": "install bash on the host",
+    "iptables": "install iptables (partition, isolation, loss, delayer rules need it) and log in as root",
+    "statistic": "the kernel lacks xt_statistic: packet loss cannot be injected",
+    "nfqueue": "the kernel lacks xt_NFQUEUE: the latency delayer cannot run (netem still can)",
+    "netem": "the kernel has no sch_netem: latency uses the NFQUEUE delayer instead",
+    "tbf": "the kernel lacks htb/tbf/u32: bandwidth limits (and netem scoping) are unavailable",
+    "delayer": "install python3 and libnetfilter-queue1 on the host (or set faults.python) for latency without netem",
+    "stress-ng": "install stress-ng (CPU and memory exhaustion)",
+    "cgroup-cpu": "no cpu cgroup controller: CPU stress is not bounded to the DC's cgroup",
+    "cgroup-memory": "no memory cgroup controller: memory stress is bounded by faults.memory_max only",
+    "fallocate": "install util-linux fallocate (disk exhaustion)",
+    "curl": "install curl (the instance-stop dead-man timer restarts the instance with it)",
+    "rest": "check datacenters.<dc>.rest (url, auth, ca_bundle)",
+    "prometheus": "check metrics.prometheus.url, or leave it out to use REST metrics only",
+    "jmx": "check datacenters.<dc>.jmx.url and that java is installed on the controller",
+}
+
+_HTB_TBF = ("ip link set lo up; tc qdisc add dev lo root handle 1: htb default 1 && "
+            "tc class add dev lo parent 1: classid 1:2 htb rate 1gbit && "
+            "tc qdisc add dev lo parent 1:2 handle 2: {leaf} && "
+            "tc filter add dev lo parent 1: protocol ip prio 1 u32 match ip dst 127.0.0.2/32 flowid 1:2")
+
+
+def host_probe_script(python: str) -> str:
+    """One shell printing ``CAP <name> yes|no <detail>`` per host capability."""
+    netem = _HTB_TBF.format(leaf="netem delay 1ms")
+    tbf = _HTB_TBF.format(leaf="tbf rate 1mbit burst 3028 latency 100ms")
+    return rf"""cap() {{ if [ "$2" = 0 ]; then echo "CAP $1 yes $3"; else echo "CAP $1 no $4"; fi; }}
+try() {{ __o=$("$@" 2>&1); __rc=$?; __w=$(printf %s "$__o" | tail -n1 | cut -c1-120); return $__rc; }}
+cap bash 0 "bash $BASH_VERSION" ""
+if command -v iptables >/dev/null 2>&1; then
+  try unshare -n iptables -w -A OUTPUT -m comment --comment probe -j ACCEPT; cap iptables $? "$(iptables -V)" "$__w"
+  try unshare -n iptables -w -A OUTPUT -m statistic --mode random --probability 0.5 -j ACCEPT
+  cap statistic $? "xt_statistic" "$__w"
+  try unshare -n iptables -w -A OUTPUT -j NFQUEUE --queue-num 1 --queue-bypass; cap nfqueue $? "xt_NFQUEUE" "$__w"
+else cap iptables 1 "" "iptables not installed"; cap statistic 1 "" "no iptables"; cap nfqueue 1 "" "no iptables"; fi
+if command -v tc >/dev/null 2>&1; then
+  try unshare -n sh -c '{netem}'; cap netem $? "htb + netem + u32" "$__w"
+  try unshare -n sh -c '{tbf}'; cap tbf $? "htb + tbf + u32" "$__w"
+else cap netem 1 "" "tc not installed"; cap tbf 1 "" "tc not installed"; fi
+try {python} -c 'import ctypes, ctypes.util as u; ctypes.CDLL(u.find_library("netfilter_queue") or \
+  "libnetfilter_queue.so.1")'
+cap delayer $? "{python} + libnetfilter_queue" "$__w"
+if command -v stress-ng >/dev/null 2>&1; then cap stress-ng 0 "$(stress-ng --version 2>&1 | head -n1 | cut -c1-60)" ""
+else cap stress-ng 1 "" "stress-ng not installed"; fi
+__v1=$(awk '$3=="cgroup" {{print $4}}' /proc/mounts | tr ',' '\n' | grep -xE 'cpu|memory' | sort -u | tr '\n' ' ')
+__v2=$(cat /sys/fs/cgroup/cgroup.controllers /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null | tr '\n' ' ')
+for __c in cpu memory; do
+  case " $__v1 " in *" $__c "*) cap cgroup-$__c 0 "v1" "";; *)
+    case " $__v2 " in *" $__c "*) cap cgroup-$__c 0 "v2" "";;
+      *) cap cgroup-$__c 1 "" "no $__c controller mounted";; esac;;
+  esac
+done
+command -v fallocate >/dev/null 2>&1; cap fallocate $? "util-linux" "fallocate not installed"
+command -v curl >/dev/null 2>&1
+cap curl $? "$(curl --version 2>/dev/null | head -n1 | cut -d' ' -f1-2)" "curl not installed"
+true
+"""
+
+
+@dataclass
+class Capabilities:
+    """What one host (or DC, for controller-side checks) has: name -> (available, detail)."""
+
+    host: str
+    found: dict[str, tuple[bool, str]] = field(default_factory=dict)
+
+    def has(self, name: str) -> bool:
+        if name == "latency":
+            return self.has("netem") or self.has("delayer")
+        if name == "delayer":
+            return self.found.get("delayer", (False, ""))[0] and self.found.get("nfqueue", (False, ""))[0]
+        return self.found.get(name, (False, ""))[0]
+
+    def reason(self, name: str) -> str:
+        if name == "latency":
+            return f"{self.reason('netem')}; {self.reason('delayer')}"
+        if name == "delayer" and self.found.get("delayer", (False, ""))[0] and not self.has("delayer"):
+            name = "nfqueue"
+        ok, detail = self.found.get(name, (False, "not probed"))
+        return f"{name}: {'yes' if ok else 'no'}" + (f" ({detail})" if detail else "")
+
+    def missing(self, names: Iterable[str]) -> str | None:
+        for name in names:
+            if not self.has(name):
+                return self.reason(name)
+        return None
+
+
+def parse_probe_output(host: str, text: str) -> Capabilities:
+    caps = Capabilities(host, {"ssh": (True, "connected")})
+    for line in text.splitlines():
+        parts = line.split(" ", 3)
+        if len(parts) >= 3 and parts[0] == "CAP":
+            caps.found[parts[1]] = (parts[2] == "yes", parts[3].strip() if len(parts) > 3 else "")
+    return caps
+
+
+class CapabilityProbe:
+    """Probes hosts (over the executors) and DCs (over the wire) once each, then answers from its cache."""
+
+    def __init__(self, config: Config, topology: Topology, pool: ExecutorPool,
+                 rest: Mapping[str, Any] | None = None, settings: FaultSettings | None = None) -> None:
+        self.config = config
+        self.topology = topology
+        self.pool = pool
+        self.rest = rest or {}
+        self.settings = settings or FaultSettings.from_config(config)
+        self._hosts: dict[str, Capabilities] = {}
+        self._dcs: dict[str, Capabilities] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, host: str) -> Capabilities:
+        return self.host(host)
+
+    def host(self, host: str) -> Capabilities:
+        with self._lock:
+            if host in self._hosts:
+                return self._hosts[host]
+        try:
+            result = self.pool.get(host).run(host_probe_script(self.settings.python), timeout=30)
+            caps = parse_probe_output(host, result.stdout)
+            if not result.ok:
+                caps.found.setdefault("bash", (False, result.why()))
+        except FaultError as exc:
+            caps = Capabilities(host, {"ssh": (False, str(exc))})
+            for name in HOST_CAPABILITIES[1:]:
+                caps.found[name] = (False, "no SSH")
+        with self._lock:
+            self._hosts[host] = caps
+        return caps
+
+    def dc(self, name: str) -> Capabilities:
+        with self._lock:
+            if name in self._dcs:
+                return self._dcs[name]
+        caps = Capabilities(name)
+        caps.found["rest"] = self._rest(name)
+        caps.found["prometheus"] = self._prometheus()
+        caps.found["jmx"] = self._jmx(name)
+        with self._lock:
+            self._dcs[name] = caps
+        return caps
+
+    def _rest(self, dc: str) -> tuple[bool, str]:
+        client = self.rest.get(dc)
+        if client is None:
+            from support.streams.rest import StreamsRestClient
+
+            client = StreamsRestClient.from_config(self.config, dc)
+        try:
+            instance = client.instance(refresh=True)
+        except Exception as exc:  # any failure means "not available"; the detail says which
+            return False, str(exc).splitlines()[0][:160]
+        return True, f"instance {instance.get('id')} {instance.get('status')}"
+
+    def _prometheus(self) -> tuple[bool, str]:
+        url = self.config.get("metrics.prometheus.url", None)
+        if not url:
+            return False, "not configured (metrics.prometheus.url)"
+        import requests
+
+        try:
+            response = requests.get(str(url).rstrip("/") + "/-/ready", timeout=3)
+        except requests.RequestException as exc:
+            return False, str(exc).splitlines()[0][:160]
+        return response.ok, f"{url} HTTP {response.status_code}"
+
+    def _jmx(self, dc: str) -> tuple[bool, str]:
+        url = self.config.get(f"datacenters.{dc}.jmx.url", None)
+        if not url:
+            return False, f"not configured (datacenters.{dc}.jmx.url)"
+        match = re.search(r"//([^/:]+):(\d+)", str(url))
+        if match is None:
+            return False, f"cannot find host:port in {url}"
+        try:
+            with socket.create_connection((match.group(1), int(match.group(2))), timeout=2):
+                pass
+        except OSError as exc:
+            return False, f"{match.group(1)}:{match.group(2)} {exc.strerror or exc}"
+        try:
+            from jmxquery import JMXConnection, JMXQuery
+
+            query = [JMXQuery("java.lang:type=Runtime", attribute="Uptime")]
+            rows = JMXConnection(str(url)).query(query, timeout=10)
+        except Exception as exc:  # jmxquery raises several kinds (see machine-facts): all mean "no answer"
+            text = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+            return False, f"port open, query failed: {text}"
+        return bool(rows), f"{match.group(1)}:{match.group(2)} answers" if rows else "no MBeans"
+
+    def all_hosts(self) -> list[Capabilities]:
+        hosts = list(self.topology.all_hosts())
+        threads = [threading.Thread(target=self.host, args=(h,)) for h in hosts]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return [self.host(h) for h in hosts]
+
+    def requirement(self, name: str) -> str | None:
+        """None when every declared host (or DC) has ``name``, else why not."""
+        if name not in CAPABILITIES:
+            return f"unknown capability {name!r} in @requires.{name} (known: {', '.join(CAPABILITIES)})"
+        if name in DC_CAPABILITIES:
+            for dc in self.topology.datacenters:
+                caps = self.dc(dc)
+                if not caps.has(name):
+                    return f"{dc}: {caps.reason(name)}"
+            return None
+        hosts = list(self.topology.all_hosts())
+        if not hosts:
+            return f"{name}: no hosts declared (datacenters.<dc>.hosts)"
+        for caps in self.all_hosts():
+            if not caps.has(name):
+                return f"{caps.host}: {caps.reason(name)}"
+        return None
+
+
+def skip_reason(tags: Iterable[str], probe: Callable[[str], str | None]) -> str | None:
+    """Why a scenario tagged ``@requires.<capability>`` cannot run here (None: it can)."""
+    for tag in tags:
+        if tag.startswith("requires."):
+            reason = probe(tag.removeprefix("requires."))
+            if reason:
+                return f"requires {tag.removeprefix('requires.')}: {reason}"
+    return None
+
+
+def doctor_table(probe: CapabilityProbe) -> tuple[str, bool]:
+    """The doctor report: per host, then per DC from the controller; (text, every capability present)."""
+    lines: list[str] = []
+    complete = True
+    by_dc: dict[str, list[str]] = {}
+    for host, dc_of_host in probe.topology.all_hosts().items():
+        by_dc.setdefault(dc_of_host, []).append(host)
+    probe.all_hosts()
+    width = max(len(n) for n in CAPABILITIES)
+    for dc_name, dc in probe.topology.datacenters.items():
+        lines.append(f"{dc_name}")
+        for host in by_dc.get(dc_name, []):
+            caps = probe.host(host)
+            lines.append(f"  host {host}")
+            for name in (*HOST_CAPABILITIES, "latency"):
+                ok = caps.has(name)
+                complete = complete and ok
+                detail = caps.found.get(name, (False, ""))[1]
+                if name == "latency":
+                    detail = "netem" if caps.has("netem") else ("NFQUEUE delayer" if caps.has("delayer") else "none")
+                elif name == "delayer" and not ok and caps.found.get("delayer", (False, ""))[0]:
+                    detail = "no NFQUEUE target in the kernel"
+                advice = "" if ok else f"  -> {ADVICE.get(name, '')}"
+                lines.append(f"    {name:<{width}}  {'yes' if ok else 'NO ':<3}  {detail[:70]}{advice}")
+        if not dc.hosts:
+            lines.append("  (no hosts declared: network, process and resource faults cannot target this DC)")
+        caps = probe.dc(dc_name)
+        lines.append("  from the controller")
+        for name in DC_CAPABILITIES:
+            ok = caps.has(name)
+            complete = complete and ok
+            detail = caps.found.get(name, (False, ""))[1]
+            advice = "" if ok else f"  -> {ADVICE.get(name, '')}"
+            lines.append(f"    {name:<{width}}  {'yes' if ok else 'NO ':<3}  {detail[:70]}{advice}")
+    return "\n".join(lines), complete
+
+
+def requirements_skip_reason(run: Any, tags: Iterable[str]) -> str | None:
+    """Why a scenario tagged ``@requires.<capability>`` cannot run against ``run``'s config (None: it can).
+
+    The capability probe is made once per run and kept on ``run`` (the RunContext)."""
+    wanted = [tag for tag in tags if tag.startswith("requires.")]
+    if not wanted:
+        return None
+    probe: CapabilityProbe | None = getattr(run, "fault_capabilities", None)
+    if probe is None:
+        from support.faults.guard import Allowlist
+
+        settings = FaultSettings.from_config(run.config)
+        topology = Topology.from_config(run.config)
+        pool = ExecutorPool(topology, Allowlist(topology), retries=settings.ssh_retries,
+                            connect_timeout=settings.ssh_timeout, redact=run.config.redact)
+        probe = CapabilityProbe(run.config, topology, pool, getattr(run, "rest", {}), settings)
+        run.fault_capabilities = probe
+    return skip_reason(wanted, probe.requirement)

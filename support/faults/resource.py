@@ -1,0 +1,342 @@
+"""Resource exhaustion on a DC host: CPU and memory (stress-ng), disk (a filled file in the snapshot directory).
+
+The DC's cgroup is found from outside: the cgroup of a PE of a declared job running in the DC (REST
+``processId``, then ``/proc/<pid>/cgroup`` on its host). Stress processes join it, so a DC with CPU or
+memory limits feels exactly its own limits; memory stress runs in a tagged child group
+``<DC memory cgroup>/<tag>-<id>`` whose limit bounds the stress itself. Without a cgroup the processes run
+unconfined (doctor says so).
+
+How much: CPU = one busy worker per CPU the host offers (``nproc``); memory = the DC's headroom (cgroup limit
+minus usage, or the host's MemAvailable when the cgroup has no limit), at most ``faults.memory_max``; disk =
+the snapshot file system's free space, at most ``faults.disk_max``. When the bound is smaller than the
+headroom the journal says ``bounded``.
+"""
+
+from __future__ import annotations
+
+import shlex
+import threading
+import time
+from typing import Any
+
+from support.faults.base import Fault, FaultContext, FaultError, Verified, format_size, poll
+from support.faults.guard import ENV_TAG, kill_tagged
+from support.faults.process import locate_any_pe
+
+__all__ = ["CpuExhaustion", "DiskExhaustion", "MemoryExhaustion"]
+
+CGROUP_SCRIPT = r"""__pid={pid}
+[ -r /proc/$__pid/cgroup ] || {{ echo "no process $__pid" >&2; exit 3; }}
+while IFS=: read -r __id __ctrls __path; do
+  [ "$__path" = / ] && continue
+  if [ "$__id" = 0 ]; then
+    __m=$(awk '$3=="cgroup2"{{print $2; exit}}' /proc/mounts)
+    [ -n "$__m" ] && [ -d "$__m$__path" ] && echo "CG v2 $__m$__path"
+  else
+    for __c in $(echo "$__ctrls" | tr ',' ' '); do
+      case "$__c" in cpu|memory)
+        __m=$(awk -v c="$__c" '$3=="cgroup" {{n=split($4,o,","); for(i=1;i<=n;i++) if(o[i]==c){{print $2; exit}}}}' \
+          /proc/mounts)
+        [ -n "$__m" ] && [ -d "$__m$__path" ] && echo "CG $__c $__m$__path";;
+      esac
+    done
+  fi
+done < /proc/$__pid/cgroup
+echo "NPROC $(nproc)"
+awk '/^(MemAvailable|MemTotal):/ {{print "MEM " $1 " " $2 * 1024}}' /proc/meminfo
+"""
+
+
+def _session(sid_file: str) -> str:
+    """Shell printing ``<processes> <CPU ticks> <RSS kB>`` of the session whose id is in ``sid_file``.
+
+    stress-ng renames its workers (which clobbers their environment, so the XDC_FAULT tag is lost), but they
+    stay in the session ``setsid`` gave the stress-ng parent; the kernel never reuses a PID still in use as a
+    session id, so the session's members are exactly the fault's processes."""
+    return (
+        f"__sid=$(cat {sid_file} 2>/dev/null)\n"
+        "if [ -z \"$__sid\" ]; then echo '0 0 0'; else\n"
+        "awk -v s=\"$__sid\" 'FNR == 1 { line = $0; sub(/^.*\\) /, \"\", line); split(line, f, \" \"); "
+        "if (f[4] == s && f[1] != \"Z\") { c++; t += f[12] + f[13]; r += f[22] } } "
+        "END { print c + 0, t + 0, r * 4 }' "
+        "/proc/[0-9]*/stat 2>/dev/null; fi\n"
+    )
+
+
+def _kill_session(sid_file: str) -> str:
+    """Shell killing every process of the session in ``sid_file`` (SIGKILL: stress keeps nothing worth saving)."""
+    count = _session(sid_file).replace("print c + 0, t + 0, r * 4", "print c + 0")
+    return (
+        f"__sid=$(cat {sid_file} 2>/dev/null)\n"
+        "if [ -n \"$__sid\" ]; then\n"
+        "  __pids=$(awk -v s=\"$__sid\" 'FNR == 1 { line = $0; sub(/^.*\\) /, \"\", line); split(line, f, \" \"); "
+        "if (f[4] == s) print substr(FILENAME, 7, length(FILENAME) - 11) }' /proc/[0-9]*/stat 2>/dev/null)\n"
+        "  [ -n \"$__pids\" ] && kill -KILL $__pids 2>/dev/null\n"
+        f"  for __i in $(seq 100); do [ \"$({count.strip()})\" = 0 ] && break; sleep 0.02; done\n"
+        "fi\ntrue\n"
+    )
+
+
+def _start_stress(label: str, sid_file: str, args: str, dirs: list[str]) -> str:
+    joined = " ".join(shlex.quote(d) for d in dirs)
+    return (
+        f"{ENV_TAG}={label} setsid sh -c 'for d in \"$@\"; do echo $$ > \"$d/cgroup.procs\" || exit 5; done; "
+        f"exec stress-ng {args} --quiet' {shlex.quote(label + '-stress')} {joined} </dev/null >/dev/null 2>&1 &\n"
+        f"__s=$!; echo $__s > {sid_file}\n"
+        f"for __i in $(seq 100); do [ \"$({_session(sid_file).strip()} | cut -d' ' -f1)\" -ge 2 ] && break; "
+        "[ -d /proc/$__s ] || break; sleep 0.02; done\n"
+        "[ -d /proc/$__s ] || { echo 'stress-ng exited at once (cgroup join or options refused)' >&2; exit 4; }\n"
+        "echo \"STRESS $__s\"\n"
+    )
+
+
+class _HostResource(Fault):
+    """A resource fault on the host of a DC (its first declared host; the one running a DC PE when known)."""
+
+    requires = ("stress-ng",)
+
+    def __init__(self, ctx: FaultContext, dc: str, fault_id: str | None = None) -> None:
+        super().__init__(ctx, fault_id)
+        self.dc = ctx.topology.dc(ctx.allowlist.check_dc(dc))
+        self.host = self.dc.primary_host
+        self.cgroups: dict[str, str] = {}
+        self.nproc = 1
+        self.mem_available = 0
+        self.pe_pid: int | None = None
+
+    def hosts(self) -> list[str]:
+        return [self.host]
+
+    def prepare(self) -> None:
+        pe = locate_any_pe(self.ctx, self.dc.name)
+        if pe is not None:
+            self.host, self.pe_pid = pe.host, pe.pid
+            result = self.ctx.executors.get(self.host).check(CGROUP_SCRIPT.format(pid=pe.pid),
+                                                             what="find the DC's cgroup")
+        else:
+            result = self.ctx.executors.get(self.host).check(CGROUP_SCRIPT.format(pid="$$"), what="read the host")
+            result = type(result)(result.host, result.rc, "\n".join(
+                line for line in result.stdout.splitlines() if not line.startswith("CG ")), result.stderr,
+                result.seconds)
+        for fields in result.lines("CG"):
+            if len(fields) == 2:
+                self.cgroups[fields[0]] = fields[1]
+        for fields in result.lines("NPROC"):
+            self.nproc = max(1, int(fields[0]))
+        for fields in result.lines("MEM"):
+            if fields[0] == "MemAvailable:":
+                self.mem_available = int(float(fields[1]))
+        super().prepare()
+
+    def describe(self) -> dict[str, Any]:
+        return {"dc": self.dc.name, "host": self.host,
+                **({"cgroups": sorted(self.cgroups.values())} if self.cgroups else {})}
+
+    def _sid_file(self) -> str:
+        return self.state_file(self.host, "stress")
+
+    def _sample(self) -> tuple[int, int, int]:
+        """(stress processes, CPU ticks used so far, resident kB) of the fault's stress-ng session."""
+        result = self.ctx.executors.get(self.host).check(f"echo \"SESSION $({self._session_cmd()})\"",
+                                                         what="read the stress processes")
+        fields = (result.lines("SESSION") or [["0", "0", "0"]])[0]
+        return int(fields[0]), int(fields[1]), int(fields[2])
+
+    def _session_cmd(self) -> str:
+        return _session(self._sid_file()).strip()
+
+    def _stress_gone(self, timeout: float) -> Verified:
+        def check() -> tuple[bool, str]:
+            left = self._sample()[0]
+            return left == 0, f"{left} stress process(es) left on {self.host}"
+
+        return poll(check, timeout, f"stress gone from {self.host}", interval=0.05)
+
+    def revert_scripts(self) -> dict[str, str]:
+        return {self.host: _kill_session(self._sid_file()) + kill_tagged(self.host_label(self.host))}
+
+
+class CpuExhaustion(_HostResource):
+    kind = "cpu"
+
+    def workers(self) -> int:
+        return self.nproc
+
+    def inject_scripts(self) -> dict[str, str]:
+        dirs = [d for key, d in sorted(self.cgroups.items()) if key in ("cpu", "memory", "v2")]
+        args = f"--cpu {self.workers()} --cpu-load 100 --timeout {int(self.ttl) + 1}s"
+        return {self.host: _start_stress(self.host_label(self.host), self._sid_file(), args, dirs)}
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "workers": self.workers()}
+
+    def verify(self, timeout: float) -> Verified:
+        tick = 0.01  # USER_HZ is 100 on Linux
+
+        def check() -> tuple[bool, str]:
+            procs, before, _ = self._sample()
+            started = time.monotonic()
+            threading.Event().wait(0.3)
+            _, after, _ = self._sample()
+            busy = (after - before) * tick / (time.monotonic() - started)
+            return procs > 1 and busy >= 0.5, f"{procs} stress process(es) keep {busy:.2f} CPU(s) busy"
+
+        return poll(check, timeout, f"CPU of {self.dc.name} exhausted")
+
+    def verify_healed(self, timeout: float) -> Verified:
+        return self._stress_gone(timeout)
+
+
+class MemoryExhaustion(_HostResource):
+    kind = "memory"
+    SLACK = 32 * 1024**2
+
+    def __init__(self, ctx: FaultContext, dc: str, fault_id: str | None = None) -> None:
+        super().__init__(ctx, dc, fault_id)
+        self.size = 0
+        self.bounded = False
+        self.child = ""
+
+    def prepare(self) -> None:
+        super().prepare()
+        headroom = self.mem_available
+        memcg = self.cgroups.get("memory")
+        if memcg:
+            limits = self.ctx.executors.get(self.host).check(
+                f"echo \"LIMIT $(cat {shlex.quote(memcg)}/memory.limit_in_bytes) "
+                f"$(cat {shlex.quote(memcg)}/memory.usage_in_bytes)\"", what="read the DC's memory limit")
+            fields = (limits.lines("LIMIT") or [[]])[0]
+            if len(fields) == 2 and int(fields[0]) < (1 << 60):
+                headroom = min(headroom or int(fields[0]), int(fields[0]) - int(fields[1]))
+            self.child = f"{memcg}/{self.ctx.settings.tag}-{self.id}"
+        self.bounded = headroom > self.ctx.settings.memory_max or headroom <= 0
+        self.size = min(headroom, self.ctx.settings.memory_max) if headroom > 0 else self.ctx.settings.memory_max
+        if self.size < 16 * 1024**2:
+            raise FaultError(f"memory of {self.dc.name} is already exhausted ({format_size(self.size)} headroom)")
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "size": format_size(self.size), "bounded": self.bounded}
+
+    def inject_scripts(self) -> dict[str, str]:
+        size = self.size or self.ctx.settings.memory_max
+        dirs = [d for key, d in sorted(self.cgroups.items()) if key in ("cpu", "v2")]
+        script = ""
+        if self.child:
+            script = (f"mkdir -p {shlex.quote(self.child)} && echo {size + self.SLACK} > "
+                      f"{shlex.quote(self.child)}/memory.limit_in_bytes || exit 4\n")
+            dirs.append(self.child)
+        elif "memory" in self.cgroups:
+            dirs.append(self.cgroups["memory"])
+        args = f"--vm 1 --vm-bytes {size} --vm-keep --timeout {int(self.ttl) + 1}s"
+        return {self.host: script + _start_stress(self.host_label(self.host), self._sid_file(), args, dirs)}
+
+    def revert_scripts(self) -> dict[str, str]:
+        script = super().revert_scripts()[self.host]
+        if self.child:
+            child = shlex.quote(self.child)
+            script += (f"for __i in $(seq 100); do [ -d {child} ] || break; rmdir {child} 2>/dev/null && break; "
+                       "sleep 0.02; done\ntrue\n")
+        return {self.host: script}
+
+    def _used(self) -> int:
+        if self.child:
+            result = self.ctx.executors.get(self.host).check(
+                f"echo \"USED $(cat {shlex.quote(self.child)}/memory.usage_in_bytes 2>/dev/null || echo 0)\"",
+                what="read the stress memory")
+            return int((result.lines("USED") or [["0"]])[0][0])
+        return self._sample()[2] * 1024
+
+    def verify(self, timeout: float) -> Verified:
+        def check() -> tuple[bool, str]:
+            used = self._used()
+            return used >= 0.9 * self.size, f"stress holds {format_size(used)} of {format_size(self.size)}" + (
+                " (bounded by faults.memory_max)" if self.bounded else "")
+
+        return poll(check, timeout, f"memory of {self.dc.name} exhausted", interval=0.05)
+
+    def verify_healed(self, timeout: float) -> Verified:
+        gone = self._stress_gone(timeout)
+        if self.child:
+            def check() -> tuple[bool, str]:
+                result = self.ctx.executors.get(self.host).run(f"[ -d {shlex.quote(self.child)} ] && echo LEFT")
+                return not result.lines("LEFT"), f"cgroup {self.child} {'left' if result.lines('LEFT') else 'removed'}"
+
+            removed = poll(check, timeout, f"cgroup {self.child} removed", interval=0.05)
+            return Verified(removed.at, gone.probes + removed.probes, f"{gone.evidence}; {removed.evidence}")
+        return gone
+
+
+class DiskExhaustion(Fault):
+    kind = "disk"
+    requires = ("fallocate",)
+    RESERVE = 64 * 1024
+
+    def __init__(self, ctx: FaultContext, dc: str, fault_id: str | None = None) -> None:
+        super().__init__(ctx, fault_id)
+        self.dc = ctx.topology.dc(ctx.allowlist.check_dc(dc))
+        self.host = self.dc.primary_host
+        if not self.dc.snapshot_dir:
+            raise FaultError(f"disk exhaustion needs the snapshot directory of {dc} "
+                             f"(datacenters.{dc}.crossdc.snapshot_dir)")
+        self.directory = self.dc.snapshot_dir.rstrip("/") or "/"
+        self.file = f"{self.directory}/.{ctx.settings.tag}-fill-{self.id}"
+        self.size = 0
+        self.avail_before = 0
+        self.bounded = False
+
+    def hosts(self) -> list[str]:
+        return [self.host]
+
+    def describe(self) -> dict[str, Any]:
+        return {"dc": self.dc.name, "host": self.host, "file": self.file, "size": format_size(self.size),
+                "bounded": self.bounded}
+
+    def _avail(self) -> int:
+        result = self.ctx.executors.get(self.host).check(
+            f"echo \"AVAIL $(df -B1 --output=avail {shlex.quote(self.directory)} | tail -n1)\"",
+            what=f"read free space of {self.directory}")
+        return int((result.lines("AVAIL") or [["0"]])[0][0])
+
+    def prepare(self) -> None:
+        self.avail_before = self._avail()
+        free = max(0, self.avail_before - self.RESERVE)
+        self.bounded = free > self.ctx.settings.disk_max
+        self.size = min(free, self.ctx.settings.disk_max)
+        if self.size <= 0:
+            raise FaultError(f"{self.directory} on {self.host} is already full")
+        super().prepare()
+
+    def inject_scripts(self) -> dict[str, str]:
+        size = self.size or self.ctx.settings.disk_max
+        target = shlex.quote(self.file)
+        return {self.host: f"fallocate -l {size} {target} || {{ rm -f {target}; exit 4; }}\n"}
+
+    def revert_scripts(self) -> dict[str, str]:
+        return {self.host: f"rm -f {shlex.quote(self.file)}\n"}
+
+    def verify_scripts(self) -> dict[str, str]:
+        return {self.host: f"stat -c '%b %B' {shlex.quote(self.file)}; df -B1 --output=avail "
+                           f"{shlex.quote(self.directory)}\n"}
+
+    def verify(self, timeout: float) -> Verified:
+        def check() -> tuple[bool, str]:
+            result = self.ctx.executors.get(self.host).run(
+                f"echo \"FILL $(stat -c '%b %B' {shlex.quote(self.file)} 2>/dev/null) "
+                f"$(df -B1 --output=avail {shlex.quote(self.directory)} | tail -n1)\"")
+            fields = (result.lines("FILL") or [[]])[0]
+            if len(fields) != 3:
+                return False, f"{self.file} missing"
+            allocated = int(fields[0]) * int(fields[1])
+            return allocated >= 0.99 * self.size, (
+                f"{self.file} holds {format_size(allocated)}; {format_size(int(fields[2]))} left free"
+                + (" (bounded by faults.disk_max)" if self.bounded else ""))
+
+        return poll(check, timeout, f"disk of {self.dc.name} exhausted", interval=0.05)
+
+    def verify_healed(self, timeout: float) -> Verified:
+        def check() -> tuple[bool, str]:
+            result = self.ctx.executors.get(self.host).run(f"[ -e {shlex.quote(self.file)} ] && echo LEFT")
+            return not result.lines("LEFT"), f"{self.file} {'still there' if result.lines('LEFT') else 'removed'}"
+
+        return poll(check, timeout, f"{self.file} removed", interval=0.05)
+

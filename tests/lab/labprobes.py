@@ -1,0 +1,268 @@
+"""Helpers shared by the lab conformance tests: probe jobs, signals, iptables rules, truth queries.
+
+Probe jobs run beside the default deployment on their own ports (crossdc 26xxx, SpecialMessagePort 26x99)
+and snapshot directories, so a test can break them without touching `orders`/`orders_standby`.
+Everything a helper starts or changes is undone by the helper (context managers, `finally`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from labwire import ADDR, LAB_DIR, Lab, wait_until
+
+TEST_RULE_TAG = "xdc-labtest"
+
+
+def submit(
+    lab: Lab, dc: str, app: str, name: str, params: dict[str, Any] | None = None, **extra: Any
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"application": app, "jobName": name, **extra}
+    if params:
+        body["jobConfigurationOverlay"] = {
+            "jobConfigOverlays": [
+                {"jobConfig": {"submissionParameters": [{"name": k, "value": str(v)} for k, v in params.items()]}}
+            ]
+        }
+    r = lab.post(f"{lab.rest(dc)}/jobs", json=body)
+    assert r.status_code == 201, r.text
+    job: dict[str, Any] = r.json()
+    return job
+
+
+def cancel(lab: Lab, job: dict[str, Any]) -> None:
+    r = lab.delete(job["self"])
+    assert r.status_code in (204, 404), r.text
+
+
+def cancel_named(lab: Lab, dc: str, name: str) -> None:
+    job = lab.job(dc, name)
+    if job is not None:
+        cancel(lab, job)
+
+
+def healthy(lab: Lab, job: dict[str, Any], timeout: float = 10) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        r = lab.get(job["self"])
+        doc: dict[str, Any] = r.json()
+        return doc if r.status_code == 200 and doc["health"] == "healthy" else None
+
+    return wait_until(check, timeout, f"job {job['name']} healthy")
+
+
+def pes(lab: Lab, job: dict[str, Any]) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = lab.get(job["pes"]).json()["pes"]
+    return sorted(found, key=lambda p: int(p["indexWithinJob"]))
+
+
+def pe(lab: Lab, job: dict[str, Any], index: int) -> dict[str, Any]:
+    return pes(lab, job)[index]
+
+
+def events(lab: Lab, event: str, job: dict[str, Any] | None = None, since: float = 0.0,
+           dc: str | None = None) -> list[dict[str, Any]]:
+    return [
+        e
+        for e in lab.events(event, dc=dc, since=since)
+        if job is None or (e.get("job_id") == job["id"] and e["dc"] == _dc_of(job))
+    ]
+
+
+def _dc_of(job: dict[str, Any]) -> str:
+    return "dc1" if f"//{ADDR['dc1']}:" in job["self"] else "dc2"
+
+
+def wait_event(lab: Lab, event: str, job: dict[str, Any] | None = None, since: float = 0.0, timeout: float = 10,
+               dc: str | None = None) -> dict[str, Any]:
+    return wait_until(lambda: events(lab, event, job, since, dc), timeout, f"truth event {event}")[0]
+
+
+def operator_port_metric(lab: Lab, job: dict[str, Any], op: str, kind: str, name: str) -> int:
+    url = f"{job['operators']}/{op}/{kind}/0/metrics"
+    metrics = {m["name"]: m["value"] for m in lab.get(url).json()["metrics"]}
+    return int(metrics[name])
+
+
+def sink_items(lab: Lab, dc: str, job: dict[str, Any], **params: Any) -> list[dict[str, Any]]:
+    sink = lab.endpoints(dc, job["id"])["sink"]
+    items: list[dict[str, Any]] = lab.get(sink, params=params or None).json()["items"]
+    return items
+
+
+def inject(lab: Lab, dc: str, job: dict[str, Any], items: list[dict[str, Any]]) -> None:
+    source = lab.endpoints(dc, job["id"])["source"]
+    r = lab.post(source, json={"items": items})
+    assert r.status_code == 200 and r.json() == {"accepted": len(items)}, r.text
+
+
+def collect(lab: Lab, dc: str, job: dict[str, Any], n: int, timeout: float = 10) -> list[dict[str, Any]]:
+    got: list[dict[str, Any]] = []
+
+    def enough() -> bool:
+        got.extend(sink_items(lab, dc, job))
+        return len(got) >= n
+
+    wait_until(enough, timeout, f"{n} output tuples from {dc}")
+    return got
+
+
+def tuples(key: str, n: int, start: int = 0, amount: float = 1.0) -> list[dict[str, Any]]:
+    now = time.time()
+    return [
+        {"id": f"{key}-{i}", "key": key, "seq": i, "amount": amount, "sent_at": now, "crc": 0}
+        for i in range(start, start + n)
+    ]
+
+
+@contextlib.contextmanager
+def stopped(pid: int) -> Iterator[None]:
+    """SIGSTOP a lab process for the duration of the block (always continued)."""
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+
+
+def _iptables(action: str, rule: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["ip", "netns", "exec", "xdc-wan", "iptables", action, "FORWARD", *rule,
+         "-m", "comment", "--comment", TEST_RULE_TAG],
+        capture_output=True, text=True, check=False,
+    )
+
+
+@contextlib.contextmanager
+def blocked(src: str, dst: str, dports: str) -> Iterator[None]:
+    """Reject TCP from DC `src` to DC `dst` on `dports` (e.g. "26091:26092") in the wan router."""
+    rule = ["-s", ADDR[src], "-d", ADDR[dst], "-p", "tcp", "-m", "multiport", "--dports", dports,
+            "-j", "REJECT", "--reject-with", "tcp-reset"]
+    r = _iptables("-I", rule)
+    assert r.returncode == 0, r.stderr
+    try:
+        yield
+    finally:
+        _iptables("-D", rule)
+
+
+@contextlib.contextmanager
+def probe_pair(
+    lab: Lab,
+    tag: str,
+    port: int,
+    params: dict[str, Any] | None = None,
+    dc1_params: dict[str, Any] | None = None,
+    dc2_params: dict[str, Any] | None = None,
+    standby_app: str = "orders_standby",
+    wait_up: bool = True,
+) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """An `orders` probe in dc1 (mode 1) and a passive stub (or `standby_app`) in dc2 on crossdc port `port`.
+
+    Snapshot directories `/run/xdc-lab/dcN/probe-<tag>`; SpecialMessagePort `port + 8`. The stub launches
+    nothing unless `dc2_params` sets `failoverApplication`.
+    """
+    common: dict[str, Any] = {
+        "crossDCHttpPort": port,
+        "specialMessagePort": port + 8,
+        "crossDCInitDelay": 0.2,
+        **(params or {}),
+    }
+    dirs = {dc: LAB_DIR / dc / f"probe-{tag}" for dc in ("dc1", "dc2")}
+    p1 = {**common, "dataSnapshotStorageDirectory": str(dirs["dc1"]), **(dc1_params or {})}
+    p2 = {**common, "dataSnapshotStorageDirectory": str(dirs["dc2"]), **(dc2_params or {})}
+    if standby_app == "orders_standby":
+        p2.setdefault("failoverApplication", "")
+    jobs: list[dict[str, Any]] = []
+    try:
+        jobs.append(submit(lab, "dc2", standby_app, f"probe_{tag}_dc2", p2))
+        jobs.append(submit(lab, "dc1", "orders", f"probe_{tag}_dc1", p1))
+        for job in jobs:
+            healthy(lab, job)
+        if wait_up:
+            for job in jobs:
+                wait_event(lab, "remote_up", job, timeout=10)
+        yield jobs[1], jobs[0]
+    finally:
+        for job in jobs:
+            cancel(lab, job)
+        for d in dirs.values():
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def snapshot_files(d: Path) -> list[str]:
+    return sorted(p.name for p in d.glob("*.snapshot"))
+
+
+def trace(lab: Lab, pe_doc: dict[str, Any]) -> str:
+    return lab.get(pe_doc["applicationTrace"]).text
+
+
+def stays(cond: Any, duration: float, what: str, interval: float = 0.05) -> None:
+    """Assert that `cond()` stays true for `duration` seconds (polled; fails at the first false)."""
+    end = time.monotonic() + duration
+    while True:
+        assert cond(), f"{what} no longer holds"
+        if time.monotonic() > end:
+            return
+        time.sleep(interval)
+
+
+def send_special(dc: str, port: int, text: str) -> None:
+    """Send a text line to an Aggregator's SpecialMessagePort (TCPSource) as an operator would."""
+    import socket
+
+    with socket.create_connection((ADDR[dc], port), timeout=5) as s:
+        s.sendall(text.encode() + b"\n")
+
+
+def hang_until_takeover(lab: Lab) -> dict[str, Any]:
+    """Stop dc1's Aggregator PE, wait for dc2's takeover, inject into dc1 meanwhile, continue it, then inject
+    into both DCs; return what each DC emitted after the heal (the split-brain defect test reuses this)."""
+    job1 = lab.job("dc1", "orders")
+    assert job1 is not None
+    ep1 = lab.endpoints("dc1", job1["id"])
+    lab.get(ep1["sink"])  # drain
+    agg = sorted(lab.get(job1["pes"]).json()["pes"], key=lambda p: p["indexWithinJob"])[1]
+    key = f"hang-{uuid.uuid4().hex[:8]}"
+    t_stop = time.time()
+    os.kill(int(agg["processId"]), signal.SIGSTOP)
+    try:
+        job2 = wait_until(
+            lambda: (j := lab.job("dc2", "orders")) and j["health"] == "healthy" and j, 15, "dc2 to take over"
+        )
+        wait_until(lambda: lab.events("takeover", "dc2", since=t_stop), 10, "dc2 restored dc1's state")
+        during = [{"id": f"{key}-h{i}", "key": key, "seq": i, "amount": 1.0, "sent_at": time.time()} for i in range(3)]
+        assert lab.post(ep1["source"], json={"items": during}).json() == {"accepted": 3}
+        t_cont = time.time()  # the PE may run (and emit truth) before kill() returns: take the time first
+    finally:
+        os.kill(int(agg["processId"]), signal.SIGCONT)
+    # let both sides sort themselves out (dc1 decides within D + 2H of hearing dc2)
+    wait_until(lambda: lab.events("local_pause_detected", "dc1", since=t_cont), 10, "dc1 to notice its pause")
+    held: list[dict[str, Any]] = []
+    after1: list[dict[str, Any]] = []
+    after2: list[dict[str, Any]] = []
+    ep2 = lab.endpoints("dc2", job2["id"])
+    end = time.monotonic() + 5
+    n = 0
+    while time.monotonic() < end:  # keep traffic flowing to both for 5 s, as a naive producer would
+        item: dict[str, Any] = {"key": key, "seq": 100 + n, "amount": 1.0, "sent_at": time.time()}
+        lab.post(ep1["source"], json={"items": [dict(item, id=f"{key}-a{n}")]})
+        lab.post(ep2["source"], json={"items": [dict(item, id=f"{key}-b{n}")]})
+        out1 = lab.get(ep1["sink"]).json()["items"]
+        held += [o for o in out1 if "-h" in o["id"]]
+        after1 += [o for o in out1 if "-a" in o["id"]]
+        after2 += lab.get(ep2["sink"]).json()["items"]
+        n += 1
+        time.sleep(0.1)
+    return {"job1": job1, "job2": job2, "t_cont": t_cont, "held": held, "dc1_after_heal": after1,
+            "dc2_after_heal": after2}

@@ -1,0 +1,192 @@
+"""Defect switches (issue 3 item 6): each `lab up --defect NAME` shown changing the lab's behaviour.
+
+The clean counterparts are in test_lab_data.py (every tuple once, in order), test_lab_failover.py (restored
+state, takeover, the old active stands down) and test_lab_crossdc.py (DOWN after M+1 ticks).
+Every test brings the lab up with its defects (`lab up` is a no-op when they are already on); the module
+leaves a clean lab behind.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from labprobes import (
+    collect,
+    events,
+    hang_until_takeover,
+    inject,
+    operator_port_metric,
+    pe,
+    probe_pair,
+    sink_items,
+    stays,
+    stopped,
+    tuples,
+    wait_event,
+)
+from labwire import Lab, run_lab, wait_until
+
+pytestmark = pytest.mark.lab
+
+
+def _relogin(lab: Lab) -> None:
+    """`lab up` after `down` makes a new password and CA: refresh the session's client in place."""
+    fresh = Lab()
+    lab.password, lab.auth, lab.http = fresh.password, fresh.auth, fresh.http
+
+
+def _with_defects(lab: Lab, defects: str) -> Lab:
+    up = run_lab("up", "--defect", defects)
+    assert up.returncode == 0, up.stdout + up.stderr
+    _relogin(lab)
+    status = run_lab("status", "--json")
+    assert f'"{defects.split(",")[0]}"' in status.stdout
+    return lab
+
+
+@pytest.fixture(scope="module", autouse=True)
+def clean_lab_afterwards(lab: Lab) -> Iterator[None]:
+    yield
+    assert run_lab("down").returncode == 0
+    up = run_lab("up")
+    assert up.returncode == 0, up.stderr
+    _relogin(lab)
+
+
+def _orders(lab: Lab, dc: str = "dc1") -> dict[str, Any]:
+    job = lab.job(dc, "orders")
+    assert job is not None
+    return job
+
+
+def _flow(lab: Lab, n: int, keys: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+    """Inject n tuples over `keys` keys into dc1 (batches, sink drained in between); (sent, received, at sink)."""
+    job = _orders(lab)
+    sink_items(lab, "dc1", job)
+    before = operator_port_metric(lab, job, "OrdersOut", "inputports", "nTuplesProcessed")
+    tag = uuid.uuid4().hex[:6]
+    sent = [
+        {"id": f"{tag}-{i}", "key": f"{tag}-k{i % keys}", "seq": i // keys, "amount": 1.0, "sent_at": time.time()}
+        for i in range(n)
+    ]
+    got: list[dict[str, Any]] = []
+    for start in range(0, n, 200):
+        inject(lab, "dc1", job, sent[start : start + 200])
+        target = before + min(n, start + 200)
+        wait_until(
+            lambda target=target: operator_port_metric(lab, job, "OrdersOut", "inputports", "nTuplesProcessed")
+            >= target,
+            10,
+            "the batch at the sink",
+        )
+        got += sink_items(lab, "dc1", job)
+    wait_until(
+        lambda: operator_port_metric(lab, job, "OrdersOut", "inputports", "nTuplesProcessed") >= before + n,
+        10,
+        "everything at the sink",
+    )
+    got += sink_items(lab, "dc1", job)
+    at_sink = operator_port_metric(lab, job, "OrdersOut", "inputports", "nTuplesProcessed") - before
+    return sent, got, at_sink
+
+
+def test_drop_sink_silently_loses_one_percent(lab: Lab) -> None:
+    _with_defects(lab, "drop-sink,reorder")
+    sent, got, at_sink = _flow(lab, 2000, 10)
+    assert at_sink == 2000  # every tuple reached the sink ...
+    ids = [o["id"] for o in got]
+    assert len(ids) == len(set(ids)) == 1980  # ... and 1 % vanished there, without a warning or a drop count
+    assert set(ids) < {s["id"] for s in sent}
+    assert operator_port_metric(lab, _orders(lab), "OrdersOut", "inputports", "nTuplesDropped") == 0
+
+
+def test_reorder_puts_output_of_a_key_out_of_order(lab: Lab) -> None:
+    _with_defects(lab, "drop-sink,reorder")
+    _sent, got, _ = _flow(lab, 2000, 10)
+    last: dict[str, int] = {}
+    inversions = 0
+    for o in got:
+        if o["seq"] < last.get(o["key"], -1):
+            inversions += 1
+        last[o["key"]] = max(o["seq"], last.get(o["key"], -1))
+    assert inversions >= 10, inversions  # every 50th output comes after the next one of its key
+
+
+def test_slow_detection_needs_ten_times_the_misses(lab: Lab) -> None:
+    _with_defects(lab, "slow-detection")
+    fast = {"heartbeatExchangeInterval": 0.2, "consecutiveHeartbeatMissesAllowed": 2}
+    with probe_pair(lab, "slow", 26201, params=fast) as (a, b):
+        with stopped(int(pe(lab, b, 0)["processId"])):
+            t_stop = time.time()
+            down = wait_event(lab, "remote_down", a, since=t_stop, timeout=10)
+        latency = down["t"] - t_stop
+        assert down["misses"] == 21  # 10 * M + 1 silent ticks instead of M + 1 = 3
+        assert latency >= 10 * 2 * 0.2 - 0.25, latency  # clean: at most (M + 1) * H = 0.6 s
+        print(f"slow-detection: DOWN after {latency:.2f} s (clean bound 0.6 s)")
+
+
+def _failover(lab: Lab, key: str, n: int) -> tuple[dict[str, Any], list[dict[str, Any]], float]:
+    """n tuples through dc1, a replicated snapshot after them, cancel dc1's orders; dc2's job once running."""
+    job1 = _orders(lab)
+    sink_items(lab, "dc1", job1)
+    inject(lab, "dc1", job1, tuples(key, n))
+    out1 = collect(lab, "dc1", job1, n)
+    processed = time.time()
+    wait_until(
+        lambda: [e for e in events(lab, "snapshot_sent", job1, since=processed) if e["taken_at"] > processed],
+        10,
+        "a snapshot taken after the tuples",
+    )
+    t_cancel = time.time()
+    assert lab.delete(job1["self"]).status_code == 204
+    job2 = wait_until(lambda: (j := lab.job("dc2", "orders")) and j["health"] == "healthy" and j, 15, "dc2 orders")
+    wait_until(lambda: events(lab, "takeover", job2, since=t_cancel), 10, "the takeover")
+    return job2, out1, t_cancel
+
+
+def test_duplicate_replay_emits_already_emitted_output_again(lab: Lab) -> None:
+    _with_defects(lab, "duplicate-replay")
+    key = f"dup-{uuid.uuid4().hex[:6]}"
+    job2, out1, _ = _failover(lab, key, 5)
+    assert all(o["dc"] == "dc1" for o in out1)
+    replayed = collect(lab, "dc2", job2, 5)
+    again = {o["id"] for o in replayed if o["key"] == key}
+    assert {o["id"] for o in out1} <= again  # the same ids come out a second time, now from dc2
+    assert all(o["dc"] == "dc2" for o in replayed)
+
+
+def test_lose_snapshot_restores_an_empty_state(lab: Lab) -> None:
+    _with_defects(lab, "lose-snapshot")
+    key = f"lost-{uuid.uuid4().hex[:6]}"
+    job2, _out1, t_cancel = _failover(lab, key, 5)
+    assert not events(lab, "snapshot_stored", dc="dc2")  # the receiver answered 204 but kept nothing
+    assert not events(lab, "snapshot_restored", job2, since=t_cancel)
+    inject(lab, "dc2", job2, tuples(key, 1, start=5))
+    out = collect(lab, "dc2", job2, 1)
+    assert out[0]["count_for_key"] == 1  # clean: 6 (continues from dc1's replicated state)
+
+
+def test_no_takeover_leaves_the_standby_idle(lab: Lab) -> None:
+    _with_defects(lab, "no-takeover")
+    job1 = _orders(lab)
+    t0 = time.time()
+    assert lab.delete(job1["self"]).status_code == 204
+    stub = lab.job("dc2", "orders_standby")
+    assert stub is not None
+    wait_event(lab, "remote_down", stub, since=t0, timeout=10)
+    stays(lambda: lab.job("dc2", "orders") is None and not events(lab, "failover_launched", since=t0), 2.0,
+          "no takeover")
+    assert lab.job("dc2", "orders_standby") is not None
+
+
+def test_split_brain_old_active_keeps_emitting_after_the_heal(lab: Lab) -> None:
+    _with_defects(lab, "split-brain")
+    t = hang_until_takeover(lab)
+    assert t["held"], "the tuples injected during the hang are emitted by dc1 after it continues"
+    assert t["dc1_after_heal"] and all(o["dc"] == "dc1" for o in t["dc1_after_heal"])
+    assert t["dc2_after_heal"] and all(o["dc"] == "dc2" for o in t["dc2_after_heal"])
+    assert not events(lab, "stood_down", dc="dc1", since=t["t_cont"])  # clean: dc1 stands down

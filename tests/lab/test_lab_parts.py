@@ -1,0 +1,505 @@
+"""The real parts of each DC (issue 3, item 5 and 7): sshd, the Prometheus exporter, Prometheus, JMX, cgroups,
+and `lab status` — each checked over its own wire (SSH, HTTP text format, PromQL, JMX) against the REST API.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import paramiko
+import pytest
+from labwire import ADDR, LAB_DIR, Lab, run_lab, wait_until
+
+pytestmark = pytest.mark.lab
+
+SSH_DIR = LAB_DIR / "ssh"
+CLIENT_KEY = SSH_DIR / "client_key"
+KNOWN_HOSTS = SSH_DIR / "known_hosts"
+EXPORTER_PORT = 25500
+PROMETHEUS = "http://127.0.0.1:19090"
+JMX_PORT = 9975
+CGROUP = Path("/sys/fs/cgroup")
+DCS = ("dc1", "dc2")
+
+INSTANCE_LABELS = ["instancename"]
+JOB_LABELS = ["instancename", "jobname"]
+PE_LABELS = ["instancename", "jobname", "resource", "peid"]
+OP_LABELS = ["instancename", "jobname", "resource", "peid", "operatorname", "operatorkind"]
+
+# streams-metric-exporter encodings (reference §4.3), re-stated independently of the lab's code
+HEALTH = {"healthy": 1.0, "partiallyHealthy": 0.5, "partiallyUnhealthy": 0.5}
+JOB_STATUS = {"running": 1.0, "canceling": 0.5, "constructed": 0.5}
+PE_STATUS = {"running": 1.0, "starting": 0.5, "constructed": 0.5, "restarting": 0.5, "stopping": 0.5, "submitted": 0.5}
+
+
+# ------------------------------------------------------------------------------------------------ SSH
+
+
+def ssh_client(dc: str, key: paramiko.PKey | None = None, known_hosts: Path | None = KNOWN_HOSTS) -> paramiko.SSHClient:
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    if known_hosts is not None:
+        client.load_host_keys(str(known_hosts))
+    client.connect(
+        ADDR[dc],
+        port=22,
+        username="root",
+        pkey=key,
+        key_filename=None if key is not None else str(CLIENT_KEY),
+        look_for_keys=False,
+        allow_agent=False,
+        timeout=5,
+        banner_timeout=5,
+        auth_timeout=5,
+    )
+    return client
+
+
+def ssh_run(dc: str, command: str) -> tuple[int, str]:
+    client = ssh_client(dc)
+    try:
+        _in, out, err = client.exec_command(command, timeout=10)
+        rc = out.channel.recv_exit_status()
+        return rc, out.read().decode() + err.read().decode()
+    finally:
+        client.close()
+
+
+def test_ssh_files_for_the_framework(lab: Lab) -> None:
+    assert CLIENT_KEY.stat().st_mode & 0o777 == 0o600
+    lines = [ln.split() for ln in KNOWN_HOSTS.read_text().splitlines() if ln.strip()]
+    assert sorted(ln[0] for ln in lines) == sorted(ADDR.values())
+    assert {ln[1] for ln in lines} == {"ssh-ed25519"}
+    assert lines[0][2] != lines[1][2], "each DC has its own host key"
+
+
+@pytest.mark.parametrize("dc", DCS)
+def test_sshd_accepts_client_key_and_runs_in_the_dc(lab: Lab, dc: str) -> None:
+    rc, out = ssh_run(dc, "id -un; ip -4 -o addr show; cat /proc/self/cgroup")
+    assert rc == 0, out
+    assert out.splitlines()[0] == "root"
+    assert f"inet {ADDR[dc]}/24" in out, "the session runs in the DC's network namespace"
+    assert "xdc-lab" not in out, "sshd (and so its sessions) stays outside the DC's resource cgroups"
+    ctrls = [c for c in ("cpu", "memory") if (CGROUP / c / "xdc-lab" / dc / "cgroup.procs").exists()]
+    if not ctrls:
+        pytest.skip("cgroup v1 cpu/memory not available here")
+    join = "; ".join(f"echo $$ > /sys/fs/cgroup/{c}/xdc-lab/{dc}/cgroup.procs" for c in ctrls)
+    rc, out = ssh_run(dc, f"{join} && cat /proc/self/cgroup")
+    assert rc == 0, out
+    for c in ctrls:
+        assert re.search(rf"^\d+:{c}:/xdc-lab/{dc}$", out, re.M), out
+
+
+def test_sshd_rejects_a_key_that_is_not_authorized(lab: Lab) -> None:
+    stranger = paramiko.RSAKey.generate(2048)
+    with pytest.raises(paramiko.AuthenticationException):
+        ssh_client("dc1", key=stranger)
+
+
+def test_sshd_host_key_must_be_known(lab: Lab, tmp_path: Path) -> None:
+    empty = tmp_path / "empty_known_hosts"
+    empty.write_text("")
+    with pytest.raises(paramiko.SSHException, match="not found in known_hosts"):
+        ssh_client("dc1", known_hosts=empty)
+    # dc2's host key filed under dc1's address: a different server answers -> rejected
+    dc2_key = next(ln for ln in KNOWN_HOSTS.read_text().splitlines() if ln.startswith(ADDR["dc2"] + " "))
+    wrong = tmp_path / "wrong_known_hosts"
+    wrong.write_text(dc2_key.replace(ADDR["dc2"], ADDR["dc1"], 1) + "\n")
+    with pytest.raises(paramiko.BadHostKeyException):
+        ssh_client("dc1", known_hosts=wrong)
+
+
+# ------------------------------------------------------------------------------------------- exporter
+
+
+Family = dict[str, Any]
+
+
+def parse_exposition(text: str) -> dict[str, Family]:
+    """Prometheus text format 0.0.4 -> {name: {"help", "type", "samples": [(labels, value)]}}."""
+    families: dict[str, Family] = {}
+    sample = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$")
+    label = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)",?')
+    for line in text.splitlines():
+        if not line:
+            continue
+        if line.startswith("# HELP "):
+            name, _, help_text = line[7:].partition(" ")
+            families.setdefault(name, {"samples": []})["help"] = help_text
+        elif line.startswith("# TYPE "):
+            name, _, kind = line[7:].partition(" ")
+            families.setdefault(name, {"samples": []})["type"] = kind
+        else:
+            m = sample.match(line)
+            assert m, f"unparsable line: {line!r}"
+            labels = [(k, v) for k, v in label.findall(m.group(2) or "")]
+            families.setdefault(m.group(1), {"samples": []})["samples"].append((labels, float(m.group(3))))
+    return families
+
+
+def scrape(lab: Lab, dc: str, path: str = "/metrics") -> dict[str, Family]:
+    r = lab.http.get(f"http://{ADDR[dc]}:{EXPORTER_PORT}{path}", timeout=10)
+    assert r.status_code == 200
+    assert r.headers["Content-Type"].startswith("text/plain")
+    return parse_exposition(r.text)
+
+
+def values(fams: dict[str, Family], name: str, **match: str) -> list[float]:
+    return [
+        v
+        for labels, v in fams.get(name, {"samples": []})["samples"]
+        if all(dict(labels).get(k) == want for k, want in match.items())
+    ]
+
+
+def rest_state(lab: Lab, dc: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    jobs = lab.get(f"{lab.rest(dc)}/jobs").json()["jobs"]
+    pes = lab.get(f"{lab.rest(dc)}/pes").json()["pes"]
+    ops = lab.get(f"{lab.rest(dc)}/operators").json()["operators"]
+    return jobs, pes, ops
+
+
+def job_of(pe: dict[str, Any]) -> str:
+    return str(pe["job"]).rstrip("/").rsplit("/", 1)[-1]
+
+
+@pytest.mark.parametrize("dc", DCS)
+def test_exporter_names_labels_and_encodings(default_deployment: Lab, dc: str) -> None:
+    lab = default_deployment
+    jobs, pes, ops = rest_state(lab, dc)
+    fams = scrape(lab, dc)
+    inst = f"streams-{dc}"
+
+    for name, fam in fams.items():
+        assert name.startswith("streams_"), name
+        assert fam.get("type") == "gauge" and fam.get("help"), f"{name} lacks # HELP / # TYPE gauge"
+        assert fam["samples"], f"{name} has no sample"
+    for name, fam in fams.items():
+        for labels, _v in fam["samples"]:
+            keys = [k for k, _ in labels]
+            if name.startswith("streams_instance_"):
+                assert keys == INSTANCE_LABELS, (name, keys)
+            elif name.startswith("streams_job_"):
+                assert keys == JOB_LABELS, (name, keys)
+            elif name.startswith("streams_pe_"):
+                assert keys == PE_LABELS, (name, keys)
+            elif name.startswith("streams_operator_ip_"):
+                assert keys == [*OP_LABELS, "inputportname"], (name, keys)
+            elif name.startswith("streams_operator_op_"):
+                assert keys == [*OP_LABELS, "outputportname"], (name, keys)
+            else:
+                pytest.fail(f"unexpected family {name}")
+
+    assert values(fams, "streams_instance_status", instancename=inst) == [1.0]
+    assert values(fams, "streams_instance_health", instancename=inst) == [1.0]
+    assert values(fams, "streams_instance_jobCount", instancename=inst) == [float(len(jobs))]
+    for job in jobs:
+        jl = {"instancename": inst, "jobname": job["name"]}
+        job_pes = [p for p in pes if job_of(p) == job["id"]]
+        assert values(fams, "streams_job_health", **jl) == [HEALTH.get(job["health"], 0.0)]
+        assert values(fams, "streams_job_healthy", **jl) == [HEALTH.get(job["health"], 0.0)]
+        assert values(fams, "streams_job_status", **jl) == [JOB_STATUS.get(job["status"], 0.0)]
+        assert values(fams, "streams_job_submitTime", **jl) == [float(job["submitTime"])]
+        assert values(fams, "streams_job_pecount", **jl) == [float(len(job_pes))]
+        for pe in job_pes:
+            pl = {**jl, "peid": pe["id"]}
+            assert values(fams, "streams_pe_status", **pl) == [PE_STATUS.get(pe["status"], 0.0)]
+            assert values(fams, "streams_pe_health", **pl) == [HEALTH.get(pe["health"], 0.0)]
+            assert values(fams, "streams_pe_launchCount", **pl) == [float(pe["launchCount"])]
+            assert len(values(fams, "streams_pe_nTuplesProcessed", **pl)) == 1
+            assert len(values(fams, "streams_pe_nCpuMilliseconds", **pl)) == 1
+        # every operator of the job has a port; each port's series carries the operator's name and kind
+        job_ops = {o["name"]: o for o in ops if job_of(o) == job["id"]}
+        port_samples = [
+            dict(lbl)
+            for name in ("streams_operator_ip_nTuplesProcessed", "streams_operator_op_nTuplesSubmitted")
+            for lbl, _v in fams[name]["samples"]
+            if dict(lbl)["jobname"] == job["name"]
+        ]
+        assert {d["operatorname"] for d in port_samples} == set(job_ops)
+        for d in port_samples:
+            assert d["operatorkind"] == job_ops[d["operatorname"]]["operatorKind"]
+            assert d["peid"] == job_of({"job": job_ops[d["operatorname"]]["pe"]})
+    assert "streams_operator_ip_nTuplesProcessed" in fams
+    assert set(scrape(lab, dc, "/prometheus")) == set(fams)
+
+
+def test_exporter_operator_counters_follow_the_tuples(default_deployment: Lab) -> None:
+    lab = default_deployment
+    job = lab.job("dc1", "orders")
+    assert job is not None
+    ep = lab.endpoints("dc1", job["id"])
+
+    def processed() -> float:
+        got = values(
+            scrape(lab, "dc1"), "streams_operator_ip_nTuplesProcessed", jobname="orders", operatorname="Aggregator"
+        )
+        assert len(got) == 1
+        return got[0]
+
+    before = processed()
+    items = [{"id": f"exp-{i}", "key": "exporter", "seq": i, "amount": 1.0, "sent_at": time.time()} for i in range(7)]
+    assert lab.post(ep["source"], json={"items": items}).json() == {"accepted": 7}
+    wait_until(lambda: processed() >= before + 7, 10, "Aggregator nTuplesProcessed +7 in the exporter")
+    lab.get(ep["sink"])  # drain
+
+
+def test_series_follow_the_jobs_through_a_failover(default_deployment: Lab) -> None:
+    """dc1's orders canceled -> its series vanish; dc2's stub is replaced by orders (exporter, JMX, Prometheus)."""
+    lab = default_deployment
+    job1 = lab.job("dc1", "orders")
+    assert job1 is not None
+    try:
+        assert lab.delete(job1["self"]).status_code == 204
+        wait_until(lambda: values(scrape(lab, "dc1"), "streams_instance_jobCount") == [0.0], 10, "dc1 jobCount 0")
+        fams1 = scrape(lab, "dc1")
+        assert not [n for n in fams1 if n.startswith(("streams_job_", "streams_pe_", "streams_operator_"))]
+
+        def dc2_switched() -> bool:
+            fams = scrape(lab, "dc2")
+            return values(fams, "streams_job_health", jobname="orders") == [1.0] and not values(
+                fams, "streams_job_health", jobname="orders_standby"
+            )
+
+        wait_until(dc2_switched, 15, "dc2 exporter: orders healthy, orders_standby gone")
+        fams2 = scrape(lab, "dc2")
+        assert not any(
+            dict(lbl)["jobname"] == "orders_standby"
+            for f in fams2.values()
+            for lbl, _ in f["samples"]
+            if "jobname" in dict(lbl)
+        )
+
+        def jmx_switched() -> bool:
+            b1 = jmx_beans("dc1", "instance.job")
+            b2 = jmx_beans("dc2", "instance.job")
+            return not b1 and sorted(a.get("Name") for a in b2.values()) == ["orders"]
+
+        wait_until(jmx_switched, 15, "JMX job beans: none in dc1, orders in dc2", interval=0.5)
+        wait_until(
+            lambda: promql(lab, 'streams_job_health{dc="dc2",jobname="orders"} == 1'),
+            15,
+            "Prometheus sees orders healthy in dc2",
+            interval=0.5,
+        )
+    finally:
+        r = run_lab("reset")
+        assert r.returncode == 0, r.stderr
+
+
+def test_unhealthy_pe_values_are_skipped(default_deployment: Lab) -> None:
+    """A SIGSTOPped PE turns unhealthy (issue 3 item 2): its status/health stay, its metric values go."""
+    lab = default_deployment
+    job = lab.job("dc1", "orders")
+    assert job is not None
+    pes = lab.get(f"{job['self']}/pes").json()["pes"]
+    sink = next(p for p in pes if p["indexWithinJob"] == 2)
+    pid = sink["processId"]
+    rc, out = ssh_run("dc1", f"kill -STOP {pid}")
+    assert rc == 0, out
+    try:
+        stopped = wait_until(
+            lambda: (p := lab.get(sink["self"]).json())["health"] != "healthy" and p,
+            20,
+            "the instance to report the SIGSTOPped PE unhealthy",
+        )
+        job_now = lab.get(job["self"]).json()
+
+        def exporter_agrees() -> dict[str, Family] | None:
+            fams = scrape(lab, "dc1")
+            pl = {"jobname": "orders", "peid": sink["id"]}
+            ok = values(fams, "streams_pe_health", **pl) == [HEALTH.get(stopped["health"], 0.0)] and values(
+                fams, "streams_job_health", jobname="orders"
+            ) == [HEALTH.get(job_now["health"], 0.0)]
+            return fams if ok else None
+
+        fams = wait_until(exporter_agrees, 10, "the exporter to report the unhealthy PE")
+        assert values(fams, "streams_pe_status", jobname="orders", peid=sink["id"]) == [
+            PE_STATUS.get(stopped["status"], 0.0)
+        ]
+        assert values(fams, "streams_pe_launchCount", jobname="orders", peid=sink["id"])
+        for name in fams:
+            if name.startswith("streams_pe_n") or name.startswith("streams_operator_"):
+                assert not values(fams, name, peid=sink["id"]), f"{name} still reported for the unhealthy PE"
+        assert values(fams, "streams_pe_nTuplesProcessed", peid=pes[0]["id"]), "healthy PEs keep their values"
+        assert values(fams, "streams_job_health", jobname="orders") == [0.5]
+    finally:
+        ssh_run("dc1", f"kill -CONT {pid}")
+        wait_until(lambda: lab.get(job["self"]).json()["health"] == "healthy", 20, "orders healthy again")
+
+
+# ----------------------------------------------------------------------------------------- Prometheus
+
+
+def promql(lab: Lab, query: str) -> list[dict[str, Any]]:
+    r = lab.http.get(f"{PROMETHEUS}/api/v1/query", params={"query": query}, timeout=10)
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert doc["status"] == "success"
+    result: list[dict[str, Any]] = doc["data"]["result"]
+    return result
+
+
+def test_prometheus_scrapes_both_dcs_every_second(lab: Lab) -> None:
+    got = promql(lab, "streams_instance_jobCount")
+    assert sorted(r["metric"]["dc"] for r in got) == ["dc1", "dc2"]
+    assert {r["metric"]["instancename"] for r in got} == {"streams-dc1", "streams-dc2"}
+    up = promql(lab, 'up{job="streams"}')
+    assert sorted((r["metric"]["dc"], r["value"][1]) for r in up) == [("dc1", "1"), ("dc2", "1")]
+    targets = lab.http.get(f"{PROMETHEUS}/api/v1/targets", timeout=10).json()["data"]["activeTargets"]
+    assert sorted((t["labels"]["dc"], t["scrapeUrl"], t["scrapeInterval"]) for t in targets) == [
+        ("dc1", f"http://{ADDR['dc1']}:{EXPORTER_PORT}/metrics", "1s"),
+        ("dc2", f"http://{ADDR['dc2']}:{EXPORTER_PORT}/metrics", "1s"),
+    ]
+
+    def five_samples_in_six_seconds() -> bool:
+        counts = promql(lab, "count_over_time(streams_instance_jobCount[6s])")
+        return len(counts) == 2 and all(float(r["value"][1]) >= 5 for r in counts)
+
+    wait_until(five_samples_in_six_seconds, 10, "a sample per second from each DC")
+
+
+# ------------------------------------------------------------------------------------------------ JMX
+
+
+def jmx_beans(dc: str, kind: str) -> dict[str, dict[str, Any]]:
+    from jmxquery import JMXConnection, JMXQuery
+
+    logging.getLogger("jmxquery").addHandler(logging.NullHandler())
+    logging.getLogger("jmxquery").propagate = False
+    conn = JMXConnection(f"service:jmx:rmi:///jndi/rmi://{ADDR[dc]}:{JMX_PORT}/jmxrmi")
+    pattern = f'com.ibm.streams.management:type={kind},instance="streams-{dc}",*'
+    out: dict[str, dict[str, Any]] = {}
+    for r in conn.query([JMXQuery(pattern)], timeout=15):
+        out.setdefault(r.mBeanName, {})[r.attribute] = r.value
+    return out
+
+
+def enum_name(rest_value: str) -> str:
+    """The MXBean form of a REST enum string: partiallyHealthy -> PARTIALLY_HEALTHY."""
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", rest_value).upper()
+
+
+def test_jmx_instance_job_and_pe_beans_match_rest(default_deployment: Lab) -> None:
+    lab = default_deployment
+    from jmxquery import JMXConnection, JMXQuery
+
+    conn = JMXConnection(f"service:jmx:rmi:///jndi/rmi://{ADDR['dc1']}:{JMX_PORT}/jmxrmi")
+    inst = conn.query([JMXQuery('com.ibm.streams.management:type=instance,name="streams-dc1"')], timeout=15)
+    attrs = {r.attribute: r.value for r in inst}
+    assert attrs["Id"] == "streams-dc1" and attrs["Status"] == "RUNNING" and attrs["Health"] == "HEALTHY"
+
+    for dc in DCS:
+        jobs, pes, _ops = rest_state(lab, dc)
+        jbeans = jmx_beans(dc, "instance.job")
+        assert set(jbeans) == {
+            f'com.ibm.streams.management:type=instance.job,instance="streams-{dc}",id={j["id"]}' for j in jobs
+        }
+        for j in jobs:
+            a = jbeans[f'com.ibm.streams.management:type=instance.job,instance="streams-{dc}",id={j["id"]}']
+            assert (a["Name"], a["Status"], a["Health"], a["SubmitTime"]) == (
+                j["name"],
+                enum_name(j["status"]),
+                enum_name(j["health"]),
+                j["submitTime"],
+            )
+        pbeans = jmx_beans(dc, "instance.pe")
+        assert len(pbeans) == len(pes)
+        for p in pes:
+            a = pbeans[f'com.ibm.streams.management:type=instance.pe,instance="streams-{dc}",id={p["id"]}']
+            assert a["Pid"] == p["processId"] and a["Pid"]
+            assert (a["Status"], a["Health"], a["StatusReason"], a["LaunchCount"]) == (
+                enum_name(p["status"]),
+                enum_name(p["health"]),
+                enum_name(p["statusReason"]),
+                p["launchCount"],
+            )
+            assert str(a["JobId"]) == job_of(p)
+
+
+def test_jmx_follows_a_pe_crash(default_deployment: Lab) -> None:
+    lab = default_deployment
+    job = lab.job("dc1", "orders")
+    assert job is not None
+    pe = next(p for p in lab.get(f"{job['self']}/pes").json()["pes"] if p["indexWithinJob"] == 0)
+    rc, out = ssh_run("dc1", f"kill -KILL {pe['processId']}")
+    assert rc == 0, out
+    relaunched = wait_until(
+        lambda: (
+            (p := lab.get(pe["self"]).json())["launchCount"] == pe["launchCount"] + 1 and p["status"] == "running" and p
+        ),
+        15,
+        "the PE relaunched",
+    )
+    name = f'com.ibm.streams.management:type=instance.pe,instance="streams-dc1",id={pe["id"]}'
+
+    def jmx_caught_up() -> dict[str, Any] | None:
+        a = jmx_beans("dc1", "instance.pe").get(name, {})
+        return a if a.get("LaunchCount") == relaunched["launchCount"] else None
+
+    a = wait_until(jmx_caught_up, 15, "JMX LaunchCount +1", interval=0.5)
+    assert a["Pid"] == relaunched["processId"] != pe["processId"]
+    assert a["StatusReason"] == "CRASH"
+    assert a["Status"] == "RUNNING"
+
+
+# -------------------------------------------------------------------------------------------- cgroups
+
+
+def test_dc_processes_in_their_cgroups_with_limits(default_deployment: Lab) -> None:
+    lab = default_deployment
+    ctrls = [c for c in ("cpu", "memory") if (CGROUP / c / "cgroup.procs").exists()]
+    if len(ctrls) < 2:
+        pytest.skip(f"cgroup v1 cpu and memory not both available (found {ctrls})")
+    state = json.loads((LAB_DIR / "state.json").read_text())["processes"]
+    for dc in DCS:
+        members = {c: set((CGROUP / c / "xdc-lab" / dc / "cgroup.procs").read_text().split()) for c in ctrls}
+        _jobs, pes, _ops = rest_state(lab, dc)
+        assert pes
+        inside = [p["processId"] for p in pes] + [str(state[f"{dc}-instance"]["pid"]), str(state[f"{dc}-jmx"]["pid"])]
+        outside = [str(state[f"{dc}-sshd"]["pid"]), str(state[f"{dc}-exporter"]["pid"])]
+        for c in ctrls:
+            assert set(inside) <= members[c], (dc, c, inside, members[c])
+            assert not set(outside) & members[c], (dc, c, outside)
+        assert (CGROUP / "memory" / "xdc-lab" / dc / "memory.limit_in_bytes").read_text().strip() == str(2 * 1024**3)
+        assert (CGROUP / "cpu" / "xdc-lab" / dc / "cpu.cfs_quota_us").read_text().strip() == "100000"
+        assert (CGROUP / "cpu" / "xdc-lab" / dc / "cpu.cfs_period_us").read_text().strip() == "100000"
+
+
+# --------------------------------------------------------------------------------------------- status
+
+
+def test_status_json_lists_every_component_healthy(default_deployment: Lab) -> None:
+    r = run_lab("status", "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["healthy"] is True
+    comps = doc["components"]
+    expected = {f"{dc}-{k}" for dc in DCS for k in ("instance", "sshd", "exporter", "jmx")} | {"prometheus"}
+    assert set(comps) == expected
+    for name, comp in comps.items():
+        assert comp["alive"], name
+        assert comp.get("health", comp.get("rest")) in ("ok",), (name, comp)
+    assert set(comps["prometheus"]["targets"]) == {"dc1", "dc2"}
+    cg = doc["cgroups"]
+    if all(cg["available"].values()):
+        for dc in DCS:
+            assert cg["current"][dc]["memory/memory.limit_in_bytes"] == str(2 * 1024**3)
+            assert cg["current"][dc]["cpu/cpu.cfs_quota_us"] == "100000"
+    else:
+        assert "note" in cg
+
+
+def test_up_again_is_a_no_op(lab: Lab) -> None:
+    r = run_lab("up")
+    assert r.returncode == 0, r.stderr
+    assert "already up and healthy" in r.stdout
+    text = run_lab("logs").stdout
+    for comp in ("dc1-sshd", "dc2-sshd", "dc1-exporter", "dc2-exporter", "dc1-jmx", "dc2-jmx", "prometheus"):
+        assert comp in text.split(), comp
+    assert "Server listening on" in run_lab("logs", "dc1-sshd").stdout

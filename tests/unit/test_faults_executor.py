@@ -1,0 +1,162 @@
+"""Executors: SSH retries and refusals (fake paramiko client, and a real sshd on loopback when root), local."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import paramiko
+import pytest
+from faultfakes import is_root
+
+from support.faults.base import SshSettings
+from support.faults.executor import ExecutorError, LocalExecutor, SSHExecutor
+
+SSH = SshSettings(user="root", key_file="/nonexistent/key", known_hosts="/nonexistent/known_hosts", port=2222)
+
+
+class FlakyClient:
+    """Stands in for paramiko.SSHClient: connect fails with the queued errors, then succeeds."""
+
+    def __init__(self, errors: list[BaseException]) -> None:
+        self.errors = errors
+        self.attempts = 0
+
+    def load_host_keys(self, path: str) -> None:
+        pass
+
+    def set_missing_host_key_policy(self, policy: object) -> None:
+        assert isinstance(policy, paramiko.RejectPolicy)
+
+    def connect(self, host: str, **kwargs: object) -> None:
+        self.attempts += 1
+        assert kwargs["allow_agent"] is False and kwargs["look_for_keys"] is False
+        if self.errors:
+            raise self.errors.pop(0)
+        raise _Connected()
+
+    def close(self) -> None:
+        pass
+
+
+class _Connected(Exception):
+    """Raised by the fake once connect 'succeeds' (the test stops there)."""
+
+
+def test_connection_errors_are_retried_with_backoff_then_reported() -> None:
+    client = FlakyClient([ConnectionRefusedError(111, "Connection refused")] * 10)
+    pauses: list[float] = []
+    executor = SSHExecutor("198.18.1.10", SSH, retries=3, client_factory=lambda: client,  # type: ignore[arg-type,return-value]
+                           pause=pauses.append)
+    with pytest.raises(ExecutorError) as caught:
+        executor.run("true")
+    message = str(caught.value)
+    assert client.attempts == 4
+    assert pauses == [0.2, 0.4, 0.8]
+    assert "root@198.18.1.10:2222: 4 attempt(s)" in message and "Connection refused" in message
+    assert "tried key /nonexistent/key, known_hosts /nonexistent/known_hosts" in message
+
+
+def test_a_transient_error_then_success_connects() -> None:
+    client = FlakyClient([TimeoutError("timed out"), EOFError()])
+    executor = SSHExecutor("198.18.1.10", SSH, retries=3, client_factory=lambda: client,  # type: ignore[arg-type,return-value]
+                           pause=lambda _: None)
+    with pytest.raises(_Connected):
+        executor.run("true")
+    assert client.attempts == 3
+
+
+@pytest.mark.parametrize(("error", "text"), [
+    (paramiko.SSHException("Server '[198.18.1.10]:2222' not found in known_hosts"), "not in known_hosts"),
+    (paramiko.AuthenticationException("Authentication failed."), "authentication failed"),
+])
+def test_host_key_and_auth_failures_are_not_retried(error: BaseException, text: str) -> None:
+    client = FlakyClient([error])
+    executor = SSHExecutor("198.18.1.10", SSH, retries=3, client_factory=lambda: client,  # type: ignore[arg-type,return-value]
+                           pause=lambda _: None)
+    with pytest.raises(ExecutorError, match=text):
+        executor.run("true")
+    assert client.attempts == 1
+
+
+def test_local_executor_separates_stdout_stderr_and_exit_code() -> None:
+    result = LocalExecutor("localhost").run("echo out; echo err >&2; exit 3")
+    assert (result.rc, result.stdout, result.stderr) == (3, "out\n", "err\n")
+    assert LocalExecutor("localhost").run("sleep 5", timeout=0.2).rc == 124
+
+
+# ---------------------------------------------------------------- a real sshd on loopback (root only)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SshSettings, Path]]:
+    if not is_root() or not Path("/usr/sbin/sshd").exists() or not shutil.which("ssh-keygen"):
+        pytest.skip("needs root, /usr/sbin/sshd and ssh-keygen")
+    home = tmp_path_factory.mktemp("sshd")
+    for name in ("host", "client"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(home / name)], check=True)
+    port = _free_port()
+    (home / "authorized_keys").write_text((home / "client.pub").read_text())
+    (home / "known_hosts").write_text(f"[127.0.0.1]:{port} {(home / 'host.pub').read_text()}")
+    (home / "wrong_known_hosts").write_text(f"[127.0.0.1]:{port} {(home / 'client.pub').read_text()}")
+    (home / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {home / 'host'}\n"
+        f"AuthorizedKeysFile {home / 'authorized_keys'}\n"
+        "PermitRootLogin prohibit-password\nPasswordAuthentication no\nStrictModes no\nUsePAM no\n"
+        f"PidFile {home / 'sshd.pid'}\n")
+    Path("/run/sshd").mkdir(exist_ok=True)
+    proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(home / "sshd_config")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail("sshd did not listen")
+            time.sleep(0.05)
+    try:
+        yield SshSettings(user="root", key_file=str(home / "client"), known_hosts=str(home / "known_hosts"),
+                          port=port), home
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_real_ssh_runs_commands_on_one_persistent_connection(sshd: tuple[SshSettings, Path]) -> None:
+    settings, _ = sshd
+    executor = SSHExecutor("127.0.0.1", settings)
+    try:
+        first = executor.run("echo hi; echo oops >&2; exit 3")
+        assert (first.rc, first.stdout, first.stderr.strip()) == (3, "hi\n", "oops")
+        started = time.monotonic()
+        for _ in range(20):
+            assert executor.run("true").ok
+        per_command = (time.monotonic() - started) / 20
+        assert executor.connects == 1
+        assert per_command < 0.05, f"{per_command * 1000:.1f} ms per command on the persistent shell"
+        assert executor.run("printf 'no newline'").stdout == "no newline"
+        assert executor.run("sleep 5", timeout=0.3).rc == 124
+        assert executor.run("echo still here").stdout == "still here\n"
+    finally:
+        executor.close()
+
+
+def test_real_ssh_rejects_an_unknown_host_key(sshd: tuple[SshSettings, Path]) -> None:
+    settings, home = sshd
+    wrong = SshSettings(user="root", key_file=settings.key_file, known_hosts=str(home / "wrong_known_hosts"),
+                        port=settings.port)
+    with pytest.raises(ExecutorError, match="host key does not match"):
+        SSHExecutor("127.0.0.1", wrong, retries=2).run("true")

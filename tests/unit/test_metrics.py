@@ -1,0 +1,171 @@
+"""Metrics sources against fakes, the store, baselines, comparisons, the sampler and the export."""
+
+import json
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from support.metrics.jmx import JmxEndpoint, JmxSource, JmxTimeout, query
+from support.metrics.prometheus import PrometheusClient, PrometheusSource
+from support.metrics.rest import RestMetricsSource
+from support.metrics.series import Baseline, Sampler, SeriesStore
+from support.streams.errors import StreamsConnectionError
+from support.waits import wait_until
+
+
+def test_baseline_band_and_recovery() -> None:
+    store = SeriesStore()
+    for t, v in enumerate([100, 102, 98, 100, 101, 99, 0, 0, 40, 95, 99]):
+        store.add("throughput.dc1", float(t), v)
+    baseline = store.baseline("throughput.dc1", 0, 5)
+    assert baseline is not None and baseline.samples == 6 and abs(baseline.mean - 100.0) < 1e-9
+    assert baseline.p50 == 100.0 and 101 <= baseline.p95 <= 102 and 1.0 < baseline.stddev < 1.5
+    assert baseline.band(0.9) == pytest.approx(90.0)
+    assert store.recovered_at("throughput.dc1", baseline, 0.9, after=6) == 9.0
+    assert store.recovered_at("throughput.dc1", baseline, 0.99, after=6) == 10.0
+    assert store.recovered_at("throughput.dc1", baseline, 1.5, after=6) is None
+    assert Baseline.of("x", [], 0, 1) is None
+
+
+def test_export_csv_and_json(tmp_path: Path) -> None:
+    store = SeriesStore()
+    store.add("a", 1.0, 2.0, {"dc": "dc1"})
+    store.add("b", 1.5, 3.25)
+    csv_path, json_path = store.write(tmp_path)
+    assert csv_path.read_text().splitlines() == ["series,t,value", "a,1.000,2", "b,1.500,3.25"]
+    assert json.loads(json_path.read_text()) == {"a": {"t": [1.0], "value": [2.0], "labels": {"dc": "dc1"}},
+                                                 "b": {"t": [1.5], "value": [3.25]}}
+
+
+class Counting:
+    def __init__(self, name: str, min_interval: float, fail: bool = False) -> None:
+        self.name = name
+        self.min_interval = min_interval
+        self.fail = fail
+        self.calls = 0
+
+    def sample(self) -> list[tuple[str, float]]:
+        self.calls += 1
+        if self.fail:
+            raise RuntimeError("endpoint down")
+        return [(f"{self.name}.calls", float(self.calls))]
+
+
+def test_sampler_respects_each_source_interval_and_survives_failures() -> None:
+    fast, slow, broken = Counting("fast", 0.0), Counting("slow", 3600.0), Counting("broken", 0.0, fail=True)
+    store = SeriesStore()
+    sampler = Sampler(store, [fast, slow, broken], interval=0.01, max_duration=10)
+    sampler.start()
+    try:
+        wait_until(lambda: fast.calls, lambda n: n >= 5, timeout=5, interval=0.01, what="five samples")
+    finally:
+        sampler.stop()
+    assert slow.calls == 1 and broken.calls >= 5
+    assert sampler.errors == {"broken": "endpoint down"}
+    assert len(store.series("fast.calls")[0]) >= 5 and store.names() == ["fast.calls", "slow.calls"]
+
+
+class FakeProm:
+    def __init__(self) -> None:
+        self.queries: list[str] = []
+
+    def custom_query(self, query: str, params: Any = None) -> list[dict[str, Any]]:
+        self.queries.append(query)
+        return [{"metric": {"dc": "dc1", "jobname": "orders"}, "value": [1700000000.5, "123.5"]},
+                {"metric": {"dc": "dc2"}, "value": [1700000000.5, "NaN"]}]
+
+    def custom_query_range(self, query: str, start_time: Any, end_time: Any, step: str) -> list[dict[str, Any]]:
+        assert step == "1s" and end_time > start_time
+        return [{"metric": {"dc": "dc1"}, "values": [[1.0, "1"], [2.0, "2.5"]]}]
+
+
+def test_prometheus_values_come_back_as_strings_and_are_converted() -> None:
+    fake = FakeProm()
+    client = PrometheusClient("http://127.0.0.1:1", connection=fake)
+    samples = client.instant("up")
+    assert samples[0].value == 123.5 and samples[0].labels["dc"] == "dc1" and samples[1].value != samples[1].value
+    assert client.range("up", 10.0, 20.0) == [({"dc": "dc1"}, [(1.0, 1.0), (2.0, 2.5)])]
+    source = PrometheusSource.for_application(client, "orders", "Aggregator")
+    points = dict(source.sample())
+    assert points["prom.dc1.tuples_per_s"] == 123.5
+    assert any('operatorname="Aggregator"' in q and "sum by (dc)" in q for q in fake.queries)
+    assert any('jobname="orders"' in q for q in fake.queries)
+
+
+class FakeJmx:
+    def __init__(self, error: Exception | None = None) -> None:
+        self.error = error
+        self.calls: list[int] = []
+
+    def query(self, queries: list[Any], timeout: float = 10) -> list[Any]:
+        self.calls.append(len(queries))
+        if self.error is not None:
+            raise self.error
+        result = []
+        for q in queries:
+            kind = "job" if "instance.job" in q.mBeanName else "pe"
+            value: Any = {"Status": "RUNNING", "Health": "PARTIALLY_HEALTHY", "LaunchCount": 3}[q.attribute]
+            result.append(type("R", (), {"mBeanName": q.mBeanName.replace("*", f"id={kind[0]}1"),
+                                         "attribute": q.attribute, "value": value})())
+        return result
+
+
+def test_jmx_is_one_batched_query_per_dc_and_never_faster_than_a_second() -> None:
+    fake = FakeJmx()
+    source = JmxSource([JmxEndpoint("dc1", "service:jmx:rmi:///jndi/rmi://h:9975/jmxrmi", "streams-dc1")],
+                       min_interval=0.1, connections={"dc1": fake})
+    assert source.min_interval == 1.0
+    points = dict(source.sample())
+    assert fake.calls == [5]  # 2 job + 3 PE attributes in one JVM start
+    assert points["jmx.dc1.job.j1.Status"] == 1.0 and points["jmx.dc1.job.j1.Health"] == 0.5
+    assert points["jmx.dc1.pe.p1.LaunchCount"] == 3.0 and points["jmx.dc1.reachable"] == 1.0
+
+
+def test_jmxquery_timeout_bug_is_a_timeout() -> None:
+    endpoint = JmxEndpoint("dc1", "service:jmx:rmi:///jndi/rmi://h:9975/jmxrmi", "i")
+    bug = FakeJmx(AttributeError("'NoneType' object has no attribute 'decode'"))
+    with pytest.raises(JmxTimeout, match="did not answer"):
+        query(endpoint, {"a:type=b,*": ("X",)}, connection=bug)
+    with pytest.raises(JmxTimeout, match="exit 1"):
+        query(endpoint, {"a:type=b,*": ("X",)}, connection=FakeJmx(subprocess.CalledProcessError(1, "java")))
+    with pytest.raises(AttributeError):
+        query(endpoint, {"a:type=b,*": ("X",)}, connection=FakeJmx(AttributeError("other")))
+    source = JmxSource([endpoint], connections={"dc1": bug})
+    assert source.sample() == [("jmx.dc1.reachable", 0.0)] and source.timeouts == {"dc1": 1}
+
+
+class FakeRestMetrics:
+    def __init__(self) -> None:
+        self.down = False
+
+    def jobs(self, name: str | None = None) -> list[dict[str, Any]]:
+        if self.down:
+            raise StreamsConnectionError("refused", url="https://x")
+        return [{"id": "4", "name": "orders", "status": "running", "health": "partiallyHealthy"}]
+
+    def pes(self, job: Mapping[str, Any]) -> list[dict[str, Any]]:
+        return [{"id": "1", "launchCount": 1, "status": "running", "metrics": "pe1"},
+                {"id": "2", "launchCount": 2, "status": "restarting", "metrics": "pe2"}]
+
+    def operators(self, job: Mapping[str, Any]) -> list[dict[str, Any]]:
+        return [{"name": "OrdersIn", "outputPorts": "ports/OrdersIn"}, {"name": "Other"}]
+
+    def get(self, url: str, **params: Any) -> Any:
+        return {"outputPorts": [{"metrics": "m/OrdersIn"}]}
+
+    def metrics(self, element_or_url: Mapping[str, Any] | str) -> dict[str, int]:
+        if isinstance(element_or_url, Mapping):
+            return {"nCpuMilliseconds": 10 * int(element_or_url["id"])}
+        return {"nTuplesSubmitted": 77}
+
+
+def test_rest_source_reads_job_pe_and_operator_metrics() -> None:
+    dc1, dc2 = FakeRestMetrics(), FakeRestMetrics()
+    dc2.down = True
+    points = dict(RestMetricsSource({"dc1": dc1, "dc2": dc2}, "orders", ["OrdersIn"]).sample())
+    assert points == {"rest.dc1.job.running": 1.0, "rest.dc1.job.health": 0.5, "rest.dc1.pe.launchCount": 3.0,
+                      "rest.dc1.pe.running": 1.0, "rest.dc1.pe.nCpuMilliseconds": 30.0,
+                      "rest.dc1.OrdersIn.nTuplesSubmitted": 77.0, "rest.dc2.job.running": 0.0}

@@ -1,0 +1,191 @@
+"""Order, split brain and restored-state verdicts over synthetic ledgers of a simulated failover."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import pytest
+
+from support.data.ledger import OK, ReceivedRow, SentRow
+from support.data.validate import check_order, check_split_brain, check_state
+from support.measure import check_consistent_state, check_single_emitter, check_state_loss
+from support.measure import check_order as order_verdict
+
+
+@dataclass
+class Sim:
+    """A two-DC run: dc1 processes until ``fault``, replicating its state every ``every`` seconds; dc2 takes
+    over at ``takeover`` from the last replicated snapshot (or as told)."""
+
+    keys: int = 6
+    rate: float = 20.0
+    fault: float = 10.0
+    takeover: float = 12.0
+    end: float = 16.0
+    every: float = 2.0
+    sent: list[SentRow] = field(default_factory=list)
+    received: list[ReceivedRow] = field(default_factory=list)
+
+    def run(self, restore: str = "snapshot", drop_every: int = 0, merge_late_after: int = 0,
+            reorder_every: int = 0, keep_old_running: bool = False) -> Sim:
+        rng = random.Random(3)
+        state: dict[str, dict[str, list[float]]] = {"dc1": {}, "dc2": {}}
+        snapshot: dict[str, list[float]] = {}
+        seq: dict[str, int] = {}
+        last_snap = 0.0
+        n = 0
+        t = 0.0
+        held: ReceivedRow | None = None
+        while t < self.end:
+            t = round(t + 1 / self.rate, 4)
+            if t - last_snap >= self.every and t < self.fault:
+                snapshot = {k: list(v) for k, v in state["dc1"].items()}
+                last_snap = t
+            key = f"C{rng.randrange(self.keys)}"
+            seq[key] = seq.get(key, 0) + 1
+            amount = round(rng.uniform(1, 50), 2)
+            n += 1
+            if t < self.fault or (keep_old_running and self.takeover <= t < self.takeover + 2 and n % 2):
+                dc = "dc1"  # with keep_old_running dc1 still takes every other tuple after the takeover
+            elif t < self.takeover:
+                self.sent.append(SentRow(f"i{n}", key, seq[key], "", t, t, "fail", "no target", amount))
+                continue
+            else:
+                dc = "dc2"
+                if not state["dc2"] and restore != "none" and not merge_late_after:
+                    state["dc2"] = {k: list(v) for k, v in snapshot.items()}
+                    if restore == "twice":
+                        state["dc2"] = {k: [2 * c, round(2 * s, 2)] for k, (c, s) in snapshot.items()}
+                if merge_late_after and n == merge_late_after:
+                    for k, (c, s) in snapshot.items():
+                        cur = state["dc2"].setdefault(k, [0, 0.0])
+                        cur[0] += c
+                        cur[1] = round(cur[1] + s, 2)
+            self.sent.append(SentRow(f"i{n}", key, seq[key], dc, t, t + 0.01, OK, "", amount))
+            st = state[dc].setdefault(key, [0, 0.0])
+            st[0] += 1
+            st[1] = round(st[1] + amount, 2)
+            row = ReceivedRow(f"i{n}", key, seq[key], dc, t + 0.2, t + 0.001, int(st[0]), st[1], True, amount)
+            if drop_every and n % drop_every == 0:
+                continue  # processed, then lost in the sink
+            if reorder_every and n % reorder_every == 0 and held is None:
+                held = row
+                continue
+            self.received.append(row)
+            if held is not None and held.key == key:
+                self.received.append(held)
+                held = None
+        return self
+
+
+def test_clean_failover_restores_a_consistent_state_and_loses_about_one_snapshot_interval() -> None:
+    sim = Sim().run()
+    report = check_state(sim.sent, sim.received, "dc1", "dc2", sim.fault)
+    assert report.keys_judged == 6 and report.inconsistent == 0 and report.consistent == 6
+    assert 0 < report.loss_window <= sim.every + 0.01
+    assert report.lost_updates > 0 and report.loss_last is not None and report.loss_last < sim.fault
+    verdict = check_consistent_state(report)
+    assert verdict.passed and "all 6 customers" in verdict.summary
+    assert check_state_loss(report, 2.5).passed
+    assert not check_state_loss(report, 0.5).passed
+
+
+def test_outputs_lost_in_the_sink_do_not_make_the_state_look_inconsistent() -> None:
+    sim = Sim().run(drop_every=7)
+    report = check_state(sim.sent, sim.received, "dc1", "dc2", sim.fault)
+    assert report.inconsistent == 0 and report.consistent + report.unverified == 6
+
+
+def test_a_lost_snapshot_shows_as_empty_state_and_a_long_state_loss_window() -> None:
+    sim = Sim().run(restore="none")
+    report = check_state(sim.sent, sim.received, "dc1", "dc2", sim.fault)
+    assert report.empty == 6 and report.inconsistent == 0
+    assert check_consistent_state(report).passed  # empty is a state dc1 had: before its first update
+    assert report.loss_window > 9.0
+    verdict = check_state_loss(report, 5.0)
+    assert not verdict.passed and "lost" in verdict.summary
+
+
+@pytest.mark.parametrize("how", ["twice", "late"])
+def test_a_state_that_never_existed_is_inconsistent(how: str) -> None:
+    sim = Sim().run(restore="twice") if how == "twice" else Sim().run(merge_late_after=int(12.5 * 20))
+    report = check_state(sim.sent, sim.received, "dc1", "dc2", sim.fault)
+    assert report.inconsistent > 0
+    verdict = check_consistent_state(report)
+    assert not verdict.passed and "never had" in verdict.summary
+    assert report.samples and {"key", "reason", "first_output_id"} <= set(report.samples[0])
+    if how == "late":
+        assert "outside processing" in report.samples[0]["reason"]
+
+
+def test_a_wrong_restored_sum_is_inconsistent() -> None:
+    sim = Sim().run()
+    first_dc2 = next(i for i, r in enumerate(sim.received) if r.dc == "dc2")
+    row = sim.received[first_dc2]
+    sim.received[first_dc2] = ReceivedRow(row.id, row.key, row.seq, row.dc, row.t_recv, row.processed_at,
+                                          row.count_for_key, row.sum_for_key + 5.0, True, row.amount)
+    report = check_state(sim.sent, sim.received, "dc1", "dc2", sim.fault)
+    assert report.inconsistent == 1 and "sum" in report.samples[0]["reason"]
+
+
+def test_no_output_from_the_new_active_cannot_be_judged() -> None:
+    sim = Sim(end=11.0).run()
+    report = check_state(sim.sent, sim.received, "dc1", "dc2", sim.fault)
+    assert report.keys_judged == 0
+    assert not check_consistent_state(report).passed and not check_state_loss(report, 100).passed
+
+
+def test_order_per_key_and_dc() -> None:
+    clean = Sim().run()
+    report = check_order(clean.received)
+    assert report.reordered == 0 and report.checked == len(clean.received)
+    assert order_verdict(report).passed
+    swapped = Sim().run(reorder_every=25)
+    report = check_order(swapped.received)
+    assert report.reordered > 0 and report.samples[0]["seq"] < report.samples[0]["after_seq"]
+    verdict = order_verdict(report)
+    assert not verdict.passed and "after a later order" in verdict.summary
+
+
+def test_duplicates_are_not_reordering() -> None:
+    sim = Sim().run()
+    again = sim.received[:30] + sim.received[5:8] + sim.received[30:]
+    assert check_order(again).reordered == 0
+
+
+def test_split_brain_needs_the_same_key_from_two_dcs_at_the_same_time() -> None:
+    clean = Sim().run()
+    assert check_split_brain(clean.received).keys == 0
+    assert check_single_emitter(check_split_brain(clean.received)).passed
+    both = Sim().run(keep_old_running=True)
+    report = check_split_brain(both.received)
+    assert report.keys > 0 and report.dcs == ["dc1", "dc2"]
+    assert report.windows and report.windows[0][0] >= both.takeover - 0.1
+    assert 0 < report.overlap_s <= 2.1
+    verdict = check_single_emitter(report)
+    assert not verdict.passed and "Split brain" in verdict.summary
+
+
+def test_active_active_with_disjoint_keys_is_not_split_brain() -> None:
+    rows = []
+    for i in range(200):
+        t = i * 0.05
+        key = f"C{i % 4}"
+        dc = "dc1" if key in ("C0", "C1") else "dc2"
+        if dc == "dc1" and t > 6:  # dc1 fails; its keys move to dc2 after a gap
+            if t < 8:
+                continue
+            dc = "dc2"
+        rows.append(ReceivedRow(f"i{i}", key, i, dc, t + 0.1, t, 1, 1.0, True))
+    assert check_split_brain(rows).keys == 0
+
+
+def test_outputs_re_emitted_by_a_restore_are_duplicates_not_state_updates() -> None:
+    sim = Sim().run()
+    first_dc2 = next(i for i, r in enumerate(sim.received) if r.dc == "dc2")
+    replayed = [ReceivedRow(r.id, r.key, r.seq, "dc2", 12.0, 12.0, r.count_for_key, r.sum_for_key, True, r.amount)
+                for r in sim.received[first_dc2 - 30:first_dc2] if r.dc == "dc1"]
+    sim.received[first_dc2:first_dc2] = replayed
+    report = check_state(sim.sent, sim.received, "dc1", "dc2", sim.fault)
+    assert report.inconsistent == 0 and report.consistent == 6
