@@ -28,6 +28,19 @@ Feature: Orders survive network trouble between the data centers
       And no acknowledged tuple is lost
       And no tuple is delivered twice
 
+  Rule: A flapping link that never stays down long enough does not trigger a failover
+
+    @flapping
+    Scenario: three short network blips in a row do not trigger a failover
+      Given the "orders" application runs active in "dc1" with "dc2" on standby
+      And orders flow at 200 tuples per second
+      And the system has been steady for 5 seconds
+      When the network between "dc1" and "dc2" is partitioned for 1 second
+      And the network between "dc1" and "dc2" is partitioned for 1 second
+      And the network between "dc1" and "dc2" is partitioned for 1 second
+      Then no failover happens for 10 seconds
+      And no acknowledged tuple is lost
+
   Rule: A one-way partition ends with both sides seeing the other as down
 
     @one-way-partition

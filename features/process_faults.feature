@@ -16,7 +16,7 @@ Feature: Orders survive failures of the application's processes
 
   Rule: A processing element that hangs longer than detection is replaced by the standby
 
-    @pe-hang
+    @pe-hang @split-brain
     Scenario: dc2 takes over when the aggregator in dc1 hangs, and only dc2 emits after it resumes
       Given the "orders" application runs active in "dc1" with "dc2" on standby
       And orders flow at 200 tuples per second

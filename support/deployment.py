@@ -65,14 +65,20 @@ def ensure_active_passive(
     journal: Journal,
     timeout: float,
     progress: Progress | None = None,
+    fresh: bool = False,
 ) -> None:
     """Leave ``app`` running in ``active`` with its passive stub in ``standby``, both healthy.
 
     Whatever a previous scenario left (a taken-over job in the standby, a stub in the active DC) is
-    canceled first, so every scenario starts from the same layout.
+    canceled first, so every scenario starts from the same layout. ``fresh`` also replaces jobs that are
+    still running (their toolkit may be DOWN for good after a partition, their state carries history):
+    the stub goes first, so that it cannot mistake the active's cancel for a failure and take over.
     """
     if app.standby_job is None or app.standby_bundle is None:
         raise ValueError(f"application {app.name} has no standby configured (applications.{app.name}.standby)")
+    if fresh:
+        _cancel_named(rest[standby], app.standby_job, journal, standby)
+        _cancel_named(rest[active], app.job_name, journal, active)
     _cancel_named(rest[standby], app.job_name, journal, standby)
     _cancel_named(rest[active], app.standby_job, journal, active)
     for dc in rest:
@@ -92,12 +98,19 @@ def ensure_active_active(
     journal: Journal,
     timeout: float,
     progress: Progress | None = None,
+    fresh: bool = False,
 ) -> None:
     """Leave ``app`` running in both data centers with ``crossDCOperationMode=1`` (active/active), both healthy.
 
-    Passive stubs are canceled first, and so is a job of the application that runs in passive mode.
+    Passive stubs are canceled first, and so is a job of the application that runs in passive mode;
+    ``fresh`` replaces every job of the application, running or not.
     """
     params = {**app.parameters, "crossDCOperationMode": "1"}
+    if fresh:
+        for dc in rest:
+            if app.standby_job:
+                _cancel_named(rest[dc], app.standby_job, journal, dc)
+            _cancel_named(rest[dc], app.job_name, journal, dc)
     stubs = [dc for dc in rest if app.standby_job and rest[dc].find_job(app.standby_job) is not None]
     for dc in rest:
         if stubs and dc in dcs:  # coming from active/passive: start both sides afresh, without that history

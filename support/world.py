@@ -145,7 +145,7 @@ class World:
             lambda: ensure_active_passive(rest, app, active, standby, self.journal, timeout=120),
         )
         ensure_active_passive(rest, app, active, standby, self.journal, timeout=min(self.timeout, 120),
-                              progress=self.progress)
+                              progress=self.progress, fresh=True)
         self._watch(app, active, standby)
 
     def deploy_active_active(self, app_name: str, first: str, second: str) -> None:
@@ -161,7 +161,7 @@ class World:
             lambda: ensure_active_active(rest, app, (first, second), self.journal, timeout=120),
         )
         ensure_active_active(rest, app, (first, second), self.journal, timeout=min(self.timeout, 120),
-                             progress=self.progress)
+                             progress=self.progress, fresh=True)
         self._watch(app, first, second)
 
     def _watch(self, app: AppSpec, first: str, second: str) -> None:
