@@ -46,7 +46,7 @@ test: lint
 
 run: bootstrap
 	@$(BIN)/failover-tester lab up
-	$(BIN)/failover-tester run --config $(CONFIG) --tags $(TAGS)
+	$(BIN)/failover-tester run --config $(CONFIG) $(if $(TAGS),--tags $(TAGS),)
 
 # Each bench/<name>.py writes reports/bench/<name>.json (files starting with _ are helpers); all run, the
 # target fails if any failed.
