@@ -20,6 +20,16 @@ def step_takes_over(context: Context, dc: Any, limit: Any) -> None:
     context.world.check(measure.check_takeover(context.world.takeover_seen(dc, limit), dc, limit))
 
 
+@then('"{dc}" does not take over for {duration:Duration}')
+def step_no_takeover(context: Context, dc: Any, duration: Any) -> None:
+    """The data center does not start running the application during the given time after the fault. It
+    may still see its remote DOWN: after an orderly shutdown the toolkit reports DOWN with nothing to take over.
+
+    Example: Then "dc2" does not take over for 10 seconds
+    """
+    context.world.check(context.world.no_takeover(dc, duration))
+
+
 @then("no failover happens for {duration:Duration}")
 def step_no_failover(context: Context, duration: Any) -> None:
     """Neither data center declares the other DOWN nor takes over during the given time after the fault.

@@ -258,14 +258,36 @@ def check_throughput(timeline: RecoveryTimeline, fraction: float, within: float)
                    f"fault (limit {within:g} s).", evidence)
 
 
-def failover_events(journal: Journal, since: float, until: float | None = None) -> list[JournalEvent]:
-    """Toolkit events that mean a failover started: a DOWN declared or a takeover."""
+FAILOVER_EVENTS = ("toolkit.remote_down", "toolkit.takeover")
+
+
+def failover_events(journal: Journal, since: float, until: float | None = None,
+                    kinds: tuple[str, ...] = FAILOVER_EVENTS, dc: str | None = None) -> list[JournalEvent]:
+    """Toolkit events that mean a failover started: a DOWN declared or a takeover (``kinds``), optionally
+    only those of one data center."""
     found = []
     for event in journal.events():
-        if event.event in ("toolkit.remote_down", "toolkit.takeover") and event.t >= since and (
+        if dc is not None and event.fields.get("dc") != dc:
+            continue
+        if event.event in kinds and event.t >= since and (
                 until is None or event.t <= until):
             found.append(event)
     return found
+
+
+def check_no_takeover(journal: Journal, dc: str, since: float, until: float) -> Verdict:
+    """``dc`` did not start running the application (it may have seen its remote DOWN, as after an orderly
+    shutdown of the remote, which the toolkit reports as DOWN with nothing to take over)."""
+    takeovers = failover_events(journal, since, until, kinds=("toolkit.takeover",), dc=dc)
+    downs = failover_events(journal, since, until, kinds=("toolkit.remote_down",), dc=dc)
+    span = until - since
+    evidence = {"dc": dc, "since": since, "until": until,
+                "events": [{"event": e.event, "t": e.t, **e.fields} for e in [*downs, *takeovers][:20]]}
+    seen_down = f" (it saw its remote DOWN {downs[0].t - since:.2f} s in)" if downs else ""
+    if not takeovers:
+        return Verdict("no_takeover", True, f"{dc} did not take over during {span:.0f} s{seen_down}.", evidence)
+    return Verdict("no_takeover", False,
+                   f"{dc} took over {takeovers[0].t - since:.2f} s into the {span:.0f} s watch{seen_down}.", evidence)
 
 
 def check_no_failover(journal: Journal, since: float, until: float) -> Verdict:

@@ -293,14 +293,28 @@ class World:
         """Watch for ``duration`` seconds from the fault (or from now when there is none): no DOWN, no takeover."""
         from support.measure import check_no_failover
 
-        fault = self.journal.first("fault.effective")
-        start = fault.t if fault is not None else time.time()
+        faults = self.journal.events("fault.effective")  # the watch starts at the latest fault
+        start = faults[-1].t if faults else time.time()
         until = start + duration
         with contextlib.suppress(AssertionError):  # nothing happening is the expected outcome
             wait_until(lambda: failover_events(self.journal, start, until), bool,
                        timeout=max(0.0, until - time.time()), interval=0.2, what="a failover",
                        progress=self.progress)
         return check_no_failover(self.journal, start, min(until, time.time()))
+
+    def no_takeover(self, dc: str, duration: float) -> Verdict:
+        """Watch ``dc`` for ``duration`` seconds from the fault (or from now): it must not take over."""
+        from support.measure import check_no_takeover
+
+        self.datacenter(dc)
+        faults = self.journal.events("fault.effective")  # the watch starts at the latest fault
+        start = faults[-1].t if faults else time.time()
+        until = start + duration
+        with contextlib.suppress(AssertionError):  # nothing happening is the expected outcome
+            wait_until(lambda: failover_events(self.journal, start, until, kinds=("toolkit.takeover",), dc=dc),
+                       bool, timeout=max(0.0, until - time.time()), interval=0.2, what=f"{dc} taking over",
+                       progress=self.progress)
+        return check_no_takeover(self.journal, dc, start, min(until, time.time()))
 
     def order(self) -> OrderReport:
         if self._order is None:
