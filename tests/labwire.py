@@ -51,6 +51,10 @@ class Lab:
     """Wire-level client of the running lab."""
 
     def __init__(self) -> None:
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Log in afresh: `lab up` after `lab down` makes a new password and CA."""
         self.password = (LAB_DIR / "secrets" / "streams-password").read_text().strip()
         self.auth = ("streamsadmin", self.password)
         self.http = requests.Session()

@@ -48,6 +48,7 @@ def defective_lab(lab: Any, request: pytest.FixtureRequest) -> Iterator[str]:
     finally:
         run_lab("down")
         restored = run_lab("up")
+        lab.refresh()  # the session's shared client: new password and CA after down/up
         assert restored.returncode == 0, restored.stderr
 
 

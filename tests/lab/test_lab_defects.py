@@ -35,8 +35,7 @@ pytestmark = pytest.mark.lab
 
 def _relogin(lab: Lab) -> None:
     """`lab up` after `down` makes a new password and CA: refresh the session's client in place."""
-    fresh = Lab()
-    lab.password, lab.auth, lab.http = fresh.password, fresh.auth, fresh.http
+    lab.refresh()
 
 
 def _with_defects(lab: Lab, defects: str) -> Lab:

@@ -390,8 +390,17 @@ def test_jmx_instance_job_and_pe_beans_match_rest(default_deployment: Lab) -> No
     from jmxquery import JMXConnection, JMXQuery
 
     conn = JMXConnection(f"service:jmx:rmi:///jndi/rmi://{ADDR['dc1']}:{JMX_PORT}/jmxrmi")
-    inst = conn.query([JMXQuery('com.ibm.streams.management:type=instance,name="streams-dc1"')], timeout=15)
-    attrs = {r.attribute: r.value for r in inst}
+
+    def instance_bean() -> dict[str, Any] | None:
+        # an earlier test's fault may still be healing (the instance partially healthy): the bean mirrors REST
+        # every 500 ms, so wait until both agree the instance is healthy
+        if lab.get(lab.rest("dc1")).json().get("health") != "healthy":
+            return None
+        inst = conn.query([JMXQuery('com.ibm.streams.management:type=instance,name="streams-dc1"')], timeout=15)
+        found = {r.attribute: r.value for r in inst}
+        return found if found.get("Health") == "HEALTHY" else None
+
+    attrs = wait_until(instance_bean, 30, "dc1 instance healthy over REST and JMX", interval=0.5)
     assert attrs["Id"] == "streams-dc1" and attrs["Status"] == "RUNNING" and attrs["Health"] == "HEALTHY"
 
     for dc in DCS:
