@@ -97,6 +97,7 @@ def _crossdc_ops(pe_index: int) -> tuple[OperatorSpec, ...]:
 SPECIAL_OP = "SpecialMessagePort"
 SINK_OP = "OrdersOut"
 SINK_BUFFER_SIZE = 1000  # EndpointSink bufferSize default
+CORRUPT_AT = 50  # defect corrupt-output: the 50th, 150th, ... tuple received (drop-sink takes the 100th, ...)
 
 _CROSSDC_PARAMS = {k: crossdc.DEFAULTS.get(k, "") for k in crossdc.CONFIG_KEYS}
 
@@ -186,6 +187,7 @@ STANDBY = "standby"
 REORDER_EVERY = 50  # defect reorder: every 50th output is emitted after the next output of its key
 REORDER_MAX_HOLD_S = 0.5
 OUTBOX_SIZE = 100  # defect duplicate-replay: outputs carried in each snapshot and re-emitted on restore
+RESTORE_WAIT_S = 30.0  # a failover job processes its queued input from an empty state after this long
 
 
 class AggregatorPE(crossdc.CrossDCApp):
@@ -205,6 +207,11 @@ class AggregatorPE(crossdc.CrossDCApp):
     A remote that only heartbeats for D + 2H (or that goes DOWN) did not take over: the held output is
     emitted. A stood-down aggregator becomes active again, with the remote's last snapshot as its state,
     when the remote goes DOWN. Defect `split-brain` disables all of this.
+
+    Restore before input: a job started with `retainOlderDataSnapshotsAtStartup=true` (the failover job the
+    passive stub submits) queues its input, unprocessed, until the stub's SendMeDataFromSnapshotFiles replay
+    has restored the stored state, then processes the queue in arrival order. Without a replay within
+    RESTORE_WAIT_S it processes the queue from an empty state and says so in its trace.
     """
 
     def __init__(self, ctx: PEContext, server: ControlServer) -> None:
@@ -227,6 +234,9 @@ class AggregatorPE(crossdc.CrossDCApp):
         self.fencing = "split-brain" not in ctx.defects
         cfg = crossdc.Config.from_params(ctx.params, ctx.dc, default_mode=1)
         self.cfg = cfg
+        # a failover job: input waits for the replay of the stored snapshots (see the class docstring)
+        self.queued: list[dict[str, Any]] | None = [] if cfg.retain else None
+        self.restore_deadline = time.monotonic() + RESTORE_WAIT_S
         self.crossdc = crossdc.CrossDC(ctx, cfg, self)
         server.on_stream = self.process
         self.crossdc.start()
@@ -240,36 +250,44 @@ class AggregatorPE(crossdc.CrossDCApp):
     # ------------------------------------------------------------------ tuples
     def process(self, items: list[dict[str, Any]]) -> None:
         self.crossdc.check_pause()
-        outs: list[dict[str, Any]] = []
-        first = False
         with self.lock:
             self.ctx.metrics.inc("Aggregator", "in", len(items))
-            if self.role == STANDBY:
-                if not self.standby_drops:
-                    self._trace("WARN", "standing by: input tuples are not processed")
-                self.standby_drops += len(items)
+            if self.queued is not None:
+                if not self.queued:
+                    self._trace("INFO", "queueing input until the stored snapshots are restored")
+                self.queued.extend(items)
                 return
-            for item in items:
-                key = str(item.get("key", ""))
-                st = self.state.get(key)
-                if st is None:
-                    st = self.state[key] = [0, 0.0]
-                st[0] += 1
-                st[1] = round(st[1] + _num(item.get("amount")), 2)
-                out = dict(item)
-                out.update(dc=self.ctx.dc, count_for_key=st[0], sum_for_key=st[1], processed_at=time.time())
-                outs.append(out)
-            if "duplicate-replay" in self.ctx.defects:
-                self.outbox.extend(outs)
-            if "reorder" in self.ctx.defects:
-                outs = self._reorder(outs)
-            if self.role == HOLDING:
-                self.held.extend(outs)
-                return
-            self._emit(outs)
-            first = bool(outs) and not self.first_output_done
-            self.first_output_done = self.first_output_done or bool(outs)
-        if first:
+            self._process(items)
+
+    def _process(self, items: list[dict[str, Any]]) -> None:
+        """Update the state and emit (caller holds the lock)."""
+        outs: list[dict[str, Any]] = []
+        if self.role == STANDBY:
+            if not self.standby_drops:
+                self._trace("WARN", "standing by: input tuples are not processed")
+            self.standby_drops += len(items)
+            return
+        for item in items:
+            key = str(item.get("key", ""))
+            st = self.state.get(key)
+            if st is None:
+                st = self.state[key] = [0, 0.0]
+            st[0] += 1
+            st[1] = round(st[1] + _num(item.get("amount")), 2)
+            out = dict(item)
+            out.update(dc=self.ctx.dc, count_for_key=st[0], sum_for_key=st[1], processed_at=time.time())
+            outs.append(out)
+        if "duplicate-replay" in self.ctx.defects:
+            self.outbox.extend(outs)
+        if "reorder" in self.ctx.defects:
+            outs = self._reorder(outs)
+        if self.role == HOLDING:
+            self.held.extend(outs)
+            return
+        self._emit(outs)
+        first = bool(outs) and not self.first_output_done
+        self.first_output_done = self.first_output_done or bool(outs)
+        if first:  # under the lock: the truth log sees the first output before any later one
             self.ctx.truth(
                 "Aggregator",
                 "first_output",
@@ -416,8 +434,24 @@ class AggregatorPE(crossdc.CrossDCApp):
                 self._hold(f"this PE was paused for {gap_s:.1f} s: the remote may have taken over")
                 self.hold_deadline = None  # decided after the next heartbeat from the remote
 
+    def on_replayed(self, count: int, reason: str) -> None:
+        with self.lock:
+            self._release_queue(f"{reason} restored {count} stored snapshot(s)")
+
+    def _release_queue(self, why: str) -> None:
+        """Process the input queued while the job waited for its restore (caller holds the lock)."""
+        if self.queued is None:
+            return
+        queued, self.queued = self.queued, None
+        self._trace("INFO", f"{why}: processing {len(queued)} queued input tuples")
+        self.ctx.truth("Aggregator", "input_released", reason=why, queued=len(queued))
+        self._process(queued)
+
     def on_tick(self) -> None:
         with self.lock:
+            if self.queued is not None and time.monotonic() > self.restore_deadline:
+                self._trace("WARN", f"no snapshot replay within {RESTORE_WAIT_S:g} s: starting from an empty state")
+                self._release_queue("no replay")
             if self.role == HOLDING and self.hold_deadline is not None and time.monotonic() > self.hold_deadline:
                 self._resume("the remote did not take over")
             if self.reorder_slot and self.role != HOLDING:
@@ -488,6 +522,9 @@ class SinkPE:
                 self.received += 1
                 if "drop-sink" in self.ctx.defects and self.received % 100 == 0:
                     continue  # defect: 1 % of the tuples silently vanish
+                if "corrupt-output" in self.ctx.defects and self.received % 100 == CORRUPT_AT:
+                    # defect: 1 % of the tuples come out with an altered payload field (the crc no longer fits)
+                    item = dict(item, product=f"{item.get('product', '')}~")
                 if len(self.buf) >= self.buffer_size:
                     ts, _ = self.buf.popleft()
                     self.last_dropped_ms = ts

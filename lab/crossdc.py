@@ -455,6 +455,9 @@ class CrossDCApp:
     def on_tick(self) -> None:
         """Called by the heartbeat signal generator once per tick."""
 
+    def on_replayed(self, count: int, reason: str) -> None:
+        """A SendMeDataFromSnapshotFiles replay finished: `count` stored snapshots went to `restore`."""
+
 
 @dataclass
 class _State:
@@ -931,6 +934,7 @@ class CrossDC:
             self.ctx.truth(OP_HB_PREPARER, "orderly_shutdown_sent", cnt=cnt)
         elif text == "SendMeDataFromSnapshotFiles":
             n = self.replay(None, reason="SendMeDataFromSnapshotFiles")
+            self.app.on_replayed(n, "SendMeDataFromSnapshotFiles")
             self._trace("INFO", "SendSnapshotFilesData", f"SendMeDataFromSnapshotFiles: replayed {n} snapshot(s)")
             self.ctx.truth(OP_MERGER, "takeover", how="SendMeDataFromSnapshotFiles", snapshots=n)
         elif text:
