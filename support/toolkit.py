@@ -136,7 +136,11 @@ class _JobWatch:
 
 
 class ToolkitMonitor(threading.Thread):
-    """Polls every data center every ``interval`` seconds and journals toolkit-visible changes."""
+    """Polls every data center every ``interval`` seconds and journals toolkit-visible changes.
+
+    Each data center is polled by its own thread, so one that does not answer (cut off, REST down) never
+    delays what is seen of the others.
+    """
 
     def __init__(
         self,
@@ -159,7 +163,7 @@ class ToolkitMonitor(threading.Thread):
         self._tolerance = clock_tolerance
         self._outputs = outputs
         self.stop_event = threading.Event()
-        self._baseline_done = False
+        self._looked: dict[str, int] = {dc: 0 for dc in rest}  # dc -> looks done (answered or not)
         self._running_at_start: set[str] = set()
         self._jobs: dict[str, dict[str, str]] = {dc: {} for dc in rest}  # dc -> job id -> name
         self._watches: dict[tuple[str, str], _JobWatch] = {}
@@ -169,18 +173,37 @@ class ToolkitMonitor(threading.Thread):
         self._last_trace: dict[tuple[str, str], float] = {}
         self._replicated: dict[str, float] = {}
         self._lock = threading.Lock()
-        self.polls = 0
 
-    # -- thread ---------------------------------------------------------------------------------------
+    @property
+    def polls(self) -> int:
+        """Looks completed at every data center (the slowest one's count)."""
+        return min(self._looked.values(), default=0)
+
+    @property
+    def _baseline_done(self) -> bool:
+        """Every data center has been looked at once: what ran at the start is known."""
+        return self.polls > 0
+
+    # -- threads --------------------------------------------------------------------------------------
     def run(self) -> None:
         started = time.monotonic()
+        pollers = [threading.Thread(target=self._poll_loop, args=(dc, started), name=f"toolkit-monitor-{dc}",
+                                    daemon=True) for dc in self._rest]
+        for poller in pollers:
+            poller.start()
         while not self.stop_event.is_set() and time.monotonic() - started < self._max_duration:
             tick = time.monotonic()
-            for dc in self._rest:
-                self._poll(dc)
             self._infer_from_output()
-            self._baseline_done = True
-            self.polls += 1
+            self.stop_event.wait(max(0.0, self._interval - (time.monotonic() - tick)))
+        self.stop_event.set()
+        for poller in pollers:  # a poller inside an unanswered request ends when that request does
+            poller.join(timeout=1.0)
+
+    def _poll_loop(self, dc: str, started: float) -> None:
+        while not self.stop_event.is_set() and time.monotonic() - started < self._max_duration:
+            tick = time.monotonic()
+            self._poll(dc)
+            self._looked[dc] += 1
             self.stop_event.wait(max(0.0, self._interval - (time.monotonic() - tick)))
 
     def stop(self) -> None:
@@ -229,7 +252,7 @@ class ToolkitMonitor(threading.Thread):
             job_id, name = str(job["id"]), str(job.get("name"))
             if job_id in previous:
                 continue
-            if not self._baseline_done:
+            if not self._looked[dc]:
                 if name == self._app_job:
                     self._running_at_start.add(dc)
                 continue
@@ -240,7 +263,7 @@ class ToolkitMonitor(threading.Thread):
                 self._journal.record("toolkit.takeover", at=seen, dc=dc, job=name, job_id=job_id, source="job list",
                                      **({} if extra is None else {"happened_at": extra}))
         for job_id, name in previous.items():
-            if job_id not in current and self._baseline_done:
+            if job_id not in current and self._looked[dc]:
                 self._journal.record("toolkit.job_gone", at=seen, dc=dc, job=name, job_id=job_id)
         self._jobs[dc] = current
 
@@ -294,7 +317,7 @@ class ToolkitMonitor(threading.Thread):
         up = count % 2 == 1
         if before is None:  # first look at this job: note the state without an event
             self._remote_up[dc] = up
-            if self._baseline_done and up:
+            if self._looked[dc] and up:
                 self._journal.record("toolkit.remote_up", at=seen, dc=dc, job=job.get("name"), transitions=count,
                                      source="operator metrics")
             return
@@ -356,7 +379,7 @@ class ToolkitMonitor(threading.Thread):
         lines = parse_trace(text)  # the service may return only the tail: new lines are the ones not seen yet
         fresh = [line for line in lines if line not in watch.trace_seen]
         watch.trace_seen.update(fresh)
-        baseline = not watch.traced and not self._baseline_done
+        baseline = not watch.traced and not self._looked[watch.dc]
         watch.traced = True
         if baseline:
             return []

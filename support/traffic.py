@@ -60,7 +60,9 @@ class EndpointDirectory:
         self._application = application
         self._min_refresh = min_refresh
         self._lock = threading.Lock()
+        self._answered = threading.Condition(self._lock)
         self._known: dict[str, tuple[float, AppEndpoints | None]] = {}
+        self._inflight: dict[str, float] = {}  # dc -> when its background lookup started
 
     @property
     def datacenters(self) -> list[str]:
@@ -90,6 +92,44 @@ class EndpointDirectory:
         with self._lock:
             self._known.pop(dc, None)
 
+    def find(self, order: Sequence[str], wait: float) -> AppEndpoints | None:
+        """The application's endpoints in one of the data centers of ``order`` (the first to answer "here",
+        else None), looked up in parallel. A data center that does not answer costs at most ``wait`` seconds
+        once: its lookup goes on in the background and later calls do not wait for it again."""
+        t0 = time.monotonic()
+        with self._answered:
+            for dc in order:
+                if dc not in self._inflight and not self._fresh(dc, t0):
+                    self._inflight[dc] = t0
+                    threading.Thread(target=self._look_up_in_background, args=(dc,), name=f"lookup-{dc}",
+                                     daemon=True).start()
+            while True:
+                now = time.monotonic()
+                pending: list[float] = []
+                for dc in order:
+                    if self._fresh(dc, t0):
+                        found = self._known[dc][1]
+                        if found is not None:
+                            return found
+                    elif dc in self._inflight and now < self._inflight[dc] + wait:
+                        pending.append(self._inflight[dc] + wait)
+                if not pending:
+                    return None
+                self._answered.wait(min(pending) - now)
+
+    def _fresh(self, dc: str, since: float) -> bool:
+        """``dc`` answered a lookup at or after ``since`` (or so shortly before that it is not asked again)."""
+        known = self._known.get(dc)
+        return known is not None and known[0] >= since - self._min_refresh
+
+    def _look_up_in_background(self, dc: str) -> None:
+        try:
+            self.lookup(dc, max_age=0.0)
+        finally:
+            with self._answered:
+                self._inflight.pop(dc, None)
+                self._answered.notify_all()
+
 
 class Producer(threading.Thread):
     """Injects ``rate`` tuples per second in batches every ``batch_interval`` seconds, for at most
@@ -118,13 +158,15 @@ class Producer(threading.Thread):
         self._interval = batch_interval
         self._max_duration = max_duration
         self._policy = policy
-        self._order = list(preferred) + [dc for dc in directory.datacenters if dc not in preferred]
+        known = directory.datacenters
+        self._order = [dc for dc in preferred if dc in known] + [dc for dc in known if dc not in preferred]
         self._current: AppEndpoints | None = None
         self._homes: dict[str, AppEndpoints] = {}
         self._route_states: dict[str, str] = {}
         self.stop_event = threading.Event()
         self.batches = 0
         self.inject_timeout = 3.0  # seconds to wait for an acknowledgement before the outcome is unknown
+        self.lookup_wait = 1.0  # seconds a send waits for a data center that does not answer where the job is
 
     def run(self) -> None:
         started = time.monotonic()
@@ -149,12 +191,8 @@ class Producer(threading.Thread):
         if self._current is not None:
             return self._current
         candidates = self._order if self._policy == "follow-active" else self._order[:1]
-        for dc in candidates:
-            found = self._directory.lookup(dc, max_age=0.0)
-            if found is not None:
-                self._current = found
-                return found
-        return None
+        self._current = self._directory.find(candidates, self.lookup_wait)
+        return self._current
 
     def _send(self, batch: list[dict[str, Any]]) -> None:
         self.batches += 1
@@ -176,7 +214,7 @@ class Producer(threading.Thread):
             known = self._homes.get(dc)
             if known is not None:
                 return known
-            found = self._directory.lookup(dc, max_age=1.0)
+            found = self._directory.find([dc], self.lookup_wait)
             if found is not None:
                 self._homes[dc] = found
                 return found
@@ -232,7 +270,9 @@ class Producer(threading.Thread):
 
 
 class Consumer(threading.Thread):
-    """Retrieves outputs from every data center's sink every ``interval`` seconds."""
+    """Retrieves outputs from every data center's sink every ``interval`` seconds, one thread per data
+    center, so a data center that does not answer never delays reading the others (a sink's buffer is
+    bounded: output not read in time is lost)."""
 
     def __init__(
         self,
@@ -257,19 +297,23 @@ class Consumer(threading.Thread):
         self.streak_start = 0.0  # monotonic instant output started flowing without a gap
         self._emitting: dict[str, float] = {}
         self._streaks: dict[str, float] = {}
+        self._lock = threading.Lock()
 
     def run(self) -> None:
         started = time.monotonic()
-        while not self.stop_event.is_set() and time.monotonic() - started < self._max_duration:
-            tick = time.monotonic()
-            for dc in self._directory.datacenters:
-                self._poll(dc)
-            self.stop_event.wait(max(0.0, self._interval - (time.monotonic() - tick)))
+        readers = [threading.Thread(target=self._read_loop, args=(dc, started), name=f"consumer-{dc}", daemon=True)
+                   for dc in self._directory.datacenters]
+        for reader in readers:
+            reader.start()
+        for reader in readers:
+            reader.join()
         self._journal.record("traffic.consumer_stopped", received=len(self._ledger))
 
-    def poll_all(self) -> None:
-        for dc in self._directory.datacenters:
+    def _read_loop(self, dc: str, started: float) -> None:
+        while not self.stop_event.is_set() and time.monotonic() - started < self._max_duration:
+            tick = time.monotonic()
             self._poll(dc)
+            self.stop_event.wait(max(0.0, self._interval - (time.monotonic() - tick)))
 
     def _poll(self, dc: str) -> None:
         found = self._directory.lookup(dc, max_age=2.0)
@@ -289,18 +333,22 @@ class Consumer(threading.Thread):
         t_recv = time.time()
         now = time.monotonic()
         self._ledger.extend(_received_row(item, dc, t_recv) for item in items)
-        if now - self.last_output > self._gap:
-            self.streak_start = now
-        self.last_output = now
-        last_seen = self._emitting.get(dc)
-        if last_seen is None or now - last_seen > self._gap:
+        with self._lock:
+            if now - self.last_output > self._gap:
+                self.streak_start = now
+            self.last_output = max(self.last_output, now)
+            last_seen = self._emitting.get(dc)
+            started = last_seen is None or now - last_seen > self._gap
+            if started:
+                self._streaks[dc] = t_recv
+            self._emitting[dc] = now
+        if started:
             self._journal.record("traffic.output_started", dc=dc, tuples=len(items))
-            self._streaks[dc] = t_recv
-        self._emitting[dc] = now
 
     def streaks(self) -> dict[str, float]:
         """Per data center, when its current output streak started (wall clock)."""
-        return dict(self._streaks)
+        with self._lock:
+            return dict(self._streaks)
 
 
 def _received_row(item: Mapping[str, Any], dc: str, t_recv: float) -> ReceivedRow:

@@ -191,3 +191,40 @@ def test_takeover_is_inferred_from_output_when_the_toolkit_is_silent(tmp_path: P
     takeover = journal.first("toolkit.takeover", dc="dc2")
     assert takeover is not None and takeover.fields["inferred"] is True and takeover.fields["happened_at"] == 123.5
     assert monitor.takeover_at("dc1") is None
+
+
+class HangingRest(FakeRest):
+    """A data center whose REST API stops answering (cut off): every call blocks until released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import threading
+
+        self.hang = threading.Event()
+        self.release = threading.Event()
+
+    def jobs(self, name: str | None = None) -> list[dict[str, Any]]:
+        if self.hang.is_set():
+            self.release.wait(10)
+            raise StreamsConnectionError("connect timed out", url="https://x")
+        return super().jobs(name)
+
+
+def test_a_data_center_that_stops_answering_does_not_delay_what_is_seen_of_the_other(tmp_path: Path) -> None:
+    dc1, dc2 = HangingRest(), FakeRest()
+    dc1.job_list = [{"id": "1", "name": "orders", "status": "running"}]
+    dc2.job_list = [{"id": "7", "name": "orders_standby", "status": "running"}]
+    journal = Journal(None)
+    monitor = ToolkitMonitor({"dc1": dc1, "dc2": dc2}, "orders", journal, interval=0.01, max_duration=20)
+    monitor.start()
+    try:
+        wait_until(lambda: monitor.polls, lambda n: n >= 2, timeout=5, interval=0.01, what="polls")
+        dc1.hang.set()  # dc1's REST calls now block for up to 10 s
+        submitted = time.time()
+        dc2.job_list.append({"id": "8", "name": "orders", "status": "running", "submitTime": int(submitted * 1000)})
+        wait_until(lambda: monitor.takeover_at("dc2"), bool, timeout=2, interval=0.01, what="takeover in dc2")
+        takeover = journal.first("toolkit.takeover", dc="dc2")
+        assert takeover is not None and takeover.t - submitted < 1.0
+    finally:
+        dc1.release.set()
+        monitor.stop()

@@ -137,3 +137,53 @@ def test_spread_gives_each_key_a_home_and_moves_it_while_the_home_is_down(tmp_pa
     assert {k for k, dc in homes.items() if dc == "dc1"} <= moved
     assert all(r.amount > 0 for r in sent) and all(r.amount > 0 for r in traffic.received.rows())
     assert traffic.missing() == check_delivery(traffic.sent.table(), traffic.received.table()).lost
+
+
+class CutOffDC(FakeDC):
+    """A data center that stops answering at all (isolated): every call blocks until released."""
+
+    def __init__(self, name: str, running: bool) -> None:
+        super().__init__(name, running)
+        self.cut = threading.Event()
+        self.release = threading.Event()
+
+    def _hang(self, url: str, limit: float = 10.0, sent: bool = False) -> None:
+        if self.cut.is_set():
+            self.release.wait(limit)
+            raise StreamsTimeout("timed out", url=url, request_sent=sent)
+
+    def endpoints(self, job_name: str, application: Mapping[str, Any] | None = None) -> Endpoints | None:
+        self._hang("endpoints")
+        return super().endpoints(job_name, application)
+
+    def inject(self, url: str, items: Sequence[Mapping[str, Any]], fmt: Any = "json", timeout: Any = None) -> int:
+        self._hang(url, float(timeout or 10.0), sent=True)  # a kept-alive connection: the read times out
+        return super().inject(url, items, fmt, timeout)
+
+    def retrieve(self, url: str, start_time_ms: int | None = None) -> list[dict[str, Any]]:
+        self._hang(url)
+        return super().retrieve(url, start_time_ms)
+
+
+def test_a_data_center_that_stops_answering_delays_neither_sending_nor_reading_the_other(tmp_path: Path) -> None:
+    dc1, dc2 = CutOffDC("dc1", True), FakeDC("dc2", False)
+    journal = Journal(None)
+    traffic = make_traffic(tmp_path, {"dc1": dc1, "dc2": dc2}, journal)
+    traffic.start()
+    try:
+        traffic.wait_steady(0.3, timeout=10)
+        dc1.cut.set()
+        dc2.running = True
+        cut_at = time.time()
+        wait_until(lambda: [r for r in traffic.received.rows() if r.dc == "dc2"], bool, timeout=8, interval=0.01,
+                   what="output from dc2 while dc1 does not answer")
+        first = min(r.t_recv for r in traffic.received.rows() if r.dc == "dc2")
+        # the send in flight times out (3 s), then one lookup wait: not one unanswered call per DC in turn
+        assert first - cut_at < 5.0
+    finally:
+        dc1.release.set()
+        traffic.drain(timeout=5, quiet=0.3)
+    report = check_delivery(traffic.sent.rows(), traffic.received.rows())
+    assert report.unknown > 0
+    # only what sat unread in dc1's sink when it was cut off is missing; nothing dc2 acknowledged
+    assert set(report.lost_by_dc) <= {"dc1"} and report.lost < 40
