@@ -16,6 +16,19 @@ Feature: Orders survive network trouble between the data centers
       And no acknowledged tuple is lost
       And only one data center emits output at a time
 
+  Rule: When a partition heals after the standby took over, only one data center emits output
+
+    @partition @split-brain
+    Scenario: dc1 stands down when the partition heals after dc2 took over
+      Given the "orders" application runs active in "dc1" with "dc2" on standby
+      And orders flow at 200 tuples per second
+      And the system has been steady for 5 seconds
+      When the network between "dc1" and "dc2" is partitioned
+      Then "dc2" takes over within 45 seconds
+      When the fault is healed
+      Then only one data center emits output at a time
+      And no tuple is delivered twice
+
   Rule: A partition shorter than failure detection changes nothing
 
     @partition

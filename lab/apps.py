@@ -209,9 +209,10 @@ class AggregatorPE(crossdc.CrossDCApp):
     when the remote goes DOWN. Defect `split-brain` disables all of this.
 
     Restore before input: a job started with `retainOlderDataSnapshotsAtStartup=true` (the failover job the
-    passive stub submits) queues its input, unprocessed, until the stub's SendMeDataFromSnapshotFiles replay
-    has restored the stored state, then processes the queue in arrival order. Without a replay within
-    RESTORE_WAIT_S it processes the queue from an empty state and says so in its trace.
+    passive stub submits, or an active restarted after a dual outage) queues its input, unprocessed, until
+    its stored state is back (the stub's SendMeDataFromSnapshotFiles replay, or a snapshot returned to its
+    origin, type 4), then processes the queue in arrival order. Without either within RESTORE_WAIT_S it
+    processes the queue from an empty state and says so in its trace.
     """
 
     def __init__(self, ctx: PEContext, server: ControlServer) -> None:

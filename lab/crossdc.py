@@ -456,7 +456,8 @@ class CrossDCApp:
         """Called by the heartbeat signal generator once per tick."""
 
     def on_replayed(self, count: int, reason: str) -> None:
-        """A SendMeDataFromSnapshotFiles replay finished: `count` stored snapshots went to `restore`."""
+        """Stored snapshots went to `restore`: a SendMeDataFromSnapshotFiles replay (`count` of them) or one
+        returned to its origin after a dual outage (type 4)."""
 
 
 @dataclass
@@ -804,6 +805,7 @@ class CrossDC:
                     reason="returned_to_origin",
                     source=f"type 4 from {msg.origin}",
                 )
+                self.app.on_replayed(1, "returned_to_origin")
             return
         if msg.type != TYPE_SNAPSHOT:
             self._trace("WARN", aspect, f"ignoring a message of type {msg.type} from {msg.origin}")

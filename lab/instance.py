@@ -41,6 +41,9 @@ log = logging.getLogger("lab.instance")
 PE_READY_TIMEOUT = 15.0
 STOP_GRACE = 1.0
 MAX_FAILED_LAUNCHES = 5
+REFUSE_EVERY = 50  # defect refuse-but-deliver: every 50th processed injection POST is answered 500
+LOST_ACK_EVERY = 50  # defect lost-ack: every 50th processed injection POST gets no answer at all ...
+LOST_ACK_AT = 25  # ... the 25th, 75th, ... (so that both defects can be on together)
 #: the instance pings every running PE this often (the PE's heartbeat to its instance) ...
 LIVENESS_INTERVAL = 0.5
 #: ... and reports it unhealthy when the answer takes longer than this (SIGSTOP, hang)
@@ -106,6 +109,10 @@ class ApiError(Exception):
         super().__init__(text)
         self.status = status
         self.text = text
+
+
+class DropConnection(Exception):
+    """The request was handled but no answer is sent: the server closes the connection (defect `lost-ack`)."""
 
 
 class PingChannel:
@@ -1557,6 +1564,9 @@ class DataApi:
     def __init__(self, inst: Instance) -> None:
         self.inst = inst
         self.base = f"{paths.data_base(inst.dc)}/streams/data"
+        self.defects = paths.active_defects()
+        self._posts_lock = threading.Lock()
+        self.injected_posts = 0  # injection POSTs the source operator took (defects refuse-but-deliver, lost-ack)
 
     def _endpoint_url(self, job: Job, ep: EndpointSpec) -> str:
         return f"{self.base}/jobs/{job.id}/{ep.operator}/ports/{ep.port}/tuples"
@@ -1625,7 +1635,20 @@ class DataApi:
             raise ApiError(503, f"The {ep.operator} operator cannot be reached: {exc}") from exc
         if "error" in reply:
             raise ApiError(503, f"The {ep.operator} operator failed: {reply['error']}")
+        self._defective_answer(ep)
         return json_response({"accepted": reply.get("accepted", len(items))})
+
+    def _defective_answer(self, ep: EndpointSpec) -> None:
+        """Defects that break the answer to an injection the operator has already taken."""
+        if not self.defects & {"refuse-but-deliver", "lost-ack"}:
+            return
+        with self._posts_lock:
+            self.injected_posts += 1
+            n = self.injected_posts
+        if "refuse-but-deliver" in self.defects and n % REFUSE_EVERY == 0:
+            raise ApiError(500, f"The {ep.operator} operator could not accept the tuples: an internal error occurred.")
+        if "lost-ack" in self.defects and n % LOST_ACK_EVERY == LOST_ACK_AT:
+            raise DropConnection()
 
     def _retrieve(self, job: Job, ep: EndpointSpec, q: Query) -> Response:
         msg: dict[str, Any] = {"cmd": "fetch"}
@@ -1840,6 +1863,10 @@ class Handler(BaseHTTPRequestHandler):
                 resp = self.server.api.handle(self.command, parts.path, q, body, headers)
             except ApiError as exc:
                 resp = error_response(exc.status, exc.text)
+            except DropConnection:
+                log.info("%s %s -> connection closed without an answer", self.command, self.path)
+                self.close_connection = True
+                return
             except Exception as exc:
                 log.exception("internal error on %s %s", self.command, self.path)
                 resp = error_response(500, f"Internal error: {type(exc).__name__}: {exc}")

@@ -37,6 +37,9 @@ KNOWN_DEFECTS: tuple[str, ...] = (
     "split-brain",
     "drop-sink",
     "reorder",
+    "corrupt-output",
+    "refuse-but-deliver",
+    "lost-ack",
 )
 DEFECTS_ENV = "XDC_LAB_DEFECTS"
 

@@ -56,6 +56,26 @@ def step_no_duplicates(context: Context) -> None:
     context.world.check(measure.check_no_duplicates(context.world.delivery()))
 
 
+@then("every tuple that comes out is intact and was accepted")
+def step_integrity(context: Context) -> None:
+    """No output tuple was altered (its checksum still matches), none came out although the application
+    refused it when it was sent (a phantom), and none came out that was never sent.
+
+    Example: Then every tuple that comes out is intact and was accepted
+    """
+    context.world.check(measure.check_integrity(context.world.delivery()))
+
+
+@then("every tuple sent gets a definite answer")
+def step_definite_answer(context: Context) -> None:
+    """Every send was either acknowledged or refused: none was left without an answer (the connection dropped
+    or timed out after the request went out), which would leave the sender unable to tell whether it was taken.
+
+    Example: Then every tuple sent gets a definite answer
+    """
+    context.world.check(measure.check_unknown(context.world.delivery(), limit=0))
+
+
 @then("the order of tuples per key is preserved")
 def step_order(context: Context) -> None:
     """Each data center emitted every customer's orders in the order they were sent (duplicates aside).

@@ -20,6 +20,16 @@ def step_takes_over(context: Context, dc: Any, limit: Any) -> None:
     context.world.check(measure.check_takeover(context.world.takeover_seen(dc, limit), dc, limit))
 
 
+@then('the loss of "{dc}" is detected within {limit:Duration}')
+def step_detected(context: Context, dc: Any, limit: Any) -> None:
+    """The standby's toolkit declares the lost data center DOWN within the limit after the fault became
+    effective (read from the toolkit's heartbeat watchdog).
+
+    Example: Then the loss of "dc1" is detected within 3 seconds
+    """
+    context.world.check(measure.check_detection(context.world.detection_seen(dc, limit), dc, limit))
+
+
 @then('"{dc}" does not take over for {duration:Duration}')
 def step_no_takeover(context: Context, dc: Any, duration: Any) -> None:
     """The data center does not start running the application during the given time after the fault. It
@@ -51,10 +61,14 @@ def step_throughput_back(context: Context, fraction: Any, limit: Any) -> None:
 
 @then('only one data center emits output at a time')
 def step_single_emitter(context: Context) -> None:
-    """No customer's orders come out of two data centers in overlapping time (no split brain).
+    """No customer's orders come out of two data centers in overlapping time (no split brain). When the fault
+    is over (healed, or given a duration such as a hang), the output is judged only once output has been
+    watched for twice the split-brain gap after the heal, so that an old active which resumes emitting beside
+    the new one is seen.
 
     Example: Then only one data center emits output at a time
     """
+    context.world.watch_past_the_heal()
     context.world.check(measure.check_single_emitter(context.world.split_brain()))
 
 

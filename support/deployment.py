@@ -130,3 +130,44 @@ def ensure_active_active(
     for dc in dcs:
         wait_job_healthy(rest[dc], dc, app.job_name, timeout, progress)
     journal.record("deployment.ready", app=app.name, active=dcs[0], standby=dcs[1], mode="active/active")
+
+
+def ensure_returned(
+    rest: Mapping[str, StreamsRestClient],
+    app: AppSpec,
+    dc: str,
+    role: str,
+    journal: Journal,
+    timeout: float,
+    progress: Progress | None = None,
+    *,
+    dual_outage: bool = False,
+) -> None:
+    """Put ``dc`` back into service after an outage, in ``role``: ``standby`` runs the passive stub (which
+    stores the active's snapshots, ready to take over or to fail back); ``active`` runs the application.
+
+    Whatever the outage left in ``dc`` (an old active that stood down, a stub that already launched) is
+    canceled first. After a ``dual_outage`` (no data center ran the application), a stub is started with
+    ``sendDataSnapshotsToOriginDCAtStartup=true``, so the snapshots it kept go back to the data center they
+    came from (the toolkit's dual-outage recovery), and the application with
+    ``retainOlderDataSnapshotsAtStartup=true``, so it waits for them. Otherwise the stub starts afresh
+    (older snapshot files are deleted) and replicates from the running active.
+    """
+    if role not in ("active", "standby"):
+        raise ValueError(f"unknown role {role!r}")
+    if app.standby_job is None or app.standby_bundle is None:
+        raise ValueError(f"application {app.name} has no standby configured (applications.{app.name}.standby)")
+    _cancel_named(rest[dc], app.job_name, journal, dc)
+    _cancel_named(rest[dc], app.standby_job, journal, dc)
+    params = dict(app.parameters)
+    if role == "standby":
+        name, bundle = app.standby_job, app.standby_bundle
+        if dual_outage:
+            params["sendDataSnapshotsToOriginDCAtStartup"] = "true"
+    else:
+        name, bundle = app.job_name, app.bundle
+        if dual_outage:
+            params["retainOlderDataSnapshotsAtStartup"] = "true"
+    _ensure_running(rest[dc], name, bundle, params, journal, dc)
+    wait_job_healthy(rest[dc], dc, name, timeout, progress)
+    journal.record("deployment.returned", app=app.name, dc=dc, role=role, dual_outage=dual_outage)

@@ -146,8 +146,10 @@ def recovery_timeline(
     fraction: float = 0.9,
     window: float = 1.0,
 ) -> RecoveryTimeline:
-    """Assemble the phases from the journal (fault, toolkit events) and the received ledger."""
-    fault = journal.first("fault.effective")
+    """Assemble the phases from the journal (the latest fault, toolkit events) and the received ledger.
+
+    A scenario with several faults (a failover, then a failback) is measured from its latest one."""
+    fault = journal.last("fault.effective")
     start = fault.t if fault else None
     sources: dict[str, str] = {}
     inferred: list[str] = []
@@ -220,6 +222,20 @@ def check_takeover(timeline: RecoveryTimeline, dc: str, within: float) -> Verdic
     ok = took <= within
     verb = "took over" if ok else "took over too late:"
     return Verdict("takeover", ok, f"{dc} {verb} {took:.2f} s after the fault (limit {within:g} s).", evidence)
+
+
+def check_detection(timeline: RecoveryTimeline, lost: str, limit: float) -> Verdict:
+    """The standby's toolkit declared ``lost`` DOWN within ``limit`` seconds of the fault."""
+    seen = timeline.phases()["down_detected"]
+    evidence = {"lost": lost, "limit_s": limit, **timeline.to_json()}
+    if timeline.fault_effective is None:
+        return Verdict("detection", False, "No fault became effective, so there was nothing to detect.", evidence)
+    if seen is None:
+        return Verdict("detection", False,
+                       f"{timeline.standby} never reported {lost} DOWN (limit {limit:g} s).", evidence)
+    return Verdict("detection", seen <= limit,
+                   f"{timeline.standby} reported {lost} DOWN {seen:.2f} s after the fault (limit {limit:g} s).",
+                   evidence)
 
 
 def check_recovery_time(timeline: RecoveryTimeline, limit: float) -> Verdict:
@@ -344,6 +360,20 @@ def check_at_least_once(report: DeliveryReport) -> Verdict:
         else f"{report.lost} acknowledged tuples never came out."
     )
     return Verdict("at_least_once", ok, text, evidence)
+
+
+def check_unknown(report: DeliveryReport, limit: int = 0) -> Verdict:
+    """At most ``limit`` tuples sent without a definite answer: neither acknowledged nor refused (the request
+    went out but the connection dropped or timed out, or only part of a batch was accepted)."""
+    evidence = {**report.counts(), "limit": limit}
+    if not report.unknown:
+        return Verdict("unknown", True,
+                       f"Every tuple sent got a definite answer ({report.acknowledged} acknowledged, "
+                       f"{report.failed} refused).", evidence)
+    came_out = report.unknown_delivered
+    return Verdict("unknown", report.unknown <= limit,
+                   f"{report.unknown} of {report.sent} tuples sent got no definite answer (limit {limit}); "
+                   f"{came_out} of those came out anyway, {report.unknown - came_out} did not.", evidence)
 
 
 def check_integrity(report: DeliveryReport) -> Verdict:

@@ -66,6 +66,11 @@ class Journal:
                 return entry
         return None
 
+    def last(self, name: str, **match: Any) -> JournalEvent | None:
+        """The latest ``name`` event whose fields equal ``match``."""
+        found = self.events(name, **match)
+        return found[-1] if found else None
+
     def __iter__(self) -> Iterator[JournalEvent]:
         return iter(self.events())
 

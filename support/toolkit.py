@@ -217,6 +217,7 @@ class ToolkitMonitor(threading.Thread):
         return self._remote_up.get(dc)
 
     def takeover_at(self, dc: str) -> float | None:
+        """When the application last started running in ``dc`` after the monitor began (None: never)."""
         return self._takeover.get(dc)
 
     def last_replication(self, dc: str) -> float | None:
@@ -257,7 +258,9 @@ class ToolkitMonitor(threading.Thread):
                     self._running_at_start.add(dc)
                 continue
             self._journal.record("toolkit.job_running", at=seen, dc=dc, job=name, job_id=job_id)
-            if name == self._app_job and dc not in self._running_at_start and dc not in self._takeover:
+            # a takeover: the application starts where it did not run at the last look (a failover, a
+            # failback, a restart after a dual outage); the latest one counts
+            if name == self._app_job and self._app_job not in previous.values():
                 extra = _within(_submit_time(job), window)
                 self._takeover[dc] = seen[0] if extra is None else extra
                 self._journal.record("toolkit.takeover", at=seen, dc=dc, job=name, job_id=job_id, source="job list",

@@ -1,7 +1,9 @@
 """Traffic: a producer injecting orders at a steady rate and a consumer retrieving outputs, both writing ledgers.
 
 Routing policy ``follow-active`` sends each batch to the data center that currently runs the application
-(rediscovered through the data exchange service when a send fails); ``static`` always sends to one DC;
+(rediscovered through the data exchange service when a send fails, and moved to a data center as soon as the
+journal shows it took over: a hung or partitioned old active may still accept input); ``static`` always sends
+to one DC;
 ``spread`` (active/active) gives every key a home data center (a stable hash of the key) and sends a key's
 tuples there, or to another DC running the application while its home does not.
 A timed-out send is recorded as ``unknown`` (maybe applied), never as failed.
@@ -26,6 +28,8 @@ from support.streams.errors import StreamsConnectionError, StreamsError, Streams
 from support.waits import wait_until
 
 log = logging.getLogger(__name__)
+
+TAKEOVER_CHECK_INTERVAL = 0.2  # seconds between looks at the journal for a takeover (follow-active)
 
 
 class Exchange(Protocol):
@@ -166,6 +170,9 @@ class Producer(threading.Thread):
         self.stop_event = threading.Event()
         self.batches = 0
         self.inject_timeout = 3.0  # seconds to wait for an acknowledgement before the outcome is unknown
+        self._takeovers_seen = 0
+        self._following: str | None = None  # the data center that took over last (follow-active)
+        self._takeover_checked = 0.0  # monotonic instant of the last look at the journal
         self.lookup_wait = 1.0  # seconds a send waits for a data center that does not answer where the job is
 
     def run(self) -> None:
@@ -187,7 +194,33 @@ class Producer(threading.Thread):
                 self.stop_event.wait(delay)
         self._journal.record("traffic.producer_stopped", batches=self.batches)
 
+    def _follow_takeover(self) -> None:
+        """follow-active: the data center the toolkit monitor last saw take over (``toolkit.takeover`` in the
+        journal) is the active one now, even while the old active still accepts input: it goes first."""
+        now = time.monotonic()
+        if now - self._takeover_checked < TAKEOVER_CHECK_INTERVAL:
+            return
+        self._takeover_checked = now
+        takeovers = self._journal.events("toolkit.takeover")
+        if len(takeovers) <= self._takeovers_seen:
+            return
+        self._takeovers_seen = len(takeovers)
+        dc = str(takeovers[-1].fields.get("dc", ""))
+        if dc not in self._order:
+            return
+        self._order = [dc] + [d for d in self._order if d != dc]
+        self._following = dc
+
     def _pick_target(self) -> AppEndpoints | None:
+        if self._policy == "follow-active":
+            self._follow_takeover()
+            if self._following is not None and (self._current is None or self._current.dc != self._following):
+                found = self._directory.find([self._following], self.lookup_wait)
+                if found is not None:
+                    if self._current is not None:
+                        self._journal.record("traffic.following_takeover", dc=found.dc, left=self._current.dc)
+                    self._current = found
+                    return found
         if self._current is not None:
             return self._current
         candidates = self._order if self._policy == "follow-active" else self._order[:1]

@@ -7,7 +7,7 @@ import logging
 import re
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from support.data.validate import (
     check_state,
     output_times,
 )
-from support.deployment import AppSpec, ensure_active_active, ensure_active_passive
+from support.deployment import AppSpec, ensure_active_active, ensure_active_passive, ensure_returned
 from support.faults.base import Fault
 from support.faults.session import FaultSession
 from support.measure import RecoveryTimeline, Verdict, failover_events, recovery_timeline, throughput_baseline
@@ -35,8 +35,9 @@ from support.metrics.series import Baseline
 from support.metrics.session import MetricsSession
 from support.orchestration import CleanupStack, Journal
 from support.progress import ConsoleProgress
-from support.reporting.allure import attach_json, attach_text, label_dc_pair
+from support.reporting.allure import RESIDUE_PREFIX, attach_scenario, label_dc_pair
 from support.reporting.timeline import build_timeline
+from support.streams.errors import StreamsError
 from support.streams.exchange import DataExchangeClient
 from support.streams.rest import StreamsRestClient
 from support.toolkit import ToolkitMonitor
@@ -114,6 +115,8 @@ class World:
         self._split: SplitBrainReport | None = None
         self._state: StateReport | None = None
         self.mode = "active/passive"
+        self.roles: tuple[str, str] | None = None  # (active, standby) as the Given step laid them out
+        self.toolkit_settings: dict[str, str] = {}  # submission parameters a scenario sets for the toolkit
         self.ids: IdTable | None = None
         self.metrics: MetricsSession | None = None
         self.baseline: Baseline | None = None
@@ -135,9 +138,23 @@ class World:
         return AppSpec.from_config(name, apps[name])
 
     # -- Given --------------------------------------------------------------------------------------
-    def deploy_active_passive(self, app_name: str, active: str, standby: str) -> None:
+    def set_toolkit(self, **parameters: str) -> None:
+        """Submission parameters of the Cross-DC toolkit for this scenario's deployment (before it)."""
+        if self.app is not None:
+            raise StepError("the toolkit's settings must come before the step that deploys the application")
+        self.toolkit_settings.update(parameters)
+        self.journal.record("toolkit.settings", parameters=dict(parameters))
+
+    def _configured(self, app_name: str) -> AppSpec:
         app = self.application(app_name)
+        if not self.toolkit_settings:
+            return app
+        return replace(app, parameters={**app.parameters, **self.toolkit_settings})
+
+    def deploy_active_passive(self, app_name: str, active: str, standby: str) -> None:
+        app = self._configured(app_name)
         self.app, self.active, self.standby = app, self.datacenter(active), self.datacenter(standby)
+        self.roles = (active, standby)
         label_dc_pair(active, standby)
         rest = self.run.rest
         self.cleanup.push(
@@ -151,8 +168,9 @@ class World:
     def deploy_active_active(self, app_name: str, first: str, second: str) -> None:
         """Run the application in both data centers in crossDCOperationMode 1 (each processing its own keys and
         replicating its state to the other)."""
-        app = self.application(app_name)
+        app = self._configured(app_name)
         self.app, self.active, self.standby = app, self.datacenter(first), self.datacenter(second)
+        self.roles = (first, second)
         self.mode = "active/active"
         label_dc_pair(first, second)
         rest = self.run.rest
@@ -237,20 +255,77 @@ class World:
         """Heal the latest fault still in effect and prove the return to normal."""
         self.faults.heal_last()
 
+    def comes_back(self, name: str) -> None:
+        """``dc`` returns to service: the faults on it are healed and it rejoins as the standby of the data
+        center that now runs the application, or, when none does (both were down), in the role the scenario
+        gave it at the start, with the toolkit's dual-outage recovery (snapshots returned to their origin)."""
+        dc = self.datacenter(name)
+        app = self._deployed()
+        healed = self.faults.heal_touching(dc)
+        rest = self.run.rest
+        running = [d for d in rest if d != dc and _runs(rest[d], app.job_name)]
+        dual = not running
+        role = "active" if dual and self.roles is not None and dc == self.roles[0] else "standby"
+        self.journal.record("datacenter.back", dc=dc, role=role, healed=[f.id for f in healed],
+                            active=running[0] if running else None)
+        since = time.time()
+        ensure_returned(rest, app, dc, role, self.journal, timeout=min(self.timeout, 120), progress=self.progress,
+                        dual_outage=dual)
+        if role == "active":  # after a dual outage the data center that resumes is the old and the new active
+            self.active = self.standby = dc
+            return
+        if not running:
+            return
+        active = running[0]
+        self.active, self.standby = active, dc
+        label_dc_pair(active, dc)
+        monitor = self.monitor
+        assert monitor is not None
+        wait_until(lambda: (monitor.remote_up(active), monitor.remote_up(dc), monitor.last_replication(dc)),
+                   lambda seen: seen[0] is True and seen[1] is True and (seen[2] or 0) >= since, timeout=60,
+                   interval=0.2, what=f"{dc} to see {active} UP and hold a copy of its state", progress=self.progress)
+
+    def fail_back(self, name: str) -> None:
+        """A planned failback: once ``dc`` (the standby) holds a fresh copy of the active's state, the active's
+        job is canceled, so the toolkit in ``dc`` takes over with that state."""
+        dc = self.datacenter(name)
+        app = self._deployed()
+        if self.standby != dc or self.active is None:
+            raise StepError(f'{dc} is not the standby ("{dc}" comes back first)')
+        monitor = self.monitor
+        assert monitor is not None
+        since = time.time()
+        wait_until(lambda: monitor.last_replication(dc), lambda t: (t or 0) >= since, timeout=60, interval=0.1,
+                   what=f"a fresh copy of {self.active}'s state in {dc}", progress=self.progress)
+        self.inject_fault("job-cancel", dc=self.active, app=app.name)
+
+    def _deployed(self) -> AppSpec:
+        if self.app is None:
+            raise StepError("no application deployed yet: start with the application layout step")
+        return self.app
+
     # -- Then ---------------------------------------------------------------------------------------
     def takeover_seen(self, dc: str, within: float) -> RecoveryTimeline:
         """Wait (bounded by ``within`` after the fault) until ``dc`` runs the application."""
         self.datacenter(dc)
-        fault = self.journal.first("fault.effective")
+        fault = self.journal.last("fault.effective")
         if fault is not None and self.monitor is not None:
             remaining = max(0.0, fault.t + within - time.time())
             try:
+                since = fault.t - 1.0  # a takeover by this fault, not by an earlier one
                 wait_until(lambda: self.monitor.takeover_at(dc),  # type: ignore[union-attr]
-                           lambda t: t is not None, timeout=remaining + 1.0, interval=0.1,
+                           lambda t: t is not None and t >= since, timeout=remaining + 1.0, interval=0.1,
                            what=f"{dc} to take over", progress=self.progress)
             except AssertionError as exc:
                 log.info("%s", exc)
         return self.timeline(dc)
+
+    def detection_seen(self, lost: str, within: float) -> RecoveryTimeline:
+        """Wait (bounded by ``within`` after the fault) until the standby's toolkit reports ``lost`` DOWN."""
+        old, new = self.failover_pair()
+        if self.datacenter(lost) != old:
+            raise StepError(f'"{lost}" is not the data center this scenario takes down ({old} is)')
+        return self._wait_timeline(within, "down_detected", f"{new} to report {lost} DOWN")
 
     def output_resumed(self, limit: float) -> RecoveryTimeline:
         """Wait (bounded by ``limit`` after the fault) until the new active emits output."""
@@ -261,7 +336,7 @@ class World:
         return self._wait_timeline(within, "throughput_recovered", "throughput back to the baseline")
 
     def _wait_timeline(self, limit: float, phase: str, what: str) -> RecoveryTimeline:
-        fault = self.journal.first("fault.effective")
+        fault = self.journal.last("fault.effective")
         if fault is not None and self.traffic is not None:
             remaining = max(0.0, fault.t + limit - time.time())
             try:
@@ -273,7 +348,7 @@ class World:
 
     def failover_pair(self) -> tuple[str, str]:
         """(old active, new active) of this scenario's failover."""
-        fault = self.journal.first("fault.effective")
+        fault = self.journal.last("fault.effective")
         faulted = str(fault.fields.get("dc", "")) if fault else ""
         if self.mode == "active/active" and faulted in (self.active, self.standby):
             other = self.standby if faulted == self.active else self.active
@@ -288,6 +363,43 @@ class World:
             fraction=float(self.config.get("metrics.throughput_fraction", 0.9)),
             window=self.config.duration("metrics.throughput_window", 1.0),
         )
+
+    def watch_past_the_heal(self) -> None:
+        """Before judging who emitted when: if the latest fault is over (healed) or ends by itself (it has a
+        duration, e.g. a hang), wait until it has been healed and then until output emitted twice the
+        split-brain gap after the heal has come in, so that an old active which resumes emitting beside the new
+        one is seen. Each wait is bounded; at its deadline the output seen so far is judged."""
+        fault, traffic = self.fault, self.traffic
+        if fault is None or traffic is None:
+            return
+        effective = self.journal.first("fault.effective", id=fault.id)
+        if effective is None:
+            return
+        healed = self.journal.first("fault.healed", id=fault.id)
+        if healed is None and not fault.duration:
+            return  # still in effect: judged as it stands
+        settle = 2 * self.config.duration("metrics.split_brain_gap", 2.0)
+        if healed is None:
+            heal_by = effective.t + float(fault.duration or 0) + self.config.duration("faults.verify_timeout", 15.0)
+            try:
+                healed = wait_until(lambda: self.journal.first("fault.healed", id=fault.id), lambda e: e is not None,
+                                    timeout=max(0.0, heal_by - time.time()), interval=0.2,
+                                    what=f"the {fault.kind} fault to be over", progress=self.progress)
+            except AssertionError as exc:
+                log.info("%s", exc)
+                return
+        if healed is None:
+            return
+        watch_until = healed.t + settle
+
+        def newest_output() -> float:
+            table = traffic.received.table()
+            return float(output_times(table).max()) if len(table) else 0.0
+
+        with contextlib.suppress(AssertionError):  # at the deadline, what came in is judged
+            wait_until(newest_output, lambda t: t >= watch_until, timeout=max(0.0, watch_until - time.time()) + settle,
+                       interval=0.2, what=f"output {settle:g} s after the {fault.kind} fault was over",
+                       progress=self.progress)
 
     def no_failover(self, duration: float) -> Verdict:
         """Watch for ``duration`` seconds from the fault (or from now when there is none): no DOWN, no takeover."""
@@ -337,7 +449,7 @@ class World:
         if self._state is None:
             self.delivery()
             assert self.traffic is not None
-            fault = self.journal.first("fault.effective")
+            fault = self.journal.last("fault.effective")
             if fault is None:
                 raise StepError("no fault was injected, so no data center resumed from another's state")
             pair_old, pair_new = self.failover_pair()
@@ -395,7 +507,7 @@ class World:
         if self.ids is not None:
             self.ids.close()
         errors = self.cleanup.run_all()
-        errors += [f"fault residue: {line}" for line in self.faults.audit()]
+        errors += [RESIDUE_PREFIX + line for line in self.faults.audit()]
         self.faults.close()
         return errors
 
@@ -430,9 +542,10 @@ class World:
             out["order"] = (self._order or check_order(self.traffic.received.table())).to_json()
             out["split_brain"] = self.split_brain().to_json() if self._split else check_split_brain(
                 self.traffic.received.table(), gap=self.config.duration("metrics.split_brain_gap", 2.0)).to_json()
-            if self.fault is not None and self.journal.first("fault.effective") is not None:
+            fault = self.journal.last("fault.effective")
+            if self.fault is not None and fault is not None:
                 state = self._state or check_state(self.traffic.sent.table(), self.traffic.received.table(),
-                                                   *self.failover_pair(), self.journal.first("fault.effective").t)  # type: ignore[union-attr]
+                                                   *self.failover_pair(), fault.t)
                 out["state"] = state.to_json()
         if self.metrics is not None:
             out["metrics"] = {"series": len(self.metrics.store.names()),
@@ -481,10 +594,14 @@ class World:
         }
 
     def attach_evidence(self, record: dict[str, Any]) -> None:
-        attach_json("measurements", {k: record[k] for k in ("rto_s", "phases_s", "delivery", "recovery", "rpo", "state",
-                                                            "order", "split_brain", "baseline") if k in record})
-        if self.verdicts:
-            attach_text("verdicts", "\n".join(
-                f"{'PASS' if v.passed else 'FAIL'} {v.name}: {v.summary}" for v in self.verdicts))
-        attach_text("journal", "\n".join(
-            f"{e.t:.3f} {e.event} {e.fields}" for e in self.journal.events()))
+        """Attach the scenario's charts, RTO/RPO table, verdicts, metrics CSV, residue audit and journal to Allure."""
+        attach_scenario(record, self.journal.events(), self.ledger_dir / "metrics.csv")
+
+
+def _runs(client: StreamsRestClient, job_name: str) -> bool:
+    """``job_name`` runs in the instance behind ``client`` (False when the instance does not answer)."""
+    try:
+        job = client.find_job(job_name)
+    except StreamsError:
+        return False
+    return job is not None and job.get("status") == "running"

@@ -258,6 +258,9 @@ class SplitBrainReport:
                 "windows": [[round(a, 3), round(b, 3)] for a, b in self.windows[:SAMPLE]], "samples": self.samples}
 
 
+MAX_PARTNER_SCAN = 10_000  # hit rows whose partner DC is looked up (naming only)
+
+
 def check_split_brain(received: Table | Sequence[ReceivedRow], gap: float = 2.0, tolerance: float = 0.0
                       ) -> SplitBrainReport:
     """For each key and data center, the emission times form activity intervals (split where the key went
@@ -310,6 +313,15 @@ def check_split_brain(received: Table | Sequence[ReceivedRow], gap: float = 2.0,
             merged.append((a, b))
     keys_hit = np.unique(k[rows])
     names, dcs = r.categories["key"], r.categories["dc"]
+    # both sides of each overlap: the interval that starts inside an earlier one, and that earlier one's DC
+    involved = {int(x) for x in d[rows]}
+    for i in rows[:MAX_PARTNER_SCAN]:
+        j = i - 1
+        while j >= 0 and k[j] == k[i]:
+            if e[j] > s[i] + tolerance and d[j] != d[i]:
+                involved.add(int(d[j]))
+                break
+            j -= 1
     samples = [{"key": names[int(k[i])], "dc": dcs[int(d[i])], "from": round(float(s[i] + t0), 3),
                 "until": round(float(min(e[i], prior_end[i]) + t0), 3)} for i in rows[:SAMPLE]]
     return SplitBrainReport(
@@ -317,7 +329,7 @@ def check_split_brain(received: Table | Sequence[ReceivedRow], gap: float = 2.0,
         windows=merged,
         overlap_s=sum(b - a for a, b in merged),
         samples=samples,
-        dcs=sorted({dcs[int(x)] for x in d[rows]} | {str(s_["dc"]) for s_ in samples}) if len(rows) else [],
+        dcs=sorted(dcs[x] for x in involved) if len(rows) else [],
     )
 
 
@@ -388,8 +400,13 @@ def check_state(sent: Table | Sequence[SentRow], received: Table | Sequence[Rece
     first_new = float(times[new_after].min())
     old_rows = np.flatnonzero((dc == old_code) & (times < first_new) & fresh).astype(np.int32)
     nkeys = len(r.categories["key"])
+    # keys the new active served itself while the old one was emitting too (active/active): not restored from
+    # the old one, so not judged. Output of the new one before the old one started (it is failing back, or
+    # it is the same data center coming back) is history, not sharing.
     shared = np.zeros(nkeys, dtype=bool)
-    shared[key[(dc == new_code) & (times < since)]] = True
+    old_emitted = times[dc == old_code]
+    if old_code != new_code and len(old_emitted):
+        shared[key[(dc == new_code) & (times >= old_emitted.min()) & (times < since)]] = True
     has_old = np.zeros(nkeys, dtype=bool)
     has_old[key[old_rows]] = True
     has_new = np.zeros(nkeys, dtype=bool)
@@ -410,9 +427,11 @@ def check_state(sent: Table | Sequence[SentRow], received: Table | Sequence[Rece
     count = r["count_for_key"][new_rows]
     seq = r["seq"][new_rows]
 
-    # U_i: tuples of that key sent to the new active, up to this output's seq
+    # U_i: tuples of that key sent to the new active from ``since`` on (what it got before, when it is failing
+    # back or coming back itself, was processed by its earlier run), up to this output's seq
     s_key = _recode_codes(r, s, "key", r["key"][new_rows])
-    to_new = np.flatnonzero(s.is_("dc", new) & (s.is_("outcome", OK) | s.is_("outcome", UNKNOWN))).astype(np.int32)
+    to_new = np.flatnonzero(s.is_("dc", new) & (s.is_("outcome", OK) | s.is_("outcome", UNKNOWN))
+                            & (s["t_send"] >= since)).astype(np.int32)
     seq_span = int(max(s["seq"].max(initial=0), seq.max(initial=0))) + 2
     sent_comp = s["key"][to_new].astype(np.int64)
     sent_comp *= seq_span

@@ -241,6 +241,17 @@ class FaultSession:
             return self.planned[-1][0]
         raise FaultError("no fault in effect to heal")
 
+    def heal_touching(self, dc: str) -> list[Fault]:
+        """Heal every fault still in effect that involves data center ``dc`` (its own, or a link of it)."""
+        healed: list[Fault] = []
+        for fault in reversed(self.faults):
+            described = fault.describe()
+            involved = described.get("dc") == dc or dc in (described.get("between") or [])
+            if involved and fault.id not in self._healed:
+                self.heal(fault)
+                healed.append(fault)
+        return healed
+
     def heal_all(self) -> list[str]:
         """Heal every fault still in effect; one line per failure."""
         errors = list(self._timer_errors)

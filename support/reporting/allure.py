@@ -8,8 +8,15 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Mapping, Sequence
+from html import escape
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from support.reporting.charts import PHASE_LABELS, throughput_svg, timeline_svg
+
+if TYPE_CHECKING:
+    from support.orchestration import JournalEvent
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +39,7 @@ def attach_text(name: str, body: str, kind: str = "text") -> None:
         "json": allure.attachment_type.JSON,
         "csv": allure.attachment_type.CSV,
         "html": allure.attachment_type.HTML,
+        "svg": allure.attachment_type.SVG,
     }
     try:
         allure.attach(body, name=name, attachment_type=types[kind])
@@ -41,6 +49,24 @@ def attach_text(name: str, body: str, kind: str = "text") -> None:
 
 def attach_json(name: str, value: Any) -> None:
     attach_text(name, json.dumps(value, indent=2, default=str), "json")
+
+
+def attach_svg(name: str, svg: str) -> None:
+    """Attach a standalone SVG document (shown by Allure as an image)."""
+    attach_text(name, svg, "svg")
+
+
+def attach_csv_file(name: str, path: Path) -> bool:
+    """Attach the CSV file at ``path`` if there is one; returns whether it existed."""
+    if not path.is_file():
+        return False
+    try:
+        import allure
+
+        allure.attach.file(str(path), name=name, attachment_type=allure.attachment_type.CSV)
+    except Exception as exc:  # attaching must never fail a scenario
+        log.debug("allure attach %s failed: %s", name, exc)
+    return True
 
 
 def label_scenario(tags: list[str], epic: str = "Cross-DC failover") -> None:
@@ -106,3 +132,187 @@ def render_single_file(results: Path, out_dir: Path, root: Path, name: str = "Fa
         return None
     index.write_text(strip_tracking(index.read_text(encoding="utf-8")), encoding="utf-8")
     return index
+
+
+# -- the evidence of one scenario ---------------------------------------------------------------------------------
+
+RESIDUE_PREFIX = "fault residue: "
+_VERDICT_OF = {"takeover": "takeover", "throughput_recovered": "throughput_recovered",
+               "rto": "recovery_time", "lost": "lost", "loss_window": "loss_window",
+               "state_loss_window": "state_loss_window", "duplicated": "duplicated"}
+_TABLE_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:#1d2330;margin:12px;font-size:13px}
+table{border-collapse:collapse} td,th{padding:4px 10px;border-bottom:1px solid #eee;text-align:left;vertical-align:top}
+th{color:#555;font-weight:600} td:first-child{white-space:nowrap}
+.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+.group td{background:#f5f6f8;font-weight:600} .why{color:#777} .pass{color:#1a7f37} .fail{color:#c62828}
+p{margin:0 0 8px;color:#555}
+"""
+
+
+def _seconds(value: Any) -> str | None:
+    return None if value is None else f"{float(value):.3f} s"
+
+
+def _count(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _recovery_reason(record: Mapping[str, Any], phase: str) -> str:
+    """Why a recovery phase (or the RTO, ``phase="first_output"``) has no value."""
+    if not record.get("fault"):
+        return "no fault injected"
+    recovery = record.get("recovery") or {}
+    if recovery.get("fault_effective") is None:
+        return "the fault never took effect"
+    if phase == "throughput_recovered":
+        if recovery.get("baseline_tps") is None:
+            return "no throughput baseline was measured"
+        fraction = float(recovery.get("throughput_fraction") or 0.0)
+        return (f"output never got back to {fraction:.0%} of the baseline ({float(recovery['baseline_tps']):g} "
+                "tuples/s)")
+    return "not observed before the scenario ended"
+
+
+def _data_reason(record: Mapping[str, Any], state: bool = False) -> str:
+    """Why a data (or, ``state``, a state) loss number has no value."""
+    if not record.get("delivery"):
+        return "no traffic"
+    if state:
+        if not record.get("fault"):
+            return "no fault injected (state is judged across a failover)"
+        return "state not judged (the fault never took effect)"
+    return "not measured"
+
+
+def rto_rpo_rows(record: Mapping[str, Any]) -> list[tuple[str, str, str | None, str]]:
+    """(group, key, value, detail) rows of the RTO/RPO table; ``value`` None where missing, ``detail`` then says
+    why, else where the value comes from."""
+    recovery = record.get("recovery") or {}
+    sources = recovery.get("sources") or {}
+    inferred = set(recovery.get("inferred") or [])
+    phases = record.get("phases_s") or recovery.get("phases_s") or {}
+    rows: list[tuple[str, str, str | None, str]] = []
+    for phase in PHASE_LABELS:
+        value = _seconds(phases.get(phase))
+        if value is None:
+            detail = _recovery_reason(record, phase)
+        else:
+            detail = str(sources.get(phase, "")) + (" (inferred)" if phase in inferred else "")
+        rows.append(("recovery", phase, value, detail))
+    delivery = record.get("delivery") or {}
+    rpo = record.get("rpo") or {}
+    no_data, no_state = _data_reason(record), _data_reason(record, state=True)
+    for group, key, value, source, reason in (
+        ("recovery", "rto", _seconds(record.get("rto_s")), "fault effective → first output of the new active",
+         _recovery_reason(record, "first_output")),
+        ("data", "lost", _count(record.get("lost")), f"of {delivery.get('acknowledged')} acknowledged tuples",
+         no_data),
+        ("data", "loss_window", _seconds(rpo.get("loss_window_s", delivery.get("loss_window_s"))),
+         "span over which the lost tuples were sent", no_data),
+        ("data", "lost_state_updates", _count(rpo.get("lost_state_updates")),
+         "updates missing from the new active's state", no_state),
+        ("data", "state_loss_window", _seconds(rpo.get("state_loss_window_s")), "span of the lost state updates",
+         no_state),
+        ("data", "duplicated", _count(record.get("duplicated")), f"of {delivery.get('received')} received", no_data),
+        ("data", "unknown", _count(record.get("unknown")), "sends with an unknown outcome (never counted as lost)",
+         no_data),
+    ):
+        rows.append((group, key, value, source if value is not None else reason))
+    return rows
+
+
+_ROW_LABELS = {**PHASE_LABELS, "rto": "RTO", "lost": "lost", "loss_window": "loss window",
+               "lost_state_updates": "lost state updates", "state_loss_window": "state loss window",
+               "duplicated": "duplicated", "unknown": "unknown"}
+
+
+def rto_rpo_table(record: Mapping[str, Any]) -> str:
+    """A standalone HTML page: recovery phases and RTO, then data and state loss (RPO), "–" with the reason for
+    what is missing, and the verdict on each number where the scenario checked it."""
+    verdicts = {v.get("name"): v for v in record.get("verdicts") or []}
+    recovery = record.get("recovery") or {}
+    old = recovery.get("old") or record.get("old_active") or "?"
+    standby = recovery.get("standby") or record.get("standby") or "?"
+    what = (f"fault {escape(str(record['fault']))}: {escape(str(old))} → {escape(str(standby))}"
+            if record.get("fault") else "no fault injected")
+    out = [f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>RTO/RPO</title>'
+           f"<style>{_TABLE_CSS}</style></head><body><p>{what} · {escape(str(record.get('mode') or ''))}</p>"
+           "<table><tr><th>quantity</th><th>value</th><th>source / why missing</th><th>verdict</th></tr>"]
+    groups = {"recovery": "Recovery time (seconds after the fault took effect)", "data": "Data and state loss (RPO)"}
+    group = None
+    for row_group, key, value, detail in rto_rpo_rows(record):
+        if row_group != group:
+            group = row_group
+            out.append(f'<tr class="group"><td colspan="4">{groups[row_group]}</td></tr>')
+        verdict = verdicts.get(_VERDICT_OF.get(key))
+        judged = "" if verdict is None else (
+            f'<span class="{"pass" if verdict.get("passed") else "fail"}">{"✔" if verdict.get("passed") else "✘"} '
+            f'{escape(str(verdict.get("summary", "")))}</span>')
+        cell = escape(value) if value is not None else "–"
+        out.append(f'<tr data-key="{key}"><td>{escape(_ROW_LABELS[key])}</td><td class="num">{cell}</td>'
+                   f'<td class="{"why" if value is None else ""}">{escape(detail)}</td><td>{judged}</td></tr>')
+    out.append("</table></body></html>\n")
+    return "".join(out)
+
+
+def verdicts_text(verdicts: Sequence[Mapping[str, Any]]) -> str:
+    """One line per verdict: PASS/FAIL, name, the sentence a product owner reads."""
+    return "\n".join(f"{'PASS' if v['passed'] else 'FAIL'} {v['name']}: {v['summary']}" for v in verdicts)
+
+
+def journal_text(events: Sequence[JournalEvent]) -> str:
+    return "\n".join(f"{e.t:.3f} {e.event} {e.fields}" for e in events)
+
+
+def residue_audit(record: Mapping[str, Any], events: Sequence[JournalEvent]) -> dict[str, Any]:
+    """What the scenario left behind: the residue the fault audit found on the hosts it touched, the cleanups that
+    failed or ran, and every fault with whether and how fast it was reverted (from the journal)."""
+    errors = [str(e) for e in record.get("cleanup_errors") or []]
+    residue = [e.removeprefix(RESIDUE_PREFIX) for e in errors if e.startswith(RESIDUE_PREFIX)]
+    faults: dict[str, dict[str, Any]] = {}
+    cleanup: list[dict[str, Any]] = []
+    for e in events:
+        fault_id = str(e.fields.get("id", ""))
+        if e.event in ("fault.injected", "fault.dry_run"):
+            faults[fault_id] = {"id": fault_id, "kind": e.fields.get("kind"), "injected_at": e.t,
+                                "dry_run": e.event == "fault.dry_run", "reverted": False}
+        elif e.event == "fault.failed" and fault_id in faults:
+            faults[fault_id]["failed"] = e.fields.get("error")
+        elif e.event == "fault.healed" and fault_id in faults:
+            faults[fault_id].update(reverted=True, reverted_at=e.t, revert_s=e.fields.get("revert_s"),
+                                    evidence=e.fields.get("evidence"))
+        elif e.event in ("cleanup.done", "cleanup.failed"):
+            cleanup.append({"what": e.fields.get("what"), "ok": e.event == "cleanup.done",
+                            **({"seconds": e.fields["seconds"]} if "seconds" in e.fields else {}),
+                            **({"error": e.fields["error"]} if "error" in e.fields else {})})
+    left = [f for f in faults.values() if not f["dry_run"] and not f["reverted"]]
+    clean = not errors and not left
+    if clean:
+        summary = f"clean: {len(faults)} fault(s) reverted, {len(cleanup)} cleanup(s) ran, no residue found"
+    else:
+        summary = (f"NOT clean: {len(residue)} residue line(s), {len(errors) - len(residue)} failed cleanup(s), "
+                   f"{len(left)} fault(s) not reverted")
+    return {"clean": clean, "summary": summary, "residue": residue,
+            "cleanup_errors": [e for e in errors if not e.startswith(RESIDUE_PREFIX)],
+            "faults": list(faults.values()), "cleanup": cleanup}
+
+
+def attach_scenario(record: Mapping[str, Any], events: Sequence[JournalEvent], metrics_csv: Path | None = None) -> None:
+    """Every attachment of one scenario, most telling first: the timeline and throughput charts, the RTO/RPO table,
+    the verdicts (readable, then with their evidence), the measurements, the metrics CSV, the residue audit and the
+    scenario's journal."""
+    for name, svg in (("timeline", timeline_svg(record)), ("throughput", throughput_svg(record))):
+        if svg is not None:
+            attach_svg(name, svg)
+    attach_text("RTO/RPO table", rto_rpo_table(record), "html")
+    verdicts = list(record.get("verdicts") or [])
+    if verdicts:
+        attach_text("verdicts", verdicts_text(verdicts))
+        attach_json("verdicts with evidence", verdicts)
+    attach_json("measurements", {k: record[k] for k in ("rto_s", "phases_s", "delivery", "recovery", "rpo", "state",
+                                                        "order", "split_brain", "baseline") if k in record})
+    if metrics_csv is not None:
+        attach_csv_file("metrics CSV", metrics_csv)
+    attach_json("residue audit", residue_audit(record, events))
+    attach_text("journal", journal_text(events))

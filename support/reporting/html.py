@@ -5,17 +5,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import html
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b"]
-PHASE_LABELS = {
-    "down_detected": "DOWN detected",
-    "takeover": "takeover",
-    "first_output": "first output",
-    "throughput_recovered": "throughput back",
-}
+from support.reporting.charts import PHASE_LABELS, throughput_svg, timeline_svg
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f5f6f8;color:#1d2330}
@@ -29,7 +22,8 @@ th{color:#555;font-weight:600} .num{text-align:right;font-variant-numeric:tabula
 .passed{color:#1a7f37;font-weight:600} .failed{color:#c62828;font-weight:600} .skipped{color:#8a8a8a}
 .badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;color:#fff}
 .badge.passed{background:#2da44e} .badge.failed{background:#d1242f} .badge.skipped{background:#8a8a8a}
-.verdict{margin:3px 0;font-size:13px} .muted{color:#777;font-size:12px} svg text{font-size:11px;fill:#444}
+.verdict{margin:3px 0;font-size:13px} .muted{color:#777;font-size:12px}
+.chart{margin:12px 0} .chart svg{max-width:100%;height:auto}
 .cards{display:flex;gap:12px;flex-wrap:wrap} .card{background:#f5f6f8;border-radius:6px;padding:8px 14px}
 .card b{display:block;font-size:18px}
 """
@@ -47,68 +41,6 @@ def _when(epoch: Any) -> str:
     if not epoch:
         return "–"
     return _dt.datetime.fromtimestamp(float(epoch), _dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def line_chart(
-    series: dict[str, Sequence[float]],
-    *,
-    width: int = 1000,
-    height: int = 240,
-    step: float = 1.0,
-    shade: tuple[float, float | None] | None = None,
-    marks: dict[str, float] | None = None,
-    band: tuple[float, float] | None = None,
-    y_label: str = "tuples/s",
-) -> str:
-    """An inline SVG line chart: x in seconds, one line per series, an optional shaded interval (the fault),
-    vertical marks (phases) and a horizontal band (the baseline)."""
-    left, right, top, bottom = 48, 12, 26, 30
-    n = max((len(v) for v in series.values()), default=0)
-    if n == 0:
-        return '<p class="muted">no data</p>'
-    x_max = max(n * step, 1.0)
-    y_max = max([max(v) if v else 0 for v in series.values()] + [band[1] if band else 0, 1])
-    y_max *= 1.1
-    plot_w, plot_h = width - left - right, height - top - bottom
-
-    def x(t: float) -> float:
-        return left + plot_w * t / x_max
-
-    def y(v: float) -> float:
-        return top + plot_h * (1 - v / y_max)
-
-    parts = [f'<svg viewBox="0 0 {width} {height}" width="100%" role="img" xmlns="http://www.w3.org/2000/svg">']
-    if band is not None:
-        parts.append(f'<rect x="{left}" y="{y(band[1]):.1f}" width="{plot_w}" height="{y(band[0]) - y(band[1]):.1f}"'
-                     ' fill="#2da44e" opacity="0.12"><title>baseline band</title></rect>')
-    if shade is not None:
-        start, end = shade
-        stop = x_max if end is None else end
-        parts.append(f'<rect x="{x(start):.1f}" y="{top}" width="{max(x(stop) - x(start), 2):.1f}" height="{plot_h}"'
-                     ' fill="#d1242f" opacity="0.12"><title>fault</title></rect>')
-        parts.append(f'<text x="{x(start) + 3:.1f}" y="{top + 11}">fault</text>')
-    for tick in range(6):
-        value = y_max * tick / 5
-        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y(value):.1f}" y2="{y(value):.1f}" stroke="#eee"/>')
-        parts.append(f'<text x="{left - 6}" y="{y(value) + 4:.1f}" text-anchor="end">{value:.0f}</text>')
-    for tick in range(11):
-        t = x_max * tick / 10
-        parts.append(f'<text x="{x(t):.1f}" y="{height - 10}" text-anchor="middle">{t:.0f}s</text>')
-    parts.append(f"<text x=\"4\" y=\"12\">{_e(y_label)}</text>")
-    for index, (name, values) in enumerate(series.items()):
-        color = COLORS[index % len(COLORS)]
-        points = " ".join(f"{x((i + 0.5) * step):.1f},{y(v):.1f}" for i, v in enumerate(values))
-        parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{points}">'
-                     f"<title>{_e(name)}</title></polyline>")
-        legend_y = top + 4 + 15 * index
-        parts.append(f'<rect x="{width - right - 110}" y="{legend_y}" width="10" height="10" fill="{color}"/>'
-                     f'<text x="{width - right - 95}" y="{top + 13 + 15 * index}">{_e(name)}</text>')
-    for offset, (name, t) in enumerate(sorted((marks or {}).items(), key=lambda kv: kv[1])):
-        parts.append(f'<line x1="{x(t):.1f}" x2="{x(t):.1f}" y1="{top}" y2="{top + plot_h}" stroke="#555"'
-                     ' stroke-dasharray="4 3"/>')
-        parts.append(f'<text x="{x(t) + 3:.1f}" y="{top + 24 + 12 * offset}">{_e(PHASE_LABELS.get(name, name))}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
 
 
 def _scenario(index: int, s: dict[str, Any]) -> str:
@@ -134,23 +66,9 @@ def _scenario(index: int, s: dict[str, Any]) -> str:
         keys = [k for k, v in delivery.items() if not isinstance(v, dict)]
         out.append("".join(f"<th>{_e(k.replace('_', ' '))}</th>" for k in keys) + "</tr><tr>")
         out.append("".join(f'<td class="num">{_e(delivery[k])}</td>' for k in keys) + "</tr></table>")
-    timeline = s.get("timeline")
-    if timeline:
-        fault = timeline.get("fault")
-        shade = (fault["start"], fault.get("end")) if fault else None
-        out.append("<h3>Output per data center (tuples/s), fault shaded, phases marked</h3>")
-        out.append(line_chart(timeline["output_per_dc"], step=timeline.get("bucket_s", 1.0), shade=shade,
-                              marks=timeline.get("marks")))
-        band = None
-        baseline = s.get("baseline") or timeline.get("baseline")
-        if baseline and baseline.get("mean"):
-            spread = float(baseline.get("stddev") or 0.0)
-            band = (max(0.0, float(baseline["mean"]) - 2 * spread), float(baseline["mean"]) + 2 * spread)
-        total = [sum(v) for v in zip(*timeline["output_per_dc"].values(), strict=True)] \
-            if timeline["output_per_dc"] else []
-        out.append("<h3>Throughput: input accepted, refused, and total output against the baseline</h3>")
-        out.append(line_chart({"accepted": timeline["accepted"], "refused": timeline["refused"], "output": total},
-                              step=timeline.get("bucket_s", 1.0), shade=shade, band=band))
+    for chart in (timeline_svg(s), throughput_svg(s)):
+        if chart is not None:
+            out.append(f'<div class="chart">{chart}</div>')
     verdicts = s.get("verdicts") or []
     if verdicts:
         out.append("<h3>Verdicts</h3>")

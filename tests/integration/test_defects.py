@@ -1,8 +1,9 @@
 """Every checker passes on the clean stand-in and fails on a stand-in started with the matching defect switch.
 
 The scenarios are in features/measurement_checks.feature (@state: a failover with every post-failover check;
-@steady: no fault, the delivery checks). Behave stops a scenario at its first failing step, so each defect is
-expected to fail exactly one named verdict, and the verdicts before it must have passed.
+@steady: no fault, the delivery checks; @hang: a PE hang longer than detection, then the split-brain check).
+Behave stops a scenario at its first failing step, so each defect is expected to fail exactly one named verdict,
+and the verdicts before it must have passed.
 """
 
 from __future__ import annotations
@@ -52,14 +53,36 @@ def defective_lab(lab: Any, request: pytest.FixtureRequest) -> Iterator[str]:
         assert restored.returncode == 0, restored.stderr
 
 
+def by_tag(summary: dict[str, Any], *tags: str) -> list[dict[str, Any]]:
+    """The scenarios of the summary, one per tag (each tag names exactly one scenario)."""
+    found = []
+    for tag in tags:
+        matching = [s for s in summary["scenarios"] if tag in s["tags"]]
+        assert len(matching) == 1, f"{tag}: {[s['name'] for s in matching]}"
+        found.append(matching[0])
+    return found
+
+
+def journal_events(run_dir: Path, scenario: dict[str, Any], event: str) -> list[dict[str, Any]]:
+    lines = (run_dir / "journal.jsonl").read_text().splitlines()
+    return [e for e in map(json.loads, lines) if e["event"] == event and e["scenario"] == scenario["name"]]
+
+
 def test_every_checker_passes_on_the_clean_lab(lab: Any, tmp_path: Path) -> None:
     done, summary = run(CHECKS, tmp_path, "@clean")
-    state, steady = summary["scenarios"]
+    assert len(summary["scenarios"]) == 3, [s["name"] for s in summary["scenarios"]]
+    state, steady, hang = by_tag(summary, "state", "steady", "hang")
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-3000:]
     names = set(verdicts(state))
     assert names >= {"takeover", "throughput_recovered", "duplicated", "order", "consistent_state",
                      "state_loss_window", "single_emitter", "objectives"}
-    assert {"no_failover", "lost", "duplicated", "order"} <= set(verdicts(steady))
+    assert {"no_failover", "lost", "duplicated", "order", "integrity", "unknown"} <= set(verdicts(steady))
+    assert steady["delivery"]["unknown"] == 0 and steady["delivery"]["phantom"] == 0
+    assert {"takeover", "single_emitter"} <= set(verdicts(hang))
+    # the split-brain check judged the output after dc1's aggregator had resumed, not just up to the takeover
+    healed = journal_events(tmp_path / "latest", hang, "fault.healed")
+    judged = [e for e in journal_events(tmp_path / "latest", hang, "verdict") if e["name"] == "single_emitter"]
+    assert healed and judged and judged[0]["t"] > healed[0]["t"], (healed, judged)
     assert state["state"]["keys_judged"] > 0 and state["state"]["inconsistent"] == 0
     assert state["rpo"]["state_loss_window_s"] <= 5
     assert state["recovery"]["phases_s"]["throughput_recovered"] is not None
@@ -74,7 +97,13 @@ DEFECTS = {
     "lose-snapshot": ("@state", "state_loss_window"),
     "reorder": ("@steady", "order"),
     "drop-sink": ("@steady", "lost"),
+    "corrupt-output": ("@steady", "integrity"),
+    "refuse-but-deliver": ("@steady", "integrity"),
+    "lost-ack": ("@steady", "unknown"),
+    "split-brain": ("@hang", "single_emitter"),
 }
+# integrity covers several kinds of bad output: the evidence count each of these defects must show
+INTEGRITY_EVIDENCE = {"corrupt-output": "corrupted", "refuse-but-deliver": "phantom"}
 
 
 @pytest.mark.parametrize("defective_lab", list(DEFECTS), indirect=True)
@@ -89,6 +118,13 @@ def test_the_matching_checker_fails_on_a_defective_lab(defective_lab: str, tmp_p
     failed = [name for name, v in found.items() if not v["passed"]]
     assert failed == [expected], f"other checkers failed too: {failed}"
     assert scenario["error"] == found[expected]["summary"]
+    evidence = found[expected]["evidence"]
+    if defective_lab in INTEGRITY_EVIDENCE:
+        shown = INTEGRITY_EVIDENCE[defective_lab]
+        others = {"corrupted", "phantom", "unexpected"} - {shown}
+        assert evidence[shown] > 0 and all(evidence[o] == 0 for o in others), evidence
+    if defective_lab == "lost-ack":
+        assert evidence["unknown"] > 0 and evidence["unknown_delivered"] == evidence["unknown"], evidence
 
 
 @pytest.mark.parametrize("defective_lab", ["no-takeover"], indirect=True)

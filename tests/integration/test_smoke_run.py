@@ -83,7 +83,15 @@ def test_reports_are_written(smoke_run: tuple[Any, Path]) -> None:
     _, run_dir = smoke_run
     html = (run_dir / "allure-report" / "index.html").read_text()
     assert "googletagmanager" not in html
-    assert list((run_dir / "allure-results").glob("*-result.json"))
+    results = [json.loads(f.read_text()) for f in (run_dir / "allure-results").glob("*-result.json")]
+    assert results
+    attachments = {a["name"]: a for a in results[0].get("attachments", [])}
+    assert {"timeline", "throughput", "RTO/RPO table", "verdicts with evidence", "residue audit", "journal"} <= set(
+        attachments)
+    assert attachments["timeline"]["type"] == "image/svg+xml"
+    labels = {(label["name"], label["value"]) for label in results[0]["labels"]}
+    assert {("epic", "Cross-DC failover"), ("severity", "critical"), ("dc_pair", "dc1 → dc2")} <= labels
+    assert [v for n, v in labels if n == "severity"] == ["critical"]
     assert list((run_dir / "junit").glob("*.xml"))
     ledgers = list((run_dir / "ledgers").glob("*/sent.csv"))
     assert ledgers and len(ledgers[0].read_text().splitlines()) > 1000

@@ -8,12 +8,14 @@ leaves a clean lab behind.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 from labprobes import (
     collect,
     events,
@@ -29,6 +31,8 @@ from labprobes import (
     wait_event,
 )
 from labwire import Lab, run_lab, wait_until
+
+from support.data.generate import tuple_crc
 
 pytestmark = pytest.mark.lab
 
@@ -69,9 +73,12 @@ def _flow(lab: Lab, n: int, keys: int) -> tuple[list[dict[str, Any]], list[dict[
     before = operator_port_metric(lab, job, "OrdersOut", "inputports", "nTuplesProcessed")
     tag = uuid.uuid4().hex[:6]
     sent = [
-        {"id": f"{tag}-{i}", "key": f"{tag}-k{i % keys}", "seq": i // keys, "amount": 1.0, "sent_at": time.time()}
+        {"id": f"{tag}-{i}", "key": f"{tag}-k{i % keys}", "seq": i // keys, "product": "tea", "amount": 1.0,
+         "sent_at": time.time()}
         for i in range(n)
     ]
+    for item in sent:
+        item["crc"] = tuple_crc(item)
     got: list[dict[str, Any]] = []
     for start in range(0, n, 200):
         inject(lab, "dc1", job, sent[start : start + 200])
@@ -94,7 +101,7 @@ def _flow(lab: Lab, n: int, keys: int) -> tuple[list[dict[str, Any]], list[dict[
 
 
 def test_drop_sink_silently_loses_one_percent(lab: Lab) -> None:
-    _with_defects(lab, "drop-sink,reorder")
+    _with_defects(lab, "drop-sink,reorder,corrupt-output")
     sent, got, at_sink = _flow(lab, 2000, 10)
     assert at_sink == 2000  # every tuple reached the sink ...
     ids = [o["id"] for o in got]
@@ -104,7 +111,7 @@ def test_drop_sink_silently_loses_one_percent(lab: Lab) -> None:
 
 
 def test_reorder_puts_output_of_a_key_out_of_order(lab: Lab) -> None:
-    _with_defects(lab, "drop-sink,reorder")
+    _with_defects(lab, "drop-sink,reorder,corrupt-output")
     _sent, got, _ = _flow(lab, 2000, 10)
     last: dict[str, int] = {}
     inversions = 0
@@ -113,6 +120,66 @@ def test_reorder_puts_output_of_a_key_out_of_order(lab: Lab) -> None:
             inversions += 1
         last[o["key"]] = max(o["seq"], last.get(o["key"], -1))
     assert inversions >= 10, inversions  # every 50th output comes after the next one of its key
+
+
+def test_corrupt_output_alters_one_percent_of_the_output(lab: Lab) -> None:
+    _with_defects(lab, "drop-sink,reorder,corrupt-output")
+    sent, got, at_sink = _flow(lab, 2000, 10)
+    assert at_sink == 2000
+    by_id = {s["id"]: s for s in sent}
+    altered = [o for o in got if o["product"] != by_id[o["id"]]["product"]]
+    assert len(altered) == 20, len(altered)  # 1 % (clean: none); drop-sink takes other tuples than these
+    assert all(o["product"] == "tea~" and o["crc"] == by_id[o["id"]]["crc"] for o in altered)
+    assert all(o["crc"] != tuple_crc(o) for o in altered)  # the checksum no longer matches the payload
+    assert all(o["crc"] == tuple_crc(o) for o in got if o not in altered)
+    assert operator_port_metric(lab, _orders(lab), "OrdersOut", "inputports", "nTuplesDropped") == 0
+
+
+def _posts(lab: Lab, n: int) -> tuple[list[tuple[dict[str, Any], int | Exception, str]], list[dict[str, Any]]]:
+    """n injection POSTs of 2 tuples each into dc1: [(batch, HTTP status or the exception, body)], and every
+    output tuple (fails unless all 2n come out within 10 s)."""
+    job = _orders(lab)
+    sink_items(lab, "dc1", job)
+    source = lab.endpoints("dc1", job["id"])["source"]
+    tag = uuid.uuid4().hex[:6]
+    answers: list[tuple[dict[str, Any], int | Exception, str]] = []
+    for i in range(n):
+        batch = {"items": [{"id": f"{tag}-{i}-{j}", "key": f"{tag}-k", "seq": 2 * i + j, "amount": 1.0}
+                           for j in range(2)]}
+        try:
+            r = lab.post(source, json=batch)
+        except requests.exceptions.RequestException as exc:
+            answers.append((batch, exc, ""))
+        else:
+            answers.append((batch, r.status_code, r.text))
+    return answers, collect(lab, "dc1", job, 2 * n)
+
+
+def test_refuse_but_deliver_answers_500_for_tuples_it_takes(lab: Lab) -> None:
+    _with_defects(lab, "refuse-but-deliver,lost-ack")
+    answers, got = _posts(lab, 100)
+    refused = [(i, batch, body) for i, (batch, status, body) in enumerate(answers) if status == 500]
+    assert len(refused) == 2 and refused[1][0] - refused[0][0] == 50, [i for i, _, _ in refused]
+    assert all(json.loads(body)["id"] == "CDISW5000E" for _, _, body in refused)
+    out = {o["id"] for o in got}
+    for _, batch, _ in refused:
+        assert {t["id"] for t in batch["items"]} <= out  # refused, yet delivered (clean: every answer 200)
+    assert len(out) == len(got) == 200  # every tuple of every POST came out, once
+
+
+def test_lost_ack_closes_the_connection_without_an_answer(lab: Lab) -> None:
+    _with_defects(lab, "refuse-but-deliver,lost-ack")
+    answers, got = _posts(lab, 100)
+    dropped = [(i, batch, status) for i, (batch, status, _) in enumerate(answers) if isinstance(status, Exception)]
+    assert len(dropped) == 2 and dropped[1][0] - dropped[0][0] == 50, [(i, repr(e)) for i, _, e in dropped]
+    for _, _, exc in dropped:  # no HTTP answer at all: the server closed the connection after the request
+        assert isinstance(exc, requests.exceptions.ConnectionError), repr(exc)
+        assert not isinstance(exc, requests.exceptions.SSLError | requests.exceptions.Timeout), repr(exc)
+        assert "RemoteDisconnected" in repr(exc) or "aborted" in repr(exc), repr(exc)
+    out = {o["id"] for o in got}
+    for _, batch, _ in dropped:
+        assert {t["id"] for t in batch["items"]} <= out  # unanswered, yet delivered (clean: every answer 200)
+    assert len(out) == len(got) == 200
 
 
 def test_slow_detection_needs_ten_times_the_misses(lab: Lab) -> None:

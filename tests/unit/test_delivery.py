@@ -7,7 +7,14 @@ import pytest
 from support.data.generate import FileOrderSource, OrderGenerator, tuple_crc
 from support.data.ledger import FAIL, OK, UNKNOWN, IdTable, Ledger, ReceivedRow, SentRow, read_table
 from support.data.validate import check_delivery, check_order
-from support.measure import check_at_least_once, check_integrity, check_loss_window, check_lost, check_no_duplicates
+from support.measure import (
+    check_at_least_once,
+    check_integrity,
+    check_loss_window,
+    check_lost,
+    check_no_duplicates,
+    check_unknown,
+)
 
 
 def sent(i: int, outcome: str = OK, t: float = 0.0) -> SentRow:
@@ -139,3 +146,30 @@ def test_file_input_errors_name_the_line(tmp_path: Path) -> None:
     empty.write_text("key,amount\n")
     with pytest.raises(ValueError, match="no input rows"):
         FileOrderSource(empty, "run")
+
+
+def test_unknown_outcomes_fail_the_definite_answer_check_and_say_what_came_out() -> None:
+    rows = [sent(1), sent(2, FAIL), sent(3, UNKNOWN), sent(4, UNKNOWN), sent(5, UNKNOWN)]
+    report = check_delivery(rows, [recv(1), recv(3), recv(4)])
+    verdict = check_unknown(report)
+    assert verdict.name == "unknown" and not verdict.passed
+    assert verdict.summary == ("3 of 5 tuples sent got no definite answer (limit 0); 2 of those came out anyway, "
+                               "1 did not.")
+    assert verdict.evidence["unknown"] == 3 and verdict.evidence["unknown_delivered"] == 2
+    assert check_unknown(report, limit=3).passed
+    clean = check_unknown(check_delivery([sent(1), sent(2, FAIL)], [recv(1)]))
+    assert clean.passed and clean.summary == "Every tuple sent got a definite answer (1 acknowledged, 1 refused)."
+
+
+def test_integrity_names_each_kind_of_bad_output() -> None:
+    phantom = check_integrity(check_delivery([sent(1), sent(2, FAIL)], [recv(1), recv(2)]))
+    assert phantom.name == "integrity" and not phantom.passed
+    assert phantom.summary == "Output tuples: 1 came out although the application refused them."
+    assert phantom.evidence["phantom"] == 1 and phantom.evidence["phantom_ids_sample"] == ["r-2"]
+    corrupted = check_integrity(check_delivery([sent(1), sent(2)], [recv(1), recv(2, crc_ok=False)]))
+    assert corrupted.summary == "Output tuples: 1 came out altered (checksum mismatch)."
+    assert corrupted.evidence["corrupted"] == 1 and corrupted.evidence["phantom"] == 0
+    unexpected = check_integrity(check_delivery([sent(1)], [recv(1), recv(8)]))
+    assert unexpected.summary == "Output tuples: 1 came out that were never sent."
+    clean = check_integrity(check_delivery([sent(1), sent(2)], [recv(1), recv(2)]))
+    assert clean.passed and clean.summary == "Every output tuple was intact and expected (2 received)."

@@ -3,6 +3,7 @@ from pathlib import Path
 
 from support.data.ledger import OK, ReceivedRow, SentRow
 from support.orchestration import Journal
+from support.reporting.charts import throughput_svg, timeline_svg
 from support.reporting.html import render, write_report
 from support.reporting.timeline import build_timeline
 
@@ -46,6 +47,9 @@ def test_report_is_one_self_contained_file(tmp_path: Path) -> None:
     page = render(summary)
     assert "dc2 takes &lt;over&gt;" in page  # escaped
     assert page.count("<svg") == 2 and "<polyline" in page and "fault" in page
+    # the charts are charts.py's standalone SVG, inlined as they are
+    for chart in (timeline_svg(scenario), throughput_svg(scenario)):
+        assert chart is not None and chart in page
     assert not re.search(r"<script|<link|src=\"http|href=\"http", page)  # nothing fetched, nothing run
     assert "5 of 80 acknowledged" in page and "✘ lost" in page
     path = write_report(summary, tmp_path)

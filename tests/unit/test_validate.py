@@ -189,3 +189,15 @@ def test_outputs_re_emitted_by_a_restore_are_duplicates_not_state_updates() -> N
     sim.received[first_dc2:first_dc2] = replayed
     report = check_state(sim.sent, sim.received, "dc1", "dc2", sim.fault)
     assert report.inconsistent == 0 and report.consistent == 6
+
+
+def test_split_brain_names_both_data_centers_when_one_bursts_inside_the_others_stream() -> None:
+    def row(i: int, dc: str, t: float) -> ReceivedRow:
+        return ReceivedRow(id=f"{dc}-{i}", key="K1", seq=i, dc=dc, t_recv=t, processed_at=t, count_for_key=i,
+                           sum_for_key=float(i), crc_ok=True, amount=1.0)
+
+    steady = [row(i, "dc2", 0.1 * i) for i in range(100)]  # dc2 emits K1 for 10 s
+    burst = [row(1000 + i, "dc1", 5.0 + 0.01 * i) for i in range(5)]  # dc1 resumes and flushes at 5 s
+    report = check_split_brain(sorted(steady + burst, key=lambda r: r.t_recv))
+    assert report.keys == 1 and report.dcs == ["dc1", "dc2"]
+    assert "dc1 and dc2" in check_single_emitter(report).summary
