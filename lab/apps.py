@@ -188,6 +188,7 @@ REORDER_EVERY = 50  # defect reorder: every 50th output is emitted after the nex
 REORDER_MAX_HOLD_S = 0.5
 OUTBOX_SIZE = 100  # defect duplicate-replay: outputs carried in each snapshot and re-emitted on restore
 RESTORE_WAIT_S = 30.0  # a failover job processes its queued input from an empty state after this long
+EARLY_INPUT_WAIT_S = 5.0  # defect early-input: how long the replay waits for the first input
 
 
 class AggregatorPE(crossdc.CrossDCApp):
@@ -236,8 +237,10 @@ class AggregatorPE(crossdc.CrossDCApp):
         cfg = crossdc.Config.from_params(ctx.params, ctx.dc, default_mode=1)
         self.cfg = cfg
         # a failover job: input waits for the replay of the stored snapshots (see the class docstring)
-        self.queued: list[dict[str, Any]] | None = [] if cfg.retain else None
+        # (defect early-input: it does not wait, so some keys restart from an empty state)
+        self.queued: list[dict[str, Any]] | None = [] if cfg.retain and "early-input" not in ctx.defects else None
         self.restore_deadline = time.monotonic() + RESTORE_WAIT_S
+        self.input_seen = threading.Event()
         self.crossdc = crossdc.CrossDC(ctx, cfg, self)
         server.on_stream = self.process
         self.crossdc.start()
@@ -259,6 +262,7 @@ class AggregatorPE(crossdc.CrossDCApp):
                 self.queued.extend(items)
                 return
             self._process(items)
+        self.input_seen.set()  # processed (defect early-input: the late replay may land now)
 
     def _process(self, items: list[dict[str, Any]]) -> None:
         """Update the state and emit (caller holds the lock)."""
@@ -488,7 +492,15 @@ class AggregatorPE(crossdc.CrossDCApp):
                 text = raw.decode("utf-8", "replace").strip()
                 if text:
                     self.ctx.metrics.inc(SPECIAL_OP, "out")
+                    if text == "SendMeDataFromSnapshotFiles" and "early-input" in self.ctx.defects:
+                        # defect: the replay lands after the first input, which was processed from empty
+                        threading.Thread(target=self._late_replay, args=(text,), daemon=True).start()
+                        continue
                     self.crossdc.special_message(text)
+
+    def _late_replay(self, text: str) -> None:
+        self.input_seen.wait(EARLY_INPUT_WAIT_S)
+        self.crossdc.special_message(text)
 
 
 class SinkPE:

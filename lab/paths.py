@@ -40,6 +40,7 @@ KNOWN_DEFECTS: tuple[str, ...] = (
     "corrupt-output",
     "refuse-but-deliver",
     "lost-ack",
+    "early-input",
 )
 DEFECTS_ENV = "XDC_LAB_DEFECTS"
 

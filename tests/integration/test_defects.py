@@ -95,6 +95,7 @@ DEFECTS = {
     "slow-detection": ("@state", "takeover"),
     "duplicate-replay": ("@state", "duplicated"),
     "lose-snapshot": ("@state", "state_loss_window"),
+    "early-input": ("@state", "consistent_state"),
     "reorder": ("@steady", "order"),
     "drop-sink": ("@steady", "lost"),
     "corrupt-output": ("@steady", "integrity"),

@@ -266,3 +266,39 @@ def hang_until_takeover(lab: Lab) -> dict[str, Any]:
         time.sleep(0.1)
     return {"job1": job1, "job2": job2, "t_cont": t_cont, "held": held, "dc1_after_heal": after1,
             "dc2_after_heal": after2}
+
+
+def foreign_snapshot(d: Path, state: dict[str, list[Any]]) -> None:
+    """A snapshot file of the Aggregator of a data center "dcX", stored in ``d`` as the receiver would."""
+    import json
+
+    from lab import crossdc
+
+    d.mkdir(parents=True, exist_ok=True)
+    blob = json.dumps({"state": state, "taken_at": time.time()}).encode()
+    (d / "dcX-Aggregator.snapshot").write_bytes(crossdc.encode(crossdc.Message(2, 7, "dcX", blob, "Aggregator")))
+
+
+def count_after_input_before_replay(lab: Lab, name: str, http_port: int, special_port: int) -> int:
+    """A failover job (``orders`` with ``retainOlderDataSnapshotsAtStartup=true``) over a stored snapshot in
+    which key ``kq`` is at count 5 gets one ``kq`` tuple *before* SendMeDataFromSnapshotFiles, then the replay:
+    the ``count_for_key`` of that tuple's output (6 when the input waited for the restore, 1 when it did not)."""
+    d = LAB_DIR / "dc1" / f"probe-{name}"
+    params = {"heartbeatExchangeInterval": 0.2, "consecutiveHeartbeatMissesAllowed": 2, "crossDCInitDelay": 0.2,
+              "crossDCHttpPort": http_port, "specialMessagePort": special_port, "dataSnapshotStorageDirectory": str(d),
+              "remoteDataCenterApplicationMachineNames": "127.0.0.1", "retainOlderDataSnapshotsAtStartup": "true"}
+    try:
+        foreign_snapshot(d, {"kq": [5, 7.5]})
+        job = submit(lab, "dc1", "orders", f"probe_{name}", params)
+        try:
+            healthy(lab, job)
+            inject(lab, "dc1", job, tuples("kq", 1, start=5))
+            t0 = time.time()
+            send_special("dc1", special_port, "SendMeDataFromSnapshotFiles")
+            wait_event(lab, "snapshot_restored", job, since=t0)
+            out = collect(lab, "dc1", job, 1)
+            return int(out[0]["count_for_key"])
+        finally:
+            cancel(lab, job)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)

@@ -17,7 +17,9 @@ from labprobes import (
     blocked,
     cancel,
     collect,
+    count_after_input_before_replay,
     events,
+    foreign_snapshot,
     healthy,
     inject,
     operator_port_metric,
@@ -161,10 +163,6 @@ def test_orderly_shutdown_drops_snapshots_reports_down_and_takes_nothing_over(la
     assert lab.job("dc2", "probe_os_takeover") is None
 
 
-def _foreign_snapshot(d: Any, state: dict[str, list[Any]]) -> None:
-    d.mkdir(parents=True, exist_ok=True)
-    blob = json.dumps({"state": state, "taken_at": time.time()}).encode()
-    (d / "dcX-Aggregator.snapshot").write_bytes(crossdc.encode(crossdc.Message(2, 7, "dcX", blob, "Aggregator")))
 
 
 def test_old_snapshots_deleted_at_startup_unless_retained_then_send_me_data(lab: Lab) -> None:
@@ -172,13 +170,13 @@ def test_old_snapshots_deleted_at_startup_unless_retained_then_send_me_data(lab:
     base = {**FAST, "crossDCHttpPort": 26061, "specialMessagePort": 26069, "crossDCInitDelay": 0.2,
             "dataSnapshotStorageDirectory": str(d), "remoteDataCenterApplicationMachineNames": "127.0.0.1"}
     try:
-        _foreign_snapshot(d, {"kr": [5, 7.5]})
+        foreign_snapshot(d, {"kr": [5, 7.5]})
         job = submit(lab, "dc1", "orders", "probe_noretain", base)
         try:
             wait_until(lambda: not snapshot_files(d), 5, "the old snapshot deleted at the first tick")
         finally:
             cancel(lab, job)
-        _foreign_snapshot(d, {"kr": [5, 7.5]})
+        foreign_snapshot(d, {"kr": [5, 7.5]})
         job = submit(lab, "dc1", "orders", "probe_retain", {**base, "retainOlderDataSnapshotsAtStartup": "true"})
         try:
             healthy(lab, job)
@@ -197,6 +195,11 @@ def test_old_snapshots_deleted_at_startup_unless_retained_then_send_me_data(lab:
             cancel(lab, job)
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def test_a_failover_job_holds_input_that_arrives_before_the_replay(lab: Lab) -> None:
+    # the stub submits the job, then sends SendMeDataFromSnapshotFiles: input in between waits for the state
+    assert count_after_input_before_replay(lab, "early", 26081, 26089) == 6
 
 
 def test_snapshots_returned_to_their_origin_after_a_dual_outage(lab: Lab) -> None:

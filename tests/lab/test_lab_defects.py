@@ -18,6 +18,7 @@ import pytest
 import requests
 from labprobes import (
     collect,
+    count_after_input_before_replay,
     events,
     hang_until_takeover,
     inject,
@@ -256,3 +257,8 @@ def test_split_brain_old_active_keeps_emitting_after_the_heal(lab: Lab) -> None:
     assert t["dc1_after_heal"] and all(o["dc"] == "dc1" for o in t["dc1_after_heal"])
     assert t["dc2_after_heal"] and all(o["dc"] == "dc2" for o in t["dc2_after_heal"])
     assert not events(lab, "stood_down", dc="dc1", since=t["t_cont"])  # clean: dc1 stands down
+
+
+def test_early_input_processes_input_before_the_restore(lab: Lab) -> None:
+    _with_defects(lab, "early-input")
+    assert count_after_input_before_replay(lab, "early", 26081, 26089) == 1  # clean: 6 (test_lab_crossdc)
