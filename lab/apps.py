@@ -265,7 +265,9 @@ class AggregatorPE(crossdc.CrossDCApp):
         self.input_seen.set()  # processed (defect early-input: the late replay may land now)
 
     def _process(self, items: list[dict[str, Any]]) -> None:
-        """Update the state and emit (caller holds the lock)."""
+        """Update the state and emit (caller holds the lock). A PE stopped in the middle of this (after its
+        pause check) holds the output like any other after a pause, instead of emitting it beside a remote
+        that may have taken over meanwhile."""
         outs: list[dict[str, Any]] = []
         if self.role == STANDBY:
             if not self.standby_drops:
@@ -286,6 +288,9 @@ class AggregatorPE(crossdc.CrossDCApp):
             self.outbox.extend(outs)
         if "reorder" in self.ctx.defects:
             outs = self._reorder(outs)
+        if self._paused_mid_call():
+            self._hold("this PE was paused while it processed input: the remote may have taken over")
+            self.hold_deadline = None  # decided after the next heartbeat from the remote
         if self.role == HOLDING:
             self.held.extend(outs)
             return
@@ -451,6 +456,16 @@ class AggregatorPE(crossdc.CrossDCApp):
         self._trace("INFO", f"{why}: processing {len(queued)} queued input tuples")
         self.ctx.truth("Aggregator", "input_released", reason=why, queued=len(queued))
         self._process(queued)
+
+    def _paused_mid_call(self) -> bool:
+        """Fencing applies and this PE stopped running during the current call: a pause was just noticed and
+        the application not told yet, or no thread has run since before the call began (the ticker runs every
+        interval, so a call that only waited for the lock does not count). Caller holds the lock."""
+        if not self.fencing or self.role != ACTIVE or self.peer_active or not self.crossdc.remote_up:
+            return False
+        if self.crossdc.pause_pending:
+            return True
+        return self.crossdc.silent_for() > self.crossdc.pause_s
 
     def on_tick(self) -> None:
         with self.lock:

@@ -494,6 +494,7 @@ class CrossDC:
         #: a pause of this PE this long may already have made the remote report it DOWN: the remote counts
         #: M+1 ticks from the last heartbeat it received, which was sent up to one interval before the pause
         self.pause_s = max((cfg.misses_allowed - 1) * cfg.hb_interval, 2 * cfg.hb_interval, 0.5)
+        self.pause_pending = False  # a pause was noticed and the application is being told (check_pause)
 
     # ----------------------------------------------------------------- lifecycle
     def start(self) -> None:
@@ -533,6 +534,12 @@ class CrossDC:
             return self.st.up
 
     # ----------------------------------------------------------------- liveness of this PE
+    def silent_for(self) -> float:
+        """Seconds since any thread of this PE last ran its pause check (the ticker does every interval)."""
+        with self.lock:
+            last = self.st.last_alive
+        return 0.0 if last is None else time.monotonic() - last
+
     def check_pause(self) -> None:
         """Notice that this PE was not running (SIGSTOP, starvation) long enough for the remote to report it DOWN.
 
@@ -548,9 +555,13 @@ class CrossDC:
             return
         gap = now - last
         if gap > self.pause_s:
-            self._trace("WARN", "RemoteDC-Heartbeat-Watchdog", f"this PE did not run for {gap:.2f} s")
-            self.ctx.truth(OP_HB_WATCHDOG, "local_pause_detected", gap_s=round(gap, 3))
-            self.app.on_local_pause(gap)
+            self.pause_pending = True  # until the application has heard of it (it may be busy emitting)
+            try:
+                self._trace("WARN", "RemoteDC-Heartbeat-Watchdog", f"this PE did not run for {gap:.2f} s")
+                self.ctx.truth(OP_HB_WATCHDOG, "local_pause_detected", gap_s=round(gap, 3))
+                self.app.on_local_pause(gap)
+            finally:
+                self.pause_pending = False
 
     # ----------------------------------------------------------------- ticks
     def _ticker(self) -> None:

@@ -27,7 +27,6 @@ Standard library only.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import contextlib
 import http.client
@@ -402,11 +401,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lab.exporter")
-    parser.add_argument("--dc", required=True, choices=paths.DCS)
-    args = parser.parse_args(argv)
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    dc: str = args.dc
+    dc = paths.service_dc("python -m lab.exporter", argv)
     collector = Collector(dc, paths.read_password())
     server = ExporterServer((paths.DC_ADDR[dc], PORT), collector)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

@@ -7,7 +7,6 @@ processes (`python -m lab.pe`). Standard library only.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import contextlib
 import csv
@@ -1885,11 +1884,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lab.instance")
-    parser.add_argument("--dc", required=True, choices=paths.DCS)
-    args = parser.parse_args(argv)
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    dc: str = args.dc
+    dc = paths.service_dc("python -m lab.instance", argv)
     inst = Instance(dc)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2

@@ -109,3 +109,17 @@ def active_defects() -> frozenset[str]:
     """Defect switches handed down by `lab up --defect` through the environment."""
     raw = os.environ.get(DEFECTS_ENV, "")
     return frozenset(d.strip() for d in raw.split(",") if d.strip())
+
+
+def service_dc(prog: str, argv: list[str] | None = None) -> str:
+    """The ``--dc`` argument of a lab service's command line (``python -m lab.<service> --dc dc1``), with the
+    service's logging set up on stderr."""
+    import argparse
+    import logging
+    import sys
+
+    parser = argparse.ArgumentParser(prog=prog)
+    parser.add_argument("--dc", required=True, choices=DCS)
+    args = parser.parse_args(argv)
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return str(args.dc)
