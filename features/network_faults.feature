@@ -13,6 +13,7 @@ Feature: Orders survive network trouble between the data centers
       And the system has been steady for 10 seconds
       When the network between "dc1" and "dc2" is partitioned
       Then "dc2" takes over within 45 seconds
+      And the recovery time is at most 60 seconds
       And no acknowledged tuple is lost
       And only one data center emits output at a time
 
@@ -65,6 +66,7 @@ Feature: Orders survive network trouble between the data centers
       And the system has been steady for 10 seconds
       When traffic from "dc1" to "dc2" is dropped
       Then "dc2" takes over within 45 seconds
+      And the recovery time is at most 60 seconds
       And no acknowledged tuple is lost
 
   Rule: An isolated data center is replaced by the standby
@@ -109,6 +111,7 @@ Feature: Orders survive network trouble between the data centers
       And the system has been steady for 5 seconds
       When 30% of packets between "dc1" and "dc2" are lost
       Then "dc2" takes over within 45 seconds
+      And the recovery time is at most 60 seconds
 
   Rule: A narrow link between the data centers still carries heartbeats and snapshots
 
