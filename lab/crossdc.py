@@ -18,18 +18,18 @@ import http.client
 import math
 import os
 import queue
-import socketserver
 import struct
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from lab import paths
+from lab.httpd import LabHTTPServer
 from lab.pe import PEContext
 
 TYPE_HEARTBEAT = 1
@@ -266,21 +266,11 @@ Callback = Callable[[Message], None]
 DoneFn = Callable[[int | None, str], None]
 
 
-class _Receiver(ThreadingHTTPServer):
-    allow_reuse_address = True
-    daemon_threads = True
-
+class _Receiver(LabHTTPServer):
     def __init__(self, addr: tuple[str, int], path: str, callback: Callback) -> None:
         self.path = path
         self.callback = callback
         super().__init__(addr, _InjectHandler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind would call socket.getfqdn(): a DNS lookup the lab must never make
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name = str(host)
-        self.server_port = int(port)
 
 
 class _InjectHandler(BaseHTTPRequestHandler):

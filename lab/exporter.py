@@ -35,17 +35,17 @@ import logging
 import math
 import re
 import signal
-import socketserver
 import ssl
 import sys
 import threading
 import time
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 from lab import paths
+from lab.httpd import LabHTTPServer
 
 PORT = 25500
 PE_TIMEOUT = 0.4  # s per PE-scoped REST call (the instance asks the PE itself for these values)
@@ -89,28 +89,27 @@ HELP_PREFIX = {
 }
 
 
-def health_value(health: str) -> float:
-    if health == "healthy":
+def _encoded(value: str, full: str, half: set[str]) -> float:
+    """The exporter's encoding of a state: 1 for the good one, 0.5 for the in-between ones, else 0."""
+    if value == full:
         return 1.0
-    return 0.5 if health in HEALTH_HALF else 0.0
+    return 0.5 if value in half else 0.0
+
+
+def health_value(health: str) -> float:
+    return _encoded(health, "healthy", HEALTH_HALF)
 
 
 def job_status_value(status: str) -> float:
-    if status == "running":
-        return 1.0
-    return 0.5 if status in JOB_STATUS_HALF else 0.0
+    return _encoded(status, "running", JOB_STATUS_HALF)
 
 
 def pe_status_value(status: str) -> float:
-    if status == "running":
-        return 1.0
-    return 0.5 if status in PE_STATUS_HALF else 0.0
+    return _encoded(status, "running", PE_STATUS_HALF)
 
 
 def instance_status_value(status: str) -> float:
-    if status == "running":
-        return 1.0
-    return 0.5 if status in INSTANCE_STATUS_HALF else 0.0
+    return _encoded(status, "running", INSTANCE_STATUS_HALF)
 
 
 _ILLEGAL = re.compile(r"[^a-zA-Z0-9_:]")
@@ -360,20 +359,10 @@ class Collector:
         return out
 
 
-class ExporterServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
+class ExporterServer(LabHTTPServer):
     def __init__(self, addr: tuple[str, int], collector: Collector) -> None:
         self.collector = collector
         super().__init__(addr, Handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind would call socket.getfqdn(): a DNS lookup the lab must never make
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name = str(host)
-        self.server_port = int(port)
 
 
 class Handler(BaseHTTPRequestHandler):

@@ -18,7 +18,6 @@ import math
 import os
 import signal
 import socket
-import socketserver
 import ssl
 import subprocess
 import sys
@@ -26,13 +25,14 @@ import tarfile
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 from lab import crossdc, paths, truth
 from lab.apps import APPS, AppSpec, EndpointSpec, OperatorSpec, StreamSpec
+from lab.httpd import LabHTTPServer
 from lab.pe import TRACE_LEVELS
 
 log = logging.getLogger("lab.instance")
@@ -1787,9 +1787,7 @@ class DataApi:
         }
 
 
-class TLSServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+class TLSServer(LabHTTPServer):
     request_queue_size = 64
 
     def __init__(self, addr: tuple[str, int], ctx: ssl.SSLContext, api: Api, password: str) -> None:
@@ -1798,13 +1796,6 @@ class TLSServer(ThreadingHTTPServer):
         token = base64.b64encode(f"{paths.USER}:{password}".encode()).decode()
         self.expected_auth = f"Basic {token}".encode()
         super().__init__(addr, Handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind would call socket.getfqdn(): a DNS lookup the lab must never make
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name = str(host)
-        self.server_port = int(port)
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         request.settimeout(30)

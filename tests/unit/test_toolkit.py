@@ -1,5 +1,6 @@
 """The toolkit monitor against a fake REST API whose jobs, operator counters and PE traces the test moves."""
 
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -198,8 +199,6 @@ class HangingRest(FakeRest):
 
     def __init__(self) -> None:
         super().__init__()
-        import threading
-
         self.hang = threading.Event()
         self.release = threading.Event()
 
