@@ -555,6 +555,7 @@ class CrossDC:
 
     # ----------------------------------------------------------------- ticks
     def _ticker(self) -> None:
+        self.ctx.truth(OP_HB_PREPARER, "init_delay_started", delay_s=self.cfg.init_delay)
         if self.stop_event.wait(self.cfg.init_delay):
             return
         with self.lock:

@@ -347,9 +347,12 @@ def test_init_delay_and_read_timeout(lab: Lab) -> None:
     with probe_pair(lab, "timing", 26131, params=FAST, dc1_params=dc1, dc2_params={"crossDCInitDelay": 3600},
                     wait_up=False) as (a, b):
         started = next(e for e in events(lab, "pe_started", a, since=t0) if e["index"] == 1)
+        counting = wait_event(lab, "init_delay_started", a, since=t0)
         up = wait_event(lab, "remote_up", b, since=t0)
-        # the stub never ticks (init delay 3600): it hears dc1's first heartbeat crossDCInitDelay after dc1 started
-        assert 1.5 <= up["t"] - started["t"] <= 1.5 + 0.5, up["t"] - started["t"]
+        # the stub never ticks (init delay 3600): it hears dc1's first heartbeat crossDCInitDelay after dc1's
+        # operator started counting, which is while its PE starts (before the PE answers its first ping)
+        assert counting["delay_s"] == 1.5 and counting["t"] <= started["t"] + 0.1
+        assert 1.5 <= up["t"] - counting["t"] <= 1.5 + 0.5, up["t"] - counting["t"]
         agg = pe(lab, a, 1)
         url = "http://198.18.2.10:26131/crossdcrx/CrossDataCenterReceiverForHB"
         with stopped(int(pe(lab, b, 0)["processId"])):

@@ -449,9 +449,11 @@ def test_jmx_follows_a_pe_crash(default_deployment: Lab) -> None:
 
     def jmx_caught_up() -> dict[str, Any] | None:
         a = jmx_beans("dc1", "instance.pe").get(name, {})
-        return a if a.get("LaunchCount") == relaunched["launchCount"] else None
+        # the relaunch passes through restarting (LaunchCount already +1, no Pid yet) before it runs again;
+        # the bean may be synced in between, so wait for the running state, not only the count
+        return a if a.get("LaunchCount") == relaunched["launchCount"] and a.get("Status") == "RUNNING" else None
 
-    a = wait_until(jmx_caught_up, 15, "JMX LaunchCount +1", interval=0.5)
+    a = wait_until(jmx_caught_up, 15, "JMX LaunchCount +1 and RUNNING", interval=0.5)
     assert a["Pid"] == relaunched["processId"] != pe["processId"]
     assert a["StatusReason"] == "CRASH"
     assert a["Status"] == "RUNNING"
