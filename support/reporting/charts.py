@@ -134,15 +134,23 @@ def line_chart(
         parts.append(f'<line class="level" x1="{left}" x2="{left + plot_w}" y1="{y(level):.1f}" y2="{y(level):.1f}"'
                      f' stroke="#2da44e" stroke-dasharray="6 4"><title>{_e(name)}</title></line>'
                      f'<text class="halo" x="{left + 4}" y="{y(level) + 15:.1f}" fill="#1a7f37">{_e(name)}</text>')
-    for offset, (name, when) in enumerate(sorted((marks or {}).items(), key=lambda kv: kv[1])):
+    groups: list[list[tuple[str, float, str]]] = []  # marks closer than 4 px share one label
+    for name, when in sorted((marks or {}).items(), key=lambda kv: kv[1]):
         label = (mark_labels or {}).get(name) or PHASE_LABELS.get(name, name)
         at = x(when)
-        anchor, dx = ("end", -3) if at > left + plot_w * 0.8 else ("start", 3)
         parts.append(f'<line class="phase" data-phase="{_e(name)}" x1="{at:.1f}" x2="{at:.1f}" y1="{top}"'
                      f' y2="{top + plot_h}" stroke="#555" stroke-dasharray="4 3"><title>{_e(label)} at {when:g} s'
                      f"</title></line>")
+        if groups and at - groups[-1][0][1] < 4:
+            groups[-1].append((label, at, name))
+        else:
+            groups.append([(label, at, name)])
+    for offset, group in enumerate(groups):
+        at, text = group[0][1], _joined([label for label, _, _ in group])
+        # right of the line while the text fits in the plot (about 7 px a character at 13 px), else left of it
+        anchor, dx = ("end", -3) if at + 3 + 7 * len(text) > left + plot_w else ("start", 3)
         parts.append(f'<text class="phase-label halo" x="{at + dx:.1f}" y="{top + 15 + 16 * offset}"'
-                     f' text-anchor="{anchor}">{_e(label)}</text>')
+                     f' text-anchor="{anchor}">{_e(text)}</text>')
     if span is not None:
         start, end, label = span
         level = top + plot_h - 10
@@ -153,6 +161,14 @@ def line_chart(
                      f' y="{level + 4}" fill="#1d2330">{_e(label)}</text></g>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _joined(labels: Sequence[str]) -> str:
+    """One label for marks at the same place: "DOWN detected, takeover +1.50 s" when they share the suffix."""
+    suffixes = {label.rpartition(" +")[2] for label in labels}
+    if len(labels) > 1 and len(suffixes) == 1 and all(" +" in label for label in labels):
+        return ", ".join(label.rpartition(" +")[0] for label in labels) + " +" + suffixes.pop()
+    return " · ".join(labels)
 
 
 def _timeline(record: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -109,6 +109,20 @@ def test_timeline_chart_shades_the_fault_marks_the_phases_and_draws_one_line_per
     assert "RTO 3.00 s" in "".join(root.itertext())
 
 
+def test_phases_at_the_same_moment_share_one_label() -> None:
+    """Active/active: DOWN detected and takeover at the same instant read as one label, not two on top."""
+    scenario = record()
+    same = {**PHASES, "takeover": PHASES["down_detected"]}
+    scenario["phases_s"] = same
+    scenario["timeline"] = build(journal_at(("fault.effective", 110.0, {"kind": "job-cancel", "id": "f1"})).events(),
+                                 *traffic(), same)
+    root = parse(timeline_svg(scenario))
+    phases = {m.get("data-phase") for m in by_class(root, "line", "phase")}
+    assert phases == {"down_detected", "takeover", "first_output"}
+    labels = [t.text for t in by_class(root, "text", "phase-label")]
+    assert labels == ["DOWN detected, takeover +1.00 s", "first output +3.00 s"]
+
+
 def test_throughput_chart_draws_input_output_and_the_baseline_band() -> None:
     scenario = record()
     root = parse(throughput_svg(scenario))
