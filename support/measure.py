@@ -267,7 +267,8 @@ def check_throughput(timeline: RecoveryTimeline, fraction: float, within: float)
     rate = timeline.baseline.mean
     if took is None:
         return Verdict("throughput_recovered", False,
-                       f"Throughput never came back to {percent} of the baseline ({rate:.0f} tuples/s).", evidence)
+                       f"Throughput was not back to {percent} of the baseline ({rate:.0f} tuples/s) within "
+                       f"{within:g} s of the fault.", evidence)
     ok = took <= within
     return Verdict("throughput_recovered", ok,
                    f"Throughput was back to {percent} of the baseline ({rate:.0f} tuples/s) {took:.2f} s after the "
