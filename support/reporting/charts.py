@@ -134,7 +134,7 @@ def line_chart(
         parts.append(f'<line class="level" x1="{left}" x2="{left + plot_w}" y1="{y(level):.1f}" y2="{y(level):.1f}"'
                      f' stroke="#2da44e" stroke-dasharray="6 4"><title>{_e(name)}</title></line>'
                      f'<text class="halo" x="{left + 4}" y="{y(level) + 15:.1f}" fill="#1a7f37">{_e(name)}</text>')
-    groups: list[list[tuple[str, float, str]]] = []  # marks closer than 4 px share one label
+    groups: list[list[tuple[str, float]]] = []  # marks closer than 4 px share one label
     for name, when in sorted((marks or {}).items(), key=lambda kv: kv[1]):
         label = (mark_labels or {}).get(name) or PHASE_LABELS.get(name, name)
         at = x(when)
@@ -142,11 +142,11 @@ def line_chart(
                      f' y2="{top + plot_h}" stroke="#555" stroke-dasharray="4 3"><title>{_e(label)} at {when:g} s'
                      f"</title></line>")
         if groups and at - groups[-1][0][1] < 4:
-            groups[-1].append((label, at, name))
+            groups[-1].append((label, at))
         else:
-            groups.append([(label, at, name)])
+            groups.append([(label, at)])
     for offset, group in enumerate(groups):
-        at, text = group[0][1], _joined([label for label, _, _ in group])
+        at, text = group[0][1], _joined([label for label, _ in group])
         # right of the line while the text fits in the plot (about 7 px a character at 13 px), else left of it
         anchor, dx = ("end", -3) if at + 3 + 7 * len(text) > left + plot_w else ("start", 3)
         parts.append(f'<text class="phase-label halo" x="{at + dx:.1f}" y="{top + 15 + 16 * offset}"'
