@@ -200,8 +200,9 @@ def timeline_svg(record: Mapping[str, Any]) -> str | None:
     shade, label = _shade(timeline)
     marks: dict[str, float] = dict(timeline.get("marks") or {})
     phases = record.get("phases_s") or {}
-    labels = {name: f"{PHASE_LABELS.get(name, name)} +{float(phases[name]):.2f} s" for name in marks
-              if phases.get(name) is not None}
+    inferred = set((record.get("recovery") or {}).get("inferred") or [])
+    labels = {name: f"{PHASE_LABELS.get(name, name)}{' (inferred)' if name in inferred else ''}"
+                    f" +{float(phases[name]):.2f} s" for name in marks if phases.get(name) is not None}
     span = None
     rto = record.get("rto_s")
     if shade is not None and rto is not None:

@@ -105,7 +105,8 @@ def test_timeline_chart_shades_the_fault_marks_the_phases_and_draws_one_line_per
     assert left == pytest.approx(marks["down_detected"] - per_second, abs=0.2)
     assert left + width == pytest.approx(marks["first_output"] + 2 * per_second, abs=0.2)
     labels = [t.text for t in by_class(root, "text", "phase-label")]
-    assert labels == ["DOWN detected +1.00 s", "takeover +1.50 s", "first output +3.00 s"]
+    # the record's takeover was inferred (from the job list, not a toolkit signal)
+    assert labels == ["DOWN detected +1.00 s", "takeover (inferred) +1.50 s", "first output +3.00 s"]
     assert "RTO 3.00 s" in "".join(root.itertext())
 
 
@@ -114,6 +115,7 @@ def test_phases_at_the_same_moment_share_one_label() -> None:
     scenario = record()
     same = {**PHASES, "takeover": PHASES["down_detected"]}
     scenario["phases_s"] = same
+    scenario["recovery"] = {**scenario["recovery"], "inferred": []}
     scenario["timeline"] = build(journal_at(("fault.effective", 110.0, {"kind": "job-cancel", "id": "f1"})).events(),
                                  *traffic(), same)
     root = parse(timeline_svg(scenario))
@@ -121,6 +123,10 @@ def test_phases_at_the_same_moment_share_one_label() -> None:
     assert phases == {"down_detected", "takeover", "first_output"}
     labels = [t.text for t in by_class(root, "text", "phase-label")]
     assert labels == ["DOWN detected, takeover +1.00 s", "first output +3.00 s"]
+    # a phase the journal did not show (here: after both data centers were down) says it was inferred
+    scenario["recovery"] = {**scenario["recovery"], "inferred": ["down_detected"]}
+    labels = [t.text for t in by_class(parse(timeline_svg(scenario)), "text", "phase-label")]
+    assert labels == ["DOWN detected (inferred), takeover +1.00 s", "first output +3.00 s"]
 
 
 def test_throughput_chart_draws_input_output_and_the_baseline_band() -> None:
