@@ -5,101 +5,149 @@ from typing import Any
 from behave import then
 from behave.runner import Context
 
-from support import (
-    measure,
-    step_types,  # noqa: F401  (registers the parameter types)
-)
+from support import step_types  # noqa: F401  (registers the parameter types)
 
 
 @then("no acknowledged tuple is lost")
 def step_none_lost(context: Context) -> None:
-    """Every tuple the application acknowledged came out (unknown outcomes may go either way).
+    """Every tuple the application acknowledged came out (unknown outcomes may go either way). Judged over the data
+    window: the traffic from its start through the fault, the recovery (the new active's first output after a
+    takeover, else the output back to the configured share of the baseline) and the end of the fault when it
+    ends within the scenario, plus metrics.settle_period; the step waits until that window is recorded and its
+    output is in (at most traffic.drain_timeout), and says 'not judged' if the scenario's time
+    (run.scenario_timeout) runs out first. Traffic keeps flowing.
 
     Example: Then no acknowledged tuple is lost
     """
-    context.world.check(measure.check_lost(context.world.delivery(), 0))
+    context.world.claim("lost", limit=0)
 
 
 @then("at most {limit:Count} acknowledged tuples are lost")
 def step_at_most_lost(context: Context, limit: Any) -> None:
-    """At most the given number of acknowledged tuples never came out.
+    """At most the given number of acknowledged tuples never came out. Judged over the data window: the traffic from
+    its start through the fault, the recovery (the new active's first output after a takeover, else the output
+    back to the configured share of the baseline) and the end of the fault when it ends within the scenario,
+    plus metrics.settle_period; the step waits until that window is recorded and its output is in (at most
+    traffic.drain_timeout), and says 'not judged' if the scenario's time (run.scenario_timeout) runs out first.
+    Traffic keeps flowing.
 
     Example: Then at most 50 acknowledged tuples are lost
     """
-    context.world.check(measure.check_lost(context.world.delivery(), limit))
+    context.world.claim("lost", limit=limit)
 
 
 @then("the data loss window is at most {limit:Duration}")
 def step_loss_window(context: Context, limit: Any) -> None:
-    """The lost acknowledged tuples were sent within a window no longer than the limit.
+    """The lost acknowledged tuples were sent within a window no longer than the limit. Judged over the data window:
+    the traffic from its start through the fault, the recovery (the new active's first output after a takeover,
+    else the output back to the configured share of the baseline) and the end of the fault when it ends within
+    the scenario, plus metrics.settle_period; the step waits until that window is recorded and its output is in
+    (at most traffic.drain_timeout), and says 'not judged' if the scenario's time (run.scenario_timeout) runs
+    out first. Traffic keeps flowing.
 
     Example: Then the data loss window is at most 5 seconds
     """
-    context.world.check(measure.check_loss_window(context.world.delivery(), limit))
+    context.world.claim("loss_window", limit=limit)
 
 
 @then("every tuple is delivered at least once")
 def step_at_least_once(context: Context) -> None:
-    """Every acknowledged tuple came out at least once.
+    """Every acknowledged tuple came out at least once. Judged over the data window: the traffic from its start through
+    the fault, the recovery (the new active's first output after a takeover, else the output back to the
+    configured share of the baseline) and the end of the fault when it ends within the scenario, plus
+    metrics.settle_period; the step waits until that window is recorded and its output is in (at most
+    traffic.drain_timeout), and says 'not judged' if the scenario's time (run.scenario_timeout) runs out first.
+    Traffic keeps flowing.
 
     Example: Then every tuple is delivered at least once
     """
-    context.world.check(measure.check_at_least_once(context.world.delivery()))
+    context.world.claim("at_least_once")
 
 
 @then("no tuple is delivered twice")
 def step_no_duplicates(context: Context) -> None:
-    """No tuple came out more than once, from any data center.
+    """No tuple came out more than once, from any data center. Judged over the data window: the traffic from its start
+    through the fault, the recovery (the new active's first output after a takeover, else the output back to the
+    configured share of the baseline) and the end of the fault when it ends within the scenario, plus
+    metrics.settle_period; the step waits until that window is recorded and its output is in (at most
+    traffic.drain_timeout), and says 'not judged' if the scenario's time (run.scenario_timeout) runs out first.
+    Traffic keeps flowing.
 
     Example: Then no tuple is delivered twice
     """
-    context.world.check(measure.check_no_duplicates(context.world.delivery()))
+    context.world.claim("duplicated", limit=0)
 
 
 @then("every tuple that comes out is intact and was accepted")
 def step_integrity(context: Context) -> None:
-    """No output tuple was altered (its checksum still matches), none came out although the application
-    refused it when it was sent (a phantom), and none came out that was never sent.
+    """No output tuple was altered (its checksum still matches), none came out although the application refused it when
+    it was sent (a phantom), and none came out that was never sent. Judged over the data window: the traffic
+    from its start through the fault, the recovery (the new active's first output after a takeover, else the
+    output back to the configured share of the baseline) and the end of the fault when it ends within the
+    scenario, plus metrics.settle_period; the step waits until that window is recorded and its output is in (at
+    most traffic.drain_timeout), and says 'not judged' if the scenario's time (run.scenario_timeout) runs out
+    first. Traffic keeps flowing.
 
     Example: Then every tuple that comes out is intact and was accepted
     """
-    context.world.check(measure.check_integrity(context.world.delivery()))
+    context.world.claim("integrity")
 
 
 @then("every tuple sent gets a definite answer")
 def step_definite_answer(context: Context) -> None:
-    """Every send was either acknowledged or refused: none was left without an answer (the connection dropped
-    or timed out after the request went out), which would leave the sender unable to tell whether it was taken.
+    """Every send was either acknowledged or refused: none was left without an answer (the connection dropped or timed
+    out after the request went out), which would leave the sender unable to tell whether it was taken. Judged
+    over the data window: the traffic from its start through the fault, the recovery (the new active's first
+    output after a takeover, else the output back to the configured share of the baseline) and the end of the
+    fault when it ends within the scenario, plus metrics.settle_period; the step waits until that window is
+    recorded and its output is in (at most traffic.drain_timeout), and says 'not judged' if the scenario's time
+    (run.scenario_timeout) runs out first. Traffic keeps flowing.
 
     Example: Then every tuple sent gets a definite answer
     """
-    context.world.check(measure.check_unknown(context.world.delivery(), limit=0))
+    context.world.claim("unknown", limit=0)
 
 
 @then("the order of tuples per key is preserved")
 def step_order(context: Context) -> None:
-    """Each data center emitted every customer's orders in the order they were sent (duplicates aside).
+    """Each data center emitted every customer's orders in the order they were sent (duplicates aside). Judged over the
+    data window: the traffic from its start through the fault, the recovery (the new active's first output after
+    a takeover, else the output back to the configured share of the baseline) and the end of the fault when it
+    ends within the scenario, plus metrics.settle_period; the step waits until that window is recorded and its
+    output is in (at most traffic.drain_timeout), and says 'not judged' if the scenario's time
+    (run.scenario_timeout) runs out first. Traffic keeps flowing.
 
     Example: Then the order of tuples per key is preserved
     """
-    context.world.check(measure.check_order(context.world.order()))
+    context.world.claim("order")
 
 
 @then('"{new}" resumes from a consistent copy of the state of "{old}"')
 def step_consistent_state(context: Context, new: Any, old: Any) -> None:
-    """For every customer, the state the new active data center resumed from (seen in its first outputs) is a
-    state the old active really had at some point, or empty if it was never replicated.
+    """For every customer, the state the new active data center resumed from (seen in its first outputs) is a state the
+    old active really had at some point, or empty if it was never replicated; 'not judged' when the new active
+    emitted nothing for the old one's customers. Judged over the data window: the traffic from its start through
+    the fault, the recovery (the new active's first output after a takeover, else the output back to the
+    configured share of the baseline) and the end of the fault when it ends within the scenario, plus
+    metrics.settle_period; the step waits until that window is recorded and its output is in (at most
+    traffic.drain_timeout), and says 'not judged' if the scenario's time (run.scenario_timeout) runs out first.
+    Traffic keeps flowing.
 
     Example: Then "dc2" resumes from a consistent copy of the state of "dc1"
     """
     world = context.world
-    world.check(measure.check_consistent_state(world.state(world.datacenter(new), world.datacenter(old))))
+    world.claim("consistent_state", new=world.datacenter(new), old=world.datacenter(old))
 
 
 @then("at most {limit:Duration} of state updates are lost")
 def step_state_loss(context: Context, limit: Any) -> None:
-    """The old active's state updates that the new active did not inherit span no more than the limit.
+    """The old active's state updates that the new active did not inherit span no more than the limit. Judged over the
+    data window: the traffic from its start through the fault, the recovery (the new active's first output after
+    a takeover, else the output back to the configured share of the baseline) and the end of the fault when it
+    ends within the scenario, plus metrics.settle_period; the step waits until that window is recorded and its
+    output is in (at most traffic.drain_timeout), and says 'not judged' if the scenario's time
+    (run.scenario_timeout) runs out first. Traffic keeps flowing.
 
     Example: Then at most 5 seconds of state updates are lost
     """
-    context.world.check(measure.check_state_loss(context.world.state(), limit))
+    context.world.claim("state_loss", limit=limit)

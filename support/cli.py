@@ -82,7 +82,9 @@ def run_command(args: argparse.Namespace) -> int:
     print(f"journal:  {run_dir / 'journal.jsonl'}")
     print(f"report:   {html_report}")
     print(f"allure:   {index if index else 'not rendered (Allure 3 CLI missing: npm install)'}")
-    print(f"result:   {summary['status']} ({summary['totals']['passed']} passed, {summary['totals']['failed']} failed)")
+    totals = summary["totals"]
+    print(f"result:   {summary['status']} ({totals['passed']} passed, {totals['failed']} failed, "
+          f"{totals['not_judged']} not judged)")
     return 0 if summary["status"] == "passed" and code == 0 else 1
 
 
@@ -114,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_faults_parser(sub)
     add_doctor_parser(sub)
+    from support.cli_judge import add_judge_parser
+
+    add_judge_parser(sub)
     return parser
 
 
@@ -138,6 +143,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from support.cli_faults import doctor_command, faults_command
 
         return faults_command(args) if args.command == "faults" else doctor_command(args)
+    if args.command == "judge":
+        from support.cli_judge import judge_command
+
+        return judge_command(args)
     parser.error(f"unknown command {args.command}")
     return 2
 

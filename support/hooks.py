@@ -9,7 +9,7 @@ from typing import Any
 
 from support.config import ConfigError, load_config
 from support.faults.probe import requirements_skip_reason
-from support.reporting.allure import label_scenario
+from support.reporting.allure import attach_scenario, label_scenario
 from support.reporting.logs import install_run_log
 from support.reporting.summary import append_scenario, write_run_meta, write_summary
 from support.world import RunContext, World, new_run_id
@@ -46,6 +46,12 @@ def before_scenario(context: Any, scenario: Any) -> None:
     context.world = World(context.failover, scenario.feature.name, scenario.name, tags)
 
 
+def before_step(context: Any, step: Any) -> None:
+    world: World | None = getattr(context, "world", None)
+    if world is not None:
+        world.step = f"{step.keyword} {step.name}"
+
+
 def after_scenario(context: Any, scenario: Any) -> None:
     world: World | None = getattr(context, "world", None)
     if world is None:
@@ -53,19 +59,16 @@ def after_scenario(context: Any, scenario: Any) -> None:
     cleanup_errors = world.close()
     status = scenario.status.name if hasattr(scenario.status, "name") else str(scenario.status)
     status = {"passed": "passed", "skipped": "skipped", "untested": "skipped"}.get(status, "failed")
-    if cleanup_errors and status == "passed":
-        status = "failed"
-    error = None
+    error = None  # an error of the scenario that is not a verdict (a verdict speaks for itself in the record)
     for step in scenario.steps:
         if step.error_message:
             error = str(step.error_message).strip().splitlines()[-1].removeprefix("ASSERT FAILED: ")[:500]
             break
-    if cleanup_errors and error is None:
-        error = "cleanup failed: " + "; ".join(cleanup_errors)
-    record = world.record(status, error, cleanup_errors)
+    if error is not None and world.verdict_error is not None and world.verdict_error[:200] in error:
+        error = None
+    record = world.finish(status, error, cleanup_errors)
     append_scenario(context.failover.run_dir, record)
-    world.journal.record("scenario.finished", status=status)
-    world.attach_evidence(record)
+    attach_scenario(record, world.journal.events(), world.ledger_dir / "metrics.csv")
     if cleanup_errors:
         raise AssertionError("cleanup failed: " + "; ".join(cleanup_errors))
 

@@ -16,7 +16,7 @@ filled by inference and listed in ``inferred``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -30,14 +30,27 @@ from support.orchestration import Journal, JournalEvent
 PHASES = ("down_detected", "takeover", "first_output", "throughput_recovered")
 
 
+PASSED, FAILED, NOT_JUDGED = "passed", "failed", "not judged"
+
+
 @dataclass(frozen=True)
 class Verdict:
-    """The outcome of one check: passed or not, one sentence why, and the evidence behind it."""
+    """The outcome of one check: passed, failed or not judged (its evidence was not recorded: an inconclusive
+    result, never a pass), one sentence why, and the evidence behind it."""
 
     name: str
     passed: bool
     summary: str
     evidence: dict[str, Any] = field(default_factory=dict)
+    status: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.status:
+            object.__setattr__(self, "status", PASSED if self.passed else FAILED)
+
+    @classmethod
+    def not_judged(cls, name: str, why: str, evidence: dict[str, Any] | None = None) -> Verdict:
+        return cls(name, False, f"Not judged: {why}", dict(evidence or {}), NOT_JUDGED)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -205,10 +218,6 @@ def recovery_timeline(
     )
 
 
-def _secs(value: float | None) -> str:
-    return "never" if value is None else f"{value:.2f} s"
-
-
 # ------------------------------------------------------------------------------------------ recovery
 
 
@@ -247,7 +256,7 @@ def check_recovery_time(timeline: RecoveryTimeline, limit: float) -> Verdict:
             f"Output never resumed from {timeline.standby} after the fault (limit {limit:g} s).", evidence,
         )
     ok = rto <= limit
-    phases = ", ".join(f"{k.replace('_', ' ')} {_secs(v)}" for k, v in timeline.phases().items())
+    phases = ", ".join(f"{k.replace('_', ' ')} {v:.2f} s" for k, v in timeline.phases().items() if v is not None)
     return Verdict(
         "recovery_time", ok,
         f"Orders flowed again from {timeline.standby} {rto:.2f} s after the fault (limit {limit:g} s; {phases}).",
@@ -452,45 +461,3 @@ def check_state_loss(report: StateReport, limit: float) -> Verdict:
     if report.inconsistent:
         text += f" {report.inconsistent} customers' state was inconsistent and could not be counted."
     return Verdict("state_loss_window", ok, text, evidence)
-
-
-# ------------------------------------------------------------------------------------------ objectives
-
-
-def check_objectives(app: str, timeline: RecoveryTimeline, report: DeliveryReport,
-                     objectives: Mapping[str, float | int], state: StateReport | None = None) -> Verdict:
-    """All objectives of ``app`` from config at once: rto, takeover, max_lost, max_duplicated, loss_window,
-    state_loss_window, rpo (both loss windows), throughput_recovery (with throughput_fraction)."""
-    parts: list[Verdict] = []
-    if "rto" in objectives:
-        parts.append(check_recovery_time(timeline, float(objectives["rto"])))
-    if "takeover" in objectives:
-        parts.append(check_takeover(timeline, timeline.standby, float(objectives["takeover"])))
-    if "max_lost" in objectives:
-        parts.append(check_lost(report, int(objectives["max_lost"])))
-    if "max_duplicated" in objectives:
-        parts.append(check_no_duplicates(report, int(objectives["max_duplicated"])))
-    if "loss_window" in objectives:
-        parts.append(check_loss_window(report, float(objectives["loss_window"])))
-    if "throughput_recovery" in objectives:
-        fraction = float(objectives.get("throughput_fraction", 0.9))
-        parts.append(check_throughput(timeline, fraction, float(objectives["throughput_recovery"])))
-    state_limits = [float(objectives[k]) for k in ("state_loss_window",) if k in objectives]
-    if "rpo" in objectives:
-        parts.append(check_loss_window(report, float(objectives["rpo"])))
-        state_limits.append(float(objectives["rpo"]))
-    if state_limits:
-        if state is None:
-            parts.append(Verdict("state_loss_window", False,
-                                 "No takeover was measured, so the state loss window cannot be judged.", {}))
-        else:
-            parts.append(check_state_loss(state, min(state_limits)))
-    failed = [p for p in parts if not p.passed]
-    summary = (
-        f"The recovery meets the {app} objectives." if not failed
-        else f"The recovery misses the {app} objectives: " + " ".join(p.summary for p in failed)
-    )
-    return Verdict(
-        "objectives", not failed and bool(parts), summary if parts else f"No objectives configured for {app}.",
-        {"objectives": dict(objectives), "checks": [p.to_json() for p in parts]},
-    )

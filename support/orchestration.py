@@ -26,24 +26,48 @@ class JournalEvent:
     mono: float
     scenario: str
     fields: dict[str, Any] = field(default_factory=dict)
+    sid: str = ""  # the scenario's folder under ledgers/ (unique within a run, unlike its name)
 
     def to_json(self) -> dict[str, Any]:
-        return {"event": self.event, "t": self.t, "mono": self.mono, "scenario": self.scenario, **self.fields}
+        head: dict[str, Any] = {"event": self.event, "t": self.t, "mono": self.mono, "scenario": self.scenario}
+        if self.sid:
+            head["sid"] = self.sid
+        return {**head, **self.fields}
+
+    @classmethod
+    def from_json(cls, line: dict[str, Any]) -> JournalEvent:
+        """The event as :meth:`to_json` wrote it (a journal line)."""
+        rest = dict(line)
+        head = [rest.pop(name, default) for name, default in
+                (("event", ""), ("t", 0.0), ("mono", 0.0), ("scenario", ""), ("sid", ""))]
+        return cls(str(head[0]), float(head[1]), float(head[2]), str(head[3]), rest, str(head[4]))
 
 
 class Journal:
     """Append-only event log of one scenario, mirrored to a JSON Lines file shared by the run."""
 
-    def __init__(self, path: Path | None, scenario: str = "") -> None:
+    def __init__(self, path: Path | None, scenario: str = "", sid: str = "") -> None:
         self._path = path
         self._scenario = scenario
+        self._sid = sid
         self._lock = threading.Lock()
         self._events: list[JournalEvent] = []
+
+    @classmethod
+    def of(cls, events: list[JournalEvent]) -> Journal:
+        """A read-only view over recorded events (a stored history), with the same queries."""
+        journal = cls(None)
+        journal._events = list(events)
+        return journal
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._events)
 
     def record(self, event: str, at: tuple[float, float] | None = None, **fields: Any) -> JournalEvent:
         """Record ``event``, which happened now or ``at`` (wall, monotonic); ``fields`` must be JSON serialisable."""
         wall, mono = at if at is not None else (time.time(), time.monotonic())
-        entry = JournalEvent(event, wall, mono, self._scenario, dict(fields))
+        entry = JournalEvent(event, wall, mono, self._scenario, dict(fields), self._sid)
         line = json.dumps(entry.to_json(), default=str)
         with self._lock:
             self._events.append(entry)

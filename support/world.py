@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 import time
@@ -16,27 +15,18 @@ import numpy as np
 from support.config import Config
 from support.data.generate import FileOrderSource, OrderGenerator
 from support.data.ledger import IdTable, Ledger, ReceivedRow, SentRow, Table
-from support.data.validate import (
-    DeliveryReport,
-    OrderReport,
-    SplitBrainReport,
-    StateReport,
-    check_delivery,
-    check_order,
-    check_split_brain,
-    check_state,
-    output_times,
-)
+from support.data.validate import output_times
 from support.deployment import AppSpec, ensure_active_active, ensure_active_passive, ensure_returned
 from support.faults.base import Fault
 from support.faults.session import FaultSession
-from support.measure import RecoveryTimeline, Verdict, failover_events, recovery_timeline, throughput_baseline
+from support.judge import History, Judgement, JudgeSettings, Snapshot, judge_claim, judge_scenario, load_history
+from support.judge.facts import scenario_deadline
+from support.measure import NOT_JUDGED, Verdict, throughput_baseline
 from support.metrics.series import Baseline
 from support.metrics.session import MetricsSession
 from support.orchestration import CleanupStack, Journal
 from support.progress import ConsoleProgress
-from support.reporting.allure import RESIDUE_PREFIX, attach_scenario, label_dc_pair
-from support.reporting.timeline import build_timeline
+from support.reporting.allure import RESIDUE_PREFIX, label_dc_pair
 from support.streams.errors import StreamsError
 from support.streams.exchange import DataExchangeClient
 from support.streams.rest import StreamsRestClient
@@ -49,6 +39,11 @@ log = logging.getLogger(__name__)
 
 class StepError(AssertionError):
     """A step cannot do what it says (unknown data center, application, ...): a clear one-line reason."""
+
+
+class NotJudged(Exception):
+    """A check whose evidence was not recorded within its bounds: inconclusive, never passed (behave reports it
+    as an error, Allure as broken, JUnit as an error)."""
 
 
 def new_run_id() -> str:
@@ -69,12 +64,17 @@ class RunContext:
     rest: dict[str, StreamsRestClient] = field(default_factory=dict)
     exchange: dict[str, DataExchangeClient] = field(default_factory=dict)
     scenarios: int = 0
+    judge_settings: JudgeSettings = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.judge_settings = JudgeSettings.from_config(self.config)
 
     @classmethod
     def open(cls, config: Config, run_id: str, run_dir: Path) -> RunContext:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "ledgers").mkdir(exist_ok=True)
         ctx = cls(config, run_id, run_dir)
+        (run_dir / "config.yaml").write_text(config.to_yaml(redacted=True), encoding="utf-8")  # for a re-judgement
         for dc in config.datacenters():
             ctx.rest[dc] = StreamsRestClient.from_config(config, dc)
             ctx.exchange[dc] = DataExchangeClient.from_config(config, dc)
@@ -98,9 +98,11 @@ class World:
         self.name = scenario
         self.tags = tags
         self.started = time.time()
-        self.journal = Journal(run.run_dir / "journal.jsonl", scenario)
+        self.sid = f"{run.scenarios:02d}-{_slug(scenario)}"
+        self.journal = Journal(run.run_dir / "journal.jsonl", scenario, self.sid)
         self.cleanup = CleanupStack(self.journal)
-        self.ledger_dir = run.run_dir / "ledgers" / f"{run.scenarios:02d}-{_slug(scenario)}"
+        self.ledger_dir = run.run_dir / "ledgers" / self.sid
+        self.ledger_dir.mkdir(parents=True, exist_ok=True)
         self.app: AppSpec | None = None
         self.active: str | None = None
         self.standby: str | None = None
@@ -109,11 +111,9 @@ class World:
         self.fault: Fault | None = None
         self.faults = FaultSession(self.config, self.journal, self.cleanup, run.rest,
                                    dry_run=bool(self.config.get("faults.dry_run", False)))
-        self.verdicts: list[Verdict] = []
-        self._delivery: DeliveryReport | None = None
-        self._order: OrderReport | None = None
-        self._split: SplitBrainReport | None = None
-        self._state: StateReport | None = None
+        self.step = ""  # the step running now (set by the before_step hook)
+        self._claims = 0
+        self.verdict_error: str | None = None  # the sentence of the verdict that failed a step, if one did
         self.mode = "active/passive"
         self.roles: tuple[str, str] | None = None  # (active, standby) as the Given step laid them out
         self.toolkit_settings: dict[str, str] = {}  # submission parameters a scenario sets for the toolkit
@@ -163,6 +163,7 @@ class World:
         )
         ensure_active_passive(rest, app, active, standby, self.journal, timeout=min(self.timeout, 120),
                               progress=self.progress, fresh=True)
+        self._layout()
         self._watch(app, active, standby)
 
     def deploy_active_active(self, app_name: str, first: str, second: str) -> None:
@@ -180,14 +181,19 @@ class World:
         )
         ensure_active_active(rest, app, (first, second), self.journal, timeout=min(self.timeout, 120),
                              progress=self.progress, fresh=True)
+        self._layout()
         self._watch(app, first, second)
+
+    def _layout(self) -> None:
+        """Journal where the application runs now (the judge reads the failover pair from it)."""
+        self.journal.record("layout", mode=self.mode, active=self.active, standby=self.standby)
 
     def _watch(self, app: AppSpec, first: str, second: str) -> None:
         """Start the toolkit monitor and the metrics sampler; wait until both sides see each other UP."""
         rest = self.run.rest
         self.monitor = ToolkitMonitor(
             rest, app.job_name, self.journal, interval=0.1, max_duration=self.timeout,
-            clock_tolerance=self.config.duration("metrics.clock_tolerance", 0.5),
+            clock_tolerance=self.run.judge_settings.clock_tolerance,
             outputs=lambda: self.traffic.first_outputs() if self.traffic else {},
         )
         self.cleanup.push("stop the toolkit monitor", self.monitor.stop)
@@ -235,11 +241,12 @@ class World:
         end = time.time()
         start = end - seconds
         self.baseline = throughput_baseline(self.traffic.received.table(), start, end,
-                                            self.config.duration("metrics.throughput_window", 1.0))
+                                            self.run.judge_settings.throughput_window)
         others = self.metrics.capture_baselines(start, end) if self.metrics else {}
         self.journal.record("steady", seconds=seconds, start=start,
                             baseline_tps=None if self.baseline is None else round(self.baseline.mean, 3),
-                            baselines=len(others))
+                            baselines=len(others),
+                            metric_baselines={k: v.to_json() for k, v in sorted(others.items())})
 
     # -- When ---------------------------------------------------------------------------------------
     def cancel_job(self, app_name: str, dc: str) -> None:
@@ -273,11 +280,13 @@ class World:
                         dual_outage=dual)
         if role == "active":  # after a dual outage the data center that resumes is the old and the new active
             self.active = self.standby = dc
+            self._layout()
             return
         if not running:
             return
         active = running[0]
         self.active, self.standby = active, dc
+        self._layout()
         label_dc_pair(active, dc)
         monitor = self.monitor
         assert monitor is not None
@@ -304,221 +313,98 @@ class World:
             raise StepError("no application deployed yet: start with the application layout step")
         return self.app
 
-    # -- Then ---------------------------------------------------------------------------------------
-    def takeover_seen(self, dc: str, within: float) -> RecoveryTimeline:
-        """Wait (bounded by ``within`` after the fault) until ``dc`` runs the application."""
-        self.datacenter(dc)
-        fault = self.journal.last("fault.effective")
-        if fault is not None and self.monitor is not None:
-            remaining = max(0.0, fault.t + within - time.time())
-            try:
-                since = fault.t - 1.0  # a takeover by this fault, not by an earlier one
-                wait_until(lambda: self.monitor.takeover_at(dc),  # type: ignore[union-attr]
-                           lambda t: t is not None and t >= since, timeout=remaining + 1.0, interval=0.1,
-                           what=f"{dc} to take over", progress=self.progress)
-            except AssertionError as exc:
-                log.info("%s", exc)
-        return self.timeline(dc)
+    # -- Then: claims, judged over the history recorded so far ---------------------------------------
+    def claim(self, check: str, **params: Any) -> Verdict:
+        """Record what a ``Then`` step claims, then judge it over the history recorded so far, waiting (within
+        the check's own bounds) until its evidence is recorded. Never acts on the system: the traffic keeps
+        flowing and faults stay as they are. Raises AssertionError with the verdict's sentence when it failed,
+        :class:`NotJudged` when its window could not be recorded."""
+        self._claims += 1
+        event = self.journal.record("claim", cid=f"c{self._claims}", check=check, params=params, step=self.step)
+        deadline = scenario_deadline(self.history())
 
-    def detection_seen(self, lost: str, within: float) -> RecoveryTimeline:
-        """Wait (bounded by ``within`` after the fault) until the standby's toolkit reports ``lost`` DOWN."""
-        old, new = self.failover_pair()
-        if self.datacenter(lost) != old:
-            raise StepError(f'"{lost}" is not the data center this scenario takes down ({old} is)')
-        return self._wait_timeline(within, "down_detected", f"{new} to report {lost} DOWN")
+        def judge() -> tuple[Judgement, Snapshot]:
+            history = self.history()
+            return judge_claim(history, event), history.snapshot()
 
-    def output_resumed(self, limit: float) -> RecoveryTimeline:
-        """Wait (bounded by ``limit`` after the fault) until the new active emits output."""
-        return self._wait_timeline(limit, "first_output", "output from the new active")
+        def settled(seen: tuple[Judgement, Snapshot]) -> bool:
+            judgement, snapshot = seen
+            return judgement.final or snapshot.t >= (judgement.deadline or snapshot.t)
 
-    def throughput_back(self, within: float) -> RecoveryTimeline:
-        """Wait (bounded by ``within`` after the fault) until throughput is back in the baseline band."""
-        return self._wait_timeline(within, "throughput_recovered", "throughput back to the baseline")
-
-    def _wait_timeline(self, limit: float, phase: str, what: str) -> RecoveryTimeline:
-        fault = self.journal.last("fault.effective")
-        if fault is not None and self.traffic is not None:
-            remaining = max(0.0, fault.t + limit - time.time())
-            try:
-                wait_until(lambda: getattr(self.timeline(), phase), lambda t: t is not None,
-                           timeout=remaining + 1.5, interval=0.2, what=what, progress=self.progress)
-            except AssertionError as exc:
-                log.info("%s", exc)
-        return self.timeline()
-
-    def failover_pair(self) -> tuple[str, str]:
-        """(old active, new active) of this scenario's failover."""
-        fault = self.journal.last("fault.effective")
-        faulted = str(fault.fields.get("dc", "")) if fault else ""
-        if self.mode == "active/active" and faulted in (self.active, self.standby):
-            other = self.standby if faulted == self.active else self.active
-            return faulted, other or ""
-        return self.active or "", self.standby or ""
-
-    def timeline(self, standby: str | None = None) -> RecoveryTimeline:
-        old, new = self.failover_pair()
-        received: Table | list[ReceivedRow] = self.traffic.received.table() if self.traffic else []
-        return recovery_timeline(
-            self.journal, received, standby or new, old=old, baseline=self.baseline,
-            fraction=float(self.config.get("metrics.throughput_fraction", 0.9)),
-            window=self.config.duration("metrics.throughput_window", 1.0),
-        )
-
-    def watch_past_the_heal(self) -> None:
-        """Before judging who emitted when: if the latest fault is over (healed) or ends by itself (it has a
-        duration, e.g. a hang), wait until it has been healed and then until output emitted twice the
-        split-brain gap after the heal has come in, so that an old active which resumes emitting beside the new
-        one is seen. Each wait is bounded; at its deadline the output seen so far is judged."""
-        fault, traffic = self.fault, self.traffic
-        if fault is None or traffic is None:
-            return
-        effective = self.journal.first("fault.effective", id=fault.id)
-        if effective is None:
-            return
-        healed = self.journal.first("fault.healed", id=fault.id)
-        if healed is None and not fault.duration:
-            return  # still in effect: judged as it stands
-        settle = 2 * self.config.duration("metrics.split_brain_gap", 2.0)
-        if healed is None:
-            heal_by = effective.t + float(fault.duration or 0) + self.config.duration("faults.verify_timeout", 15.0)
-            try:
-                healed = wait_until(lambda: self.journal.first("fault.healed", id=fault.id), lambda e: e is not None,
-                                    timeout=max(0.0, heal_by - time.time()), interval=0.2,
-                                    what=f"the {fault.kind} fault to be over", progress=self.progress)
-            except AssertionError as exc:
-                log.info("%s", exc)
-                return
-        if healed is None:
-            return
-        watch_until = healed.t + settle
-
-        def newest_output() -> float:
-            table = traffic.received.table()
-            return float(output_times(table).max()) if len(table) else 0.0
-
-        with contextlib.suppress(AssertionError):  # at the deadline, what came in is judged
-            wait_until(newest_output, lambda t: t >= watch_until, timeout=max(0.0, watch_until - time.time()) + settle,
-                       interval=0.2, what=f"output {settle:g} s after the {fault.kind} fault was over",
-                       progress=self.progress)
-
-    def no_failover(self, duration: float) -> Verdict:
-        """Watch for ``duration`` seconds from the fault (or from now when there is none): no DOWN, no takeover."""
-        from support.measure import check_no_failover
-
-        faults = self.journal.events("fault.effective")  # the watch starts at the latest fault
-        start = faults[-1].t if faults else time.time()
-        until = start + duration
-        with contextlib.suppress(AssertionError):  # nothing happening is the expected outcome
-            wait_until(lambda: failover_events(self.journal, start, until), bool,
-                       timeout=max(0.0, until - time.time()), interval=0.2, what="a failover",
-                       progress=self.progress)
-        return check_no_failover(self.journal, start, min(until, time.time()))
-
-    def no_takeover(self, dc: str, duration: float) -> Verdict:
-        """Watch ``dc`` for ``duration`` seconds from the fault (or from now): it must not take over."""
-        from support.measure import check_no_takeover
-
-        self.datacenter(dc)
-        faults = self.journal.events("fault.effective")  # the watch starts at the latest fault
-        start = faults[-1].t if faults else time.time()
-        until = start + duration
-        with contextlib.suppress(AssertionError):  # nothing happening is the expected outcome
-            wait_until(lambda: failover_events(self.journal, start, until, kinds=("toolkit.takeover",), dc=dc),
-                       bool, timeout=max(0.0, until - time.time()), interval=0.2, what=f"{dc} taking over",
-                       progress=self.progress)
-        return check_no_takeover(self.journal, dc, start, min(until, time.time()))
-
-    def order(self) -> OrderReport:
-        if self._order is None:
-            self.delivery()
-            assert self.traffic is not None
-            self._order = check_order(self.traffic.received.table())
-        return self._order
-
-    def split_brain(self) -> SplitBrainReport:
-        if self._split is None:
-            self.delivery()
-            assert self.traffic is not None
-            self._split = check_split_brain(self.traffic.received.table(),
-                                            gap=self.config.duration("metrics.split_brain_gap", 2.0),
-                                            tolerance=self.config.duration("metrics.clock_tolerance", 0.0))
-        return self._split
-
-    def state(self, new: str | None = None, old: str | None = None) -> StateReport:
-        """The new active's restored state judged against the old active's history (computed once)."""
-        if self._state is None:
-            self.delivery()
-            assert self.traffic is not None
-            fault = self.journal.last("fault.effective")
-            if fault is None:
-                raise StepError("no fault was injected, so no data center resumed from another's state")
-            pair_old, pair_new = self.failover_pair()
-            self._state = check_state(self.traffic.sent.table(), self.traffic.received.table(),
-                                      old or pair_old, new or pair_new, fault.t)
-            self.journal.record("state", **{k: v for k, v in self._state.to_json().items() if "samples" not in k})
-        return self._state
-
-    def delivery(self) -> DeliveryReport:
-        """Stop producing, drain the outputs, then account for every tuple (computed once)."""
-        if self._delivery is None:
-            if self.traffic is None:
-                raise StepError("no traffic was sent in this scenario")
-            self.traffic.drain(timeout=self.config.duration("traffic.drain_timeout", 20.0))
-            self._delivery = check_delivery(self.traffic.sent.table(), self.traffic.received.table())
-            self.journal.record("delivery", **self._delivery.counts())
-        return self._delivery
-
-    def objectives(self, app_name: str) -> dict[str, float | int]:
-        self.application(app_name)
-        raw = self.config.get(f"objectives.{app_name}", None)
-        if not raw:
-            raise StepError(f'no objectives configured for "{app_name}" (objectives.{app_name})')
-        result: dict[str, float | int] = {}
-        for key, value in raw.items():
-            if key in ("max_lost", "max_duplicated"):
-                result[key] = int(value)
-            elif key == "throughput_fraction":
-                result[key] = float(value)
-            else:
-                result[key] = self.config.duration(f"objectives.{app_name}.{key}")
-        return result
-
-    def check(self, verdict: Verdict) -> None:
-        self.verdicts.append(verdict)
-        self.journal.record("verdict", name=verdict.name, passed=verdict.passed, summary=verdict.summary)
+        judgement, snapshot = wait_until(judge, settled, timeout=max(0.0, deadline - time.time()) + 1.0,
+                                         interval=0.2, what=f"the evidence of '{self.step or check}'",
+                                         progress=self.progress)
+        verdict = judgement.verdict
+        self.journal.record("verdict", cid=f"c{self._claims}", name=verdict.name, status=verdict.status,
+                            passed=verdict.passed, summary=verdict.summary, snapshot=snapshot.to_json())
+        if verdict.status == NOT_JUDGED:
+            self.verdict_error = verdict.summary
+            raise NotJudged(verdict.summary)
         if not verdict.passed:
+            self.verdict_error = verdict.summary
             raise AssertionError(verdict.summary)
+        return verdict
+
+    def history(self) -> History:
+        """What this scenario recorded so far (the instant first, then the journal and the ledgers)."""
+        now = time.time()
+        events = tuple(self.journal.events())
+        sent = self.traffic.sent.table() if self.traffic else Table.from_rows([], SentRow)
+        received = self.traffic.received.table() if self.traffic else Table.from_rows([], ReceivedRow)
+        return History(self.sid, self.name, events, sent, received, self.run.judge_settings, self.ledger_dir, now)
 
     # -- end ----------------------------------------------------------------------------------------
     def close(self) -> list[str]:
-        """Stop background work and run every cleanup; returns cleanup failures."""
+        """End the scenario: the producer stops and the outputs drain, then every heal and restore runs (in a
+        ``finally``: nothing before them can skip them), then the recording stops. Returns cleanup failures."""
+        errors: list[str] = []
+        self.journal.record("scenario.steps_done")
+        try:
+            if self.traffic is not None:
+                self.traffic.drain(timeout=self.run.judge_settings.drain_timeout,
+                                   quiet=self.run.judge_settings.drain_quiet)
+        finally:
+            errors += self.cleanup.run_all()
+        for what, action in (("stop the toolkit monitor", self.monitor.stop if self.monitor else None),
+                             ("export the metrics", self._close_metrics),
+                             ("close the ledgers", self._close_ledgers)):
+            if action is None:
+                continue
+            try:
+                action()
+            except Exception as exc:  # the others still run
+                log.exception("%s failed", what)
+                errors.append(f"{what}: {exc}")
+        errors += [RESIDUE_PREFIX + line for line in self.faults.audit()]
+        self.faults.close()
+        return errors
+
+    def _close_metrics(self) -> None:
+        metrics = self.metrics
+        if metrics is None:
+            return
+        metrics.stop()
+        if self.traffic is not None:
+            self._add_throughput_series(metrics)
+        metrics.export(self.ledger_dir)
+        self.journal.record("metrics.closed", series=len(metrics.store.names()), errors=dict(metrics.sampler.errors))
+
+    def _close_ledgers(self) -> None:
         if self.traffic is not None:
             self.traffic.stop()
-        if self.monitor is not None:
-            self.monitor.stop()
-        if self.metrics is not None:
-            self.metrics.stop()
-            if self.traffic is not None:
-                self._add_throughput_series(self.metrics)
-            self.metrics.export(self.ledger_dir)
-        if self.traffic is not None:
             self.traffic.sent.close()
             self.traffic.received.close()
         if self.ids is not None:
             self.ids.close()
-        errors = self.cleanup.run_all()
-        errors += [RESIDUE_PREFIX + line for line in self.faults.audit()]
-        self.faults.close()
-        return errors
 
     def _add_throughput_series(self, metrics: MetricsSession) -> None:
         """Output tuples per second per data center (by the DC's emission time), the most honest throughput."""
         assert self.traffic is not None
         table = self.traffic.received.table()
-        if not len(table):
+        width = self.run.judge_settings.throughput_window
+        if not len(table) or width <= 0:
             return
         times = output_times(table)
-        width = self.config.duration("metrics.throughput_window", 1.0)
         t0 = float(times.min())
         for code, dc in enumerate(table.categories.get("dc", [])):
             mine = times[table["dc"] == code]
@@ -528,74 +414,10 @@ class World:
             for index, count in enumerate(counts.tolist()):
                 metrics.store.add(f"throughput.{dc}", t0 + index * width, count / width)
 
-    def measurements(self) -> dict[str, Any]:
-        """Recovery phases, RPO, state, order and split brain for the summary (whatever could be measured)."""
-        timeline = self.timeline() if self.fault is not None else None
-        out: dict[str, Any] = {"mode": self.mode, "old_active": None, "recovery": None, "rpo": None, "state": None,
-                               "order": None, "split_brain": None,
-                               "baseline": None if self.baseline is None else self.baseline.to_json(),
-                               "metrics": None}
-        if timeline is not None:
-            out["recovery"] = timeline.to_json()
-            out["old_active"] = timeline.old or None
-        if self.traffic is not None and len(self.traffic.received):
-            out["order"] = (self._order or check_order(self.traffic.received.table())).to_json()
-            out["split_brain"] = self.split_brain().to_json() if self._split else check_split_brain(
-                self.traffic.received.table(), gap=self.config.duration("metrics.split_brain_gap", 2.0)).to_json()
-            fault = self.journal.last("fault.effective")
-            if self.fault is not None and fault is not None:
-                state = self._state or check_state(self.traffic.sent.table(), self.traffic.received.table(),
-                                                   *self.failover_pair(), fault.t)
-                out["state"] = state.to_json()
-        if self.metrics is not None:
-            out["metrics"] = {"series": len(self.metrics.store.names()),
-                              "baselines": {k: v.to_json() for k, v in sorted(self.metrics.baselines.items())},
-                              "errors": dict(self.metrics.sampler.errors)}
-        return out
-
-    def record(self, status: str, error: str | None, cleanup_errors: list[str]) -> dict[str, Any]:
-        timeline = self.timeline() if self.fault is not None else None
-        delivery = self._delivery
-        if delivery is None and self.traffic is not None:
-            delivery = check_delivery(self.traffic.sent.table(), self.traffic.received.table())
-        measured = self.measurements()
-        state = measured["state"]
-        measured["rpo"] = None if delivery is None else {
-            "lost": delivery.lost,
-            "loss_window_s": round(delivery.loss_window, 3),
-            "lost_state_updates": None if state is None else state["lost_updates"],
-            "state_loss_window_s": None if state is None else state["state_loss_window_s"],
-        }
-        return {
-            "feature": self.feature,
-            "name": self.name,
-            "status": status,
-            "tags": self.tags,
-            "started_at": self.started,
-            "duration_s": round(time.time() - self.started, 3),
-            "fault": self.fault.kind if self.fault else None,
-            "standby": self.standby,
-            "rto_s": None if timeline is None or timeline.rto is None else round(timeline.rto, 3),
-            "phases_s": timeline.phases() if timeline else None,
-            "lost": delivery.lost if delivery else None,
-            "duplicated": delivery.duplicated if delivery else None,
-            "unknown": delivery.unknown if delivery else None,
-            "delivery": delivery.counts() if delivery else None,
-            "verdicts": [v.to_json() for v in self.verdicts],
-            "timeline": build_timeline(
-                self.journal.events(),
-                self.traffic.sent.rows() if self.traffic else [],
-                self.traffic.received.rows() if self.traffic else [],
-                timeline.phases() if timeline else None,
-            ),
-            "error": error,
-            "cleanup_errors": cleanup_errors,
-            **measured,
-        }
-
-    def attach_evidence(self, record: dict[str, Any]) -> None:
-        """Attach the scenario's charts, RTO/RPO table, verdicts, metrics CSV, residue audit and journal to Allure."""
-        attach_scenario(record, self.journal.events(), self.ledger_dir / "metrics.csv")
+    def finish(self, status: str, error: str | None, cleanup_errors: list[str]) -> dict[str, Any]:
+        """Record how the scenario ended, then judge its history as it is on disk: the scenario's record."""
+        self.journal.record("scenario.finished", status=status, error=error, cleanup_errors=cleanup_errors)
+        return judge_scenario(load_history(self.run.run_dir, self.sid, self.run.judge_settings))
 
 
 def _runs(client: StreamsRestClient, job_name: str) -> bool:

@@ -294,7 +294,7 @@ class Ledger(Generic[R]):
     def rows(self) -> list[R]:
         """The rows so far as row objects (for small ledgers and reports)."""
         table = self.table()
-        return _rows_of(table, self._row_type)
+        return rows_of(table, self._row_type)
 
     def __len__(self) -> int:
         return self._rows
@@ -316,7 +316,7 @@ class Ledger(Generic[R]):
         the CSV file."""
         folder = path.with_suffix("")
         if (folder / "meta.json").exists():
-            return _rows_of(read_table(folder), row_type)
+            return rows_of(read_table(folder), row_type)
         result: list[R] = []
         with path.open(newline="", encoding="utf-8") as handle:
             reader = csv.reader(handle)
@@ -335,7 +335,7 @@ def _dtype(kind: str) -> str:
     return kind
 
 
-def _rows_of(table: Table, row_type: type[R]) -> list[R]:
+def rows_of(table: Table, row_type: type[R]) -> list[R]:
     names = [f.name for f in fields(row_type)]
     decoded: list[list[Any]] = []
     for name in names:

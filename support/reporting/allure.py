@@ -258,7 +258,10 @@ def rto_rpo_table(record: Mapping[str, Any]) -> str:
 
 def verdicts_text(verdicts: Sequence[Mapping[str, Any]]) -> str:
     """One line per verdict: PASS/FAIL, name, the sentence a product owner reads."""
-    return "\n".join(f"{'PASS' if v['passed'] else 'FAIL'} {v['name']}: {v['summary']}" for v in verdicts)
+    def word(v: Mapping[str, Any]) -> str:
+        return "PASS" if v["passed"] else "NOT JUDGED" if v.get("status") == "not judged" else "FAIL"
+
+    return "\n".join(f"{word(v)} {v['name']}: {v['summary']}" for v in verdicts)
 
 
 def journal_text(events: Sequence[JournalEvent]) -> str:
@@ -298,21 +301,73 @@ def residue_audit(record: Mapping[str, Any], events: Sequence[JournalEvent]) -> 
             "faults": list(faults.values()), "cleanup": cleanup}
 
 
-def attach_scenario(record: Mapping[str, Any], events: Sequence[JournalEvent], metrics_csv: Path | None = None) -> None:
-    """Every attachment of one scenario, most telling first: the timeline and throughput charts, the RTO/RPO table,
-    the verdicts (readable, then with their evidence), the measurements, the metrics CSV, the residue audit and the
-    scenario's journal."""
+ATTACHMENT_TYPES = {"text": ("text/plain", "txt"), "json": ("application/json", "json"), "csv": ("text/csv", "csv"),
+                    "html": ("text/html", "html"), "svg": ("image/svg+xml", "svg")}
+ALLURE_STATUS = {"passed": "passed", "failed": "failed", "not judged": "broken", "skipped": "skipped"}
+
+
+def scenario_attachments(record: Mapping[str, Any], events: Sequence[JournalEvent], metrics_csv: Path | None = None
+                         ) -> list[tuple[str, str, str]]:
+    """Every attachment of one scenario as (name, body, kind), most telling first: the timeline and throughput
+    charts, the RTO/RPO table, the verdicts (readable, then with their evidence), the measurements, the metrics
+    CSV, the residue audit and the scenario's journal. Built from the judge's record and the journal only."""
+    out: list[tuple[str, str, str]] = []
     for name, svg in (("timeline", timeline_svg(record)), ("throughput", throughput_svg(record))):
         if svg is not None:
-            attach_svg(name, svg)
-    attach_text("RTO/RPO table", rto_rpo_table(record), "html")
+            out.append((name, svg, "svg"))
+    out.append(("RTO/RPO table", rto_rpo_table(record), "html"))
     verdicts = list(record.get("verdicts") or [])
     if verdicts:
-        attach_text("verdicts", verdicts_text(verdicts))
-        attach_json("verdicts with evidence", verdicts)
-    attach_json("measurements", {k: record[k] for k in ("rto_s", "phases_s", "delivery", "recovery", "rpo", "state",
-                                                        "order", "split_brain", "baseline") if k in record})
-    if metrics_csv is not None:
-        attach_csv_file("metrics CSV", metrics_csv)
-    attach_json("residue audit", residue_audit(record, events))
-    attach_text("journal", journal_text(events))
+        out.append(("verdicts", verdicts_text(verdicts), "text"))
+        out.append(("verdicts with evidence", json.dumps(verdicts, indent=2, default=str), "json"))
+    measurements = {k: record[k] for k in ("rto_s", "phases_s", "delivery", "recovery", "rpo", "state", "order",
+                                           "split_brain", "baseline") if k in record}
+    out.append(("measurements", json.dumps(measurements, indent=2, default=str), "json"))
+    if metrics_csv is not None and metrics_csv.is_file():
+        out.append(("metrics CSV", metrics_csv.read_text(encoding="utf-8"), "csv"))
+    out.append(("residue audit", json.dumps(residue_audit(record, events), indent=2, default=str), "json"))
+    out.append(("journal", journal_text(events), "text"))
+    return out
+
+
+def attach_scenario(record: Mapping[str, Any], events: Sequence[JournalEvent], metrics_csv: Path | None = None) -> None:
+    """Attach :func:`scenario_attachments` to the running Allure test."""
+    for name, body, kind in scenario_attachments(record, events, metrics_csv):
+        attach_text(name, body, kind)
+
+
+def rewrite_results(results: Path, scenarios: Sequence[tuple[Mapping[str, Any], list[tuple[str, str, str]]]]) -> int:
+    """Rewrite the Allure results of judged scenarios (record, attachments): each test's status and message, the
+    status of the steps whose claims were judged, and the attachments. Tests are matched by name, in order.
+    Returns how many tests were rewritten."""
+    files = sorted(results.glob("*-result.json"), key=lambda p: json.loads(p.read_text()).get("start", 0))
+    pending = list(scenarios)
+    rewritten = 0
+    for path in files:
+        test = json.loads(path.read_text())
+        match = next((i for i, (record, _) in enumerate(pending) if record.get("name") == test.get("name")), None)
+        if match is None:
+            continue
+        record, attachments = pending.pop(match)
+        status = ALLURE_STATUS.get(str(record.get("status")), "broken")
+        test["status"] = status
+        test["statusDetails"] = {"message": record["error"]} if record.get("error") and status != "passed" else {}
+        by_step = {str((v.get("evidence") or {}).get("step")): v for v in record.get("verdicts") or []}
+        for step in test.get("steps") or []:
+            verdict = by_step.get(str(step.get("name")))
+            if verdict is not None:
+                step["status"] = ALLURE_STATUS.get(str(verdict.get("status")), "broken")
+                step["statusDetails"] = {} if verdict.get("passed") else {"message": verdict.get("summary")}
+        sources = {a.get("name"): a for a in test.get("attachments") or []}
+        for name, body, kind in attachments:
+            mime, ext = ATTACHMENT_TYPES[kind]
+            entry = sources.get(name)
+            if entry is None:
+                entry = {"name": name, "source": f"{path.stem.removesuffix('-result')}-{len(sources)}-attachment.{ext}",
+                         "type": mime}
+                test.setdefault("attachments", []).append(entry)
+                sources[name] = entry
+            (results / entry["source"]).write_text(body, encoding="utf-8")
+        path.write_text(json.dumps(test), encoding="utf-8")
+        rewritten += 1
+    return rewritten

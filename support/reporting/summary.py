@@ -50,7 +50,8 @@ def build_summary(run_dir: Path, exit_code: int | None = None) -> dict[str, Any]
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     scenarios = read_scenarios(run_dir)
     counts = {status: sum(1 for s in scenarios if s["status"] == status) for status in ("passed", "failed", "skipped")}
-    failed = counts["failed"] > 0 or (exit_code not in (None, 0))
+    counts["not_judged"] = sum(1 for s in scenarios if s["status"] == "not judged")
+    failed = counts["failed"] > 0 or counts["not_judged"] > 0 or (exit_code not in (None, 0))
     summary = {
         "schema_version": 1,
         "run_id": meta.get("run_id", run_dir.name),

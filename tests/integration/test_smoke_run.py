@@ -7,6 +7,7 @@ The measured phases are checked against the lab's ground-truth log (which only t
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -101,3 +102,18 @@ def test_reports_are_written(smoke_run: tuple[Any, Path]) -> None:
     for path in run_dir.rglob("*"):
         if path.is_file():
             assert password not in path.read_text(errors="replace"), f"secret leaked into {path}"
+
+
+def test_judging_the_stored_run_again_reproduces_it(smoke_run: tuple[Any, Path], tmp_path: Path) -> None:
+    """``failover-tester judge`` on a copy of the live run: every verdict and number of summary.json again."""
+    _, run_dir = smoke_run
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir.resolve(), copy)
+    live = json.loads((copy / "summary.json").read_text())
+    done = run_cli("judge", str(copy))
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    again = json.loads((copy / "summary.json").read_text())
+    assert again["scenarios"] == live["scenarios"]
+    assert again["status"] == live["status"] and again["totals"] == live["totals"]
+    results = [json.loads(p.read_text()) for p in (copy / "allure-results").glob("*-result.json")]
+    assert [r["status"] for r in results] == ["passed"]

@@ -3,11 +3,9 @@ from typing import Any
 
 import numpy as np
 
-from support.data.ledger import OK, ReceivedRow, SentRow
-from support.data.validate import check_delivery, check_state
+from support.data.ledger import ReceivedRow
 from support.measure import (
     check_no_failover,
-    check_objectives,
     check_recovery_time,
     check_takeover,
     check_throughput,
@@ -120,35 +118,6 @@ def test_no_failover_watch(tmp_path: Path) -> None:
     busy = journal_with(tmp_path, [("fault.effective", 10.0, {}), ("toolkit.remote_down", 16.5, {"dc": "dc2"})])
     verdict = check_no_failover(busy, 10.0, 40.0)
     assert not verdict.passed and verdict.summary == "dc2 declared its remote DOWN 6.50 s into the 30 s watch."
-
-
-def test_objectives_combine_every_check(tmp_path: Path) -> None:
-    journal = journal_with(tmp_path, [("fault.effective", 10.0, {})])
-    timeline = recovery_timeline(journal, [row("dc2", 15.0)], "dc2")
-    report = check_delivery([], [])
-    assert check_objectives("orders", timeline, report, {"rto": 60, "max_lost": 0}).passed
-    failed = check_objectives("orders", timeline, report, {"rto": 1, "max_lost": 0})
-    assert not failed.passed and "misses" in failed.summary
-    assert not check_objectives("orders", timeline, report, {}).passed
-    no_state = check_objectives("orders", timeline, report, {"state_loss_window": 5})
-    assert not no_state.passed and "state loss window cannot be judged" in no_state.summary
-
-
-def test_objectives_judge_rpo_with_the_state_loss_window(tmp_path: Path) -> None:
-    sent = [SentRow(f"i{i}", "k", i, "dc1" if i < 50 else "dc2", i * 0.1, i * 0.1, OK, "", 1.0) for i in range(1, 80)]
-    received = [ReceivedRow(f"i{i}", "k", i, "dc1", i * 0.1 + 0.05, i * 0.1, i, float(i), True, 1.0)
-                for i in range(1, 50)]
-    # dc2 restored the state after update 30: updates 31..49 of dc1 (1.8 s) are lost
-    received += [ReceivedRow(f"i{i}", "k", i, "dc2", i * 0.1 + 0.05, i * 0.1, i - 19, float(i - 19), True, 1.0)
-                 for i in range(50, 80)]
-    state = check_state(sent, received, "dc1", "dc2", 5.0)
-    assert state.consistent == 1 and state.lost_updates == 19 and abs(state.loss_window - 1.8) < 1e-6
-    journal = journal_with(tmp_path, [("fault.effective", 5.0, {})])
-    timeline = recovery_timeline(journal, received, "dc2", old="dc1")
-    report = check_delivery(sent, received)
-    assert check_objectives("orders", timeline, report, {"rpo": 2}, state).passed
-    verdict = check_objectives("orders", timeline, report, {"rpo": 1}, state)
-    assert not verdict.passed and "19 state updates" in verdict.summary
 
 
 def test_active_active_first_output_counts_only_the_failed_dcs_keys(tmp_path: Path) -> None:

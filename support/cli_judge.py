@@ -1,0 +1,40 @@
+"""``failover-tester judge reports/<run-id>``: judge a stored run again from what it left on disk."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from support.config import ConfigError
+
+
+def add_judge_parser(sub: argparse._SubParsersAction) -> None:
+    judge = sub.add_parser("judge", help="judge a stored run again from disk; rewrite its summary, report and Allure "
+                                         "results")
+    judge.add_argument("run_dir", help="the run's folder, e.g. reports/latest or reports/<run-id>")
+    judge.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="judge under a changed setting, e.g. metrics.clock_tolerance=0 (repeatable)")
+
+
+def judge_command(args: argparse.Namespace) -> int:
+    from support.judge.rejudge import RunNotFound, rejudge
+    from support.reporting.summary import summary_table
+
+    run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        print(f"{run_dir}: not a folder (give a run folder such as reports/latest)", file=sys.stderr)
+        return 2
+    try:
+        summary = rejudge(run_dir.resolve(), args.set)
+    except (RunNotFound, ConfigError) as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    print(summary_table(summary["scenarios"]))
+    print()
+    print(f"summary:  {run_dir / 'summary.json'}")
+    print(f"report:   {run_dir / 'report.html'}")
+    totals = summary["totals"]
+    print(f"result:   {summary['status']} ({totals['passed']} passed, {totals['failed']} failed, "
+          f"{totals.get('not_judged', 0)} not judged)")
+    return 0 if summary["status"] == "passed" else 1

@@ -1,0 +1,325 @@
+"""The claims a ``Then`` step makes, judged over a history: each check reads only the history (as far as it was
+recorded) and the settings, and says whether its verdict is final (nothing recorded later can change it).
+
+A recovery check is final once its phase was seen or its limit has passed; a watch (no failover, no takeover)
+once its duration has passed or it saw what it watches for; a data or state check once its window (the fault,
+the recovery and a settling period, see :func:`~support.judge.facts.data_window`) is recorded. A check whose
+window was not recorded by its deadline is *not judged*, with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from support import measure
+from support.data.ledger import Table
+from support.data.validate import check_delivery, check_order, check_split_brain, check_state
+from support.judge import facts
+from support.judge.history import History, select
+from support.measure import Verdict
+from support.orchestration import JournalEvent
+
+MONITOR_SLACK = 1.0  # the toolkit monitor polls; a phase seen up to this late still counts
+OUTPUT_SLACK = 1.5
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """A verdict and whether it is final; while not final, ``deadline`` is when waiting stops making sense."""
+
+    verdict: Verdict
+    final: bool
+    deadline: float | None = None
+
+
+Params = Mapping[str, Any]
+Check = Callable[[History, JournalEvent, Params], Judgement]
+CHECKS: dict[str, Check] = {}
+DATA_CHECKS: set[str] = set()
+
+
+def check(name: str) -> Callable[[Check], Check]:
+    def register(fn: Check) -> Check:
+        CHECKS[name] = fn
+        return fn
+    return register
+
+
+def judge_claim(history: History, claim: JournalEvent) -> Judgement:
+    """Judge one claim (a ``claim`` journal event) over ``history``."""
+    kind = str(claim.fields.get("check", ""))
+    fn = CHECKS.get(kind)
+    if fn is None:
+        return Judgement(Verdict.not_judged(kind or "unknown", f"this version knows no check named {kind!r}"), True)
+    return fn(history, claim, claim.fields.get("params") or {})
+
+
+def _final(verdict: Verdict) -> Judgement:
+    return Judgement(verdict, True)
+
+
+def _pending(verdict: Verdict, deadline: float) -> Judgement:
+    return Judgement(verdict, False, deadline)
+
+
+def _until(history: History, verdict: Verdict, deadline: float) -> Judgement:
+    """Final once ``deadline`` has passed in the history, else pending."""
+    return _final(verdict) if history.as_of >= deadline else _pending(verdict, deadline)
+
+
+def _no_fault(name: str, what: str) -> Judgement:
+    return _final(Verdict(name, False, f"No fault became effective, so there was nothing to {what}.", {}))
+
+
+# ---------------------------------------------------------------------------------------------- recovery
+
+
+@check("takeover")
+def _takeover(h: History, claim: JournalEvent, p: Params) -> Judgement:
+    dc, within = str(p["dc"]), float(p["within"])
+    fault = facts.latest_fault(h, claim.t)
+    if fault is None:
+        return _no_fault("takeover", "take over")
+    line = facts.timeline(h, standby=dc)
+    verdict = measure.check_takeover(line, dc, within)
+    return _final(verdict) if line.takeover is not None else _until(h, verdict, fault.t + within + MONITOR_SLACK)
+
+
+@check("detection")
+def _detection(h: History, claim: JournalEvent, p: Params) -> Judgement:
+    lost, within = str(p["lost"]), float(p["within"])
+    fault = facts.latest_fault(h, claim.t)
+    if fault is None:
+        return _no_fault("detection", "detect")
+    old, _ = facts.pair(h, fault)
+    if lost != old:
+        return _final(Verdict("detection", False, f'"{lost}" is not the data center this scenario takes down '
+                                                  f"({old} is).", {"lost": lost, "old": old}))
+    line = facts.timeline(h)
+    verdict = measure.check_detection(line, lost, within)
+    return _final(verdict) if line.down_detected is not None else _until(h, verdict,
+                                                                         fault.t + within + MONITOR_SLACK)
+
+
+@check("recovery_time")
+def _recovery_time(h: History, claim: JournalEvent, p: Params) -> Judgement:
+    limit = float(p["limit"])
+    fault = facts.latest_fault(h, claim.t)
+    if fault is None:
+        return _no_fault("recovery_time", "recover from")
+    line = facts.timeline(h)
+    verdict = measure.check_recovery_time(line, limit)
+    return _final(verdict) if line.rto is not None else _until(h, verdict, fault.t + limit + OUTPUT_SLACK)
+
+
+@check("throughput")
+def _throughput(h: History, claim: JournalEvent, p: Params) -> Judgement:
+    fraction, within = float(p["fraction"]), float(p["within"])
+    fault = facts.latest_fault(h, claim.t)
+    if fault is None:
+        return _no_fault("throughput_recovered", "recover from")
+    line = facts.timeline(h, fraction)
+    if line.baseline is None:
+        return _final(Verdict.not_judged(
+            "throughput_recovered", "no steady-state baseline was measured ('Given the system has been steady for "
+            "...' must come before the fault), so the recovery of throughput has nothing to compare with.",
+            {"fraction": fraction, "limit_s": within}))
+    back, _ = facts.throughput_back(h, fault, fraction)
+    verdict = measure.check_throughput(replace(line, throughput_recovered=back, fraction=fraction), fraction, within)
+    if back is not None:
+        return _final(verdict)
+    return _until(h, verdict, fault.t + within + h.settings.throughput_window + OUTPUT_SLACK)
+
+
+def _watch_start(h: History, claim: JournalEvent) -> float:
+    fault = facts.latest_fault(h, claim.t)
+    return fault.t if fault is not None else claim.t
+
+
+@check("no_failover")
+def _no_failover(h: History, claim: JournalEvent, p: Params) -> Judgement:
+    start = _watch_start(h, claim)
+    until = start + float(p["duration"])
+    verdict = measure.check_no_failover(h.journal, start, min(until, h.as_of))
+    return _final(verdict) if not verdict.passed else _until(h, measure.check_no_failover(h.journal, start, until),
+                                                             until)
+
+
+@check("no_takeover")
+def _no_takeover(h: History, claim: JournalEvent, p: Params) -> Judgement:
+    dc = str(p["dc"])
+    start = _watch_start(h, claim)
+    until = start + float(p["duration"])
+    verdict = measure.check_no_takeover(h.journal, dc, start, min(until, h.as_of))
+    if not verdict.passed:
+        return _final(verdict)
+    return _until(h, measure.check_no_takeover(h.journal, dc, start, until), until)
+
+
+# ------------------------------------------------------------------------------------------ data, state
+
+
+def _window_tables(h: History, window: facts.Window) -> tuple[Table, Table]:
+    """The sent rows of the window, and the received rows except those of tuples sent after it."""
+    end = window.end if window.end is not None else h.as_of
+    sent, received = h.sent, h.received
+    inside = sent["t_send"] <= end
+    later = np.setdiff1d(sent["id"][~inside], sent["id"][inside])
+    return select(sent, inside), select(received, ~np.isin(received["id"], later))
+
+
+def _data(name: str, settle: Callable[[History], float] | None = None) -> Callable[[Callable[..., Verdict]], Check]:
+    """A data or state check: judged by ``fn(history, window, sent, received, params)`` once its window is
+    recorded; not judged if it is not recorded by its deadline."""
+
+    def wrap(fn: Callable[..., Verdict]) -> Check:
+        def run(h: History, claim: JournalEvent, p: Params) -> Judgement:
+            window = facts.data_window(h, claim.t, settle(h) if settle else None)
+            evidence = {"window": window.to_json()}
+            if not window.complete:
+                why = f"{window.waiting} when the scenario's time ran out" if window.waiting else "no window"
+                verdict = Verdict.not_judged(name, why + ".", evidence)
+                return _until(h, verdict, window.deadline or h.as_of)
+            sent, received = _window_tables(h, window)
+            verdict = fn(h, window, sent, received, p)
+            note = f"; judged over {window.describe()}"
+            summary = verdict.summary.removesuffix(".") + note + "."
+            return _final(Verdict(verdict.name, verdict.passed, summary, {**verdict.evidence, **evidence},
+                                  verdict.status))
+        return run
+    return wrap
+
+
+def _data_check(name: str, verdict_name: str, settle: Callable[[History], float] | None = None
+                ) -> Callable[[Callable[..., Verdict]], Callable[..., Verdict]]:
+    def register(fn: Callable[..., Verdict]) -> Callable[..., Verdict]:
+        CHECKS[name] = _data(verdict_name, settle)(fn)
+        DATA_CHECKS.add(name)
+        return fn
+    return register
+
+
+@_data_check("lost", "lost")
+def _lost(h: History, w: facts.Window, sent: Table, received: Table, p: Params) -> Verdict:
+    return measure.check_lost(check_delivery(sent, received), int(p.get("limit", 0)))
+
+
+@_data_check("loss_window", "loss_window")
+def _loss_window(h: History, w: facts.Window, sent: Table, received: Table, p: Params) -> Verdict:
+    return measure.check_loss_window(check_delivery(sent, received), float(p["limit"]))
+
+
+@_data_check("at_least_once", "at_least_once")
+def _at_least_once(h: History, w: facts.Window, sent: Table, received: Table, p: Params) -> Verdict:
+    return measure.check_at_least_once(check_delivery(sent, received))
+
+
+@_data_check("duplicated", "duplicated")
+def _duplicated(h: History, w: facts.Window, sent: Table, received: Table, p: Params) -> Verdict:
+    return measure.check_no_duplicates(check_delivery(sent, received), int(p.get("limit", 0)))
+
+
+@_data_check("integrity", "integrity")
+def _integrity(h: History, w: facts.Window, sent: Table, received: Table, p: Params) -> Verdict:
+    return measure.check_integrity(check_delivery(sent, received))
+
+
+@_data_check("unknown", "unknown")
+def _unknown(h: History, w: facts.Window, sent: Table, received: Table, p: Params) -> Verdict:
+    return measure.check_unknown(check_delivery(sent, received), int(p.get("limit", 0)))
+
+
+@_data_check("order", "order")
+def _order(h: History, w: facts.Window, sent: Table, received: Table, p: Params) -> Verdict:
+    return measure.check_order(check_order(received))
+
+
+def _split_settle(h: History) -> float:
+    return max(h.settings.settle_period, 2 * h.settings.split_brain_gap)
+
+
+@_data_check("single_emitter", "single_emitter", settle=_split_settle)
+def _single_emitter(h: History, w: facts.Window, sent: Table, received: Table, p: Params) -> Verdict:
+    s = h.settings
+    return measure.check_single_emitter(check_split_brain(received, gap=s.split_brain_gap,
+                                                          tolerance=s.clock_tolerance))
+
+
+def state_report(h: History, new: str | None = None, old: str | None = None) -> Any:
+    """The new active's restored state judged against the old active's history (None without a fault)."""
+    fault = facts.latest_fault(h)
+    if fault is None:
+        return None
+    pair_old, pair_new = facts.pair(h, fault)
+    return check_state(h.sent, h.received, old or pair_old, new or pair_new, fault.t)
+
+
+def _state_verdict(name: str, report: Any, judge: Callable[[Any], Verdict]) -> Verdict:
+    if report is None:
+        return Verdict(name, False, "No fault was injected, so no data center resumed from another's state.", {})
+    if report.keys_judged == 0:
+        return Verdict.not_judged(name, f"{report.new} emitted no output for customers {report.old} had served, so "
+                                        "its restored state cannot be judged.", report.to_json())
+    return judge(report)
+
+
+@_data_check("consistent_state", "consistent_state")
+def _consistent_state(h: History, w: facts.Window, sent: Table, received: Table, p: Params) -> Verdict:
+    report = state_report(h, p.get("new"), p.get("old"))
+    return _state_verdict("consistent_state", report, measure.check_consistent_state)
+
+
+@_data_check("state_loss", "state_loss_window")
+def _state_loss(h: History, w: facts.Window, sent: Table, received: Table, p: Params) -> Verdict:
+    limit = float(p["limit"])
+    return _state_verdict("state_loss_window", state_report(h), lambda r: measure.check_state_loss(r, limit))
+
+
+# ---------------------------------------------------------------------------------------------- objectives
+
+OBJECTIVE_CHECKS: dict[str, tuple[str, Callable[[Mapping[str, float], str], dict[str, Any]]]] = {
+    "rto": ("recovery_time", lambda o, new: {"limit": o["rto"]}),
+    "takeover": ("takeover", lambda o, new: {"dc": new, "within": o["takeover"]}),
+    "max_lost": ("lost", lambda o, new: {"limit": o["max_lost"]}),
+    "max_duplicated": ("duplicated", lambda o, new: {"limit": o["max_duplicated"]}),
+    "loss_window": ("loss_window", lambda o, new: {"limit": o["loss_window"]}),
+    "throughput_recovery": ("throughput", lambda o, new: {"within": o["throughput_recovery"],
+                                                          "fraction": o.get("throughput_fraction", 0.9)}),
+    "state_loss_window": ("state_loss", lambda o, new: {"limit": o["state_loss_window"]}),
+    "rpo": ("loss_window", lambda o, new: {"limit": o["rpo"]}),
+}
+
+
+@check("objectives")
+def _objectives(h: History, claim: JournalEvent, p: Params) -> Judgement:
+    app = str(p["app"])
+    objectives = h.settings.objectives.get(app)
+    if not objectives:
+        return _final(Verdict("objectives", False, f'No objectives configured for "{app}" (objectives.{app}).', {}))
+    _, new = facts.pair(h, facts.latest_fault(h, claim.t))
+    parts: list[Judgement] = []
+    for key, (kind, params) in OBJECTIVE_CHECKS.items():
+        if key in objectives:
+            parts.append(CHECKS[kind](h, claim, params(objectives, new)))
+        if key == "rpo" and key in objectives:
+            parts.append(CHECKS["state_loss"](h, claim, {"limit": objectives["rpo"]}))
+    verdicts = [j.verdict for j in parts]
+    failed = [v for v in verdicts if v.status == measure.FAILED]
+    open_ = [v for v in verdicts if v.status == measure.NOT_JUDGED]
+    evidence = {"objectives": dict(objectives), "checks": [v.to_json() for v in verdicts]}
+    if failed:
+        verdict = Verdict("objectives", False, f"The recovery misses the {app} objectives: "
+                          + " ".join(v.summary for v in failed), evidence)
+    elif open_:
+        verdict = Verdict.not_judged("objectives", f"the {app} objectives could not all be judged: "
+                                     + " ".join(v.summary for v in open_), evidence)
+    else:
+        verdict = Verdict("objectives", True, f"The recovery meets the {app} objectives.", evidence)
+    pending = [j for j in parts if not j.final]
+    if not pending or any(j.final and j.verdict.status == measure.FAILED for j in parts):
+        return _final(verdict)
+    return _pending(verdict, max(j.deadline or h.as_of for j in pending))
