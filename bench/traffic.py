@@ -107,7 +107,7 @@ def main() -> int:
             from support.streams.exchange import DataExchangeClient
 
             config = load_config(str(ROOT / "config" / "lab.yaml"), [], run_id="bench")
-            client = DataExchangeClient.from_config(config, "dc1")
+            client = DataExchangeClient.from_settings(config.settings, "dc1")
             try:
                 for rate in RATES:
                     result = measure({"dc1": client}, rate, args.seconds, Path(tmp) / f"lab-{rate}")

@@ -44,12 +44,12 @@ def run_command(args: argparse.Namespace) -> int:
     if not Path("features").is_dir():
         print(f"{Path.cwd()}: features/: not found (run failover-tester from the project root)", file=sys.stderr)
         return 2
-    reports = Path(str(config.get("run.reports_dir", "reports")))
+    reports = Path(config.settings.run.reports_dir)
     run_dir = reports / run_id
     results, junit = run_dir / "allure-results", run_dir / "junit"
     results.mkdir(parents=True)
     junit.mkdir()
-    write_run_meta(run_dir, {"run_id": run_id, "config": str(config.source), "target": str(config.get("name", "")),
+    write_run_meta(run_dir, {"run_id": run_id, "config": str(config.source), "target": config.settings.name or "",
                              "started_at": time.time()})
     cmd = [
         sys.executable, "-m", "behave",
@@ -63,7 +63,7 @@ def run_command(args: argparse.Namespace) -> int:
     for tag in args.tags:
         cmd += ["--tags", tag]
     cmd += args.paths
-    print(f"run {run_id}: behave against {config.get('name', config.source)}", flush=True)
+    print(f"run {run_id}: behave against {config.settings.name or config.source}", flush=True)
     code = subprocess.call(cmd)
     write_run_meta(run_dir, {"finished_at": time.time(), "behave_exit_code": code})
     summary = write_summary(run_dir, code)
@@ -88,10 +88,10 @@ def run_command(args: argparse.Namespace) -> int:
 
 def _environment(config: Config, run_id: str) -> dict[str, str]:
     """What the Allure report shows as the run's environment (no secrets: URLs and names only)."""
-    values = {"target": str(config.get("name", "")), "config": str(config.source), "run_id": run_id}
-    for dc in config.datacenters():
-        values[f"{dc}.rest"] = str(config.get(f"datacenters.{dc}.rest.url"))
-        values[f"{dc}.exchange"] = str(config.get(f"datacenters.{dc}.exchange.url"))
+    values = {"target": config.settings.name or "", "config": str(config.source), "run_id": run_id}
+    for dc, settings in config.settings.datacenters.items():
+        values[f"{dc}.rest"] = settings.rest.url
+        values[f"{dc}.exchange"] = settings.exchange.url
     return values
 
 

@@ -60,8 +60,8 @@ def config_command(args: argparse.Namespace, stdout: TextIO | None = None, stder
         print(exc, file=err)
         return 2
     if args.config_action == "validate":
-        dcs = _plural(len(config.datacenters()), "data center")
-        apps = _plural(len(config.applications()), "application")
+        dcs = _plural(len(config.settings.datacenters), "data center")
+        apps = _plural(len(config.settings.applications), "application")
         print(f"{config.source}: valid ({dcs}, {apps})", file=out)
         return 0
     if args.config_action == "show":

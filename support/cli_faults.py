@@ -18,7 +18,7 @@ from types import FrameType
 from typing import Any, TextIO
 
 from support.config import Config, ConfigError, load_config
-from support.faults.base import FaultError, FaultRefused, FaultSettings, Topology
+from support.faults.base import FaultError, FaultRefused, Topology
 from support.faults.executor import ExecutorPool, run_on_hosts
 from support.faults.guard import Allowlist, list_script, sweep_script
 from support.faults.probe import CapabilityProbe, doctor_table
@@ -77,7 +77,7 @@ def _load(args: argparse.Namespace, err: TextIO) -> Config | None:
 def _rest(config: Config) -> dict[str, Any]:
     from support.streams.rest import StreamsRestClient
 
-    return {dc: StreamsRestClient.from_config(config, dc) for dc in config.datacenters()}
+    return {dc: StreamsRestClient.from_settings(config.settings, dc) for dc in config.settings.datacenters}
 
 
 def _params(args: argparse.Namespace) -> dict[str, Any]:
@@ -124,7 +124,7 @@ def _inject(args: argparse.Namespace, config: Config, out: TextIO, err: TextIO) 
     except ValueError as exc:
         print(f"{config.source}: faults inject: {exc}", file=err)
         return 2
-    limit = ttl if ttl is not None else FaultSettings.from_config(config).ttl
+    limit = ttl if ttl is not None else config.settings.faults.ttl
     if hold is not None and hold > limit:
         print(f"{config.source}: faults inject: --duration {hold:g} s is longer than the TTL {limit:g} s "
               "(the dead-man timer would heal first)", file=err)
@@ -183,8 +183,8 @@ def _host_dirs(topology: Topology, host: str) -> list[str]:
 
 
 def _sweep(args: argparse.Namespace, config: Config, out: TextIO, err: TextIO, clean: bool) -> int:
-    settings = FaultSettings.from_config(config)
-    topology = Topology.from_config(config)
+    settings = config.settings.faults
+    topology = Topology.from_settings(config.settings, str(config.source))
     hosts = list(topology.all_hosts())
     if not hosts:
         print(f"{config.source}: datacenters: no hosts declared (datacenters.<dc>.hosts)", file=err)
@@ -244,15 +244,15 @@ def doctor_command(args: argparse.Namespace, out: TextIO | None = None, err: Tex
     config = _load(args, err)
     if config is None:
         return 2
-    settings = FaultSettings.from_config(config)
-    topology = Topology.from_config(config)
+    settings = config.settings.faults
+    topology = Topology.from_settings(config.settings, str(config.source))
     pool = ExecutorPool(topology, Allowlist(topology), retries=min(settings.ssh_retries, 1),
                         connect_timeout=settings.ssh_timeout, redact=config.redact)
     rest = _rest(config)
     try:
         probe = CapabilityProbe(config, topology, pool, rest, settings)
         table, _ = doctor_table(probe)
-        print(f"doctor: {config.get('name', config.source)} ({config.source})", file=out)
+        print(f"doctor: {config.settings.name or config.source} ({config.source})", file=out)
         print(table, file=out)
         unreachable = [h for h in topology.all_hosts() if not probe.host(h).has("ssh")]
         no_rest = [dc for dc in topology.datacenters if not probe.dc(dc).has("rest")]

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from support.config.settings import AppSettings
 from support.orchestration import Journal
 from support.status import wait_job_healthy
 from support.streams.errors import StreamsNotFound
@@ -28,7 +29,20 @@ class AppSpec:
     parameters: dict[str, str]
 
     @classmethod
+    def from_settings(cls, app: AppSettings) -> AppSpec:
+        standby = app.standby
+        return cls(
+            name=app.name,
+            job_name=app.job_name,
+            bundle=app.bundle,
+            standby_job=standby.job_name if standby is not None else None,
+            standby_bundle=standby.bundle if standby is not None else None,
+            parameters=dict(app.submission_parameters),
+        )
+
+    @classmethod
     def from_config(cls, name: str, raw: Mapping[str, Any]) -> AppSpec:
+        """Shim for callers holding the raw ``applications.<name>`` mapping (prefer :meth:`from_settings`)."""
         standby = raw.get("standby") or {}
         return cls(
             name=name,

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from support.config.settings import AppSettings
 from support.data.generate import tuple_crc
 from support.data.ledger import FAIL, OK, UNKNOWN, Ledger, ReceivedRow, SentRow
 from support.orchestration import Journal
@@ -33,7 +34,7 @@ TAKEOVER_CHECK_INTERVAL = 0.2  # seconds between looks at the journal for a take
 
 
 class Exchange(Protocol):
-    def endpoints(self, job_name: str, application: Mapping[str, Any] | None = None) -> Any: ...
+    def endpoints(self, job_name: str, application: AppSettings | Mapping[str, Any] | None = None) -> Any: ...
 
     def inject(self, url: str, items: Sequence[Mapping[str, Any]], fmt: Any = "json", timeout: Any = None
                ) -> int: ...
@@ -58,7 +59,7 @@ class EndpointDirectory:
     ``min_refresh`` seconds."""
 
     def __init__(self, exchanges: Mapping[str, Exchange], job_name: str,
-                 application: Mapping[str, Any] | None = None, min_refresh: float = 0.2) -> None:
+                 application: AppSettings | Mapping[str, Any] | None = None, min_refresh: float = 0.2) -> None:
         self._exchanges = exchanges
         self._job_name = job_name
         self._application = application
@@ -417,7 +418,7 @@ class Traffic:
         self,
         exchanges: Mapping[str, Exchange],
         job_name: str,
-        application: Mapping[str, Any] | None,
+        application: AppSettings | Mapping[str, Any] | None,
         source: Source,
         sent: Ledger[SentRow],
         received: Ledger[ReceivedRow],

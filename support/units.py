@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 
-__all__ = ["DURATION_PATTERN", "format_duration", "parse_duration"]
+__all__ = ["DURATION_PATTERN", "format_duration", "format_size", "parse_duration", "parse_size"]
 
 _UNIT_SECONDS: dict[str, float] = {
     "ms": 0.001,
@@ -94,3 +94,32 @@ def format_duration(seconds: float) -> str:
             return f"{sign}{_number(units)} {unit}s"
     text = _number(magnitude)
     return f"{sign}{text} {'second' if text == '1' else 'seconds'}"
+
+
+_SIZE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "ki": 1024, "kib": 1024, "m": 1000**2, "mb": 1000**2,
+               "mi": 1024**2, "mib": 1024**2, "g": 1000**3, "gb": 1000**3, "gi": 1024**3, "gib": 1024**3,
+               "t": 1000**4, "tb": 1000**4, "ti": 1024**4, "tib": 1024**4}
+
+
+def parse_size(value: str | int | float) -> int:
+    """``"256 MiB"`` -> 268435456; a bare number is bytes. Raises ValueError naming the value."""
+    if isinstance(value, bool):
+        raise ValueError(f"not a size: {value!r} (e.g. '256 MiB', '2 GB')")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(f"not a size: {value!r} (must be >= 0)")
+        return int(value)
+    match = _SIZE_RE.match(value)
+    unit = (match.group(2) or "").lower() if match else ""
+    if match is None or unit not in _SIZE_UNITS:
+        raise ValueError(f"not a size: {value!r} (e.g. '256 MiB', '2 GB')")
+    return int(float(match.group(1)) * _SIZE_UNITS[unit])
+
+
+def format_size(size: int) -> str:
+    """Bytes for people, in binary units: ``1536 -> "1.5 KiB"``, ``100 -> "100 B"``."""
+    for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if size >= factor:
+            return f"{size / factor:.1f} {unit}"
+    return f"{size} B"

@@ -82,15 +82,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    dcs = config.datacenters()
-    apps = config.applications()
+    dcs = list(config.settings.datacenters)
+    apps = list(config.settings.applications)
     if len(dcs) < 2 or not apps:
         print(f"{config.source}: datacenters: the benchmark needs two data centers and an application", file=sys.stderr)
         return 2
     app_name = args.app or apps[0]
-    app = AppSpec.from_config(app_name, config.get(f"applications.{app_name}"))
+    app = AppSpec.from_settings(config.settings.applications[app_name])
     names = {"a": dcs[0], "b": dcs[1], "operator": args.operator, "app": app_name}
-    rest = {dc: StreamsRestClient.from_config(config, dc) for dc in dcs}
+    rest = {dc: StreamsRestClient.from_settings(config.settings, dc) for dc in dcs}
     journal = Journal(None, "bench")
     session = FaultSession(config, journal, CleanupStack(journal), rest)
     results: dict[str, Any] = {}
@@ -136,8 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     document = {
         "generated_at": time.time(),
         "config": str(config.source),
-        "target": str(config.get("name", "")),
-        "executor": "ssh" if any(config.get(f"datacenters.{dc}.ssh", None) for dc in dcs) else "local",
+        "target": config.settings.name or "",
+        "executor": "ssh" if any(config.settings.datacenters[dc].ssh for dc in dcs) else "local",
         "goal_s": GOAL_S,
         "kinds": results,
         "residue": residue,

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from support.config.settings import RestSettings
 from support.faults.base import Fault, FaultContext, FaultError, Verified, now, poll
 from support.faults.guard import disarm_script
 from support.streams.errors import StreamsError
@@ -138,18 +139,18 @@ class InstanceStop(_ApiFault):
         host = self.host or ""
         return self.state_file(host, "curl"), self.state_file(host, "ca")
 
-    def _rest_settings(self) -> dict[str, Any]:
-        config = self.ctx.config
-        return dict(config.get(f"datacenters.{self.dc}.rest", {}) or {}) if config is not None else {}
+    def _rest_settings(self) -> RestSettings | None:
+        return self.ctx.topology.dc(self.dc).rest
 
     def _curl_config(self) -> str:
         """curl config carrying the instance's credentials (secrets masked in a dry run)."""
-        auth = self._rest_settings().get("auth") or {}
-        if auth.get("type") == "basic":
-            secret = "***" if self.ctx.dry_run else str(auth.get("password", ""))
-            return f'user = "{auth.get("username")}:{secret}"\n'
-        if auth.get("type") == "bearer":
-            secret = "***" if self.ctx.dry_run else str(auth.get("token", ""))
+        rest = self._rest_settings()
+        auth = rest.auth if rest is not None else None
+        if auth is not None and auth.type == "basic":
+            secret = "***" if self.ctx.dry_run else str(auth.password or "")
+            return f'user = "{auth.username}:{secret}"\n'
+        if auth is not None and auth.type == "bearer":
+            secret = "***" if self.ctx.dry_run else str(auth.token or "")
             return f'header = "Authorization: Bearer {secret}"\n'
         return ""
 
@@ -167,7 +168,8 @@ class InstanceStop(_ApiFault):
             return {}
         conf, ca = self._files()
         config_text = base64.b64encode(self._curl_config().encode()).decode()
-        ca_path = self._rest_settings().get("ca_bundle")
+        rest = self._rest_settings()
+        ca_path = rest.ca_bundle if rest is not None else None
         ca_text = base64.b64encode(Path(ca_path).read_bytes()).decode() if ca_path and not self.ctx.dry_run else ""
         return {self.host: (f"(umask 077; printf %s {config_text} | base64 -d > {conf}; "
                             f"printf %s {shlex.quote(ca_text)} | base64 -d > {ca})\n")}

@@ -17,16 +17,14 @@ first command sent -> effect verified; revert latency: heal sent -> return to no
 
 from __future__ import annotations
 
-import re
 import secrets
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from support.config import Config
-from support.units import parse_duration
+from support.config.settings import DataCenterSettings, FaultsSettings, RestSettings, Settings, SshSettings
 
 if TYPE_CHECKING:
     from support.faults.executor import ExecutorPool
@@ -42,11 +40,10 @@ __all__ = [
     "FaultRefused",
     "FaultSettings",
     "FaultUnsupported",
+    "SshSettings",
     "Topology",
     "Verified",
-    "format_size",
     "new_fault_id",
-    "parse_size",
 ]
 
 
@@ -62,46 +59,9 @@ class FaultUnsupported(FaultError):
     """A target host lacks a capability the fault needs (the message names it and how to get it)."""
 
 
-_SIZE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
-_SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "ki": 1024, "kib": 1024, "m": 1000**2, "mb": 1000**2,
-               "mi": 1024**2, "mib": 1024**2, "g": 1000**3, "gb": 1000**3, "gi": 1024**3, "gib": 1024**3,
-               "t": 1000**4, "tb": 1000**4, "ti": 1024**4, "tib": 1024**4}
-
-
-def parse_size(value: str | int | float) -> int:
-    """``"256 MiB"`` -> 268435456; a bare number is bytes. Raises ValueError naming the value."""
-    if isinstance(value, bool):
-        raise ValueError(f"not a size: {value!r} (e.g. '256 MiB', '2 GB')")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError(f"not a size: {value!r} (must be >= 0)")
-        return int(value)
-    match = _SIZE_RE.match(value)
-    unit = (match.group(2) or "").lower() if match else ""
-    if match is None or unit not in _SIZE_UNITS:
-        raise ValueError(f"not a size: {value!r} (e.g. '256 MiB', '2 GB')")
-    return int(float(match.group(1)) * _SIZE_UNITS[unit])
-
-
-def format_size(size: int) -> str:
-    for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
-        if size >= factor:
-            return f"{size / factor:.1f} {unit}"
-    return f"{size} B"
-
-
 def new_fault_id() -> str:
     """8 hex characters: part of every tag (``<tag>:<id>``) and file name a fault creates."""
     return secrets.token_hex(4)
-
-
-@dataclass(frozen=True)
-class SshSettings:
-    user: str
-    key_file: str
-    known_hosts: str
-    port: int = 22
-    key_passphrase: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -114,6 +74,7 @@ class DataCenterInfo:
     crossdc_port: int
     special_message_port: int
     snapshot_dir: str | None
+    rest: RestSettings | None = None
 
     @property
     def primary_host(self) -> str:
@@ -121,48 +82,15 @@ class DataCenterInfo:
             raise FaultRefused(f"data center {self.name} declares no hosts (datacenters.{self.name}.hosts)")
         return self.hosts[0]
 
-
-@dataclass(frozen=True)
-class FaultSettings:
-    """``faults.*`` from config (defaults as in config/schema.json)."""
-
-    tag: str = "xdc-fault"
-    ttl: float = 300.0
-    ssh_retries: int = 3
-    ssh_timeout: float = 5.0
-    verify_timeout: float = 15.0
-    python: str = "python3"
-    memory_max: int = 1024**3
-    disk_max: int = 1024**3
-    state_dir: str = ""
-
-    @property
-    def directory(self) -> str:
-        """Where faults keep their files on a host (``faults.state_dir``, default ``/run/<tag>``)."""
-        return self.state_dir or f"/run/{self.tag}"
-
     @classmethod
-    def from_config(cls, config: Config) -> FaultSettings:
-        faults = config.get("faults", {}) or {}
-        ttl = config.duration("faults.ttl") if "ttl" in faults else config.duration("run.scenario_timeout", 300.0)
-        try:
-            memory_max = parse_size(faults.get("memory_max", "1 GiB"))
-            disk_max = parse_size(faults.get("disk_max", "1 GiB"))
-        except ValueError as exc:
-            from support.config import ConfigError
+    def from_settings(cls, dc: DataCenterSettings) -> DataCenterInfo:
+        return cls(name=dc.name, hosts=dc.hosts, ssh=dc.ssh, crossdc_port=dc.crossdc.http_port,
+                   special_message_port=dc.crossdc.special_message_port, snapshot_dir=dc.crossdc.snapshot_dir,
+                   rest=dc.rest)
 
-            raise ConfigError(config.source, "faults", str(exc)) from None
-        return cls(
-            tag=str(faults.get("tag", "xdc-fault")),
-            ttl=ttl,
-            ssh_retries=int(faults.get("ssh_retries", 3)),
-            ssh_timeout=parse_duration(faults.get("ssh_timeout", 5.0)),
-            verify_timeout=parse_duration(faults.get("verify_timeout", 15.0)),
-            python=str(faults.get("python", "python3")),
-            memory_max=memory_max,
-            disk_max=disk_max,
-            state_dir=str(faults.get("state_dir") or ""),
-        )
+
+#: ``faults.*`` from config (:class:`support.config.settings.FaultsSettings`).
+FaultSettings = FaultsSettings
 
 
 @dataclass(frozen=True)
@@ -175,34 +103,17 @@ class Topology:
     source: str = "config"
 
     @classmethod
-    def from_config(cls, config: Config) -> Topology:
-        dcs: dict[str, DataCenterInfo] = {}
-        for name in config.datacenters():
-            raw = config.get(f"datacenters.{name}")
-            ssh_raw = raw.get("ssh")
-            ssh = None
-            if ssh_raw:
-                ssh = SshSettings(user=ssh_raw["user"], key_file=ssh_raw["key_file"],
-                                  known_hosts=ssh_raw["known_hosts"], port=int(ssh_raw.get("port", 22)),
-                                  key_passphrase=ssh_raw.get("key_passphrase") or None)
-            crossdc = raw.get("crossdc") or {}
-            dcs[name] = DataCenterInfo(
-                name=name,
-                hosts=tuple(str(h) for h in raw.get("hosts") or ()),
-                ssh=ssh,
-                crossdc_port=int(crossdc.get("http_port", 25091)),
-                special_message_port=int(crossdc.get("special_message_port", 25099)),
-                snapshot_dir=crossdc.get("snapshot_dir"),
-            )
+    def from_settings(cls, settings: Settings, source: str = "config") -> Topology:
+        """The declared world of ``settings`` (``source`` names the config file in refusals)."""
+        dcs = {name: DataCenterInfo.from_settings(dc) for name, dc in settings.datacenters.items()}
         jobs: dict[str, str] = {}
         apps: dict[str, str] = {}
-        for app_name, app in (config.get("applications", {}) or {}).items():
-            jobs[str(app["job_name"])] = app_name
-            apps[app_name] = str(app["job_name"])
-            standby = app.get("standby")
-            if standby:
-                jobs[str(standby["job_name"])] = app_name
-        return cls(dcs, jobs, apps, str(config.source))
+        for app_name, app in settings.applications.items():
+            jobs[app.job_name] = app_name
+            apps[app_name] = app.job_name
+            if app.standby is not None:
+                jobs[app.standby.job_name] = app_name
+        return cls(dcs, jobs, apps, source)
 
     def dc(self, name: str) -> DataCenterInfo:
         if name not in self.datacenters:
@@ -233,7 +144,6 @@ class FaultContext:
     rest: Mapping[str, StreamsRestClient]
     capabilities: Callable[[str], Capabilities] | None = None
     dry_run: bool = False
-    config: Config | None = None
 
 
 @dataclass(frozen=True)

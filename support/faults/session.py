@@ -46,7 +46,6 @@ from support.faults.base import (
     FaultContext,
     FaultError,
     FaultRefused,
-    FaultSettings,
     FaultUnsupported,
     Topology,
     now,
@@ -117,8 +116,8 @@ class FaultSession:
         self.cleanup = cleanup
         self.dry_run = dry_run
         self.out = out
-        self.settings = FaultSettings.from_config(config)
-        self.topology = Topology.from_config(config)
+        self.settings = config.settings.faults
+        self.topology = Topology.from_settings(config.settings, str(config.source))
         self.allowlist = Allowlist(self.topology)
         self._own_pool = pool is None
         self.pool = pool or ExecutorPool(self.topology, self.allowlist, retries=self.settings.ssh_retries,
@@ -127,7 +126,7 @@ class FaultSession:
         self.probe = probe if probe is not None or dry_run else CapabilityProbe(
             config, self.topology, self.pool, rest_clients, self.settings)
         self.ctx = FaultContext(self.topology, self.settings, self.pool, self.allowlist, rest_clients,
-                                capabilities=self.probe, dry_run=dry_run, config=config)
+                                capabilities=self.probe, dry_run=dry_run)
         self.faults: list[Fault] = []
         self.planned: list[tuple[Fault, list[tuple[str, str, str]]]] = []
         self._healed: set[str] = set()
