@@ -23,6 +23,7 @@ from typing import Any
 
 from support.config.settings import RestSettings
 from support.faults.base import Fault, FaultContext, FaultError, Verified, now, poll
+from support.faults.executor import run_on_hosts
 from support.faults.guard import disarm_script
 from support.streams.errors import StreamsError
 from support.streams.rest import StreamsRestClient
@@ -258,8 +259,6 @@ class OrderlyShutdown(_ApiFault):
         return {self.host: f"printf 'OrderlyShutdown\\n' > /dev/tcp/{self.host}/{self.port} || exit 3\n"}
 
     def inject(self) -> None:
-        from support.faults.executor import run_on_hosts
-
         run_on_hosts(self.ctx.executors, self.inject_scripts(), what=f"inject {self.kind}")
 
     def _heartbeats_seen(self) -> int:

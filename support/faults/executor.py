@@ -25,14 +25,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import paramiko
 
-from support.faults.base import FaultError, FaultUnsupported, SshSettings, Topology
-
-if TYPE_CHECKING:
-    from support.faults.guard import Allowlist
+from support.faults.core import FaultError, FaultUnsupported, SshSettings, Topology
+from support.faults.guard import Allowlist
 
 __all__ = [
     "DryRunExecutor",

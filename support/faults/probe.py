@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from support.config import Config
-from support.faults.base import FaultError, FaultSettings, Topology
+from support.faults.core import FaultError, FaultSettings, Topology
 from support.faults.executor import ExecutorPool
+from support.faults.guard import Allowlist
 
 __all__ = ["ADVICE", "CAPABILITIES", "Capabilities", "CapabilityProbe", "doctor_table", "skip_reason"]
 
@@ -310,8 +311,6 @@ def requirements_skip_reason(run: Any, tags: Iterable[str]) -> str | None:
         return None
     probe: CapabilityProbe | None = getattr(run, "fault_capabilities", None)
     if probe is None:
-        from support.faults.guard import Allowlist
-
         settings = run.config.settings.faults
         topology = Topology.from_settings(run.config.settings, str(run.config.source))
         pool = ExecutorPool(topology, Allowlist(topology), retries=settings.ssh_retries,

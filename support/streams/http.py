@@ -35,6 +35,7 @@ from urllib3.exceptions import (
 from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
+from support.config.loader import section_defaults
 from support.config.settings import AuthSettings, HttpSettings, build_http_settings
 from support.streams.errors import (
     StreamsApiError,
@@ -164,8 +165,6 @@ def auth_from_config(spec: AuthSettings | Mapping[str, Any] | None) -> AuthBase 
 
 def default_http_settings() -> HttpSettings:
     """The ``http`` section as config/schema.json's defaults make it (for clients built without a config)."""
-    from support.config import section_defaults
-
     return build_http_settings(section_defaults("http"))
 
 
