@@ -12,7 +12,12 @@ from typing import Any, TextIO
 
 from support.config import ENV_VAR, ConfigError, load_config
 
-__all__ = ["add_config_parser", "config_command"]
+__all__ = ["add_config_parser", "add_parser", "config_command"]
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``config`` (the verb registry of :mod:`support.cli` calls this)."""
+    add_config_parser(subparsers)
 
 
 def add_config_parser(subparsers: Any) -> argparse.ArgumentParser:
