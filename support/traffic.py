@@ -26,6 +26,7 @@ from support.data.generate import tuple_crc
 from support.data.ledger import FAIL, OK, UNKNOWN, Ledger, ReceivedRow, SentRow
 from support.orchestration import Journal
 from support.streams.errors import StreamsConnectionError, StreamsError, StreamsNotFound
+from support.units import format_seconds
 from support.waits import wait_until
 
 log = logging.getLogger(__name__)
@@ -463,7 +464,7 @@ class Traffic:
 
         return wait_until(
             streak, lambda s: s >= seconds, timeout=timeout, interval=0.2,
-            what=f"orders flowing steadily for {seconds:g} s", progress=progress,
+            what=f"orders flowing steadily for {format_seconds(seconds, None)}", progress=progress,
         )
 
     def drain(self, timeout: float, quiet: float = 2.0) -> None:

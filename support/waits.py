@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from support.units import format_seconds
+
 T = TypeVar("T")
 
 
@@ -14,7 +16,7 @@ class WaitTimeout(AssertionError):
     """A condition was not reached in time; the message names what was awaited and the last observation."""
 
     def __init__(self, what: str, timeout: float, last: object) -> None:
-        super().__init__(f"{what}: not reached within {timeout:g} s; last observed: {last}")
+        super().__init__(f"{what}: not reached within {format_seconds(timeout, None)}; last observed: {last}")
         self.what = what
         self.timeout = timeout
         self.last = last

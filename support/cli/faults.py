@@ -24,7 +24,7 @@ from support.faults.executor import ExecutorPool, run_on_hosts
 from support.faults.guard import Allowlist, list_script, sweep_script
 from support.faults.session import KINDS, FaultSession, readable
 from support.orchestration import CleanupStack, Journal
-from support.units import parse_duration
+from support.units import format_seconds, parse_duration
 
 __all__ = ["add_faults_parser", "add_parser", "faults_command", "plan_run"]
 
@@ -112,8 +112,8 @@ def _inject(args: argparse.Namespace, config: Config, out: TextIO, err: TextIO) 
         return 2
     limit = ttl if ttl is not None else config.settings.faults.ttl
     if hold is not None and hold > limit:
-        print(f"{config.source}: faults inject: --duration {hold:g} s is longer than the TTL {limit:g} s "
-              "(the dead-man timer would heal first)", file=err)
+        print(f"{config.source}: faults inject: --duration {format_seconds(hold, None)} is longer than the TTL "
+              f"{format_seconds(limit, None)} (the dead-man timer would heal first)", file=err)
         return 2
     journal = Journal(None, "faults inject")
     cleanup = CleanupStack(journal)
@@ -131,7 +131,8 @@ def _inject(args: argparse.Namespace, config: Config, out: TextIO, err: TextIO) 
             return 0
         effective = journal.first("fault.effective")
         apply_s = effective.fields.get("apply_s") if effective else None
-        print(f"{fault.kind} {fault.id}: effective after {apply_s} s (dead-man TTL {fault.ttl:g} s on "
+        ttl_text = format_seconds(fault.ttl, None)
+        print(f"{fault.kind} {fault.id}: effective after {apply_s} s (dead-man TTL {ttl_text} on "
               f"{', '.join(fault.hosts()) or 'no host'}): {effective.fields.get('evidence') if effective else ''}",
               file=out, flush=True)
         if args.detach:
@@ -139,7 +140,8 @@ def _inject(args: argparse.Namespace, config: Config, out: TextIO, err: TextIO) 
                   "(or run: failover-tester faults clean)", file=out, flush=True)
             return 0
         held = hold if hold is not None else fault.ttl
-        print(f"{fault.kind} {fault.id}: holding for {held:g} s (Ctrl-C heals now)", file=out, flush=True)
+        print(f"{fault.kind} {fault.id}: holding for {format_seconds(held, None)} (Ctrl-C heals now)", file=out,
+              flush=True)
         stop.wait(held)  # holding the fault for the asked time is the command's job, not a wait for a condition
         session.heal(fault)
         healed = journal.first("fault.healed")
@@ -212,8 +214,8 @@ def _sweep(args: argparse.Namespace, config: Config, out: TextIO, err: TextIO, c
                     expires = float(meta.get("created", 0)) + float(meta.get("ttl", 0))
                     left_s = max(0.0, expires - time.time())
                     fault_id = meta.get("key", "?").split("@", 1)[0]
-                    print(f"{host}: {meta.get('summary', meta.get('kind'))} id {fault_id}, dead-man in {left_s:.0f} s",
-                          file=out)
+                    print(f"{host}: {meta.get('summary', meta.get('kind'))} id {fault_id}, "
+                          f"dead-man in {format_seconds(left_s, 0)}", file=out)
     finally:
         pool.close()
     return code

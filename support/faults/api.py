@@ -28,6 +28,7 @@ from support.faults.guard import disarm_script
 from support.streams.errors import StreamsError
 from support.streams.rest import StreamsRestClient
 from support.toolkit import WATCHDOG
+from support.units import format_seconds
 
 __all__ = ["CancelJob", "InstanceStop", "OrderlyShutdown"]
 
@@ -292,9 +293,11 @@ class OrderlyShutdown(_ApiFault):
             if count != last[0]:
                 last[:] = [count, time.monotonic(), time.time()]
             still = time.monotonic() - last[1]
-            return still >= quiet, f"heartbeats from {self.dc} seen elsewhere: {count}, unchanged for {still:.1f} s"
+            return still >= quiet, (f"heartbeats from {self.dc} seen elsewhere: {count}, "
+                                    f"unchanged for {format_seconds(still, 1)}")
 
-        verified = poll(check, timeout, f"{self.dc}'s toolkit shut down (no heartbeats for {quiet:g} s)",
+        verified = poll(check, timeout,
+                        f"{self.dc}'s toolkit shut down (no heartbeats for {format_seconds(quiet, None)})",
                         interval=0.1)
         return Verified(verified.at, verified.probes, verified.evidence, since=(float(last[2]), float(last[1])))
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from support.config.settings import DataCenterSettings, FaultsSettings, RestSettings, Settings, SshSettings
+from support.units import format_seconds
 from support.waits import WaitTimeout, wait_until
 
 __all__ = [
@@ -145,5 +146,5 @@ def poll(check: Callable[[], tuple[bool, str]], timeout: float, what: str, inter
         _, evidence = wait_until(probe, lambda seen: seen[0], timeout=timeout, interval=interval, what=what)
     except WaitTimeout as exc:
         last = exc.last[1] if isinstance(exc.last, tuple) else exc.last
-        raise FaultError(f"{what}: not reached within {timeout:g} s; last: {last}") from None
+        raise FaultError(f"{what}: not reached within {format_seconds(timeout, None)}; last: {last}") from None
     return Verified(now(), probes, evidence)

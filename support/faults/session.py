@@ -52,11 +52,12 @@ from support.faults.base import (
 )
 from support.faults.executor import ExecutorPool, run_on_hosts
 from support.faults.guard import Allowlist, audit_script
-from support.faults.network import Bandwidth, Isolate, Latency, Loss, Partition, parse_rate
+from support.faults.network import Bandwidth, Isolate, Latency, Loss, Partition
 from support.faults.probe import CapabilityProbe
 from support.faults.process import PEHang, PEKill
 from support.faults.resource import CpuExhaustion, DiskExhaustion, MemoryExhaustion
 from support.orchestration import CleanupStack, Journal
+from support.units import format_seconds, parse_rate
 
 __all__ = ["KINDS", "FaultSession", "make_fault"]
 
@@ -146,10 +147,10 @@ class FaultSession:
         limit = ttl if ttl is not None else self.settings.ttl
         if duration is not None:
             if duration <= 0:
-                raise FaultRefused(f"refused: a fault duration must be positive, got {duration:g} s")
+                raise FaultRefused(f"refused: a fault duration must be positive, got {format_seconds(duration, None)}")
             if duration > limit:
-                raise FaultRefused(f"refused: duration {duration:g} s is longer than the fault TTL {limit:g} s "
-                                   "(faults.ttl)")
+                raise FaultRefused(f"refused: duration {format_seconds(duration, None)} is longer than the fault TTL "
+                                   f"{format_seconds(limit, None)} (faults.ttl)")
             fault.duration = duration
             limit = min(limit, duration + DEADMAN_GRACE)
         fault.ttl = limit
@@ -304,9 +305,10 @@ class FaultSession:
 
 
 def format_plan(fault: Fault, commands: list[tuple[str, str, str]]) -> str:
-    timer = f"dead-man TTL {fault.ttl:g} s" if fault.reversible and fault.hosts() else "no dead-man (nothing to revert)"
+    timer = (f"dead-man TTL {format_seconds(fault.ttl, None)}" if fault.reversible and fault.hosts()
+             else "no dead-man (nothing to revert)")
     lines = [f"[dry run] {fault.summary()} id {fault.id}, {timer}"
-             + (f", healed after {fault.duration:g} s" if fault.duration else "")]
+             + (f", healed after {format_seconds(fault.duration, None)}" if fault.duration else "")]
     for phase, host, script in commands:
         lines.append(f"  {phase} on {host}:")
         lines.extend(f"    {line}" for line in readable(script).rstrip().splitlines())

@@ -44,6 +44,7 @@ from support.streams.errors import (
     error_for_status,
     safe_url,
 )
+from support.units import format_seconds
 
 __all__ = [
     "IDEMPOTENT_METHODS",
@@ -204,10 +205,6 @@ def _describe(error: BaseException) -> str:
     return " ".join(text.split()) or type(error).__name__
 
 
-def _seconds(value: float | None) -> str:
-    return "none" if value is None else f"{value:g} s"
-
-
 def _connection_error(
     method: str, url: str, exc: requests.exceptions.RequestException, timeout: Timeout
 ) -> StreamsConnectionError:
@@ -225,10 +222,11 @@ def _connection_error(
         cls, sent, last = (
             StreamsTimeout,
             False,
-            f"connect timed out (connect timeout {_seconds(connect_timeout)})",
+            f"connect timed out (connect timeout {format_seconds(connect_timeout, None, 'none')})",
         )
     elif isinstance(exc, requests.exceptions.ReadTimeout) or isinstance(reason, ReadTimeoutError):
-        cls, sent, last = StreamsTimeout, True, f"read timed out (read timeout {_seconds(read_timeout)})"
+        limit = format_seconds(read_timeout, None, "none")
+        cls, sent, last = StreamsTimeout, True, f"read timed out (read timeout {limit})"
     elif isinstance(reason, NewConnectionError) or isinstance(
         exc, requests.exceptions.SSLError | requests.exceptions.ProxyError
     ):
