@@ -27,7 +27,7 @@ from support.data.ledger import FAIL, OK, UNKNOWN, Ledger, ReceivedRow, SentRow
 from support.orchestration import Journal
 from support.streams.errors import StreamsConnectionError, StreamsError, StreamsNotFound
 from support.units import format_seconds
-from support.waits import wait_until
+from support.waits import WaitTimeout, wait_until
 
 log = logging.getLogger(__name__)
 
@@ -481,7 +481,7 @@ class Traffic:
         try:
             wait_until(outstanding, lambda v: v[0] == 0 or v[1] >= quiet, timeout=timeout, interval=0.2,
                        what="output to drain")
-        except AssertionError as exc:
+        except WaitTimeout as exc:
             log.warning("%s", exc)
         self.stop()
         missing, _ = outstanding()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from support.config.settings import DataCenterSettings, FaultsSettings, RestSettings, Settings, SshSettings
 from support.units import format_seconds
-from support.waits import WaitTimeout, wait_until
+from support.waits import TRANSIENT, WaitTimeout, wait_until
 
 __all__ = [
     "DataCenterInfo",
@@ -143,7 +143,10 @@ def poll(check: Callable[[], tuple[bool, str]], timeout: float, what: str, inter
         return check()
 
     try:
-        _, evidence = wait_until(probe, lambda seen: seen[0], timeout=timeout, interval=interval, what=what)
+        # a fault check may fail to get an answer (no probe result yet, a host busy): its FaultErrors are
+        # observations, like network and Streams errors
+        _, evidence = wait_until(probe, lambda seen: seen[0], timeout=timeout, interval=interval, what=what,
+                                 transient=(*TRANSIENT, FaultError))
     except WaitTimeout as exc:
         last = exc.last[1] if isinstance(exc.last, tuple) else exc.last
         raise FaultError(f"{what}: not reached within {format_seconds(timeout, None)}; last: {last}") from None
