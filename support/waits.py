@@ -2,8 +2,8 @@
 
 :func:`wait_until` retries only declared transient errors (``transient``; by default ``OSError`` and
 :class:`support.errors.TransientError`), so a bug in a probe (a ``TypeError``, a ``KeyError``) surfaces as
-itself, not as a timeout. A timeout is a :class:`WaitTimeout`: callers that mean "not reached in time"
-catch ``WaitTimeout``.
+itself, not as a timeout. A timeout is a :class:`WaitTimeout`, which is not an ``AssertionError``: callers
+that mean "not reached in time" catch ``WaitTimeout``.
 """
 
 from __future__ import annotations
@@ -23,8 +23,11 @@ T = TypeVar("T")
 TRANSIENT: tuple[type[BaseException], ...] = (OSError, TransientError)
 
 
-class WaitTimeout(AssertionError):
-    """A condition was not reached in time; the message names what was awaited and the last observation."""
+class WaitTimeout(Exception):
+    """A condition was not reached in time; the message names what was awaited and the last observation.
+
+    Not an ``AssertionError``: a wait that ran out is not a failed check by itself (behave reports it as an
+    error); code that judges a timeout catches ``WaitTimeout`` and turns it into a verdict."""
 
     def __init__(self, what: str, timeout: float, last: object) -> None:
         super().__init__(f"{what}: not reached within {format_seconds(timeout, None)}; last observed: {last}")

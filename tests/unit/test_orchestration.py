@@ -81,3 +81,7 @@ def test_wait_until_retries_streams_errors_and_declared_transients() -> None:
         return item
 
     assert wait_until(probe, bool, timeout=5, interval=0.01, what="x", transient=(*TRANSIENT, KeyError)) == 7
+
+
+def test_a_wait_timeout_is_not_an_assertion_error() -> None:
+    assert not issubclass(WaitTimeout, AssertionError)
