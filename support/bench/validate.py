@@ -7,7 +7,7 @@ validator's own: loading the columns plus every check), loads the ledgers as aft
 order, split-brain and state checks. The JSON says how long, how many records per second, the peak RSS, and
 whether every injected fault was found.
 
-    .venv/bin/python bench/validate.py [--records N] [--out reports/bench/validate.json]
+    .venv/bin/python -m support.bench.validate [--records N] [--out reports/bench/validate.json]
 """
 
 from __future__ import annotations
@@ -23,10 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from support.data.ledger import ReceivedRow, SentRow, _dtype
 
-from support.data.ledger import ReceivedRow, SentRow, _dtype  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 KEYS = 1000
 RATE = 20000.0  # tuples per second in the synthetic run
