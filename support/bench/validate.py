@@ -7,7 +7,7 @@ validator's own: loading the columns plus every check), loads the ledgers as aft
 order, split-brain and state checks. The JSON says how long, how many records per second, the peak RSS, and
 whether every injected fault was found.
 
-    .venv/bin/python -m support.bench.validate [--records N] [--out reports/bench/validate.json]
+    .venv/bin/python bench/validate.py [--records N] [--out reports/bench/validate.json]
 """
 
 from __future__ import annotations
