@@ -17,7 +17,7 @@ help:
 	@echo "make lab-up | lab-down | lab-status    drive the embedded two-DC lab"
 	@echo "make lint      ruff and mypy only"
 	@echo "make docs      regenerate docs/steps.md from the step definitions"
-	@echo "make bench     run every bench/*.py (lab ones need root and take the lab lock); JSON in reports/bench/"
+	@echo "make bench     run every benchmark (python -m support.bench; lab ones need root, take the lab lock)"
 
 system-deps:
 	@bash scripts/system-deps.sh
@@ -48,13 +48,11 @@ run: bootstrap
 	@$(BIN)/failover-tester lab up
 	$(BIN)/failover-tester run --config $(CONFIG) $(if $(TAGS),--tags $(TAGS),)
 
-# Each bench/<name>.py writes reports/bench/<name>.json (files starting with _ are helpers); all run, the
-# target fails if any failed.
+# Each benchmark support/bench/<name>.py writes reports/bench/<name>.json (the list: support.bench.BENCHMARKS);
+# all run, the target fails if any failed.
 bench: bootstrap
 	@mkdir -p reports/bench
-	@failed=0; for script in bench/[a-z]*.py; do \
-		echo "== bench: $$script"; $(BIN)/python $$script || failed=1; \
-	done; exit $$failed
+	$(BIN)/python -m support.bench
 
 docs: bootstrap
 	$(BIN)/failover-tester steps --markdown > docs/steps.md

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
+from support.config.settings import AppSettings
 from support.orchestration import Journal
 from support.status import wait_job_healthy
 from support.streams.errors import StreamsNotFound
@@ -28,15 +28,15 @@ class AppSpec:
     parameters: dict[str, str]
 
     @classmethod
-    def from_config(cls, name: str, raw: Mapping[str, Any]) -> AppSpec:
-        standby = raw.get("standby") or {}
+    def from_settings(cls, app: AppSettings) -> AppSpec:
+        standby = app.standby
         return cls(
-            name=name,
-            job_name=str(raw.get("job_name", name)),
-            bundle=str(raw.get("bundle", name)),
-            standby_job=standby.get("job_name"),
-            standby_bundle=standby.get("bundle"),
-            parameters={str(k): str(v) for k, v in (raw.get("submission_parameters") or {}).items()},
+            name=app.name,
+            job_name=app.job_name,
+            bundle=app.bundle,
+            standby_job=standby.job_name if standby is not None else None,
+            standby_bundle=standby.bundle if standby is not None else None,
+            parameters=dict(app.submission_parameters),
         )
 
 

@@ -27,12 +27,13 @@ def before_all(context: Any) -> None:
         config = load_config(userdata.get("config"), overrides, run_id=run_id)
     except ConfigError as exc:
         raise SystemExit(f"config error: {exc}") from None
-    run_dir = Path(userdata.get("run_dir") or Path(str(config.get("run.reports_dir", "reports"))) / run_id)
+    settings = config.settings
+    run_dir = Path(userdata.get("run_dir") or Path(settings.run.reports_dir) / run_id)
     run_dir.mkdir(parents=True, exist_ok=True)
-    install_run_log(run_dir / "run.log", config.redact, str(config.get("run.log_level", "INFO")))
-    write_run_meta(run_dir, {"run_id": run_id, "config": str(config.source), "target": str(config.get("name", "")),
+    install_run_log(run_dir / "run.log", config.redact, settings.run.log_level)
+    write_run_meta(run_dir, {"run_id": run_id, "config": str(config.source), "target": settings.name or "",
                              "started_at": time.time()})
-    log.info("run %s against %s", run_id, config.get("name", config.source))
+    log.info("run %s against %s", run_id, settings.name or config.source)
     context.failover = RunContext.open(config, run_id, run_dir)
 
 

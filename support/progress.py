@@ -10,6 +10,8 @@ import sys
 import time
 from typing import TextIO
 
+from support.units import format_seconds
+
 
 class ConsoleProgress:
     def __init__(self, stream: TextIO | None = None, after: float = 2.0, every: float = 1.0) -> None:
@@ -25,5 +27,6 @@ class ConsoleProgress:
         if now - self._last.get(what, 0.0) < self._every:
             return
         self._last[what] = now
-        self._stream.write(f"    … waiting for {what}: {elapsed:.0f} s of at most {deadline:.0f} s\n")
+        waited, limit = format_seconds(elapsed, 0), format_seconds(deadline, 0)
+        self._stream.write(f"    … waiting for {what}: {waited} of at most {limit}\n")
         self._stream.flush()

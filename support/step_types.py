@@ -8,12 +8,10 @@ from __future__ import annotations
 from behave import register_type
 from parse import with_pattern
 
-from support.units import parse_duration
-
-DURATION_PATTERN = r"\d+(?:\.\d+)?\s*(?:ms|milliseconds?|s|seconds?|min|minutes?)"
+from support.units import STEP_DURATION_PATTERN, parse_duration
 
 
-@with_pattern(DURATION_PATTERN)
+@with_pattern(STEP_DURATION_PATTERN)
 def parse_duration_text(text: str) -> float:
     """``30 seconds``, ``2 minutes``, ``500 ms`` -> seconds."""
     return parse_duration(text)

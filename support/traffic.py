@@ -21,11 +21,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from support.config.settings import AppSettings
 from support.data.generate import tuple_crc
 from support.data.ledger import FAIL, OK, UNKNOWN, Ledger, ReceivedRow, SentRow
 from support.orchestration import Journal
 from support.streams.errors import StreamsConnectionError, StreamsError, StreamsNotFound
-from support.waits import wait_until
+from support.units import format_seconds
+from support.waits import WaitTimeout, wait_until
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +35,7 @@ TAKEOVER_CHECK_INTERVAL = 0.2  # seconds between looks at the journal for a take
 
 
 class Exchange(Protocol):
-    def endpoints(self, job_name: str, application: Mapping[str, Any] | None = None) -> Any: ...
+    def endpoints(self, job_name: str, application: AppSettings | Mapping[str, Any] | None = None) -> Any: ...
 
     def inject(self, url: str, items: Sequence[Mapping[str, Any]], fmt: Any = "json", timeout: Any = None
                ) -> int: ...
@@ -58,7 +60,7 @@ class EndpointDirectory:
     ``min_refresh`` seconds."""
 
     def __init__(self, exchanges: Mapping[str, Exchange], job_name: str,
-                 application: Mapping[str, Any] | None = None, min_refresh: float = 0.2) -> None:
+                 application: AppSettings | Mapping[str, Any] | None = None, min_refresh: float = 0.2) -> None:
         self._exchanges = exchanges
         self._job_name = job_name
         self._application = application
@@ -417,7 +419,7 @@ class Traffic:
         self,
         exchanges: Mapping[str, Exchange],
         job_name: str,
-        application: Mapping[str, Any] | None,
+        application: AppSettings | Mapping[str, Any] | None,
         source: Source,
         sent: Ledger[SentRow],
         received: Ledger[ReceivedRow],
@@ -462,7 +464,7 @@ class Traffic:
 
         return wait_until(
             streak, lambda s: s >= seconds, timeout=timeout, interval=0.2,
-            what=f"orders flowing steadily for {seconds:g} s", progress=progress,
+            what=f"orders flowing steadily for {format_seconds(seconds, None)}", progress=progress,
         )
 
     def drain(self, timeout: float, quiet: float = 2.0) -> None:
@@ -479,7 +481,7 @@ class Traffic:
         try:
             wait_until(outstanding, lambda v: v[0] == 0 or v[1] >= quiet, timeout=timeout, interval=0.2,
                        what="output to drain")
-        except AssertionError as exc:
+        except WaitTimeout as exc:
             log.warning("%s", exc)
         self.stop()
         missing, _ = outstanding()

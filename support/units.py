@@ -1,8 +1,12 @@
-"""Durations as people write them: ``500 ms``, ``0.5 s``, ``30 seconds``, ``2 minutes``, ``1h``.
+"""Every parser and formatter of durations, seconds, sizes and rates.
 
-``parse_duration`` turns them into float seconds; ``format_duration`` goes back. The same grammar is
-used by ``config/schema.json`` (``DURATION_PATTERN`` must stay equal to the schema's pattern) and by
-the step parameter types.
+- durations as people write them (``500 ms``, ``30 seconds``, ``2 minutes``, ``1h``): :func:`parse_duration`
+  -> float seconds, :func:`format_duration` back. ``config/schema.json`` uses the same grammar
+  (:data:`DURATION_PATTERN` must stay equal to the schema's pattern); the step vocabulary a subset of it
+  (:data:`STEP_DURATION_PATTERN`, unanchored, for the ``{:Duration}`` parameter type);
+- measured seconds in reports, verdicts and progress lines: :func:`format_seconds` (``1.50 s``);
+- sizes (``256 MiB``, ``2 GB``): :func:`parse_size` -> bytes, :func:`format_size` back (binary units);
+- rates (``1mbit``, ``500 kbit``, ``10mbps``): :func:`parse_rate` -> bits per second, :func:`format_rate`.
 """
 
 from __future__ import annotations
@@ -10,7 +14,17 @@ from __future__ import annotations
 import math
 import re
 
-__all__ = ["DURATION_PATTERN", "format_duration", "parse_duration"]
+__all__ = [
+    "DURATION_PATTERN",
+    "STEP_DURATION_PATTERN",
+    "format_duration",
+    "format_rate",
+    "format_seconds",
+    "format_size",
+    "parse_duration",
+    "parse_rate",
+    "parse_size",
+]
 
 _UNIT_SECONDS: dict[str, float] = {
     "ms": 0.001,
@@ -41,6 +55,10 @@ DURATION_PATTERN = (
     r"(ms|msec|milliseconds?|s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?)?\s*$"
 )
 _DURATION_RE = re.compile(DURATION_PATTERN)
+
+#: The durations a step of the vocabulary accepts (``30 seconds``, ``2 minutes``, ``500 ms``): unanchored, a
+#: subset of :data:`DURATION_PATTERN` (no bare numbers, no hours), so step phrasings stay unambiguous.
+STEP_DURATION_PATTERN = r"\d+(?:\.\d+)?\s*(?:ms|milliseconds?|s|seconds?|min|minutes?)"
 
 _EXAMPLES = "e.g. '500 ms', '30 seconds', '2 minutes', '1h'"
 
@@ -94,3 +112,73 @@ def format_duration(seconds: float) -> str:
             return f"{sign}{_number(units)} {unit}s"
     text = _number(magnitude)
     return f"{sign}{text} {'second' if text == '1' else 'seconds'}"
+
+
+def format_seconds(value: float | None, places: int | None = 2, missing: str = "–") -> str:
+    """Measured seconds for reports, verdicts and progress: ``format_seconds(1.5) == "1.50 s"``.
+
+    ``places`` digits after the point (default 2; ``None`` = the shortest form, for limits people wrote:
+    ``format_seconds(30, None) == "30 s"``); ``missing`` stands for ``None``."""
+    if value is None:
+        return missing
+    number = f"{float(value):g}" if places is None else f"{float(value):.{places}f}"
+    return f"{number} s"
+
+
+_SIZE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "ki": 1024, "kib": 1024, "m": 1000**2, "mb": 1000**2,
+               "mi": 1024**2, "mib": 1024**2, "g": 1000**3, "gb": 1000**3, "gi": 1024**3, "gib": 1024**3,
+               "t": 1000**4, "tb": 1000**4, "ti": 1024**4, "tib": 1024**4}
+
+
+def parse_size(value: str | int | float) -> int:
+    """``"256 MiB"`` -> 268435456; a bare number is bytes. Raises ValueError naming the value."""
+    if isinstance(value, bool):
+        raise ValueError(f"not a size: {value!r} (e.g. '256 MiB', '2 GB')")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(f"not a size: {value!r} (must be >= 0)")
+        return int(value)
+    match = _SIZE_RE.match(value)
+    unit = (match.group(2) or "").lower() if match else ""
+    if match is None or unit not in _SIZE_UNITS:
+        raise ValueError(f"not a size: {value!r} (e.g. '256 MiB', '2 GB')")
+    return int(float(match.group(1)) * _SIZE_UNITS[unit])
+
+
+def format_size(size: int) -> str:
+    """Bytes for people, in binary units: ``1536 -> "1.5 KiB"``, ``100 -> "100 B"``."""
+    for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if size >= factor:
+            return f"{size / factor:.1f} {unit}"
+    return f"{size} B"
+
+
+_RATE_UNITS = (("gbit", 10**9), ("mbit", 10**6), ("kbit", 10**3), ("gbps", 8 * 10**9), ("mbps", 8 * 10**6),
+               ("kbps", 8 * 10**3), ("bit", 1), ("bps", 8))
+
+
+def parse_rate(text: str | int | float) -> int:
+    """``1mbit``, ``500 kbit`` (bits), ``10mbps`` (bytes) -> bits per second; a bare number is bits per second."""
+    if isinstance(text, int | float):
+        return int(text)
+    raw = text.strip().lower().replace(" ", "")
+    for unit, factor in _RATE_UNITS:
+        if raw.endswith(unit):
+            number = raw[: -len(unit)]
+            try:
+                value = float(number)
+            except ValueError:
+                break
+            if value > 0:
+                return int(value * factor)
+            break
+    raise ValueError(f"not a rate: {text!r} (e.g. '1 mbit', '500kbit', '10mbit')")
+
+
+def format_rate(bits_per_second: float) -> str:
+    """Bits per second for people, in the largest unit that keeps a number >= 1: ``1500000 -> "1.5 mbit"``."""
+    for unit, factor in (("gbit", 10**9), ("mbit", 10**6), ("kbit", 10**3)):
+        if bits_per_second >= factor:
+            return f"{bits_per_second / factor:g} {unit}"
+    return f"{bits_per_second:g} bit"

@@ -1,4 +1,10 @@
-"""Waiting on conditions with a deadline (never sleeping blindly)."""
+"""Waiting on conditions with a deadline (never sleeping blindly).
+
+:func:`wait_until` retries only declared transient errors (``transient``; by default ``OSError`` and
+:class:`support.errors.TransientError`), so a bug in a probe (a ``TypeError``, a ``KeyError``) surfaces as
+itself, not as a timeout. A timeout is a :class:`WaitTimeout`, which is not an ``AssertionError``: callers
+that mean "not reached in time" catch ``WaitTimeout``.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +13,24 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from support.errors import TransientError
+from support.units import format_seconds
+
 T = TypeVar("T")
 
+#: What :func:`wait_until` retries unless told otherwise: OS/network errors (``requests`` errors are
+#: ``OSError`` too) and the domain errors marked transient (Streams REST/data exchange errors).
+TRANSIENT: tuple[type[BaseException], ...] = (OSError, TransientError)
 
-class WaitTimeout(AssertionError):
-    """A condition was not reached in time; the message names what was awaited and the last observation."""
+
+class WaitTimeout(Exception):
+    """A condition was not reached in time; the message names what was awaited and the last observation.
+
+    Not an ``AssertionError``: a wait that ran out is not a failed check by itself (behave reports it as an
+    error); code that judges a timeout catches ``WaitTimeout`` and turns it into a verdict."""
 
     def __init__(self, what: str, timeout: float, last: object) -> None:
-        super().__init__(f"{what}: not reached within {timeout:g} s; last observed: {last}")
+        super().__init__(f"{what}: not reached within {format_seconds(timeout, None)}; last observed: {last}")
         self.what = what
         self.timeout = timeout
         self.last = last
@@ -32,12 +48,14 @@ def wait_until(
     what: str,
     stop: threading.Event | None = None,
     progress: Progress | None = None,
+    transient: tuple[type[BaseException], ...] = TRANSIENT,
 ) -> T:
     """Call ``probe`` until ``predicate(value)`` holds; return that value.
 
-    Exceptions raised by ``probe`` count as observations (the condition is not met yet) so that a
-    service that is still starting does not end the wait. Raises :class:`WaitTimeout` naming the last
-    observed value or error when ``timeout`` seconds pass.
+    Exceptions of the ``transient`` types raised by ``probe`` count as observations (the condition is not
+    met yet) so that a service that is still starting does not end the wait; any other exception ends the
+    wait and propagates unchanged. Raises :class:`WaitTimeout` naming the last observed value or error when
+    ``timeout`` seconds pass.
     """
     started = time.monotonic()
     deadline = started + timeout
@@ -45,7 +63,7 @@ def wait_until(
     while True:
         try:
             value = probe()
-        except Exception as exc:
+        except transient as exc:
             last = f"error: {exc}"
         else:
             if predicate(value):

@@ -67,7 +67,7 @@ class RunContext:
     judge_settings: JudgeSettings = field(init=False)
 
     def __post_init__(self) -> None:
-        self.judge_settings = JudgeSettings.from_config(self.config)
+        self.judge_settings = JudgeSettings.of(self.config.settings)
 
     @classmethod
     def open(cls, config: Config, run_id: str, run_dir: Path) -> RunContext:
@@ -75,9 +75,9 @@ class RunContext:
         (run_dir / "ledgers").mkdir(exist_ok=True)
         ctx = cls(config, run_id, run_dir)
         (run_dir / "config.yaml").write_text(config.to_yaml(redacted=True), encoding="utf-8")  # for a re-judgement
-        for dc in config.datacenters():
-            ctx.rest[dc] = StreamsRestClient.from_config(config, dc)
-            ctx.exchange[dc] = DataExchangeClient.from_config(config, dc)
+        for dc in config.settings.datacenters:
+            ctx.rest[dc] = StreamsRestClient.from_settings(config.settings, dc)
+            ctx.exchange[dc] = DataExchangeClient.from_settings(config.settings, dc)
         return ctx
 
     def close(self) -> None:
@@ -94,6 +94,7 @@ class World:
         run.scenarios += 1
         self.run = run
         self.config = run.config
+        self.settings = run.config.settings
         self.feature = feature
         self.name = scenario
         self.tags = tags
@@ -110,7 +111,7 @@ class World:
         self.monitor: ToolkitMonitor | None = None
         self.fault: Fault | None = None
         self.faults = FaultSession(self.config, self.journal, self.cleanup, run.rest,
-                                   dry_run=bool(self.config.get("faults.dry_run", False)))
+                                   dry_run=self.settings.faults.dry_run)
         self.step = ""  # the step running now (set by the before_step hook)
         self._claims = 0
         self.verdict_error: str | None = None  # the sentence of the verdict that failed a step, if one did
@@ -120,7 +121,7 @@ class World:
         self.ids: IdTable | None = None
         self.metrics: MetricsSession | None = None
         self.baseline: Baseline | None = None
-        self.timeout = self.config.duration("run.scenario_timeout")
+        self.timeout = self.settings.run.scenario_timeout
         self.progress = ConsoleProgress()
         self.journal.record("scenario.started", feature=feature, tags=tags)
 
@@ -132,10 +133,10 @@ class World:
         return name
 
     def application(self, name: str) -> AppSpec:
-        apps = self.config.get("applications", {})
+        apps = self.settings.applications
         if name not in apps:
             raise StepError(f'unknown application "{name}" (configured: {", ".join(sorted(apps))})')
-        return AppSpec.from_config(name, apps[name])
+        return AppSpec.from_settings(apps[name])
 
     # -- Given --------------------------------------------------------------------------------------
     def set_toolkit(self, **parameters: str) -> None:
@@ -198,8 +199,9 @@ class World:
         )
         self.cleanup.push("stop the toolkit monitor", self.monitor.stop)
         self.monitor.start()
-        operators = [str(self.config.get(f"applications.{app.name}.{end}.operator", "")) for end in ("source", "sink")]
-        self.metrics = MetricsSession.from_config(self.config, rest, app.job_name, [o for o in operators if o],
+        spec = self.settings.applications[app.name]
+        operators = [spec.source.operator, spec.sink.operator]
+        self.metrics = MetricsSession.from_settings(self.settings, rest, app.job_name, [o for o in operators if o],
                                                   self.timeout)
         self.cleanup.push("stop the metrics sampler", self.metrics.stop)
         self.metrics.start()
@@ -210,25 +212,24 @@ class World:
     def start_traffic(self, rate: float) -> None:
         if self.app is None:
             raise StepError("no application deployed yet: start with the application layout step")
-        cfg = self.config
+        traffic = self.settings.traffic
         source: Any
-        input_file = cfg.get("traffic.input_file", None)
-        if input_file:
-            source = FileOrderSource(Path(str(input_file)), self.run.run_id)
+        if traffic.input_file:
+            source = FileOrderSource(Path(traffic.input_file), self.run.run_id)
         else:
-            source = OrderGenerator(int(cfg.get("traffic.seed", 1)), f"{self.run.run_id}-{self.run.scenarios:02d}")
+            source = OrderGenerator(traffic.seed, f"{self.run.run_id}-{self.run.scenarios:02d}")
         self.ids = IdTable(self.ledger_dir / "ids.txt")
         sent = Ledger(self.ledger_dir / "sent.csv", SentRow, self.ids)
         received = Ledger(self.ledger_dir / "received.csv", ReceivedRow, self.ids)
         preferred = [dc for dc in (self.active, self.standby) if dc]
         self.traffic = Traffic(
-            self.run.exchange, self.app.job_name, cfg.get(f"applications.{self.app.name}"),
+            self.run.exchange, self.app.job_name, self.settings.applications[self.app.name],
             source, sent, received, self.journal,
             rate=rate,
-            batch_interval=cfg.duration("traffic.batch_interval", 0.05),
-            consumer_interval=cfg.duration("traffic.consumer_interval", 0.1),
+            batch_interval=traffic.batch_interval,
+            consumer_interval=traffic.consumer_interval,
             max_duration=self.timeout,
-            policy="spread" if self.mode == "active/active" else str(cfg.get("traffic.policy", "follow-active")),
+            policy="spread" if self.mode == "active/active" else traffic.policy,
             preferred=preferred,
         )
         self.cleanup.push("stop traffic", self.traffic.stop)

@@ -1,4 +1,7 @@
-"""Fault apply/revert latency benchmark: ``python -m support.bench.faults [--config F] [--out FILE]``.
+"""Fault apply/revert latency benchmark: ``python -m support.bench.faults [--lab | --config F] [--out FILE]``.
+
+``--lab`` holds the lab lock, brings the embedded lab up, measures it with config/lab.yaml and takes it down
+(what ``make bench`` runs); ``--config F`` measures any configured pair as it is.
 
 For each fault kind, inject -> verify -> heal -> verify healed, ``--repeat`` times, through the same
 FaultSession the scenarios use (SSH to the DC hosts, REST). Apply latency = first command sent -> effect
@@ -22,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from support.bench._lab import ROOT, lab_session
 from support.config import ConfigError, load_config
 from support.deployment import AppSpec, ensure_active_passive
 from support.faults.base import FaultError
@@ -70,6 +74,8 @@ def summarize(values: Sequence[float]) -> dict[str, float | int]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m support.bench.faults", description=__doc__.split("\n")[0])
     parser.add_argument("--config", help="config file (default config/lab.yaml or $FAILOVER_TESTER_CONFIG)")
+    parser.add_argument("--lab", action="store_true",
+                        help="bring the embedded lab up (holding the lab lock) with config/lab.yaml, down after")
     parser.add_argument("--out", default="reports/bench/faults.json")
     parser.add_argument("--repeat", type=int, default=10, help="rounds per network/process kind (default 10)")
     parser.add_argument("--slow-repeat", type=int, default=3, help="rounds per resource/API kind (default 3)")
@@ -77,20 +83,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--operator", default="Aggregator", help="operator whose PE is killed or hung")
     parser.add_argument("--only", action="append", default=[], help="bench only these kinds (repeatable)")
     args = parser.parse_args(argv)
+    if args.lab:
+        if args.config:
+            parser.error("--lab measures the embedded lab with config/lab.yaml: leave out --config")
+        with lab_session():
+            return _measure(args, str(ROOT / "config" / "lab.yaml"))
+    return _measure(args, args.config)
+
+
+def _measure(args: argparse.Namespace, config_file: str | None) -> int:
     try:
-        config = load_config(args.config)
+        config = load_config(config_file)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    dcs = config.datacenters()
-    apps = config.applications()
+    dcs = list(config.settings.datacenters)
+    apps = list(config.settings.applications)
     if len(dcs) < 2 or not apps:
         print(f"{config.source}: datacenters: the benchmark needs two data centers and an application", file=sys.stderr)
         return 2
     app_name = args.app or apps[0]
-    app = AppSpec.from_config(app_name, config.get(f"applications.{app_name}"))
+    app = AppSpec.from_settings(config.settings.applications[app_name])
     names = {"a": dcs[0], "b": dcs[1], "operator": args.operator, "app": app_name}
-    rest = {dc: StreamsRestClient.from_config(config, dc) for dc in dcs}
+    rest = {dc: StreamsRestClient.from_settings(config.settings, dc) for dc in dcs}
     journal = Journal(None, "bench")
     session = FaultSession(config, journal, CleanupStack(journal), rest)
     results: dict[str, Any] = {}
@@ -136,8 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     document = {
         "generated_at": time.time(),
         "config": str(config.source),
-        "target": str(config.get("name", "")),
-        "executor": "ssh" if any(config.get(f"datacenters.{dc}.ssh", None) for dc in dcs) else "local",
+        "target": config.settings.name or "",
+        "executor": "ssh" if any(config.settings.datacenters[dc].ssh for dc in dcs) else "local",
         "goal_s": GOAL_S,
         "kinds": results,
         "residue": residue,

@@ -21,11 +21,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from support.config.settings import RestSettings
 from support.faults.base import Fault, FaultContext, FaultError, Verified, now, poll
+from support.faults.executor import run_on_hosts
 from support.faults.guard import disarm_script
 from support.streams.errors import StreamsError
 from support.streams.rest import StreamsRestClient
 from support.toolkit import WATCHDOG
+from support.units import format_seconds
 
 __all__ = ["CancelJob", "InstanceStop", "OrderlyShutdown"]
 
@@ -138,18 +141,18 @@ class InstanceStop(_ApiFault):
         host = self.host or ""
         return self.state_file(host, "curl"), self.state_file(host, "ca")
 
-    def _rest_settings(self) -> dict[str, Any]:
-        config = self.ctx.config
-        return dict(config.get(f"datacenters.{self.dc}.rest", {}) or {}) if config is not None else {}
+    def _rest_settings(self) -> RestSettings | None:
+        return self.ctx.topology.dc(self.dc).rest
 
     def _curl_config(self) -> str:
         """curl config carrying the instance's credentials (secrets masked in a dry run)."""
-        auth = self._rest_settings().get("auth") or {}
-        if auth.get("type") == "basic":
-            secret = "***" if self.ctx.dry_run else str(auth.get("password", ""))
-            return f'user = "{auth.get("username")}:{secret}"\n'
-        if auth.get("type") == "bearer":
-            secret = "***" if self.ctx.dry_run else str(auth.get("token", ""))
+        rest = self._rest_settings()
+        auth = rest.auth if rest is not None else None
+        if auth is not None and auth.type == "basic":
+            secret = "***" if self.ctx.dry_run else str(auth.password or "")
+            return f'user = "{auth.username}:{secret}"\n'
+        if auth is not None and auth.type == "bearer":
+            secret = "***" if self.ctx.dry_run else str(auth.token or "")
             return f'header = "Authorization: Bearer {secret}"\n'
         return ""
 
@@ -167,7 +170,8 @@ class InstanceStop(_ApiFault):
             return {}
         conf, ca = self._files()
         config_text = base64.b64encode(self._curl_config().encode()).decode()
-        ca_path = self._rest_settings().get("ca_bundle")
+        rest = self._rest_settings()
+        ca_path = rest.ca_bundle if rest is not None else None
         ca_text = base64.b64encode(Path(ca_path).read_bytes()).decode() if ca_path and not self.ctx.dry_run else ""
         return {self.host: (f"(umask 077; printf %s {config_text} | base64 -d > {conf}; "
                             f"printf %s {shlex.quote(ca_text)} | base64 -d > {ca})\n")}
@@ -256,8 +260,6 @@ class OrderlyShutdown(_ApiFault):
         return {self.host: f"printf 'OrderlyShutdown\\n' > /dev/tcp/{self.host}/{self.port} || exit 3\n"}
 
     def inject(self) -> None:
-        from support.faults.executor import run_on_hosts
-
         run_on_hosts(self.ctx.executors, self.inject_scripts(), what=f"inject {self.kind}")
 
     def _heartbeats_seen(self) -> int:
@@ -291,9 +293,11 @@ class OrderlyShutdown(_ApiFault):
             if count != last[0]:
                 last[:] = [count, time.monotonic(), time.time()]
             still = time.monotonic() - last[1]
-            return still >= quiet, f"heartbeats from {self.dc} seen elsewhere: {count}, unchanged for {still:.1f} s"
+            return still >= quiet, (f"heartbeats from {self.dc} seen elsewhere: {count}, "
+                                    f"unchanged for {format_seconds(still, 1)}")
 
-        verified = poll(check, timeout, f"{self.dc}'s toolkit shut down (no heartbeats for {quiet:g} s)",
+        verified = poll(check, timeout,
+                        f"{self.dc}'s toolkit shut down (no heartbeats for {format_seconds(quiet, None)})",
                         interval=0.1)
         return Verified(verified.at, verified.probes, verified.evidence, since=(float(last[2]), float(last[1])))
 

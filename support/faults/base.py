@@ -17,23 +17,33 @@ first command sent -> effect verified; revert latency: heal sent -> return to no
 
 from __future__ import annotations
 
-import re
-import secrets
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from support.config import Config
-from support.units import parse_duration
+from support.faults.core import (
+    DataCenterInfo,
+    FaultError,
+    FaultRefused,
+    FaultSettings,
+    FaultUnsupported,
+    SshSettings,
+    Topology,
+    Verified,
+    new_fault_id,
+    now,
+    poll,
+)
+from support.faults.executor import ExecutorPool, run_on_hosts
+from support.faults.guard import Allowlist, arm_script, heal_script
+from support.faults.probe import Capabilities
 
 if TYPE_CHECKING:
-    from support.faults.executor import ExecutorPool
-    from support.faults.guard import Allowlist
-    from support.faults.probe import Capabilities
     from support.streams.rest import StreamsRestClient
 
+# The errors, topology and polling live in the leaf module support.faults.core; they are re-exported here
+# so a fault module needs one import.
 __all__ = [
     "DataCenterInfo",
     "Fault",
@@ -42,184 +52,13 @@ __all__ = [
     "FaultRefused",
     "FaultSettings",
     "FaultUnsupported",
+    "SshSettings",
     "Topology",
     "Verified",
-    "format_size",
     "new_fault_id",
-    "parse_size",
+    "now",
+    "poll",
 ]
-
-
-class FaultError(AssertionError):
-    """A fault could not be injected, verified or healed; the message is one line naming what and where."""
-
-
-class FaultRefused(FaultError):
-    """The fault would touch something outside the declared blast radius (or is malformed)."""
-
-
-class FaultUnsupported(FaultError):
-    """A target host lacks a capability the fault needs (the message names it and how to get it)."""
-
-
-_SIZE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
-_SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "ki": 1024, "kib": 1024, "m": 1000**2, "mb": 1000**2,
-               "mi": 1024**2, "mib": 1024**2, "g": 1000**3, "gb": 1000**3, "gi": 1024**3, "gib": 1024**3,
-               "t": 1000**4, "tb": 1000**4, "ti": 1024**4, "tib": 1024**4}
-
-
-def parse_size(value: str | int | float) -> int:
-    """``"256 MiB"`` -> 268435456; a bare number is bytes. Raises ValueError naming the value."""
-    if isinstance(value, bool):
-        raise ValueError(f"not a size: {value!r} (e.g. '256 MiB', '2 GB')")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError(f"not a size: {value!r} (must be >= 0)")
-        return int(value)
-    match = _SIZE_RE.match(value)
-    unit = (match.group(2) or "").lower() if match else ""
-    if match is None or unit not in _SIZE_UNITS:
-        raise ValueError(f"not a size: {value!r} (e.g. '256 MiB', '2 GB')")
-    return int(float(match.group(1)) * _SIZE_UNITS[unit])
-
-
-def format_size(size: int) -> str:
-    for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
-        if size >= factor:
-            return f"{size / factor:.1f} {unit}"
-    return f"{size} B"
-
-
-def new_fault_id() -> str:
-    """8 hex characters: part of every tag (``<tag>:<id>``) and file name a fault creates."""
-    return secrets.token_hex(4)
-
-
-@dataclass(frozen=True)
-class SshSettings:
-    user: str
-    key_file: str
-    known_hosts: str
-    port: int = 22
-    key_passphrase: str | None = field(default=None, repr=False)
-
-
-@dataclass(frozen=True)
-class DataCenterInfo:
-    """What the fault library knows of one data center from config."""
-
-    name: str
-    hosts: tuple[str, ...]
-    ssh: SshSettings | None
-    crossdc_port: int
-    special_message_port: int
-    snapshot_dir: str | None
-
-    @property
-    def primary_host(self) -> str:
-        if not self.hosts:
-            raise FaultRefused(f"data center {self.name} declares no hosts (datacenters.{self.name}.hosts)")
-        return self.hosts[0]
-
-
-@dataclass(frozen=True)
-class FaultSettings:
-    """``faults.*`` from config (defaults as in config/schema.json)."""
-
-    tag: str = "xdc-fault"
-    ttl: float = 300.0
-    ssh_retries: int = 3
-    ssh_timeout: float = 5.0
-    verify_timeout: float = 15.0
-    python: str = "python3"
-    memory_max: int = 1024**3
-    disk_max: int = 1024**3
-    state_dir: str = ""
-
-    @property
-    def directory(self) -> str:
-        """Where faults keep their files on a host (``faults.state_dir``, default ``/run/<tag>``)."""
-        return self.state_dir or f"/run/{self.tag}"
-
-    @classmethod
-    def from_config(cls, config: Config) -> FaultSettings:
-        faults = config.get("faults", {}) or {}
-        ttl = config.duration("faults.ttl") if "ttl" in faults else config.duration("run.scenario_timeout", 300.0)
-        try:
-            memory_max = parse_size(faults.get("memory_max", "1 GiB"))
-            disk_max = parse_size(faults.get("disk_max", "1 GiB"))
-        except ValueError as exc:
-            from support.config import ConfigError
-
-            raise ConfigError(config.source, "faults", str(exc)) from None
-        return cls(
-            tag=str(faults.get("tag", "xdc-fault")),
-            ttl=ttl,
-            ssh_retries=int(faults.get("ssh_retries", 3)),
-            ssh_timeout=parse_duration(faults.get("ssh_timeout", 5.0)),
-            verify_timeout=parse_duration(faults.get("verify_timeout", 15.0)),
-            python=str(faults.get("python", "python3")),
-            memory_max=memory_max,
-            disk_max=disk_max,
-            state_dir=str(faults.get("state_dir") or ""),
-        )
-
-
-@dataclass(frozen=True)
-class Topology:
-    """Data centers, their hosts and applications' job names: the declared world faults may touch."""
-
-    datacenters: Mapping[str, DataCenterInfo]
-    jobs: Mapping[str, str]  # job name -> application name
-    applications: Mapping[str, str]  # application name -> (active) job name
-    source: str = "config"
-
-    @classmethod
-    def from_config(cls, config: Config) -> Topology:
-        dcs: dict[str, DataCenterInfo] = {}
-        for name in config.datacenters():
-            raw = config.get(f"datacenters.{name}")
-            ssh_raw = raw.get("ssh")
-            ssh = None
-            if ssh_raw:
-                ssh = SshSettings(user=ssh_raw["user"], key_file=ssh_raw["key_file"],
-                                  known_hosts=ssh_raw["known_hosts"], port=int(ssh_raw.get("port", 22)),
-                                  key_passphrase=ssh_raw.get("key_passphrase") or None)
-            crossdc = raw.get("crossdc") or {}
-            dcs[name] = DataCenterInfo(
-                name=name,
-                hosts=tuple(str(h) for h in raw.get("hosts") or ()),
-                ssh=ssh,
-                crossdc_port=int(crossdc.get("http_port", 25091)),
-                special_message_port=int(crossdc.get("special_message_port", 25099)),
-                snapshot_dir=crossdc.get("snapshot_dir"),
-            )
-        jobs: dict[str, str] = {}
-        apps: dict[str, str] = {}
-        for app_name, app in (config.get("applications", {}) or {}).items():
-            jobs[str(app["job_name"])] = app_name
-            apps[app_name] = str(app["job_name"])
-            standby = app.get("standby")
-            if standby:
-                jobs[str(standby["job_name"])] = app_name
-        return cls(dcs, jobs, apps, str(config.source))
-
-    def dc(self, name: str) -> DataCenterInfo:
-        if name not in self.datacenters:
-            known = ", ".join(self.datacenters) or "none"
-            raise FaultRefused(f'refused: data center "{name}" is not declared in {self.source} (declared: {known})')
-        return self.datacenters[name]
-
-    def all_hosts(self) -> dict[str, str]:
-        """host -> data center, for every declared host."""
-        return {host: dc.name for dc in self.datacenters.values() for host in dc.hosts}
-
-    def dc_of_host(self, host: str) -> str:
-        hosts = self.all_hosts()
-        if host not in hosts:
-            known = ", ".join(hosts) or "none"
-            raise FaultRefused(f"refused: host {host} is not declared in {self.source} (declared: {known})")
-        return hosts[host]
 
 
 @dataclass
@@ -233,43 +72,6 @@ class FaultContext:
     rest: Mapping[str, StreamsRestClient]
     capabilities: Callable[[str], Capabilities] | None = None
     dry_run: bool = False
-    config: Config | None = None
-
-
-@dataclass(frozen=True)
-class Verified:
-    """The outcome of a verification: when it was proven (wall, monotonic), how many probes it took, evidence,
-    and (``since``) when the effect began, where the verification can tell that better than ``at``."""
-
-    at: tuple[float, float]
-    probes: int
-    evidence: str
-    since: tuple[float, float] | None = None
-
-
-def now() -> tuple[float, float]:
-    return time.time(), time.monotonic()
-
-
-def poll(check: Callable[[], tuple[bool, str]], timeout: float, what: str, interval: float = 0.02) -> Verified:
-    """Call ``check`` (-> ok, evidence) until ok; the instant is taken right after the successful check.
-
-    Raises FaultError naming ``what`` and the last evidence when ``timeout`` seconds pass."""
-    from support.waits import WaitTimeout, wait_until
-
-    probes = 0
-
-    def probe() -> tuple[bool, str]:
-        nonlocal probes
-        probes += 1
-        return check()
-
-    try:
-        _, evidence = wait_until(probe, lambda seen: seen[0], timeout=timeout, interval=interval, what=what)
-    except WaitTimeout as exc:
-        last = exc.last[1] if isinstance(exc.last, tuple) else exc.last
-        raise FaultError(f"{what}: not reached within {timeout:g} s; last: {last}") from None
-    return Verified(now(), probes, evidence)
 
 
 class Fault(ABC):
@@ -336,8 +138,6 @@ class Fault(ABC):
         return {}
 
     def stage(self) -> None:
-        from support.faults.executor import run_on_hosts
-
         run_on_hosts(self.ctx.executors, self.stage_scripts(), what=f"stage {self.kind}")
 
     @abstractmethod
@@ -350,8 +150,6 @@ class Fault(ABC):
 
     def armed_scripts(self) -> dict[str, str]:
         """inject_scripts() with the dead-man timer installed first on every host that has a revert."""
-        from support.faults.guard import arm_script
-
         scripts = dict(self.inject_scripts())
         if not self.reversible:
             return scripts
@@ -364,8 +162,6 @@ class Fault(ABC):
 
     def inject(self) -> None:
         """Arm the dead-man timers and apply the fault on every host (one command per host, in parallel)."""
-        from support.faults.executor import run_on_hosts
-
         run_on_hosts(self.ctx.executors, self.armed_scripts(), what=f"inject {self.kind}")
 
     @abstractmethod
@@ -373,15 +169,11 @@ class Fault(ABC):
         """Prove the effect (poll until it holds or ``timeout`` passes; raise FaultError naming the last look)."""
 
     def heal_scripts(self) -> dict[str, str]:
-        from support.faults.guard import heal_script
-
         return {host: heal_script(self.ctx.settings.tag, self.key(host), revert, self.ctx.settings.directory)
                 for host, revert in self.revert_scripts().items()}
 
     def heal(self) -> None:
         """Undo the fault on every host (idempotent): stop the dead-man timer, revert, remove the fault's files."""
-        from support.faults.executor import run_on_hosts
-
         run_on_hosts(self.ctx.executors, self.heal_scripts(), what=f"heal {self.kind}")
 
     @abstractmethod

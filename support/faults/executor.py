@@ -25,14 +25,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import paramiko
 
-from support.faults.base import FaultError, FaultUnsupported, SshSettings, Topology
-
-if TYPE_CHECKING:
-    from support.faults.guard import Allowlist
+from support.faults.core import FaultError, FaultUnsupported, SshSettings, Topology
+from support.faults.guard import Allowlist
+from support.units import format_seconds
 
 __all__ = [
     "DryRunExecutor",
@@ -116,7 +114,8 @@ class LocalExecutor(Executor):
                                   stdin=subprocess.DEVNULL, capture_output=True, text=True,
                                   timeout=timeout + _SLACK, check=False)
         except subprocess.TimeoutExpired as exc:
-            raise ExecutorError(f"local command on {self.host} did not end within {timeout + _SLACK:g} s") from exc
+            raise ExecutorError(f"local command on {self.host} did not end within "
+                                f"{format_seconds(timeout + _SLACK, None)}") from exc
         return Result(self.host, done.returncode, done.stdout, done.stderr, time.monotonic() - started)
 
     def describe(self) -> str:
@@ -223,7 +222,8 @@ class SSHExecutor(Executor):
             if attempt < attempts:
                 self._pause(min(self.backoff * 2 ** (attempt - 1), 2.0))
         raise ExecutorError(
-            f"ssh {self.describe()}: {attempts} attempt(s) over {time.monotonic() - started:.1f} s failed, last: "
+            f"ssh {self.describe()}: {attempts} attempt(s) over {format_seconds(time.monotonic() - started, 1)} "
+            "failed, last: "
             f"{errors[-1] if errors else 'unknown error'}; tried key {self.ssh.key_file}, "
             f"known_hosts {self.ssh.known_hosts}"
         )
@@ -300,7 +300,8 @@ class SSHExecutor(Executor):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self._drop()
-                raise ExecutorError(f"ssh {self.describe()}: no answer within {timeout + _SLACK:g} s; shell dropped")
+                raise ExecutorError(f"ssh {self.describe()}: no answer within "
+                                    f"{format_seconds(timeout + _SLACK, None)}; shell dropped")
             self._shell.settimeout(min(remaining, 1.0))
             try:
                 chunk = self._shell.recv(65536)

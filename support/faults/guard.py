@@ -21,7 +21,7 @@ import shlex
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from support.faults.base import FaultRefused, Topology
+from support.faults.core import FaultRefused, Topology
 
 __all__ = [
     "ENV_TAG",

@@ -26,8 +26,9 @@ from typing import Any
 from support.faults.base import Fault, FaultContext, FaultError, FaultUnsupported, Verified, poll
 from support.faults.executor import run_on_hosts
 from support.faults.guard import delete_rules, kill_tagged, qdisc_major
+from support.units import format_rate, format_seconds
 
-__all__ = ["Bandwidth", "Isolate", "Latency", "Loss", "Partition", "ProbeResult", "parse_rate", "run_probes"]
+__all__ = ["Bandwidth", "Isolate", "Latency", "Loss", "Partition", "ProbeResult", "run_probes"]
 
 PROBE_FUNCTION = r"""xdc_probe() {
   __s=$(date +%s%N)
@@ -92,26 +93,6 @@ def run_probes(ctx: FaultContext, pairs: dict[str, list[tuple[str, int]]], timeo
         src, dst, port = sorted(missing)[0]
         raise FaultError(f"probe from {src} to {dst}:{port} printed no result")
     return [best[key] for key in sorted(best)]
-
-
-def parse_rate(text: str | int | float) -> int:
-    """``1mbit``, ``500 kbit``, ``10mbps``(bytes) -> bits per second."""
-    if isinstance(text, int | float):
-        return int(text)
-    raw = text.strip().lower().replace(" ", "")
-    units = (("gbit", 10**9), ("mbit", 10**6), ("kbit", 10**3), ("gbps", 8 * 10**9), ("mbps", 8 * 10**6),
-             ("kbps", 8 * 10**3), ("bit", 1), ("bps", 8))
-    for unit, factor in units:
-        if raw.endswith(unit):
-            number = raw[: -len(unit)]
-            try:
-                value = float(number)
-            except ValueError:
-                break
-            if value > 0:
-                return int(value * factor)
-            break
-    raise ValueError(f"not a rate: {text!r} (e.g. '1 mbit', '500kbit', '10mbit')")
 
 
 def _rules(lines: list[str]) -> str:
@@ -361,7 +342,8 @@ class Latency(_Shaped):
                  fault_id: str | None = None) -> None:
         super().__init__(ctx, between, fault_id)
         if delay <= 0 or jitter < 0 or jitter > delay:
-            raise FaultError(f"latency needs delay > 0 and 0 <= jitter <= delay (got {delay:g} s, {jitter:g} s)")
+            raise FaultError("latency needs delay > 0 and 0 <= jitter <= delay "
+                             f"(got {format_seconds(delay, None)}, {format_seconds(jitter, None)})")
         self.delay = delay
         self.jitter = jitter
         self.mode: dict[str, str] = {}
@@ -592,7 +574,7 @@ class Bandwidth(_Shaped):
             return ok, ", ".join(f"{h}: {tbfs[h]} tbf qdisc(s), {shaped[h]} packet(s) held or dropped over the rate"
                                  for h in results)
 
-        return poll(check, timeout, f"{self.rate / 1e6:g} mbit limit between {self.first.name} and "
+        return poll(check, timeout, f"{format_rate(self.rate)} limit between {self.first.name} and "
                     f"{self.second.name}")
 
     def verify_healed(self, timeout: float) -> Verified:

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from support.config import Config
-from support.faults.base import FaultError, FaultSettings, Topology
+from support.faults.core import FaultError, FaultSettings, Topology
 from support.faults.executor import ExecutorPool
+from support.faults.guard import Allowlist
 
 __all__ = ["ADVICE", "CAPABILITIES", "Capabilities", "CapabilityProbe", "doctor_table", "skip_reason"]
 
@@ -141,7 +142,7 @@ class CapabilityProbe:
         self.topology = topology
         self.pool = pool
         self.rest = rest or {}
-        self.settings = settings or FaultSettings.from_config(config)
+        self.settings = settings or config.settings.faults
         self._hosts: dict[str, Capabilities] = {}
         self._dcs: dict[str, Capabilities] = {}
         self._lock = threading.Lock()
@@ -183,7 +184,7 @@ class CapabilityProbe:
         if client is None:
             from support.streams.rest import StreamsRestClient
 
-            client = StreamsRestClient.from_config(self.config, dc)
+            client = StreamsRestClient.from_settings(self.config.settings, dc)
         try:
             instance = client.instance(refresh=True)
         except Exception as exc:  # any failure means "not available"; the detail says which
@@ -191,7 +192,8 @@ class CapabilityProbe:
         return True, f"instance {instance.get('id')} {instance.get('status')}"
 
     def _prometheus(self) -> tuple[bool, str]:
-        url = self.config.get("metrics.prometheus.url", None)
+        prometheus = self.config.settings.metrics.prometheus
+        url = prometheus.url if prometheus is not None else None
         if not url:
             return False, "not configured (metrics.prometheus.url)"
         import requests
@@ -203,7 +205,8 @@ class CapabilityProbe:
         return response.ok, f"{url} HTTP {response.status_code}"
 
     def _jmx(self, dc: str) -> tuple[bool, str]:
-        url = self.config.get(f"datacenters.{dc}.jmx.url", None)
+        jmx = self.config.settings.datacenters[dc].jmx
+        url = jmx.url if jmx is not None else None
         if not url:
             return False, f"not configured (datacenters.{dc}.jmx.url)"
         match = re.search(r"//([^/:]+):(\d+)", str(url))
@@ -308,10 +311,8 @@ def requirements_skip_reason(run: Any, tags: Iterable[str]) -> str | None:
         return None
     probe: CapabilityProbe | None = getattr(run, "fault_capabilities", None)
     if probe is None:
-        from support.faults.guard import Allowlist
-
-        settings = FaultSettings.from_config(run.config)
-        topology = Topology.from_config(run.config)
+        settings = run.config.settings.faults
+        topology = Topology.from_settings(run.config.settings, str(run.config.source))
         pool = ExecutorPool(topology, Allowlist(topology), retries=settings.ssh_retries,
                             connect_timeout=settings.ssh_timeout, redact=run.config.redact)
         probe = CapabilityProbe(run.config, topology, pool, getattr(run, "rest", {}), settings)

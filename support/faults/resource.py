@@ -19,9 +19,10 @@ import threading
 import time
 from typing import Any
 
-from support.faults.base import Fault, FaultContext, FaultError, Verified, format_size, poll
+from support.faults.base import Fault, FaultContext, FaultError, Verified, poll
 from support.faults.guard import ENV_TAG, kill_tagged
 from support.faults.process import locate_any_pe
+from support.units import format_size
 
 __all__ = ["CpuExhaustion", "DiskExhaustion", "MemoryExhaustion"]
 

@@ -46,18 +46,18 @@ from support.faults.base import (
     FaultContext,
     FaultError,
     FaultRefused,
-    FaultSettings,
     FaultUnsupported,
     Topology,
     now,
 )
 from support.faults.executor import ExecutorPool, run_on_hosts
 from support.faults.guard import Allowlist, audit_script
-from support.faults.network import Bandwidth, Isolate, Latency, Loss, Partition, parse_rate
+from support.faults.network import Bandwidth, Isolate, Latency, Loss, Partition
 from support.faults.probe import CapabilityProbe
 from support.faults.process import PEHang, PEKill
 from support.faults.resource import CpuExhaustion, DiskExhaustion, MemoryExhaustion
 from support.orchestration import CleanupStack, Journal
+from support.units import format_seconds, parse_rate
 
 __all__ = ["KINDS", "FaultSession", "make_fault"]
 
@@ -117,8 +117,8 @@ class FaultSession:
         self.cleanup = cleanup
         self.dry_run = dry_run
         self.out = out
-        self.settings = FaultSettings.from_config(config)
-        self.topology = Topology.from_config(config)
+        self.settings = config.settings.faults
+        self.topology = Topology.from_settings(config.settings, str(config.source))
         self.allowlist = Allowlist(self.topology)
         self._own_pool = pool is None
         self.pool = pool or ExecutorPool(self.topology, self.allowlist, retries=self.settings.ssh_retries,
@@ -127,7 +127,7 @@ class FaultSession:
         self.probe = probe if probe is not None or dry_run else CapabilityProbe(
             config, self.topology, self.pool, rest_clients, self.settings)
         self.ctx = FaultContext(self.topology, self.settings, self.pool, self.allowlist, rest_clients,
-                                capabilities=self.probe, dry_run=dry_run, config=config)
+                                capabilities=self.probe, dry_run=dry_run)
         self.faults: list[Fault] = []
         self.planned: list[tuple[Fault, list[tuple[str, str, str]]]] = []
         self._healed: set[str] = set()
@@ -147,10 +147,10 @@ class FaultSession:
         limit = ttl if ttl is not None else self.settings.ttl
         if duration is not None:
             if duration <= 0:
-                raise FaultRefused(f"refused: a fault duration must be positive, got {duration:g} s")
+                raise FaultRefused(f"refused: a fault duration must be positive, got {format_seconds(duration, None)}")
             if duration > limit:
-                raise FaultRefused(f"refused: duration {duration:g} s is longer than the fault TTL {limit:g} s "
-                                   "(faults.ttl)")
+                raise FaultRefused(f"refused: duration {format_seconds(duration, None)} is longer than the fault TTL "
+                                   f"{format_seconds(limit, None)} (faults.ttl)")
             fault.duration = duration
             limit = min(limit, duration + DEADMAN_GRACE)
         fault.ttl = limit
@@ -305,9 +305,10 @@ class FaultSession:
 
 
 def format_plan(fault: Fault, commands: list[tuple[str, str, str]]) -> str:
-    timer = f"dead-man TTL {fault.ttl:g} s" if fault.reversible and fault.hosts() else "no dead-man (nothing to revert)"
+    timer = (f"dead-man TTL {format_seconds(fault.ttl, None)}" if fault.reversible and fault.hosts()
+             else "no dead-man (nothing to revert)")
     lines = [f"[dry run] {fault.summary()} id {fault.id}, {timer}"
-             + (f", healed after {fault.duration:g} s" if fault.duration else "")]
+             + (f", healed after {format_seconds(fault.duration, None)}" if fault.duration else "")]
     for phase, host, script in commands:
         lines.append(f"  {phase} on {host}:")
         lines.extend(f"    {line}" for line in readable(script).rstrip().splitlines())

@@ -30,7 +30,7 @@ def run_settings(run_dir: Path, overrides: Sequence[str] = ()) -> tuple[Config, 
     if not path.exists():
         raise RunNotFound(f"{run_dir}: {CONFIG_FILE}: not found (not a run folder written by failover-tester run)")
     config = load_config(path, list(overrides), run_id=run_dir.name)
-    return config, JudgeSettings.from_config(config)
+    return config, JudgeSettings.of(config.settings)
 
 
 def judge_run(run_dir: Path, settings: JudgeSettings) -> list[tuple[dict[str, Any], History]]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from support.metrics.series import Point
+from support.units import format_seconds
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def query(endpoint: JmxEndpoint, beans: Mapping[str, tuple[str, ...]], timeout: 
         results = conn.query(queries, timeout=timeout)
     except AttributeError as exc:  # jmxquery's timeout path: err.output is None
         if "decode" in str(exc):
-            raise JmxTimeout(f"JMX of {endpoint.dc} did not answer within {timeout:g} s") from None
+            raise JmxTimeout(f"JMX of {endpoint.dc} did not answer within {format_seconds(timeout, None)}") from None
         raise
     except subprocess.CalledProcessError as exc:
         raise JmxTimeout(f"JMX of {endpoint.dc} failed: exit {exc.returncode}") from None

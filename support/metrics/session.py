@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from support.config import Config
+from support.config.settings import Settings
 from support.metrics.jmx import JmxEndpoint, JmxSource
 from support.metrics.prometheus import PrometheusClient, PrometheusSource
 from support.metrics.rest import RestMetricsSource
@@ -15,30 +15,26 @@ from support.metrics.series import Baseline, Sampler, SeriesStore, Source
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SOURCES = ("rest", "prometheus")
-
-
-def build_sources(config: Config, rest: Mapping[str, Any], job_name: str, operators: list[str]) -> list[Source]:
-    """The sources ``metrics.sources`` asks for (default rest and prometheus; jmx on request), each only when
-    its endpoint is configured."""
-    wanted = list(config.get("metrics.sources", None) or DEFAULT_SOURCES)
+def build_sources(settings: Settings, rest: Mapping[str, Any], job_name: str, operators: list[str]) -> list[Source]:
+    """The sources ``metrics.sources`` asks for (schema default: rest and prometheus; jmx on request), each only
+    when its endpoint is configured."""
+    wanted = settings.metrics.sources
     sources: list[Source] = []
     if "rest" in wanted:
         sources.append(RestMetricsSource(rest, job_name, operators))
-    url = config.get("metrics.prometheus.url", None)
-    if "prometheus" in wanted and url:
-        client = PrometheusClient(str(url))
-        label = str(config.get("metrics.prometheus.dc_label", "dc"))
+    prometheus = settings.metrics.prometheus
+    if "prometheus" in wanted and prometheus is not None:
+        client = PrometheusClient(prometheus.url)
         operator = operators[1] if len(operators) > 1 else (operators[0] if operators else "")
-        sources.append(PrometheusSource.for_application(client, job_name, operator, dc_label=label))
+        sources.append(PrometheusSource.for_application(client, job_name, operator, dc_label=prometheus.dc_label))
     if "jmx" in wanted:
         endpoints = []
-        for dc in config.datacenters():
-            jmx = config.get(f"datacenters.{dc}.jmx", None)
-            if jmx and jmx.get("url"):
-                instance = jmx.get("instance") or config.get(f"datacenters.{dc}.rest.instance", dc)
-                endpoints.append(JmxEndpoint(dc, str(jmx["url"]), str(instance), jmx.get("username"),
-                                             jmx.get("password")))
+        for dc, dc_settings in settings.datacenters.items():
+            jmx = dc_settings.jmx
+            if jmx is not None:
+                # documented in the schema: the instance name defaults to the rest instance id
+                instance = jmx.instance or dc_settings.rest.instance or dc
+                endpoints.append(JmxEndpoint(dc, jmx.url, instance, jmx.username, jmx.password))
         if endpoints:
             sources.append(JmxSource(endpoints))
     return sources
@@ -53,10 +49,9 @@ class MetricsSession:
         self.baselines: dict[str, Baseline] = {}
 
     @classmethod
-    def from_config(cls, config: Config, rest: Mapping[str, Any], job_name: str, operators: list[str],
-                    max_duration: float) -> MetricsSession:
-        interval = config.duration("metrics.interval", 1.0)
-        return cls(build_sources(config, rest, job_name, operators), interval, max_duration)
+    def from_settings(cls, settings: Settings, rest: Mapping[str, Any], job_name: str, operators: list[str],
+                      max_duration: float) -> MetricsSession:
+        return cls(build_sources(settings, rest, job_name, operators), settings.metrics.interval, max_duration)
 
     def start(self) -> None:
         self.sampler.start()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from support.reporting.charts import PHASE_LABELS, throughput_svg, timeline_svg
+from support.units import format_seconds
 
 if TYPE_CHECKING:
     from support.orchestration import JournalEvent
@@ -151,7 +152,7 @@ p{margin:0 0 8px;color:#555}
 
 
 def _seconds(value: Any) -> str | None:
-    return None if value is None else f"{float(value):.3f} s"
+    return None if value is None else format_seconds(value, 3)
 
 
 def _count(value: Any) -> str | None:

@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
+from support.units import format_seconds
+
 COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b"]
 THROUGHPUT_COLORS = {"accepted": "#1f77b4", "refused": "#d1242f", "output": "#2ca02c"}
 PHASE_LABELS = {
@@ -139,7 +141,8 @@ def line_chart(
         label = (mark_labels or {}).get(name) or PHASE_LABELS.get(name, name)
         at = x(when)
         parts.append(f'<line class="phase" data-phase="{_e(name)}" x1="{at:.1f}" x2="{at:.1f}" y1="{top}"'
-                     f' y2="{top + plot_h}" stroke="#555" stroke-dasharray="4 3"><title>{_e(label)} at {when:g} s'
+                     f' y2="{top + plot_h}" stroke="#555" stroke-dasharray="4 3">'
+                     f'<title>{_e(label)} at {format_seconds(when, None)}'
                      f"</title></line>")
         if groups and at - groups[-1][0][1] < 4:
             groups[-1].append((label, at))
@@ -202,11 +205,11 @@ def timeline_svg(record: Mapping[str, Any]) -> str | None:
     phases = record.get("phases_s") or {}
     inferred = set((record.get("recovery") or {}).get("inferred") or [])
     labels = {name: f"{PHASE_LABELS.get(name, name)}{' (inferred)' if name in inferred else ''}"
-                    f" +{float(phases[name]):.2f} s" for name in marks if phases.get(name) is not None}
+                    f" +{format_seconds(phases[name])}" for name in marks if phases.get(name) is not None}
     span = None
     rto = record.get("rto_s")
     if shade is not None and rto is not None:
-        span = (shade[0], shade[0] + float(rto), f"RTO {float(rto):.2f} s")
+        span = (shade[0], shade[0] + float(rto), f"RTO {format_seconds(rto)}")
     return line_chart({dc: _per_second(v, width) for dc, v in timeline["output_per_dc"].items()},
                       title="Output per data center — fault shaded, recovery phases marked", step=width,
                       shade=shade, shade_label=label, marks=marks, mark_labels=labels, span=span)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from support.reporting.charts import PHASE_LABELS, throughput_svg, timeline_svg
+from support.units import format_seconds
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f5f6f8;color:#1d2330}
@@ -33,10 +34,6 @@ def _e(value: Any) -> str:
     return html.escape(str(value))
 
 
-def _secs(value: Any) -> str:
-    return "–" if value is None else f"{float(value):.2f} s"
-
-
 def _when(epoch: Any) -> str:
     if not epoch:
         return "–"
@@ -47,20 +44,21 @@ def _scenario(index: int, s: dict[str, Any]) -> str:
     status = s.get("status", "failed")
     out = [f'<section id="s{index}"><h2><span class="badge {_e(status)}">{_e(status)}</span> {_e(s["name"])}</h2>',
            f'<p class="muted">{_e(s.get("feature", ""))} · {" ".join("@" + _e(t) for t in s.get("tags", []))}'
-           f' · {_secs(s.get("duration_s"))}</p>']
+           f' · {format_seconds(s.get("duration_s"))}</p>']
     if s.get("error"):
         out.append(f'<p class="failed">{_e(s["error"])}</p>')
     delivery = s.get("delivery") or {}
     out.append('<div class="cards">')
-    for label, value in (("RTO", _secs(s.get("rto_s"))), ("lost", s.get("lost")), ("duplicated", s.get("duplicated")),
-                         ("unknown", s.get("unknown")), ("loss window", _secs(delivery.get("loss_window_s")))):
+    for label, value in (("RTO", format_seconds(s.get("rto_s"))), ("lost", s.get("lost")),
+                         ("duplicated", s.get("duplicated")), ("unknown", s.get("unknown")),
+                         ("loss window", format_seconds(delivery.get("loss_window_s")))):
         out.append(f'<div class="card"><b>{_e("–" if value is None else value)}</b>{_e(label)}</div>')
     out.append("</div>")
     phases = s.get("phases_s") or {}
     if phases:
         out.append("<h3>Recovery phases (seconds after the fault took effect)</h3><table><tr>")
         out.append("".join(f"<th>{_e(PHASE_LABELS.get(k, k))}</th>" for k in phases) + "</tr><tr>")
-        out.append("".join(f'<td class="num">{_secs(v)}</td>' for v in phases.values()) + "</tr></table>")
+        out.append("".join(f'<td class="num">{format_seconds(v)}</td>' for v in phases.values()) + "</tr></table>")
     if delivery:
         out.append("<h3>Data (record by record)</h3><table><tr>")
         keys = [k for k, v in delivery.items() if not isinstance(v, dict)]
@@ -85,7 +83,7 @@ def render(summary: dict[str, Any]) -> str:
     totals = summary.get("totals", {})
     rows = "".join(
         f'<tr><td><a href="#s{i}">{_e(s["name"])}</a></td><td class="{_e(s["status"])}">{_e(s["status"])}</td>'
-        f'<td class="num">{_secs(s.get("rto_s"))}</td><td class="num">{_e(s.get("lost", "–"))}</td>'
+        f'<td class="num">{format_seconds(s.get("rto_s"))}</td><td class="num">{_e(s.get("lost", "–"))}</td>'
         f'<td class="num">{_e(s.get("duplicated", "–"))}</td><td class="num">{_e(s.get("unknown", "–"))}</td></tr>'
         for i, s in enumerate(scenarios)
     )

@@ -21,6 +21,8 @@ import json
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from support.errors import TransientError
+
 __all__ = [
     "StreamsApiError",
     "StreamsAuthError",
@@ -53,8 +55,10 @@ def safe_url(url: str | None) -> str:
     return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
-class StreamsError(Exception):
-    """Base class: a request to a Streams service did not do what was asked."""
+class StreamsError(TransientError):
+    """Base class: a request to a Streams service did not do what was asked.
+
+    Transient for :func:`support.waits.wait_until`: the service may answer differently on the next poll."""
 
     def __init__(
         self,

@@ -19,14 +19,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from requests.adapters import BaseAdapter
 
+from support.config.settings import AppSettings, AuthSettings, HttpSettings
 from support.streams.errors import StreamsApiError, StreamsError, StreamsNotFound, safe_url
-from support.streams.http import HttpSettings, Timeout, json_body, make_session, request
+from support.streams.http import POOL_SIZE, Timeout, default_http_settings, json_body, make_session, request
 
 if TYPE_CHECKING:
     import requests
     from requests.auth import AuthBase
 
-    from support.config import Config
+    from support.config.settings import Settings
 
 __all__ = ["DataExchangeClient", "Endpoints"]
 
@@ -42,6 +43,17 @@ class Endpoints:
     sink_url: str
 
 
+def _wanted(application: AppSettings | Mapping[str, Any] | None, kind: str) -> tuple[str, int] | None:
+    """(operator, port) of the application's ``kind`` endpoint (``source``/``sink``), None when not given."""
+    if isinstance(application, AppSettings):
+        endpoint = application.source if kind == "source" else application.sink
+        return endpoint.operator, endpoint.port
+    raw = (application or {}).get(kind)
+    if not raw:
+        return None
+    return str(raw.get("operator")), int(raw.get("port", 0))
+
+
 class DataExchangeClient:
     """Data exchange client of one data center (one long-lived session; thread-safe)."""
 
@@ -49,29 +61,28 @@ class DataExchangeClient:
         self,
         root_url: str,
         *,
-        auth: AuthBase | Mapping[str, Any] | None = None,
+        auth: AuthBase | AuthSettings | Mapping[str, Any] | None = None,
         ca_bundle: str | None = None,
         settings: HttpSettings | None = None,
         adapter: BaseAdapter | None = None,
         name: str = "",
     ) -> None:
         self.root_url = root_url
-        self.settings = settings or HttpSettings()
+        self.settings = settings or default_http_settings()
         self.name = name or safe_url(root_url)
         self.session: requests.Session = make_session(
-            auth, ca_bundle, self.settings.retries, self.settings.backoff, self.settings.pool, adapter
+            auth, ca_bundle, self.settings.retries, self.settings.backoff, POOL_SIZE, adapter
         )
 
     @classmethod
-    def from_config(cls, config: Config, dc: str, adapter: BaseAdapter | None = None) -> DataExchangeClient:
+    def from_settings(cls, settings: Settings, dc: str, adapter: BaseAdapter | None = None) -> DataExchangeClient:
         """The client of data center ``dc``; auth and ca_bundle default to the DC's rest settings."""
-        exchange = config.get(f"datacenters.{dc}.exchange")
-        rest = config.get(f"datacenters.{dc}.rest")
+        exchange = settings.datacenters[dc].exchange
         return cls(
-            exchange["url"],
-            auth=exchange.get("auth", rest.get("auth")),
-            ca_bundle=exchange.get("ca_bundle", rest.get("ca_bundle")),
-            settings=HttpSettings.from_config(config),
+            exchange.url,
+            auth=exchange.auth,
+            ca_bundle=exchange.ca_bundle,
+            settings=settings.http,
             adapter=adapter,
             name=dc,
         )
@@ -107,11 +118,13 @@ class DataExchangeClient:
             )
         return [job for job in document["jobs"] if isinstance(job, dict)]
 
-    def endpoints(self, job_name: str, application: Mapping[str, Any] | None = None) -> Endpoints | None:
+    def endpoints(self, job_name: str, application: AppSettings | Mapping[str, Any] | None = None
+                  ) -> Endpoints | None:
         """The endpoints of the running job ``job_name``, or None when no such job is listed.
 
-        ``application`` is the application's config (``applications.<app>``): its ``source`` and ``sink``
-        (operator, port) pick the endpoints. Without it, the job's only source and only sink are used.
+        ``application`` is the application's settings (or the raw ``applications.<app>`` mapping): its
+        ``source`` and ``sink`` (operator, port) pick the endpoints. Without it, the job's only source and
+        only sink are used.
         """
         jobs = [job for job in self.jobs() if _job_name(job) == job_name and job.get("status", "running") == "running"]
         if not jobs:
@@ -119,21 +132,20 @@ class DataExchangeClient:
         job = max(jobs, key=lambda j: _as_int(_job_id(j)))
         endpoints = [e for e in job.get("endpoints", []) if isinstance(e, Mapping)]
         job_id = _job_id(job)
-        app = application or {}
-        source = self._pick(endpoints, "source", app.get("source"), job_name, job_id)
-        sink = self._pick(endpoints, "sink", app.get("sink"), job_name, job_id)
+        source = self._pick(endpoints, "source", _wanted(application, "source"), job_name, job_id)
+        sink = self._pick(endpoints, "sink", _wanted(application, "sink"), job_name, job_id)
         return Endpoints(job_id=job_id, source_url=source, sink_url=sink)
 
     @staticmethod
     def _pick(
         endpoints: list[Mapping[str, Any]],
         kind: str,
-        wanted: Mapping[str, Any] | None,
+        wanted: tuple[str, int] | None,
         job_name: str,
         job_id: str,
     ) -> str:
         if wanted:
-            operator, port = wanted.get("operator"), int(wanted.get("port", 0))
+            operator, port = wanted
             matches = [e for e in endpoints if e.get("operator") == operator and _as_int(e.get("port", 0)) == port]
             what = f"{kind} endpoint {operator} port {port}"
         else:

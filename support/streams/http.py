@@ -18,10 +18,9 @@ import logging
 import re
 import time
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
 from itertools import takewhile
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
 import requests
 from requests.adapters import BaseAdapter, HTTPAdapter
@@ -36,6 +35,8 @@ from urllib3.exceptions import (
 from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
+from support.config.loader import section_defaults
+from support.config.settings import AuthSettings, HttpSettings, build_http_settings
 from support.streams.errors import (
     StreamsApiError,
     StreamsConnectionError,
@@ -43,9 +44,7 @@ from support.streams.errors import (
     error_for_status,
     safe_url,
 )
-
-if TYPE_CHECKING:
-    from support.config import Config
+from support.units import format_seconds
 
 __all__ = [
     "IDEMPOTENT_METHODS",
@@ -56,6 +55,7 @@ __all__ = [
     "RetryPolicy",
     "Timeout",
     "auth_from_config",
+    "default_http_settings",
     "json_body",
     "make_retry",
     "make_session",
@@ -68,6 +68,8 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRAC
 STATUS_FORCELIST = (500, 502, 503, 504)
 BACKOFF_MAX = 30.0
 USER_AGENT = "streams-failover-tester/0.1"
+#: Connections kept per host by one client.
+POOL_SIZE = 10
 _ATTEMPTS_ATTR = "failover_tester_attempts"
 
 Timeout = float | tuple[float, float]
@@ -147,44 +149,28 @@ class BearerAuth(AuthBase):
         return "BearerAuth(token=***)"
 
 
-def auth_from_config(spec: Mapping[str, Any] | None) -> AuthBase | None:
-    """``{type: basic, username, password}`` or ``{type: bearer, token}`` (validated config) -> auth."""
+def auth_from_config(spec: AuthSettings | Mapping[str, Any] | None) -> AuthBase | None:
+    """Typed auth settings (or the same as a mapping: ``{type: basic, username, password}`` or
+    ``{type: bearer, token}``) -> a requests auth."""
     if not spec:
         return None
-    kind = spec.get("type")
+    if not isinstance(spec, AuthSettings):
+        spec = AuthSettings(**{k: spec[k] for k in ("type", "username", "password", "token") if k in spec})
+    kind, username, password, token = spec.type, spec.username, spec.password, spec.token
     if kind == "basic":
-        return BasicAuth(str(spec["username"]), str(spec["password"]))
+        return BasicAuth(str(username), str(password))
     if kind == "bearer":
-        return BearerAuth(str(spec["token"]))
+        return BearerAuth(str(token))
     raise ValueError(f"unknown auth type {kind!r} (expected basic or bearer)")
 
 
-@dataclass(frozen=True)
-class HttpSettings:
-    """Timeouts and retry settings of one client (``http`` section of the config)."""
-
-    connect_timeout: float = 3.0
-    read_timeout: float = 15.0
-    retries: int = 3
-    backoff: float = 0.2
-    pool: int = 10
-
-    @property
-    def timeout(self) -> tuple[float, float]:
-        return (self.connect_timeout, self.read_timeout)
-
-    @classmethod
-    def from_config(cls, config: Config) -> HttpSettings:
-        return cls(
-            connect_timeout=config.duration("http.connect_timeout", default=cls.connect_timeout),
-            read_timeout=config.duration("http.read_timeout", default=cls.read_timeout),
-            retries=int(config.get("http.retries", cls.retries)),
-            backoff=config.duration("http.backoff", default=cls.backoff),
-        )
+def default_http_settings() -> HttpSettings:
+    """The ``http`` section as config/schema.json's defaults make it (for clients built without a config)."""
+    return build_http_settings(section_defaults("http"))
 
 
 def make_session(
-    auth: AuthBase | Mapping[str, Any] | None,
+    auth: AuthBase | AuthSettings | Mapping[str, Any] | None,
     ca_bundle: str | None,
     retries: int,
     backoff: float,
@@ -195,7 +181,7 @@ def make_session(
     session = requests.Session()
     # Environment proxies or ~/.netrc must not reroute or re-authenticate lab or production traffic.
     session.trust_env = False
-    session.auth = auth_from_config(auth) if isinstance(auth, Mapping) else auth
+    session.auth = auth_from_config(auth) if isinstance(auth, Mapping | AuthSettings) else auth
     session.verify = str(ca_bundle) if ca_bundle else True
     session.headers["User-Agent"] = USER_AGENT
     session.headers["Accept"] = "application/json"
@@ -219,10 +205,6 @@ def _describe(error: BaseException) -> str:
     return " ".join(text.split()) or type(error).__name__
 
 
-def _seconds(value: float | None) -> str:
-    return "none" if value is None else f"{value:g} s"
-
-
 def _connection_error(
     method: str, url: str, exc: requests.exceptions.RequestException, timeout: Timeout
 ) -> StreamsConnectionError:
@@ -240,10 +222,11 @@ def _connection_error(
         cls, sent, last = (
             StreamsTimeout,
             False,
-            f"connect timed out (connect timeout {_seconds(connect_timeout)})",
+            f"connect timed out (connect timeout {format_seconds(connect_timeout, None, 'none')})",
         )
     elif isinstance(exc, requests.exceptions.ReadTimeout) or isinstance(reason, ReadTimeoutError):
-        cls, sent, last = StreamsTimeout, True, f"read timed out (read timeout {_seconds(read_timeout)})"
+        limit = format_seconds(read_timeout, None, "none")
+        cls, sent, last = StreamsTimeout, True, f"read timed out (read timeout {limit})"
     elif isinstance(reason, NewConnectionError) or isinstance(
         exc, requests.exceptions.SSLError | requests.exceptions.ProxyError
     ):

@@ -18,14 +18,15 @@ from urllib.parse import quote
 
 from requests.adapters import BaseAdapter
 
+from support.config.settings import AuthSettings, HttpSettings
 from support.streams.errors import StreamsApiError, StreamsError, StreamsNotFound, safe_url
-from support.streams.http import HttpSettings, Timeout, json_body, make_session, request
+from support.streams.http import POOL_SIZE, Timeout, default_http_settings, json_body, make_session, request
 
 if TYPE_CHECKING:
     import requests
     from requests.auth import AuthBase
 
-    from support.config import Config
+    from support.config.settings import Settings
 
 __all__ = ["ENDED_JOB_STATUSES", "StreamsRestClient"]
 
@@ -49,7 +50,7 @@ class StreamsRestClient:
         self,
         root_url: str,
         *,
-        auth: AuthBase | Mapping[str, Any] | None = None,
+        auth: AuthBase | AuthSettings | Mapping[str, Any] | None = None,
         ca_bundle: str | None = None,
         instance_id: str | None = None,
         settings: HttpSettings | None = None,
@@ -58,24 +59,24 @@ class StreamsRestClient:
     ) -> None:
         self.root_url = root_url
         self.instance_id = instance_id
-        self.settings = settings or HttpSettings()
+        self.settings = settings or default_http_settings()
         self.name = name or safe_url(root_url)
         self.session: requests.Session = make_session(
-            auth, ca_bundle, self.settings.retries, self.settings.backoff, self.settings.pool, adapter
+            auth, ca_bundle, self.settings.retries, self.settings.backoff, POOL_SIZE, adapter
         )
         self._instance: dict[str, Any] | None = None
         self._lock = threading.Lock()
 
     @classmethod
-    def from_config(cls, config: Config, dc: str, adapter: BaseAdapter | None = None) -> StreamsRestClient:
+    def from_settings(cls, settings: Settings, dc: str, adapter: BaseAdapter | None = None) -> StreamsRestClient:
         """The client of data center ``dc`` (``datacenters.<dc>.rest`` and the ``http`` section)."""
-        rest = config.get(f"datacenters.{dc}.rest")
+        rest = settings.datacenters[dc].rest
         return cls(
-            rest["url"],
-            auth=rest.get("auth"),
-            ca_bundle=rest.get("ca_bundle"),
-            instance_id=rest.get("instance"),
-            settings=HttpSettings.from_config(config),
+            rest.url,
+            auth=rest.auth,
+            ca_bundle=rest.ca_bundle,
+            instance_id=rest.instance,
+            settings=settings.http,
             adapter=adapter,
             name=dc,
         )

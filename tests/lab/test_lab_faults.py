@@ -94,7 +94,7 @@ def leave_the_default_deployment(lab: Lab) -> Iterator[None]:
 @pytest.fixture()
 def session(default_deployment: Lab) -> Iterator[FaultSession]:
     config = load_config(ROOT / "config" / "lab.yaml")
-    rest = {dc: StreamsRestClient.from_config(config, dc) for dc in config.datacenters()}
+    rest = {dc: StreamsRestClient.from_settings(config.settings, dc) for dc in config.settings.datacenters}
     cleanup = CleanupStack()
     faults = FaultSession(config, Journal(None, "lab faults"), cleanup, rest)
     yield faults

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from support.config import Config, load_config
-from support.faults.base import FaultContext, FaultSettings, Topology
+from support.faults.base import FaultContext, Topology
 from support.faults.executor import Executor, ExecutorPool, LocalExecutor, Result
 from support.faults.guard import Allowlist
 
@@ -52,11 +52,10 @@ def fake_context(config: Config, log: list[tuple[str, str]] | None = None,
                  answer: Callable[[str], Result] | None = None, rest: dict | None = None,
                  dry_run: bool = False) -> FaultContext:
     calls = log if log is not None else []
-    topology = Topology.from_config(config)
+    topology = Topology.from_settings(config.settings, str(config.source))
     allowlist = Allowlist(topology)
     pool = ExecutorPool(topology, allowlist, factory=lambda host: RecordingExecutor(host, calls, answer))
-    return FaultContext(topology, FaultSettings.from_config(config), pool, allowlist, rest or {},
-                        dry_run=dry_run, config=config)
+    return FaultContext(topology, config.settings.faults, pool, allowlist, rest or {}, dry_run=dry_run)
 
 
 class NetnsExecutor(LocalExecutor):

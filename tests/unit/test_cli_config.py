@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from support.cli_config import add_config_parser, config_command
+from support.cli.config import add_config_parser, config_command
 
 PROJECT = Path(__file__).resolve().parents[2]
 

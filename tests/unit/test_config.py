@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
+import json
 import re
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from support.config import ENV_VAR, Config, ConfigError, _deep_merge, load_config
-from support.units import format_duration, parse_duration
+from support.config import ENV_VAR, SCHEMA_PATH, Config, ConfigError, load_config
+from support.config.loader import _deep_merge
+from support.units import format_duration, parse_duration, parse_size
 
 PROJECT = Path(__file__).resolve().parents[2]
 LAB = PROJECT / "config" / "lab.yaml"
@@ -607,3 +611,139 @@ def test_a_mapping_referenced_twice_is_dumped_without_yaml_anchors(tmp_path: Pat
     text = load_config(write(tmp_path, "c.yaml", doc)).to_yaml(redacted=False)
 
     assert "&id" not in text and "*id" not in text
+
+
+# ------------------------------------------------------------------------------------------ Settings
+
+
+def _with_optional_sections() -> dict[str, Any]:
+    """minimal() plus the optional sub-sections whose keys have schema defaults (ssh, prometheus)."""
+    doc = minimal()
+    for dc in doc["datacenters"].values():
+        dc["ssh"] = {"user": "root", "key_file": "/k", "known_hosts": "/kh"}
+        dc["hosts"] = ["10.0.0.9"]
+    doc["metrics"] = {"prometheus": {"url": "http://127.0.0.1:9090"}}
+    doc["applications"]["orders"]["standby"] = {"job_name": "orders_standby", "bundle": "orders_standby"}
+    return doc
+
+
+def _expected(default: Any, node: Mapping[str, Any]) -> Any:
+    """A schema default as the typed settings carry it."""
+    if node.get("$ref") == "#/$defs/duration":
+        return parse_duration(default)
+    if isinstance(default, list):
+        return tuple(default)
+    if isinstance(node.get("pattern"), str) and "[kKmMgGtT]" in node["pattern"]:
+        return parse_size(default)
+    return default
+
+
+def _schema_defaults(schema: Mapping[str, Any]) -> list[tuple[tuple[str, ...], Any, Mapping[str, Any]]]:
+    """(path with '*' for named entries, default, property schema) of every default in the schema."""
+    found: list[tuple[tuple[str, ...], Any, Mapping[str, Any]]] = []
+
+    def walk(node: Mapping[str, Any], path: tuple[str, ...]) -> None:
+        while "$ref" in node and node["$ref"] != "#/$defs/duration":
+            node = {**schema["$defs"][node["$ref"].split("/")[-1]], **{k: v for k, v in node.items() if k != "$ref"}}
+        for key, child in node.get("properties", {}).items():
+            if "default" in child:
+                found.append(((*path, key), child["default"], child))
+            walk(child, (*path, key))
+        if isinstance(node.get("additionalProperties"), Mapping):
+            walk(node["additionalProperties"], (*path, "*"))
+
+    walk(schema, ())
+    return found
+
+
+def _settings_at(settings: Any, path: tuple[str, ...], names: Mapping[str, str]) -> Any:
+    node = settings
+    parent = ""
+    for part in path:
+        node = node[names[parent]] if part == "*" else getattr(node, part)
+        parent = part
+    return node
+
+
+def test_every_schema_default_reaches_the_typed_settings(tmp_path: Path) -> None:
+    settings = load_config(write(tmp_path, "c.yaml", _with_optional_sections())).settings
+    schema = json.loads(SCHEMA_PATH.read_text())
+    names = {"datacenters": "dc1", "applications": "orders", "objectives": "orders"}
+    checked = 0
+    for path, default, node in _schema_defaults(schema):
+        value = _settings_at(settings, path, names)
+        if default == {}:
+            assert value is not None, path  # a section that defaults to empty still exists, with its defaults
+            continue
+        assert value == _expected(default, node), f"{'.'.join(path)}: {value!r} != schema default {default!r}"
+        checked += 1
+    assert checked >= 25
+
+
+def test_documented_derived_defaults(tmp_path: Path) -> None:
+    settings = load_config(write(tmp_path, "c.yaml", minimal())).settings
+
+    assert settings.faults.ttl == settings.run.scenario_timeout == 300.0
+    assert settings.faults.directory == "/run/xdc-fault"
+    assert settings.datacenters["dc1"].exchange.auth == settings.datacenters["dc1"].rest.auth
+    assert settings.metrics.clock_tolerance == 0.5
+    assert settings.metrics.prometheus is None
+    assert settings.datacenters["dc1"].ssh is None
+    assert settings.objectives == {}
+
+
+def test_settings_are_frozen(tmp_path: Path) -> None:
+    settings = load_config(write(tmp_path, "c.yaml", minimal())).settings
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.metrics.clock_tolerance = 1.0  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.run = settings.run  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        settings.datacenters["dc3"] = settings.datacenters["dc1"]  # type: ignore[index]
+    with pytest.raises(TypeError):
+        settings.applications["orders"].submission_parameters["x"] = "1"  # type: ignore[index]
+
+
+def test_secrets_are_not_in_the_settings_repr(tmp_path: Path) -> None:
+    doc = _with_optional_sections()
+    doc["datacenters"]["dc1"]["ssh"]["key_passphrase"] = "phrase-very-secret"
+    doc["datacenters"]["dc2"]["exchange"]["auth"] = {"type": "bearer", "token": "tok-very-secret"}
+    doc["datacenters"]["dc1"]["jmx"] = {"url": "service:jmx:rmi://x", "username": "u", "password": "jmx-secret-pw"}
+    config = load_config(write(tmp_path, "c.yaml", doc))
+
+    text = repr(config.settings)
+
+    for secret in ("pw-1-secret", "pw-2-secret", "phrase-very-secret", "tok-very-secret", "jmx-secret-pw"):
+        assert secret not in text
+    assert config.settings.datacenters["dc1"].rest.auth.password == "pw-1-secret"  # kept as a value
+    assert config.settings.datacenters["dc2"].exchange.auth.token == "tok-very-secret"
+
+
+def test_set_overrides_reach_the_settings(tmp_path: Path) -> None:
+    path = write(tmp_path, "c.yaml", minimal())
+
+    settings = load_config(path, ["metrics.clock_tolerance=2 s", "faults.memory_max=256 MiB", "http.retries=0",
+                                  "faults.ttl=90 seconds", "traffic.policy=static"]).settings
+
+    assert settings.metrics.clock_tolerance == 2.0
+    assert settings.faults.memory_max == 256 * 1024**2
+    assert settings.http.retries == 0
+    assert settings.faults.ttl == 90.0
+    assert settings.traffic.policy == "static"
+
+
+def test_settings_are_built_once(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "c.yaml", minimal()))
+
+    assert config.settings is config.settings
+
+
+def test_objectives_are_typed_and_absent_ones_are_none(tmp_path: Path) -> None:
+    doc = minimal()
+    doc["objectives"] = {"orders": {"rto": "1 minute", "max_lost": 3}}
+
+    objectives = load_config(write(tmp_path, "c.yaml", doc)).settings.objectives["orders"]
+
+    assert objectives.rto == 60.0 and objectives.max_lost == 3 and objectives.rpo is None
+    assert objectives.as_dict() == {"rto": 60.0, "max_lost": 3}

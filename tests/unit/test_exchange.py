@@ -274,7 +274,7 @@ def test_from_config_defaults_auth_and_ca_bundle_to_the_rest_settings(tmp_path: 
     transport = FakeTransport()
     transport.route("GET", ROOT, json_answer(listing()))
 
-    client = DataExchangeClient.from_config(config, "dc1", adapter=transport)
+    client = DataExchangeClient.from_settings(config.settings, "dc1", adapter=transport)
     client.jobs()
 
     (send,) = transport.sends
@@ -293,7 +293,7 @@ def test_from_config_uses_exchange_auth_when_given(tmp_path: Path) -> None:
     transport = FakeTransport()
     transport.route("GET", ROOT, json_answer(listing()))
 
-    DataExchangeClient.from_config(config, "dc1", adapter=transport).jobs()
+    DataExchangeClient.from_settings(config.settings, "dc1", adapter=transport).jobs()
 
     assert transport.sends[0].headers["Authorization"] == "Bearer tok-9"
 

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from support.orchestration import CleanupStack, Journal
-from support.waits import WaitTimeout, wait_until
+from support.streams.errors import StreamsConnectionError
+from support.waits import TRANSIENT, WaitTimeout, wait_until
 
 
 def test_journal_is_on_disk_as_events_happen(tmp_path: Path) -> None:
@@ -60,3 +61,27 @@ def test_wait_until_can_be_interrupted() -> None:
     stop.set()
     with pytest.raises(WaitTimeout, match="interrupted"):
         wait_until(lambda: 0, bool, timeout=10, interval=1, what="x", stop=stop)
+
+
+def test_wait_until_lets_a_bug_in_the_probe_surface_as_itself() -> None:
+    def probe() -> int:
+        raise TypeError("unsupported operand")
+
+    with pytest.raises(TypeError, match="unsupported operand"):
+        wait_until(probe, bool, timeout=5, interval=0.01, what="a buggy probe")
+
+
+def test_wait_until_retries_streams_errors_and_declared_transients() -> None:
+    attempts = iter([StreamsConnectionError("refused"), KeyError("not yet"), 7])
+
+    def probe() -> int:
+        item = next(attempts)
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    assert wait_until(probe, bool, timeout=5, interval=0.01, what="x", transient=(*TRANSIENT, KeyError)) == 7
+
+
+def test_a_wait_timeout_is_not_an_assertion_error() -> None:
+    assert not issubclass(WaitTimeout, AssertionError)

@@ -523,7 +523,7 @@ def test_from_config_reads_url_instance_auth_and_http_settings(tmp_path: Path, t
         ],
     )
 
-    client = StreamsRestClient.from_config(config, "dc1", adapter=transport)
+    client = StreamsRestClient.from_settings(config.settings, "dc1", adapter=transport)
     client.instance()
 
     assert client.root_url == ROOT and client.instance_id == "streams-dc1"

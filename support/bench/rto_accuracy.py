@@ -3,7 +3,7 @@
 Runs tests/integration/test_accuracy.py (10 failovers driven by the framework's own classes; the test takes the
 lab lock itself) and keeps the error distribution (p50/p95/max of measured - truth, per phase) it writes.
 
-    .venv/bin/python bench/rto_accuracy.py [--failovers N] [--out reports/bench/rto_accuracy.json]
+    .venv/bin/python -m support.bench.rto_accuracy [--failovers N] [--out reports/bench/rto_accuracy.json]
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def main() -> int:

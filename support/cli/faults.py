@@ -1,4 +1,4 @@
-"""``failover-tester faults inject|list|clean``, ``failover-tester doctor`` and ``run --dry-run``.
+"""``failover-tester faults inject|list|clean`` and the fault plan of ``run --dry-run``.
 
 Exit codes: 0 done, 1 a fault could not be injected/verified/healed (or hosts unreachable, residue left),
 2 configuration problem or refused fault (one line on stderr).
@@ -17,16 +17,16 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-from support.config import Config, ConfigError, load_config
-from support.faults.base import FaultError, FaultRefused, FaultSettings, Topology
+from support.cli.common import load, rest_clients
+from support.config import Config
+from support.faults.base import FaultError, FaultRefused, Topology
 from support.faults.executor import ExecutorPool, run_on_hosts
 from support.faults.guard import Allowlist, list_script, sweep_script
-from support.faults.probe import CapabilityProbe, doctor_table
 from support.faults.session import KINDS, FaultSession, readable
 from support.orchestration import CleanupStack, Journal
-from support.units import parse_duration
+from support.units import format_seconds, parse_duration
 
-__all__ = ["add_doctor_parser", "add_faults_parser", "doctor_command", "faults_command", "plan_run"]
+__all__ = ["add_faults_parser", "add_parser", "faults_command", "plan_run"]
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -35,8 +35,14 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="print the commands for every host; touch nothing")
 
 
+def add_parser(sub: Any) -> None:
+    """Register ``faults`` (the verb registry of :mod:`support.cli` calls this)."""
+    add_faults_parser(sub)
+
+
 def add_faults_parser(sub: Any) -> None:
     faults = sub.add_parser("faults", help="inject, list or clean faults on the configured hosts")
+    faults.set_defaults(func=faults_command)
     actions = faults.add_subparsers(dest="faults_action", required=True, metavar="{inject,list,clean}")
     inject = actions.add_parser("inject", help="inject one fault, hold it, heal it (the dead-man heals at the TTL)")
     inject.add_argument("kind", choices=list(KINDS), metavar="KIND", help=f"one of: {', '.join(KINDS)}")
@@ -58,26 +64,6 @@ def add_faults_parser(sub: Any) -> None:
     for name, text in (("list", "list the faults active on every configured host"),
                        ("clean", "remove everything tagged faults.tag from every configured host")):
         _common(actions.add_parser(name, help=text))
-
-
-def add_doctor_parser(sub: Any) -> None:
-    doctor = sub.add_parser("doctor", help="what each configured host can do (fault capabilities), with advice")
-    doctor.add_argument("--config", help="config file (default config/lab.yaml or $FAILOVER_TESTER_CONFIG)")
-    doctor.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
-
-
-def _load(args: argparse.Namespace, err: TextIO) -> Config | None:
-    try:
-        return load_config(args.config, args.set)
-    except ConfigError as exc:
-        print(exc, file=err)
-        return None
-
-
-def _rest(config: Config) -> dict[str, Any]:
-    from support.streams.rest import StreamsRestClient
-
-    return {dc: StreamsRestClient.from_config(config, dc) for dc in config.datacenters()}
 
 
 def _params(args: argparse.Namespace) -> dict[str, Any]:
@@ -108,7 +94,7 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
 def faults_command(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
-    config = _load(args, err)
+    config = load(args, err)
     if config is None:
         return 2
     if args.faults_action == "inject":
@@ -124,14 +110,14 @@ def _inject(args: argparse.Namespace, config: Config, out: TextIO, err: TextIO) 
     except ValueError as exc:
         print(f"{config.source}: faults inject: {exc}", file=err)
         return 2
-    limit = ttl if ttl is not None else FaultSettings.from_config(config).ttl
+    limit = ttl if ttl is not None else config.settings.faults.ttl
     if hold is not None and hold > limit:
-        print(f"{config.source}: faults inject: --duration {hold:g} s is longer than the TTL {limit:g} s "
-              "(the dead-man timer would heal first)", file=err)
+        print(f"{config.source}: faults inject: --duration {format_seconds(hold, None)} is longer than the TTL "
+              f"{format_seconds(limit, None)} (the dead-man timer would heal first)", file=err)
         return 2
     journal = Journal(None, "faults inject")
     cleanup = CleanupStack(journal)
-    rest = {} if args.dry_run else _rest(config)
+    rest = {} if args.dry_run else rest_clients(config)
     session = FaultSession(config, journal, cleanup, rest, dry_run=args.dry_run, out=out)
     stop = threading.Event()
 
@@ -145,7 +131,8 @@ def _inject(args: argparse.Namespace, config: Config, out: TextIO, err: TextIO) 
             return 0
         effective = journal.first("fault.effective")
         apply_s = effective.fields.get("apply_s") if effective else None
-        print(f"{fault.kind} {fault.id}: effective after {apply_s} s (dead-man TTL {fault.ttl:g} s on "
+        ttl_text = format_seconds(fault.ttl, None)
+        print(f"{fault.kind} {fault.id}: effective after {apply_s} s (dead-man TTL {ttl_text} on "
               f"{', '.join(fault.hosts()) or 'no host'}): {effective.fields.get('evidence') if effective else ''}",
               file=out, flush=True)
         if args.detach:
@@ -153,7 +140,8 @@ def _inject(args: argparse.Namespace, config: Config, out: TextIO, err: TextIO) 
                   "(or run: failover-tester faults clean)", file=out, flush=True)
             return 0
         held = hold if hold is not None else fault.ttl
-        print(f"{fault.kind} {fault.id}: holding for {held:g} s (Ctrl-C heals now)", file=out, flush=True)
+        print(f"{fault.kind} {fault.id}: holding for {format_seconds(held, None)} (Ctrl-C heals now)", file=out,
+              flush=True)
         stop.wait(held)  # holding the fault for the asked time is the command's job, not a wait for a condition
         session.heal(fault)
         healed = journal.first("fault.healed")
@@ -183,8 +171,8 @@ def _host_dirs(topology: Topology, host: str) -> list[str]:
 
 
 def _sweep(args: argparse.Namespace, config: Config, out: TextIO, err: TextIO, clean: bool) -> int:
-    settings = FaultSettings.from_config(config)
-    topology = Topology.from_config(config)
+    settings = config.settings.faults
+    topology = Topology.from_settings(config.settings, str(config.source))
     hosts = list(topology.all_hosts())
     if not hosts:
         print(f"{config.source}: datacenters: no hosts declared (datacenters.<dc>.hosts)", file=err)
@@ -226,8 +214,8 @@ def _sweep(args: argparse.Namespace, config: Config, out: TextIO, err: TextIO, c
                     expires = float(meta.get("created", 0)) + float(meta.get("ttl", 0))
                     left_s = max(0.0, expires - time.time())
                     fault_id = meta.get("key", "?").split("@", 1)[0]
-                    print(f"{host}: {meta.get('summary', meta.get('kind'))} id {fault_id}, dead-man in {left_s:.0f} s",
-                          file=out)
+                    print(f"{host}: {meta.get('summary', meta.get('kind'))} id {fault_id}, "
+                          f"dead-man in {format_seconds(left_s, 0)}", file=out)
     finally:
         pool.close()
     return code
@@ -236,34 +224,6 @@ def _sweep(args: argparse.Namespace, config: Config, out: TextIO, err: TextIO, c
 def _meta(encoded: str) -> dict[str, str]:
     text = base64.b64decode(encoded).decode(errors="replace")
     return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
-
-
-def doctor_command(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
-    out = out or sys.stdout
-    err = err or sys.stderr
-    config = _load(args, err)
-    if config is None:
-        return 2
-    settings = FaultSettings.from_config(config)
-    topology = Topology.from_config(config)
-    pool = ExecutorPool(topology, Allowlist(topology), retries=min(settings.ssh_retries, 1),
-                        connect_timeout=settings.ssh_timeout, redact=config.redact)
-    rest = _rest(config)
-    try:
-        probe = CapabilityProbe(config, topology, pool, rest, settings)
-        table, _ = doctor_table(probe)
-        print(f"doctor: {config.get('name', config.source)} ({config.source})", file=out)
-        print(table, file=out)
-        unreachable = [h for h in topology.all_hosts() if not probe.host(h).has("ssh")]
-        no_rest = [dc for dc in topology.datacenters if not probe.dc(dc).has("rest")]
-        if unreachable or no_rest:
-            print(f"doctor: unreachable: {', '.join([*unreachable, *(f'{dc} REST' for dc in no_rest)])}", file=out)
-            return 1
-        return 0
-    finally:
-        pool.close()
-        for client in rest.values():
-            client.close()
 
 
 # ---------------------------------------------------------------------------------------- run --dry-run

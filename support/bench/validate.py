@@ -23,10 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from support.data.ledger import ReceivedRow, SentRow, _dtype
 
-from support.data.ledger import ReceivedRow, SentRow, _dtype  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 KEYS = 1000
 RATE = 20000.0  # tuples per second in the synthetic run

@@ -12,7 +12,12 @@ from typing import Any, TextIO
 
 from support.config import ENV_VAR, ConfigError, load_config
 
-__all__ = ["add_config_parser", "config_command"]
+__all__ = ["add_config_parser", "add_parser", "config_command"]
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``config`` (the verb registry of :mod:`support.cli` calls this)."""
+    add_config_parser(subparsers)
 
 
 def add_config_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -60,8 +65,8 @@ def config_command(args: argparse.Namespace, stdout: TextIO | None = None, stder
         print(exc, file=err)
         return 2
     if args.config_action == "validate":
-        dcs = _plural(len(config.datacenters()), "data center")
-        apps = _plural(len(config.applications()), "application")
+        dcs = _plural(len(config.settings.datacenters), "data center")
+        apps = _plural(len(config.settings.applications), "application")
         print(f"{config.source}: valid ({dcs}, {apps})", file=out)
         return 0
     if args.config_action == "show":

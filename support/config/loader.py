@@ -10,7 +10,8 @@ Loading steps, in order:
    file that contains the reference), ``${ref:a.b}``, ``${run_id}``; ``$${`` is a literal ``${``.
    A string that is exactly one reference keeps the referenced value's type;
 5. validation against ``config/schema.json`` (JSON Schema 2020-12), then the schema defaults are filled in;
-6. semantic checks (durations parse, objectives name existing applications).
+6. semantic checks (durations parse, objectives name existing applications);
+7. the frozen typed :class:`~support.config.settings.Settings` are built (``Config.settings``).
 
 Every problem is a :class:`ConfigError` whose ``str()`` is one line ``FILE: dotted.path: problem``.
 Secret values (under keys matching ``password|token|secret|passphrase``) never appear in errors and are
@@ -26,6 +27,7 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,7 @@ import jsonschema
 import yaml
 from jsonschema.exceptions import ValidationError, best_match
 
+from support.config.settings import Settings, SettingsError, build_settings
 from support.units import parse_duration
 
 __all__ = [
@@ -44,11 +47,12 @@ __all__ = [
     "ConfigError",
     "is_secret_key",
     "load_config",
+    "section_defaults",
 ]
 
 DEFAULT_CONFIG = Path("config/lab.yaml")
 ENV_VAR = "FAILOVER_TESTER_CONFIG"
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "config" / "schema.json"
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "schema.json"
 OVERRIDE_SOURCE = "--set"
 ROOT = "(root)"
 REDACTED = "***"
@@ -551,6 +555,14 @@ def _fill_defaults(schema: Any, value: Any, root: Mapping[str, Any]) -> None:
                 _fill_defaults(additional, child, root)
 
 
+def section_defaults(name: str) -> dict[str, Any]:
+    """The top-level section ``name`` as the schema's defaults alone make it (e.g. ``"http"``)."""
+    schema = _load_schema()
+    section: dict[str, Any] = {}
+    _fill_defaults(schema["properties"][name], section, schema)
+    return section
+
+
 def _validate(data: dict[str, Any], resolver: _Resolver) -> None:
     schema = _load_schema()
     validator = jsonschema.Draft202012Validator(schema)
@@ -608,8 +620,18 @@ class Config:
     def __repr__(self) -> str:
         return f"Config(source={str(self.source)!r}, datacenters={self.datacenters()!r})"
 
+    @cached_property
+    def settings(self) -> Settings:
+        """The typed settings (built once; :func:`load_config` builds them before returning)."""
+        try:
+            return build_settings(self.data)
+        except SettingsError as exc:
+            raise ConfigError(self.source, exc.path, exc.problem) from None
+
     def get(self, dotted: str, default: Any = MISSING) -> Any:
-        """The value at ``dotted`` (``"datacenters.dc1.rest.url"``); ``default`` or ConfigError if unset."""
+        """The raw value at ``dotted`` (``"datacenters.dc1.rest.url"``); ``default`` or ConfigError if unset.
+
+        Code outside the config package reads :attr:`settings` instead."""
         value = _lookup(self.data, _split_dotted(dotted))
         if value is MISSING:
             if default is MISSING:
@@ -690,4 +712,9 @@ def load_config(
     data = resolver.resolve()
     _validate(data, resolver)
     secrets = frozenset(s for s in _secret_values(data) | resolver.secret_fragments if s)
-    return Config(data=data, source=source, secrets=secrets, run_id=effective_run_id)
+    config = Config(data=data, source=source, secrets=secrets, run_id=effective_run_id)
+    try:
+        config.settings  # noqa: B018 - built (and checked) once, here
+    except ConfigError as exc:
+        raise resolver.error(_split_dotted(exc.path), exc.problem) from None
+    return config

@@ -7,7 +7,7 @@
    The tester's CPU share (process time / wall time) at the highest rate says who was the bottleneck: a
    tester using a whole core (the GIL) limits itself; otherwise the lab does.
 
-    .venv/bin/python bench/traffic.py [--seconds 5] [--out reports/bench/traffic.json]
+    .venv/bin/python -m support.bench.traffic [--seconds 5] [--out reports/bench/traffic.json]
 """
 
 from __future__ import annotations
@@ -23,18 +23,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _lab import lab_session  # noqa: E402
-
-from support.config import load_config  # noqa: E402
-from support.data.generate import OrderGenerator  # noqa: E402
-from support.data.ledger import OK, IdTable, Ledger, ReceivedRow, SentRow  # noqa: E402
-from support.orchestration import Journal  # noqa: E402
-from support.streams.exchange import Endpoints  # noqa: E402
-from support.traffic import Traffic  # noqa: E402
+from support.bench._lab import ROOT, lab_session
+from support.config import load_config
+from support.data.generate import OrderGenerator
+from support.data.ledger import OK, IdTable, Ledger, ReceivedRow, SentRow
+from support.orchestration import Journal
+from support.streams.exchange import Endpoints
+from support.traffic import Traffic
 
 RATES = (1000, 2000, 4000, 8000, 16000, 24000, 32000, 48000)
 SUSTAINED = 0.95
@@ -107,7 +102,7 @@ def main() -> int:
             from support.streams.exchange import DataExchangeClient
 
             config = load_config(str(ROOT / "config" / "lab.yaml"), [], run_id="bench")
-            client = DataExchangeClient.from_config(config, "dc1")
+            client = DataExchangeClient.from_settings(config.settings, "dc1")
             try:
                 for rate in RATES:
                     result = measure({"dc1": client}, rate, args.seconds, Path(tmp) / f"lab-{rate}")

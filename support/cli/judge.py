@@ -8,13 +8,17 @@ from pathlib import Path
 
 from support.config import ConfigError
 
+__all__ = ["add_parser", "judge_command"]
 
-def add_judge_parser(sub: argparse._SubParsersAction) -> None:
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``judge`` (the verb registry of :mod:`support.cli` calls this)."""
     judge = sub.add_parser("judge", help="judge a stored run again from disk; rewrite its summary, report and Allure "
                                          "results")
     judge.add_argument("run_dir", help="the run's folder, e.g. reports/latest or reports/<run-id>")
     judge.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="judge under a changed setting, e.g. metrics.clock_tolerance=0 (repeatable)")
+    judge.set_defaults(func=judge_command)
 
 
 def judge_command(args: argparse.Namespace) -> int:

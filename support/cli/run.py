@@ -1,13 +1,11 @@
-"""``failover-tester``: run the failover features, drive the embedded lab, check configuration."""
+"""``failover-tester run``: the failover features under behave, then reports/<run-id>/ (``--dry-run``: the plan)."""
 
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 from support.config import Config, ConfigError, load_config
@@ -16,9 +14,13 @@ from support.reporting.html import write_report
 from support.reporting.summary import summary_table, write_run_meta, write_summary
 from support.world import new_run_id
 
+__all__ = ["add_parser", "run_command"]
 
-def _add_run_parser(sub: argparse._SubParsersAction) -> None:
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``run`` (the verb registry of :mod:`support.cli` calls this)."""
     run = sub.add_parser("run", help="run the failover features (behave) and write reports/<run-id>/")
+    run.set_defaults(func=run_command)
     run.add_argument("--config", help="config file (default config/lab.yaml or $FAILOVER_TESTER_CONFIG)")
     run.add_argument("--tags", action="append", default=[], help="behave tag expression, e.g. @smoke (repeatable)")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
@@ -38,18 +40,18 @@ def run_command(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 2
     if args.dry_run:
-        from support.cli_faults import plan_run
+        from support.cli.faults import plan_run
 
         return plan_run(config, args.tags, args.paths, sys.stdout, sys.stderr)
     if not Path("features").is_dir():
         print(f"{Path.cwd()}: features/: not found (run failover-tester from the project root)", file=sys.stderr)
         return 2
-    reports = Path(str(config.get("run.reports_dir", "reports")))
+    reports = Path(config.settings.run.reports_dir)
     run_dir = reports / run_id
     results, junit = run_dir / "allure-results", run_dir / "junit"
     results.mkdir(parents=True)
     junit.mkdir()
-    write_run_meta(run_dir, {"run_id": run_id, "config": str(config.source), "target": str(config.get("name", "")),
+    write_run_meta(run_dir, {"run_id": run_id, "config": str(config.source), "target": config.settings.name or "",
                              "started_at": time.time()})
     cmd = [
         sys.executable, "-m", "behave",
@@ -63,7 +65,7 @@ def run_command(args: argparse.Namespace) -> int:
     for tag in args.tags:
         cmd += ["--tags", tag]
     cmd += args.paths
-    print(f"run {run_id}: behave against {config.get('name', config.source)}", flush=True)
+    print(f"run {run_id}: behave against {config.settings.name or config.source}", flush=True)
     code = subprocess.call(cmd)
     write_run_meta(run_dir, {"finished_at": time.time(), "behave_exit_code": code})
     summary = write_summary(run_dir, code)
@@ -90,67 +92,8 @@ def run_command(args: argparse.Namespace) -> int:
 
 def _environment(config: Config, run_id: str) -> dict[str, str]:
     """What the Allure report shows as the run's environment (no secrets: URLs and names only)."""
-    values = {"target": str(config.get("name", "")), "config": str(config.source), "run_id": run_id}
-    for dc in config.datacenters():
-        values[f"{dc}.rest"] = str(config.get(f"datacenters.{dc}.rest.url"))
-        values[f"{dc}.exchange"] = str(config.get(f"datacenters.{dc}.exchange.url"))
+    values = {"target": config.settings.name or "", "config": str(config.source), "run_id": run_id}
+    for dc, settings in config.settings.datacenters.items():
+        values[f"{dc}.rest"] = settings.rest.url
+        values[f"{dc}.exchange"] = settings.exchange.url
     return values
-
-
-def lab_command(argv: Sequence[str]) -> int:
-    """``failover-tester lab ...`` runs the embedded lab's own CLI (a separate package, reached as a program)."""
-    return subprocess.call([sys.executable, "-m", "lab", *argv])
-
-
-def build_parser() -> argparse.ArgumentParser:
-    from support.cli_config import add_config_parser
-
-    parser = argparse.ArgumentParser(prog="failover-tester", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    _add_run_parser(sub)
-    sub.add_parser("lab", help="the embedded two-DC lab: up | down | status | logs (needs root)", add_help=False)
-    steps = sub.add_parser("steps", help="print every step of the vocabulary with its description and an example")
-    steps.add_argument("--markdown", action="store_true", help="print the catalogue as Markdown (docs/steps.md)")
-    add_config_parser(sub)
-    from support.cli_faults import add_doctor_parser, add_faults_parser
-
-    add_faults_parser(sub)
-    add_doctor_parser(sub)
-    from support.cli_judge import add_judge_parser
-
-    add_judge_parser(sub)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args_list = list(sys.argv[1:] if argv is None else argv)
-    if args_list[:1] == ["lab"]:
-        return lab_command(args_list[1:])
-    parser = build_parser()
-    args = parser.parse_args(args_list)
-    if args.command == "run":
-        return run_command(args)
-    if args.command == "steps":
-        from support.catalog import as_markdown, as_text, collect
-
-        print((as_markdown if args.markdown else as_text)(collect()), end="")
-        return 0
-    if args.command == "config":
-        from support.cli_config import config_command
-
-        return config_command(args)
-    if args.command in ("faults", "doctor"):
-        from support.cli_faults import doctor_command, faults_command
-
-        return faults_command(args) if args.command == "faults" else doctor_command(args)
-    if args.command == "judge":
-        from support.cli_judge import judge_command
-
-        return judge_command(args)
-    parser.error(f"unknown command {args.command}")
-    return 2
-
-
-if __name__ == "__main__":
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    sys.exit(main())

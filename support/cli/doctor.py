@@ -1,0 +1,58 @@
+"""``failover-tester doctor``: what each configured host and data center can do, with advice.
+
+Exit codes: 0 every host and REST API reachable, 1 something unreachable, 2 configuration problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, TextIO
+
+from support.cli.common import load, rest_clients
+from support.faults.core import Topology
+from support.faults.executor import ExecutorPool
+from support.faults.guard import Allowlist
+from support.faults.probe import CapabilityProbe, doctor_table
+
+__all__ = ["add_doctor_parser", "add_parser", "doctor_command"]
+
+
+def add_parser(sub: Any) -> None:
+    """Register ``doctor`` (the verb registry of :mod:`support.cli` calls this)."""
+    add_doctor_parser(sub)
+
+
+def add_doctor_parser(sub: Any) -> None:
+    doctor = sub.add_parser("doctor", help="what each configured host can do (fault capabilities), with advice")
+    doctor.add_argument("--config", help="config file (default config/lab.yaml or $FAILOVER_TESTER_CONFIG)")
+    doctor.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    doctor.set_defaults(func=doctor_command)
+
+
+def doctor_command(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    config = load(args, err)
+    if config is None:
+        return 2
+    settings = config.settings.faults
+    topology = Topology.from_settings(config.settings, str(config.source))
+    pool = ExecutorPool(topology, Allowlist(topology), retries=min(settings.ssh_retries, 1),
+                        connect_timeout=settings.ssh_timeout, redact=config.redact)
+    rest = rest_clients(config)
+    try:
+        probe = CapabilityProbe(config, topology, pool, rest, settings)
+        table, _ = doctor_table(probe)
+        print(f"doctor: {config.settings.name or config.source} ({config.source})", file=out)
+        print(table, file=out)
+        unreachable = [h for h in topology.all_hosts() if not probe.host(h).has("ssh")]
+        no_rest = [dc for dc in topology.datacenters if not probe.dc(dc).has("rest")]
+        if unreachable or no_rest:
+            print(f"doctor: unreachable: {', '.join([*unreachable, *(f'{dc} REST' for dc in no_rest)])}", file=out)
+            return 1
+        return 0
+    finally:
+        pool.close()
+        for client in rest.values():
+            client.close()

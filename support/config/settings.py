@@ -1,0 +1,445 @@
+"""Frozen, typed settings built once from a validated configuration.
+
+:func:`build_settings` takes the resolved document *after* schema validation with the schema defaults
+filled in (see :mod:`support.config.loader`), so every default lives in ``config/schema.json`` only. The
+builders here never invent a value: an optional key the schema gives no default is ``None``, and the two
+documented derivations (``faults.ttl`` = ``run.scenario_timeout`` when unset; a data center's exchange
+auth and CA bundle = its rest ones when unset) are spelled out where they happen.
+
+Durations are float seconds, sizes int bytes. Secret values (passwords, tokens, passphrases) are kept on
+the objects, for the clients that need them, but never appear in their ``repr``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from support.units import parse_duration, parse_size
+
+__all__ = [
+    "AppSettings",
+    "AuthSettings",
+    "CrossDcSettings",
+    "DataCenterSettings",
+    "EndpointSettings",
+    "ExchangeSettings",
+    "FaultsSettings",
+    "HttpSettings",
+    "JmxSettings",
+    "MetricsSettings",
+    "Objectives",
+    "PrometheusSettings",
+    "RestSettings",
+    "RunSettings",
+    "Settings",
+    "SettingsError",
+    "SshSettings",
+    "StandbySettings",
+    "TrafficSettings",
+    "build_http_settings",
+    "build_settings",
+]
+
+
+class SettingsError(ValueError):
+    """A value that passed the schema but cannot be used (``path`` is the dotted key)."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+@dataclass(frozen=True, slots=True)
+class RunSettings:
+    reports_dir: str
+    scenario_timeout: float
+    log_level: str
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    """Timeouts and retries of the REST and data exchange clients (``http``)."""
+
+    connect_timeout: float
+    read_timeout: float
+    retries: int
+    backoff: float
+
+    @property
+    def timeout(self) -> tuple[float, float]:
+        return (self.connect_timeout, self.read_timeout)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSettings:
+    """``{type: basic, username, password}`` or ``{type: bearer, token}``; secrets hidden from repr."""
+
+    type: str
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class RestSettings:
+    url: str
+    instance: str | None
+    auth: AuthSettings
+    ca_bundle: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeSettings:
+    """The data exchange service; ``auth``/``ca_bundle`` already fall back to the rest ones."""
+
+    url: str
+    auth: AuthSettings
+    ca_bundle: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SshSettings:
+    user: str
+    key_file: str
+    known_hosts: str
+    port: int
+    key_passphrase: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class JmxSettings:
+    url: str
+    instance: str | None
+    username: str | None
+    password: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class CrossDcSettings:
+    http_port: int
+    special_message_port: int
+    snapshot_dir: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DataCenterSettings:
+    name: str
+    rest: RestSettings
+    exchange: ExchangeSettings
+    hosts: tuple[str, ...]
+    ssh: SshSettings | None
+    jmx: JmxSettings | None
+    crossdc: CrossDcSettings
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointSettings:
+    operator: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class StandbySettings:
+    job_name: str
+    bundle: str
+
+
+@dataclass(frozen=True, slots=True)
+class AppSettings:
+    name: str
+    job_name: str
+    bundle: str
+    standby: StandbySettings | None
+    source: EndpointSettings
+    sink: EndpointSettings
+    submission_parameters: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class TrafficSettings:
+    seed: int
+    batch_interval: float
+    consumer_interval: float
+    policy: str
+    drain_timeout: float
+    drain_quiet: float
+    input_file: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PrometheusSettings:
+    url: str
+    instance_label: str
+    dc_label: str
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    prometheus: PrometheusSettings | None
+    interval: float
+    sources: tuple[str, ...]
+    throughput_window: float
+    throughput_fraction: float
+    split_brain_gap: float
+    clock_tolerance: float
+    settle_period: float
+
+
+@dataclass(frozen=True, slots=True)
+class FaultsSettings:
+    """``faults.*``; ``ttl`` is ``run.scenario_timeout`` when the file sets none."""
+
+    ttl: float
+    tag: str
+    state_dir: str | None
+    dry_run: bool
+    verify_timeout: float
+    ssh_retries: int
+    ssh_timeout: float
+    python: str
+    memory_max: int
+    disk_max: int
+
+    @property
+    def directory(self) -> str:
+        """Where faults keep their files on a host (``faults.state_dir``, else ``/run/<tag>``)."""
+        return self.state_dir or f"/run/{self.tag}"
+
+
+@dataclass(frozen=True, slots=True)
+class Objectives:
+    """Recovery objectives of one application; an objective the file does not set is ``None``."""
+
+    rto: float | None
+    max_lost: int | None
+    loss_window: float | None
+    takeover: float | None
+    max_duplicated: int | None
+    state_loss_window: float | None
+    rpo: float | None
+    throughput_recovery: float | None
+    throughput_fraction: float | None
+
+    def as_dict(self) -> dict[str, float | int]:
+        """The objectives that are set, by key (the shape the measurement code judges)."""
+        return {name: value for name in self.__dataclass_fields__ if (value := getattr(self, name)) is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The whole configuration, typed. Build it with :func:`build_settings` (``Config.settings``)."""
+
+    name: str | None
+    run: RunSettings
+    http: HttpSettings
+    datacenters: Mapping[str, DataCenterSettings]
+    applications: Mapping[str, AppSettings]
+    traffic: TrafficSettings
+    metrics: MetricsSettings
+    faults: FaultsSettings
+    objectives: Mapping[str, Objectives]
+
+    def dc(self, name: str) -> DataCenterSettings:
+        return self.datacenters[name]
+
+    def app(self, name: str) -> AppSettings:
+        return self.applications[name]
+
+
+# ------------------------------------------------------------------------------------------ builders
+
+
+def _duration(section: Mapping[str, Any], key: str, path: str) -> float:
+    try:
+        return parse_duration(section[key])
+    except ValueError as exc:
+        raise SettingsError(f"{path}.{key}", str(exc)) from None
+
+
+def _optional_duration(section: Mapping[str, Any], key: str, path: str) -> float | None:
+    return None if section.get(key) is None else _duration(section, key, path)
+
+
+def _size(section: Mapping[str, Any], key: str, path: str) -> int:
+    try:
+        return parse_size(section[key])
+    except ValueError as exc:
+        raise SettingsError(f"{path}.{key}", str(exc)) from None
+
+
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _auth(raw: Mapping[str, Any]) -> AuthSettings:
+    return AuthSettings(
+        type=str(raw["type"]),
+        username=_optional_str(raw.get("username")),
+        password=_optional_str(raw.get("password")),
+        token=_optional_str(raw.get("token")),
+    )
+
+
+def _datacenter(name: str, raw: Mapping[str, Any]) -> DataCenterSettings:
+    rest_raw, exchange_raw = raw["rest"], raw["exchange"]
+    rest = RestSettings(
+        url=str(rest_raw["url"]),
+        instance=_optional_str(rest_raw.get("instance")),
+        auth=_auth(rest_raw["auth"]),
+        ca_bundle=_optional_str(rest_raw.get("ca_bundle")),
+    )
+    # Documented in the schema: the exchange's auth and ca_bundle default to the rest ones.
+    exchange = ExchangeSettings(
+        url=str(exchange_raw["url"]),
+        auth=_auth(exchange_raw["auth"]) if "auth" in exchange_raw else rest.auth,
+        ca_bundle=_optional_str(exchange_raw["ca_bundle"]) if "ca_bundle" in exchange_raw else rest.ca_bundle,
+    )
+    ssh_raw = raw.get("ssh")
+    ssh = None
+    if ssh_raw:
+        ssh = SshSettings(
+            user=str(ssh_raw["user"]),
+            key_file=str(ssh_raw["key_file"]),
+            known_hosts=str(ssh_raw["known_hosts"]),
+            port=int(ssh_raw["port"]),
+            key_passphrase=_optional_str(ssh_raw.get("key_passphrase")) or None,
+        )
+    jmx_raw = raw.get("jmx")
+    jmx = None
+    if jmx_raw:
+        jmx = JmxSettings(
+            url=str(jmx_raw["url"]),
+            instance=_optional_str(jmx_raw.get("instance")),
+            username=_optional_str(jmx_raw.get("username")),
+            password=_optional_str(jmx_raw.get("password")),
+        )
+    crossdc_raw = raw["crossdc"]
+    return DataCenterSettings(
+        name=name,
+        rest=rest,
+        exchange=exchange,
+        hosts=tuple(str(host) for host in raw.get("hosts") or ()),
+        ssh=ssh,
+        jmx=jmx,
+        crossdc=CrossDcSettings(
+            http_port=int(crossdc_raw["http_port"]),
+            special_message_port=int(crossdc_raw["special_message_port"]),
+            snapshot_dir=_optional_str(crossdc_raw.get("snapshot_dir")),
+        ),
+    )
+
+
+def _endpoint(raw: Mapping[str, Any]) -> EndpointSettings:
+    return EndpointSettings(operator=str(raw["operator"]), port=int(raw["port"]))
+
+
+def _application(name: str, raw: Mapping[str, Any]) -> AppSettings:
+    standby_raw = raw.get("standby")
+    standby = StandbySettings(str(standby_raw["job_name"]), str(standby_raw["bundle"])) if standby_raw else None
+    return AppSettings(
+        name=name,
+        job_name=str(raw["job_name"]),
+        bundle=str(raw["bundle"]),
+        standby=standby,
+        source=_endpoint(raw["source"]),
+        sink=_endpoint(raw["sink"]),
+        submission_parameters=MappingProxyType(
+            {str(k): str(v) for k, v in raw["submission_parameters"].items()}
+        ),
+    )
+
+
+def _objectives(name: str, raw: Mapping[str, Any]) -> Objectives:
+    path = f"objectives.{name}"
+
+    def count(key: str) -> int | None:
+        return None if raw.get(key) is None else int(raw[key])
+
+    return Objectives(
+        rto=_optional_duration(raw, "rto", path),
+        max_lost=count("max_lost"),
+        loss_window=_optional_duration(raw, "loss_window", path),
+        takeover=_optional_duration(raw, "takeover", path),
+        max_duplicated=count("max_duplicated"),
+        state_loss_window=_optional_duration(raw, "state_loss_window", path),
+        rpo=_optional_duration(raw, "rpo", path),
+        throughput_recovery=_optional_duration(raw, "throughput_recovery", path),
+        throughput_fraction=None if raw.get("throughput_fraction") is None else float(raw["throughput_fraction"]),
+    )
+
+
+def build_http_settings(http: Mapping[str, Any]) -> HttpSettings:
+    """The ``http`` section (defaults filled in) as :class:`HttpSettings`."""
+    return HttpSettings(
+        connect_timeout=_duration(http, "connect_timeout", "http"),
+        read_timeout=_duration(http, "read_timeout", "http"),
+        retries=int(http["retries"]),
+        backoff=_duration(http, "backoff", "http"),
+    )
+
+
+def build_settings(data: Mapping[str, Any]) -> Settings:
+    """Typed settings from a validated document whose schema defaults are filled in.
+
+    Raises :class:`SettingsError` (dotted path + problem) for values the schema lets through but that
+    cannot be used; :func:`support.config.loader.load_config` turns it into a ``ConfigError``."""
+    run, http, traffic, metrics, faults = (data[key] for key in ("run", "http", "traffic", "metrics", "faults"))
+    run_settings = RunSettings(
+        reports_dir=str(run["reports_dir"]),
+        scenario_timeout=_duration(run, "scenario_timeout", "run"),
+        log_level=str(run["log_level"]),
+    )
+    prometheus_raw = metrics.get("prometheus")
+    prometheus = None
+    if prometheus_raw:
+        prometheus = PrometheusSettings(
+            url=str(prometheus_raw["url"]),
+            instance_label=str(prometheus_raw["instance_label"]),
+            dc_label=str(prometheus_raw["dc_label"]),
+        )
+    return Settings(
+        name=_optional_str(data.get("name")),
+        run=run_settings,
+        http=build_http_settings(http),
+        datacenters=MappingProxyType({name: _datacenter(name, dc) for name, dc in data["datacenters"].items()}),
+        applications=MappingProxyType(
+            {name: _application(name, app) for name, app in data["applications"].items()}
+        ),
+        traffic=TrafficSettings(
+            seed=int(traffic["seed"]),
+            batch_interval=_duration(traffic, "batch_interval", "traffic"),
+            consumer_interval=_duration(traffic, "consumer_interval", "traffic"),
+            policy=str(traffic["policy"]),
+            drain_timeout=_duration(traffic, "drain_timeout", "traffic"),
+            drain_quiet=_duration(traffic, "drain_quiet", "traffic"),
+            input_file=_optional_str(traffic.get("input_file")),
+        ),
+        metrics=MetricsSettings(
+            prometheus=prometheus,
+            interval=_duration(metrics, "interval", "metrics"),
+            sources=tuple(str(source) for source in metrics["sources"]),
+            throughput_window=_duration(metrics, "throughput_window", "metrics"),
+            throughput_fraction=float(metrics["throughput_fraction"]),
+            split_brain_gap=_duration(metrics, "split_brain_gap", "metrics"),
+            clock_tolerance=_duration(metrics, "clock_tolerance", "metrics"),
+            settle_period=_duration(metrics, "settle_period", "metrics"),
+        ),
+        faults=FaultsSettings(
+            # Documented in the schema: the dead-man timer defaults to the scenario timeout.
+            ttl=_duration(faults, "ttl", "faults") if "ttl" in faults else run_settings.scenario_timeout,
+            tag=str(faults["tag"]),
+            state_dir=_optional_str(faults.get("state_dir")),
+            dry_run=bool(faults["dry_run"]),
+            verify_timeout=_duration(faults, "verify_timeout", "faults"),
+            ssh_retries=int(faults["ssh_retries"]),
+            ssh_timeout=_duration(faults, "ssh_timeout", "faults"),
+            python=str(faults["python"]),
+            memory_max=_size(faults, "memory_max", "faults"),
+            disk_max=_size(faults, "disk_max", "faults"),
+        ),
+        objectives=MappingProxyType({name: _objectives(name, raw) for name, raw in data["objectives"].items()}),
+    )
