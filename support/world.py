@@ -32,7 +32,7 @@ from support.streams.exchange import DataExchangeClient
 from support.streams.rest import StreamsRestClient
 from support.toolkit import ToolkitMonitor
 from support.traffic import Traffic
-from support.waits import wait_until
+from support.waits import WaitTimeout, wait_until
 
 log = logging.getLogger(__name__)
 
@@ -332,10 +332,16 @@ class World:
             judgement, snapshot = seen
             return judgement.final or snapshot.t >= (judgement.deadline or snapshot.t)
 
-        judgement, snapshot = wait_until(judge, settled, timeout=max(0.0, deadline - time.time()) + 1.0,
-                                         interval=0.2, what=f"the evidence of '{self.step or check}'",
-                                         progress=self.progress)
+        try:
+            judgement, snapshot = wait_until(judge, settled, timeout=max(0.0, deadline - time.time()) + 1.0,
+                                             interval=0.2, what=f"the evidence of '{self.step or check}'",
+                                             progress=self.progress)
+        except WaitTimeout:  # the scenario's time ran out before the check's own deadline
+            judgement, snapshot = judge()
         verdict = judgement.verdict
+        if not judgement.final and verdict.status != NOT_JUDGED:
+            verdict = Verdict.not_judged(verdict.name, f"the scenario's time ran out first ({verdict.summary})",
+                                         verdict.evidence)
         self.journal.record("verdict", cid=f"c{self._claims}", name=verdict.name, status=verdict.status,
                             passed=verdict.passed, summary=verdict.summary, snapshot=snapshot.to_json())
         if verdict.status == NOT_JUDGED:
