@@ -15,6 +15,7 @@ from support.metrics.series import Baseline
 from support.orchestration import JournalEvent
 
 FAULT = "fault.effective"
+TAKEOVER_SLACK = 1.0  # a takeover seen up to this long before the fault was recorded is the fault's
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,10 @@ def pair(history: History, fault: JournalEvent | None) -> tuple[str, str]:
     faulted = str(fault.fields.get("dc", "")) if fault is not None else ""
     if lay.mode == "active/active" and faulted in (lay.active, lay.standby):
         return faulted, lay.standby if faulted == lay.active else lay.active
+    took = next((e for e in history.events if fault is not None and e.event == "toolkit.takeover"
+                 and e.t >= fault.t - TAKEOVER_SLACK), None)
+    if took is not None and took.fields.get("dc") == lay.active:  # after a dual outage the old active resumes
+        return lay.active, lay.active
     return lay.active, lay.standby
 
 
