@@ -70,3 +70,13 @@ Feature: Every check gives the same answer wherever it stands
       Then no acknowledged tuple is lost
       And the order of tuples per key is preserved
       And no failover happens for 10 seconds
+
+    @one-way-partition
+    Scenario: dc1 declares dc2 down and dc2 takes over when traffic from dc2 to dc1 is dropped
+      Given the "orders" application runs active in "dc1" with "dc2" on standby
+      And orders flow at 200 tuples per second
+      And the system has been steady for 5 seconds
+      When traffic from "dc2" to "dc1" is dropped
+      Then at most 50 acknowledged tuples are lost
+      And no tuple is delivered twice
+      And "dc2" takes over within 45 seconds

@@ -18,6 +18,10 @@ from support.data.ledger import IdTable, Ledger, ReceivedRow, SentRow, Table
 from support.data.validate import output_times
 from support.deployment import AppSpec, ensure_active_active, ensure_active_passive, ensure_returned
 from support.faults.base import Fault
+from support.faults.core import Topology
+from support.faults.executor import ExecutorPool
+from support.faults.guard import Allowlist
+from support.faults.probe import CapabilityProbe
 from support.faults.session import FaultSession
 from support.judge import History, Judgement, JudgeSettings, Snapshot, judge_claim, judge_scenario, load_history
 from support.judge.facts import scenario_deadline
@@ -65,6 +69,8 @@ class RunContext:
     exchange: dict[str, DataExchangeClient] = field(default_factory=dict)
     scenarios: int = 0
     judge_settings: JudgeSettings = field(init=False)
+    _pool: ExecutorPool | None = field(default=None, init=False)
+    _probe: CapabilityProbe | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.judge_settings = JudgeSettings.of(self.config.settings)
@@ -80,11 +86,30 @@ class RunContext:
             ctx.exchange[dc] = DataExchangeClient.from_settings(config.settings, dc)
         return ctx
 
+    def faults_pool(self) -> ExecutorPool:
+        """The run's one SSH executor pool (a connection per declared host, opened on first use), shared by the
+        capability probe and every scenario's fault session; closed with the run."""
+        if self._pool is None:
+            settings = self.config.settings
+            topology = Topology.from_settings(settings, str(self.config.source))
+            self._pool = ExecutorPool(topology, Allowlist(topology), retries=settings.faults.ssh_retries,
+                                      connect_timeout=settings.faults.ssh_timeout, redact=self.config.redact)
+        return self._pool
+
+    def capabilities(self) -> CapabilityProbe:
+        """What the declared hosts can do, probed once per run over the shared pool."""
+        if self._probe is None:
+            pool = self.faults_pool()
+            self._probe = CapabilityProbe(self.config, pool.topology, pool, self.rest, self.config.settings.faults)
+        return self._probe
+
     def close(self) -> None:
         for rest in self.rest.values():
             rest.close()
         for exchange in self.exchange.values():
             exchange.close()
+        if self._pool is not None:
+            self._pool.close()
 
 
 class World:
@@ -110,8 +135,10 @@ class World:
         self.traffic: Traffic | None = None
         self.monitor: ToolkitMonitor | None = None
         self.fault: Fault | None = None
-        self.faults = FaultSession(self.config, self.journal, self.cleanup, run.rest,
-                                   dry_run=self.settings.faults.dry_run)
+        dry_run = self.settings.faults.dry_run
+        self.faults = FaultSession(self.config, self.journal, self.cleanup, run.rest, dry_run=dry_run,
+                                   pool=None if dry_run else run.faults_pool(),
+                                   probe=None if dry_run else run.capabilities())
         self.step = ""  # the step running now (set by the before_step hook)
         self._claims = 0
         self.verdict_error: str | None = None  # the sentence of the verdict that failed a step, if one did

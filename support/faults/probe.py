@@ -21,7 +21,6 @@ from typing import Any
 from support.config import Config
 from support.faults.core import FaultError, FaultSettings, Topology
 from support.faults.executor import ExecutorPool
-from support.faults.guard import Allowlist
 
 __all__ = ["ADVICE", "CAPABILITIES", "Capabilities", "CapabilityProbe", "doctor_table", "skip_reason"]
 
@@ -305,16 +304,9 @@ def doctor_table(probe: CapabilityProbe) -> tuple[str, bool]:
 def requirements_skip_reason(run: Any, tags: Iterable[str]) -> str | None:
     """Why a scenario tagged ``@requires.<capability>`` cannot run against ``run``'s config (None: it can).
 
-    The capability probe is made once per run and kept on ``run`` (the RunContext)."""
+    The capability probe is made once per run and kept on ``run`` (the RunContext's ``capabilities()``)."""
     wanted = [tag for tag in tags if tag.startswith("requires.")]
     if not wanted:
         return None
-    probe: CapabilityProbe | None = getattr(run, "fault_capabilities", None)
-    if probe is None:
-        settings = run.config.settings.faults
-        topology = Topology.from_settings(run.config.settings, str(run.config.source))
-        pool = ExecutorPool(topology, Allowlist(topology), retries=settings.ssh_retries,
-                            connect_timeout=settings.ssh_timeout, redact=run.config.redact)
-        probe = CapabilityProbe(run.config, topology, pool, getattr(run, "rest", {}), settings)
-        run.fault_capabilities = probe
+    probe: CapabilityProbe = run.capabilities()
     return skip_reason(wanted, probe.requirement)
