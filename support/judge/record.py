@@ -31,11 +31,14 @@ def claims(history: History) -> list[tuple[Any, Any]]:
 def judge_recorded(history: History, claim: Any, verdict_event: Any) -> Verdict:
     """A claim's verdict: on the history the live step saw when it judged, else on everything recorded."""
     judgement: Judgement | None = None
+    step = {"step": claim.fields.get("step", "")}
     if verdict_event is not None and verdict_event.fields.get("snapshot"):
         judgement = judge_claim(history.at(Snapshot.from_json(verdict_event.fields["snapshot"])), claim)
+        if not judgement.final and verdict_event.fields.get("status") == NOT_JUDGED:  # its time ran out live
+            return Verdict.not_judged(judgement.verdict.name, str(verdict_event.fields.get("summary", ""))
+                                      .removeprefix("Not judged: "), {**judgement.verdict.evidence, **step})
     if judgement is None or not judgement.final:
         judgement = judge_claim(history, claim)
-    step = {"step": claim.fields.get("step", "")}
     if judgement.final:
         verdict = judgement.verdict
         return Verdict(verdict.name, verdict.passed, verdict.summary, {**verdict.evidence, **step}, verdict.status)
