@@ -419,7 +419,7 @@ def check_state(sent: Table | Sequence[SentRow], received: Table | Sequence[Rece
     by_seq = key[new_rows].astype(np.int64)
     by_seq *= int(r["seq"].max(initial=0)) + 1
     by_seq += r["seq"][new_rows]
-    new_rows = new_rows[np.argsort(by_seq)]
+    new_rows = new_rows[np.argsort(by_seq, kind="stable")]
     del by_seq
     nk = key[new_rows]
     starts = _group_starts(nk)
