@@ -11,13 +11,18 @@ from __future__ import annotations
 import itertools
 import random
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from support.data.ledger import FAIL, OK, UNKNOWN, ReceivedRow, SentRow
+from support.data import validate
+from support.data.ledger import FAIL, OK, UNKNOWN, IdTable, Ledger, ReceivedRow, SentRow, read_table
 from support.data.validate import (
     MAX_PARTNER_SCAN,
     SAMPLE,
@@ -322,6 +327,18 @@ def ref_state(sent: list[SentRow], received: list[ReceivedRow], old: str, new: s
 # ------------------------------------------------------------------------------------------------- properties
 
 
+@contextmanager
+def streams_looped(loop: bool) -> Iterator[None]:
+    """Per-stream work in a loop over (dc, key) streams (the default for a few thousand), or vectorized."""
+    saved = validate.LOOP_STREAMS
+    validate.LOOP_STREAMS = saved if loop else -1
+    try:
+        yield
+    finally:
+        validate.LOOP_STREAMS = saved
+
+
+
 @PROFILE
 @given(histories())
 def test_delivery_matches_the_reference(h: History) -> None:
@@ -332,28 +349,51 @@ def test_delivery_matches_the_reference(h: History) -> None:
     assert got == ref_delivery(h.sent, h.received)
 
 
+@pytest.mark.parametrize("loop", [True, False])
 @PROFILE
 @given(histories())
-def test_order_matches_the_reference(h: History) -> None:
-    report = check_order(h.received)
+def test_order_matches_the_reference(loop: bool, h: History) -> None:
+    with streams_looped(loop):
+        report = check_order(h.received)
     got = report.to_json()
     got["by_dc"] = list(report.by_dc.items())
     assert got == ref_order(h.received)
 
 
+@pytest.mark.parametrize("loop", [True, False])
 @PROFILE
 @given(histories(), st.sampled_from([0.0, 0.25, 2.0]), st.sampled_from([0.0, 0.125]))
-def test_split_brain_matches_the_reference(h: History, gap: float, tolerance: float) -> None:
-    report = check_split_brain(h.received, gap, tolerance)
+def test_split_brain_matches_the_reference(loop: bool, h: History, gap: float, tolerance: float) -> None:
+    with streams_looped(loop):
+        report = check_split_brain(h.received, gap, tolerance)
     got = {"keys": report.keys, "windows": report.windows, "overlap_s": report.overlap_s, "samples": report.samples,
            "dcs": report.dcs}
     assert got == ref_split_brain(h.received, gap, tolerance)
 
 
+@pytest.mark.parametrize("loop", [True, False])
 @PROFILE
 @given(histories())
-def test_state_matches_the_reference(h: History) -> None:
-    report = check_state(h.sent, h.received, h.old, h.new, h.since)
+def test_state_matches_the_reference(loop: bool, h: History) -> None:
+    with streams_looped(loop):
+        report = check_state(h.sent, h.received, h.old, h.new, h.since)
     got = {name: getattr(report, name) for name in ref_state([], [], "a", "b", 0.0)}
     assert got == ref_state(h.sent, h.received, h.old, h.new, h.since)
     assert (report.old, report.new, report.since) == (h.old, h.new, h.since)
+
+
+@settings(PROFILE, max_examples=25)
+@given(histories())
+def test_ledgers_read_back_lazily_give_the_same_verdicts(tmp_path_factory: pytest.TempPathFactory, h: History) -> None:
+    folder: Path = tmp_path_factory.mktemp("ledgers")
+    ids = IdTable(folder / "ids.txt")
+    sent, received = Ledger(folder / "sent.csv", SentRow, ids), Ledger(folder / "received.csv", ReceivedRow, ids)
+    sent.extend(h.sent)
+    received.extend(h.received)
+    for ledger in (sent, received, ids):
+        ledger.close()
+    s, r = read_table(folder / "sent", lazy=True), read_table(folder / "received", lazy=True)
+    assert check_delivery(s, r) == check_delivery(h.sent, h.received)
+    assert check_order(r) == check_order(h.received)
+    assert check_split_brain(r) == check_split_brain(h.received)
+    assert check_state(s, r, h.old, h.new, h.since) == check_state(h.sent, h.received, h.old, h.new, h.since)
