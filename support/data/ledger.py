@@ -467,13 +467,18 @@ class Lines(Sequence[str]):
         out = [""] * len(wanted)
         order = np.argsort(starts, kind="stable")
         dense = len(wanted) * 4096 > int(stops.max() - starts.min())  # else a read per line
-        buffer, base = b"", 0
-        with self._path.open("rb") as handle:
+        space = bytearray(max(BLOCK if dense else 0, int((stops - starts).max())))
+        view = memoryview(space)
+        base, filled = 0, 0
+        with self._path.open("rb", buffering=0) as handle:
             for i, start, stop in zip(order.tolist(), starts[order].tolist(), stops[order].tolist(), strict=True):
-                if stop > base + len(buffer) or start < base:
+                if stop > base + filled or start < base:
+                    if stop - start > len(space):
+                        space = bytearray(stop - start)
+                        view = memoryview(space)
                     handle.seek(start)
-                    buffer, base = handle.read(max(CHUNK if dense else 0, stop - start)), start
-                out[i] = buffer[start - base:stop - base].decode("utf-8")
+                    base, filled = start, handle.readinto(space) or 0
+                out[i] = str(view[start - base:stop - base], "utf-8")
         return out
 
     def _offsets(self) -> np.ndarray:
@@ -504,6 +509,7 @@ class Lines(Sequence[str]):
 
 
 CHUNK = 1 << 24
+BLOCK = 1 << 20  # reads of a batch of lines
 
 
 def _convert(kind: type, value: str) -> object:

@@ -93,6 +93,15 @@ def _times(received: Table) -> np.ndarray:
     return _memo("times", (processed, received["t_recv"]), compute)
 
 
+def prepare(received: Table) -> None:
+    """Compute what several checkers derive from the received columns (ids seen more than once, the order of the
+    rows by data center and key, output times) ahead of them; optional, each checker does it when needed."""
+    if len(received):
+        _repeats(received["id"])
+        _dc_key_groups(received)
+        _times(received)
+
+
 def output_times(received: Table) -> np.ndarray:
     """When each output tuple was emitted: ``processed_at`` (stamped by the data center), else the time the
     tester retrieved it."""
@@ -250,6 +259,7 @@ class _Groups:
     order: np.ndarray
     bounds: np.ndarray
     keys: int
+    code: np.ndarray  # each row's group
 
 
 def _dc_key_groups(r: Table) -> _Groups:
@@ -267,7 +277,7 @@ def _dc_key_groups(r: Table) -> _Groups:
         order = np.argsort(groups, kind="stable")
         bounds = np.zeros(ndc * nkeys + 1, dtype=np.int64)
         np.cumsum(np.bincount(groups, minlength=ndc * nkeys), out=bounds[1:])
-        return _Groups(order, bounds, nkeys)
+        return _Groups(order, bounds, nkeys, groups)
 
     return _memo(f"groups{nkeys}x{ndc}", (dc, key), compute)
 
@@ -357,16 +367,19 @@ def _stream_intervals(groups: _Groups, repeat: np.ndarray, times: np.ndarray, t0
     """Activity intervals of each (dc, key) stream, one stream at a time: (group, start, end), times - ``t0``."""
     found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     bounds = groups.bounds
+    # repeats are rare: look them up in their streams (rows ascend within one) rather than gathering the mask
+    repeated = np.flatnonzero(repeat)
+    repeated_in = repeated[np.argsort(groups.code[repeated], kind="stable")]
+    repeat_bounds = np.searchsorted(groups.code[repeated_in], np.arange(len(bounds)))
     for g in np.flatnonzero(np.diff(bounds)).tolist():
         rows = groups.order[bounds[g]:bounds[g + 1]]
-        kept = ~repeat[rows]
-        if not kept.all():
-            rows = rows[kept]
+        if repeat_bounds[g + 1] > repeat_bounds[g]:
+            rows = np.delete(rows, np.searchsorted(rows, repeated_in[repeat_bounds[g]:repeat_bounds[g + 1]]))
             if not len(rows):
                 continue
         t = times[rows]
         t -= t0
-        t.sort()
+        t.sort(kind="stable")  # nearly sorted: a cheap (tim)sort
         cut = np.flatnonzero(np.diff(t) > gap)
         found.append((np.full(len(cut) + 1, g, dtype=np.int64), t[np.r_[0, cut + 1]], t[np.r_[cut, len(t) - 1]]))
     if not found:
@@ -578,6 +591,7 @@ class _KeyHistory:
     found: np.ndarray
     best_row: np.ndarray
     old_mask: np.ndarray
+    histories: list[tuple[np.ndarray, np.ndarray]] | None = None  # per key: its old rows and their counts
 
 
 def _state_by_key(r: Table, groups: _Groups, judged: np.ndarray, new_code: int, new_after: np.ndarray,
@@ -588,6 +602,7 @@ def _state_by_key(r: Table, groups: _Groups, judged: np.ndarray, new_code: int, 
     lo, hi, first, first_upto = (np.zeros(n, dtype=np.int64) for _ in range(4))
     old_max, best, best_row = (np.zeros(n, dtype=np.int64) for _ in range(3))
     found = np.zeros(n, dtype=bool)
+    histories = []
     seq, count = r["seq"], r["count_for_key"]
     bounds, order, nkeys = groups.bounds, groups.order, groups.keys
     for i, key in enumerate(keys.tolist()):
@@ -605,13 +620,14 @@ def _state_by_key(r: Table, groups: _Groups, judged: np.ndarray, new_code: int, 
         history = order[bounds[old_code * nkeys + key]:bounds[old_code * nkeys + key + 1]]
         history = history[old_mask[history]]
         reached = count[history]
+        histories.append((history, reached))
         old_max[i] = reached.max()
         below = np.flatnonzero(reached <= hi[i])
         if len(below):
             found[i] = True
             best[i] = reached[below].max()
             best_row[i] = history[np.flatnonzero(reached == best[i])[-1]]
-    return _KeyHistory(keys, lo, hi, first, first_upto, old_max, best, found, best_row, old_mask)
+    return _KeyHistory(keys, lo, hi, first, first_upto, old_max, best, found, best_row, old_mask, histories)
 
 
 def _state_vectorized(r: Table, groups: _Groups, judged: np.ndarray, new_code: int, new_after: np.ndarray,
@@ -671,10 +687,14 @@ def _lost_by_key(r: Table, groups: _Groups, old_code: int, k: _KeyHistory, resto
     times, count = _times(r), r["count_for_key"]
     bounds, order, nkeys = groups.bounds, groups.order, groups.keys
     out: list[tuple[int, int, float, float]] = []
-    for key in k.keys.tolist():
-        history = order[bounds[old_code * nkeys + key]:bounds[old_code * nkeys + key + 1]]
-        history = history[k.old_mask[history]]
-        lost = history[count[history] > restored_of_key[key]]
+    for i, key in enumerate(k.keys.tolist()):
+        if k.histories is not None:
+            history, reached = k.histories[i]
+        else:
+            history = order[bounds[old_code * nkeys + key]:bounds[old_code * nkeys + key + 1]]
+            history = history[k.old_mask[history]]
+            reached = count[history]
+        lost = history[reached > restored_of_key[key]]
         if len(lost):
             t = times[lost]
             out.append((key, len(lost), float(t.min()), float(t.max())))
@@ -771,7 +791,8 @@ def check_state(sent: Table | Sequence[SentRow], received: Table | Sequence[Rece
     restored_of_key = np.full(nkeys, np.iinfo(np.int64).max, dtype=np.int64)
     restored_of_key[group_key] = np.where(inconsistent, np.iinfo(np.int64).max, restored)
     lost_keys, lost_n, lost_from, lost_until = (
-        _lost_by_key if len(group_key) <= LOOP_STREAMS else _lost_vectorized)(r, groups, old_code, k, restored_of_key)
+        _lost_by_key if k.histories is not None else _lost_vectorized)(r, groups, old_code, k, restored_of_key)
+    k.histories = None
     lost_updates = int(np.clip(old_max - restored, 0, None)[~inconsistent].sum())
     max_key_window = 0.0
     lost_samples: list[dict[str, Any]] = []
