@@ -496,10 +496,11 @@ class Lines(Sequence[str]):
     def __getitem__(self, index: int) -> str:  # type: ignore[override]
         if isinstance(index, slice):
             raise TypeError("Lines does not slice")
+        if not -self._count <= index < self._count:
+            raise IndexError("line index out of range")
+        index %= self._count
         if self._width:
-            if not -self._count <= index < self._count:
-                raise IndexError("line index out of range")
-            return self.take([index % self._count])[0]
+            return self.take([index])[0]
         ends = self._offsets()
         end = int(ends[index])
         start = int(ends[index - 1]) + 1 if index > 0 else 0

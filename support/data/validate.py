@@ -85,12 +85,11 @@ def _times(received: Table) -> np.ndarray:
     """:func:`output_times`, without a copy when every row has ``processed_at`` (then ``t_recv`` is not read)."""
     processed = received["processed_at"]
 
-    def compute() -> np.ndarray:
-        if (processed > 0).all():
-            return processed
-        return np.where(processed > 0, processed, received["t_recv"])
+    def compute() -> np.ndarray | None:  # never the column itself: a remembered value must not keep it alive
+        return None if (processed > 0).all() else np.where(processed > 0, processed, received["t_recv"])
 
-    return _memo("times", (processed, received["t_recv"]), compute)
+    times = _memo("times", (processed, received["t_recv"]), compute)
+    return processed if times is None else times
 
 
 def prepare(received: Table) -> None:
