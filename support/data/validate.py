@@ -361,21 +361,33 @@ class SplitBrainReport:
 MAX_PARTNER_SCAN = 10_000  # hit rows whose partner DC is looked up (naming only)
 
 
+class _FreshRows:
+    """The rows of a (dc, key) stream without repeats of an earlier id: repeats are rare, so they are looked up
+    in their stream (rows ascend within one) rather than masked out by a gather over the whole stream."""
+
+    def __init__(self, groups: _Groups, repeat: np.ndarray) -> None:
+        repeated = np.flatnonzero(repeat)
+        self.groups = groups
+        self.repeated = repeated[np.argsort(groups.code[repeated], kind="stable")]
+        self.bounds = np.searchsorted(groups.code[self.repeated], np.arange(len(groups.bounds)))
+
+    def of(self, g: int) -> np.ndarray:
+        rows = self.groups.order[self.groups.bounds[g]:self.groups.bounds[g + 1]]
+        if self.bounds[g + 1] > self.bounds[g]:
+            rows = np.delete(rows, np.searchsorted(rows, self.repeated[self.bounds[g]:self.bounds[g + 1]]))
+        return rows
+
+
 def _stream_intervals(groups: _Groups, repeat: np.ndarray, times: np.ndarray, t0: float, gap: float
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Activity intervals of each (dc, key) stream, one stream at a time: (group, start, end), times - ``t0``."""
     found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     bounds = groups.bounds
-    # repeats are rare: look them up in their streams (rows ascend within one) rather than gathering the mask
-    repeated = np.flatnonzero(repeat)
-    repeated_in = repeated[np.argsort(groups.code[repeated], kind="stable")]
-    repeat_bounds = np.searchsorted(groups.code[repeated_in], np.arange(len(bounds)))
+    fresh_rows = _FreshRows(groups, repeat)
     for g in np.flatnonzero(np.diff(bounds)).tolist():
-        rows = groups.order[bounds[g]:bounds[g + 1]]
-        if repeat_bounds[g + 1] > repeat_bounds[g]:
-            rows = np.delete(rows, np.searchsorted(rows, repeated_in[repeat_bounds[g]:repeat_bounds[g + 1]]))
-            if not len(rows):
-                continue
+        rows = fresh_rows.of(g)
+        if not len(rows):
+            continue
         t = times[rows]
         t -= t0
         t.sort(kind="stable")  # nearly sorted: a cheap (tim)sort
@@ -589,13 +601,14 @@ class _KeyHistory:
     best: np.ndarray
     found: np.ndarray
     best_row: np.ndarray
-    old_mask: np.ndarray
     histories: list[tuple[np.ndarray, np.ndarray]] | None = None  # per key: its old rows and their counts
+    old_mask: np.ndarray | None = None  # else: the old active's rows that count
 
 
-def _state_by_key(r: Table, groups: _Groups, judged: np.ndarray, new_code: int, new_after: np.ndarray,
-                  old_code: int, old_mask: np.ndarray, upto: _SentUpto) -> _KeyHistory:
-    """:class:`_KeyHistory`, one key at a time."""
+def _state_by_key(r: Table, groups: _Groups, judged: np.ndarray, new_code: int, new_after: np.ndarray | None,
+                  old_code: int, old_mask: np.ndarray | None, upto: _SentUpto, fresh_rows: _FreshRows
+                  ) -> _KeyHistory:
+    """:class:`_KeyHistory`, one key at a time; a mask of None selects every row without repeats."""
     keys = np.flatnonzero(judged)
     n = len(keys)
     lo, hi, first, first_upto = (np.zeros(n, dtype=np.int64) for _ in range(4))
@@ -605,8 +618,11 @@ def _state_by_key(r: Table, groups: _Groups, judged: np.ndarray, new_code: int, 
     seq, count = r["seq"], r["count_for_key"]
     bounds, order, nkeys = groups.bounds, groups.order, groups.keys
     for i, key in enumerate(keys.tolist()):
-        rows = order[bounds[new_code * nkeys + key]:bounds[new_code * nkeys + key + 1]]
-        rows = rows[new_after[rows]]
+        if new_after is None:
+            rows = fresh_rows.of(new_code * nkeys + key)
+        else:
+            rows = order[bounds[new_code * nkeys + key]:bounds[new_code * nkeys + key + 1]]
+            rows = rows[new_after[rows]]
         seqs = seq[rows]
         by_seq = np.argsort(seqs, kind="stable")
         rows, seqs = rows[by_seq], seqs[by_seq]
@@ -616,8 +632,11 @@ def _state_by_key(r: Table, groups: _Groups, judged: np.ndarray, new_code: int, 
         lo[i] = (counts - np.maximum(position, up)).max()
         hi[i] = (counts - np.minimum(position, up)).min()
         first[i], first_upto[i] = rows[0], up[0]
-        history = order[bounds[old_code * nkeys + key]:bounds[old_code * nkeys + key + 1]]
-        history = history[old_mask[history]]
+        if old_mask is None:
+            history = fresh_rows.of(old_code * nkeys + key)
+        else:
+            history = order[bounds[old_code * nkeys + key]:bounds[old_code * nkeys + key + 1]]
+            history = history[old_mask[history]]
         reached = count[history]
         histories.append((history, reached))
         old_max[i] = reached.max()
@@ -626,7 +645,7 @@ def _state_by_key(r: Table, groups: _Groups, judged: np.ndarray, new_code: int, 
             found[i] = True
             best[i] = reached[below].max()
             best_row[i] = history[np.flatnonzero(reached == best[i])[-1]]
-    return _KeyHistory(keys, lo, hi, first, first_upto, old_max, best, found, best_row, old_mask, histories)
+    return _KeyHistory(keys, lo, hi, first, first_upto, old_max, best, found, best_row, histories)
 
 
 def _state_vectorized(r: Table, groups: _Groups, judged: np.ndarray, new_code: int, new_after: np.ndarray,
@@ -667,7 +686,8 @@ def _state_vectorized(r: Table, groups: _Groups, judged: np.ndarray, new_code: i
     found = (at >= 0) & (old_comp[np.maximum(at, 0)] >= key_base)
     best = np.where(found, old_comp[np.maximum(at, 0)] - key_base, -1)
     best_row = old_rows[np.maximum(at, 0)] if len(old_rows) else np.zeros(len(starts), dtype=np.int64)
-    return _KeyHistory(group_key, lo, hi, new_rows[starts], up[starts], old_max, best, found, best_row, old_mask)
+    return _KeyHistory(group_key, lo, hi, new_rows[starts], up[starts], old_max, best, found, best_row,
+                       old_mask=old_mask)
 
 
 def _block(groups: _Groups, code: int, mask: np.ndarray, judged: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -683,16 +703,11 @@ def _block(groups: _Groups, code: int, mask: np.ndarray, judged: np.ndarray) -> 
 def _lost_by_key(r: Table, groups: _Groups, old_code: int, k: _KeyHistory, restored_of_key: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per key with lost updates (in key order): their number, first and last time; one key at a time."""
-    times, count = _times(r), r["count_for_key"]
-    bounds, order, nkeys = groups.bounds, groups.order, groups.keys
+    times = _times(r)
+    assert k.histories is not None
     out: list[tuple[int, int, float, float]] = []
     for i, key in enumerate(k.keys.tolist()):
-        if k.histories is not None:
-            history, reached = k.histories[i]
-        else:
-            history = order[bounds[old_code * nkeys + key]:bounds[old_code * nkeys + key + 1]]
-            history = history[k.old_mask[history]]
-            reached = count[history]
+        history, reached = k.histories[i]
         lost = history[reached > restored_of_key[key]]
         if len(lost):
             t = times[lost]
@@ -706,6 +721,7 @@ def _lost_vectorized(r: Table, groups: _Groups, old_code: int, k: _KeyHistory, r
     """:func:`_lost_by_key` for all keys at once."""
     judged = np.zeros(groups.keys, dtype=bool)
     judged[k.keys] = True
+    assert k.old_mask is not None
     old_rows, ok_ = _block(groups, old_code, k.old_mask, judged)
     lost = r["count_for_key"][old_rows] > restored_of_key[ok_]
     lost_rows, lk = old_rows[lost], ok_[lost]
@@ -738,16 +754,19 @@ def check_state(sent: Table | Sequence[SentRow], received: Table | Sequence[Rece
         return empty_report
     times = _times(r)
     dc, key = r["dc"], r["key"]
-    fresh = ~_repeats(r["id"])  # a second emission of an id is a duplicate, not an update of the state
+    repeat = _repeats(r["id"])  # a second emission of an id is a duplicate, not an update of the state
+    fresh = ~repeat
     in_new = dc == new_code
     new_after = in_new & fresh
     new_after &= times >= since
     if not new_after.any():
         return empty_report
     first_new = float(np.min(times, where=new_after, initial=np.inf))
+    all_new_after = float(np.min(times, where=in_new, initial=np.inf)) >= since
     in_old = dc == old_code
     old_mask = in_old & fresh
     old_mask &= times < first_new
+    all_old_before = float(np.max(times, where=in_old, initial=-np.inf)) < first_new
     del fresh
     nkeys = len(r.categories["key"])
     # keys the new active served itself while the old one was emitting too (active/active): not restored from
@@ -763,8 +782,14 @@ def check_state(sent: Table | Sequence[SentRow], received: Table | Sequence[Rece
     has_new = _keys_with(groups, new_code, new_after)
     judged = has_old & has_new & ~shared
     upto = _SentUpto(s, new, since, _code_map(r, s, "key"))
-    by_key = _state_by_key if np.count_nonzero(judged) <= LOOP_STREAMS else _state_vectorized
-    k = by_key(r, groups, judged, new_code, new_after, old_code, old_mask, upto)
+    if np.count_nonzero(judged) <= LOOP_STREAMS:
+        # usually every output of the new active comes after ``since`` and every one of the old active before the
+        # new one's first: then the masks are the rows without repeats, with no gather over the streams
+        fresh_rows = _FreshRows(groups, repeat)
+        k = _state_by_key(r, groups, judged, new_code, None if all_new_after else new_after,
+                          old_code, None if all_old_before else old_mask, upto, fresh_rows)
+    else:
+        k = _state_vectorized(r, groups, judged, new_code, new_after, old_code, old_mask, upto)
     del new_after, old_mask, upto
     lo, hi, old_max, best, found = k.lo, k.hi, k.old_max, k.best, k.found
     group_key, first = k.keys, k.first
