@@ -1,4 +1,5 @@
-"""Checkers over the ledgers, vectorized with numpy: every verdict is computed from the columns at once.
+"""Checkers over the ledgers, with numpy: over whole columns, or, for work per (data center, key) stream when there
+are up to :data:`LOOP_STREAMS` streams, over each stream's slice of one shared order of the rows by stream.
 
 - delivery: lost (acknowledged, never received), duplicated, unknown, phantom (refused yet delivered),
   corrupted (crc), unexpected (never sent);
