@@ -1,5 +1,5 @@
-"""Checkers over the ledgers, with numpy: over whole columns, or, for work per (data center, key) stream when there
-are up to :data:`LOOP_STREAMS` streams, over each stream's slice of one shared order of the rows by stream.
+"""Checkers over the ledgers, with numpy: over whole columns, or, for work per (data center, key) stream when the
+streams are few and long (see :data:`LOOP_STREAMS`), over each stream's slice of one shared order of the rows.
 
 - delivery: lost (acknowledged, never received), duplicated, unknown, phantom (refused yet delivered),
   corrupted (crc), unexpected (never sent);
@@ -28,9 +28,11 @@ import numpy as np
 from support.data.ledger import FAIL, OK, UNKNOWN, IdTable, ReceivedRow, SentRow, Table
 
 SAMPLE = 20  # evidence samples kept per verdict
-#: up to this many (data center, key) streams, per-stream work loops over slices of the grouped order instead of
-#: building arrays the size of the whole ledger (whose fresh pages cost more than the arithmetic)
+#: per-stream work loops over each (data center, key) stream's slice of the grouped order, instead of building arrays
+#: the size of the whole ledger (whose fresh pages cost more than the arithmetic), when there are at most this many
+#: streams with on average at least LOOP_ROWS rows (below, a loop's overhead per stream costs more)
 LOOP_STREAMS = 20_000
+LOOP_ROWS = 1500
 SUM_TOLERANCE = 0.015  # the aggregator rounds sums to 2 decimals after each update
 
 
@@ -282,6 +284,12 @@ def _dc_key_groups(r: Table) -> _Groups:
     return _memo(f"groups{nkeys}x{ndc}", (dc, key), compute)
 
 
+def _looped(groups: _Groups, rows: int) -> bool:
+    """Whether per-stream work loops over the streams (see :data:`LOOP_STREAMS`)."""
+    streams = int(np.count_nonzero(np.diff(groups.bounds)))
+    return streams <= LOOP_STREAMS and rows >= LOOP_ROWS * streams
+
+
 def _group_index(bounds: np.ndarray, counts_dtype: type = np.int64) -> np.ndarray:
     """The group of each position of a grouped order."""
     return np.repeat(np.arange(len(bounds) - 1, dtype=counts_dtype), np.diff(bounds))
@@ -299,30 +307,20 @@ def check_order(received: Table | Sequence[ReceivedRow]) -> OrderReport:
     seq = r["seq"]
     low = int(seq.min())
     span = int(seq.max()) - low + 1
-    if np.count_nonzero(np.diff(bounds)) <= LOOP_STREAMS:
-        found_rows, found_prior = [], []
-        for g in np.flatnonzero(np.diff(bounds) > 1).tolist():
-            rows_g = order[bounds[g]:bounds[g + 1]]
-            value = seq[rows_g]
-            running = np.maximum.accumulate(value)
-            late_g = np.flatnonzero(value[1:] < running[:-1])
-            if len(late_g):
-                found_rows.append(rows_g[late_g + 1])
-                found_prior.append(running[late_g].astype(np.int64) - low + g * span)
-        rows = np.concatenate(found_rows) if found_rows else np.zeros(0, dtype=np.int64)
-        prior_value = np.concatenate(found_prior) if found_prior else np.zeros(0, dtype=np.int64)
-    else:
-        # seq in (dc, key, row) order, each group lifted above the previous one: a running max sees only its group
-        ngroups = len(bounds) - 1
-        wide = np.int32 if ngroups * span < 2**31 else np.int64
-        value = seq[order].astype(wide)
-        value -= low
-        value += _group_index(bounds, wide) * wide(span)
-        running = np.maximum.accumulate(value)
-        late = np.flatnonzero(value[1:] < running[:-1]) + 1
-        del value
-        rows, prior_value = order[late], running[late - 1].astype(np.int64)
-        del running
+    # seq in (dc, key, row) order, each group lifted above the previous one: a running max sees only its group
+    ngroups = len(bounds) - 1
+    wide = np.int32 if ngroups * span < 2**31 else np.int64
+    value = seq[order].astype(wide, copy=False)
+    value -= low
+    lift = _group_index(bounds, wide)
+    lift *= span
+    value += lift
+    del lift
+    running = np.maximum.accumulate(value)
+    late = np.flatnonzero(value[1:] < running[:-1]) + 1
+    del value
+    rows, prior_value = order[late], running[late - 1].astype(np.int64)
+    del running
     fresh = ~_repeats(r["id"])[rows]  # a repeat of an id already received is a duplicate, not reordering
     rows, prior_value = rows[fresh], prior_value[fresh]
     dcs = r.categories.get("dc", [])
@@ -446,7 +444,7 @@ def check_split_brain(received: Table | Sequence[ReceivedRow], gap: float = 2.0,
     times = _times(r)
     t0 = float(np.min(times, where=~repeat, initial=np.inf))
     nkeys = groups.keys
-    if np.count_nonzero(np.diff(groups.bounds)) <= LOOP_STREAMS:
+    if _looped(groups, len(r)):
         i_group, i_start, i_end = _stream_intervals(groups, repeat, times, t0, gap)
     else:
         i_group, i_start, i_end = _stream_intervals_vectorized(groups, repeat, times, t0, gap)
@@ -783,7 +781,7 @@ def check_state(sent: Table | Sequence[SentRow], received: Table | Sequence[Rece
     has_new = _keys_with(groups, new_code, new_after)
     judged = has_old & has_new & ~shared
     upto = _SentUpto(s, new, since, _code_map(r, s, "key"))
-    if np.count_nonzero(judged) <= LOOP_STREAMS:
+    if _looped(groups, len(r)):
         # usually every output of the new active comes after ``since`` and every one of the old active before the
         # new one's first: then the masks are the rows without repeats, with no gather over the streams
         fresh_rows = _FreshRows(groups, repeat)
