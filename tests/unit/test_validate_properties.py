@@ -33,7 +33,7 @@ from support.data.validate import (
     check_state,
 )
 
-PROFILE = settings(max_examples=150, derandomize=True, database=None, deadline=None,
+PROFILE = settings(max_examples=300, derandomize=True, database=None, deadline=None,
                    suppress_health_check=[HealthCheck.too_slow])
 
 
