@@ -366,7 +366,7 @@ def read_table(folder: Path, columns: Iterable[str] | None = None, lazy: bool = 
     are dropped.
 
     ``lazy`` maps the column files read-only instead of reading them: a column costs memory only for the pages a
-    checker touches (the arrays are then read-only)."""
+    checker touches (the arrays are then read-only; ledgers only grow, and a mapped file must not shrink)."""
     meta = json.loads((folder / "meta.json").read_text())
     kinds: dict[str, str] = meta["columns"]
     if columns is not None:
