@@ -4,7 +4,8 @@ Writes a sent and a received ledger of N records (default 10 M) in the on-disk c
 half way (dc1 -> dc2, 2 s refused, dc2 resuming from dc1's snapshot 1.5 s before the fault) and injected
 loss, duplication, reordering and corruption; then, in a fresh process (so that its peak RSS is the
 validator's own: loading the columns plus every check), loads the ledgers as after a crash and runs delivery,
-order, split-brain and state checks. The JSON says how long, how many records per second, the peak RSS, and
+order, split-brain and state checks. The JSON says how long (in all and per checker, with what the checkers
+share timed as ``shared_s``; ``slowest`` names the slowest), how many records per second, the peak RSS, and
 whether every injected fault was found.
 
     .venv/bin/python bench/validate.py [--records N] [--out reports/bench/validate.json]
@@ -19,7 +20,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +34,8 @@ KEYS = 1000
 RATE = 20000.0  # tuples per second in the synthetic run
 T0 = 1.8e9
 LOSS, DUPLICATION, REORDER, CORRUPTION, UNKNOWN = 0.005, 0.002, 0.001, 0.0001, 0.0001
+#: issue 10: 10 M sent + 10 M received records judged in 2 s (about 10 M records/s) within 1 GB, on 2 cores
+GOAL = {"seconds": 2.0, "records_per_s": 10_000_000, "peak_rss_mb": 1024}
 
 
 def _write(folder: Path, row_type: type[SentRow] | type[ReceivedRow], columns: dict[str, np.ndarray],
@@ -174,37 +179,38 @@ def peak_rss_mb() -> float:
 def check(folder: Path, fault_at: float) -> dict[str, object]:
     """Load the ledgers as after a crash and run every checker (called in a fresh process)."""
     from support.data.ledger import read_table
-    from support.data.validate import check_delivery, check_order, check_split_brain, check_state
+    from support.data.validate import check_delivery, check_order, check_split_brain, check_state, prepare
 
     timings: dict[str, float] = {}
     peaks: dict[str, float] = {"start": peak_rss_mb()}
     started = time.perf_counter()
-    # the checkers need every received column, and all sent columns but the acknowledgement time and error text
-    sent = read_table(folder / "sent", ["id", "key", "seq", "dc", "t_send", "outcome", "amount"])
-    received = read_table(folder / "received")
+    # the checkers need every received column, and all sent columns but the acknowledgement time, the error text
+    # and the amount; mapped, so a column costs memory only where a checker reads it
+    sent = read_table(folder / "sent", ["id", "key", "seq", "dc", "t_send", "outcome"], lazy=True)
+    received = read_table(folder / "received", lazy=True)
     timings["load_s"] = time.perf_counter() - started
     peaks["load"] = peak_rss_mb()
-    step = time.perf_counter()
-    delivery = check_delivery(sent, received)
-    timings["delivery_s"] = time.perf_counter() - step
-    peaks["delivery"] = peak_rss_mb()
-    step = time.perf_counter()
-    order = check_order(received)
-    timings["order_s"] = time.perf_counter() - step
-    peaks["order"] = peak_rss_mb()
-    step = time.perf_counter()
-    split = check_split_brain(received)
-    timings["split_brain_s"] = time.perf_counter() - step
-    peaks["split_brain"] = peak_rss_mb()
-    step = time.perf_counter()
-    state = check_state(sent, received, "dc1", "dc2", fault_at)
-    timings["state_s"] = time.perf_counter() - step
-    peaks["state"] = peak_rss_mb()
+    steps: list[tuple[str, Callable[[], Any]]] = [
+        ("shared", lambda: prepare(received)),  # what order, split brain and state share: timed on its own
+        ("delivery", lambda: check_delivery(sent, received)),
+        ("order", lambda: check_order(received)),
+        ("split_brain", lambda: check_split_brain(received)),
+        ("state", lambda: check_state(sent, received, "dc1", "dc2", fault_at)),
+    ]
+    results: dict[str, Any] = {}
+    for name, run in steps:
+        step = time.perf_counter()
+        results[name] = run()
+        timings[f"{name}_s"] = time.perf_counter() - step
+        peaks[name] = peak_rss_mb()
     total = time.perf_counter() - started
+    delivery, order, split, state = (results[k] for k in ("delivery", "order", "split_brain", "state"))
+    checkers = {k: v for k, v in timings.items() if k != "load_s"}
     return {
         "seconds": round(total, 3),
         "checks_seconds": round(total - timings["load_s"], 3),
         "timings": {k: round(v, 3) for k, v in timings.items()},
+        "slowest": max(checkers, key=checkers.__getitem__).removesuffix("_s"),
         "peak_rss_mb": peak_rss_mb(),
         "peak_rss_mb_after": peaks,
         "found": {"lost": delivery.lost, "duplicated": delivery.duplicated, "reordered": order.reordered,
@@ -249,8 +255,9 @@ def main() -> int:
         "peak_rss_mb": measured["peak_rss_mb"],
         "timings": measured["timings"],
         "peak_rss_mb_after": measured["peak_rss_mb_after"],
-        "goal": {"records_per_s": 2_000_000, "peak_rss_mb": 1536},
-        "meets_goal": records / measured["seconds"] >= 2_000_000 and measured["peak_rss_mb"] <= 1536,
+        "slowest": measured["slowest"],
+        "goal": GOAL,
+        "meets_goal": measured["seconds"] <= GOAL["seconds"] and measured["peak_rss_mb"] <= GOAL["peak_rss_mb"],
         "injected": {k: v for k, v in injected.items() if k not in ("sent", "received", "fault_at")},
         "found": found,
         "all_found": (found["lost"] == injected["lost"] and found["duplicated"] == injected["duplicated"]

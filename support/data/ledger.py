@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import json
+import mmap
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import astuple, dataclass, fields
@@ -189,7 +190,16 @@ class Table:
         return [values[int(c)] for c in codes]
 
     def id_text(self, codes: np.ndarray | Sequence[int]) -> list[str]:
-        return [self.ids[int(c)] if 0 <= int(c) < len(self.ids) else f"#{int(c)}" for c in codes]
+        ids = self.ids
+        if isinstance(ids, Lines):  # one pass over the file for all of them
+            wanted = np.asarray(codes, dtype=np.int64).reshape(-1)
+            inside = (wanted >= 0) & (wanted < len(ids))
+            texts = ids.take(wanted[inside])
+            if inside.all():
+                return texts
+            found = iter(texts)
+            return [next(found) if ok else f"#{int(c)}" for c, ok in zip(wanted.tolist(), inside.tolist(), strict=True)]
+        return [ids[int(c)] if 0 <= int(c) < len(ids) else f"#{int(c)}" for c in codes]
 
     @classmethod
     def from_rows(cls, rows: Sequence[SentRow] | Sequence[ReceivedRow], row_type: type[R],
@@ -351,9 +361,12 @@ def rows_of(table: Table, row_type: type[R]) -> list[R]:
     return [row_type(*values) for values in zip(*decoded, strict=True)]
 
 
-def read_table(folder: Path, columns: Iterable[str] | None = None) -> Table:
+def read_table(folder: Path, columns: Iterable[str] | None = None, lazy: bool = False) -> Table:
     """Load one ledger's columns from ``folder`` (``<dir>/sent``), or only ``columns``; rows cut short by a crash
-    are dropped."""
+    are dropped.
+
+    ``lazy`` maps the column files read-only instead of reading them: a column costs memory only for the pages a
+    checker touches (the arrays are then read-only; ledgers only grow, and a mapped file must not shrink)."""
     meta = json.loads((folder / "meta.json").read_text())
     kinds: dict[str, str] = meta["columns"]
     if columns is not None:
@@ -363,7 +376,8 @@ def read_table(folder: Path, columns: Iterable[str] | None = None) -> Table:
     for name, kind in kinds.items():
         dtype = np.dtype(_dtype(kind))
         path = folder / f"{name}.bin"
-        raw[name] = np.fromfile(path, dtype=dtype, count=path.stat().st_size // dtype.itemsize)
+        count = path.stat().st_size // dtype.itemsize
+        raw[name] = _mapped(path, dtype, count) if lazy else np.fromfile(path, dtype=dtype, count=count)
     categories = {name: IdTable.read(folder / f"{name}.cats") for name, kind in kinds.items()
                   if kind.startswith("cat")}
     ids = Lines((folder / meta.get("ids", "../ids.txt")).resolve())
@@ -378,21 +392,94 @@ def read_table(folder: Path, columns: Iterable[str] | None = None) -> Table:
     return Table({name: array[:rows] for name, array in raw.items()}, categories, ids)
 
 
+def _mapped(path: Path, dtype: np.dtype, count: int) -> np.ndarray:
+    """The first ``count`` items of a binary column file, mapped read-only."""
+    if count == 0:
+        return np.empty(0, dtype=dtype)
+    with path.open("rb") as handle:
+        view = mmap.mmap(handle.fileno(), count * dtype.itemsize, access=mmap.ACCESS_READ)
+    return np.frombuffer(view, dtype=dtype, count=count)
+
+
+_LINE_COUNTS: dict[tuple[str, int, int], tuple[int, int]] = {}  # (path, size, mtime) -> (lines, fixed width or 0)
+
+
+def _count_lines(path: Path, size: int) -> tuple[int, int]:
+    """Complete lines in the first ``size`` bytes of ``path``, and their width when every line has the same
+    one (then line i is at byte i * width, without an offset table)."""
+    count = 0
+    with path.open("rb") as handle:
+        head = handle.read(min(size, CHUNK))
+        width = head.find(b"\n") + 1
+        step = (CHUNK // width) * width if width else CHUNK
+        handle.seek(0)
+        left = size
+        while left > 0 and (chunk := handle.read(min(step, left))):
+            left -= len(chunk)
+            lines = chunk.count(b"\n")
+            count += lines
+            if width and (lines != len(chunk) // width or (len(chunk) % width and left > 0)
+                          or not (np.frombuffer(chunk, dtype=np.uint8)[width - 1::width][:lines] == 10).all()):
+                width = 0
+    return count, width
+
+
 class Lines(Sequence[str]):
     """The lines of a text file, decoded on demand (the ids of a large ledger without a string per id in
-    memory): counted once in chunks; the line offsets are built on the first lookup."""
+    memory): counted once in chunks (remembered while the file is unchanged); the line offsets are built on
+    the first lookup unless every line has the same width."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
         self._count = 0
+        self._width = 0
         self._ends: np.ndarray | None = None
         if path.exists():
-            with path.open("rb") as handle:
-                while chunk := handle.read(CHUNK):
-                    self._count += chunk.count(b"\n")
+            stat = path.stat()
+            known = (str(path), stat.st_size, stat.st_mtime_ns)
+            if known not in _LINE_COUNTS:
+                if len(_LINE_COUNTS) > 64:
+                    _LINE_COUNTS.clear()
+                _LINE_COUNTS[known] = _count_lines(path, stat.st_size)
+            self._count, self._width = _LINE_COUNTS[known]
 
     def __len__(self) -> int:
         return self._count
+
+    def _spans(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Byte ranges [start, end) of lines ``indices`` (without the newline)."""
+        if self._width:
+            starts = indices * self._width
+            return starts, starts + (self._width - 1)
+        ends = self._offsets()
+        stops = ends[indices].astype(np.int64)
+        starts = np.where(indices > 0, ends[np.maximum(indices - 1, 0)].astype(np.int64) + 1, 0)
+        return starts, stops
+
+    def take(self, indices: np.ndarray | Sequence[int]) -> list[str]:
+        """The lines at ``indices`` (all within range), read in one pass over the file."""
+        wanted = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if not len(wanted):
+            return []
+        if wanted.min() < 0 or wanted.max() >= self._count:
+            raise IndexError("line index out of range")
+        starts, stops = self._spans(wanted)
+        out = [""] * len(wanted)
+        order = np.argsort(starts, kind="stable")
+        dense = len(wanted) * 4096 > int(stops.max() - starts.min())  # else a read per line
+        space = bytearray(max(BLOCK if dense else 0, int((stops - starts).max())))
+        view = memoryview(space)
+        base, filled = 0, 0
+        with self._path.open("rb", buffering=0) as handle:
+            for i, start, stop in zip(order.tolist(), starts[order].tolist(), stops[order].tolist(), strict=True):
+                if stop > base + filled or start < base:
+                    if stop - start > len(space):
+                        space = bytearray(stop - start)
+                        view = memoryview(space)
+                    handle.seek(start)
+                    base, filled = start, handle.readinto(space) or 0
+                out[i] = str(view[start - base:stop - base], "utf-8")
+        return out
 
     def _offsets(self) -> np.ndarray:
         if self._ends is None:
@@ -409,6 +496,11 @@ class Lines(Sequence[str]):
     def __getitem__(self, index: int) -> str:  # type: ignore[override]
         if isinstance(index, slice):
             raise TypeError("Lines does not slice")
+        if not -self._count <= index < self._count:
+            raise IndexError("line index out of range")
+        index %= self._count
+        if self._width:
+            return self.take([index])[0]
         ends = self._offsets()
         end = int(ends[index])
         start = int(ends[index - 1]) + 1 if index > 0 else 0
@@ -418,6 +510,7 @@ class Lines(Sequence[str]):
 
 
 CHUNK = 1 << 24
+BLOCK = 1 << 20  # reads of a batch of lines
 
 
 def _convert(kind: type, value: str) -> object:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from support.data.generate import FileOrderSource, OrderGenerator, tuple_crc
-from support.data.ledger import FAIL, OK, UNKNOWN, IdTable, Ledger, ReceivedRow, SentRow, read_table
+from support.data.ledger import FAIL, OK, UNKNOWN, IdTable, Ledger, Lines, ReceivedRow, SentRow, Table, read_table
 from support.data.validate import check_delivery, check_order
 from support.measure import (
     check_at_least_once,
@@ -173,3 +173,26 @@ def test_integrity_names_each_kind_of_bad_output() -> None:
     assert unexpected.summary == "Output tuples: 1 came out that were never sent."
     clean = check_integrity(check_delivery([sent(1), sent(2)], [recv(1), recv(2)]))
     assert clean.passed and clean.summary == "Every output tuple was intact and expected (2 received)."
+
+
+@pytest.mark.parametrize("names", [["r-1", "r-2", "r-3"], ["r-1", "r-22", "r-333"]])
+def test_ids_are_looked_up_in_one_pass_with_or_without_fixed_width_lines(tmp_path: Path, names: list[str]) -> None:
+    path = tmp_path / "ids.txt"
+    path.write_text("".join(n + "\n" for n in names) + "r-4")  # a last line cut short by a crash is not an id
+    lines = Lines(path)
+    assert len(lines) == 3 and [lines[i] for i in range(3)] == names and lines[-1] == names[-1]
+    assert lines.take([2, 0, 2]) == [names[2], names[0], names[2]]
+    table = Table({}, {}, lines)
+    assert table.id_text(np.array([1, 7, -1, 0])) == [names[1], "#7", "#-1", names[0]]
+    with pytest.raises(IndexError):
+        lines.take([3])
+
+
+def test_lazily_read_columns_are_read_only_views_of_the_files(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "received.csv", ReceivedRow)
+    ledger.extend([recv(1), recv(2, "dc2"), recv(1)])
+    ledger.close()
+    eager, lazy = read_table(tmp_path / "received"), read_table(tmp_path / "received", lazy=True)
+    assert all(np.array_equal(eager[n], lazy[n]) for n in eager.columns)
+    assert not lazy["seq"].flags.writeable
+    assert check_delivery([sent(1), sent(2)], lazy).duplicated_ids == ["r-1"]

@@ -201,3 +201,21 @@ def test_split_brain_names_both_data_centers_when_one_bursts_inside_the_others_s
     report = check_split_brain(sorted(steady + burst, key=lambda r: r.t_recv))
     assert report.keys == 1 and report.dcs == ["dc1", "dc2"]
     assert "dc1 and dc2" in check_single_emitter(report).summary
+
+
+def test_what_checkers_share_is_computed_once_and_forgotten_with_the_columns() -> None:
+    import gc
+
+    from support.data import validate
+    from support.data.ledger import Table
+
+    sim = Sim().run(reorder_every=25)
+    table = Table.from_rows(sim.received, ReceivedRow)
+    validate.prepare(table)
+    remembered = len(validate._MEMO)
+    assert remembered >= 3
+    first = check_order(table)
+    assert len(validate._MEMO) == remembered and check_order(table) == first
+    del table
+    gc.collect()
+    assert len(validate._MEMO) < remembered
