@@ -33,7 +33,7 @@ from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 from lab import crossdc, paths, truth
 from lab.apps import APPS, AppSpec, EndpointSpec, OperatorSpec, StreamSpec
 from lab.httpd import LabHTTPServer
-from lab.pe import TRACE_LEVELS
+from lab.peruntime import TRACE_LEVELS
 
 log = logging.getLogger("lab.instance")
 
