@@ -14,8 +14,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from lab import crossdc, paths
-from lab.pe import ControlServer, Downstream, PEContext
+from lab import crossdc, crossdc_composite, paths
+from lab.peruntime import ControlServer, Downstream, PEContext
 
 # ----------------------------------------------------------------------------------------------- specs
 
@@ -191,7 +191,7 @@ RESTORE_WAIT_S = 30.0  # a failover job processes its queued input from an empty
 EARLY_INPUT_WAIT_S = 5.0  # defect early-input: how long the replay waits for the first input
 
 
-class AggregatorPE(crossdc.CrossDCApp):
+class AggregatorPE(crossdc_composite.CrossDCApp):
     """PE 1 of `orders`: Aggregator fused with the CrossDCFailover composite and SpecialMessagePort.
 
     State per key: `[count, sum]`. The snapshot blob is `{"state": {key: [count, sum]}, "taken_at": t}`.
@@ -241,7 +241,7 @@ class AggregatorPE(crossdc.CrossDCApp):
         self.queued: list[dict[str, Any]] | None = [] if cfg.retain and "early-input" not in ctx.defects else None
         self.restore_deadline = time.monotonic() + RESTORE_WAIT_S
         self.input_seen = threading.Event()
-        self.crossdc = crossdc.CrossDC(ctx, cfg, self)
+        self.crossdc = crossdc_composite.CrossDC(ctx, cfg, self)
         server.on_stream = self.process
         self.crossdc.start()
         port = int(ctx.param("specialMessagePort", str(paths.SPECIAL_MESSAGE_PORT)))
@@ -596,7 +596,7 @@ class SinkPE:
         return reply
 
 
-class StubPE(crossdc.CrossDCApp):
+class StubPE(crossdc_composite.CrossDCApp):
     """`orders_standby`: the passive CrossDCFailover stub (mode 0) and its failover action.
 
     Like the toolkit's passive sample, on DOWN it runs the failover action (here: submit
@@ -612,7 +612,7 @@ class StubPE(crossdc.CrossDCApp):
         self.job_name = ctx.param("failoverJobName", "").strip() or self.app
         self.special_port = int(ctx.param("specialMessagePort", str(paths.SPECIAL_MESSAGE_PORT)))
         self.launched = False
-        self.crossdc = crossdc.CrossDC(ctx, self.cfg, self)
+        self.crossdc = crossdc_composite.CrossDC(ctx, self.cfg, self)
         self.crossdc.start()
 
     def _trace(self, level: str, msg: str) -> None:

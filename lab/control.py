@@ -14,10 +14,10 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 from lab import cgroups, netns, parts, paths, restclient, truth
+from lab.procs import alive, proc_starttime
 
 T = TypeVar("T")
 
@@ -55,21 +55,6 @@ def wait_for(cond: Callable[[], T | None], deadline_s: float, what: str, interva
 
 
 # ------------------------------------------------------------------------------------------ processes
-
-
-def proc_starttime(pid: int) -> int | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    rest = stat[stat.rindex(")") + 2 :].split()
-    if rest[0] == "Z":
-        return None
-    return int(rest[19])
-
-
-def alive(pid: int) -> bool:
-    return proc_starttime(pid) is not None
 
 
 def load_state() -> dict[str, Any]:

@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from lab import cgroups, exporter, jmx, paths, prometheus, sshd
+from lab.procs import proc_starttime
 
 # never through a proxy from the environment: the lab's addresses are loopback and lab namespaces only
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -32,12 +33,6 @@ class PartError(RuntimeError):
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-
-
-def _starttime(pid: int) -> int | None:
-    from lab.control import proc_starttime  # lazy: control imports this module
-
-    return proc_starttime(pid)
 
 
 def _poll(cond: Callable[[], bool], deadline_s: float, what: str, interval: float = 0.05) -> None:
@@ -64,12 +59,12 @@ def _spawn(name: str, argv: list[str], dc: str, kind: str) -> dict[str, Any]:
             env=env,
             start_new_session=True,
         )
-    return {"pid": proc.pid, "starttime": _starttime(proc.pid), "dc": dc, "kind": kind, "started_at": time.time()}
+    return {"pid": proc.pid, "starttime": proc_starttime(proc.pid), "dc": dc, "kind": kind, "started_at": time.time()}
 
 
 def _alive(info: dict[str, Any]) -> bool:
     pid = int(info.get("pid", 0))
-    return pid > 0 and _starttime(pid) == info.get("starttime")
+    return pid > 0 and proc_starttime(pid) == info.get("starttime")
 
 
 # ------------------------------------------------------------------------------------------------- start
