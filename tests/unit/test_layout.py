@@ -20,15 +20,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 MAX_LINES = 800
 
-CYCLE_FREE = [
-    pytest.param("lab", id="lab"),
-    pytest.param(
-        "support",
-        id="support",
-        marks=pytest.mark.xfail(strict=True, reason="support/ cycles are being removed in another branch"),
-    ),
-]
-#: support/ has no file over the limit: its case must pass today
+CYCLE_FREE = ["lab", "support"]
 SHORT_FILES = ["lab", "support"]
 
 

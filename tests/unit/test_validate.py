@@ -206,7 +206,7 @@ def test_split_brain_names_both_data_centers_when_one_bursts_inside_the_others_s
 def test_what_checkers_share_is_computed_once_and_forgotten_with_the_columns() -> None:
     import gc
 
-    from support.data import validate
+    from support.data import streams as validate
     from support.data.ledger import Table
 
     sim = Sim().run(reorder_every=25)

@@ -21,12 +21,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from support.data import validate
+from support.data import streams as validate
 from support.data.ledger import FAIL, OK, UNKNOWN, IdTable, Ledger, ReceivedRow, SentRow, read_table
+from support.data.streams import SAMPLE, SUM_TOLERANCE
 from support.data.validate import (
     MAX_PARTNER_SCAN,
-    SAMPLE,
-    SUM_TOLERANCE,
     check_delivery,
     check_order,
     check_split_brain,
