@@ -205,7 +205,9 @@ def guarded_restore(what: str, action: Callable[[], None], rest: Mapping[str, St
             history = (
                 "They were accepted earlier in this scenario, so the target's credentials changed during the run "
                 "(the embedded lab: rebuilt by `lab up` or `lab down` while the run used it)"
-                if accepted else f"They were not accepted earlier in this scenario: check datacenters.{dc}.rest.auth"
+                if accepted else ("They were not accepted earlier in this scenario: if an earlier scenario of the run "
+                                  f"got in with them, the target's credentials changed; else check datacenters.{dc}"
+                                  ".rest.auth")
             )
             raise RestoreError(
                 f"{dc} rejected the run's credentials ({exc}); not retried: they were read when the run started, "
