@@ -212,15 +212,28 @@ def anything_exists() -> bool:
     return bool(paths.LAB_DIR.exists() or netns.existing() or cgroups.existing_dirs())
 
 
-def healthy() -> bool:
-    state = load_state()
+def running(state: dict[str, Any]) -> bool:
+    """The lab is up: `lab up` finished, its namespaces exist and every process it recorded still runs."""
     if not state.get("up"):
         return False
     if any(not netns.ns_exists(ns) for ns in netns.NAMESPACES):
         return False
-    if len(recorded_pids(state)) != len(state.get("processes", {})):
-        return False
-    return all(rest_ready(dc) for dc in paths.DCS)
+    return len(recorded_pids(state)) == len(state.get("processes", {}))
+
+
+def unreachable_dcs() -> list[str]:
+    """The DCs whose REST API does not answer from the root namespace (a fault may hold them: a DC cut off
+    from the network, CPU exhaustion)."""
+    return [dc for dc in paths.DCS if not rest_ready(dc)]
+
+
+def _held_by_a_fault(unreachable: list[str]) -> str:
+    return (
+        f"lab: up, but the REST API of {', '.join(unreachable)} does not answer from here (a fault may hold it, "
+        "e.g. a data center cut off from the network); not rebuilding the lab: that would replace the password "
+        "and CA under a run that uses them. Heal the fault (`failover-tester faults list|clean`) or run "
+        "`python -m lab down` first."
+    )
 
 
 def _make_password() -> None:
@@ -238,8 +251,15 @@ def _make_password() -> None:
 def up(defects: list[str]) -> int:
     check_root()
     t0 = time.monotonic()
-    if paths.state_file().exists() and healthy():
-        if sorted(load_state().get("defects", [])) == sorted(defects):
+    previous = load_state()
+    if running(previous):
+        # A DC that does not answer while every process runs is held by a fault, not half up: tearing the lab
+        # down here would make a new password under a run that read the old one (HTTP 401 from then on).
+        if sorted(previous.get("defects", [])) == sorted(defects):
+            unreachable = unreachable_dcs()
+            if unreachable:
+                print(_held_by_a_fault(unreachable), file=sys.stderr)
+                return 1
             print("lab: already up and healthy (nothing to do); `python -m lab status` for details")
             return 0
         print("lab: up with other defect switches; tearing down first")
@@ -475,8 +495,12 @@ def reset(mode: str = "active-passive") -> int:
     `active-active` (orders in both, crossDCOperationMode=1); started instances, no snapshot files.
     For tests/ops only."""
     check_root()
-    if not healthy():
+    if not running(load_state()):
         print("lab: not up; run `python -m lab up`", file=sys.stderr)
+        return 1
+    unreachable = unreachable_dcs()
+    if unreachable:
+        print(_held_by_a_fault(unreachable), file=sys.stderr)
         return 1
     t0 = time.monotonic()
     for dc in paths.DCS:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from support.config.settings import AppSettings
 from support.orchestration import Journal
 from support.status import wait_job_healthy
-from support.streams.errors import StreamsNotFound
+from support.streams.errors import StreamsAuthError, StreamsNotFound
 from support.streams.rest import StreamsRestClient
 from support.waits import Progress
 
@@ -171,3 +173,46 @@ def ensure_returned(
     _ensure_running(rest[dc], name, bundle, params, journal, dc)
     wait_job_healthy(rest[dc], dc, name, timeout, progress)
     journal.record("deployment.returned", app=app.name, dc=dc, role=role, dual_outage=dual_outage)
+
+
+class RestoreError(RuntimeError):
+    """A restore of the layout stopped on an error that retrying cannot cure; the text says what was tried."""
+
+
+def guarded_restore(what: str, action: Callable[[], None], rest: Mapping[str, StreamsRestClient],
+                    journal: Journal) -> Callable[[], None]:
+    """``action`` (a cleanup that restores a layout) with a rejected credential reported loudly, never retried.
+
+    The run reads its credentials once, when it starts: after a 401/403 the same request can only fail again, and
+    so can every later scenario (in the embedded lab, a 401 in the middle of a run meant the lab had been rebuilt
+    under it with a new password). The ``RestoreError`` names the data center, the request, what the restore had
+    done before it, and whether the same credentials were accepted earlier in the scenario; the journal gets a
+    ``restore.failed`` event with the same facts.
+    """
+
+    def run() -> None:
+        started = time.time()
+        try:
+            action()
+        except StreamsAuthError as exc:
+            host = urlsplit(exc.url or "").netloc
+            dc = next((name for name, client in rest.items() if urlsplit(client.root_url).netloc == host), "?")
+            done = [f"{e.event.removeprefix('deployment.')} {e.fields.get('job')} in {e.fields.get('dc')}"
+                    for e in journal.events() if e.t >= started and e.event.startswith("deployment.")]
+            accepted = any(e.t < started for e in journal.events("deployment.ready"))
+            journal.record("restore.failed", what=what, dc=dc, request=f"{exc.method} {exc.url}", status=exc.status,
+                           retried=False, done=done, accepted_earlier=accepted)
+            history = (
+                "They were accepted earlier in this scenario, so the target's credentials changed during the run "
+                "(the embedded lab: rebuilt by `lab up` or `lab down` while the run used it)"
+                if accepted else ("They were not accepted earlier in this scenario: if an earlier scenario of the run "
+                                  f"got in with them, the target's credentials changed; else check datacenters.{dc}"
+                                  ".rest.auth")
+            )
+            raise RestoreError(
+                f"{dc} rejected the run's credentials ({exc}); not retried: they were read when the run started, "
+                f"so the same request can only fail again. {history}. The layout is NOT restored (done before the "
+                f"error: {', '.join(done) or 'nothing'}); later scenarios against {dc} will fail the same way."
+            ) from exc
+
+    return run

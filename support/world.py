@@ -16,7 +16,13 @@ from support.config import Config
 from support.data.generate import FileOrderSource, OrderGenerator
 from support.data.ledger import IdTable, Ledger, ReceivedRow, SentRow, Table
 from support.data.validate import output_times
-from support.deployment import AppSpec, ensure_active_active, ensure_active_passive, ensure_returned
+from support.deployment import (
+    AppSpec,
+    ensure_active_active,
+    ensure_active_passive,
+    ensure_returned,
+    guarded_restore,
+)
 from support.faults.base import Fault
 from support.faults.core import Topology
 from support.faults.executor import ExecutorPool
@@ -185,10 +191,10 @@ class World:
         self.roles = (active, standby)
         label_dc_pair(active, standby)
         rest = self.run.rest
-        self.cleanup.push(
-            f"restore {app.name}: active in {active}, standby in {standby}",
-            lambda: ensure_active_passive(rest, app, active, standby, self.journal, timeout=120),
-        )
+        what = f"restore {app.name}: active in {active}, standby in {standby}"
+        self.cleanup.push(what, guarded_restore(
+            what, lambda: ensure_active_passive(rest, app, active, standby, self.journal, timeout=120), rest,
+            self.journal))
         ensure_active_passive(rest, app, active, standby, self.journal, timeout=min(self.timeout, 120),
                               progress=self.progress, fresh=True)
         self._layout()
@@ -203,10 +209,10 @@ class World:
         self.mode = "active/active"
         label_dc_pair(first, second)
         rest = self.run.rest
-        self.cleanup.push(
-            f"restore {app.name}: active/active in {first} and {second}",
-            lambda: ensure_active_active(rest, app, (first, second), self.journal, timeout=120),
-        )
+        what = f"restore {app.name}: active/active in {first} and {second}"
+        self.cleanup.push(what, guarded_restore(
+            what, lambda: ensure_active_active(rest, app, (first, second), self.journal, timeout=120), rest,
+            self.journal))
         ensure_active_active(rest, app, (first, second), self.journal, timeout=min(self.timeout, 120),
                              progress=self.progress, fresh=True)
         self._layout()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -514,3 +515,29 @@ def test_up_again_is_a_no_op(lab: Lab) -> None:
     for comp in ("dc1-sshd", "dc2-sshd", "dc1-exporter", "dc2-exporter", "dc1-jmx", "dc2-jmx", "prometheus"):
         assert comp in text.split(), comp
     assert "Server listening on" in run_lab("logs", "dc1-sshd").stdout
+
+
+def test_up_while_a_dc_does_not_answer_keeps_the_lab_and_its_password(lab: Lab) -> None:
+    """Issue 10 §4: `lab up` during a run's "dc1 is cut off" tore the lab down as half-up and made a new password;
+    the run, holding the old one, got HTTP 401 from dc2 from then on. A lab whose processes all run is up."""
+    rule = ["INPUT", "-s", "198.18.0.1", "-p", "tcp", "--dport", "9714", "-m", "comment", "--comment",
+            "xdc-test-cut-off", "-j", "DROP"]  # dc1's REST unreachable from the root namespace, as when cut off
+    password = (LAB_DIR / "secrets" / "streams-password").read_text()
+    pids = json.loads((LAB_DIR / "state.json").read_text())["processes"]
+    subprocess.run(["ip", "netns", "exec", "xdc-dc1", "iptables", "-w", "-I", *rule], check=True)
+    try:
+        up = run_lab("up")
+        reset = run_lab("reset")
+    finally:
+        subprocess.run(["ip", "netns", "exec", "xdc-dc1", "iptables", "-w", "-D", *rule], check=False)
+        if (LAB_DIR / "secrets" / "streams-password").read_text() != password:
+            lab.refresh()  # rebuilt (the defect): later tests need the new password
+    assert up.returncode == 1, up.stdout + up.stderr
+    assert "REST API of dc1 does not answer" in up.stderr and "not rebuilding" in up.stderr, up.stderr
+    assert reset.returncode == 1 and "REST API of dc1 does not answer" in reset.stderr, reset.stdout + reset.stderr
+    assert (LAB_DIR / "secrets" / "streams-password").read_text() == password
+    assert json.loads((LAB_DIR / "state.json").read_text())["processes"] == pids
+    for dc in DCS:
+        assert lab.get(f"{lab.rest(dc)}/jobs").status_code == 200, dc  # the credentials a run holds still work
+    again = run_lab("up")
+    assert again.returncode == 0 and "already up and healthy" in again.stdout, again.stdout + again.stderr
