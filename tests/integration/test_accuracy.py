@@ -1,7 +1,7 @@
 """The measured recovery phases agree with the lab's ground truth within 100 ms (p95 over 10 failovers).
 
 Failovers are driven in-process with the framework's own classes (RunContext, World: deployment, traffic,
-toolkit monitor, the job-cancel fault, the timeline), exactly as the steps do; only this test reads the
+toolkit monitor, the job-cancel fault, the claims; the judge's timeline), exactly as the steps do; only this test reads the
 ground-truth log. ``XDC_ACCURACY_FAILOVERS`` sets the number of failovers (default 10);
 ``XDC_ACCURACY_OUT`` names a JSON file to write the error distribution to (``make bench``).
 """
@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from support.config import load_config
+from support.judge import facts
 from support.world import RunContext, World
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,8 +56,9 @@ def failover(run: RunContext, index: int) -> dict[str, float | None]:
         world.start_traffic(100)
         world.wait_steady(2)
         world.cancel_job("orders", "dc1")
-        world.takeover_seen("dc2", 10)
-        timeline = world.output_resumed(10)
+        world.claim("takeover", dc="dc2", within=10)
+        world.claim("recovery_time", limit=10)
+        timeline = facts.timeline(world.history())
         measured = {"fault_effective": timeline.fault_effective, "down_detected": timeline.down_detected,
                     "takeover": timeline.takeover, "first_output": timeline.first_output}
     finally:
