@@ -1,8 +1,8 @@
 """The measured recovery phases agree with the lab's ground truth within 100 ms (p95 over 10 failovers).
 
 Failovers are driven in-process with the framework's own classes (RunContext, World: deployment, traffic,
-toolkit monitor, the job-cancel fault, the claims; the judge's timeline), exactly as the steps do; only this test reads the
-ground-truth log. ``XDC_ACCURACY_FAILOVERS`` sets the number of failovers (default 10);
+toolkit monitor, the job-cancel fault, the claims; the judge's timeline), exactly as the steps do; only this test
+reads the ground-truth log. ``XDC_ACCURACY_FAILOVERS`` sets the number of failovers (default 10);
 ``XDC_ACCURACY_OUT`` names a JSON file to write the error distribution to (``make bench``).
 """
 
