@@ -39,7 +39,6 @@ class Judgement:
 Params = Mapping[str, Any]
 Check = Callable[[History, JournalEvent, Params], Judgement]
 CHECKS: dict[str, Check] = {}
-DATA_CHECKS: set[str] = set()
 
 
 def check(name: str) -> Callable[[Check], Check]:
@@ -172,33 +171,25 @@ def _window_tables(h: History, window: facts.Window) -> tuple[Table, Table]:
     return select(sent, inside), select(received, ~np.isin(received["id"], later))
 
 
-def _data(name: str, settle: Callable[[History], float] | None = None) -> Callable[[Callable[..., Verdict]], Check]:
-    """A data or state check: judged by ``fn(history, window, sent, received, params)`` once its window is
-    recorded; not judged if it is not recorded by its deadline."""
+def _data_check(name: str, verdict_name: str, settle: Callable[[History], float] | None = None
+                ) -> Callable[[Callable[..., Verdict]], Callable[..., Verdict]]:
+    """Register a data or state check ``name``: ``fn(history, window, sent, received, params)`` judges the traffic of
+    its window once that window is recorded; it is not judged if the window is not recorded by its deadline."""
 
-    def wrap(fn: Callable[..., Verdict]) -> Check:
+    def register(fn: Callable[..., Verdict]) -> Callable[..., Verdict]:
         def run(h: History, claim: JournalEvent, p: Params) -> Judgement:
             window = facts.data_window(h, claim.t, settle(h) if settle else None)
             evidence = {"window": window.to_json()}
             if not window.complete:
                 why = f"{window.waiting} when the scenario's time ran out" if window.waiting else "no window"
-                verdict = Verdict.not_judged(name, why + ".", evidence)
-                return _until(h, verdict, window.deadline or h.as_of)
+                return _until(h, Verdict.not_judged(verdict_name, why + ".", evidence), window.deadline or h.as_of)
             sent, received = _window_tables(h, window)
             verdict = fn(h, window, sent, received, p)
-            note = f"; judged over {window.describe()}"
-            summary = verdict.summary.removesuffix(".") + note + "."
+            summary = verdict.summary.removesuffix(".") + f"; judged over {window.describe()}."
             return _final(Verdict(verdict.name, verdict.passed, summary, {**verdict.evidence, **evidence},
                                   verdict.status))
-        return run
-    return wrap
 
-
-def _data_check(name: str, verdict_name: str, settle: Callable[[History], float] | None = None
-                ) -> Callable[[Callable[..., Verdict]], Callable[..., Verdict]]:
-    def register(fn: Callable[..., Verdict]) -> Callable[..., Verdict]:
-        CHECKS[name] = _data(verdict_name, settle)(fn)
-        DATA_CHECKS.add(name)
+        CHECKS[name] = run
         return fn
     return register
 
