@@ -26,6 +26,7 @@ from support.data.ledger import ReceivedRow, Table
 from support.data.validate import DeliveryReport, OrderReport, SplitBrainReport, StateReport, output_times
 from support.metrics.series import Baseline
 from support.orchestration import Journal, JournalEvent
+from support.units import format_seconds as secs
 
 PHASES = ("down_detected", "takeover", "first_output", "throughput_recovered")
 
@@ -196,7 +197,7 @@ def recovery_timeline(
             sources["first_output"] = f"received ledger (processed_at{note})"
         if first_output is not None and baseline is not None:
             recovered = throughput_recovered_at(times, first_output, baseline.mean, fraction, window)
-            sources["throughput_recovered"] = f"received ledger, {window:g} s window"
+            sources["throughput_recovered"] = f"received ledger, {secs(window, None)} window"
     down_at, takeover_at = instant(down), instant(takeover)
     if down_at is None and takeover_at is not None:
         down_at = takeover_at  # the standby must have seen DOWN before it took over: an upper bound
@@ -227,10 +228,10 @@ def check_takeover(timeline: RecoveryTimeline, dc: str, within: float) -> Verdic
     if timeline.fault_effective is None:
         return Verdict("takeover", False, "No fault became effective, so there was nothing to take over.", evidence)
     if took is None:
-        return Verdict("takeover", False, f"{dc} never took over (limit {within:g} s).", evidence)
+        return Verdict("takeover", False, f"{dc} never took over (limit {secs(within, None)}).", evidence)
     ok = took <= within
     verb = "took over" if ok else "took over too late:"
-    return Verdict("takeover", ok, f"{dc} {verb} {took:.2f} s after the fault (limit {within:g} s).", evidence)
+    return Verdict("takeover", ok, f"{dc} {verb} {secs(took)} after the fault (limit {secs(within, None)}).", evidence)
 
 
 def check_detection(timeline: RecoveryTimeline, lost: str, limit: float) -> Verdict:
@@ -241,9 +242,9 @@ def check_detection(timeline: RecoveryTimeline, lost: str, limit: float) -> Verd
         return Verdict("detection", False, "No fault became effective, so there was nothing to detect.", evidence)
     if seen is None:
         return Verdict("detection", False,
-                       f"{timeline.standby} never reported {lost} DOWN (limit {limit:g} s).", evidence)
+                       f"{timeline.standby} never reported {lost} DOWN (limit {secs(limit, None)}).", evidence)
     return Verdict("detection", seen <= limit,
-                   f"{timeline.standby} reported {lost} DOWN {seen:.2f} s after the fault (limit {limit:g} s).",
+                   f"{timeline.standby} reported {lost} DOWN {secs(seen)} after the fault (limit {secs(limit, None)}).",
                    evidence)
 
 
@@ -253,13 +254,14 @@ def check_recovery_time(timeline: RecoveryTimeline, limit: float) -> Verdict:
     if rto is None:
         return Verdict(
             "recovery_time", False,
-            f"Output never resumed from {timeline.standby} after the fault (limit {limit:g} s).", evidence,
+            f"Output never resumed from {timeline.standby} after the fault (limit {secs(limit, None)}).", evidence,
         )
     ok = rto <= limit
-    phases = ", ".join(f"{k.replace('_', ' ')} {v:.2f} s" for k, v in timeline.phases().items() if v is not None)
+    phases = ", ".join(f"{k.replace('_', ' ')} {secs(v)}" for k, v in timeline.phases().items() if v is not None)
     return Verdict(
         "recovery_time", ok,
-        f"Orders flowed again from {timeline.standby} {rto:.2f} s after the fault (limit {limit:g} s; {phases}).",
+        f"Orders flowed again from {timeline.standby} {secs(rto)} after the fault "
+        f"(limit {secs(limit, None)}; {phases}).",
         evidence,
     )
 
@@ -277,11 +279,11 @@ def check_throughput(timeline: RecoveryTimeline, fraction: float, within: float)
     if took is None:
         return Verdict("throughput_recovered", False,
                        f"Throughput was not back to {percent} of the baseline ({rate:.0f} tuples/s) within "
-                       f"{within:g} s of the fault.", evidence)
+                       f"{secs(within, None)} of the fault.", evidence)
     ok = took <= within
     return Verdict("throughput_recovered", ok,
-                   f"Throughput was back to {percent} of the baseline ({rate:.0f} tuples/s) {took:.2f} s after the "
-                   f"fault (limit {within:g} s).", evidence)
+                   f"Throughput was back to {percent} of the baseline ({rate:.0f} tuples/s) {secs(took)} after the "
+                   f"fault (limit {secs(within, None)}).", evidence)
 
 
 FAILOVER_EVENTS = ("toolkit.remote_down", "toolkit.takeover")
@@ -309,11 +311,12 @@ def check_no_takeover(journal: Journal, dc: str, since: float, until: float) -> 
     span = until - since
     evidence = {"dc": dc, "since": since, "until": until,
                 "events": [{"event": e.event, "t": e.t, **e.fields} for e in [*downs, *takeovers][:20]]}
-    seen_down = f" (it saw its remote DOWN {downs[0].t - since:.2f} s in)" if downs else ""
+    seen_down = f" (it saw its remote DOWN {secs(downs[0].t - since)} in)" if downs else ""
     if not takeovers:
-        return Verdict("no_takeover", True, f"{dc} did not take over during {span:.0f} s{seen_down}.", evidence)
+        return Verdict("no_takeover", True, f"{dc} did not take over during {secs(span, 0)}{seen_down}.", evidence)
     return Verdict("no_takeover", False,
-                   f"{dc} took over {takeovers[0].t - since:.2f} s into the {span:.0f} s watch{seen_down}.", evidence)
+                   f"{dc} took over {secs(takeovers[0].t - since)} into the {secs(span, 0)} watch{seen_down}.",
+                   evidence)
 
 
 def check_no_failover(journal: Journal, since: float, until: float) -> Verdict:
@@ -323,11 +326,11 @@ def check_no_failover(journal: Journal, since: float, until: float) -> Verdict:
                 "events": [{"event": e.event, "t": e.t, **e.fields} for e in events[:20]]}
     if not events:
         return Verdict("no_failover", True,
-                       f"No data center declared its remote DOWN or took over during {span:.0f} s.", evidence)
+                       f"No data center declared its remote DOWN or took over during {secs(span, 0)}.", evidence)
     first = events[0]
     what = "declared its remote DOWN" if first.event == "toolkit.remote_down" else "took over"
     return Verdict("no_failover", False,
-                   f"{first.fields.get('dc')} {what} {first.t - since:.2f} s into the {span:.0f} s watch.", evidence)
+                   f"{first.fields.get('dc')} {what} {secs(first.t - since)} into the {secs(span, 0)} watch.", evidence)
 
 
 # -------------------------------------------------------------------------------------- data loss
@@ -341,7 +344,7 @@ def check_lost(report: DeliveryReport, limit: int) -> Verdict:
     else:
         text = (
             f"{report.lost} of {report.acknowledged} acknowledged tuples never came out "
-            f"(limit {limit}); they were sent within {report.loss_window:.2f} s."
+            f"(limit {limit}); they were sent within {secs(report.loss_window)}."
         )
     return Verdict("lost", ok, text, evidence)
 
@@ -349,7 +352,7 @@ def check_lost(report: DeliveryReport, limit: int) -> Verdict:
 def check_loss_window(report: DeliveryReport, limit: float) -> Verdict:
     ok = report.loss_window <= limit
     evidence = {**report.counts(), "limit_s": limit, "lost_ids_sample": report.lost_ids[:20]}
-    text = f"Lost acknowledged tuples span {report.loss_window:.2f} s of input (limit {limit:g} s)."
+    text = f"Lost acknowledged tuples span {secs(report.loss_window)} of input (limit {secs(limit, None)})."
     return Verdict("loss_window", ok, text, evidence)
 
 
@@ -426,7 +429,7 @@ def check_single_emitter(report: SplitBrainReport) -> Verdict:
                        evidence)
     return Verdict("single_emitter", False,
                    f"Split brain: {' and '.join(report.dcs) or 'two data centers'} both emitted output for "
-                   f"{report.keys} customers during {report.overlap_s:.2f} s.", evidence)
+                   f"{report.keys} customers during {secs(report.overlap_s)}.", evidence)
 
 
 # ---------------------------------------------------------------------------------------------- state
@@ -457,7 +460,7 @@ def check_state_loss(report: StateReport, limit: float) -> Verdict:
                        f"cannot be counted.", evidence)
     ok = report.loss_window <= limit and not report.inconsistent
     text = (f"{report.new} lost {report.lost_updates} state updates made by {report.old}, spanning "
-            f"{report.loss_window:.2f} s (limit {limit:g} s).")
+            f"{secs(report.loss_window)} (limit {secs(limit, None)}).")
     if report.inconsistent:
         text += f" {report.inconsistent} customers' state was inconsistent and could not be counted."
     return Verdict("state_loss_window", ok, text, evidence)

@@ -20,6 +20,7 @@ from support.data.ledger import Table
 from support.data.validate import check_delivery, check_order, check_split_brain, check_state
 from support.judge import facts
 from support.judge.history import History, select
+from support.judge.settings import JudgeSettings
 from support.measure import Verdict
 from support.orchestration import JournalEvent
 
@@ -272,16 +273,17 @@ def _state_loss(h: History, w: facts.Window, sent: Table, received: Table, p: Pa
 
 # ---------------------------------------------------------------------------------------------- objectives
 
-OBJECTIVE_CHECKS: dict[str, tuple[str, Callable[[Mapping[str, float], str], dict[str, Any]]]] = {
-    "rto": ("recovery_time", lambda o, new: {"limit": o["rto"]}),
-    "takeover": ("takeover", lambda o, new: {"dc": new, "within": o["takeover"]}),
-    "max_lost": ("lost", lambda o, new: {"limit": o["max_lost"]}),
-    "max_duplicated": ("duplicated", lambda o, new: {"limit": o["max_duplicated"]}),
-    "loss_window": ("loss_window", lambda o, new: {"limit": o["loss_window"]}),
-    "throughput_recovery": ("throughput", lambda o, new: {"within": o["throughput_recovery"],
-                                                          "fraction": o.get("throughput_fraction", 0.9)}),
-    "state_loss_window": ("state_loss", lambda o, new: {"limit": o["state_loss_window"]}),
-    "rpo": ("loss_window", lambda o, new: {"limit": o["rpo"]}),
+#: objective -> (the check that judges it, its parameters from the objectives, the new active and the settings)
+OBJECTIVE_CHECKS: dict[str, tuple[str, Callable[[Mapping[str, float], str, JudgeSettings], dict[str, Any]]]] = {
+    "rto": ("recovery_time", lambda o, new, s: {"limit": o["rto"]}),
+    "takeover": ("takeover", lambda o, new, s: {"dc": new, "within": o["takeover"]}),
+    "max_lost": ("lost", lambda o, new, s: {"limit": o["max_lost"]}),
+    "max_duplicated": ("duplicated", lambda o, new, s: {"limit": o["max_duplicated"]}),
+    "loss_window": ("loss_window", lambda o, new, s: {"limit": o["loss_window"]}),
+    "throughput_recovery": ("throughput", lambda o, new, s: {
+        "within": o["throughput_recovery"], "fraction": o.get("throughput_fraction", s.throughput_fraction)}),
+    "state_loss_window": ("state_loss", lambda o, new, s: {"limit": o["state_loss_window"]}),
+    "rpo": ("loss_window", lambda o, new, s: {"limit": o["rpo"]}),
 }
 
 
@@ -295,7 +297,7 @@ def _objectives(h: History, claim: JournalEvent, p: Params) -> Judgement:
     parts: list[Judgement] = []
     for key, (kind, params) in OBJECTIVE_CHECKS.items():
         if key in objectives:
-            parts.append(CHECKS[kind](h, claim, params(objectives, new)))
+            parts.append(CHECKS[kind](h, claim, params(objectives, new, h.settings)))
         if key == "rpo" and key in objectives:
             parts.append(CHECKS["state_loss"](h, claim, {"limit": objectives["rpo"]}))
     verdicts = [j.verdict for j in parts]

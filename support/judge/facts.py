@@ -13,6 +13,7 @@ from support.judge.history import History
 from support.measure import RecoveryTimeline, recovery_timeline, throughput_baseline, throughput_recovered_at
 from support.metrics.series import Baseline
 from support.orchestration import JournalEvent
+from support.units import format_seconds as secs
 
 FAULT = "fault.effective"
 TAKEOVER_SLACK = 1.0  # a takeover seen up to this long before the fault was recorded is the fault's
@@ -148,7 +149,7 @@ class Window:
         if self.end is None:
             return "the window is not over yet"
         span = self.end - self.start
-        return f"{span:.1f} s of traffic" + (f" through {self.end - self.fault.t:.1f} s after the fault"
+        return f"{secs(span, 1)} of traffic" + (f" through {secs(self.end - self.fault.t, 1)} after the fault"
                                               if self.fault is not None else "")
 
     def to_json(self) -> dict[str, object]:
@@ -187,7 +188,7 @@ def data_window(history: History, claimed_at: float, settle: float | None = None
     else:
         recovered, _ = throughput_back(history, fault, s.throughput_fraction)
         missing = (f"the output back to {s.throughput_fraction * 100:g}% of the baseline or a takeover, "
-                   f"{now - fault.t:.1f} s after the fault")
+                   f"{secs(now - fault.t, 1)} after the fault")
     over = fault_over(history, fault)
     duration = fault_duration(history, fault)
     window = Window(start, None, False, fault=fault, recovered=recovered, over=over, deadline=deadline)
@@ -195,7 +196,7 @@ def data_window(history: History, claimed_at: float, settle: float | None = None
         return _replace(window, waiting=f"waiting for {missing}")
     if duration is not None and over is None:
         return _replace(window, waiting=f"waiting for the {fault.fields.get('kind', '')} fault to end "
-                                        f"({duration:g} s)", deadline=max(deadline, fault.t + duration + 60))
+                                        f"({secs(duration, None)})", deadline=max(deadline, fault.t + duration + 60))
     end = max(recovered, over or fault.t) + settle
     return _output_in(history, _replace(window, end=end), end, deadline)
 
@@ -211,7 +212,7 @@ def _output_in(history: History, window: Window, end: float, deadline: float) ->
     now = history.as_of
     give_up = end + s.drain_timeout
     if now < end:
-        return _replace(window, end=end, waiting=f"watching until {end - now:.1f} s from now",
+        return _replace(window, end=end, waiting=f"watching until {secs(end - now, 1)} from now",
                         deadline=max(deadline, give_up))
     sent, received = history.sent, history.received
     mask = (sent["t_send"] <= end) & sent.is_("outcome", OK)

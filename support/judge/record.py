@@ -18,6 +18,7 @@ from support.judge.checks import Judgement, judge_claim, state_report
 from support.judge.history import History, Snapshot
 from support.measure import FAILED, NOT_JUDGED, PASSED, Verdict
 from support.reporting.timeline import build_timeline
+from support.units import format_seconds as secs
 
 INTERRUPTED = "the run ended before this check's window was recorded"
 
@@ -52,11 +53,11 @@ def unrecorded(history: History, verdict: Verdict) -> str:
     fault = window.get("fault_effective")
     end = window.get("end")
     if fault is not None and end is not None and end > history.as_of:
-        return (f"{INTERRUPTED}: it ends {end - fault:.1f} s after the fault, the recording "
-                f"{history.as_of - fault:.1f} s after it")
+        return (f"{INTERRUPTED}: it ends {secs(end - fault, 1)} after the fault, the recording "
+                f"{secs(history.as_of - fault, 1)} after it")
     waiting = window.get("waiting")
     if fault is not None and waiting and "from now" not in waiting:
-        return f"{INTERRUPTED} ({waiting}; the recording ends {history.as_of - fault:.1f} s after the fault)"
+        return f"{INTERRUPTED} ({waiting}; the recording ends {secs(history.as_of - fault, 1)} after the fault)"
     return INTERRUPTED
 
 
@@ -95,7 +96,8 @@ def judge_scenario(history: History) -> dict[str, Any]:
         back, _ = facts.throughput_back(history, fault, fraction)
         sources = dict(line.sources)
         if back is not None:
-            sources["throughput_recovered"] = f"received ledger, {history.settings.throughput_window:g} s window"
+            width = secs(history.settings.throughput_window, None)
+            sources["throughput_recovered"] = f"received ledger, {width} window"
         line = replace(line, throughput_recovered=back, sources=sources)
     has_traffic = history.first("traffic.started") is not None
     delivery = check_delivery(history.sent, history.received) if has_traffic else None
