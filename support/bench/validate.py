@@ -8,7 +8,7 @@ order, split-brain and state checks. The JSON says how long (in all and per chec
 share timed as ``shared_s``; ``slowest`` names the slowest), how many records per second, the peak RSS, and
 whether every injected fault was found.
 
-    .venv/bin/python bench/validate.py [--records N] [--out reports/bench/validate.json]
+    .venv/bin/python -m support.bench.validate [--records N] [--out reports/bench/validate.json]
 """
 
 from __future__ import annotations
