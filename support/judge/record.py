@@ -11,11 +11,13 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from support.data.ledger import ReceivedRow, SentRow, rows_of
+import numpy as np
+
+from support.data.ledger import ReceivedRow, SentRow, Table, rows_of
 from support.data.validate import check_delivery, check_order, check_split_brain
 from support.judge import facts
 from support.judge.checks import Judgement, judge_claim, state_report
-from support.judge.history import History, Snapshot
+from support.judge.history import History, Snapshot, select
 from support.measure import FAILED, NOT_JUDGED, PASSED, Verdict
 from support.reporting.timeline import build_timeline
 from support.units import format_seconds as secs
@@ -72,6 +74,18 @@ def stated_fraction(history: History) -> float:
     return history.settings.throughput_fraction
 
 
+def settled_traffic(history: History) -> tuple[Table, Table]:
+    """The ledgers whose outcome is known: all of them once the outputs were drained at the end of the scenario;
+    in a run that ended before that (killed), only the tuples sent at least ``traffic.drain_timeout`` before the
+    recording ends, so tuples still in flight are not counted as lost."""
+    if history.first("traffic.drained") is not None:
+        return history.sent, history.received
+    cutoff = history.as_of - history.settings.drain_timeout
+    sent = select(history.sent, history.sent["t_send"] <= cutoff)
+    later = history.sent["id"][history.sent["t_send"] > cutoff]
+    return sent, select(history.received, ~np.isin(history.received["id"], later))
+
+
 def status_of(verdicts: list[Verdict], finished: Any, error: str | None) -> str:
     if any(v.status == FAILED for v in verdicts):
         return "failed"
@@ -100,7 +114,7 @@ def judge_scenario(history: History) -> dict[str, Any]:
             sources["throughput_recovered"] = f"received ledger, {width} window"
         line = replace(line, throughput_recovered=back, sources=sources)
     has_traffic = history.first("traffic.started") is not None
-    delivery = check_delivery(history.sent, history.received) if has_traffic else None
+    delivery = check_delivery(*settled_traffic(history)) if has_traffic else None
     state = state_report(history) if has_traffic and fault is not None and len(history.received) else None
     s = history.settings
     base = facts.baseline(history)
