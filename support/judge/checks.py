@@ -13,13 +13,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-import numpy as np
-
 from support import measure
 from support.data.ledger import Table
 from support.data.validate import check_delivery, check_order, check_split_brain, check_state
 from support.judge import facts
-from support.judge.history import History, select
+from support.judge.history import History, sent_until
 from support.judge.settings import JudgeSettings
 from support.measure import Verdict
 from support.orchestration import JournalEvent
@@ -163,15 +161,6 @@ def _no_takeover(h: History, claim: JournalEvent, p: Params) -> Judgement:
 # ------------------------------------------------------------------------------------------ data, state
 
 
-def _window_tables(h: History, window: facts.Window) -> tuple[Table, Table]:
-    """The sent rows of the window, and the received rows except those of tuples sent after it."""
-    end = window.end if window.end is not None else h.as_of
-    sent, received = h.sent, h.received
-    inside = sent["t_send"] <= end
-    later = np.setdiff1d(sent["id"][~inside], sent["id"][inside])
-    return select(sent, inside), select(received, ~np.isin(received["id"], later))
-
-
 def _data_check(name: str, verdict_name: str, settle: Callable[[History], float] | None = None
                 ) -> Callable[[Callable[..., Verdict]], Callable[..., Verdict]]:
     """Register a data or state check ``name``: ``fn(history, window, sent, received, params)`` judges the traffic of
@@ -184,7 +173,7 @@ def _data_check(name: str, verdict_name: str, settle: Callable[[History], float]
             if not window.complete:
                 why = f"{window.waiting} when the scenario's time ran out" if window.waiting else "no window"
                 return _until(h, Verdict.not_judged(verdict_name, why + ".", evidence), window.deadline or h.as_of)
-            sent, received = _window_tables(h, window)
+            sent, received = sent_until(h.sent, h.received, window.end if window.end is not None else h.as_of)
             verdict = fn(h, window, sent, received, p)
             summary = verdict.summary.removesuffix(".") + f"; judged over {window.describe()}."
             return _final(Verdict(verdict.name, verdict.passed, summary, {**verdict.evidence, **evidence},

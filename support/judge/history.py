@@ -54,6 +54,13 @@ def select(table: Table, mask: np.ndarray) -> Table:
     return Table({name: column[mask] for name, column in table.columns.items()}, table.categories, table.ids)
 
 
+def sent_until(sent: Table, received: Table, end: float) -> tuple[Table, Table]:
+    """The tuples sent up to ``end``, and the received rows except those of tuples sent only after it."""
+    inside = sent["t_send"] <= end
+    later = np.setdiff1d(sent["id"][~inside], sent["id"][inside])
+    return select(sent, inside), select(received, ~np.isin(received["id"], later))
+
+
 @dataclass(frozen=True)
 class History:
     """One scenario's record: events in the order they were recorded, and its two ledgers."""

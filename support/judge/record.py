@@ -11,13 +11,11 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-import numpy as np
-
 from support.data.ledger import ReceivedRow, SentRow, Table, rows_of
 from support.data.validate import check_delivery, check_order, check_split_brain
 from support.judge import facts
 from support.judge.checks import Judgement, judge_claim, state_report
-from support.judge.history import History, Snapshot, select
+from support.judge.history import History, Snapshot, sent_until
 from support.measure import FAILED, NOT_JUDGED, PASSED, Verdict
 from support.reporting.timeline import build_timeline
 from support.units import format_seconds as secs
@@ -80,10 +78,7 @@ def settled_traffic(history: History) -> tuple[Table, Table]:
     recording ends, so tuples still in flight are not counted as lost."""
     if history.first("traffic.drained") is not None:
         return history.sent, history.received
-    cutoff = history.as_of - history.settings.drain_timeout
-    sent = select(history.sent, history.sent["t_send"] <= cutoff)
-    later = history.sent["id"][history.sent["t_send"] > cutoff]
-    return sent, select(history.received, ~np.isin(history.received["id"], later))
+    return sent_until(history.sent, history.received, history.as_of - history.settings.drain_timeout)
 
 
 def status_of(verdicts: list[Verdict], finished: Any, error: str | None) -> str:
