@@ -101,6 +101,31 @@ def pes_dir(dc: str) -> Path:
     return LAB_DIR / dc / "pes"
 
 
+def crossdc_dir(dc: str) -> Path:
+    """The DC host's toolkit files: configuration files (``configFileName``) and failover scripts."""
+    return LAB_DIR / dc / "crossdc"
+
+
+def appconfig_dir(dc: str) -> Path:
+    """The instance's application configurations, one ``<name>.json`` each (written only by the instance)."""
+    return LAB_DIR / dc / "appconfigs"
+
+
+def nameservice_dir(dc: str) -> Path:
+    """The instance's name service: one file per entry (``getnsentry``), written by the PE that registers it."""
+    return LAB_DIR / dc / "nameservice"
+
+
+def bin_dir() -> Path:
+    """Commands the lab installs on its DC hosts (``streamtool``, ``standalone``)."""
+    return LAB_DIR / "bin"
+
+
+def bundles_dir() -> Path:
+    """Application bundles (``<application>.sab``) as a team would have them on its build host."""
+    return LAB_DIR / "bundles"
+
+
 def read_password() -> str:
     return password_file().read_text(encoding="ascii").strip()
 
