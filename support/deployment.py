@@ -8,59 +8,79 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from support.config.settings import AppSettings
+from support.config.settings import AppSettings, StandbySettings
+from support.dchost import StandbyStub
 from support.orchestration import Journal
 from support.status import wait_job_healthy
 from support.streams.errors import StreamsAuthError, StreamsNotFound
 from support.streams.rest import StreamsRestClient
-from support.waits import Progress
+from support.waits import Progress, wait_until
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class AppSpec:
-    """An application as configured: its job name, bundle and the passive stub (if any)."""
+    """An application as configured: its job name, bundle, submission parameters and passive stub (if any)."""
 
     name: str
     job_name: str
     bundle: str
-    standby_job: str | None
-    standby_bundle: str | None
+    standby: StandbySettings | None
     parameters: dict[str, str]
 
     @classmethod
     def from_settings(cls, app: AppSettings) -> AppSpec:
-        standby = app.standby
-        return cls(
-            name=app.name,
-            job_name=app.job_name,
-            bundle=app.bundle,
-            standby_job=standby.job_name if standby is not None else None,
-            standby_bundle=standby.bundle if standby is not None else None,
-            parameters=dict(app.submission_parameters),
-        )
+        return cls(name=app.name, job_name=app.job_name, bundle=app.bundle, standby=app.standby,
+                   parameters=dict(app.submission_parameters))
+
+    def parameters_for(self, dc: str) -> dict[str, str]:
+        """The submission parameters for a job in ``dc`` (``{dc}`` replaced by its name)."""
+        return {key: value.replace("{dc}", dc) for key, value in self.parameters.items()}
 
 
-def _cancel_named(client: StreamsRestClient, job_name: str, journal: Journal, dc: str) -> None:
-    for job in client.jobs():
-        if job.get("name") == job_name and job.get("status") not in ("canceled", "canceling"):
+#: the standalone stub of an application in a data center
+Stubs = Callable[[AppSpec, str], StandbyStub]
+
+
+def _cancel_named(client: StreamsRestClient, job_name: str, journal: Journal, dc: str, timeout: float = 60.0
+                  ) -> None:
+    """Cancel every live job named ``job_name`` and wait until each is gone (a real DELETE answers while the
+    job is still ``canceling``, and a job submitted meanwhile would find its ports taken)."""
+    canceled: list[str] = []
+    for job in client.jobs(job_name):
+        if job.get("status") in ("canceled",):
+            continue
+        job_id = str(job["id"])
+        if job.get("status") != "canceling":
             try:
-                client.cancel_job(str(job["id"]))
+                client.cancel_job(job_id)
             except StreamsNotFound:
                 continue
-            journal.record("deployment.canceled", dc=dc, job=job_name, job_id=str(job["id"]))
+            journal.record("deployment.canceled", dc=dc, job=job_name, job_id=job_id)
+        canceled.append(job_id)
+    for job_id in canceled:
+        wait_until(lambda job_id=job_id: client.job_gone(job_id), bool, timeout=timeout, interval=0.1,  # type: ignore[misc]
+                   what=f"job {job_id} ({job_name}) in {dc} to be gone after its cancel")
 
 
-def _ensure_running(client: StreamsRestClient, job_name: str, bundle: str, params: dict[str, str],
-                    journal: Journal, dc: str) -> None:
-    if client.find_job(job_name) is None:
-        job = client.submit_job(bundle, job_name=job_name, submission_parameters=params)
-        journal.record("deployment.submitted", dc=dc, job=job_name, job_id=str(job.get("id")))
+def _ensure_running(client: StreamsRestClient, app: AppSpec, dc: str, journal: Journal,
+                    extra: Mapping[str, str] | None = None) -> None:
+    if client.find_job(app.job_name) is None:
+        params = {**app.parameters_for(dc), **(extra or {})}
+        job = client.submit_bundle(app.bundle, job_name=app.job_name, submission_parameters=params)
+        journal.record("deployment.submitted", dc=dc, job=app.job_name, job_id=str(job.get("id")))
+
+
+def _standby_of(app: AppSpec) -> StandbySettings:
+    if app.standby is None:
+        raise ValueError(f"application {app.name} has no standby configured (applications.{app.name}.standby)")
+    return app.standby
 
 
 def ensure_active_passive(
     rest: Mapping[str, StreamsRestClient],
+    stubs: Stubs,
     app: AppSpec,
     active: str,
     standby: str,
@@ -69,32 +89,34 @@ def ensure_active_passive(
     progress: Progress | None = None,
     fresh: bool = False,
 ) -> None:
-    """Leave ``app`` running in ``active`` with its passive stub in ``standby``, both healthy.
+    """Leave ``app`` running in ``active`` (healthy) with its standalone stub holding the toolkit's port in
+    ``standby``.
 
     Whatever a previous scenario left (a taken-over job in the standby, a stub in the active DC) is
-    canceled first, so every scenario starts from the same layout. ``fresh`` also replaces jobs that are
-    still running (their toolkit may be DOWN for good after a partition, their state carries history):
-    the stub goes first, so that it cannot mistake the active's cancel for a failure and take over.
+    removed first, so every scenario starts from the same layout. ``fresh`` also replaces what is still running
+    (a toolkit may be DOWN for good after a partition; state carries history): the stub goes first, so that it
+    cannot mistake the active's cancel for a failure and launch the application.
     """
-    if app.standby_job is None or app.standby_bundle is None:
-        raise ValueError(f"application {app.name} has no standby configured (applications.{app.name}.standby)")
+    _standby_of(app)
     if fresh:
-        _cancel_named(rest[standby], app.standby_job, journal, standby)
+        stubs(app, standby).stop()
         _cancel_named(rest[active], app.job_name, journal, active)
     _cancel_named(rest[standby], app.job_name, journal, standby)
-    _cancel_named(rest[active], app.standby_job, journal, active)
+    stubs(app, active).stop()
     for dc in rest:
         if dc not in (active, standby):
             _cancel_named(rest[dc], app.job_name, journal, dc)
-    _ensure_running(rest[standby], app.standby_job, app.standby_bundle, app.parameters, journal, standby)
-    _ensure_running(rest[active], app.job_name, app.bundle, app.parameters, journal, active)
-    for dc, name in ((active, app.job_name), (standby, app.standby_job)):
-        wait_job_healthy(rest[dc], dc, name, timeout, progress)
+    stub = stubs(app, standby)
+    if stub.pid() is None:
+        stub.start()
+    _ensure_running(rest[active], app, active, journal)
+    wait_job_healthy(rest[active], active, app.job_name, timeout, progress)
     journal.record("deployment.ready", app=app.name, active=active, standby=standby)
 
 
 def ensure_active_active(
     rest: Mapping[str, StreamsRestClient],
+    stubs: Stubs | None,
     app: AppSpec,
     dcs: tuple[str, str],
     journal: Journal,
@@ -102,33 +124,19 @@ def ensure_active_active(
     progress: Progress | None = None,
     fresh: bool = False,
 ) -> None:
-    """Leave ``app`` running in both data centers with ``crossDCOperationMode=1`` (active/active), both healthy.
+    """Leave ``app`` running in both data centers in crossDCOperationMode 1 (active/active), both healthy.
 
-    Passive stubs are canceled first, and so is a job of the application that runs in passive mode;
-    ``fresh`` replaces every job of the application, running or not.
+    The operation mode comes from each data center's toolkit settings (the application's config file), as on a
+    real pair: the tester does not override it. Standalone stubs are stopped first; ``fresh`` replaces every job
+    of the application, running or not.
     """
-    params = {**app.parameters, "crossDCOperationMode": "1"}
-    if fresh:
-        for dc in rest:
-            if app.standby_job:
-                _cancel_named(rest[dc], app.standby_job, journal, dc)
-            _cancel_named(rest[dc], app.job_name, journal, dc)
-    stubs = [dc for dc in rest if app.standby_job and rest[dc].find_job(app.standby_job) is not None]
     for dc in rest:
-        if stubs and dc in dcs:  # coming from active/passive: start both sides afresh, without that history
-            _cancel_named(rest[dc], app.job_name, journal, dc)
-        if app.standby_job:
-            _cancel_named(rest[dc], app.standby_job, journal, dc)
-        if dc not in dcs:
-            _cancel_named(rest[dc], app.job_name, journal, dc)
-            continue
-        job = rest[dc].find_job(app.job_name)
-        mode = {p.get("name"): p.get("value") for p in (job or {}).get("submitParameters", [])}.get(
-            "crossDCOperationMode", "1")
-        if job is not None and str(mode) != "1":
+        if stubs is not None and app.standby is not None:
+            stubs(app, dc).stop()
+        if fresh or dc not in dcs:
             _cancel_named(rest[dc], app.job_name, journal, dc)
     for dc in dcs:
-        _ensure_running(rest[dc], app.job_name, app.bundle, params, journal, dc)
+        _ensure_running(rest[dc], app, dc, journal)
     for dc in dcs:
         wait_job_healthy(rest[dc], dc, app.job_name, timeout, progress)
     journal.record("deployment.ready", app=app.name, active=dcs[0], standby=dcs[1], mode="active/active")
@@ -136,43 +144,32 @@ def ensure_active_active(
 
 def ensure_returned(
     rest: Mapping[str, StreamsRestClient],
+    stubs: Stubs,
     app: AppSpec,
     dc: str,
     role: str,
     journal: Journal,
     timeout: float,
     progress: Progress | None = None,
-    *,
-    dual_outage: bool = False,
 ) -> None:
-    """Put ``dc`` back into service after an outage, in ``role``: ``standby`` runs the passive stub (which
+    """Put ``dc`` back into service after an outage, in ``role``: ``standby`` runs the standalone stub (which
     stores the active's snapshots, ready to take over or to fail back); ``active`` runs the application.
 
-    Whatever the outage left in ``dc`` (an old active that stood down, a stub that already launched) is
-    canceled first. After a ``dual_outage`` (no data center ran the application), a stub is started with
-    ``sendDataSnapshotsToOriginDCAtStartup=true``, so the snapshots it kept go back to the data center they
-    came from (the toolkit's dual-outage recovery), and the application with
-    ``retainOlderDataSnapshotsAtStartup=true``, so it waits for them. Otherwise the stub starts afresh
-    (older snapshot files are deleted) and replicates from the running active.
+    Whatever the outage left in ``dc`` (an old active, a stub) is removed first. The toolkit settings a dual
+    outage needs (retain or return the stored snapshots) are the caller's: they live in the config files.
     """
     if role not in ("active", "standby"):
         raise ValueError(f"unknown role {role!r}")
-    if app.standby_job is None or app.standby_bundle is None:
-        raise ValueError(f"application {app.name} has no standby configured (applications.{app.name}.standby)")
+    _standby_of(app)
     _cancel_named(rest[dc], app.job_name, journal, dc)
-    _cancel_named(rest[dc], app.standby_job, journal, dc)
-    params = dict(app.parameters)
+    stub = stubs(app, dc)
+    stub.stop()
     if role == "standby":
-        name, bundle = app.standby_job, app.standby_bundle
-        if dual_outage:
-            params["sendDataSnapshotsToOriginDCAtStartup"] = "true"
+        stub.start()
     else:
-        name, bundle = app.job_name, app.bundle
-        if dual_outage:
-            params["retainOlderDataSnapshotsAtStartup"] = "true"
-    _ensure_running(rest[dc], name, bundle, params, journal, dc)
-    wait_job_healthy(rest[dc], dc, name, timeout, progress)
-    journal.record("deployment.returned", app=app.name, dc=dc, role=role, dual_outage=dual_outage)
+        _ensure_running(rest[dc], app, dc, journal)
+        wait_job_healthy(rest[dc], dc, app.job_name, timeout, progress)
+    journal.record("deployment.returned", app=app.name, dc=dc, role=role)
 
 
 class RestoreError(RuntimeError):

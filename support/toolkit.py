@@ -37,18 +37,53 @@ from support.streams.errors import StreamsError
 
 log = logging.getLogger(__name__)
 
-WATCHDOG = "CrossDCFailover.RemoteDataCenterHeartbeatWatchdog"
-RECEIVER = "CrossDCFailover.CrossDataCenterReceiver"
-MERGER = "CrossDCFailover.RemoteDCDataMerger"
+#: the toolkit's operators a tester reads, by role (their names are ``<alias>.<operator>``)
+WATCHDOG = "RemoteDataCenterHeartbeatWatchdog"
+RECEIVER = "CrossDataCenterReceiver"  # one per sender/receiver pair: CrossDataCenterReceiver[0], [1], ...
+MERGER = "RemoteDCDataMerger"
 TOOLKIT_OPERATORS = (WATCHDOG, RECEIVER, MERGER)
+
+
+@dataclass(frozen=True)
+class ToolkitNames:
+    """How one application embeds the toolkit: the alias of its CrossDataCenterFailover composite and the trace
+    lines its own logic writes on a remote status change (the toolkit writes none)."""
+
+    alias: str = "CrossDCFailover"
+    trace_up: str = "Received a notification about the remote data center coming up"
+    trace_down: str = "Received a notification about the remote data center going down"
+
+    @classmethod
+    def of(cls, settings: Any) -> ToolkitNames:
+        """From ``applications.<app>.crossdc`` (:class:`support.config.settings.ToolkitSettings`)."""
+        return cls(str(settings.alias), str(settings.trace_up), str(settings.trace_down))
+
+    def role(self, operator_name: str) -> str | None:
+        """The role (WATCHDOG, RECEIVER, MERGER) of an operator of the application's job, or None.
+
+        Matches ``<alias>.<operator>`` with or without a parallel-channel index (``...Receiver[0]``)."""
+        prefix = f"{self.alias}."
+        if not operator_name.startswith(prefix):
+            return None
+        base = re.sub(r"\[\d+\]$", "", operator_name[len(prefix):])
+        return base if base in TOOLKIT_OPERATORS else None
+
+    def operator(self, role: str, channel: int | None = 0) -> str:
+        """The operator's full name (``channel`` only for the per-pair operators)."""
+        suffix = f"[{channel}]" if role == RECEIVER and channel is not None else ""
+        return f"{self.alias}.{role}{suffix}"
+
+    def up(self, message: str) -> bool:
+        return re.search(self.trace_up, message) is not None
+
+    def down(self, message: str) -> bool:
+        return re.search(self.trace_down, message) is not None
 
 TRACE_LINE = re.compile(r"^(?P<stamp>.+?)\s+(?P<level>[A-Z]+)\s+\[(?P<aspect>[^\]]+)\]\s+_XXXXX_\s*(?P<message>.*)$")
 STREAMS_TRACE = re.compile(
     r"^(?P<stamp>\d{1,2} \w{3} \d{4} \d{2}:\d{2}:\d{2}\.\d+[+-]\d{4}).*?_XXXXX_\s*(?P<message>.*)$")
 #: trace lines too routine to journal (one per heartbeat)
 ROUTINE_TEXT = re.compile(r"heartbeat message \d+ with no data snapshot|^sen[dt]\w* heartbeat", re.IGNORECASE)
-DOWN_TEXT = re.compile(r"\bis DOWN\b", re.IGNORECASE)
-UP_TEXT = re.compile(r"\bis UP\b", re.IGNORECASE)
 
 
 class RestApi(Protocol):
@@ -152,8 +187,11 @@ class ToolkitMonitor(threading.Thread):
         trace_interval: float = 1.0,
         clock_tolerance: float = 0.5,
         outputs: Callable[[], Mapping[str, float]] | None = None,
+        toolkit: Any = None,
     ) -> None:
         super().__init__(name="toolkit-monitor", daemon=True)
+        self.names = ToolkitNames() if toolkit is None else (
+            toolkit if isinstance(toolkit, ToolkitNames) else ToolkitNames.of(toolkit))
         self._rest = rest
         self._app_job = app_job
         self._journal = journal
@@ -280,12 +318,13 @@ class ToolkitMonitor(threading.Thread):
         try:
             if not watch.resolved:
                 ops = api.operators(job)
-                watch.operators = {str(op.get("name")): op for op in ops if op.get("name") in TOOLKIT_OPERATORS}
+                watch.operators = {str(op.get("name")): op for op in ops if self.names.role(str(op.get("name")))}
                 watch.metric_urls = {name: _output_metrics_url(api, op) for name, op in watch.operators.items()}
                 watch.resolved = True
-            counts = {}
-            for name, url in watch.metric_urls.items():
-                counts[name] = int(api.metrics(url).get("nTuplesSubmitted", 0))
+            counts: dict[str, int] = {}
+            for name, url in watch.metric_urls.items():  # per role, summed over the sender/receiver pairs
+                role = self.names.role(name) or name
+                counts[role] = counts.get(role, 0) + int(api.metrics(url).get("nTuplesSubmitted", 0))
         except StreamsError as exc:
             log.debug("monitor: %s toolkit metrics unavailable: %s", dc, exc)
             return
@@ -308,7 +347,7 @@ class ToolkitMonitor(threading.Thread):
         if MERGER in counts and not first_look and counts[MERGER] > before.get(MERGER, 0):
             self._journal.record("toolkit.snapshot_restored", at=seen, dc=dc, job=job.get("name"),
                                  replayed=counts[MERGER], source="operator metrics")
-            self._in_place_takeover(watch, seen, None, "RemoteDCDataMerger")
+            self._in_place_takeover(watch, seen, None, MERGER)
         if job.get("name") == self._app_job:
             self._pe_states(watch, seen)
 
@@ -327,7 +366,7 @@ class ToolkitMonitor(threading.Thread):
         if count != before:
             self._remote_up[dc] = up
             event = "toolkit.remote_up" if up else "toolkit.remote_down"
-            stamp = _transition_time(lines, up, window)
+            stamp = _transition_time(lines, self.names.up if up else self.names.down, window)
             self._journal.record(event, at=seen, dc=dc, job=job.get("name"), transitions=count,
                                  source="operator metrics", **({} if stamp is None else {"happened_at": stamp}))
             if not up:
@@ -347,12 +386,11 @@ class ToolkitMonitor(threading.Thread):
 
     def _trace_transitions(self, watch: _JobWatch, lines: list[TraceLine], seen: tuple[float, float],
                            window: tuple[float, float]) -> None:
-        """No watchdog metric: the trace's UP/DOWN lines are the signal."""
+        """No watchdog metric: the application's own UP/DOWN trace lines (``crossdc.trace_up``/``trace_down``) are
+        the signal."""
         for line in lines:
-            if line.aspect and line.aspect != "RemoteDC-Heartbeat-Watchdog":
-                continue
-            up = bool(UP_TEXT.search(line.message))
-            if not up and not DOWN_TEXT.search(line.message):
+            up = self.names.up(line.message)
+            if not up and not self.names.down(line.message):
                 continue
             was = self._remote_up.get(watch.dc)
             self._remote_up[watch.dc] = up
@@ -370,7 +408,8 @@ class ToolkitMonitor(threading.Thread):
         api = self._rest[watch.dc]
         try:
             if watch.toolkit_pe is None:
-                pe_url = watch.operators.get(WATCHDOG, next(iter(watch.operators.values()), {})).get("pe")
+                by_role = {self.names.role(name): op for name, op in watch.operators.items()}
+                pe_url = by_role.get(WATCHDOG, next(iter(watch.operators.values()), {})).get("pe")
                 pes = api.pes(watch.job)
                 watch.toolkit_pe = next((p for p in pes if p.get("self") == pe_url), pes[0] if len(pes) == 1 else None)
                 if watch.toolkit_pe is None:
@@ -447,10 +486,10 @@ def _within(stamp: float | None, window: tuple[float, float]) -> float | None:
     return stamp if window[0] <= stamp <= window[1] else None
 
 
-def _transition_time(lines: list[TraceLine], up: bool, window: tuple[float, float]) -> float | None:
-    """The DC's own time of the newest UP (or DOWN) trace line inside the window."""
-    pattern = UP_TEXT if up else DOWN_TEXT
+def _transition_time(lines: list[TraceLine], matches: Callable[[str], bool], window: tuple[float, float]
+                     ) -> float | None:
+    """The DC's own time of the newest UP (or DOWN) trace line of the application inside the window."""
     for line in reversed(lines):
-        if line.aspect in ("", "RemoteDC-Heartbeat-Watchdog") and pattern.search(line.message):
+        if matches(line.message):
             return _within(line.t, window)
     return None

@@ -6,16 +6,18 @@ import logging
 import re
 import time
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from support.config import Config
+from support.config.settings import ToolkitSettings
 from support.data.generate import FileOrderSource, OrderGenerator
 from support.data.ledger import IdTable, Ledger, ReceivedRow, SentRow, Table
 from support.data.validate import output_times
+from support.dchost import SnapshotStore, StandbyStub, ToolkitFiles, standby_stubs
 from support.deployment import (
     AppSpec,
     ensure_active_active,
@@ -45,6 +47,9 @@ from support.traffic import Traffic
 from support.waits import WaitTimeout, wait_until
 
 log = logging.getLogger(__name__)
+
+#: the application configuration the toolkit reads its settings from (reference §5.2)
+APP_CONFIG = "CrossDCFailover"
 
 
 class StepError(AssertionError):
@@ -172,30 +177,64 @@ class World:
         return AppSpec.from_settings(apps[name])
 
     # -- Given --------------------------------------------------------------------------------------
-    def set_toolkit(self, **parameters: str) -> None:
-        """Submission parameters of the Cross-DC toolkit for this scenario's deployment (before it)."""
+    def set_toolkit(self, **settings: str) -> None:
+        """Settings of the Cross-DC toolkit for this scenario's deployment (before it), written where a team
+        writes them: into the toolkit's config files on each data center's first host (over SSH), or into the
+        instances' application configuration ``CrossDCFailover`` (REST), per ``applications.<app>.crossdc
+        .settings_via``. Undone by the cleanup. The toolkit reads them once at start: the deployment that follows
+        replaces the running jobs and stubs."""
         if self.app is not None:
             raise StepError("the toolkit's settings must come before the step that deploys the application")
-        self.toolkit_settings.update(parameters)
-        self.journal.record("toolkit.settings", parameters=dict(parameters))
+        self.toolkit_settings.update(settings)
+        for name, app in self.settings.applications.items():
+            for dc in self.settings.datacenters:
+                self._write_toolkit(name, app.crossdc, dc, settings)
+        self.journal.record("toolkit.settings", parameters=dict(settings))
 
-    def _configured(self, app_name: str) -> AppSpec:
-        app = self.application(app_name)
-        if not self.toolkit_settings:
-            return app
-        return replace(app, parameters={**app.parameters, **self.toolkit_settings})
+    def _write_toolkit(self, app_name: str, toolkit: ToolkitSettings, dc: str, settings: dict[str, str]) -> None:
+        if toolkit.settings_via == "app-config":
+            if not toolkit.main_composite:
+                raise StepError(f"applications.{app_name}.crossdc.main_composite is needed to write the toolkit's "
+                                "settings into the application configuration CrossDCFailover")
+            client = self.run.rest[dc]
+            before = client.app_config(APP_CONFIG)
+            keys = {f"{toolkit.main_composite}_{key}": value for key, value in settings.items()}
+            client.put_app_config(APP_CONFIG, {**((before or {}).get("properties") or {}), **keys},
+                                  "Cross-DC failover toolkit settings")
+            undo = (lambda: client.delete_app_config(APP_CONFIG)) if before is None else (
+                lambda: client.put_app_config(APP_CONFIG, before.get("properties") or {},
+                                              str(before.get("description") or "")))
+            self.cleanup.push(f"restore the application configuration {APP_CONFIG} in {dc}", undo)
+            self.journal.record("toolkit.settings_written", dc=dc, where=f"application configuration {APP_CONFIG}",
+                                keys=sorted(keys))
+            return
+        files = self._toolkit_files(dc)
+        if not files.paths():
+            raise StepError(f"datacenters.{dc}.crossdc.config_files names no toolkit config file to write "
+                            f"{', '.join(settings)} into")
+        for role, path in files.paths().items():
+            self.cleanup.push(f"restore the toolkit's {role} config file in {dc}", files.set(role, settings))
+            self.journal.record("toolkit.settings_written", dc=dc, where=path, keys=sorted(settings))
+
+    def _toolkit_files(self, dc: str) -> ToolkitFiles:
+        info = self.run.faults_pool().topology.dc(dc)
+        return ToolkitFiles(info, self.run.faults_pool().get(info.primary_host))
+
+    def _stub(self, app: AppSpec, dc: str) -> StandbyStub:
+        """The standalone passive stub of ``app`` in ``dc`` (on its first host)."""
+        return standby_stubs(self.run.faults_pool(), self.settings.faults.directory, self.journal)(app, dc)
 
     def deploy_active_passive(self, app_name: str, active: str, standby: str) -> None:
-        app = self._configured(app_name)
+        app = self.application(app_name)
         self.app, self.active, self.standby = app, self.datacenter(active), self.datacenter(standby)
         self.roles = (active, standby)
         label_dc_pair(active, standby)
         rest = self.run.rest
         what = f"restore {app.name}: active in {active}, standby in {standby}"
         self.cleanup.push(what, guarded_restore(
-            what, lambda: ensure_active_passive(rest, app, active, standby, self.journal, timeout=120), rest,
-            self.journal))
-        ensure_active_passive(rest, app, active, standby, self.journal, timeout=min(self.timeout, 120),
+            what, lambda: ensure_active_passive(rest, self._stub, app, active, standby, self.journal, timeout=120),
+            rest, self.journal))
+        ensure_active_passive(rest, self._stub, app, active, standby, self.journal, timeout=min(self.timeout, 120),
                               progress=self.progress, fresh=True)
         self._layout()
         self._watch(app, active, standby)
@@ -203,17 +242,18 @@ class World:
     def deploy_active_active(self, app_name: str, first: str, second: str) -> None:
         """Run the application in both data centers in crossDCOperationMode 1 (each processing its own keys and
         replicating its state to the other)."""
-        app = self._configured(app_name)
+        app = self.application(app_name)
         self.app, self.active, self.standby = app, self.datacenter(first), self.datacenter(second)
         self.roles = (first, second)
         self.mode = "active/active"
         label_dc_pair(first, second)
         rest = self.run.rest
         what = f"restore {app.name}: active/active in {first} and {second}"
+        stubs = self._stub if app.standby is not None else None
         self.cleanup.push(what, guarded_restore(
-            what, lambda: ensure_active_active(rest, app, (first, second), self.journal, timeout=120), rest,
+            what, lambda: ensure_active_active(rest, stubs, app, (first, second), self.journal, timeout=120), rest,
             self.journal))
-        ensure_active_active(rest, app, (first, second), self.journal, timeout=min(self.timeout, 120),
+        ensure_active_active(rest, stubs, app, (first, second), self.journal, timeout=min(self.timeout, 120),
                              progress=self.progress, fresh=True)
         self._layout()
         self._watch(app, first, second)
@@ -223,12 +263,15 @@ class World:
         self.journal.record("layout", mode=self.mode, active=self.active, standby=self.standby)
 
     def _watch(self, app: AppSpec, first: str, second: str) -> None:
-        """Start the toolkit monitor and the metrics sampler; wait until both sides see each other UP."""
+        """Start the toolkit monitor and the metrics sampler; wait until the toolkit in every data center that
+        runs the application sees its remote UP (a standalone stub is invisible to REST: in active/passive the
+        active's view of it is the evidence)."""
         rest = self.run.rest
         self.monitor = ToolkitMonitor(
             rest, app.job_name, self.journal, interval=0.1, max_duration=self.timeout,
             clock_tolerance=self.run.judge_settings.clock_tolerance,
             outputs=lambda: self.traffic.first_outputs() if self.traffic else {},
+            toolkit=self.settings.applications[app.name].crossdc,
         )
         self.cleanup.push("stop the toolkit monitor", self.monitor.stop)
         self.monitor.start()
@@ -238,9 +281,11 @@ class World:
                                                   self.timeout)
         self.cleanup.push("stop the metrics sampler", self.metrics.stop)
         self.metrics.start()
-        wait_until(lambda: (self.monitor.remote_up(first), self.monitor.remote_up(second)),  # type: ignore[union-attr]
-                   lambda seen: seen == (True, True), timeout=60, interval=0.2,
-                   what=f"the toolkit in {first} and {second} to see each other UP", progress=self.progress)
+        sides = (first, second) if self.mode == "active/active" else (first,)
+        monitor = self.monitor
+        wait_until(lambda: tuple(monitor.remote_up(dc) for dc in sides), lambda seen: all(seen), timeout=60,
+                   interval=0.2, progress=self.progress,
+                   what=f"the toolkit in {' and '.join(sides)} to see {'each other' if len(sides) == 2 else second} UP")
 
     def start_traffic(self, rate: float) -> None:
         if self.app is None:
@@ -310,8 +355,19 @@ class World:
         self.journal.record("datacenter.back", dc=dc, role=role, healed=[f.id for f in healed],
                             active=running[0] if running else None)
         since = time.time()
-        ensure_returned(rest, app, dc, role, self.journal, timeout=min(self.timeout, 120), progress=self.progress,
-                        dual_outage=dual)
+        if dual:  # the toolkit's dual-outage recovery is configuration: the stub returns the snapshots it kept to
+            # their origin, the application there keeps them at startup and waits for them
+            key, file_role = (("retainOlderDataSnapshotsAtStartup", "application") if role == "active"
+                              else ("sendDataSnapshotsToOriginDCAtStartup", "standby"))
+            files = self._toolkit_files(dc)
+            if file_role not in files.paths():
+                raise StepError(f"datacenters.{dc}.crossdc.config_files.{file_role} is needed to set {key} for the "
+                                "dual-outage recovery")
+            self.cleanup.push(f"restore the toolkit's {file_role} config file in {dc}",
+                              files.set(file_role, {key: "true"}))
+            self.journal.record("toolkit.settings_written", dc=dc, where=files.paths()[file_role], keys=[key])
+        ensure_returned(rest, self._stub, app, dc, role, self.journal, timeout=min(self.timeout, 120),
+                        progress=self.progress)
         if role == "active":  # after a dual outage the data center that resumes is the old and the new active
             self.active = self.standby = dc
             self._layout()
@@ -324,9 +380,18 @@ class World:
         label_dc_pair(active, dc)
         monitor = self.monitor
         assert monitor is not None
-        wait_until(lambda: (monitor.remote_up(active), monitor.remote_up(dc), monitor.last_replication(dc)),
-                   lambda seen: seen[0] is True and seen[1] is True and (seen[2] or 0) >= since, timeout=60,
-                   interval=0.2, what=f"{dc} to see {active} UP and hold a copy of its state", progress=self.progress)
+        store = self._snapshots(dc)
+        wait_until(lambda: (monitor.remote_up(active), store.newest()),
+                   lambda seen: seen[0] is True and (seen[1] or 0) >= since, timeout=60, interval=0.2,
+                   what=f"{active} to see {dc} UP and {dc} to hold a copy of its state", progress=self.progress)
+
+    def _snapshots(self, dc: str) -> SnapshotStore:
+        """The toolkit's stored snapshots in ``dc`` (files in its snapshot directory, over SSH): the only evidence
+        of replication to a standalone stub, which REST does not see."""
+        info = self.run.faults_pool().topology.dc(dc)
+        if not info.snapshot_dir:
+            raise StepError(f"datacenters.{dc}.crossdc.snapshot_dir is needed to see {dc} hold a copy of the state")
+        return SnapshotStore(info.snapshot_dir, self.run.faults_pool().get(info.primary_host))
 
     def fail_back(self, name: str) -> None:
         """A planned failback: once ``dc`` (the standby) holds a fresh copy of the active's state, the active's
@@ -335,10 +400,9 @@ class World:
         app = self._deployed()
         if self.standby != dc or self.active is None:
             raise StepError(f'{dc} is not the standby ("{dc}" comes back first)')
-        monitor = self.monitor
-        assert monitor is not None
+        store = self._snapshots(dc)
         since = time.time()
-        wait_until(lambda: monitor.last_replication(dc), lambda t: (t or 0) >= since, timeout=60, interval=0.1,
+        wait_until(store.newest, lambda t: (t or 0) >= since, timeout=60, interval=0.1,
                    what=f"a fresh copy of {self.active}'s state in {dc}", progress=self.progress)
         self.inject_fault("job-cancel", dc=self.active, app=app.name)
 

@@ -27,8 +27,10 @@ from typing import Any
 
 from support.bench._lab import ROOT, lab_session
 from support.config import ConfigError, load_config
-from support.deployment import AppSpec, ensure_active_passive
+from support.dchost import standby_stubs, start_instance
+from support.deployment import AppSpec, Stubs, ensure_active_passive
 from support.faults.base import FaultError
+from support.faults.executor import ExecutorPool
 from support.faults.session import FaultSession
 from support.orchestration import CleanupStack, Journal
 from support.streams.rest import StreamsRestClient
@@ -108,10 +110,11 @@ def _measure(args: argparse.Namespace, config_file: str | None) -> int:
     rest = {dc: StreamsRestClient.from_settings(config.settings, dc) for dc in dcs}
     journal = Journal(None, "bench")
     session = FaultSession(config, journal, CleanupStack(journal), rest)
+    stubs = standby_stubs(session.pool, config.settings.faults.directory, journal)
     results: dict[str, Any] = {}
     failures = 0
     try:
-        ensure_active_passive(rest, app, dcs[0], dcs[1], journal, timeout=120)
+        ensure_active_passive(rest, stubs, app, dcs[0], dcs[1], journal, timeout=120)
         for label, kind, params, group in PLAN:
             if args.only and label not in args.only and kind not in args.only:
                 continue
@@ -130,7 +133,7 @@ def _measure(args: argparse.Namespace, config_file: str | None) -> int:
                     applied.append(float(journal.events("fault.effective", id=fault.id)[-1].fields["apply_s"]))
                     reverted.append(float(journal.events("fault.healed", id=fault.id)[-1].fields["revert_s"]))
                 if kind in RESTORE:
-                    _restore(rest, app, dcs, journal)
+                    _restore(rest, stubs, session.pool, app, dcs, journal)
             entry: dict[str, Any] = {"kind": kind, "group": group, "apply_s": summarize(applied),
                                      "revert_s": summarize(reverted), "errors": errors}
             if group in ("network", "process") and applied:
@@ -164,18 +167,15 @@ def _measure(args: argparse.Namespace, config_file: str | None) -> int:
     return 1 if failures or residue else 0
 
 
-def _restore(rest: dict[str, StreamsRestClient], app: AppSpec, dcs: list[str], journal: Journal) -> None:
+def _restore(rest: dict[str, StreamsRestClient], stubs: Stubs, pool: ExecutorPool, app: AppSpec,
+             dcs: list[str], journal: Journal) -> None:
     """A fresh active/passive deployment (the API faults leave the first DC's job canceled, stopped or
     shut down)."""
     client = rest[dcs[0]]
     instance = client.instance(refresh=True)
     if instance.get("status") != "running":
-        client._request("POST", str(instance["self"]).rstrip("/") + "/actions", json={"type": "start"},
-                        expected=(200, 202, 204))
-    job = client.find_job(app.job_name)
-    if job is not None:
-        client.cancel_job(job)
-    ensure_active_passive(rest, app, dcs[0], dcs[1], journal, timeout=120)
+        start_instance(pool, dcs[0], str(instance.get("id")))
+    ensure_active_passive(rest, stubs, app, dcs[0], dcs[1], journal, timeout=120, fresh=True)
 
 
 if __name__ == "__main__":

@@ -121,8 +121,10 @@ class JmxSettings:
 @dataclass(frozen=True, slots=True)
 class CrossDcSettings:
     http_port: int
-    special_message_port: int
+    special_message_port: int | None  # None: looked up in the instance's name service
     snapshot_dir: str | None
+    config_files: Mapping[str, str] = field(default_factory=dict)  # role (application, standby) -> path
+    streamtool: str = "streamtool"
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,8 +146,21 @@ class EndpointSettings:
 
 @dataclass(frozen=True, slots=True)
 class StandbySettings:
-    job_name: str
-    bundle: str
+    """The standalone passive stub: a command run on the standby data center's first host."""
+
+    command: str
+    log_file: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolkitSettings:
+    """How an application embeds the Cross-DC toolkit."""
+
+    alias: str = "CrossDCFailover"
+    main_composite: str | None = None
+    settings_via: str = "config-file"
+    trace_up: str = "Received a notification about the remote data center coming up"
+    trace_down: str = "Received a notification about the remote data center going down"
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +172,7 @@ class AppSettings:
     source: EndpointSettings
     sink: EndpointSettings
     submission_parameters: Mapping[str, str]
+    crossdc: ToolkitSettings = ToolkitSettings()
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,8 +343,11 @@ def _datacenter(name: str, raw: Mapping[str, Any]) -> DataCenterSettings:
         jmx=jmx,
         crossdc=CrossDcSettings(
             http_port=int(crossdc_raw["http_port"]),
-            special_message_port=int(crossdc_raw["special_message_port"]),
+            special_message_port=(None if crossdc_raw.get("special_message_port") is None
+                                  else int(crossdc_raw["special_message_port"])),
             snapshot_dir=_optional_str(crossdc_raw.get("snapshot_dir")),
+            config_files=MappingProxyType({str(k): str(v) for k, v in crossdc_raw["config_files"].items()}),
+            streamtool=str(crossdc_raw["streamtool"]),
         ),
     )
 
@@ -339,7 +358,9 @@ def _endpoint(raw: Mapping[str, Any]) -> EndpointSettings:
 
 def _application(name: str, raw: Mapping[str, Any]) -> AppSettings:
     standby_raw = raw.get("standby")
-    standby = StandbySettings(str(standby_raw["job_name"]), str(standby_raw["bundle"])) if standby_raw else None
+    standby = (StandbySettings(str(standby_raw["command"]), _optional_str(standby_raw.get("log_file")))
+               if standby_raw else None)
+    toolkit = raw["crossdc"]
     return AppSettings(
         name=name,
         job_name=str(raw["job_name"]),
@@ -349,6 +370,13 @@ def _application(name: str, raw: Mapping[str, Any]) -> AppSettings:
         sink=_endpoint(raw["sink"]),
         submission_parameters=MappingProxyType(
             {str(k): str(v) for k, v in raw["submission_parameters"].items()}
+        ),
+        crossdc=ToolkitSettings(
+            alias=str(toolkit["alias"]),
+            main_composite=_optional_str(toolkit.get("main_composite")),
+            settings_via=str(toolkit["settings_via"]),
+            trace_up=str(toolkit["trace_up"]),
+            trace_down=str(toolkit["trace_down"]),
         ),
     )
 

@@ -2,10 +2,9 @@
 
 * ``job-cancel``: ``DELETE .../jobs/{id}``; effective once the job is no longer listed. Nothing to revert:
   a canceled job stays canceled; the scenario's cleanup restores the configured layout.
-* ``instance-stop``: ``POST <instance>/actions {"type": "stop"}`` (the lab's extension; a real instance is
-  stopped the same way through whatever the deployment offers); effective once the instance reports
-  ``stopped``; heal = ``{"type": "start"}``. Its dead-man timer runs on the DC's first host: a ``curl`` of
-  the start action with the instance's credentials, kept in a 0600 file under ``/run/<tag>`` until healed.
+* ``instance-stop``: ``streamtool stopinstance -i <instance> --force`` on the DC's first host (the documented
+  way; REST has no instance action); effective once the instance reports ``stopped``; heal and dead-man timer:
+  ``streamtool startinstance -i <instance>`` there.
 * ``orderly-shutdown``: the text line ``OrderlyShutdown`` sent from the DC host to the toolkit's
   SpecialMessagePort; effective once the other DC stops receiving the DC's heartbeats (its watchdog's input
   count stays still for three heartbeat intervals). Nothing to revert: the toolkit stays shut down until
@@ -14,20 +13,15 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import shlex
 import time
-from pathlib import Path
 from typing import Any
 
-from support.config.settings import RestSettings
+from support.dchost import lookup_special_port, parse_config
 from support.faults.base import Fault, FaultContext, FaultError, Verified, now, poll
 from support.faults.executor import run_on_hosts
-from support.faults.guard import disarm_script
 from support.streams.errors import StreamsError
 from support.streams.rest import StreamsRestClient
-from support.toolkit import WATCHDOG
 from support.units import format_seconds
 
 __all__ = ["CancelJob", "InstanceStop", "OrderlyShutdown"]
@@ -105,80 +99,42 @@ class CancelJob(_ApiFault):
 
 
 class InstanceStop(_ApiFault):
+    """``streamtool stopinstance`` on the data center's first host (the documented way: the REST API has no
+    instance action); effective once REST reports the instance ``stopped``; heal and dead-man timer =
+    ``streamtool startinstance`` there (no credentials travel: streamtool uses the host user's own)."""
+
     kind = "instance-stop"
     reversible = True
+    requires = ("bash",)
 
     def __init__(self, ctx: FaultContext, dc: str, fault_id: str | None = None) -> None:
         super().__init__(ctx, dc, fault_id)
         info = ctx.topology.dc(self.dc)
-        self.host = info.hosts[0] if info.hosts and info.ssh is not None else None
-        self.instance_url = f"<instance URL of {dc}>"
+        self.host = info.primary_host
+        self.streamtool = info.streamtool
+        self.instance_id = (info.rest.instance if info.rest is not None else None) or f"<instance id of {dc}>"
 
     def describe(self) -> dict[str, Any]:
-        return {"dc": self.dc, **({"deadman_host": self.host} if self.host else {})}
+        return {"dc": self.dc, "host": self.host, "instance": self.instance_id}
 
     def hosts(self) -> list[str]:
-        return [self.host] if self.host else []
-
-    def supports(self, caps: Any) -> str | None:
-        if self.host and not caps(self.host).has("curl"):
-            return f"instance-stop needs curl on {self.host} for its dead-man timer: {caps(self.host).reason('curl')}"
-        return None
+        return [self.host]
 
     def prepare(self) -> None:
         instance = self.client.instance(refresh=True)
-        self.instance_url = str(instance.get("self") or "")
-        if not self.instance_url:
-            raise FaultError(f"the {self.dc} instance has no self link")
+        self.instance_id = str(instance.get("id") or self.instance_id)
         if instance.get("status") != "running":
             raise FaultError(f"the {self.dc} instance is {instance.get('status')}, not running")
         super().prepare()
 
-    def _actions_url(self) -> str:
-        return self.instance_url.rstrip("/") + "/actions"
-
-    def _files(self) -> tuple[str, str]:
-        host = self.host or ""
-        return self.state_file(host, "curl"), self.state_file(host, "ca")
-
-    def _rest_settings(self) -> RestSettings | None:
-        return self.ctx.topology.dc(self.dc).rest
-
-    def _curl_config(self) -> str:
-        """curl config carrying the instance's credentials (secrets masked in a dry run)."""
-        rest = self._rest_settings()
-        auth = rest.auth if rest is not None else None
-        if auth is not None and auth.type == "basic":
-            secret = "***" if self.ctx.dry_run else str(auth.password or "")
-            return f'user = "{auth.username}:{secret}"\n'
-        if auth is not None and auth.type == "bearer":
-            secret = "***" if self.ctx.dry_run else str(auth.token or "")
-            return f'header = "Authorization: Bearer {secret}"\n'
-        return ""
-
-    def revert_scripts(self) -> dict[str, str]:
-        if not self.host:
-            return {}
-        conf, ca = self._files()
-        body = json.dumps({"type": "start"})
-        return {self.host: (f"[ -s {ca} ] && __ca='--cacert {ca}' || __ca=''\n"
-                            f"curl -sS --max-time 10 $__ca -K {conf} -H 'Content-Type: application/json' "
-                            f"-X POST -d {shlex.quote(body)} {shlex.quote(self._actions_url())} >/dev/null\n")}
+    def _streamtool(self, verb: str, *more: str) -> str:
+        return " ".join([shlex.quote(self.streamtool), verb, "-i", shlex.quote(self.instance_id), *more])
 
     def inject_scripts(self) -> dict[str, str]:
-        if not self.host:
-            return {}
-        conf, ca = self._files()
-        config_text = base64.b64encode(self._curl_config().encode()).decode()
-        rest = self._rest_settings()
-        ca_path = rest.ca_bundle if rest is not None else None
-        ca_text = base64.b64encode(Path(ca_path).read_bytes()).decode() if ca_path and not self.ctx.dry_run else ""
-        return {self.host: (f"(umask 077; printf %s {config_text} | base64 -d > {conf}; "
-                            f"printf %s {shlex.quote(ca_text)} | base64 -d > {ca})\n")}
+        return {self.host: self._streamtool("stopinstance", "--force") + "\n"}
 
-    def inject(self) -> None:
-        super().inject()  # files and the dead-man timer on the DC host (when it has SSH)
-        self.client._request("POST", self._actions_url(), json={"type": "stop"}, expected=(200, 202, 204))
+    def revert_scripts(self) -> dict[str, str]:
+        return {self.host: self._streamtool("startinstance") + " >/dev/null\n"}
 
     def _status(self) -> str:
         return str(self.client.instance(refresh=True).get("status"))
@@ -190,23 +146,6 @@ class InstanceStop(_ApiFault):
 
         return poll(check, timeout, f"instance {self.dc} stopped", interval=0.05)
 
-    def heal_scripts(self) -> dict[str, str]:
-        if not self.host:
-            return {}
-        directory = self.ctx.settings.directory
-        return {self.host: disarm_script(self.ctx.settings.tag, self.key(self.host), directory)
-                + f"rm -f {directory}/{self.key(self.host)}.*\ntrue\n"}
-
-    def heal(self) -> None:
-        super().heal()  # disarm the dead-man timer, remove the credentials file
-        if self.prepared:
-            self.client._request("POST", self._actions_url(), json={"type": "start"}, expected=(200, 202, 204))
-
-    def commands(self) -> list[tuple[str, str, str]]:
-        return [*((phase, host, script) for phase, host, script in super().commands() if phase != "verify"),
-                ("inject", f"REST {self.dc}", 'POST <instance>/actions {"type": "stop"}'),
-                ("heal", f"REST {self.dc}", 'POST <instance>/actions {"type": "start"}')]
-
     def verify_healed(self, timeout: float) -> Verified:
         def check() -> tuple[bool, str]:
             status = self._status()
@@ -216,85 +155,101 @@ class InstanceStop(_ApiFault):
 
 
 class OrderlyShutdown(_ApiFault):
+    """``OrderlyShutdown`` as a text line to the application's SpecialMessagePort (its address from the name
+    service, or the configured port), sent from the DC's first host. Effective once the DC's own toolkit stops
+    handing heartbeats to its sender (``<alias>.CrossDataCenterSender1`` input count still for three heartbeat
+    intervals): the remote side may be a standalone stub that REST does not see. The interval is the one in
+    force: the application's config file where configured, else measured from that counter."""
+
     kind = "orderly-shutdown"
     requires = ("bash",)
     QUIET_INTERVALS = 3
+    SENDER = "CrossDataCenterSender1"
 
     def __init__(self, ctx: FaultContext, dc: str, fault_id: str | None = None) -> None:
         super().__init__(ctx, dc, fault_id)
-        info = ctx.topology.dc(self.dc)
-        self.host = info.primary_host
-        self.port = info.special_message_port
-        self.others = [name for name in ctx.topology.datacenters if name != self.dc]
+        self.info = ctx.topology.dc(self.dc)
+        self.host = self.info.primary_host
+        self.port: int | None = self.info.special_message_port
+        self.target = self.host
         self.heartbeat = 1.0
+        self.heartbeat_source = "not read yet"
+        self.job: dict[str, Any] | None = None
 
     def describe(self) -> dict[str, Any]:
-        return {"dc": self.dc, "host": self.host, "port": self.port}
+        return {"dc": self.dc, "host": self.host, "port": self.port if self.port is not None else "name service",
+                "heartbeat": self.heartbeat_source}
 
     def hosts(self) -> list[str]:
         return [self.host]
 
     def prepare(self) -> None:
-        """Heartbeats from the DC must be arriving elsewhere now, or their stop could not prove anything."""
-        self.heartbeat = self._heartbeat_interval()
-        first = self._heartbeats_seen()
-        poll(lambda: (self._heartbeats_seen() > first, f"heartbeats from {self.dc} seen elsewhere: {first}"),
-             5 * self.heartbeat + 2.0, f"heartbeats from {self.dc} arriving in {', '.join(self.others)}",
-             interval=0.1)
+        """Find the application's job, its SpecialMessagePort and the heartbeat interval in force; the DC's
+        heartbeats must be flowing now, or their stop could not prove anything."""
+        for job_name in self.ctx.topology.jobs:
+            self.job = self.client.find_job(job_name)
+            if self.job is not None:
+                break
+        if self.job is None:
+            raise FaultError(f"no application job runs in {self.dc} to shut down in an orderly way")
+        self.target, self.port = lookup_special_port(self.info, self.ctx.executors.get(self.host), str(self.job["id"]))
+        first = self._sent()
+        self.heartbeat, self.heartbeat_source = self._heartbeat_interval(first)
         super().prepare()
 
-    def _heartbeat_interval(self) -> float:
-        for job_name in self.ctx.topology.jobs:
-            job = self.client.find_job(job_name)
-            if job is None:
-                continue
-            for param in job.get("submitParameters") or []:
-                if param.get("name") == "heartbeatExchangeInterval":
-                    try:
-                        return float(param.get("value"))
-                    except (TypeError, ValueError):
-                        break
-        return 1.0
+    def _heartbeat_interval(self, first: tuple[int, float]) -> tuple[float, str]:
+        path = self.info.config_files.get("application")
+        if path:
+            text = self.ctx.executors.get(self.host).run(f"cat -- {shlex.quote(path)}", timeout=10)
+            value = parse_config(text.stdout).get("heartbeatExchangeInterval") if text.ok else None
+            try:
+                if value is not None and float(value) > 0:
+                    return float(value), f"{value} s from {path}"
+            except ValueError:
+                pass
+        # not configured here: measure it, two sends apart
+        seen = [first]
+
+        def check() -> tuple[bool, str]:
+            count, at = self._sent()
+            if count != seen[-1][0]:
+                seen.append((count, at))
+            return len(seen) >= 3, f"heartbeats handed to {self.dc}'s sender: {count}"
+
+        poll(check, 60.0, f"two heartbeats from {self.dc}'s toolkit (to measure their interval)", interval=0.05)
+        interval = (seen[-1][1] - seen[1][1]) / max(1, seen[-1][0] - seen[1][0])
+        return interval, f"{format_seconds(interval, 2)} measured from {self.SENDER}"
+
+    def _sent(self) -> tuple[int, float]:
+        """Messages the DC's toolkit handed to its heartbeat sender so far, and when that was read."""
+        assert self.job is not None
+        alias = self.ctx.topology.aliases.get(str(self.job.get("name")), "CrossDCFailover")
+        try:
+            metrics = self.client.port_metrics(self.job, f"{alias}.{self.SENDER}", "input", 0)
+        except StreamsError as exc:
+            raise FaultError(f"cannot read {alias}.{self.SENDER} in {self.dc} to tell whether its toolkit stopped "
+                             f"sending heartbeats: {exc}") from exc
+        return int(metrics.get("nTuplesProcessed", 0)), time.monotonic()
 
     def inject_scripts(self) -> dict[str, str]:
-        return {self.host: f"printf 'OrderlyShutdown\\n' > /dev/tcp/{self.host}/{self.port} || exit 3\n"}
+        port = self.port if self.port is not None else "<SpecialMessagePort from the name service>"
+        return {self.host: f"printf 'OrderlyShutdown\\n' > /dev/tcp/{self.target}/{port} || exit 3\n"}
 
     def inject(self) -> None:
         run_on_hosts(self.ctx.executors, self.inject_scripts(), what=f"inject {self.kind}")
 
-    def _heartbeats_seen(self) -> int:
-        """Heartbeats the other DCs' watchdogs received so far (summed)."""
-        total = 0
-        found = False
-        for other in self.others:
-            client = self.ctx.rest.get(other)
-            if client is None:
-                continue
-            for job_name in self.ctx.topology.jobs:
-                job = client.find_job(job_name)
-                if job is None:
-                    continue
-                try:
-                    total += int(client.port_metrics(job, WATCHDOG, "input", 0).get("nTuplesProcessed", 0))
-                    found = True
-                except StreamsError:
-                    continue
-        if not found:
-            raise FaultError(f"no toolkit watchdog in {', '.join(self.others)} to tell whether {self.dc} stopped "
-                             "sending heartbeats")
-        return total
-
     def verify(self, timeout: float) -> Verified:
         quiet = self.QUIET_INTERVALS * self.heartbeat
-        last = [self._heartbeats_seen(), time.monotonic(), time.time()]
+        count, at = self._sent()
+        last = [count, at, time.time()]
 
         def check() -> tuple[bool, str]:
-            count = self._heartbeats_seen()
+            count, at = self._sent()
             if count != last[0]:
-                last[:] = [count, time.monotonic(), time.time()]
+                last[:] = [count, at, time.time()]
             still = time.monotonic() - last[1]
-            return still >= quiet, (f"heartbeats from {self.dc} seen elsewhere: {count}, "
-                                    f"unchanged for {format_seconds(still, 1)}")
+            return still >= quiet, (f"heartbeats handed to {self.dc}'s sender: {count}, unchanged for "
+                                    f"{format_seconds(still, 1)}")
 
         verified = poll(check, timeout,
                         f"{self.dc}'s toolkit shut down (no heartbeats for {format_seconds(quiet, None)})",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from support.config.settings import DataCenterSettings, FaultsSettings, RestSettings, Settings, SshSettings
 from support.units import format_seconds
@@ -55,9 +55,11 @@ class DataCenterInfo:
     hosts: tuple[str, ...]
     ssh: SshSettings | None
     crossdc_port: int
-    special_message_port: int
+    special_message_port: int | None  # None: look it up in the instance's name service (streamtool getnsentry)
     snapshot_dir: str | None
     rest: RestSettings | None = None
+    streamtool: str = "streamtool"
+    config_files: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def primary_host(self) -> str:
@@ -69,7 +71,7 @@ class DataCenterInfo:
     def from_settings(cls, dc: DataCenterSettings) -> DataCenterInfo:
         return cls(name=dc.name, hosts=dc.hosts, ssh=dc.ssh, crossdc_port=dc.crossdc.http_port,
                    special_message_port=dc.crossdc.special_message_port, snapshot_dir=dc.crossdc.snapshot_dir,
-                   rest=dc.rest)
+                   rest=dc.rest, streamtool=dc.crossdc.streamtool, config_files=dc.crossdc.config_files)
 
 
 #: ``faults.*`` from config (:class:`support.config.settings.FaultsSettings`).
@@ -84,6 +86,7 @@ class Topology:
     jobs: Mapping[str, str]  # job name -> application name
     applications: Mapping[str, str]  # application name -> (active) job name
     source: str = "config"
+    aliases: Mapping[str, str] = field(default_factory=dict)  # job name -> alias of its CrossDCFailover composite
 
     @classmethod
     def from_settings(cls, settings: Settings, source: str = "config") -> Topology:
@@ -94,9 +97,8 @@ class Topology:
         for app_name, app in settings.applications.items():
             jobs[app.job_name] = app_name
             apps[app_name] = app.job_name
-            if app.standby is not None:
-                jobs[app.standby.job_name] = app_name
-        return cls(dcs, jobs, apps, source)
+        aliases = {app.job_name: app.crossdc.alias for app in settings.applications.values()}
+        return cls(dcs, jobs, apps, source, aliases)
 
     def dc(self, name: str) -> DataCenterInfo:
         if name not in self.datacenters:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
@@ -213,13 +214,44 @@ class StreamsRestClient:
     def _job_element(self, job: JobRef) -> Mapping[str, Any]:
         return job if isinstance(job, Mapping) else self.job(job)
 
+    def upload_bundle(self, path: str | Path) -> str:
+        """Upload an application bundle (``.sab``) to the instance's ``applicationbundles``; return its bundle id.
+
+        What ``streamtool submitjob x.sab`` does first: ``POST {instance}/applicationbundles`` with
+        ``Content-Type: application/x-jar`` and the raw file (reference §2)."""
+        instance = self.instance()
+        url = (instance["applicationBundles"] if isinstance(instance.get("applicationBundles"), str)
+               else f"{self._link(instance, 'self').rstrip('/')}/applicationbundles")
+        data = Path(path).read_bytes()
+        response = self._request("POST", url, data=data, headers={"Content-Type": "application/x-jar"},
+                                 expected=(200, 201))
+        document = json_body(response)
+        bundle_id = document.get("bundleId") if isinstance(document, Mapping) else None
+        if not isinstance(bundle_id, str | int) or isinstance(bundle_id, bool):
+            raise StreamsApiError(f"POST {safe_url(url)}: the answer names no bundleId", url=url, method="POST")
+        log.info("%s: uploaded %s as bundle %s", self.name, Path(path).name, bundle_id)
+        return str(bundle_id)
+
+    def submit_bundle(self, bundle: str, job_name: str | None = None,
+                      submission_parameters: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """Submit a configured bundle: an https URL of a ``.sab`` is passed as is; a ``.sab`` file on this machine
+        is uploaded first (as ``streamtool submitjob`` does), then submitted by its bundle id."""
+        application = bundle
+        if not bundle.startswith("https://"):
+            if not Path(bundle).is_file():
+                raise StreamsError(f"{self.name}: application bundle {bundle} is not a file on this machine (give a "
+                                   ".sab file or an https URL of one)")
+            application = self.upload_bundle(bundle)
+        return self.submit_job(application, job_name=job_name, submission_parameters=submission_parameters)
+
     def submit_job(
         self,
         application: str,
         job_name: str | None = None,
         submission_parameters: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
-        """Submit ``application`` (bundle id, URL or name); return the new job (HTTP 201)."""
+        """Submit ``application`` (a bundle id from :meth:`upload_bundle` or an https URL of a ``.sab``); return
+        the new job (HTTP 201)."""
         job_config: dict[str, Any] = {}
         if job_name:
             job_config["jobName"] = job_name
@@ -250,6 +282,48 @@ class StreamsRestClient:
             url = self._child(self._jobs_url(), job_id)
         self._request("DELETE", url, expected=(200, 202, 204))
         log.info("%s: canceled job at %s", self.name, safe_url(url))
+
+    def job_gone(self, job_id: str | int) -> bool:
+        """True once a canceled job is no longer listed (a real DELETE answers while the job is ``canceling``)."""
+        try:
+            status = self.job(job_id).get("status")
+        except StreamsNotFound:
+            return True
+        return status == "canceled"
+
+    # ------------------------------------------------------------------ application configurations
+
+    def _app_configs_url(self) -> str:
+        return self._link(self.instance(), "applicationConfigurations")
+
+    def app_config(self, name: str) -> dict[str, Any] | None:
+        """The application configuration ``name`` (with its ``properties``), or None when there is none."""
+        for element in self._collection(self._app_configs_url(), "applicationConfigurations"):
+            if element.get("name") == name:
+                if "properties" not in element and isinstance(element.get("self"), str):
+                    document = self.get(element["self"])
+                    return document if isinstance(document, dict) else None
+                return element
+        return None
+
+    def put_app_config(self, name: str, properties: Mapping[str, str], description: str = "") -> None:
+        """Create the application configuration ``name``, or replace its properties (PATCH its ``self``)."""
+        existing = self.app_config(name)
+        body = {"name": name, "description": description,
+                "properties": {str(k): str(v) for k, v in properties.items()}}
+        if existing is None:
+            self._request("POST", self._app_configs_url(), json=body, expected=(200, 201))
+        else:
+            self._request("PATCH", self._link(existing, "self"), json=body, expected=(200, 204))
+
+    def delete_app_config(self, name: str) -> None:
+        """Delete the application configuration ``name`` (nothing when there is none)."""
+        existing = self.app_config(name)
+        if existing is not None:
+            try:
+                self._request("DELETE", self._link(existing, "self"), expected=(200, 204))
+            except StreamsNotFound:
+                return
 
     # --------------------------------------------------------------------- PEs, operators, metrics
 
