@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from fake_http import FakeTransport, answer, json_answer, streams_error
 
+from support.config.settings import StandbySettings
 from support.deployment import AppSpec, RestoreError, ensure_active_passive, guarded_restore
 from support.orchestration import Journal
 from support.streams.errors import StreamsApiError
@@ -15,7 +16,27 @@ from support.streams.http import HttpSettings
 from support.streams.rest import StreamsRestClient
 
 SETTINGS = HttpSettings(connect_timeout=1.0, read_timeout=2.0, retries=2, backoff=0.001)
-APP = AppSpec("orders", "orders", "orders", "orders_standby", "orders_standby", {})
+APP = AppSpec("orders", "orders", "https://build.example/orders.sab", StandbySettings("standalone", None), {})
+
+
+class FakeStub:
+    """The standalone stub, already running in the standby DC."""
+
+    def __init__(self, running: bool) -> None:
+        self.running = running
+
+    def pid(self) -> int | None:
+        return 4242 if self.running else None
+
+    def start(self) -> int:
+        self.running = True
+        return 4242
+
+    def stop(self) -> None:
+        self.running = False
+
+
+STUBS = {"dc1": FakeStub(False), "dc2": FakeStub(True)}
 ADDR = {"dc1": "198.18.1.10", "dc2": "198.18.2.10"}
 UNAUTHENTICATED = streams_error(401, "CDISW5000E", "The user is not authenticated: provide valid credentials.")
 
@@ -48,6 +69,7 @@ def transport() -> FakeTransport:
         route_instance(fake, dc)
     fake.route("GET", f"{instance('dc2')}/jobs", json_answer({"jobs": [job("dc2", "3", "orders")], "total": 1}))
     fake.route("DELETE", f"{instance('dc2')}/jobs/3", answer(204))
+    fake.route("GET", f"{instance('dc2')}/jobs/3", streams_error(404, "CDISW5000E", "The job 3 was not found."))
     fake.route("GET", f"{instance('dc1')}/jobs", UNAUTHENTICATED)
     return fake
 
@@ -59,7 +81,10 @@ def rest(transport: FakeTransport) -> dict[str, StreamsRestClient]:
 
 
 def restore(rest: dict[str, StreamsRestClient], journal: Journal) -> None:
-    guarded_restore("restore orders", lambda: ensure_active_passive(rest, APP, "dc1", "dc2", journal, timeout=5),
+    def stub(app: AppSpec, dc: str) -> Any:
+        return STUBS[dc]
+
+    guarded_restore("restore orders", lambda: ensure_active_passive(rest, stub, APP, "dc1", "dc2", journal, timeout=5),
                     rest, journal)()
 
 

@@ -133,14 +133,18 @@ def test_resource_faults_are_tagged_and_bounded(ctx) -> None:  # type: ignore[no
 
 def test_orderly_shutdown_is_sent_from_the_dc_host(ctx) -> None:  # type: ignore[no-untyped-def]
     fault = make_fault(ctx, "orderly-shutdown", dc="dc1")
+    assert scripts(fault) == {
+        DC1: f"printf 'OrderlyShutdown\\n' > /dev/tcp/{DC1}/<SpecialMessagePort from the name service> || exit 3\n"}
+    fault.port = 25099  # as prepare() finds it in the name service (or the configured port)
     assert scripts(fault) == {DC1: f"printf 'OrderlyShutdown\\n' > /dev/tcp/{DC1}/25099 || exit 3\n"}
 
 
-def test_instance_stop_dead_man_restarts_through_curl_with_a_private_credentials_file(tmp_path: Path) -> None:
+def test_instance_stop_uses_streamtool_on_the_dc_host_and_no_credentials(tmp_path: Path) -> None:
     ctx = fake_context(lab_shaped_config(tmp_path), dry_run=True)
     fault = make_fault(ctx, "instance-stop", dc="dc1")
     armed = scripts(fault)[DC1]
-    assert "umask 077" in armed
+    assert armed.rstrip().endswith("/run/xdc-lab/bin/streamtool stopinstance -i streams-dc1 --force")
     revert = fault.revert_scripts()[DC1]
-    assert "curl" in revert and '{"type": "start"}' in revert and f"/run/xdc-lab/faults/{fault.id}@{DC1}.curl" in revert
-    assert "unit-secret-pw" not in armed  # the dry run never carries the secret
+    assert revert == "/run/xdc-lab/bin/streamtool startinstance -i streams-dc1 >/dev/null\n"
+    assert "DEADMAN" in armed  # the dead-man timer restarts it if the tester dies
+    assert "unit-secret-pw" not in armed and "curl" not in armed

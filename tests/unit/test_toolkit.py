@@ -8,7 +8,9 @@ from typing import Any
 
 from support.orchestration import Journal
 from support.streams.errors import StreamsConnectionError
-from support.toolkit import MERGER, RECEIVER, WATCHDOG, ToolkitMonitor, parse_trace, parse_trace_time
+from support.toolkit import MERGER, RECEIVER, WATCHDOG, ToolkitMonitor, ToolkitNames, parse_trace, parse_trace_time
+
+NAMES = ToolkitNames(alias="OrdersXDC")
 from support.waits import wait_until
 
 
@@ -31,9 +33,11 @@ class FakeRest:
         return [dict(j) for j in self.job_list]
 
     def operators(self, job: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The toolkit's operators as a real job names them: the alias, and a channel index on the receiver."""
         names = [WATCHDOG, RECEIVER, MERGER] if self.with_watchdog else [RECEIVER]
-        return [{"name": "Aggregator"}] + [
-            {"name": n, "pe": f"pe/{job['id']}", "self": f"op/{job['id']}/{n}", "outputPorts": f"ports/{job['id']}/{n}"}
+        return [{"name": "Aggregator"}, {"name": "Other.RemoteDCDataMerger"}] + [
+            {"name": NAMES.operator(n), "pe": f"pe/{job['id']}", "self": f"op/{job['id']}/{n}",
+             "outputPorts": f"ports/{job['id']}/{n}"}
             for n in names]
 
     def get(self, url: str, **params: Any) -> Any:
@@ -74,9 +78,9 @@ def test_takeover_transitions_and_trace_times_are_journaled(tmp_path: Path) -> N
     dc2.job_list = [{"id": "7", "name": "orders_standby", "status": "running"}]
     dc1.counts[("1", WATCHDOG)] = 1
     dc2.counts[("7", WATCHDOG)] = 1
-    dc2.trace["7"] = [f"{iso(time.time() - 5)} INFO [RemoteDC-Heartbeat-Watchdog] _XXXXX_ remote dc1 is UP"]
+    dc2.trace["7"] = [f"{iso(time.time() - 5)} INFO [Application_Logic] _XXXXX_ UDP channel 0-->Received a notification about the remote data center coming up and running normally."]
     journal = Journal(tmp_path / "j.jsonl")
-    monitor = ToolkitMonitor({"dc1": dc1, "dc2": dc2}, "orders", journal, interval=0.01, max_duration=20,
+    monitor = ToolkitMonitor({"dc1": dc1, "dc2": dc2}, "orders", journal, interval=0.01, max_duration=20, toolkit=NAMES,
                              trace_interval=0.05)
     monitor.start()
     try:
@@ -90,8 +94,7 @@ def test_takeover_transitions_and_trace_times_are_journaled(tmp_path: Path) -> N
         dc1.job_list = []
         dc1.down = True  # an unreachable DC must not stop the monitor
         down_at = time.time() - 0.02
-        dc2.trace["7"].append(f"{iso(down_at)} WARN [RemoteDC-Heartbeat-Watchdog] _XXXXX_ remote data center dc1 "
-                              "is DOWN after 4 missed heartbeats")
+        dc2.trace["7"].append(f"{iso(down_at)} INFO [Application_Logic] _XXXXX_ UDP channel 0-->Received a notification about the remote data center going down due to failure or planned maintenance.")
         dc2.counts[("7", WATCHDOG)] = 2
         wait_until(lambda: journal.first("toolkit.remote_down", dc="dc2"), bool, timeout=5, interval=0.01,
                    what="DOWN seen")
@@ -111,7 +114,7 @@ def test_takeover_transitions_and_trace_times_are_journaled(tmp_path: Path) -> N
     assert takeover is not None and takeover.fields["job_id"] == "8"
     assert abs(takeover.fields["happened_at"] - submitted) < 0.002
     trace = journal.first("toolkit.trace", dc="dc2")
-    assert trace is not None and "is DOWN" in trace.fields["message"]
+    assert trace is not None and "going down" in trace.fields["message"]
     pe = journal.first("toolkit.pe_state", dc="dc2")
     assert pe is not None and pe.fields["status"] == "restarting" and pe.fields["launch_count"] == 2
     assert monitor.remote_up("dc2") is False
@@ -122,7 +125,7 @@ def test_a_stamp_outside_the_look_window_is_not_trusted(tmp_path: Path) -> None:
     dc1, dc2 = FakeRest(), FakeRest()
     dc1.job_list = [{"id": "1", "name": "orders", "status": "running"}]
     journal = Journal(None)
-    monitor = ToolkitMonitor({"dc1": dc1, "dc2": dc2}, "orders", journal, interval=0.01, max_duration=20,
+    monitor = ToolkitMonitor({"dc1": dc1, "dc2": dc2}, "orders", journal, interval=0.01, max_duration=20, toolkit=NAMES,
                              clock_tolerance=0.1)
     monitor.start()
     try:
@@ -142,14 +145,14 @@ def test_active_active_takeover_in_place_and_trace_only_transitions(tmp_path: Pa
     dc1.job_list = [{"id": "1", "name": "orders", "status": "running"}]
     dc2.job_list = [{"id": "2", "name": "orders", "status": "running"}]
     journal = Journal(None)
-    monitor = ToolkitMonitor({"dc1": dc1, "dc2": dc2}, "orders", journal, interval=0.01, max_duration=20,
+    monitor = ToolkitMonitor({"dc1": dc1, "dc2": dc2}, "orders", journal, interval=0.01, max_duration=20, toolkit=NAMES,
                              trace_interval=0.02)
     monitor.start()
     try:
         wait_until(lambda: monitor.polls, lambda n: n >= 2, timeout=5, interval=0.01, what="polls")
-        dc2.trace["2"] = [f"{iso(time.time())} INFO [RemoteDC-Heartbeat-Watchdog] _XXXXX_ remote dc1 is UP (hb 1)"]
+        dc2.trace["2"] = [f"{iso(time.time())} INFO [Application_Logic] _XXXXX_ UDP channel 0-->Received a notification about the remote data center coming up and running normally."]
         wait_until(lambda: monitor.remote_up("dc2"), bool, timeout=5, interval=0.01, what="UP from the trace")
-        dc2.trace["2"].append(f"{iso(time.time())} WARN [RemoteDC-Heartbeat-Watchdog] _XXXXX_ remote dc1 is DOWN")
+        dc2.trace["2"].append(f"{iso(time.time())} INFO [Application_Logic] _XXXXX_ UDP channel 0-->Received a notification about the remote data center going down due to failure or planned maintenance.")
         wait_until(lambda: journal.first("toolkit.remote_down", dc="dc2"), bool, timeout=5, interval=0.01,
                    what="DOWN from the trace")
     finally:
@@ -161,7 +164,7 @@ def test_active_active_takeover_in_place_and_trace_only_transitions(tmp_path: Pa
     dc3.job_list = [{"id": "1", "name": "orders", "status": "running"}]
     dc4.job_list = [{"id": "2", "name": "orders", "status": "running"}]
     journal = Journal(None)
-    monitor = ToolkitMonitor({"dc1": dc3, "dc2": dc4}, "orders", journal, interval=0.01, max_duration=20)
+    monitor = ToolkitMonitor({"dc1": dc3, "dc2": dc4}, "orders", journal, interval=0.01, max_duration=20, toolkit=NAMES)
     monitor.start()
     try:
         wait_until(lambda: monitor.polls, lambda n: n >= 2, timeout=5, interval=0.01, what="polls")
@@ -179,7 +182,7 @@ def test_takeover_is_inferred_from_output_when_the_toolkit_is_silent(tmp_path: P
     dc1.job_list = [{"id": "1", "name": "orders", "status": "running"}]
     outputs: dict[str, float] = {"dc1": 1.0}
     journal = Journal(None)
-    monitor = ToolkitMonitor({"dc1": dc1, "dc2": dc2}, "orders", journal, interval=0.01, max_duration=20,
+    monitor = ToolkitMonitor({"dc1": dc1, "dc2": dc2}, "orders", journal, interval=0.01, max_duration=20, toolkit=NAMES,
                              outputs=lambda: outputs)
     monitor.start()
     try:
@@ -214,7 +217,7 @@ def test_a_data_center_that_stops_answering_does_not_delay_what_is_seen_of_the_o
     dc1.job_list = [{"id": "1", "name": "orders", "status": "running"}]
     dc2.job_list = [{"id": "7", "name": "orders_standby", "status": "running"}]
     journal = Journal(None)
-    monitor = ToolkitMonitor({"dc1": dc1, "dc2": dc2}, "orders", journal, interval=0.01, max_duration=20)
+    monitor = ToolkitMonitor({"dc1": dc1, "dc2": dc2}, "orders", journal, interval=0.01, max_duration=20, toolkit=NAMES)
     monitor.start()
     try:
         wait_until(lambda: monitor.polls, lambda n: n >= 2, timeout=5, interval=0.01, what="polls")

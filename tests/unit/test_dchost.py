@@ -1,0 +1,105 @@
+"""The tester's work on a data center's first host: the toolkit's config files, the standalone stub, the name
+service; against a fake executor that records the scripts and answers like the host would."""
+
+from __future__ import annotations
+
+import pytest
+
+from support.dchost import StandbyStub, ToolkitFiles, lookup_special_port, parse_config, rewrite_config
+from support.faults.core import DataCenterInfo
+from support.faults.executor import Executor, Result
+from support.orchestration import Journal
+
+CONFIG = """# crossdc settings of dc2
+localDataCenterName = dc2
+heartbeatExchangeInterval=1.0
+#heartbeatExchangeInterval=30.0
+dataSnapshotJdbcUrl=jdbc:db2://h:5000/x;a=b
+consecutiveHeartbeatMissesAllowed=3
+"""
+
+
+class FakeHost(Executor):
+    """Answers ``cat``, ``ss``, ``kill`` and streamtool like a host, and keeps what was written."""
+
+    def __init__(self) -> None:
+        super().__init__("198.18.2.10")
+        self.files = {"/cfg/orders.cfg": CONFIG}
+        self.listener: int | None = None
+        self.scripts: list[str] = []
+        self.ns_entry = ""
+
+    def run(self, script: str, timeout: float = 30.0) -> Result:
+        self.scripts.append(script)
+        out, rc = "", 0
+        if script.startswith("cat -- "):
+            path = script.split(" ", 2)[2].strip("'")
+            out, rc = (self.files[path], 0) if path in self.files else ("", 1)
+        elif script.startswith("cat > "):
+            tmp = script.split()[2].strip("'")
+            body = script.split("\n", 1)[1].rsplit("XDC_TESTER_EOF\n", 1)[0]
+            self.files[tmp.removesuffix(".tester-tmp")] = body
+        elif script.startswith("ss "):
+            out = "" if self.listener is None else (
+                f'LISTEN 0 5 198.18.2.10:25091 0.0.0.0:* users:(("python3",pid={self.listener},fd=3))\n')
+        elif "setsid nohup" in script:
+            self.listener = 4321
+        elif script.startswith("kill -0"):
+            rc = 0 if self.listener is not None else 1
+        elif script.startswith("kill "):
+            self.listener = None
+        elif "getnsentry" in script:
+            out, rc = (self.ns_entry, 0) if self.ns_entry else ("", 1)
+        return Result(self.host, rc, out, "", 0.0)
+
+
+def dc(**more: object) -> DataCenterInfo:
+    return DataCenterInfo(name="dc2", hosts=("198.18.2.10",), ssh=None, crossdc_port=25091,
+                          special_message_port=more.pop("port", None), snapshot_dir=None,  # type: ignore[arg-type]
+                          streamtool="/opt/streams/bin/streamtool", config_files={"application": "/cfg/orders.cfg"})
+
+
+def test_the_config_file_is_read_as_the_toolkit_reads_it() -> None:
+    values = parse_config(CONFIG)
+    assert values["localDataCenterName"] == "dc2"  # spaces trimmed
+    assert values["heartbeatExchangeInterval"] == "1.0"  # the commented line is not read
+    assert "dataSnapshotJdbcUrl" not in values  # a value holding '=' is ignored, as the toolkit's parser does
+
+
+def test_a_rewrite_replaces_active_lines_keeps_comments_and_appends_new_keys() -> None:
+    text = rewrite_config(CONFIG, {"heartbeatExchangeInterval": "0.5", "crossDCInitDelay": "2.0"})
+    assert "#heartbeatExchangeInterval=30.0" in text
+    assert parse_config(text)["heartbeatExchangeInterval"] == "0.5"
+    assert text.rstrip().endswith("crossDCInitDelay=2.0")
+    with pytest.raises(ValueError):
+        rewrite_config(CONFIG, {"bad key; rm -rf /": "1"})
+
+
+def test_files_are_set_and_the_undo_writes_the_original_back() -> None:
+    host = FakeHost()
+    files = ToolkitFiles(dc(), host)
+    undo = files.set("application", {"consecutiveHeartbeatMissesAllowed": "5"})
+    assert files.values("application")["consecutiveHeartbeatMissesAllowed"] == "5"
+    assert any("mv -f -- /cfg/orders.cfg.tester-tmp /cfg/orders.cfg" in s for s in host.scripts)  # atomic
+    undo()
+    assert host.files["/cfg/orders.cfg"] == CONFIG
+
+
+def test_the_stub_is_found_by_the_port_it_holds_started_detached_and_stopped_by_pid() -> None:
+    host = FakeHost()
+    stub = StandbyStub("orders", dc(), "standalone -P configFileName=/cfg/s.cfg", "/run/t/standby.log", host,
+                       Journal(None, "t"))
+    assert stub.pid() is None
+    assert stub.start(timeout=2) == 4321
+    started = next(s for s in host.scripts if "setsid nohup" in s)
+    assert "sh -c 'standalone -P configFileName=/cfg/s.cfg'" in started and ">> /run/t/standby.log" in started
+    stub.stop(timeout=2)
+    assert "kill 4321 2>/dev/null; true" in host.scripts and stub.pid() is None
+
+
+def test_the_special_message_port_comes_from_the_name_service_unless_configured() -> None:
+    host = FakeHost()
+    host.ns_entry = "SpecialMessagePort 198.18.2.10:41234\n"
+    assert lookup_special_port(dc(), host, "7", timeout=2) == ("198.18.2.10", 41234)
+    assert host.scripts[-1] == "/opt/streams/bin/streamtool getnsentry SpecialMessagePort --jobs 7"
+    assert lookup_special_port(dc(port=25099), FakeHost(), "7") == ("198.18.2.10", 25099)
