@@ -4,10 +4,11 @@ Feature: Orders survive network trouble between the data centers
   I want the Cross-DC toolkit to tell a lost data center from a passing network glitch
   So that dc2 takes over only when dc1 is really unreachable, and nothing is lost when it does
 
-  Rule: A partition longer than failure detection makes the standby take over
+  Rule: A partition longer than failure detection makes the standby take over, and the toolkit does not fence
+  the old active: both data centers run the application and emit
 
-    @partition
-    Scenario: dc2 takes over when the network between dc1 and dc2 is partitioned
+    @partition @split-brain
+    Scenario: dc2 takes over when the network between dc1 and dc2 is partitioned, while dc1 keeps running
       Given the "orders" application runs active in "dc1" with "dc2" on standby
       And orders flow at 200 tuples per second
       And the system has been steady for 10 seconds
@@ -15,13 +16,13 @@ Feature: Orders survive network trouble between the data centers
       Then "dc2" takes over within 45 seconds
       And the recovery time is at most 60 seconds
       And no acknowledged tuple is lost
-      And only one data center emits output at a time
+      And both data centers emit output at the same time
 
-  Rule: When a partition heals after the standby took over, only one data center emits output
+  Rule: An application that fences itself stands down when a partition heals after the standby took over
 
-    @partition @split-brain
-    Scenario: dc1 stands down when the partition heals after dc2 took over
-      Given the "orders" application runs active in "dc1" with "dc2" on standby
+    @partition @split-brain @fencing
+    Scenario: dc1 stands down when the partition heals after dc2 took over, if the application fences itself
+      Given the "orders-fenced" application runs active in "dc1" with "dc2" on standby
       And orders flow at 200 tuples per second
       And the system has been steady for 5 seconds
       When the network between "dc1" and "dc2" is partitioned

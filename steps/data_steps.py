@@ -139,6 +139,20 @@ def step_consistent_state(context: Context, new: Any, old: Any) -> None:
     world.claim("consistent_state", new=world.datacenter(new), old=world.datacenter(old))
 
 
+@then('"{new}" starts without the state of "{old}"')
+def step_state_not_inherited(context: Context, new: Any, old: Any) -> None:
+    """For every customer of the old active, the new active data center started from an empty state (its first
+    outputs count from zero): what happens when the standby's failover script submits the application without
+    handing it the stored snapshots, as the toolkit's reference script does. Fails for each customer that resumed
+    from the old active's state; 'not judged' when the new active emitted nothing for the old one's customers.
+    Judged over the same data window as "resumes from a consistent copy of the state".
+
+    Example: Then "dc2" starts without the state of "dc1"
+    """
+    world = context.world
+    world.claim("state_not_inherited", new=world.datacenter(new), old=world.datacenter(old))
+
+
 @then("at most {limit:Duration} of state updates are lost")
 def step_state_loss(context: Context, limit: Any) -> None:
     """The old active's state updates that the new active did not inherit span no more than the limit. Judged over the

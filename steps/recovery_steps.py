@@ -72,6 +72,18 @@ def step_single_emitter(context: Context) -> None:
     context.world.claim("single_emitter")
 
 
+@then('both data centers emit output at the same time')
+def step_both_emit(context: Context) -> None:
+    """Some customer's orders come out of two data centers in overlapping time: the split brain that the Cross-DC
+    toolkit, which has no fencing, leaves after a partition or a hang once the standby took over. The verdict says
+    for how many customers, how long and when, relative to the fault. Judged like "only one data center emits output
+    at a time", of which it is the opposite.
+
+    Example: Then both data centers emit output at the same time
+    """
+    context.world.claim("both_emit")
+
+
 @then("the recovery time is at most {limit:Duration}")
 def step_recovery_time(context: Context, limit: Any) -> None:
     """Fault effective -> first output from the new active data center is within the limit. Waits until that output or

@@ -28,11 +28,12 @@ class AppSpec:
     bundle: str
     standby: StandbySettings | None
     parameters: dict[str, str]
+    main_composite: str | None = None
 
     @classmethod
     def from_settings(cls, app: AppSettings) -> AppSpec:
         return cls(name=app.name, job_name=app.job_name, bundle=app.bundle, standby=app.standby,
-                   parameters=dict(app.submission_parameters))
+                   parameters=dict(app.submission_parameters), main_composite=app.main_composite)
 
     def parameters_for(self, dc: str) -> dict[str, str]:
         """The submission parameters for a job in ``dc`` (``{dc}`` replaced by its name)."""
@@ -43,12 +44,13 @@ class AppSpec:
 Stubs = Callable[[AppSpec, str], StandbyStub]
 
 
-def _cancel_named(client: StreamsRestClient, job_name: str, journal: Journal, dc: str, timeout: float = 60.0
-                  ) -> None:
-    """Cancel every live job named ``job_name`` and wait until each is gone (a real DELETE answers while the
-    job is still ``canceling``, and a job submitted meanwhile would find its ports taken)."""
+def _cancel_app(client: StreamsRestClient, app: AppSpec, journal: Journal, dc: str, timeout: float = 60.0) -> None:
+    """Cancel every live job of the application (also one a failover script submitted under the instance's
+    default name) and wait until each is gone (a real DELETE answers while the job is still ``canceling``, and
+    a job submitted meanwhile would find its ports taken)."""
+    job_name = app.job_name
     canceled: list[str] = []
-    for job in client.jobs(job_name):
+    for job in client.app_jobs(job_name, app.main_composite):
         if job.get("status") in ("canceled",):
             continue
         job_id = str(job["id"])
@@ -57,7 +59,7 @@ def _cancel_named(client: StreamsRestClient, job_name: str, journal: Journal, dc
                 client.cancel_job(job_id)
             except StreamsNotFound:
                 continue
-            journal.record("deployment.canceled", dc=dc, job=job_name, job_id=job_id)
+            journal.record("deployment.canceled", dc=dc, job=str(job.get("name")), job_id=job_id)
         canceled.append(job_id)
     for job_id in canceled:
         wait_until(lambda job_id=job_id: client.job_gone(job_id), bool, timeout=timeout, interval=0.1,  # type: ignore[misc]
@@ -66,7 +68,7 @@ def _cancel_named(client: StreamsRestClient, job_name: str, journal: Journal, dc
 
 def _ensure_running(client: StreamsRestClient, app: AppSpec, dc: str, journal: Journal,
                     extra: Mapping[str, str] | None = None) -> None:
-    if client.find_job(app.job_name) is None:
+    if client.find_app_job(app.job_name, app.main_composite) is None:
         params = {**app.parameters_for(dc), **(extra or {})}
         job = client.submit_bundle(app.bundle, job_name=app.job_name, submission_parameters=params)
         journal.record("deployment.submitted", dc=dc, job=app.job_name, job_id=str(job.get("id")))
@@ -100,12 +102,12 @@ def ensure_active_passive(
     _standby_of(app)
     if fresh:
         stubs(app, standby).stop()
-        _cancel_named(rest[active], app.job_name, journal, active)
-    _cancel_named(rest[standby], app.job_name, journal, standby)
+        _cancel_app(rest[active], app, journal, active)
+    _cancel_app(rest[standby], app, journal, standby)
     stubs(app, active).stop()
     for dc in rest:
         if dc not in (active, standby):
-            _cancel_named(rest[dc], app.job_name, journal, dc)
+            _cancel_app(rest[dc], app, journal, dc)
     stub = stubs(app, standby)
     if stub.pid() is None:
         stub.start()
@@ -134,7 +136,7 @@ def ensure_active_active(
         if stubs is not None and app.standby is not None:
             stubs(app, dc).stop()
         if fresh or dc not in dcs:
-            _cancel_named(rest[dc], app.job_name, journal, dc)
+            _cancel_app(rest[dc], app, journal, dc)
     for dc in dcs:
         _ensure_running(rest[dc], app, dc, journal)
     for dc in dcs:
@@ -161,7 +163,7 @@ def ensure_returned(
     if role not in ("active", "standby"):
         raise ValueError(f"unknown role {role!r}")
     _standby_of(app)
-    _cancel_named(rest[dc], app.job_name, journal, dc)
+    _cancel_app(rest[dc], app, journal, dc)
     stub = stubs(app, dc)
     stub.stop()
     if role == "standby":

@@ -26,6 +26,7 @@ from support.data.ledger import ReceivedRow, Table
 from support.data.validate import DeliveryReport, OrderReport, SplitBrainReport, StateReport, output_times
 from support.metrics.series import Baseline
 from support.orchestration import Journal, JournalEvent
+from support.units import format_clock as clock
 from support.units import format_seconds as secs
 
 PHASES = ("down_detected", "takeover", "first_output", "throughput_recovered")
@@ -422,14 +423,38 @@ def check_order(report: OrderReport) -> Verdict:
                    f"customer ({where}).", evidence)
 
 
-def check_single_emitter(report: SplitBrainReport) -> Verdict:
+def split_brain_window(report: SplitBrainReport, fault_at: float | None) -> str:
+    """Where the overlaps lie: from the first one's start to the last one's end, relative to the fault."""
+    if not report.windows:
+        return ""
+    start, end = report.windows[0][0], report.windows[-1][1]
+    spans = f" in {len(report.windows)} spans" if len(report.windows) > 1 else ""
+    if fault_at is None:
+        return f", between {clock(start)} and {clock(end)} UTC{spans}"
+    return (f", from {secs(start - fault_at)} to {secs(end - fault_at)} after the fault "
+            f"({clock(start)}–{clock(end)} UTC{spans})")
+
+
+def check_single_emitter(report: SplitBrainReport, fault_at: float | None = None) -> Verdict:
     evidence = report.to_json()
     if not report.keys:
         return Verdict("single_emitter", True, "Only one data center emitted output for any customer at a time.",
                        evidence)
     return Verdict("single_emitter", False,
                    f"Split brain: {' and '.join(report.dcs) or 'two data centers'} both emitted output for "
-                   f"{report.keys} customers during {secs(report.overlap_s)}.", evidence)
+                   f"{report.keys} customers during {secs(report.overlap_s)}{split_brain_window(report, fault_at)}.",
+                   evidence)
+
+
+def check_both_emit(report: SplitBrainReport, fault_at: float | None = None) -> Verdict:
+    """The toolkit has no fencing: after a partition both data centers run the application and emit. This check
+    states that outcome (it fails when only one data center emitted at a time)."""
+    evidence = report.to_json()
+    if report.keys:
+        return Verdict("both_emit", True,
+                       f"{' and '.join(report.dcs) or 'Two data centers'} both emitted output for {report.keys} "
+                       f"customers during {secs(report.overlap_s)}{split_brain_window(report, fault_at)}.", evidence)
+    return Verdict("both_emit", False, "Only one data center emitted output for any customer at a time.", evidence)
 
 
 # ---------------------------------------------------------------------------------------------- state
@@ -450,6 +475,25 @@ def check_consistent_state(report: StateReport) -> Verdict:
     return Verdict("consistent_state", True,
                    f"{report.new} resumed all {report.keys_judged} customers from a state {report.old} really had"
                    f"{note}.", evidence)
+
+
+def check_state_not_inherited(report: StateReport) -> Verdict:
+    """The new active started from an empty state for the old active's customers: what a takeover whose failover
+    script submits the application without handing it the stored snapshots does (the toolkit's reference
+    script). Fails for every customer that resumed from the old active's state."""
+    evidence = report.to_json()
+    if report.keys_judged == 0:
+        return Verdict("state_not_inherited", False,
+                       f"{report.new} emitted no output for customers {report.old} had served, so whether it started "
+                       "empty cannot be judged.", evidence)
+    inherited = report.keys_judged - report.empty
+    if inherited:
+        return Verdict("state_not_inherited", False,
+                       f"{report.new} resumed {inherited} of {report.keys_judged} customers from the state of "
+                       f"{report.old}, not from empty.", evidence)
+    return Verdict("state_not_inherited", True,
+                   f"{report.new} started all {report.keys_judged} customers of {report.old} from an empty state: "
+                   f"{report.lost_updates} state updates of {report.old} were not carried over.", evidence)
 
 
 def check_state_loss(report: StateReport, limit: float) -> Verdict:

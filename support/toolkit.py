@@ -34,6 +34,7 @@ from typing import Any, Protocol
 
 from support.orchestration import Journal
 from support.streams.errors import StreamsError
+from support.streams.rest import is_app_job
 
 log = logging.getLogger(__name__)
 
@@ -188,12 +189,15 @@ class ToolkitMonitor(threading.Thread):
         clock_tolerance: float = 0.5,
         outputs: Callable[[], Mapping[str, float]] | None = None,
         toolkit: Any = None,
+        main_composite: str | None = None,
     ) -> None:
         super().__init__(name="toolkit-monitor", daemon=True)
         self.names = ToolkitNames() if toolkit is None else (
             toolkit if isinstance(toolkit, ToolkitNames) else ToolkitNames.of(toolkit))
         self._rest = rest
         self._app_job = app_job
+        self._main_composite = main_composite
+        self._app_ids: dict[str, set[str]] = {dc: set() for dc in rest}  # dc -> ids of the application's jobs
         self._journal = journal
         self._interval = interval
         self._max_duration = max_duration
@@ -264,7 +268,10 @@ class ToolkitMonitor(threading.Thread):
 
     def running_app(self) -> list[str]:
         """Data centers where the application's job is running (as of the last look)."""
-        return [dc for dc, jobs in self._jobs.items() if self._app_job in jobs.values()]
+        return [dc for dc, ids in self._app_ids.items() if ids]
+
+    def _is_app(self, job: Mapping[str, Any]) -> bool:
+        return is_app_job(job, self._app_job, self._main_composite)
 
     # -- one look -------------------------------------------------------------------------------------
     def _poll(self, dc: str) -> None:
@@ -292,13 +299,13 @@ class ToolkitMonitor(threading.Thread):
             if job_id in previous:
                 continue
             if not self._looked[dc]:
-                if name == self._app_job:
+                if self._is_app(job):
                     self._running_at_start.add(dc)
                 continue
             self._journal.record("toolkit.job_running", at=seen, dc=dc, job=name, job_id=job_id)
             # a takeover: the application starts where it did not run at the last look (a failover, a
             # failback, a restart after a dual outage); the latest one counts
-            if name == self._app_job and self._app_job not in previous.values():
+            if self._is_app(job) and not self._app_ids[dc]:
                 extra = _within(_submit_time(job), window)
                 self._takeover[dc] = seen[0] if extra is None else extra
                 self._journal.record("toolkit.takeover", at=seen, dc=dc, job=name, job_id=job_id, source="job list",
@@ -307,6 +314,7 @@ class ToolkitMonitor(threading.Thread):
             if job_id not in current and self._looked[dc]:
                 self._journal.record("toolkit.job_gone", at=seen, dc=dc, job=name, job_id=job_id)
         self._jobs[dc] = current
+        self._app_ids[dc] = {str(job["id"]) for job in running if self._is_app(job)}
 
     def _watch_job(self, dc: str, job: dict[str, Any], seen: tuple[float, float], window: tuple[float, float]
                    ) -> None:
@@ -348,7 +356,7 @@ class ToolkitMonitor(threading.Thread):
             self._journal.record("toolkit.snapshot_restored", at=seen, dc=dc, job=job.get("name"),
                                  replayed=counts[MERGER], source="operator metrics")
             self._in_place_takeover(watch, seen, None, MERGER)
-        if job.get("name") == self._app_job:
+        if self._is_app(job):
             self._pe_states(watch, seen)
 
     def _watchdog(self, watch: _JobWatch, count: int, before: int | None, seen: tuple[float, float],
@@ -377,7 +385,7 @@ class ToolkitMonitor(threading.Thread):
         """Active/active: the application ran here from the start, and its toolkit (mode 1) takes over the
         remote's work in place when it declares the remote DOWN (replaying whatever state it holds)."""
         dc, job = watch.dc, watch.job
-        if (job.get("name") != self._app_job or dc not in self._running_at_start or dc in self._takeover
+        if (not self._is_app(job) or dc not in self._running_at_start or dc in self._takeover
                 or not self._baseline_done or len(self._running_at_start) < 2):
             return
         self._takeover[dc] = seen[0] if stamp is None else stamp

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import math
 import re
+import time
 
 __all__ = [
     "DURATION_PATTERN",
     "STEP_DURATION_PATTERN",
+    "format_clock",
     "format_duration",
     "format_rate",
     "format_seconds",
@@ -129,6 +131,15 @@ _SIZE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNO
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "ki": 1024, "kib": 1024, "m": 1000**2, "mb": 1000**2,
                "mi": 1024**2, "mib": 1024**2, "g": 1000**3, "gb": 1000**3, "gi": 1024**3, "gib": 1024**3,
                "t": 1000**4, "tb": 1000**4, "ti": 1024**4, "tib": 1024**4}
+
+
+def format_clock(epoch: float) -> str:
+    """A wall-clock instant as UTC ``HH:MM:SS.s`` (reports say UTC once beside a range)."""
+    whole = int(epoch // 1)
+    tenths = round((epoch - whole) * 10)
+    if tenths == 10:
+        whole, tenths = whole + 1, 0
+    return time.strftime("%H:%M:%S", time.gmtime(whole)) + f".{tenths}"
 
 
 def parse_size(value: str | int | float) -> int:

@@ -193,12 +193,13 @@ class World:
 
     def _write_toolkit(self, app_name: str, toolkit: ToolkitSettings, dc: str, settings: dict[str, str]) -> None:
         if toolkit.settings_via == "app-config":
-            if not toolkit.main_composite:
-                raise StepError(f"applications.{app_name}.crossdc.main_composite is needed to write the toolkit's "
+            main = self.settings.applications[app_name].main_composite
+            if not main:
+                raise StepError(f"applications.{app_name}.main_composite is needed to write the toolkit's "
                                 "settings into the application configuration CrossDCFailover")
             client = self.run.rest[dc]
             before = client.app_config(APP_CONFIG)
-            keys = {f"{toolkit.main_composite}_{key}": value for key, value in settings.items()}
+            keys = {f"{main}_{key}": value for key, value in settings.items()}
             client.put_app_config(APP_CONFIG, {**((before or {}).get("properties") or {}), **keys},
                                   "Cross-DC failover toolkit settings")
             undo = (lambda: client.delete_app_config(APP_CONFIG)) if before is None else (
@@ -271,7 +272,7 @@ class World:
             rest, app.job_name, self.journal, interval=0.1, max_duration=self.timeout,
             clock_tolerance=self.run.judge_settings.clock_tolerance,
             outputs=lambda: self.traffic.first_outputs() if self.traffic else {},
-            toolkit=self.settings.applications[app.name].crossdc,
+            toolkit=self.settings.applications[app.name].crossdc, main_composite=app.main_composite,
         )
         self.cleanup.push("stop the toolkit monitor", self.monitor.stop)
         self.monitor.start()
@@ -349,7 +350,7 @@ class World:
         app = self._deployed()
         healed = self.faults.heal_touching(dc)
         rest = self.run.rest
-        running = [d for d in rest if d != dc and _runs(rest[d], app.job_name)]
+        running = [d for d in rest if d != dc and _runs(rest[d], app)]
         dual = not running
         role = "active" if dual and self.roles is not None and dc == self.roles[0] else "standby"
         self.journal.record("datacenter.back", dc=dc, role=role, healed=[f.id for f in healed],
@@ -524,10 +525,10 @@ class World:
         return judge_scenario(load_history(self.run.run_dir, self.sid, self.run.judge_settings))
 
 
-def _runs(client: StreamsRestClient, job_name: str) -> bool:
-    """``job_name`` runs in the instance behind ``client`` (False when the instance does not answer)."""
+def _runs(client: StreamsRestClient, app: AppSpec) -> bool:
+    """The application runs in the instance behind ``client`` (False when the instance does not answer)."""
     try:
-        job = client.find_job(job_name)
+        job = client.find_app_job(app.job_name, app.main_composite)
     except StreamsError:
         return False
     return job is not None and job.get("status") == "running"

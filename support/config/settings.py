@@ -157,7 +157,6 @@ class ToolkitSettings:
     """How an application embeds the Cross-DC toolkit."""
 
     alias: str = "CrossDCFailover"
-    main_composite: str | None = None
     settings_via: str = "config-file"
     trace_up: str = "Received a notification about the remote data center coming up"
     trace_down: str = "Received a notification about the remote data center going down"
@@ -173,6 +172,7 @@ class AppSettings:
     sink: EndpointSettings
     submission_parameters: Mapping[str, str]
     crossdc: ToolkitSettings = ToolkitSettings()
+    main_composite: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,11 +373,11 @@ def _application(name: str, raw: Mapping[str, Any]) -> AppSettings:
         ),
         crossdc=ToolkitSettings(
             alias=str(toolkit["alias"]),
-            main_composite=_optional_str(toolkit.get("main_composite")),
             settings_via=str(toolkit["settings_via"]),
             trace_up=str(toolkit["trace_up"]),
             trace_down=str(toolkit["trace_down"]),
         ),
+        main_composite=_optional_str(raw.get("main_composite")),
     )
 
 

@@ -60,15 +60,16 @@ class CancelJob(_ApiFault):
             raise FaultError("job-cancel needs an application (app=...) or a job name (job=...)")
         self.job_name = ctx.allowlist.check_application(app) if app else str(job)
         ctx.allowlist.check_job(dc, self.job_name)
+        self.main_composite = ctx.topology.composites.get(self.job_name)
         self.job_id: str | None = None
 
     def describe(self) -> dict[str, Any]:
         return {"dc": self.dc, "job": self.job_name, **({"job_id": self.job_id} if self.job_id else {})}
 
     def prepare(self) -> None:
-        job = self.client.find_job(self.job_name)
+        job = self.client.find_app_job(self.job_name, self.main_composite)
         if job is None:
-            raise FaultError(f"no running job named {self.job_name} in {self.dc} to cancel")
+            raise FaultError(f"no running job of {self.job_name} in {self.dc} to cancel")
         self.job_id = str(job["id"])
         super().prepare()
 
@@ -82,7 +83,7 @@ class CancelJob(_ApiFault):
 
     def verify(self, timeout: float) -> Verified:
         def check() -> tuple[bool, str]:
-            job = self.client.find_job(self.job_name)
+            job = self.client.find_app_job(self.job_name, self.main_composite)
             return job is None, f"{self.job_name} gone from {self.dc}" if job is None else (
                 f"{self.job_name} job {job.get('id')} {job.get('status')}")
 
@@ -187,7 +188,7 @@ class OrderlyShutdown(_ApiFault):
         """Find the application's job, its SpecialMessagePort and the heartbeat interval in force; the DC's
         heartbeats must be flowing now, or their stop could not prove anything."""
         for job_name in self.ctx.topology.jobs:
-            self.job = self.client.find_job(job_name)
+            self.job = self.client.find_app_job(job_name, self.ctx.topology.composites.get(job_name))
             if self.job is not None:
                 break
         if self.job is None:

@@ -87,6 +87,7 @@ class Topology:
     applications: Mapping[str, str]  # application name -> (active) job name
     source: str = "config"
     aliases: Mapping[str, str] = field(default_factory=dict)  # job name -> alias of its CrossDCFailover composite
+    composites: Mapping[str, str | None] = field(default_factory=dict)  # job name -> main composite
 
     @classmethod
     def from_settings(cls, settings: Settings, source: str = "config") -> Topology:
@@ -98,7 +99,8 @@ class Topology:
             jobs[app.job_name] = app_name
             apps[app_name] = app.job_name
         aliases = {app.job_name: app.crossdc.alias for app in settings.applications.values()}
-        return cls(dcs, jobs, apps, source, aliases)
+        composites = {app.job_name: app.main_composite for app in settings.applications.values()}
+        return cls(dcs, jobs, apps, source, aliases, composites)
 
     def dc(self, name: str) -> DataCenterInfo:
         if name not in self.datacenters:

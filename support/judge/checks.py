@@ -223,11 +223,23 @@ def _split_settle(h: History) -> float:
     return max(h.settings.settle_period, 2 * h.settings.split_brain_gap)
 
 
+def _split_brain(h: History, received: Table) -> Any:
+    return check_split_brain(received, gap=h.settings.split_brain_gap, tolerance=h.settings.clock_tolerance)
+
+
+def _fault_at(h: History) -> float | None:
+    fault = facts.latest_fault(h)
+    return None if fault is None else fault.t
+
+
 @_data_check("single_emitter", "single_emitter", settle=_split_settle)
 def _single_emitter(h: History, w: facts.Window, sent: Table, received: Table, p: Params) -> Verdict:
-    s = h.settings
-    return measure.check_single_emitter(check_split_brain(received, gap=s.split_brain_gap,
-                                                          tolerance=s.clock_tolerance))
+    return measure.check_single_emitter(_split_brain(h, received), _fault_at(h))
+
+
+@_data_check("both_emit", "both_emit", settle=_split_settle)
+def _both_emit(h: History, w: facts.Window, sent: Table, received: Table, p: Params) -> Verdict:
+    return measure.check_both_emit(_split_brain(h, received), _fault_at(h))
 
 
 def state_report(h: History, new: str | None = None, old: str | None = None) -> Any:
@@ -252,6 +264,12 @@ def _state_verdict(name: str, report: Any, judge: Callable[[Any], Verdict]) -> V
 def _consistent_state(h: History, w: facts.Window, sent: Table, received: Table, p: Params) -> Verdict:
     report = state_report(h, p.get("new"), p.get("old"))
     return _state_verdict("consistent_state", report, measure.check_consistent_state)
+
+
+@_data_check("state_not_inherited", "state_not_inherited")
+def _state_not_inherited(h: History, w: facts.Window, sent: Table, received: Table, p: Params) -> Verdict:
+    report = state_report(h, p.get("new"), p.get("old"))
+    return _state_verdict("state_not_inherited", report, measure.check_state_not_inherited)
 
 
 @_data_check("state_loss", "state_loss_window")

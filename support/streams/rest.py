@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from support.config.settings import Settings
 
-__all__ = ["ENDED_JOB_STATUSES", "StreamsRestClient"]
+__all__ = ["ENDED_JOB_STATUSES", "StreamsRestClient", "is_app_job"]
 
 log = logging.getLogger(__name__)
 
@@ -207,6 +207,20 @@ class StreamsRestClient:
     def find_job(self, name: str) -> dict[str, Any] | None:
         """The newest job named ``name`` that is not canceled or canceling, or None."""
         live = [job for job in self.jobs(name) if job.get("status") not in ENDED_JOB_STATUSES]
+        if not live:
+            return None
+        return max(live, key=lambda job: (_as_int(job.get("id")), str(job.get("id"))))
+
+    def app_jobs(self, job_name: str, main_composite: str | None = None) -> list[dict[str, Any]]:
+        """The jobs of an application: named ``job_name``, or (with ``main_composite``) of that ``applicationName``,
+        as a job that a failover script submitted without a name is (the instance names it ``<main>_<id>``)."""
+        if main_composite is None:
+            return self.jobs(job_name)
+        return [job for job in self.jobs() if is_app_job(job, job_name, main_composite)]
+
+    def find_app_job(self, job_name: str, main_composite: str | None = None) -> dict[str, Any] | None:
+        """The newest live job of an application (see :meth:`app_jobs`), or None."""
+        live = [job for job in self.app_jobs(job_name, main_composite) if job.get("status") not in ENDED_JOB_STATUSES]
         if not live:
             return None
         return max(live, key=lambda job: (_as_int(job.get("id")), str(job.get("id"))))
@@ -396,6 +410,13 @@ class StreamsRestClient:
         url = self._link(pe, "applicationTrace")
         response = self._request("GET", url, headers={"Accept": "text/plain, */*"}, expected=(200,))
         return response.text
+
+
+def is_app_job(job: Mapping[str, Any], job_name: str, main_composite: str | None = None) -> bool:
+    """Whether ``job`` (a REST job element or a data exchange listing entry) belongs to the application named
+    ``job_name`` whose main composite is ``main_composite``."""
+    name = job.get("name", job.get("jobName"))
+    return name == job_name or (main_composite is not None and job.get("applicationName") == main_composite)
 
 
 def _as_int(value: Any) -> int:
