@@ -40,3 +40,15 @@ Feature: Orders come home after an outage
       And "dc1" resumes from a consistent copy of the state of "dc1"
       And at most 50 acknowledged tuples are lost
       And no tuple is delivered twice
+
+  Rule: A standby whose failover script only submits the application, as the toolkit's reference script does,
+  hands no state to the new job
+
+    @job-cancel @reference-script
+    Scenario: dc2 takes over without the state of dc1 when its failover script only submits the application
+      Given the "orders-reference-script" application runs active in "dc1" with "dc2" on standby
+      And orders flow at 200 tuples per second
+      And the system has been steady for 5 seconds
+      When the "orders-reference-script" job in "dc1" is canceled
+      Then "dc2" takes over within 45 seconds
+      And "dc2" starts without the state of "dc1"
