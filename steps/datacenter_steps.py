@@ -11,9 +11,12 @@ from support import step_types  # noqa: F401  (registers the parameter types)
 @given("the Cross-DC toolkit exchanges heartbeats every {interval:Duration} and allows {misses:Count} missed "
        "heartbeats")
 def step_toolkit_heartbeats(context: Context, interval: Any, misses: Any) -> None:
-    """Deploy the application with these failure-detection settings of the toolkit (submission parameters
-    heartbeatExchangeInterval and consecutiveHeartbeatMissesAllowed) instead of the configured ones. Comes
-    before the step that deploys the application.
+    """Deploy the application with these failure-detection settings of the toolkit (heartbeatExchangeInterval and
+    consecutiveHeartbeatMissesAllowed), written where the toolkit reads them: its config files on each data
+    center's first host (datacenters.<dc>.crossdc.config_files, over SSH; they take precedence), or the
+    instances' application configuration CrossDCFailover (keys <main_composite>_<key>) when
+    applications.<app>.crossdc.settings_via is app-config. The original settings are restored after the scenario.
+    The toolkit reads its settings once, when it starts: comes before the step that deploys the application.
 
     Example: Given the Cross-DC toolkit exchanges heartbeats every 500 ms and allows 3 missed heartbeats
     """
@@ -22,8 +25,9 @@ def step_toolkit_heartbeats(context: Context, interval: Any, misses: Any) -> Non
 
 @given('the "{app}" application runs active in "{active}" with "{standby}" on standby')
 def step_active_passive(context: Context, app: Any, active: Any, standby: Any) -> None:
-    """Deploy the application active in one data center with its passive stub in the other, and wait
-    until both are healthy and the toolkit on each side sees the other UP.
+    """Deploy the application active in one data center (submitted through REST) with the passive sample's
+    standalone stub in the other (started over SSH with applications.<app>.standby.command), and wait until the
+    application is healthy and its toolkit sees the stub UP.
 
     Example: Given the "orders" application runs active in "dc1" with "dc2" on standby
     """
