@@ -106,7 +106,7 @@ class InstanceStop(_ApiFault):
 
     kind = "instance-stop"
     reversible = True
-    requires = ("bash",)
+    requires = ("bash", "streamtool")
 
     def __init__(self, ctx: FaultContext, dc: str, fault_id: str | None = None) -> None:
         super().__init__(ctx, dc, fault_id)

@@ -12,6 +12,7 @@ Scenarios name what they need with tags ``@requires.<capability>`` (e.g. ``@requ
 from __future__ import annotations
 
 import re
+import shlex
 import socket
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -26,7 +27,7 @@ __all__ = ["ADVICE", "CAPABILITIES", "Capabilities", "CapabilityProbe", "doctor_
 
 #: host capabilities, in table order
 HOST_CAPABILITIES = ("ssh", "bash", "iptables", "statistic", "nfqueue", "netem", "tbf", "delayer", "stress-ng",
-                     "cgroup-cpu", "cgroup-memory", "fallocate", "curl")
+                     "cgroup-cpu", "cgroup-memory", "fallocate", "ss", "streamtool")
 #: per-DC capabilities checked from the controller
 DC_CAPABILITIES = ("rest", "prometheus", "jmx")
 #: derived: latency works with netem or the delayer
@@ -45,7 +46,9 @@ ADVICE = {
     "cgroup-cpu": "no cpu cgroup controller: CPU stress is not bounded to the DC's cgroup",
     "cgroup-memory": "no memory cgroup controller: memory stress is bounded by faults.memory_max only",
     "fallocate": "install util-linux fallocate (disk exhaustion)",
-    "curl": "install curl (the instance-stop dead-man timer restarts the instance with it)",
+    "ss": "install iproute2 (the tester finds the standalone standby stub by the port it holds, with ss)",
+    "streamtool": "set datacenters.<dc>.crossdc.streamtool to streamtool on the hosts (instance stop and start, "
+                  "name-service lookups)",
     "rest": "check datacenters.<dc>.rest (url, auth, ca_bundle)",
     "prometheus": "check metrics.prometheus.url, or leave it out to use REST metrics only",
     "jmx": "check datacenters.<dc>.jmx.url and that java is installed on the controller",
@@ -57,7 +60,7 @@ _HTB_TBF = ("ip link set lo up; tc qdisc add dev lo root handle 1: htb default 1
             "tc filter add dev lo parent 1: protocol ip prio 1 u32 match ip dst 127.0.0.2/32 flowid 1:2")
 
 
-def host_probe_script(python: str) -> str:
+def host_probe_script(python: str, streamtool: str = "streamtool") -> str:
     """One shell printing ``CAP <name> yes|no <detail>`` per host capability."""
     netem = _HTB_TBF.format(leaf="netem delay 1ms")
     tbf = _HTB_TBF.format(leaf="tbf rate 1mbit burst 3028 latency 100ms")
@@ -88,8 +91,11 @@ for __c in cpu memory; do
   esac
 done
 command -v fallocate >/dev/null 2>&1; cap fallocate $? "util-linux" "fallocate not installed"
-command -v curl >/dev/null 2>&1
-cap curl $? "$(curl --version 2>/dev/null | head -n1 | cut -d' ' -f1-2)" "curl not installed"
+command -v ss >/dev/null 2>&1
+cap ss $? "$(ss --version 2>/dev/null | head -n1 | cut -c1-60)" "ss not installed"
+__st={shlex.quote(streamtool)}
+command -v "$__st" >/dev/null 2>&1
+cap streamtool $? "$__st" "$__st not found"
 true
 """
 
@@ -154,7 +160,8 @@ class CapabilityProbe:
             if host in self._hosts:
                 return self._hosts[host]
         try:
-            result = self.pool.get(host).run(host_probe_script(self.settings.python), timeout=30)
+            streamtool = self.topology.dc(self.topology.dc_of_host(host)).streamtool
+            result = self.pool.get(host).run(host_probe_script(self.settings.python, streamtool), timeout=30)
             caps = parse_probe_output(host, result.stdout)
             if not result.ok:
                 caps.found.setdefault("bash", (False, result.why()))
