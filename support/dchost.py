@@ -129,16 +129,17 @@ _KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
 def parse_config(text: str) -> dict[str, str]:
-    """The toolkit's reading of a config file: ``key=value`` lines, ``#`` comments, spaces trimmed, a line
-    with other than exactly one ``=`` ignored; the last line of a key wins."""
+    """The toolkit's reading of a config file (``readValueFromConfigFile``): lines trimmed of spaces, empty and
+    ``#`` lines skipped, a line split at ``=`` with empty tokens dropped must give exactly two tokens
+    (``key=value``; ``a==b`` reads as ``b``, ``a=b=c`` is ignored); the first line of a key wins."""
     values: dict[str, str] = {}
     for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#") or line.count("=") != 1:
+        line = raw.strip(" ")
+        if not line or line.startswith("#"):
             continue
-        key, value = (part.strip() for part in line.split("="))
-        if key:
-            values[key] = value
+        tokens = [token for token in line.split("=") if token]
+        if len(tokens) == 2:
+            values.setdefault(tokens[0].strip(" "), tokens[1].strip(" "))
     return values
 
 

@@ -64,6 +64,7 @@ def test_the_config_file_is_read_as_the_toolkit_reads_it() -> None:
     assert values["localDataCenterName"] == "dc2"  # spaces trimmed
     assert values["heartbeatExchangeInterval"] == "1.0"  # the commented line is not read
     assert "dataSnapshotJdbcUrl" not in values  # a value holding '=' is ignored, as the toolkit's parser does
+    assert parse_config("a==b\na=c\nk=1\nk=2\n") == {"a": "b", "k": "1"}  # empty tokens dropped; first line wins
 
 
 def test_a_rewrite_replaces_active_lines_keeps_comments_and_appends_new_keys() -> None:
