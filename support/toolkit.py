@@ -81,6 +81,8 @@ class ToolkitNames:
         return re.search(self.trace_down, message) is not None
 
 TRACE_LINE = re.compile(r"^(?P<stamp>.+?)\s+(?P<level>[A-Z]+)\s+\[(?P<aspect>[^\]]+)\]\s+_XXXXX_\s*(?P<message>.*)$")
+ANY_TRACE_LINE = re.compile(r"^(?P<stamp>\S+)\s+(?P<level>[A-Z]+)\s+\[(?P<aspect>[^\]]+)\]\s+(?P<message>.*)$")
+STREAMS_ANY_TRACE = re.compile(r"^(?P<stamp>\d{1,2} \w{3} \d{4} \d{2}:\d{2}:\d{2}\.\d+[+-]\d{4})\s+(?P<message>.*)$")
 STREAMS_TRACE = re.compile(
     r"^(?P<stamp>\d{1,2} \w{3} \d{4} \d{2}:\d{2}:\d{2}\.\d+[+-]\d{4}).*?_XXXXX_\s*(?P<message>.*)$")
 #: trace lines too routine to journal (one per heartbeat)
@@ -153,6 +155,78 @@ def parse_trace(text: str) -> list[TraceLine]:
         if other:
             lines.append(TraceLine(parse_trace_time(other["stamp"]), "", "", other["message"].strip()))
     return lines
+
+
+def parse_log(text: str) -> list[TraceLine]:
+    """Every timestamped trace line of a standalone application's output (the passive sample traces its remote
+    status notification without the toolkit's ``_XXXXX_`` marker); other lines are skipped."""
+    lines = []
+    for raw in text.splitlines():
+        match = ANY_TRACE_LINE.match(raw) or STREAMS_ANY_TRACE.match(raw)
+        if match is None:
+            continue
+        t = parse_trace_time(match["stamp"])
+        if t is not None:
+            groups = match.groupdict()
+            lines.append(TraceLine(t, groups.get("aspect") or "", groups.get("level") or "", match["message"].strip()))
+    return lines
+
+
+class StandbyWatch(threading.Thread):
+    """Reads the standalone stub's output (its log on the standby host, appended as it runs) for the application's
+    remote status lines: the stub is no Streams job, so its DOWN is seen nowhere else. Journals
+    ``toolkit.remote_down`` / ``toolkit.remote_up`` for ``dc`` with the stub's own time of the line."""
+
+    def __init__(self, dc: str, read: Callable[[int], str], size: Callable[[], int], names: ToolkitNames,
+                 journal: Journal, interval: float = 0.25, max_duration: float = 600.0) -> None:
+        super().__init__(name=f"standby-watch-{dc}", daemon=True)
+        self.dc = dc
+        self._read = read
+        self._size = size
+        self._names = names
+        self._journal = journal
+        self._interval = interval
+        self._max_duration = max_duration
+        self._offset: int | None = None
+        self._partial = ""
+        self.stop_event = threading.Event()
+        self.status: bool | None = None
+
+    def start_at_end(self) -> None:
+        """Skip what the log holds now (earlier stubs' lines), then start reading."""
+        self._offset = self._size()
+        self.start()
+
+    def run(self) -> None:
+        started = time.monotonic()
+        while not self.stop_event.is_set() and time.monotonic() - started < self._max_duration:
+            tick = time.monotonic()
+            try:
+                self.look()
+            except Exception as exc:
+                log.debug("standby watch %s: %s", self.dc, exc)
+            self.stop_event.wait(max(0.0, self._interval - (time.monotonic() - tick)))
+
+    def look(self) -> None:
+        chunk = self._read(self._offset or 0)
+        if not chunk:
+            return
+        self._offset = (self._offset or 0) + len(chunk.encode())
+        text = self._partial + chunk
+        complete, _, self._partial = text.rpartition("\n")
+        seen = (time.time(), time.monotonic())
+        for line in parse_log(complete):
+            up = self._names.up(line.message)
+            if not up and not self._names.down(line.message):
+                continue
+            self.status = up
+            self._journal.record("toolkit.remote_up" if up else "toolkit.remote_down", at=seen, dc=self.dc,
+                                 job="standby", source="standby log", happened_at=line.t)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        if self.is_alive():
+            self.join(timeout=5)
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import shlex
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -42,7 +43,7 @@ from support.reporting.allure import RESIDUE_PREFIX, label_dc_pair
 from support.streams.errors import StreamsError
 from support.streams.exchange import DataExchangeClient
 from support.streams.rest import StreamsRestClient
-from support.toolkit import ToolkitMonitor
+from support.toolkit import StandbyWatch, ToolkitMonitor, ToolkitNames
 from support.traffic import Traffic
 from support.waits import WaitTimeout, wait_until
 
@@ -155,7 +156,8 @@ class World:
         self.verdict_error: str | None = None  # the sentence of the verdict that failed a step, if one did
         self.mode = "active/passive"
         self.roles: tuple[str, str] | None = None  # (active, standby) as the Given step laid them out
-        self.toolkit_settings: dict[str, str] = {}  # submission parameters a scenario sets for the toolkit
+        self.toolkit_settings: dict[str, str] = {}  # toolkit settings a scenario writes before its deployment
+        self._standby_watches: dict[str, StandbyWatch] = {}
         self.ids: IdTable | None = None
         self.metrics: MetricsSession | None = None
         self.baseline: Baseline | None = None
@@ -239,6 +241,7 @@ class World:
                               progress=self.progress, fresh=True)
         self._layout()
         self._watch(app, active, standby)
+        self._watch_standby(app, standby)
 
     def deploy_active_active(self, app_name: str, first: str, second: str) -> None:
         """Run the application in both data centers in crossDCOperationMode 1 (each processing its own keys and
@@ -369,6 +372,8 @@ class World:
             self.journal.record("toolkit.settings_written", dc=dc, where=files.paths()[file_role], keys=[key])
         ensure_returned(rest, self._stub, app, dc, role, self.journal, timeout=min(self.timeout, 120),
                         progress=self.progress)
+        if role == "standby":
+            self._watch_standby(app, dc)
         if role == "active":  # after a dual outage the data center that resumes is the old and the new active
             self.active = self.standby = dc
             self._layout()
@@ -385,6 +390,27 @@ class World:
         wait_until(lambda: (monitor.remote_up(active), store.newest()),
                    lambda seen: seen[0] is True and (seen[1] or 0) >= since, timeout=60, interval=0.2,
                    what=f"{active} to see {dc} UP and {dc} to hold a copy of its state", progress=self.progress)
+
+    def _watch_standby(self, app: AppSpec, dc: str) -> None:
+        """Read the standby stub's output in ``dc`` for its remote status lines (once per data center: every stub of
+        the application there appends to the same log)."""
+        if dc in self._standby_watches:
+            return
+        stub = self._stub(app, dc)
+        log_file, executor = shlex.quote(stub.log_file), stub.executor
+
+        def read(offset: int) -> str:
+            return executor.run(f"tail -c +{offset + 1} {log_file} 2>/dev/null", timeout=10).stdout
+
+        def size() -> int:
+            text = executor.run(f"stat -c %s {log_file} 2>/dev/null || echo 0", timeout=10).stdout.strip()
+            return int(text) if text.isdigit() else 0
+
+        watch = StandbyWatch(dc, read, size, ToolkitNames.of(self.settings.applications[app.name].crossdc),
+                             self.journal, max_duration=self.timeout)
+        self._standby_watches[dc] = watch
+        self.cleanup.push(f"stop reading the standby's output in {dc}", watch.stop)
+        watch.start_at_end()
 
     def _snapshots(self, dc: str) -> SnapshotStore:
         """The toolkit's stored snapshots in ``dc`` (files in its snapshot directory, over SSH): the only evidence

@@ -8,10 +8,23 @@ from typing import Any
 
 from support.orchestration import Journal
 from support.streams.errors import StreamsConnectionError
-from support.toolkit import MERGER, RECEIVER, WATCHDOG, ToolkitMonitor, ToolkitNames, parse_trace, parse_trace_time
+from support.toolkit import (
+    MERGER,
+    RECEIVER,
+    WATCHDOG,
+    StandbyWatch,
+    ToolkitMonitor,
+    ToolkitNames,
+    parse_trace,
+    parse_trace_time,
+)
+from support.waits import wait_until
 
 NAMES = ToolkitNames(alias="OrdersXDC")
-from support.waits import wait_until
+UP_LINE = ("INFO [Application_Logic] _XXXXX_ UDP channel 0-->Received a notification about the remote data center "
+           "coming up and running normally.")
+DOWN_LINE = ("INFO [Application_Logic] _XXXXX_ UDP channel 0-->Received a notification about the remote data center "
+             "going down due to failure or planned maintenance.")
 
 
 def iso(t: float) -> str:
@@ -78,7 +91,7 @@ def test_takeover_transitions_and_trace_times_are_journaled(tmp_path: Path) -> N
     dc2.job_list = [{"id": "7", "name": "orders_standby", "status": "running"}]
     dc1.counts[("1", WATCHDOG)] = 1
     dc2.counts[("7", WATCHDOG)] = 1
-    dc2.trace["7"] = [f"{iso(time.time() - 5)} INFO [Application_Logic] _XXXXX_ UDP channel 0-->Received a notification about the remote data center coming up and running normally."]
+    dc2.trace["7"] = [f"{iso(time.time() - 5)} {UP_LINE}"]
     journal = Journal(tmp_path / "j.jsonl")
     monitor = ToolkitMonitor({"dc1": dc1, "dc2": dc2}, "orders", journal, interval=0.01, max_duration=20, toolkit=NAMES,
                              trace_interval=0.05)
@@ -94,7 +107,7 @@ def test_takeover_transitions_and_trace_times_are_journaled(tmp_path: Path) -> N
         dc1.job_list = []
         dc1.down = True  # an unreachable DC must not stop the monitor
         down_at = time.time() - 0.02
-        dc2.trace["7"].append(f"{iso(down_at)} INFO [Application_Logic] _XXXXX_ UDP channel 0-->Received a notification about the remote data center going down due to failure or planned maintenance.")
+        dc2.trace["7"].append(f"{iso(down_at)} {DOWN_LINE}")
         dc2.counts[("7", WATCHDOG)] = 2
         wait_until(lambda: journal.first("toolkit.remote_down", dc="dc2"), bool, timeout=5, interval=0.01,
                    what="DOWN seen")
@@ -150,9 +163,9 @@ def test_active_active_takeover_in_place_and_trace_only_transitions(tmp_path: Pa
     monitor.start()
     try:
         wait_until(lambda: monitor.polls, lambda n: n >= 2, timeout=5, interval=0.01, what="polls")
-        dc2.trace["2"] = [f"{iso(time.time())} INFO [Application_Logic] _XXXXX_ UDP channel 0-->Received a notification about the remote data center coming up and running normally."]
+        dc2.trace["2"] = [f"{iso(time.time())} {UP_LINE}"]
         wait_until(lambda: monitor.remote_up("dc2"), bool, timeout=5, interval=0.01, what="UP from the trace")
-        dc2.trace["2"].append(f"{iso(time.time())} INFO [Application_Logic] _XXXXX_ UDP channel 0-->Received a notification about the remote data center going down due to failure or planned maintenance.")
+        dc2.trace["2"].append(f"{iso(time.time())} {DOWN_LINE}")
         wait_until(lambda: journal.first("toolkit.remote_down", dc="dc2"), bool, timeout=5, interval=0.01,
                    what="DOWN from the trace")
     finally:
@@ -230,3 +243,24 @@ def test_a_data_center_that_stops_answering_does_not_delay_what_is_seen_of_the_o
     finally:
         dc1.release.set()
         monitor.stop()
+
+
+def test_the_standby_watch_reads_the_stubs_remote_status_lines_with_their_own_time() -> None:
+    log = ["2026-11-26T06:40:00.000Z ERROR [TimerSignal] Local Data Center=dc2, Remote DC Status=Up and running.\n"]
+    journal = Journal(None, "standby")
+    text = lambda: "".join(log)  # noqa: E731
+    watch = StandbyWatch("dc2", lambda offset: text().encode()[offset:].decode(), lambda: len(text().encode()),
+                         ToolkitNames(), journal)
+    watch._offset = watch._size()  # what start_at_end does, without the thread
+    watch.look()
+    assert journal.events("toolkit.remote_down") == []
+    log.append("2026-11-26T06:40:05.250Z ERROR [Application_Logic] Received a notification about the remote data "
+               "center going down due to failure or planned")  # the rest of the line is not written yet
+    watch.look()
+    assert journal.events("toolkit.remote_down") == []
+    log.append(" maintenance.\nsome other output\n")
+    watch.look()
+    down = journal.events("toolkit.remote_down")
+    assert len(down) == 1 and down[0].fields["dc"] == "dc2" and down[0].fields["source"] == "standby log"
+    assert down[0].fields["happened_at"] == parse_trace_time("2026-11-26T06:40:05.250Z")
+    assert watch.status is False
