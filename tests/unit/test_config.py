@@ -80,7 +80,8 @@ def test_lab_yaml_loads_with_its_password_file_replaced_by_an_override(password_
     assert config.get("datacenters.dc2.rest.url") == "https://198.18.2.10:9714/streams/resources"
     assert config.get("datacenters.dc2.rest.instance") == "streams-dc2"
     assert config.get("datacenters.dc1.rest.auth.password") == "lab-Pa55word-xyz"
-    assert config.get("applications.orders.submission_parameters.configFileName") == "/run/xdc-lab/{dc}/crossdc/orders.cfg"
+    config_file = config.get("applications.orders.submission_parameters.configFileName")
+    assert config_file == "/run/xdc-lab/{dc}/crossdc/orders.cfg"
     assert config.duration("run.scenario_timeout") == 300.0
     assert config.duration("http.backoff") == 0.2
     assert config.duration("objectives.orders.rto") == 60.0
