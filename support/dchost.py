@@ -55,12 +55,18 @@ class StandbyStub:
         pids = _listeners(self.executor, self.dc.crossdc_port)
         return min(pids) if pids else None
 
-    def start(self, timeout: float = 30.0) -> int:
-        """Start the stub detached (own session, output to its log) and wait until it holds the heartbeat port."""
+    def start_script(self) -> str:
+        """The shell that starts the stub detached (own session, output appended to its log) and returns at once."""
         directory = shlex.quote(self.log_file.rsplit("/", 1)[0] or "/")
-        script = (f"mkdir -p {directory} && cd / && setsid nohup sh -c {shlex.quote(self.command)} "
-                  f">> {shlex.quote(self.log_file)} 2>&1 < /dev/null & echo started")
-        result = self.executor.run(script, timeout=15)
+        # only the stub goes to the background, with every descriptor of this session replaced: a background list
+        # (`a && b &`) would keep the session's stderr open in its subshell, and the command would never end
+        return (f"mkdir -p {directory} && cd / || exit 1\n"
+                f"setsid nohup sh -c {shlex.quote(self.command)} >> {shlex.quote(self.log_file)} 2>&1 < /dev/null &\n"
+                "echo started")
+
+    def start(self, timeout: float = 30.0) -> int:
+        """Start the stub and wait until it holds the heartbeat port."""
+        result = self.executor.run(self.start_script(), timeout=15)
         if not result.ok:
             raise FaultError(f"cannot start the {self.app} standby on {self.executor.host}: {result.why()}")
         pid = wait_until(self.pid, lambda found: found is not None, timeout=timeout, interval=0.1,

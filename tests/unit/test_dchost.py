@@ -3,11 +3,15 @@ service; against a fake executor that records the scripts and answers like the h
 
 from __future__ import annotations
 
+import subprocess
+import time
+from pathlib import Path
+
 import pytest
 
 from support.dchost import StandbyStub, ToolkitFiles, lookup_special_port, parse_config, rewrite_config
 from support.faults.core import DataCenterInfo
-from support.faults.executor import Executor, Result
+from support.faults.executor import Executor, Result, _wrap
 from support.orchestration import Journal
 
 CONFIG = """# crossdc settings of dc2
@@ -104,3 +108,16 @@ def test_the_special_message_port_comes_from_the_name_service_unless_configured(
     assert lookup_special_port(dc(), host, "7", timeout=2) == ("198.18.2.10", 41234)
     assert host.scripts[-1] == "/opt/streams/bin/streamtool getnsentry SpecialMessagePort --jobs 7"
     assert lookup_special_port(dc(port=25099), FakeHost(), "7") == ("198.18.2.10", 25099)
+
+
+def test_the_start_script_returns_at_once_inside_the_ssh_sessions_capture(tmp_path: Path) -> None:
+    """The SSH executor's persistent shell captures a command's stderr with ``$(...)``: a start script that left
+    that pipe open in a background process would never return (the session's 'no answer within 20 s')."""
+    log_file = str(tmp_path / "logs" / "standby.log")
+    stub = StandbyStub("orders", dc(), "sleep 3", log_file, FakeHost(), Journal(None, "t"))
+    session = f"exec 3>&1; __e=$({_wrap(stub.start_script(), 10)} 2>&1 1>&3 3>&- </dev/null); echo rc=$?"
+    started = time.monotonic()
+    done = subprocess.run(["bash", "-c", session], capture_output=True, text=True, timeout=10, check=False)
+    assert done.stdout.split() == ["started", "rc=0"]
+    assert time.monotonic() - started < 2.0  # not the 3 s the stub lives
+    assert (tmp_path / "logs" / "standby.log").exists()
