@@ -99,13 +99,15 @@ SINK_OP = "OrdersOut"
 SINK_BUFFER_SIZE = 1000  # EndpointSink bufferSize default
 CORRUPT_AT = 50  # defect corrupt-output: the 50th, 150th, ... tuple received (drop-sink takes the 100th, ...)
 
-_CROSSDC_PARAMS = {k: crossdc.DEFAULTS.get(k, "") for k in crossdc.CONFIG_KEYS}
+#: main composites (`getApplicationName()`): the prefix of the application configuration keys
+ORDERS_MAIN = "orders::Orders"
+STANDBY_MAIN = "orders::OrdersStandby"
 
 APPS: dict[str, AppSpec] = {
     "orders": AppSpec(
         name="orders",
         version="1.0.0",
-        main_composite="orders::Orders",
+        main_composite=ORDERS_MAIN,
         pe_count=3,
         operators=(
             OperatorSpec("OrdersIn", "spl.endpoint::EndpointSource", 0, 0, 1),
@@ -125,8 +127,7 @@ APPS: dict[str, AppSpec] = {
             *_CROSSDC_STREAMS,
         ),
         parameters={
-            **_CROSSDC_PARAMS,
-            "crossDCOperationMode": "1",
+            **crossdc.SUBMISSION_PARAMETERS,
             "specialMessagePort": str(paths.SPECIAL_MESSAGE_PORT),
             f"{SINK_OP}.bufferSize": str(SINK_BUFFER_SIZE),
             f"{SINK_OP}.consumingReads": "true",
@@ -135,13 +136,12 @@ APPS: dict[str, AppSpec] = {
     "orders_standby": AppSpec(
         name="orders_standby",
         version="1.0.0",
-        main_composite="orders::OrdersStandby",
+        main_composite=STANDBY_MAIN,
         pe_count=1,
         operators=_crossdc_ops(0),
         streams=_CROSSDC_STREAMS,
         parameters={
-            **_CROSSDC_PARAMS,
-            "crossDCOperationMode": "0",
+            **crossdc.SUBMISSION_PARAMETERS,
             "failoverApplication": "orders",
             "failoverJobName": "",
             "specialMessagePort": str(paths.SPECIAL_MESSAGE_PORT),
@@ -234,7 +234,9 @@ class AggregatorPE(crossdc_composite.CrossDCApp):
         self.reorder_n = 0
         self.reorder_slot: dict[str, tuple[dict[str, Any], float]] = {}
         self.fencing = "split-brain" not in ctx.defects
-        cfg = crossdc.Config.from_params(ctx.params, ctx.dc, default_mode=1)
+        cfg = crossdc.Config.load(
+            ctx.dc, ctx.param("configFileName", ""), crossdc.read_app_config(ctx.dc), ORDERS_MAIN
+        )
         self.cfg = cfg
         # a failover job: input waits for the replay of the stored snapshots (see the class docstring)
         # (defect early-input: it does not wait, so some keys restart from an empty state)
@@ -607,7 +609,8 @@ class StubPE(crossdc_composite.CrossDCApp):
 
     def __init__(self, ctx: PEContext, server: ControlServer) -> None:
         self.ctx = ctx
-        self.cfg = crossdc.Config.from_params(ctx.params, ctx.dc, default_mode=0)
+        # a standalone application reads no application configuration (only its config file)
+        self.cfg = crossdc.Config.load(ctx.dc, ctx.param("configFileName", ""), {}, STANDBY_MAIN)
         self.app = ctx.param("failoverApplication", "orders").strip()
         self.job_name = ctx.param("failoverJobName", "").strip() or self.app
         self.special_port = int(ctx.param("specialMessagePort", str(paths.SPECIAL_MESSAGE_PORT)))
@@ -640,12 +643,13 @@ class StubPE(crossdc_composite.CrossDCApp):
         inst = paths.instance_id(dc)
         rest = restclient.for_dc(dc, timeout=30)
         self.crossdc.close_listeners()
-        own = {"crossDCOperationMode", "failoverApplication", "failoverJobName"}
-        params = {k: v for k, v in self.ctx.params.items() if k not in own}
-        params.update(self.cfg.as_params())
-        params["crossDCOperationMode"] = "1"
-        params["retainOlderDataSnapshotsAtStartup"] = "true"
-        params["specialMessagePort"] = str(self.special_port)
+        # the failover job's config file: the DC's application config file with retain=true
+        cfg_dir = paths.crossdc_dir(dc)
+        failover_cfg = cfg_dir / "orders-failover.cfg"
+        base = crossdc.read_config_file(str(cfg_dir / "orders.cfg"))
+        base["retainOlderDataSnapshotsAtStartup"] = "true"
+        crossdc.write_config_file(failover_cfg, base, "orders failover job (retainOlderDataSnapshotsAtStartup=true)")
+        params = {"configFileName": str(failover_cfg), "specialMessagePort": str(self.special_port)}
         body = {
             "application": self.app,
             "jobName": self.job_name,

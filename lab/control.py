@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from lab import cgroups, netns, parts, paths, restclient, truth
+from lab import cgroups, crossdc, netns, parts, paths, restclient, truth
 from lab.procs import alive, proc_starttime
 
 T = TypeVar("T")
@@ -26,15 +26,36 @@ NOT_ROOT = (
     "to test a real deployment run: failover-tester run --config config/example-two-dc.yaml"
 )
 
-DEFAULT_DEPLOYMENT: tuple[tuple[str, str], ...] = (("dc2", "orders_standby"), ("dc1", "orders"))
+#: the toolkit config files `lab up` writes per DC under crossdc_dir(dc): file name -> crossDCOperationMode
+CONFIG_FILES: dict[str, int] = {"orders.cfg": 1, "orders-standby.cfg": 0}
+
+
+def config_file(dc: str, name: str) -> str:
+    return str(paths.crossdc_dir(dc) / name)
+
+
+def _cfg(dc: str, name: str) -> dict[str, str]:
+    return {"configFileName": config_file(dc, name)}
+
+
 #: deployments `lab reset --mode` restores: (dc, application, submission parameters), all through REST
 DEPLOYMENTS: dict[str, tuple[tuple[str, str, dict[str, str]], ...]] = {
-    "active-passive": tuple((dc, app, {}) for dc, app in DEFAULT_DEPLOYMENT),
-    "active-active": (
-        ("dc2", "orders", {"crossDCOperationMode": "1"}),
-        ("dc1", "orders", {"crossDCOperationMode": "1"}),
+    "active-passive": (
+        ("dc2", "orders_standby", _cfg("dc2", "orders-standby.cfg")),
+        ("dc1", "orders", _cfg("dc1", "orders.cfg")),
     ),
+    "active-active": (("dc2", "orders", _cfg("dc2", "orders.cfg")), ("dc1", "orders", _cfg("dc1", "orders.cfg"))),
 }
+
+
+def write_config_files() -> None:
+    """Each DC's toolkit config files with the lab's whole-second timings (`crossdc.lab_file_settings`)."""
+    for dc in paths.DCS:
+        for name, mode in CONFIG_FILES.items():
+            role = "application (active)" if mode == 1 else "standalone passive stub"
+            crossdc.write_config_file(
+                paths.crossdc_dir(dc) / name, crossdc.lab_file_settings(dc, mode), f"{dc}: {role}, written by lab up"
+            )
 
 
 class LabError(RuntimeError):
@@ -279,6 +300,7 @@ def up(defects: list[str]) -> int:
     for d in (paths.logs_dir(), paths.snapshots_dir("dc1"), paths.snapshots_dir("dc2")):
         d.mkdir(parents=True, exist_ok=True)
     paths.truth_file().touch()
+    write_config_files()
     _make_password()
     from lab import certs  # lazy: `cryptography` only where certificates are made
 
@@ -512,6 +534,7 @@ def reset(mode: str = "active-passive") -> int:
     for dc in paths.DCS:
         for f in paths.snapshots_dir(dc).glob("*.snapshot"):
             f.unlink(missing_ok=True)
+    write_config_files()
     ready: dict[str, float] = {}
     try:
         jobs = deploy_default(t0, ready, mode)

@@ -8,13 +8,15 @@ Standard library only.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from lab import crossdc
 from lab.crossdc import (
     HB_PATH,
     OP_HB_GENERATOR,
@@ -116,7 +118,8 @@ class CrossDC:
 
     # ----------------------------------------------------------------- lifecycle
     def start(self) -> None:
-        self.cfg.storage_dir.mkdir(parents=True, exist_ok=True)
+        if self.cfg.storage_dir is not None:
+            self.cfg.storage_dir.mkdir(parents=True, exist_ok=True)
         self.servers = [
             self._bind(self.cfg.http_port, HB_PATH, self._on_heartbeat),
             self._bind(self.cfg.http_port + 1, data_path(0), self._on_data),
@@ -204,16 +207,20 @@ class CrossDC:
                 return
 
     def _snapshot_due(self, cnt: int) -> bool:
-        """The toolkit's `(heartbeatCnt * H) mod D == 0`, on the float values.
+        """The toolkit's `((heartbeatCnt * (uint64)H) % (uint64)D) == 0` (`crossdc.snapshot_due`): whole
+        seconds, so a sub-second H snapshots on every tick. As in the toolkit, the counter also advances for
+        the snapshot itself, so the cadence drifts (H=1, D=2: heartbeatCnt 2, 5, 8, ...).
 
-        The toolkit truncates H and D to whole seconds first, which would make sub-second intervals
-        snapshot on every tick; the lab keeps the fractions. As in the toolkit, the counter also advances
-        for the snapshot itself, so the cadence drifts (D=2, H=0.5: ticks 4, 7, 10, ...).
+        A sub-second D is a C++ integer modulo by zero, evaluated only while the remote is UP (the `&&`
+        short-circuits): the process dies of SIGFPE, which the lab reproduces on its own process.
         """
-        d = self.cfg.snapshot_interval
-        if d <= 0:
-            return False
-        return abs(math.remainder(cnt * self.cfg.hb_interval, d)) < 1e-6 * max(1.0, d)
+        try:
+            return crossdc.snapshot_due(cnt, self.cfg.hb_interval, self.cfg.snapshot_interval)
+        except ZeroDivisionError as exc:
+            self._trace("ERROR", "Heartbeat-Message-Preparer", f"lab: {exc}; the process dies of SIGFPE")
+            self.ctx.truth(OP_HB_PREPARER, "modulo_by_zero", snapshot_interval=self.cfg.snapshot_interval)
+            os.kill(os.getpid(), signal.SIGFPE)
+            raise
 
     def _tick(self) -> None:
         m = self.ctx.metrics
@@ -230,7 +237,7 @@ class CrossDC:
             hb: bytes | None = None
             snap_cnt: int | None = None
             if not (st.ever_up and not st.up):
-                if st.up and self.cfg.mode == 1 and self._snapshot_due(st.hb_cnt):
+                if st.up and self._snapshot_due(st.hb_cnt) and self.cfg.mode == 1:
                     snap_cnt = st.hb_cnt
                     st.hb_cnt += 1
                 hb = encode(Message(TYPE_HEARTBEAT, st.hb_cnt, self.cfg.local))
@@ -248,7 +255,7 @@ class CrossDC:
                     missed = st.misses - 1
             misses = st.misses
             remote = st.remote
-        if first and not (self.cfg.retain or self.cfg.send_to_origin):
+        if first and not (self.cfg.retain or self.cfg.send_to_origin) and self.cfg.storage_dir is not None:
             self._delete_old_snapshots()
         if snap_cnt is not None:
             self._send_snapshot(snap_cnt)
@@ -261,9 +268,16 @@ class CrossDC:
             self._went_down(remote, misses)
         self.app.on_tick()
 
+    def _snapshot_file(self, name: str) -> Path:
+        """`_dataSnapshotStorageDirectory + "/" + name + ".snapshot"` (with no directory that is `/<name>`)."""
+        return Path(f"{self.cfg.storage_dir or ''}/{name}.snapshot")
+
+    def _stored_files(self) -> list[Path]:
+        return [] if self.cfg.storage_dir is None else sorted(self.cfg.storage_dir.glob("*.snapshot"))
+
     def _delete_old_snapshots(self) -> None:
         removed = 0
-        for f in self.cfg.storage_dir.glob("*.snapshot"):
+        for f in self._stored_files():
             with contextlib.suppress(FileNotFoundError):
                 f.unlink()
                 removed += 1
@@ -312,7 +326,9 @@ class CrossDC:
             + (" (it announced an orderly shutdown)" if orderly else ""),
         )
         self.ctx.metrics.inc(OP_HB_WATCHDOG, "out")
-        self.ctx.truth(OP_HB_WATCHDOG, "remote_down", remote=remote, misses=misses, mode=self.cfg.mode, orderly=orderly)
+        self.ctx.truth(
+            OP_HB_WATCHDOG, "remote_down", remote=remote, misses=misses, mode=self.cfg.mode, orderly=orderly
+        )
         if self.cfg.mode == 1:
             # RemoteDataCenterWatchdog: replay the snapshots stored during this run (none after a type 3)
             with self.lock:
@@ -365,7 +381,7 @@ class CrossDC:
     def _return_snapshots(self) -> None:
         """sendDataSnapshotsToOriginDCAtStartup: on first contact send every stored snapshot back as type 4
         (blob = the stored payload as received), then delete the files."""
-        files = sorted(self.cfg.storage_dir.glob("*.snapshot"))
+        files = self._stored_files()
         for f in files:
             try:
                 data = f.read_bytes()
@@ -413,7 +429,7 @@ class CrossDC:
                 self.st.remote_shutdown = msg.origin
             for name in names:
                 with contextlib.suppress(FileNotFoundError):
-                    (self.cfg.storage_dir / f"{name}.snapshot").unlink()
+                    self._snapshot_file(name).unlink()
             self.ctx.truth(OP_RECEIVER, "orderly_shutdown_received", origin=msg.origin, dropped=sorted(names))
             return
         if msg.type == TYPE_RETURNED:
@@ -441,7 +457,7 @@ class CrossDC:
             self._trace("WARN", aspect, f"ignoring a message of type {msg.type} from {msg.origin}")
             return
         name = f"{msg.origin}-{msg.snapshot_origin}"
-        target = self.cfg.storage_dir / f"{name}.snapshot"
+        target = self._snapshot_file(name)
         if not msg.blob:
             self._trace(
                 "INFO",
@@ -468,6 +484,8 @@ class CrossDC:
         data = encode(msg)
         tmp = target.with_name(f".{name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
+            if self.cfg.storage_dir is None:
+                raise PermissionError("lab: no dataSnapshotStorageDirectory configured (the toolkit would write to /)")
             tmp.write_bytes(data)
             os.replace(tmp, target)
         except OSError as exc:
@@ -521,10 +539,7 @@ class CrossDC:
         n = 0
         aspect = "SendSnapshotFilesData" if names is None else "RemoteDC-Watchdog"
         with self.replay_lock:
-            if names is None:
-                files = sorted(self.cfg.storage_dir.glob("*.snapshot"))
-            else:
-                files = [self.cfg.storage_dir / f"{name}.snapshot" for name in sorted(names)]
+            files = self._stored_files() if names is None else [self._snapshot_file(n) for n in sorted(names)]
             for f in files:
                 try:
                     data = f.read_bytes()

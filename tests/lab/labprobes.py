@@ -23,9 +23,29 @@ from labwire import ADDR, LAB_DIR, Lab, wait_until
 TEST_RULE_TAG = "xdc-labtest"
 
 
+def probe_config(dc: str, name: str, settings: dict[str, Any], mode: int = 1) -> Path:
+    """A toolkit config file for probe `name` in `dc`, as a team writes one: the lab's own settings of that DC
+    and mode (`lab up` writes the same into crossdc/orders.cfg), overridden by `settings`."""
+    from lab import crossdc
+
+    values = {**crossdc.lab_file_settings(dc, mode), **{k: str(v) for k, v in settings.items()}}
+    path = LAB_DIR / dc / "probe-configs" / f"{name}.cfg"
+    crossdc.write_config_file(path, values, f"probe {name}")
+    return path
+
+
 def submit(
     lab: Lab, dc: str, app: str, name: str, params: dict[str, Any] | None = None, **extra: Any
 ) -> dict[str, Any]:
+    """Submit `app` as job `name`. Toolkit settings among `params` go into a config file of the job's own
+    (`probe_config`), handed over as `configFileName`: the toolkit takes no other submission parameters."""
+    from lab import crossdc
+
+    params = dict(params or {})
+    settings = {k: params.pop(k) for k in list(params) if k in crossdc.CONFIG_KEYS}
+    if settings or "configFileName" not in params:
+        mode = int(settings.get("crossDCOperationMode", 0 if app == "orders_standby" else 1))
+        params["configFileName"] = str(probe_config(dc, name, settings, mode))
     body: dict[str, Any] = {"application": app, "jobName": name, **extra}
     if params:
         body["jobConfigurationOverlay"] = {

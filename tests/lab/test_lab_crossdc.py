@@ -1,7 +1,9 @@
 """Cross-DC toolkit fidelity (issue 3 item 4), observed over the wire and in the ground truth.
 
 Most tests use probe pairs on their own ports and snapshot directories (see labprobes.probe_pair) with a
-fast heartbeat (H 0.2 s, M 2), so the default deployment keeps running untouched.
+fast heartbeat (H 0.2 s, M 2), so the default deployment keeps running untouched. Their toolkit settings go
+into a config file of their own (labprobes.submit): the toolkit takes no other submission parameters. A
+sub-second H truncates to 0 in the snapshot cadence, so these probes replicate on every tick.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from lab import crossdc
 
 pytestmark = pytest.mark.lab
 
-FAST = {"heartbeatExchangeInterval": 0.2, "consecutiveHeartbeatMissesAllowed": 2, "dataSnapshotExchangeInterval": 0.6}
+FAST = {"heartbeatExchangeInterval": 0.2, "consecutiveHeartbeatMissesAllowed": 2, "dataSnapshotExchangeInterval": 1.0}
 WD = "CrossDCFailover.RemoteDataCenterHeartbeatWatchdog"
 SENDER1 = "CrossDCFailover.CrossDataCenterSender1"
 MERGER = "CrossDCFailover.RemoteDCDataMerger"
@@ -72,10 +74,12 @@ def test_every_configuration_key_reaches_the_composite(lab: Lab) -> None:
         text = trace(lab, pe(lab, a, 1))
         line = next(li for li in text.splitlines() if "_XXXXX_ configuration:" in li)
         for key, value in {**keys_dc1, "crossDCOperationMode": 1, "crossDCHttpPort": 26011}.items():
-            assert f"{key}={value}" in line, key
-        assert f"dataSnapshotStorageDirectory={LAB_DIR}/dc1/probe-cfg" in line
+            assert f"{key}={value}(file)" in line, key
+        assert f"dataSnapshotStorageDirectory={LAB_DIR}/dc1/probe-cfg(file)" in line
         given = {p["name"]: p["value"] for p in a["submitParameters"]}
-        assert given["heartbeatExchangeInterval"] == "0.2"
+        assert "heartbeatExchangeInterval" not in given  # not a submission parameter of the toolkit
+        assert given["configFileName"] == str(LAB_DIR / "dc1" / "probe-configs" / "probe_cfg_dc1.cfg")
+        assert f"configFileName={given['configFileName']}" in line
 
 
 def test_down_after_m_plus_1_silent_ticks_silence_then_up_on_a_heartbeat(lab: Lab) -> None:
@@ -204,7 +208,11 @@ def test_a_failover_job_holds_input_that_arrives_before_the_replay(lab: Lab) -> 
 
 def test_snapshots_returned_to_their_origin_after_a_dual_outage(lab: Lab) -> None:
     d1, d2 = LAB_DIR / "dc1" / "probe-dual", LAB_DIR / "dc2" / "probe-dual"
-    common = {**FAST, "crossDCHttpPort": 26071, "specialMessagePort": 26079, "crossDCInitDelay": 0.2}
+    # whole seconds: with FAST's sub-second H (a snapshot on every tick) the restarted dc1 may replicate its
+    # empty state over the stored copy before the stub's first contact returns it
+    whole = {"heartbeatExchangeInterval": 1.0, "consecutiveHeartbeatMissesAllowed": 2,
+             "dataSnapshotExchangeInterval": 2.0}
+    common = {**whole, "crossDCHttpPort": 26071, "specialMessagePort": 26079, "crossDCInitDelay": 0.2}
     p1 = {**common, "dataSnapshotStorageDirectory": str(d1)}
     p2 = {**common, "dataSnapshotStorageDirectory": str(d2), "failoverApplication": ""}
     jobs: list[dict[str, Any]] = []
@@ -308,7 +316,9 @@ def test_active_active_survivor_merges_the_failed_dcs_state(active_active: Lab) 
     lab = active_active
     j1, j2 = lab.job("dc1", "orders"), lab.job("dc2", "orders")
     assert j1 is not None and j2 is not None
-    assert {p["name"]: p["value"] for p in j2["submitParameters"]}["crossDCOperationMode"] == "1"
+    cfg2 = {p["name"]: p["value"] for p in j2["submitParameters"]}["configFileName"]
+    assert cfg2 == str(LAB_DIR / "dc2" / "crossdc" / "orders.cfg")
+    assert "crossDCOperationMode=1" in (LAB_DIR / "dc2" / "crossdc" / "orders.cfg").read_text().splitlines()
     ka, kb = f"a-{uuid.uuid4().hex[:6]}", f"b-{uuid.uuid4().hex[:6]}"
     t0 = time.time()
     inject(lab, "dc1", j1, tuples(ka, 3))
@@ -359,3 +369,15 @@ def test_init_delay_and_read_timeout(lab: Lab) -> None:
             # the stopped stub's kernel accepts the connection, nobody answers: httpReadTimeout ends each POST
             wait_until(lambda: _exceptions_to(lab, agg, url) >= 2, 3, "read timeouts logged by the sender")
         assert "timed out" in next(li for li in trace(lab, agg).splitlines() if f"communicating with {url}" in li)
+
+
+def test_sub_second_snapshot_interval_kills_the_process_once_the_remote_is_up(lab: Lab) -> None:
+    # (cnt * (uint64)H) % (uint64)D with D = 0.5 s: a modulo by zero, evaluated once the remote is UP
+    t0 = time.time()
+    with probe_pair(lab, "modzero", 26141, params={**FAST, "dataSnapshotExchangeInterval": 0.5}, wait_up=False) as (
+        a,
+        _b,
+    ):
+        died = wait_event(lab, "modulo_by_zero", a, since=t0, timeout=10)
+        assert died["snapshot_interval"] == 0.5
+        assert "integer modulo by zero" in trace(lab, pe(lab, a, 1))
