@@ -70,29 +70,38 @@ class AppSpec:
         return next((s.name for s in self.streams if s.dst == op and s.dst_port == port), f"{op}_in{port}")
 
 
-_CROSSDC_PORTS: dict[str, tuple[int, int]] = {
-    crossdc.OP_HB_GENERATOR: (0, 1),
-    crossdc.OP_HB_PREPARER: (1, 1),
-    crossdc.OP_SENDER1: (1, 1),
-    crossdc.OP_SENDER2: (1, 1),
-    crossdc.OP_RECEIVER_HB: (0, 1),
-    crossdc.OP_HB_WATCHDOG: (1, 1),
-    crossdc.OP_RECEIVER: (0, 1),
-    crossdc.OP_MERGER: (1, 1),
-}
-
-_CROSSDC_STREAMS: tuple[StreamSpec, ...] = (
-    StreamSpec("HeartbeatSignal", crossdc.OP_HB_GENERATOR, 0, crossdc.OP_HB_PREPARER, 0),
-    StreamSpec("SerializedHeartbeatMessage", crossdc.OP_HB_PREPARER, 0, crossdc.OP_SENDER1, 0),
-    StreamSpec("SerializedNonHeartbeatMessage", crossdc.OP_HB_PREPARER, 0, crossdc.OP_SENDER2, 0),
-    StreamSpec("BinData", crossdc.OP_RECEIVER_HB, 0, crossdc.OP_HB_WATCHDOG, 0),
-    StreamSpec("BinData2", crossdc.OP_RECEIVER, 0, crossdc.OP_MERGER, 0),
-)
+def _crossdc_ports(ops: crossdc.OpNames) -> dict[str, tuple[int, int]]:
+    """(inputs, outputs) of each composite operator the lab models."""
+    return {
+        ops.hb_generator: (0, 1),
+        ops.hb_preparer: (1, 1),
+        ops.sender1: (1, 1),
+        ops.sender2: (1, 1),
+        ops.receiver_hb: (0, 1),
+        ops.hb_watchdog: (1, 1),
+        ops.receiver: (0, 1),
+        ops.merger: (1, 1),
+    }
 
 
-def _crossdc_ops(pe_index: int) -> tuple[OperatorSpec, ...]:
-    return tuple(OperatorSpec(n, k, pe_index, *_CROSSDC_PORTS[n]) for n, k in crossdc.OPERATORS)
+def _crossdc_streams(ops: crossdc.OpNames) -> tuple[StreamSpec, ...]:
+    return (
+        StreamSpec("HeartbeatSignal", ops.hb_generator, 0, ops.hb_preparer, 0),
+        StreamSpec("SerializedHeartbeatMessage", ops.hb_preparer, 0, ops.sender1, 0),
+        StreamSpec("SerializedNonHeartbeatMessage1", ops.hb_preparer, 0, ops.sender2, 0),
+        StreamSpec("BinData1", ops.receiver_hb, 0, ops.hb_watchdog, 0),
+        StreamSpec("BinData2", ops.receiver, 0, ops.merger, 0),
+    )
 
+
+def _crossdc_ops(ops: crossdc.OpNames, pe_index: int) -> tuple[OperatorSpec, ...]:
+    ports = _crossdc_ports(ops)
+    return tuple(OperatorSpec(n, k, pe_index, *ports[n]) for n, k in ops.operators())
+
+
+#: the composite's operators in `orders` (alias OrdersXDC) and in the stub (alias CrossDCFailover, as the sample)
+ORDERS_OPS = crossdc.OpNames(crossdc.ORDERS_ALIAS)
+STANDBY_OPS = crossdc.OpNames(crossdc.SAMPLE_ALIAS)
 
 SPECIAL_OP = "SpecialMessagePort"
 SINK_OP = "OrdersOut"
@@ -112,7 +121,7 @@ APPS: dict[str, AppSpec] = {
         operators=(
             OperatorSpec("OrdersIn", "spl.endpoint::EndpointSource", 0, 0, 1),
             OperatorSpec("Aggregator", "orders::Aggregator", 1, 1, 1),
-            *_crossdc_ops(1),
+            *_crossdc_ops(ORDERS_OPS, 1),
             OperatorSpec(SPECIAL_OP, "spl.adapter::TCPSource", 1, 0, 1),
             OperatorSpec(SINK_OP, "spl.endpoint::EndpointSink", 2, 1, 0),
         ),
@@ -123,8 +132,8 @@ APPS: dict[str, AppSpec] = {
         streams=(
             StreamSpec("Orders", "OrdersIn", 0, "Aggregator", 0),
             StreamSpec("Totals", "Aggregator", 0, SINK_OP, 0),
-            StreamSpec("SpecialMessage", SPECIAL_OP, 0, crossdc.OP_HB_PREPARER, 0),
-            *_CROSSDC_STREAMS,
+            StreamSpec("SpecialMessage", SPECIAL_OP, 0, ORDERS_OPS.hb_preparer, 0),
+            *_crossdc_streams(ORDERS_OPS),
         ),
         parameters={
             **crossdc.SUBMISSION_PARAMETERS,
@@ -138,8 +147,8 @@ APPS: dict[str, AppSpec] = {
         version="1.0.0",
         main_composite=STANDBY_MAIN,
         pe_count=1,
-        operators=_crossdc_ops(0),
-        streams=_CROSSDC_STREAMS,
+        operators=_crossdc_ops(STANDBY_OPS, 0),
+        streams=_crossdc_streams(STANDBY_OPS),
         parameters={
             **crossdc.SUBMISSION_PARAMETERS,
             "failoverApplication": "orders",
@@ -243,7 +252,7 @@ class AggregatorPE(crossdc_composite.CrossDCApp):
         self.queued: list[dict[str, Any]] | None = [] if cfg.retain and "early-input" not in ctx.defects else None
         self.restore_deadline = time.monotonic() + RESTORE_WAIT_S
         self.input_seen = threading.Event()
-        self.crossdc = crossdc_composite.CrossDC(ctx, cfg, self)
+        self.crossdc = crossdc_composite.CrossDC(ctx, cfg, self, ORDERS_OPS)
         server.on_stream = self.process
         self.crossdc.start()
         port = int(ctx.param("specialMessagePort", str(paths.SPECIAL_MESSAGE_PORT)))
@@ -382,6 +391,9 @@ class AggregatorPE(crossdc_composite.CrossDCApp):
         }
 
     def on_remote_status(self, up: bool, orderly: bool) -> None:
+        # the active sample's line (CrossDataCenterFailoverSample.spl; getChannel() is -1 outside a parallel region)
+        line = f"UDP channel -1-->{crossdc.status_notification(up)}"
+        self.ctx.trace.log("INFO", "Application_Logic", line, crossdc=True)
         if not self.fencing:
             return
         with self.lock:
@@ -615,13 +627,15 @@ class StubPE(crossdc_composite.CrossDCApp):
         self.job_name = ctx.param("failoverJobName", "").strip() or self.app
         self.special_port = int(ctx.param("specialMessagePort", str(paths.SPECIAL_MESSAGE_PORT)))
         self.launched = False
-        self.crossdc = crossdc_composite.CrossDC(ctx, self.cfg, self)
+        self.crossdc = crossdc_composite.CrossDC(ctx, self.cfg, self, STANDBY_OPS)
         self.crossdc.start()
 
     def _trace(self, level: str, msg: str) -> None:
         self.ctx.trace.log(level, "RemoteDC-Watchdog", msg, crossdc=True)
 
     def on_remote_status(self, up: bool, orderly: bool) -> None:
+        # the passive sample's line (CrossDataCenterFailoverPassiveSample.spl)
+        self.ctx.trace.log("ERROR", "Application_Logic", crossdc.status_notification(up))
         if up or self.cfg.mode != 0 or self.launched:
             return
         if orderly:

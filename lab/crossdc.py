@@ -36,26 +36,65 @@ def data_path(channel: int = 0) -> str:
     return f"/crossdcrx/CrossDataCenterReceiver[{channel}]/ports/output/0/inject"
 
 
-COMPOSITE = "CrossDCFailover"
-OP_HB_GENERATOR = f"{COMPOSITE}.HeartbeatSignalGenerator"
-OP_HB_PREPARER = f"{COMPOSITE}.HeartbeatMessagePreparer"
-OP_SENDER1 = f"{COMPOSITE}.CrossDataCenterSender1"
-OP_SENDER2 = f"{COMPOSITE}.CrossDataCenterSender2"
-OP_RECEIVER_HB = f"{COMPOSITE}.CrossDataCenterReceiverForHB"
-OP_HB_WATCHDOG = f"{COMPOSITE}.RemoteDataCenterHeartbeatWatchdog"
-OP_RECEIVER = f"{COMPOSITE}.CrossDataCenterReceiver"
-OP_MERGER = f"{COMPOSITE}.RemoteDCDataMerger"
+#: the alias the lab's `orders` application gives the composite (`... as OrdersXDC = CrossDataCenterFailover(...)`);
+#: the toolkit's samples, and the lab's standalone stub like the passive sample, use `CrossDCFailover`
+ORDERS_ALIAS = "OrdersXDC"
+SAMPLE_ALIAS = "CrossDCFailover"
 
-OPERATORS: tuple[tuple[str, str], ...] = (
-    (OP_HB_GENERATOR, "spl.utility::Beacon"),
-    (OP_HB_PREPARER, "spl.utility::Custom"),
-    (OP_SENDER1, "com.teracloud.streams.crossdc.failover::HttpBlobSender"),
-    (OP_SENDER2, "com.teracloud.streams.crossdc.failover::HttpBlobSender"),
-    (OP_RECEIVER_HB, "com.teracloud.streams.inetserver.receiver::HTTPBLOBInjection"),
-    (OP_HB_WATCHDOG, "spl.utility::Custom"),
-    (OP_RECEIVER, "com.teracloud.streams.inetserver.receiver::HTTPBLOBInjection"),
-    (OP_MERGER, "spl.utility::Custom"),
-)
+
+@dataclass(frozen=True)
+class OpNames:
+    """The composite's operator names under the alias an application gives it. The snapshot sender and
+    receiver sit in the `@parallel(width=numberOfHttpSenderReceiverPairs)` region, so their names carry the
+    channel (`[0]`; the lab runs one pair)."""
+
+    alias: str
+
+    @property
+    def hb_generator(self) -> str:
+        return f"{self.alias}.HeartbeatSignalGenerator"
+
+    @property
+    def hb_preparer(self) -> str:
+        return f"{self.alias}.HeartbeatMessagePreparer"
+
+    @property
+    def sender1(self) -> str:
+        return f"{self.alias}.CrossDataCenterSender1"
+
+    @property
+    def sender2(self) -> str:
+        return f"{self.alias}.CrossDataCenterSender2[0]"
+
+    @property
+    def receiver_hb(self) -> str:
+        return f"{self.alias}.CrossDataCenterReceiverForHB"
+
+    @property
+    def hb_watchdog(self) -> str:
+        return f"{self.alias}.RemoteDataCenterHeartbeatWatchdog"
+
+    @property
+    def receiver(self) -> str:
+        return f"{self.alias}.CrossDataCenterReceiver[0]"
+
+    @property
+    def merger(self) -> str:
+        return f"{self.alias}.RemoteDCDataMerger"
+
+    def operators(self) -> tuple[tuple[str, str], ...]:
+        """(name, kind) of the operators the lab models, in graph order."""
+        return (
+            (self.hb_generator, "spl.utility::Beacon"),
+            (self.hb_preparer, "spl.utility::Custom"),
+            (self.sender1, "com.teracloud.streams.crossdc.failover::HttpBlobSender"),
+            (self.sender2, "com.teracloud.streams.crossdc.failover::HttpBlobSender"),
+            (self.receiver_hb, "com.teracloud.streams.inetserver.receiver::HTTPBLOBInjection"),
+            (self.hb_watchdog, "spl.utility::Custom"),
+            (self.receiver, "com.teracloud.streams.inetserver.receiver::HTTPBLOBInjection"),
+            (self.merger, "spl.utility::Custom"),
+        )
+
 
 # ---------------------------------------------------------------------------------------------- codec
 
@@ -124,6 +163,12 @@ def decode(data: bytes) -> Message:
     if pos != len(data):
         raise ValueError("trailing bytes")
     return Message(mtype, cnt, origin, blob, snap_origin)
+
+
+def status_notification(up: bool) -> str:
+    """The sample applications' trace text on a RemoteDataCenterStatus tuple (the toolkit traces none)."""
+    status = "coming up and running normally" if up else "going down due to failure or planned maintenance"
+    return f"Received a notification about the remote data center {status}."
 
 
 def digest(blob: bytes) -> str:

@@ -85,7 +85,7 @@ def _run_failover(lab: Lab) -> None:
     assert out[0]["count_for_key"] == 6 and out[0]["sum_for_key"] == 9.5
 
     # the failover job's merger metric counts the replayed snapshot
-    merger = f"{job2['operators']}/CrossDCFailover.RemoteDCDataMerger/outputports/0/metrics"
+    merger = f"{job2['operators']}/OrdersXDC.RemoteDCDataMerger/outputports/0/metrics"
     metrics = {m["name"]: m["value"] for m in lab.get(merger).json()["metrics"]}
     assert metrics["nTuplesSubmitted"] == 1
 

@@ -186,7 +186,7 @@ def test_property_filters(default_deployment: Lab) -> None:
     agg = pe(lab, job, 1)
     ops = lab.get(f"{lab.rest('dc1')}/operators", params={"pe.restid": agg["id"]}).json()["operators"]
     names = {o["name"] for o in ops}
-    assert "Aggregator" in names and "CrossDCFailover.RemoteDataCenterHeartbeatWatchdog" in names
+    assert "Aggregator" in names and "OrdersXDC.RemoteDataCenterHeartbeatWatchdog" in names
     assert "OrdersIn" not in names and "OrdersOut" not in names
     assert {o["pe"] for o in ops} == {agg["self"]}
     # unknown properties are ignored
@@ -246,10 +246,12 @@ def test_operator_properties_ports_and_metrics(default_deployment: Lab) -> None:
     ops = _collection(lab, job["operators"], "operators", "operatorList")
     names = {o["name"] for o in ops}
     assert {"OrdersIn", "Aggregator", "OrdersOut", "SpecialMessagePort"} <= names
+    # the application's alias for the composite; the parallel region's operators carry their channel
     for suffix in ("HeartbeatSignalGenerator", "HeartbeatMessagePreparer", "CrossDataCenterSender1",
-                   "CrossDataCenterSender2", "CrossDataCenterReceiverForHB", "RemoteDataCenterHeartbeatWatchdog",
-                   "CrossDataCenterReceiver", "RemoteDCDataMerger"):
-        assert f"CrossDCFailover.{suffix}" in names
+                   "CrossDataCenterSender2[0]", "CrossDataCenterReceiverForHB", "RemoteDataCenterHeartbeatWatchdog",
+                   "CrossDataCenterReceiver[0]", "RemoteDCDataMerger"):
+        assert f"OrdersXDC.{suffix}" in names
+    assert not any(n.startswith("CrossDCFailover.") for n in names)
     for op in ops:
         _element(op, "operator")
         assert op["operatorKind"] and op["logicalName"] and isinstance(op["indexWithinJob"], int)
@@ -276,7 +278,9 @@ def test_operator_properties_ports_and_metrics(default_deployment: Lab) -> None:
     assert {(c["source"]["operator"].rsplit("/", 1)[1], c["target"]["operator"].rsplit("/", 1)[1]) for c in conns} == {
         ("OrdersIn", "Aggregator"), ("Aggregator", "OrdersOut")
     }
-    wd = f"{job['operators']}/CrossDCFailover.RemoteDataCenterHeartbeatWatchdog"
+    wd = f"{job['operators']}/OrdersXDC.RemoteDataCenterHeartbeatWatchdog"
+    rx = f"{job['operators']}/OrdersXDC.CrossDataCenterReceiver[0]"
+    assert lab.get(f"{rx}/outputports/0/metrics").status_code == 200
     assert _metrics(lab, f"{wd}/inputports/0/metrics")["nTuplesProcessed"]["value"] >= 1  # heartbeats received
     assert _metrics(lab, f"{wd}/outputports/0/metrics")["nTuplesSubmitted"]["value"] == 1  # one transition: UP
 
@@ -413,8 +417,12 @@ def test_application_trace_carries_toolkit_lines(default_deployment: Lab) -> Non
     job = lab.job("dc1", "orders")
     assert job is not None
     text = lab.get(pe(lab, job, 1)["applicationTrace"]).text
-    assert "[Heartbeat-Message-Preparer] _XXXXX_ configuration: crossDCOperationMode=1" in text
-    assert "[RemoteDC-Heartbeat-Watchdog] _XXXXX_ remote data center dc2 is UP" in text
+    assert "[Heartbeat-Message-Preparer] _XXXXX_ configuration: configFileName=" in text
+    assert "crossDCOperationMode=1(file)" in text
+    # the toolkit traces no UP/DOWN line; the application traces the sample application's line
+    assert ("[Application_Logic] _XXXXX_ UDP channel -1-->Received a notification about the remote data center "
+            "coming up and running normally.") in text
+    assert "is UP" not in text and "is DOWN" not in text
     assert "_XXXXX_ Received the heartbeat message" in text
     assert "bytes have been sent to this URL: http://198.18.2.10:25091/crossdcrx/CrossDataCenterReceiverForHB" in text
     stub = lab.job("dc2", "orders_standby")
