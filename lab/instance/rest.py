@@ -69,8 +69,10 @@ class RestApi(Resources):
         if rest == ["applicationbundles"]:
             only(method, "POST")
             return self._upload(body, headers)
-        if rest == ["actions"] and method == "POST" and headers.get(LAB_INTERNAL_HEADER.lower()) == "streamtool":
-            return self._action(body)
+        if rest == ["actions"]:
+            if method == "POST" and headers.get(LAB_INTERNAL_HEADER.lower()) == "streamtool":
+                return self._action(body)
+            raise ApiError(404, f"The /actions resource does not exist in the {inst.id} instance.")
         if len(rest) == 2 and rest[0] == "jobs" and method == "DELETE":
             job = inst.job(rest[1])
             inst.cancel_async(job)

@@ -26,7 +26,16 @@ TEST_RULE_TAG = "xdc-labtest"
 def submit(
     lab: Lab, dc: str, app: str, name: str, params: dict[str, Any] | None = None, **extra: Any
 ) -> dict[str, Any]:
-    body: dict[str, Any] = {"application": app, "jobName": name, **extra}
+    """Submit the lab application `app` by its bundle (uploaded first: an instance takes no bare names).
+
+    A stub's `failoverApplication` naming an application is replaced by that application's bundleId in `dc`
+    (the stub submits it through REST), with `failoverJobName` defaulting to the application's name."""
+    params = dict(params or {})
+    launch = str(params.get("failoverApplication", ""))
+    if launch and "://" not in launch and (LAB_DIR / "bundles" / f"{launch}.sab").exists():
+        params["failoverApplication"] = lab.upload(dc, launch)
+        params.setdefault("failoverJobName", launch)
+    body: dict[str, Any] = {"application": lab.upload(dc, app), "jobName": name, **extra}
     if params:
         body["jobConfigurationOverlay"] = {
             "jobConfigOverlays": [
@@ -40,8 +49,10 @@ def submit(
 
 
 def cancel(lab: Lab, job: dict[str, Any]) -> None:
+    """Cancel and wait until the job is gone (DELETE answers at once; the job is `canceling` meanwhile)."""
     r = lab.delete(job["self"])
     assert r.status_code in (204, 404), r.text
+    lab.gone(job)
 
 
 def cancel_named(lab: Lab, dc: str, name: str) -> None:
