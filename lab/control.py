@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from lab import cgroups, crossdc, netns, parts, paths, restclient, truth
+from lab import bundles, cgroups, crossdc, netns, parts, paths, restclient, streamtool, truth
 from lab.procs import alive, proc_starttime
 
 T = TypeVar("T")
@@ -149,15 +149,38 @@ def rest_ready(dc: str) -> bool:
         return False
 
 
+def upload_bundle(dc: str, app: str) -> str:
+    """Upload ``bundles_dir()/<app>.sab`` to the DC's instance (``POST applicationbundles``); its bundleId."""
+    data = bundles.bundle_path(app).read_bytes()
+    status, doc = restclient.for_dc(dc).call(
+        "POST", f"/streams/instances/{paths.instance_id(dc)}/applicationbundles", raw=data,
+        content_type="application/x-jar",
+    )
+    if status != 200 or not isinstance(doc, dict) or not doc.get("bundleId"):
+        raise LabError(f"uploading the {app} bundle to {dc} answered {status}: {doc}")
+    return str(doc["bundleId"])
+
+
 def submit(dc: str, app: str, params: dict[str, str] | None = None) -> str:
+    """Submit `app` to the DC by its bundle (uploaded first, as a real instance requires), job name = `app`."""
     r = restclient.for_dc(dc)
-    body: dict[str, Any] = {"application": app, "jobName": app}
+    params = dict(params or {})
+    if app == "orders_standby" and "failoverApplication" not in params:
+        # the stub submits through REST too: it needs the bundle id of the application it launches
+        params["failoverApplication"] = upload_bundle(dc, "orders")
+        params.setdefault("failoverJobName", "orders")
+    body: dict[str, Any] = {"application": upload_bundle(dc, app), "jobName": app}
     if params:
         body["submitParameters"] = [{"name": k, "value": v} for k, v in params.items()]
     status, job = r.call("POST", f"/streams/instances/{paths.instance_id(dc)}/jobs", body)
     if status != 201:
         raise LabError(f"submitting {app} to {dc} answered {status}: {job}")
     return str(job["id"])
+
+
+def _jobs_of(dc: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = restclient.for_dc(dc).get(f"/streams/instances/{paths.instance_id(dc)}/jobs")["jobs"]
+    return found
 
 
 def job_healthy(dc: str, job_id: str) -> bool:
@@ -306,6 +329,8 @@ def up(defects: list[str]) -> int:
 
     certs.make_all()
     ready["certificates"] = time.monotonic() - t0
+    bundles.write_all()  # the .sab files a team's build host would have
+    streamtool.install()  # /run/xdc-lab/bin/streamtool on the DC hosts
 
     cg = cgroups.available()
     for dc in paths.DCS:
@@ -528,9 +553,18 @@ def reset(mode: str = "active-passive") -> int:
     for dc in paths.DCS:
         r = restclient.for_dc(dc)
         if r.get(f"/streams/instances/{paths.instance_id(dc)}").get("status") != "running":
-            r.call("POST", f"/streams/instances/{paths.instance_id(dc)}/actions", {"type": "start"})
+            # what `streamtool startinstance` does (the lab-only REST action behind it)
+            r.call("POST", f"/streams/instances/{paths.instance_id(dc)}/actions", {"type": "start"},
+                   headers=dict(streamtool.INTERNAL_HEADER))
         for job in r.get(f"/streams/instances/{paths.instance_id(dc)}/jobs")["jobs"]:
             r.call("DELETE", f"/streams/instances/{paths.instance_id(dc)}/jobs/{job['id']}")
+    try:
+        # DELETE answers at once; the jobs show `canceling` until their PEs are gone
+        for dc in paths.DCS:
+            wait_for(lambda dc=dc: not _jobs_of(dc), 30, f"the canceled jobs of {dc} to be gone")  # type: ignore[misc]
+    except LabError as exc:
+        print(f"lab: reset failed: {exc}", file=sys.stderr)
+        return 1
     for dc in paths.DCS:
         for f in paths.snapshots_dir(dc).glob("*.snapshot"):
             f.unlink(missing_ok=True)

@@ -82,6 +82,25 @@ class Lab:
     def delete(self, url: str, **kw: Any) -> requests.Response:
         return self.request("DELETE", url, **kw)
 
+    def upload(self, dc: str, app: str) -> str:
+        """Upload the lab's ``bundles/<app>.sab`` to the DC's instance (``POST applicationbundles``); its bundleId."""
+        data = (LAB_DIR / "bundles" / f"{app}.sab").read_bytes()
+        r = self.post(f"{self.rest(dc)}/applicationbundles", data=data, headers={"Content-Type": "application/x-jar"})
+        assert r.status_code == 200, r.text
+        return str(r.json()["bundleId"])
+
+    def gone(self, job: dict[str, Any], timeout: float = 15) -> None:
+        """Wait until a canceled job is gone (DELETE answers at once; the job shows `canceling` meanwhile)."""
+        wait_until(lambda: self.get(job["self"]).status_code == 404, timeout, f"job {job['id']} to be gone")
+
+    @staticmethod
+    def streamtool(dc: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """``/run/xdc-lab/bin/streamtool`` run on the DC host (in its network namespace)."""
+        return subprocess.run(
+            ["ip", "netns", "exec", f"xdc-{dc}", str(LAB_DIR / "bin" / "streamtool"), *args],
+            capture_output=True, text=True, timeout=timeout, check=False,
+        )
+
     def job(self, dc: str, name: str) -> dict[str, Any] | None:
         jobs = self.get(f"{self.rest(dc)}/jobs", params={"name": name}).json()["jobs"]
         return jobs[0] if jobs else None

@@ -37,8 +37,12 @@ def probe_config(dc: str, name: str, settings: dict[str, Any], mode: int = 1) ->
 def submit(
     lab: Lab, dc: str, app: str, name: str, params: dict[str, Any] | None = None, **extra: Any
 ) -> dict[str, Any]:
-    """Submit `app` as job `name`. Toolkit settings among `params` go into a config file of the job's own
-    (`probe_config`), handed over as `configFileName`: the toolkit takes no other submission parameters."""
+    """Submit the lab application `app` as job `name` by its bundle (uploaded first: an instance takes no bare
+    names). Toolkit settings among `params` go into a config file of the job's own (`probe_config`), handed over
+    as `configFileName`: the toolkit takes no other submission parameters.
+
+    A stub's `failoverApplication` naming an application is replaced by that application's bundleId in `dc`
+    (the stub submits it through REST), with `failoverJobName` defaulting to the application's name."""
     from lab import crossdc
 
     params = dict(params or {})
@@ -46,7 +50,11 @@ def submit(
     if settings or "configFileName" not in params:
         mode = int(settings.get("crossDCOperationMode", 0 if app == "orders_standby" else 1))
         params["configFileName"] = str(probe_config(dc, name, settings, mode))
-    body: dict[str, Any] = {"application": app, "jobName": name, **extra}
+    launch = str(params.get("failoverApplication", ""))
+    if launch and "://" not in launch and (LAB_DIR / "bundles" / f"{launch}.sab").exists():
+        params["failoverApplication"] = lab.upload(dc, launch)
+        params.setdefault("failoverJobName", launch)
+    body: dict[str, Any] = {"application": lab.upload(dc, app), "jobName": name, **extra}
     if params:
         body["jobConfigurationOverlay"] = {
             "jobConfigOverlays": [
@@ -60,8 +68,10 @@ def submit(
 
 
 def cancel(lab: Lab, job: dict[str, Any]) -> None:
+    """Cancel and wait until the job is gone (DELETE answers at once; the job is `canceling` meanwhile)."""
     r = lab.delete(job["self"])
     assert r.status_code in (204, 404), r.text
+    lab.gone(job)
 
 
 def cancel_named(lab: Lab, dc: str, name: str) -> None:
