@@ -1,12 +1,15 @@
-"""The lab's application bundles `orders` and `orders_standby`: topology (used by the instance service)
-and PE behaviour (used by `lab.pe`).
+"""The lab's application bundle `orders`: topology (used by the instance service) and PE behaviour (used by
+`lab.pe`). The passive side of an active/passive pair is no Streams job: see `lab.stub`.
 
 Standard library only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import socket
 import threading
 import time
@@ -99,9 +102,8 @@ def _crossdc_ops(ops: crossdc.OpNames, pe_index: int) -> tuple[OperatorSpec, ...
     return tuple(OperatorSpec(n, k, pe_index, *ports[n]) for n, k in ops.operators())
 
 
-#: the composite's operators in `orders` (alias OrdersXDC) and in the stub (alias CrossDCFailover, as the sample)
+#: the composite's operators in `orders` (alias OrdersXDC)
 ORDERS_OPS = crossdc.OpNames(crossdc.ORDERS_ALIAS)
-STANDBY_OPS = crossdc.OpNames(crossdc.SAMPLE_ALIAS)
 
 SPECIAL_OP = "SpecialMessagePort"
 SINK_OP = "OrdersOut"
@@ -110,7 +112,6 @@ CORRUPT_AT = 50  # defect corrupt-output: the 50th, 150th, ... tuple received (d
 
 #: main composites (`getApplicationName()`): the prefix of the application configuration keys
 ORDERS_MAIN = "orders::Orders"
-STANDBY_MAIN = "orders::OrdersStandby"
 
 APPS: dict[str, AppSpec] = {
     "orders": AppSpec(
@@ -140,20 +141,6 @@ APPS: dict[str, AppSpec] = {
             "specialMessagePort": str(paths.SPECIAL_MESSAGE_PORT),
             f"{SINK_OP}.bufferSize": str(SINK_BUFFER_SIZE),
             f"{SINK_OP}.consumingReads": "true",
-        },
-    ),
-    "orders_standby": AppSpec(
-        name="orders_standby",
-        version="1.0.0",
-        main_composite=STANDBY_MAIN,
-        pe_count=1,
-        operators=_crossdc_ops(STANDBY_OPS, 0),
-        streams=_crossdc_streams(STANDBY_OPS),
-        parameters={
-            **crossdc.SUBMISSION_PARAMETERS,
-            "failoverApplication": "orders",
-            "failoverJobName": "",
-            "specialMessagePort": str(paths.SPECIAL_MESSAGE_PORT),
         },
     ),
 }
@@ -257,7 +244,25 @@ class AggregatorPE(crossdc_composite.CrossDCApp):
         self.crossdc.start()
         port = int(ctx.param("specialMessagePort", str(paths.SPECIAL_MESSAGE_PORT)))
         self.special = _bind_retry((paths.DC_ADDR[ctx.dc], port))
+        self._register_name(f"{paths.DC_ADDR[ctx.dc]}:{port}")
         threading.Thread(target=self._special_loop, name=SPECIAL_OP, daemon=True).start()
+
+    def _register_name(self, value: str) -> None:
+        """The TCPSource `name: "SpecialMessagePort"` registers its address in the instance's name service
+        (`streamtool getnsentry SpecialMessagePort --jobs <id>`); the entry goes when the PE is stopped."""
+        entry = paths.nameservice_dir(self.ctx.dc) / f"{self.ctx.job_id}.{SPECIAL_OP}"
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        tmp = entry.with_name(f".{entry.name}.{os.getpid()}.tmp")
+        tmp.write_text(value + "\n", encoding="utf-8")
+        os.replace(tmp, entry)
+
+        def unregister(signum: int, _frame: Any) -> None:
+            with contextlib.suppress(FileNotFoundError):
+                entry.unlink()
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)  # end as the signal would have ended the PE
+
+        signal.signal(signal.SIGTERM, unregister)
 
     def _trace(self, level: str, msg: str) -> None:
         self.ctx.trace.log(level, "Aggregator", msg)
@@ -610,106 +615,6 @@ class SinkPE:
         return reply
 
 
-class StubPE(crossdc_composite.CrossDCApp):
-    """`orders_standby`: the passive CrossDCFailover stub (mode 0) and its failover action.
-
-    Like the toolkit's passive sample, on DOWN it runs the failover action (here: submit
-    `failoverApplication` through its own instance's REST API, hand it the stored snapshots with
-    SendMeDataFromSnapshotFiles, cancel itself). Nothing is launched after an orderly shutdown of the
-    remote, when `failoverApplication` is empty, or with the `no-takeover` defect.
-    """
-
-    def __init__(self, ctx: PEContext, server: ControlServer) -> None:
-        self.ctx = ctx
-        # a standalone application reads no application configuration (only its config file)
-        self.cfg = crossdc.Config.load(ctx.dc, ctx.param("configFileName", ""), {}, STANDBY_MAIN)
-        self.app = ctx.param("failoverApplication", "orders").strip()
-        self.job_name = ctx.param("failoverJobName", "").strip() or self.app
-        self.special_port = int(ctx.param("specialMessagePort", str(paths.SPECIAL_MESSAGE_PORT)))
-        self.launched = False
-        self.crossdc = crossdc_composite.CrossDC(ctx, self.cfg, self, STANDBY_OPS)
-        self.crossdc.start()
-
-    def _trace(self, level: str, msg: str) -> None:
-        self.ctx.trace.log(level, "RemoteDC-Watchdog", msg, crossdc=True)
-
-    def on_remote_status(self, up: bool, orderly: bool) -> None:
-        # the passive sample's line (CrossDataCenterFailoverPassiveSample.spl)
-        self.ctx.trace.log("ERROR", "Application_Logic", crossdc.status_notification(up))
-        if up or self.cfg.mode != 0 or self.launched:
-            return
-        if orderly:
-            self._trace("INFO", "the remote data center shut down in an orderly way: nothing to take over")
-            return
-        if not self.app:
-            self._trace("INFO", "remote data center is DOWN; no failover application configured")
-            return
-        if "no-takeover" in self.ctx.defects:
-            self._trace("INFO", "remote data center is DOWN; not launching the failover application")
-            return
-        self.launched = True
-        threading.Thread(target=self.failover, name="failover", daemon=True).start()
-
-    def failover(self) -> None:
-        from lab import restclient  # lazy: ssl is only needed by the stub's failover action
-
-        dc = self.ctx.dc
-        inst = paths.instance_id(dc)
-        rest = restclient.for_dc(dc, timeout=30)
-        self.crossdc.close_listeners()
-        # the failover job's config file: the DC's application config file with retain=true
-        cfg_dir = paths.crossdc_dir(dc)
-        failover_cfg = cfg_dir / "orders-failover.cfg"
-        base = crossdc.read_config_file(str(cfg_dir / "orders.cfg"))
-        base["retainOlderDataSnapshotsAtStartup"] = "true"
-        crossdc.write_config_file(failover_cfg, base, "orders failover job (retainOlderDataSnapshotsAtStartup=true)")
-        params = {"configFileName": str(failover_cfg), "specialMessagePort": str(self.special_port)}
-        body = {
-            "application": self.app,
-            "jobName": self.job_name,
-            "jobConfigurationOverlay": {
-                "jobConfigOverlays": [
-                    {
-                        "jobConfig": {
-                            "jobName": self.job_name,
-                            "submissionParameters": [{"name": k, "value": v} for k, v in params.items()],
-                        }
-                    }
-                ]
-            },
-        }
-        self._trace("INFO", f"launching the failover application {self.app} through {rest.base}")
-        try:
-            status, job = rest.call("POST", f"/streams/instances/{inst}/jobs", body)
-        except OSError as exc:
-            status, job = 0, f"{type(exc).__name__}: {exc}"
-        if status != 201:
-            self._trace("ERROR", f"failover submission answered {status}: {job}")
-            self.ctx.truth("CrossDCFailover", "failover_failed", status=status, detail=str(job)[:300])
-            return
-        new_id = str(job["id"])
-        self.ctx.truth("CrossDCFailover", "failover_launched", new_job_id=new_id, application=self.app)
-        self._trace("INFO", f"failover job {new_id} submitted")
-        if self._send_special(paths.DC_ADDR[dc], self.special_port, "SendMeDataFromSnapshotFiles"):
-            self._trace("INFO", "sent SendMeDataFromSnapshotFiles to the failover job")
-        else:
-            self._trace("ERROR", "could not reach the failover job's SpecialMessagePort")
-        self._trace("INFO", f"cancelling own job {self.ctx.job_id}")
-        rest.call("DELETE", f"/streams/instances/{inst}/jobs/{self.ctx.job_id}")
-
-    def _send_special(self, host: str, port: int, text: str, deadline_s: float = 30.0) -> bool:
-        end = time.monotonic() + deadline_s
-        waiter = threading.Event()
-        while time.monotonic() < end:
-            try:
-                with socket.create_connection((host, port), timeout=2) as s:
-                    s.sendall(text.encode() + b"\n")
-                    return True
-            except OSError:
-                waiter.wait(0.02)  # the failover job's PE is starting
-        return False
-
-
 def _bind_retry(addr: tuple[str, int], deadline_s: float = 5.0) -> socket.socket:
     end = time.monotonic() + deadline_s
     waiter = threading.Event()
@@ -738,7 +643,5 @@ def start(ctx: PEContext, server: ControlServer) -> None:
             AggregatorPE(ctx, server)
         else:
             SinkPE(ctx, server)
-    elif ctx.app == "orders_standby":
-        StubPE(ctx, server)
     else:
         raise SystemExit(f"unknown application {ctx.app}")

@@ -105,6 +105,25 @@ class Lab:
         jobs = self.get(f"{self.rest(dc)}/jobs", params={"name": name}).json()["jobs"]
         return jobs[0] if jobs else None
 
+    @staticmethod
+    def standby() -> dict[str, Any] | None:
+        """The default deployment's standalone passive stub (state.json `standby`, see lab/stub.py) while its
+        process runs, as the probes' stub dicts (`stub`, `dc`, `pid`, `trace`); None once it has ended."""
+        info = json.loads((LAB_DIR / "state.json").read_text()).get("standby")
+        if not info:
+            return None
+        pid = int(info["pid"])
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except FileNotFoundError:
+            return None
+        # the start time (field 22) tells our process from a later one with the same PID; a zombie has ended
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] == "Z" or int(fields[19]) != int(info["starttime"]):
+            return None
+        return {"stub": True, "dc": info["dc"], "pid": pid, "script": info.get("script"),
+                "trace": LAB_DIR / info["dc"] / "crossdc" / f"standalone-{pid}" / "trace.log"}
+
     def endpoints(self, dc: str, job_id: str) -> dict[str, str]:
         doc = self.get(self.data(dc)).json()
         job = next(j for j in doc["jobs"] if j["jobId"] == job_id)

@@ -1,14 +1,16 @@
-"""The failover path: cancel dc1's orders -> dc2's stub launches orders with dc1's last snapshot."""
+"""The failover path: cancel dc1's orders -> dc2's standalone stub runs its failover script, which submits
+orders in dc2 (restoring script: with dc1's last snapshot; reference script: empty)."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from typing import Any
 
 import pytest
 from labprobes import hang_until_takeover
-from labwire import Lab, run_lab, wait_until
+from labwire import LAB_DIR, Lab, run_lab, wait_until
 
 pytestmark = pytest.mark.lab
 
@@ -46,6 +48,9 @@ def _run_failover(lab: Lab) -> None:
         "a replicated snapshot after processing",
     )[0]
 
+    stub = lab.standby()
+    assert stub is not None and lab.job("dc2", "orders") is None
+    assert lab.get(f"{lab.rest('dc2')}/jobs").json()["jobs"] == []  # the stub is no Streams job
     t_cancel = time.time()
     r = lab.delete(job1["self"])
     assert r.status_code == 204
@@ -63,17 +68,19 @@ def _run_failover(lab: Lab) -> None:
 
     down = lab.events("remote_down", "dc2", since=t_cancel)
     launched = lab.events("failover_launched", "dc2", since=t_cancel)
-    assert down and launched
-    assert launched[0]["new_job_id"] == job2["id"]
+    assert down and launched and launched[0]["stub_pid"] == stub["pid"]
+    assert launched[0]["script"].endswith("/crossdc/failover-restoring.sh")
     assert restored["job_id"] == job2["id"] and restored["origin"] == "dc1"
+    submitted = [e for e in lab.events("job_submitted", "dc2", since=t_cancel) if e["job_id"] == job2["id"]]
+    assert submitted and submitted[0]["t"] > launched[0]["t"]  # the script submitted it through streamtool
     # the restored state is dc1's state at its LAST replicated snapshot
     last_stored = [e for e in lab.events("snapshot_stored", "dc2") if e["origin"] == "dc1" and e["t"] < down[0]["t"]][
         -1
     ]
     assert restored["digest"] == last_stored["digest"]
     assert restored["total_count"] >= stored["total_count"]
-    # the stub cancels itself right after handing over
-    wait_until(lambda: lab.job("dc2", "orders_standby") is None, 5, "the stub to cancel its own job")
+    # the script stops the stub (by PID) after handing over
+    wait_until(lambda: lab.standby() is None, 5, "the failover script to stop the stub")
 
     # tuples injected into dc2 continue from the restored state
     ep2 = lab.endpoints("dc2", job2["id"])
@@ -104,4 +111,44 @@ def test_hang_of_the_active_takeover_then_the_old_active_stands_down(default_dep
         assert all(o["dc"] == "dc2" for o in t["dc2_after_heal"]) and t["dc2_after_heal"]
     finally:
         r = run_lab("reset")
+        assert r.returncode == 0, r.stderr
+
+
+def test_reference_script_takes_over_without_the_state(lab: Lab) -> None:
+    """The toolkit's reference failover script submits the application and stops the stub, nothing more: the
+    new job deletes the stored snapshots on its first tick (retain=false) and starts empty."""
+    r = run_lab("reset", "--failover-script", "reference")
+    assert r.returncode == 0, r.stderr
+    try:
+        status = run_lab("status", "--json")
+        doc = json.loads(status.stdout)
+        assert doc["failover_script"] == "reference" and doc["standby"]["alive"]
+        assert doc["standby"]["script_path"].endswith("/dc2/crossdc/failover-reference.sh")
+        job1 = lab.job("dc1", "orders")
+        assert job1 is not None
+        ep1 = lab.endpoints("dc1", job1["id"])
+        key = f"ref-{uuid.uuid4().hex[:8]}"
+        items = [{"id": f"{key}-{i}", "key": key, "seq": i, "amount": 1.0, "sent_at": time.time()} for i in range(3)]
+        assert lab.post(ep1["source"], json={"items": items}).status_code in (200, 201, 204)
+        processed = time.time()
+        wait_until(lambda: [e for e in lab.events("snapshot_stored", "dc2", since=processed)
+                            if e["origin"] == "dc1"], 10, "a replicated snapshot in dc2")
+        t_cancel = time.time()
+        assert lab.delete(job1["self"]).status_code == 204
+        job2 = wait_until(lambda: (j := lab.job("dc2", "orders")) and j["health"] == "healthy" and j, 15,
+                          "the reference script's job in dc2")
+        wait_until(lambda: lab.standby() is None, 5, "the reference script to stop the stub")
+        wait_until(lambda: not list((LAB_DIR / "dc2" / "snapshots").glob("*.snapshot")), 10,
+                   "the new job to delete the stored snapshots on its first tick")
+        assert not lab.events("snapshot_restored", "dc2", since=t_cancel)
+        ep2 = lab.endpoints("dc2", job2["id"])
+        more = {"id": f"{key}-3", "key": key, "seq": 3, "amount": 1.0, "sent_at": time.time()}
+        lab.post(ep2["source"], json={"items": [more]})
+        out: list[dict[str, Any]] = []
+        wait_until(lambda: out.extend(lab.get(ep2["sink"]).json()["items"]) or out, 5, "dc2 output")
+        assert out[0]["count_for_key"] == 1  # restoring script: 4
+        result = (LAB_DIR / "dc2" / "crossdc" / "failover-result.txt").read_text()
+        assert "submitted" in result
+    finally:
+        r = run_lab("reset", "--failover-script", "restoring")
         assert r.returncode == 0, r.stderr

@@ -28,14 +28,24 @@ from labwire import LAB_DIR, Lab, run_lab, wait_until
 
 pytestmark = pytest.mark.lab
 
+#: the probe's toolkit config file (written by the autouse fixture `probe_config_file`)
+PROBE_CFG = LAB_DIR / "probe-configs" / "rest_probe.cfg"
 PROBE = {
     "jobName": "rest_probe",
-    # own crossdc ports and a long init delay: the probe never talks to anyone
+    # own crossdc ports and a long init delay in its config file, its own SpecialMessagePort: the probe never
+    # talks to anyone
     "submitParameters": [
-        {"name": "crossDCHttpPort", "value": "26091"},
-        {"name": "crossDCInitDelay", "value": "3600"},
+        {"name": "configFileName", "value": str(PROBE_CFG)},
+        {"name": "specialMessagePort", "value": "26099"},
     ],
 }
+
+
+@pytest.fixture(autouse=True)
+def probe_config_file(lab: Lab) -> None:
+    text = "crossDCHttpPort=26091\ncrossDCInitDelay=3600\nremoteDataCenterApplicationMachineNames=127.0.0.1\n"
+    PROBE_CFG.parent.mkdir(parents=True, exist_ok=True)
+    PROBE_CFG.write_text(text)
 
 JOB_STATUS = {"constructed", "running", "canceling", "canceled", "unknown"}
 HEALTH = {"healthy", "partiallyHealthy", "partiallyUnhealthy", "unhealthy", "unknown"}
@@ -362,7 +372,7 @@ def test_bundle_upload_answers_a_bundle_id(lab: Lab) -> None:
     assert doc["application"] == "orders" and isinstance(doc["bundleId"], str) and doc["bundleId"]
     assert doc["bundleId"] not in ("orders", "orders.sab")
     assert lab.upload("dc1", "orders") == doc["bundleId"]  # the same bundle again: the same id
-    assert lab.upload("dc1", "orders_standby") != doc["bundleId"]
+    assert lab.upload("dc1", "orders") != doc["bundleId"]
     r = lab.post(url, data=b"not a zip", headers={"Content-Type": "application/x-jar"})
     assert r.status_code == 400 and r.json()["id"] == "CDISW5000E"
     r = lab.post(url, data=sab, headers={"Content-Type": "text/plain"})
@@ -384,11 +394,11 @@ def test_submit_by_https_url_of_a_sab(lab: Lab, tmp_path: Path) -> None:
         r = lab.post(f"{base}/jobs", json={"application": bad, "jobName": "by_url"})
         assert r.status_code == status and r.json()["id"] == "CDISW5000E", (bad, r.text)
     with _https_bundle_server(tmp_path, "198.18.0.1") as url:
-        r = lab.post(f"{base}/jobs", json={"application": f"{url}/orders_standby.sab", **PROBE, "jobName": "by_url"})
+        r = lab.post(f"{base}/jobs", json={"application": f"{url}/orders.sab", **PROBE, "jobName": "by_url"})
         assert r.status_code == 201, r.text
     job = r.json()
     try:
-        assert job["applicationName"] == "orders_standby"
+        assert job["applicationName"] == "orders"
         assert job["applicationPath"].endswith(".sab")
     finally:
         cancel(lab, job)
@@ -423,7 +433,7 @@ def _https_bundle_server(tmp: Path, addr: str) -> Iterator[str]:
 
 def test_submit_with_overlay_and_submit_parameters_then_cancel(lab: Lab) -> None:
     body = {
-        "application": lab.upload("dc1", "orders_standby"),
+        "application": lab.upload("dc1", "orders"),
         "jobConfigurationOverlay": {
             "jobConfigOverlays": [
                 {
@@ -446,7 +456,7 @@ def test_submit_with_overlay_and_submit_parameters_then_cancel(lab: Lab) -> None
     job = r.json()
     try:
         assert job["name"] == "rest_overlay" and job["jobGroup"] == "probes"
-        assert job["applicationName"] == "orders_standby"
+        assert job["applicationName"] == "orders"
         given = {p["name"]: p["value"] for p in job["submitParameters"]}
         assert given["crossDCHttpPort"] == "26191" and given["crossDCInitDelay"] == "3600"
         defaults = {p["name"]: p["defaultValue"] for p in job["submitParameters"]}
@@ -464,10 +474,10 @@ def test_submit_with_overlay_and_submit_parameters_then_cancel(lab: Lab) -> None
 
 
 def test_submit_pes_cancel(lab: Lab) -> None:
-    r = lab.post(f"{lab.rest('dc1')}/jobs", json={"application": lab.upload("dc1", "orders_standby"), **PROBE})
+    r = lab.post(f"{lab.rest('dc1')}/jobs", json={"application": lab.upload("dc1", "orders"), **PROBE})
     assert r.status_code == 201, r.text
     job = r.json()
-    assert job["name"] == "rest_probe" and job["applicationName"] == "orders_standby"
+    assert job["name"] == "rest_probe" and job["applicationName"] == "orders"
     assert {"crossDCInitDelay": "3600"}.items() <= {p["name"]: p["value"] for p in job["submitParameters"]}.items()
 
     def running_pes() -> list[dict[str, object]] | None:
@@ -508,9 +518,9 @@ def test_application_trace_carries_toolkit_lines(default_deployment: Lab) -> Non
     assert "is UP" not in text and "is DOWN" not in text
     assert "_XXXXX_ Received the heartbeat message" in text
     assert "bytes have been sent to this URL: http://198.18.2.10:25091/crossdcrx/CrossDataCenterReceiverForHB" in text
-    stub = lab.job("dc2", "orders_standby")
+    stub = lab.standby()
     assert stub is not None
-    stub_text = lab.get(pe(lab, stub, 0)["applicationTrace"]).text
+    stub_text = stub["trace"].read_text()
     assert "[RemoteDC-Watchdog] _XXXXX_ Successfully replicated and persisted the data snapshot" in stub_text
 
 
@@ -557,7 +567,8 @@ def test_instance_stop_and_start_with_streamtool(default_deployment: Lab) -> Non
         wait_event(lab, "instance_started", dc="dc1")
         assert lab.get(f"{lab.rest('dc1')}/jobs").json()["total"] == 0  # start does not bring jobs back
         probe = submit(
-            lab, "dc1", "orders_standby", "after_start", {"crossDCInitDelay": 3600, "crossDCHttpPort": 26291}
+            lab, "dc1", "orders", "after_start",
+            {"crossDCInitDelay": 3600, "crossDCHttpPort": 26291, "specialMessagePort": 26299},
         )
         healthy(lab, probe)
         cancel(lab, probe)
@@ -570,7 +581,7 @@ def test_instance_stop_and_start_with_streamtool(default_deployment: Lab) -> Non
 def test_delete_answers_at_once_and_the_job_shows_canceling_until_its_pes_are_gone(lab: Lab) -> None:
     """DELETE -> 204 at once; a real job may still be `canceling` (issue 11 point 12): GET shows it, its name
     stays taken, and only once its PEs are gone does the job answer 404 and the name become free."""
-    body = {"application": lab.upload("dc1", "orders_standby"), **PROBE, "jobName": "rest_canceling"}
+    body = {"application": lab.upload("dc1", "orders"), **PROBE, "jobName": "rest_canceling"}
     r = lab.post(f"{lab.rest('dc1')}/jobs", json=body)
     assert r.status_code == 201, r.text
     job = r.json()
@@ -639,17 +650,17 @@ def test_application_configuration_crud(lab: Lab) -> None:
 def test_streamtool_jobs_on_the_dc_host(lab: Lab) -> None:
     """submitjob uploads the .sab and submits its bundleId with -P parameters; lsjobs lists it; canceljob
     cancels it (issue 11 point 9, the reference failover script's commands)."""
-    sab = str(LAB_DIR / "bundles" / "orders_standby.sab")
-    out = lab.streamtool("dc2", "submitjob", sab, "--jobname", "st_probe", "-P", "crossDCHttpPort=26391",
-                         "-P", "crossDCInitDelay=3600", "-P", "failoverApplication=")
+    sab = str(LAB_DIR / "bundles" / "orders.sab")
+    out = lab.streamtool("dc2", "submitjob", sab, "--jobname", "st_probe", "-P", f"configFileName={PROBE_CFG}",
+                         "-P", "specialMessagePort=26399")
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "The following number of applications were submitted to the streams-dc2 instance: 1."
     jid = out.stderr.strip().rsplit(":", 1)[1].strip()
     job = lab.get(f"{lab.rest('dc2')}/jobs/{jid}").json()
     try:
-        assert job["name"] == "st_probe" and job["applicationName"] == "orders_standby"
+        assert job["name"] == "st_probe" and job["applicationName"] == "orders"
         given = {p["name"]: p["value"] for p in job["submitParameters"]}
-        assert given["crossDCHttpPort"] == "26391" and given["crossDCInitDelay"] == "3600"
+        assert given["configFileName"] == str(PROBE_CFG) and given["specialMessagePort"] == "26399"
         listed = lab.streamtool("dc2", "lsjobs", "--jobnames", "st_probe", "--xheaders")
         assert listed.returncode == 0 and listed.stdout.split()[:2] == [jid, "Running"], listed.stdout
         table = lab.streamtool("dc2", "lsjobs")

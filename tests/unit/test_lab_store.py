@@ -32,8 +32,8 @@ def test_a_lab_bundle_names_its_application_in_its_manifest() -> None:
 
 def test_uploaded_bundles_are_found_by_id_and_bare_names_are_refused(tmp_path: Path) -> None:
     store = _bundles(tmp_path)
-    b = store.add(bundles.bundle_bytes(APPS["orders_standby"]))
-    assert b.app.name == "orders_standby" and b.path.read_bytes() == bundles.bundle_bytes(APPS["orders_standby"])
+    b = store.add(bundles.bundle_bytes(APPS["orders"]))
+    assert b.app.name == "orders" and b.path.read_bytes() == bundles.bundle_bytes(APPS["orders"])
     assert store.resolve(b.id) == b
     for bare in ("orders", "orders_standby", "orders.sab"):
         with pytest.raises(ApiError) as err:
