@@ -1,5 +1,5 @@
 """CLI: `python -m lab up [--defect NAME[,NAME]] [--failover-script reference|restoring] | down | status [--json] |
-logs [COMPONENT] | reset [--mode M] [--failover-script reference|restoring]`."""
+logs [COMPONENT] | reset [--mode M] [--failover-script reference|restoring] [--fencing]`."""
 
 from __future__ import annotations
 
@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
         "active-active: orders in both",
     )
     p_reset.add_argument("--failover-script", choices=stub.SCRIPTS, default=None, help="default: the one in force")
+    p_reset.add_argument(
+        "--fencing", action="store_true", help="submit orders with fencing=true (an application that fences itself)"
+    )
     args = parser.parse_args(argv)
     if args.cmd == "up":
         control.check_root()
@@ -49,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             known = ", ".join(sorted(control.DEPLOYMENTS))
             print(f"lab: unknown --mode {args.mode!r} (known: {known})", file=sys.stderr)
             return 2
-        return control.reset(args.mode, args.failover_script)
+        return control.reset(args.mode, args.failover_script, args.fencing)
     parser.error(f"unknown command {args.cmd}")
     return 2
 

@@ -139,6 +139,7 @@ APPS: dict[str, AppSpec] = {
         parameters={
             **crossdc.SUBMISSION_PARAMETERS,
             "specialMessagePort": str(paths.SPECIAL_MESSAGE_PORT),
+            "fencing": "false",
             f"{SINK_OP}.bufferSize": str(SINK_BUFFER_SIZE),
             f"{SINK_OP}.consumingReads": "true",
         },
@@ -194,16 +195,20 @@ class AggregatorPE(crossdc_composite.CrossDCApp):
     A restored snapshot is merged per key, keeping the more advanced copy (the higher count); a stood-down
     aggregator takes the remote's state as it is.
 
-    Fencing (the application's own logic, active/passive only, i.e. the remote never replicated to this job
-    before contact was lost): after this PE was paused long enough for the remote to report it DOWN
-    (`max((M-1)*H, 2*H, 0.5 s)`), or after the remote was reported DOWN and then UP again, the aggregator
-    holds its output until it knows whether the remote took over. A remote that now replicates (a type-2
-    snapshot) is an active: the aggregator stands down (drops the held output, stops emitting and
-    replicating, retracts its snapshot at the remote, keeps receiving the remote's snapshots). The same
+    No fencing by default, like the toolkit and its samples: after a partition or a hang both DCs may run
+    and emit (split brain), and after the heal both replicate to each other.
+
+    Fencing (submission parameter `fencing=true`, default false: an application that fences itself; active/
+    passive only, i.e. the remote never replicated to this job before contact was lost): after this PE was
+    paused long enough for the remote to report it DOWN (`max((M-1)*H, 2*H, 0.5 s)`), or after the remote was
+    reported DOWN and then UP again, the aggregator holds its output until it knows whether the remote took
+    over. A remote that now replicates (a type-2 snapshot) is an active: the aggregator stands down (drops the
+    held output, stops emitting and replicating, retracts its snapshot at the remote, keeps receiving the
+    remote's snapshots). The same
     happens when a remote that was UP for a whole decision window without replicating starts to replicate.
     A remote that only heartbeats for D + 2H (or that goes DOWN) did not take over: the held output is
     emitted. A stood-down aggregator becomes active again, with the remote's last snapshot as its state,
-    when the remote goes DOWN. Defect `split-brain` disables all of this.
+    when the remote goes DOWN. Defect `split-brain` disables all of this (it only matters with fencing on).
 
     Restore before input: a job started with `retainOlderDataSnapshotsAtStartup=true` (the failover job the
     passive stub submits, or an active restarted after a dual outage) queues its input, unprocessed, until
@@ -229,7 +234,7 @@ class AggregatorPE(crossdc_composite.CrossDCApp):
         self.outbox: deque[dict[str, Any]] = deque(maxlen=OUTBOX_SIZE)
         self.reorder_n = 0
         self.reorder_slot: dict[str, tuple[dict[str, Any], float]] = {}
-        self.fencing = "split-brain" not in ctx.defects
+        self.fencing = _bool(ctx.param("fencing", "false")) and "split-brain" not in ctx.defects
         cfg = crossdc.Config.load(
             ctx.dc, ctx.param("configFileName", ""), crossdc.read_app_config(ctx.dc), ORDERS_MAIN
         )
@@ -399,6 +404,7 @@ class AggregatorPE(crossdc_composite.CrossDCApp):
         # the active sample's line (CrossDataCenterFailoverSample.spl; getChannel() is -1 outside a parallel region)
         line = f"UDP channel -1-->{crossdc.status_notification(up)}"
         self.ctx.trace.log("INFO", "Application_Logic", line, crossdc=True)
+        # (the lab's own fencing, below, is an application option; the toolkit has none)
         if not self.fencing:
             return
         with self.lock:

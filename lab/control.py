@@ -271,19 +271,20 @@ def deploy_default(
     script: str = DEFAULT_SCRIPT,
     defects: list[str] | None = None,
     state: dict[str, Any] | None = None,
+    fencing: bool = False,
 ) -> dict[str, str]:
     """Submit the mode's jobs, start its passive stub (recorded in `state["standby"]` at once), and wait until
     every job is healthy and every toolkit composite has seen its remote UP."""
     jobs: dict[str, str] = {}
     layout = DEPLOYMENTS[mode]
     for dc, app, params in layout:
-        jobs[dc] = submit(dc, app, params)
+        jobs[dc] = submit(dc, app, {**params, "fencing": str(fencing).lower()})
     standby_dc = STANDBY_DC[mode]
     standby: dict[str, Any] | None = None
     if standby_dc is not None:
         standby = start_standby(standby_dc, script, defects or [])
     if state is not None:
-        state.update(standby=standby, failover_script=script, deployment=mode)
+        state.update(standby=standby, failover_script=script, deployment=mode, fencing=fencing)
         save_state(state)
     for dc, app, _params in layout:
         wait_for(lambda dc=dc: job_healthy(dc, jobs[dc]), 30, f"{app} in {dc} to be healthy")  # type: ignore[misc]
@@ -527,6 +528,7 @@ def collect_status() -> dict[str, Any]:
         "ready_s": state.get("ready_s", {}),
         "deployment": state.get("deployment", "active-passive"),
         "failover_script": state.get("failover_script", DEFAULT_SCRIPT),
+        "fencing": bool(state.get("fencing", False)),
         "standby": None,
     }
     standby = state.get("standby")
@@ -581,7 +583,8 @@ def status(as_json: bool) -> int:
     )
     sb = doc["standby"]
     print(
-        f"  deployment {doc['deployment']}; failover script {doc['failover_script']}"
+        f"  deployment {doc['deployment']}; orders fencing {'on' if doc['fencing'] else 'off'}; "
+        f"failover script {doc['failover_script']}"
         + (
             f"; passive stub in {sb['dc']}: pid {sb['pid']} {'alive' if sb['alive'] else 'ended'} "
             f"(runs {sb['script_path']} on DOWN)"
@@ -653,11 +656,11 @@ def logs(component: str | None) -> int:
     return 0
 
 
-def reset(mode: str = "active-passive", script: str | None = None) -> int:
+def reset(mode: str = "active-passive", script: str | None = None, fencing: bool = False) -> int:
     """Restore a deployment: `active-passive` (default: orders in dc1 through REST, the standalone passive stub
     in dc2 running failover script `script`, default: the one in force) or `active-active` (orders in both,
-    each with its DC's orders.cfg, mode 1); started instances, the lab's config files, no snapshot files.
-    For tests/ops only."""
+    each with its DC's orders.cfg, mode 1); `orders` with the application option `fencing` (default off, like
+    the toolkit's samples); started instances, the lab's config files, no snapshot files. For tests/ops only."""
     check_root()
     state = load_state()
     script = script or state.get("failover_script") or DEFAULT_SCRIPT
@@ -691,7 +694,9 @@ def reset(mode: str = "active-passive", script: str | None = None) -> int:
     write_config_files()
     ready: dict[str, float] = {}
     try:
-        jobs = deploy_default(t0, ready, mode, script=script, defects=list(state.get("defects", [])), state=state)
+        jobs = deploy_default(
+            t0, ready, mode, script=script, defects=list(state.get("defects", [])), state=state, fencing=fencing
+        )
     except LabError as exc:
         print(f"lab: reset failed: {exc}", file=sys.stderr)
         return 1

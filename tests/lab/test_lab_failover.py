@@ -97,10 +97,32 @@ def _run_failover(lab: Lab) -> None:
     assert metrics["nTuplesSubmitted"] == 1
 
 
-def test_hang_of_the_active_takeover_then_the_old_active_stands_down(default_deployment: Lab) -> None:
-    """SIGSTOP dc1's Aggregator until dc2 took over; continued, dc1 holds its output, sees dc2 replicate
-    (dc2 is now an active) and stands down: only one DC emits after the heal (no split brain)."""
+def test_hang_of_the_active_takeover_then_both_emit(default_deployment: Lab) -> None:
+    """No fencing (the toolkit has none): SIGSTOP dc1's Aggregator until dc2 took over; continued, dc1 emits what
+    it held and keeps processing beside dc2: both DCs emit after the heal (split brain), and replicate."""
     lab = default_deployment
+    try:
+        t = hang_until_takeover(lab)
+        assert t["held"] and all(o["dc"] == "dc1" for o in t["held"])
+        assert t["dc1_after_heal"] and all(o["dc"] == "dc1" for o in t["dc1_after_heal"])
+        assert t["dc2_after_heal"] and all(o["dc"] == "dc2" for o in t["dc2_after_heal"])
+        assert not lab.events("stood_down", "dc1", since=t["t_cont"])
+        assert not lab.events("fencing_hold", "dc1", since=t["t_cont"])
+        # after the heal each side replicates to the other
+        wait_until(lambda: [e for e in lab.events("snapshot_stored", "dc1", since=t["t_cont"]) if e["origin"] == "dc2"],
+                   10, "dc1 to store dc2's snapshot")
+        wait_until(lambda: [e for e in lab.events("snapshot_stored", "dc2", since=t["t_cont"]) if e["origin"] == "dc1"],
+                   10, "dc2 to store dc1's snapshot")
+    finally:
+        r = run_lab("reset")
+        assert r.returncode == 0, r.stderr
+
+
+def test_hang_with_fencing_the_old_active_stands_down(lab: Lab) -> None:
+    """Application option fencing=true: SIGSTOP dc1's Aggregator until dc2 took over; continued, dc1 holds its
+    output, sees dc2 replicate (dc2 is now an active) and stands down: only one DC emits after the heal."""
+    r = run_lab("reset", "--fencing")
+    assert r.returncode == 0, r.stderr
     try:
         t = hang_until_takeover(lab)
         assert t["held"] == [] and t["dc1_after_heal"] == []
