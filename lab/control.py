@@ -457,7 +457,7 @@ def up(defects: list[str], script: str = DEFAULT_SCRIPT) -> int:
             ready[f"{dc} instance REST API"] = time.monotonic() - t0
         _start_jmx(state, javac)
         jobs = deploy_default(t0, ready, script=script, defects=defects, state=state)
-        parts.wait_ready(t0, ready)  # sshd, exporters, Prometheus, JMX
+        parts.wait_ready(t0, ready, set(jobs))  # sshd, exporters, Prometheus, JMX
     except (LabError, parts.PartError, OSError) as exc:
         print(f"lab: up failed: {exc}; logs in {paths.logs_dir()}; run `python -m lab down`", file=sys.stderr)
         return 1
