@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             "dc": dc,
             "job_id": "",
             "job_name": "standalone",
-            "app": "orders_standby",
+            "app": "standalone",
             "pe_id": "",
             "index": 0,
             "launch_count": 1,
