@@ -191,32 +191,36 @@ kill "${{XDC_STUB_PID:-$PPID}}"
 RESTORING = """#!/bin/bash
 # Failover script of {dc} with the restore steps a team adds to etc/crossdc-failover.sh (written by `lab up`;
 # lab/stub.py): the new job keeps the stored snapshots (retainOlderDataSnapshotsAtStartup=true) and gets them
-# replayed (SendMeDataFromSnapshotFiles on its SpecialMessagePort, found through the name service).
+# replayed (SendMeDataFromSnapshotFiles on its SpecialMessagePort, found through the name service). All output
+# goes to files: the standalone application that reads this script's output is stopped half way.
 dir={dir}
 # 1. the application's config file with retain=true (the first line of a key wins: drop the existing one)
 grep -v '^ *retainOlderDataSnapshotsAtStartup *=' {cfg} > "$dir/orders-failover.cfg"
 echo 'retainOlderDataSnapshotsAtStartup=true' >> "$dir/orders-failover.cfg"
 # 2. submit
 rm -f "$dir/failover-jobid.txt"
-if {streamtool} submitjob {bundle} -P configFileName="$dir/orders-failover.cfg" \\
-        --outfile "$dir/failover-jobid.txt" > {result} 2>&1; then
+{streamtool} submitjob {bundle} -P configFileName="$dir/orders-failover.cfg" \\
+    --outfile "$dir/failover-jobid.txt" > {result} 2>&1
+submitted=$?
+# 3. stop the standalone application by PID, as the reference does right after the submission: the new job
+#    needs its HTTP ports (the reference's `pkill standalone` would hit any such process on the host)
+kill "${{XDC_STUB_PID:-$PPID}}"
+if [ "$submitted" -eq 0 ]; then
     job=$(cat "$dir/failover-jobid.txt")
-    # 3. wait (up to 60 s) for the job's SpecialMessagePort in the name service: `SpecialMessagePort host:port`
+    # 4. wait (up to 60 s) for the job's SpecialMessagePort in the name service: `SpecialMessagePort host:port`
     entry=
     for _ in $(seq 600); do
         entry=$({streamtool} getnsentry SpecialMessagePort --jobs "$job" 2>/dev/null) && break
         sleep 0.1
     done
     addr=${{entry#* }}
-    # 4. ask the new job to replay the stored snapshots
+    # 5. ask the new job to replay the stored snapshots
     if [ -n "$entry" ] && printf 'SendMeDataFromSnapshotFiles\\n' > "/dev/tcp/${{addr%:*}}/${{addr##*:}}"; then
         echo "sent SendMeDataFromSnapshotFiles to job $job at $addr" >> {result}
     else
         echo "no SpecialMessagePort of job $job: the state is not restored" >> {result}
     fi
 fi
-# 5. stop the standalone application by PID (the reference's `pkill standalone` would hit any such process)
-kill "${{XDC_STUB_PID:-$PPID}}"
 """
 
 

@@ -385,3 +385,34 @@ def test_sub_second_snapshot_interval_kills_the_process_once_the_remote_is_up(la
         died = wait_event(lab, "modulo_by_zero", a, since=t0, timeout=10)
         assert died["snapshot_interval"] == 0.5
         assert "integer modulo by zero" in trace(lab, pe(lab, a, 1))
+
+
+def test_settings_come_from_the_config_file_then_the_application_configuration_then_the_defaults(lab: Lab) -> None:
+    """The application configuration CrossDCFailover (keys `orders::Orders_<key>`) fills what the config file
+    does not set; the file wins where both do; the composite's defaults fill the rest; submission parameters
+    named like toolkit keys are not read."""
+    coll = f"{lab.rest('dc1')}/applicationconfigurations"
+    props = {"orders::Orders_heartbeatExchangeInterval": "5.0", "orders::Orders_httpReadTimeout": "7",
+             "orders::Other_httpConnectionTimeout": "9"}
+    r = lab.post(coll, json={"name": "CrossDCFailover", "description": "probe", "properties": props})
+    assert r.status_code == 201, r.text
+    cfg = LAB_DIR / "dc1" / "probe-configs" / "probe_appcfg.cfg"
+    cfg.parent.mkdir(parents=True, exist_ok=True)
+    cfg.write_text("# only a few keys\ncrossDCHttpPort = 26151\nhttpReadTimeout=3\ncrossDCInitDelay=3600\n"
+                   "remoteDataCenterApplicationMachineNames=127.0.0.1\n")
+    try:
+        job = submit(lab, "dc1", "orders", "probe_appcfg",
+                     {"configFileName": str(cfg), "specialMessagePort": 26159, "httpConnectionTimeout": "1"})
+        try:
+            healthy(lab, job)
+            line = wait_until(lambda: next((li for li in trace(lab, pe(lab, job, 1)).splitlines()
+                                            if "_XXXXX_ configuration:" in li), None), 5, "the configuration line")
+            assert "heartbeatExchangeInterval=5.0(appconfig)" in line
+            assert "httpReadTimeout=3.0(file)" in line and "crossDCHttpPort=26151(file)" in line
+            assert "httpConnectionTimeout=25.0(default)" in line  # neither the submission parameter nor Other_
+            assert "consecutiveHeartbeatMissesAllowed=4(default)" in line
+            assert "dataSnapshotExchangeInterval=888888888.0(default)" in line
+        finally:
+            cancel(lab, job)
+    finally:
+        lab.delete(f"{coll}/CrossDCFailover")

@@ -226,7 +226,8 @@ def test_exporter_names_labels_and_encodings(default_deployment: Lab, dc: str) -
         for d in port_samples:
             assert d["operatorkind"] == job_ops[d["operatorname"]]["operatorKind"]
             assert d["peid"] == job_of({"job": job_ops[d["operatorname"]]["pe"]})
-    assert "streams_operator_ip_nTuplesProcessed" in fams
+    # dc2 of the default deployment runs no job: its passive stub is a standalone process, not a job
+    assert ("streams_operator_ip_nTuplesProcessed" in fams) == bool(jobs)
     assert set(scrape(lab, dc, "/prometheus")) == set(fams)
 
 
@@ -461,12 +462,15 @@ def test_dc_processes_in_their_cgroups_with_limits(default_deployment: Lab) -> N
     ctrls = [c for c in ("cpu", "memory") if (CGROUP / c / "cgroup.procs").exists()]
     if len(ctrls) < 2:
         pytest.skip(f"cgroup v1 cpu and memory not both available (found {ctrls})")
-    state = json.loads((LAB_DIR / "state.json").read_text())["processes"]
+    doc = json.loads((LAB_DIR / "state.json").read_text())
+    state, standby = doc["processes"], doc.get("standby") or {}
     for dc in DCS:
         members = {c: set((CGROUP / c / "xdc-lab" / dc / "cgroup.procs").read_text().split()) for c in ctrls}
         _jobs, pes, _ops = rest_state(lab, dc)
-        assert pes
+        stub = [str(standby["pid"])] if standby.get("dc") == dc else []  # the standalone passive stub
+        assert pes or stub
         inside = [p["processId"] for p in pes] + [str(state[f"{dc}-instance"]["pid"]), str(state[f"{dc}-jmx"]["pid"])]
+        inside += stub
         outside = [str(state[f"{dc}-sshd"]["pid"]), str(state[f"{dc}-exporter"]["pid"])]
         for c in ctrls:
             assert set(inside) <= members[c], (dc, c, inside, members[c])

@@ -145,8 +145,9 @@ def test_job_properties_links_and_filters(default_deployment: Lab) -> None:
     assert job["status"] in JOB_STATUS and job["health"] in HEALTH and job["jobGroup"] == "default"
     for param in job["submitParameters"]:
         assert set(param) >= {"name", "value", "values", "defaultValue", "composite", "parameterKind", "required"}
-    mode = next(p for p in job["submitParameters"] if p["name"] == "crossDCOperationMode")
-    assert mode["value"] == "1"
+    given = {p["name"]: p for p in job["submitParameters"]}
+    assert given["configFileName"]["value"] == str(LAB_DIR / "dc1" / "crossdc" / "orders.cfg")
+    assert given["fencing"]["value"] == "false" and "crossDCOperationMode" not in given  # toolkit keys: in the file
     for link in ("instance", "pes", "operators", "hosts", "views", "operatorConnections", "peConnections",
                  "resourceAllocations", "applicationLogTrace"):
         assert lab.get(job[link]).status_code == 200, link
@@ -372,7 +373,6 @@ def test_bundle_upload_answers_a_bundle_id(lab: Lab) -> None:
     assert doc["application"] == "orders" and isinstance(doc["bundleId"], str) and doc["bundleId"]
     assert doc["bundleId"] not in ("orders", "orders.sab")
     assert lab.upload("dc1", "orders") == doc["bundleId"]  # the same bundle again: the same id
-    assert lab.upload("dc1", "orders") != doc["bundleId"]
     r = lab.post(url, data=b"not a zip", headers={"Content-Type": "application/x-jar"})
     assert r.status_code == 400 and r.json()["id"] == "CDISW5000E"
     r = lab.post(url, data=sab, headers={"Content-Type": "text/plain"})
@@ -441,14 +441,13 @@ def test_submit_with_overlay_and_submit_parameters_then_cancel(lab: Lab) -> None
                         "jobName": "rest_overlay",
                         "jobGroup": "probes",
                         "tracing": "error",
-                        "submissionParameters": [{"name": "crossDCHttpPort", "value": "26191"}],
+                        "submissionParameters": [{"name": "configFileName", "value": str(PROBE_CFG)}],
                     }
                 }
             ]
         },
         "submitParameters": [
-            {"name": "crossDCInitDelay", "value": "3600"},
-            {"name": "failoverApplication", "value": ""},
+            {"name": "specialMessagePort", "value": "26199"},
         ],
     }
     r = lab.post(f"{lab.rest('dc1')}/jobs", json=body)
@@ -458,13 +457,13 @@ def test_submit_with_overlay_and_submit_parameters_then_cancel(lab: Lab) -> None
         assert job["name"] == "rest_overlay" and job["jobGroup"] == "probes"
         assert job["applicationName"] == "orders"
         given = {p["name"]: p["value"] for p in job["submitParameters"]}
-        assert given["crossDCHttpPort"] == "26191" and given["crossDCInitDelay"] == "3600"
+        assert given["configFileName"] == str(PROBE_CFG) and given["specialMessagePort"] == "26199"
         defaults = {p["name"]: p["defaultValue"] for p in job["submitParameters"]}
-        assert defaults["crossDCInitDelay"] == "1.0" and defaults["crossDCOperationMode"] == "0"
+        assert defaults["configFileName"] == "" and defaults["fencing"] == "false"
         healthy(lab, job)
-        stub = pe(lab, job, 0)
-        assert stub["tracingLevel"] == "error"
-        assert "_XXXXX_" not in lab.get(stub["applicationTrace"]).text  # info lines filtered at level error
+        agg = pe(lab, job, 1)
+        assert agg["tracingLevel"] == "error"
+        assert "_XXXXX_" not in lab.get(agg["applicationTrace"]).text  # info lines filtered at level error
         groups = lab.get(f"{lab.rest('dc1')}/jobgroups").json()["jobGroups"]
         assert {"default", "probes"} <= {g["name"] for g in groups}
     finally:
@@ -478,7 +477,9 @@ def test_submit_pes_cancel(lab: Lab) -> None:
     assert r.status_code == 201, r.text
     job = r.json()
     assert job["name"] == "rest_probe" and job["applicationName"] == "orders"
-    assert {"crossDCInitDelay": "3600"}.items() <= {p["name"]: p["value"] for p in job["submitParameters"]}.items()
+    assert {"configFileName": str(PROBE_CFG)}.items() <= {
+        p["name"]: p["value"] for p in job["submitParameters"]
+    }.items()
 
     def running_pes() -> list[dict[str, object]] | None:
         found = lab.get(job["pes"]).json()["pes"]
@@ -652,7 +653,7 @@ def test_streamtool_jobs_on_the_dc_host(lab: Lab) -> None:
     cancels it (issue 11 point 9, the reference failover script's commands)."""
     sab = str(LAB_DIR / "bundles" / "orders.sab")
     out = lab.streamtool("dc2", "submitjob", sab, "--jobname", "st_probe", "-P", f"configFileName={PROBE_CFG}",
-                         "-P", "specialMessagePort=26399")
+                         "-P", "specialMessagePort=26499")
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "The following number of applications were submitted to the streams-dc2 instance: 1."
     jid = out.stderr.strip().rsplit(":", 1)[1].strip()
@@ -660,7 +661,7 @@ def test_streamtool_jobs_on_the_dc_host(lab: Lab) -> None:
     try:
         assert job["name"] == "st_probe" and job["applicationName"] == "orders"
         given = {p["name"]: p["value"] for p in job["submitParameters"]}
-        assert given["configFileName"] == str(PROBE_CFG) and given["specialMessagePort"] == "26399"
+        assert given["configFileName"] == str(PROBE_CFG) and given["specialMessagePort"] == "26499"
         listed = lab.streamtool("dc2", "lsjobs", "--jobnames", "st_probe", "--xheaders")
         assert listed.returncode == 0 and listed.stdout.split()[:2] == [jid, "Running"], listed.stdout
         table = lab.streamtool("dc2", "lsjobs")
