@@ -40,12 +40,12 @@ def submit(
 ) -> dict[str, Any]:
     """Submit the lab application `app` as job `name` by its bundle (uploaded first: an instance takes no bare
     names). Toolkit settings among `params` go into a config file of the job's own (`probe_config`), handed over
-    as `configFileName`: the toolkit takes no other submission parameters."""
+    as `configFileName`, unless `params` names one: the toolkit takes no other submission parameters."""
     from lab import crossdc
 
     params = dict(params or {})
-    settings = {k: params.pop(k) for k in list(params) if k in crossdc.CONFIG_KEYS}
-    if settings or "configFileName" not in params:
+    if "configFileName" not in params:  # given one, toolkit-named parameters stay (unread) submission parameters
+        settings = {k: params.pop(k) for k in list(params) if k in crossdc.CONFIG_KEYS}
         mode = int(settings.get("crossDCOperationMode", 1))
         params["configFileName"] = str(probe_config(dc, name, settings, mode))
     body: dict[str, Any] = {"application": lab.upload(dc, app), "jobName": name, **extra}
