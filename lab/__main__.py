@@ -1,11 +1,12 @@
-"""CLI: `python -m lab up [--defect NAME[,NAME]] | down | status [--json] | logs [COMPONENT] | reset [--mode M]`."""
+"""CLI: `python -m lab up [--defect NAME[,NAME]] [--failover-script reference|restoring] | down | status [--json] |
+logs [COMPONENT] | reset [--mode M] [--failover-script reference|restoring] [--fencing]`."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from lab import control
+from lab import control, stub
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -13,6 +14,13 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     p_up = sub.add_parser("up", help="bring the lab up (idempotent) with the default deployment")
     p_up.add_argument("--defect", action="append", default=[], metavar="NAME[,NAME]", help="defect switches")
+    p_up.add_argument(
+        "--failover-script",
+        choices=stub.SCRIPTS,
+        default=control.DEFAULT_SCRIPT,
+        help="what the passive stub runs on DOWN: reference (submit only, like etc/crossdc-failover.sh) or "
+        "restoring (submit with retain=true, then SendMeDataFromSnapshotFiles; default)",
+    )
     sub.add_parser("down", help="stop everything the lab started and remove its state")
     p_status = sub.add_parser("status", help="components and their health")
     p_status.add_argument("--json", action="store_true")
@@ -22,12 +30,17 @@ def main(argv: list[str] | None = None) -> int:
     p_reset.add_argument(
         "--mode",
         default="active-passive",
-        help="active-passive: orders in dc1 + orders_standby in dc2 (default); active-active: orders in both",
+        help="active-passive: orders in dc1 + the standalone passive stub in dc2 (default); "
+        "active-active: orders in both",
+    )
+    p_reset.add_argument("--failover-script", choices=stub.SCRIPTS, default=None, help="default: the one in force")
+    p_reset.add_argument(
+        "--fencing", action="store_true", help="submit orders with fencing=true (an application that fences itself)"
     )
     args = parser.parse_args(argv)
     if args.cmd == "up":
         control.check_root()
-        return control.up(control.parse_defects(args.defect))
+        return control.up(control.parse_defects(args.defect), args.failover_script)
     if args.cmd == "down":
         return control.down()
     if args.cmd == "status":
@@ -39,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             known = ", ".join(sorted(control.DEPLOYMENTS))
             print(f"lab: unknown --mode {args.mode!r} (known: {known})", file=sys.stderr)
             return 2
-        return control.reset(args.mode)
+        return control.reset(args.mode, args.failover_script, args.fencing)
     parser.error(f"unknown command {args.cmd}")
     return 2
 

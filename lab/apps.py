@@ -1,12 +1,15 @@
-"""The lab's application bundles `orders` and `orders_standby`: topology (used by the instance service)
-and PE behaviour (used by `lab.pe`).
+"""The lab's application bundle `orders`: topology (used by the instance service) and PE behaviour (used by
+`lab.pe`). The passive side of an active/passive pair is no Streams job: see `lab.stub`.
 
 Standard library only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import socket
 import threading
 import time
@@ -70,47 +73,56 @@ class AppSpec:
         return next((s.name for s in self.streams if s.dst == op and s.dst_port == port), f"{op}_in{port}")
 
 
-_CROSSDC_PORTS: dict[str, tuple[int, int]] = {
-    crossdc.OP_HB_GENERATOR: (0, 1),
-    crossdc.OP_HB_PREPARER: (1, 1),
-    crossdc.OP_SENDER1: (1, 1),
-    crossdc.OP_SENDER2: (1, 1),
-    crossdc.OP_RECEIVER_HB: (0, 1),
-    crossdc.OP_HB_WATCHDOG: (1, 1),
-    crossdc.OP_RECEIVER: (0, 1),
-    crossdc.OP_MERGER: (1, 1),
-}
-
-_CROSSDC_STREAMS: tuple[StreamSpec, ...] = (
-    StreamSpec("HeartbeatSignal", crossdc.OP_HB_GENERATOR, 0, crossdc.OP_HB_PREPARER, 0),
-    StreamSpec("SerializedHeartbeatMessage", crossdc.OP_HB_PREPARER, 0, crossdc.OP_SENDER1, 0),
-    StreamSpec("SerializedNonHeartbeatMessage", crossdc.OP_HB_PREPARER, 0, crossdc.OP_SENDER2, 0),
-    StreamSpec("BinData", crossdc.OP_RECEIVER_HB, 0, crossdc.OP_HB_WATCHDOG, 0),
-    StreamSpec("BinData2", crossdc.OP_RECEIVER, 0, crossdc.OP_MERGER, 0),
-)
+def _crossdc_ports(ops: crossdc.OpNames) -> dict[str, tuple[int, int]]:
+    """(inputs, outputs) of each composite operator the lab models."""
+    return {
+        ops.hb_generator: (0, 1),
+        ops.hb_preparer: (1, 1),
+        ops.sender1: (1, 1),
+        ops.sender2: (1, 1),
+        ops.receiver_hb: (0, 1),
+        ops.hb_watchdog: (1, 1),
+        ops.receiver: (0, 1),
+        ops.merger: (1, 1),
+    }
 
 
-def _crossdc_ops(pe_index: int) -> tuple[OperatorSpec, ...]:
-    return tuple(OperatorSpec(n, k, pe_index, *_CROSSDC_PORTS[n]) for n, k in crossdc.OPERATORS)
+def _crossdc_streams(ops: crossdc.OpNames) -> tuple[StreamSpec, ...]:
+    return (
+        StreamSpec("HeartbeatSignal", ops.hb_generator, 0, ops.hb_preparer, 0),
+        StreamSpec("SerializedHeartbeatMessage", ops.hb_preparer, 0, ops.sender1, 0),
+        StreamSpec("SerializedNonHeartbeatMessage1", ops.hb_preparer, 0, ops.sender2, 0),
+        StreamSpec("BinData1", ops.receiver_hb, 0, ops.hb_watchdog, 0),
+        StreamSpec("BinData2", ops.receiver, 0, ops.merger, 0),
+    )
 
+
+def _crossdc_ops(ops: crossdc.OpNames, pe_index: int) -> tuple[OperatorSpec, ...]:
+    ports = _crossdc_ports(ops)
+    return tuple(OperatorSpec(n, k, pe_index, *ports[n]) for n, k in ops.operators())
+
+
+#: the composite's operators in `orders` (alias OrdersXDC)
+ORDERS_OPS = crossdc.OpNames(crossdc.ORDERS_ALIAS)
 
 SPECIAL_OP = "SpecialMessagePort"
 SINK_OP = "OrdersOut"
 SINK_BUFFER_SIZE = 1000  # EndpointSink bufferSize default
 CORRUPT_AT = 50  # defect corrupt-output: the 50th, 150th, ... tuple received (drop-sink takes the 100th, ...)
 
-_CROSSDC_PARAMS = {k: crossdc.DEFAULTS.get(k, "") for k in crossdc.CONFIG_KEYS}
+#: main composites (`getApplicationName()`): the prefix of the application configuration keys
+ORDERS_MAIN = "orders::Orders"
 
 APPS: dict[str, AppSpec] = {
     "orders": AppSpec(
         name="orders",
         version="1.0.0",
-        main_composite="orders::Orders",
+        main_composite=ORDERS_MAIN,
         pe_count=3,
         operators=(
             OperatorSpec("OrdersIn", "spl.endpoint::EndpointSource", 0, 0, 1),
             OperatorSpec("Aggregator", "orders::Aggregator", 1, 1, 1),
-            *_crossdc_ops(1),
+            *_crossdc_ops(ORDERS_OPS, 1),
             OperatorSpec(SPECIAL_OP, "spl.adapter::TCPSource", 1, 0, 1),
             OperatorSpec(SINK_OP, "spl.endpoint::EndpointSink", 2, 1, 0),
         ),
@@ -121,30 +133,15 @@ APPS: dict[str, AppSpec] = {
         streams=(
             StreamSpec("Orders", "OrdersIn", 0, "Aggregator", 0),
             StreamSpec("Totals", "Aggregator", 0, SINK_OP, 0),
-            StreamSpec("SpecialMessage", SPECIAL_OP, 0, crossdc.OP_HB_PREPARER, 0),
-            *_CROSSDC_STREAMS,
+            StreamSpec("SpecialMessage", SPECIAL_OP, 0, ORDERS_OPS.hb_preparer, 0),
+            *_crossdc_streams(ORDERS_OPS),
         ),
         parameters={
-            **_CROSSDC_PARAMS,
-            "crossDCOperationMode": "1",
+            **crossdc.SUBMISSION_PARAMETERS,
             "specialMessagePort": str(paths.SPECIAL_MESSAGE_PORT),
+            "fencing": "false",
             f"{SINK_OP}.bufferSize": str(SINK_BUFFER_SIZE),
             f"{SINK_OP}.consumingReads": "true",
-        },
-    ),
-    "orders_standby": AppSpec(
-        name="orders_standby",
-        version="1.0.0",
-        main_composite="orders::OrdersStandby",
-        pe_count=1,
-        operators=_crossdc_ops(0),
-        streams=_CROSSDC_STREAMS,
-        parameters={
-            **_CROSSDC_PARAMS,
-            "crossDCOperationMode": "0",
-            "failoverApplication": "orders",
-            "failoverJobName": "",
-            "specialMessagePort": str(paths.SPECIAL_MESSAGE_PORT),
         },
     ),
 }
@@ -198,16 +195,20 @@ class AggregatorPE(crossdc_composite.CrossDCApp):
     A restored snapshot is merged per key, keeping the more advanced copy (the higher count); a stood-down
     aggregator takes the remote's state as it is.
 
-    Fencing (the application's own logic, active/passive only, i.e. the remote never replicated to this job
-    before contact was lost): after this PE was paused long enough for the remote to report it DOWN
-    (`max((M-1)*H, 2*H, 0.5 s)`), or after the remote was reported DOWN and then UP again, the aggregator
-    holds its output until it knows whether the remote took over. A remote that now replicates (a type-2
-    snapshot) is an active: the aggregator stands down (drops the held output, stops emitting and
-    replicating, retracts its snapshot at the remote, keeps receiving the remote's snapshots). The same
+    No fencing by default, like the toolkit and its samples: after a partition or a hang both DCs may run
+    and emit (split brain), and after the heal both replicate to each other.
+
+    Fencing (submission parameter `fencing=true`, default false: an application that fences itself; active/
+    passive only, i.e. the remote never replicated to this job before contact was lost): after this PE was
+    paused long enough for the remote to report it DOWN (`max((M-1)*H, 2*H, 0.5 s)`), or after the remote was
+    reported DOWN and then UP again, the aggregator holds its output until it knows whether the remote took
+    over. A remote that now replicates (a type-2 snapshot) is an active: the aggregator stands down (drops the
+    held output, stops emitting and replicating, retracts its snapshot at the remote, keeps receiving the
+    remote's snapshots). The same
     happens when a remote that was UP for a whole decision window without replicating starts to replicate.
     A remote that only heartbeats for D + 2H (or that goes DOWN) did not take over: the held output is
     emitted. A stood-down aggregator becomes active again, with the remote's last snapshot as its state,
-    when the remote goes DOWN. Defect `split-brain` disables all of this.
+    when the remote goes DOWN. Defect `split-brain` disables all of this (it only matters with fencing on).
 
     Restore before input: a job started with `retainOlderDataSnapshotsAtStartup=true` (the failover job the
     passive stub submits, or an active restarted after a dual outage) queues its input, unprocessed, until
@@ -233,20 +234,40 @@ class AggregatorPE(crossdc_composite.CrossDCApp):
         self.outbox: deque[dict[str, Any]] = deque(maxlen=OUTBOX_SIZE)
         self.reorder_n = 0
         self.reorder_slot: dict[str, tuple[dict[str, Any], float]] = {}
-        self.fencing = "split-brain" not in ctx.defects
-        cfg = crossdc.Config.from_params(ctx.params, ctx.dc, default_mode=1)
+        self.fencing = _bool(ctx.param("fencing", "false")) and "split-brain" not in ctx.defects
+        cfg = crossdc.Config.load(
+            ctx.dc, ctx.param("configFileName", ""), crossdc.read_app_config(ctx.dc), ORDERS_MAIN
+        )
         self.cfg = cfg
         # a failover job: input waits for the replay of the stored snapshots (see the class docstring)
         # (defect early-input: it does not wait, so some keys restart from an empty state)
         self.queued: list[dict[str, Any]] | None = [] if cfg.retain and "early-input" not in ctx.defects else None
         self.restore_deadline = time.monotonic() + RESTORE_WAIT_S
         self.input_seen = threading.Event()
-        self.crossdc = crossdc_composite.CrossDC(ctx, cfg, self)
+        self.crossdc = crossdc_composite.CrossDC(ctx, cfg, self, ORDERS_OPS)
         server.on_stream = self.process
         self.crossdc.start()
         port = int(ctx.param("specialMessagePort", str(paths.SPECIAL_MESSAGE_PORT)))
         self.special = _bind_retry((paths.DC_ADDR[ctx.dc], port))
+        self._register_name(f"{paths.DC_ADDR[ctx.dc]}:{port}")
         threading.Thread(target=self._special_loop, name=SPECIAL_OP, daemon=True).start()
+
+    def _register_name(self, value: str) -> None:
+        """The TCPSource `name: "SpecialMessagePort"` registers its address in the instance's name service
+        (`streamtool getnsentry SpecialMessagePort --jobs <id>`); the entry goes when the PE is stopped."""
+        entry = paths.nameservice_dir(self.ctx.dc) / f"{self.ctx.job_id}.{SPECIAL_OP}"
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        tmp = entry.with_name(f".{entry.name}.{os.getpid()}.tmp")
+        tmp.write_text(value + "\n", encoding="utf-8")
+        os.replace(tmp, entry)
+
+        def unregister(signum: int, _frame: Any) -> None:
+            with contextlib.suppress(FileNotFoundError):
+                entry.unlink()
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)  # end as the signal would have ended the PE
+
+        signal.signal(signal.SIGTERM, unregister)
 
     def _trace(self, level: str, msg: str) -> None:
         self.ctx.trace.log(level, "Aggregator", msg)
@@ -380,6 +401,10 @@ class AggregatorPE(crossdc_composite.CrossDCApp):
         }
 
     def on_remote_status(self, up: bool, orderly: bool) -> None:
+        # the active sample's line (CrossDataCenterFailoverSample.spl; getChannel() is -1 outside a parallel region)
+        line = f"UDP channel -1-->{crossdc.status_notification(up)}"
+        self.ctx.trace.log("INFO", "Application_Logic", line, crossdc=True)
+        # (the lab's own fencing, below, is an application option; the toolkit has none)
         if not self.fencing:
             return
         with self.lock:
@@ -596,102 +621,6 @@ class SinkPE:
         return reply
 
 
-class StubPE(crossdc_composite.CrossDCApp):
-    """`orders_standby`: the passive CrossDCFailover stub (mode 0) and its failover action.
-
-    Like the toolkit's passive sample, on DOWN it runs the failover action (here: submit
-    `failoverApplication` through its own instance's REST API, hand it the stored snapshots with
-    SendMeDataFromSnapshotFiles, cancel itself). Nothing is launched after an orderly shutdown of the
-    remote, when `failoverApplication` is empty, or with the `no-takeover` defect.
-    """
-
-    def __init__(self, ctx: PEContext, server: ControlServer) -> None:
-        self.ctx = ctx
-        self.cfg = crossdc.Config.from_params(ctx.params, ctx.dc, default_mode=0)
-        self.app = ctx.param("failoverApplication", "orders").strip()
-        self.job_name = ctx.param("failoverJobName", "").strip() or self.app
-        self.special_port = int(ctx.param("specialMessagePort", str(paths.SPECIAL_MESSAGE_PORT)))
-        self.launched = False
-        self.crossdc = crossdc_composite.CrossDC(ctx, self.cfg, self)
-        self.crossdc.start()
-
-    def _trace(self, level: str, msg: str) -> None:
-        self.ctx.trace.log(level, "RemoteDC-Watchdog", msg, crossdc=True)
-
-    def on_remote_status(self, up: bool, orderly: bool) -> None:
-        if up or self.cfg.mode != 0 or self.launched:
-            return
-        if orderly:
-            self._trace("INFO", "the remote data center shut down in an orderly way: nothing to take over")
-            return
-        if not self.app:
-            self._trace("INFO", "remote data center is DOWN; no failover application configured")
-            return
-        if "no-takeover" in self.ctx.defects:
-            self._trace("INFO", "remote data center is DOWN; not launching the failover application")
-            return
-        self.launched = True
-        threading.Thread(target=self.failover, name="failover", daemon=True).start()
-
-    def failover(self) -> None:
-        from lab import restclient  # lazy: ssl is only needed by the stub's failover action
-
-        dc = self.ctx.dc
-        inst = paths.instance_id(dc)
-        rest = restclient.for_dc(dc, timeout=30)
-        self.crossdc.close_listeners()
-        own = {"crossDCOperationMode", "failoverApplication", "failoverJobName"}
-        params = {k: v for k, v in self.ctx.params.items() if k not in own}
-        params.update(self.cfg.as_params())
-        params["crossDCOperationMode"] = "1"
-        params["retainOlderDataSnapshotsAtStartup"] = "true"
-        params["specialMessagePort"] = str(self.special_port)
-        body = {
-            "application": self.app,
-            "jobName": self.job_name,
-            "jobConfigurationOverlay": {
-                "jobConfigOverlays": [
-                    {
-                        "jobConfig": {
-                            "jobName": self.job_name,
-                            "submissionParameters": [{"name": k, "value": v} for k, v in params.items()],
-                        }
-                    }
-                ]
-            },
-        }
-        self._trace("INFO", f"launching the failover application {self.app} through {rest.base}")
-        try:
-            status, job = rest.call("POST", f"/streams/instances/{inst}/jobs", body)
-        except OSError as exc:
-            status, job = 0, f"{type(exc).__name__}: {exc}"
-        if status != 201:
-            self._trace("ERROR", f"failover submission answered {status}: {job}")
-            self.ctx.truth("CrossDCFailover", "failover_failed", status=status, detail=str(job)[:300])
-            return
-        new_id = str(job["id"])
-        self.ctx.truth("CrossDCFailover", "failover_launched", new_job_id=new_id, application=self.app)
-        self._trace("INFO", f"failover job {new_id} submitted")
-        if self._send_special(paths.DC_ADDR[dc], self.special_port, "SendMeDataFromSnapshotFiles"):
-            self._trace("INFO", "sent SendMeDataFromSnapshotFiles to the failover job")
-        else:
-            self._trace("ERROR", "could not reach the failover job's SpecialMessagePort")
-        self._trace("INFO", f"cancelling own job {self.ctx.job_id}")
-        rest.call("DELETE", f"/streams/instances/{inst}/jobs/{self.ctx.job_id}")
-
-    def _send_special(self, host: str, port: int, text: str, deadline_s: float = 30.0) -> bool:
-        end = time.monotonic() + deadline_s
-        waiter = threading.Event()
-        while time.monotonic() < end:
-            try:
-                with socket.create_connection((host, port), timeout=2) as s:
-                    s.sendall(text.encode() + b"\n")
-                    return True
-            except OSError:
-                waiter.wait(0.02)  # the failover job's PE is starting
-        return False
-
-
 def _bind_retry(addr: tuple[str, int], deadline_s: float = 5.0) -> socket.socket:
     end = time.monotonic() + deadline_s
     waiter = threading.Event()
@@ -720,7 +649,5 @@ def start(ctx: PEContext, server: ControlServer) -> None:
             AggregatorPE(ctx, server)
         else:
             SinkPE(ctx, server)
-    elif ctx.app == "orders_standby":
-        StubPE(ctx, server)
     else:
         raise SystemExit(f"unknown application {ctx.app}")

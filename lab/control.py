@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from lab import cgroups, netns, parts, paths, restclient, truth
+from lab import bundles, cgroups, crossdc, netns, parts, paths, restclient, streamtool, stub, truth
 from lab.procs import alive, proc_starttime
 
 T = TypeVar("T")
@@ -26,15 +26,37 @@ NOT_ROOT = (
     "to test a real deployment run: failover-tester run --config config/example-two-dc.yaml"
 )
 
-DEFAULT_DEPLOYMENT: tuple[tuple[str, str], ...] = (("dc2", "orders_standby"), ("dc1", "orders"))
-#: deployments `lab reset --mode` restores: (dc, application, submission parameters), all through REST
+#: the toolkit config files `lab up` writes per DC under crossdc_dir(dc): file name -> crossDCOperationMode
+CONFIG_FILES: dict[str, int] = {"orders.cfg": 1, "orders-standby.cfg": 0}
+
+
+def config_file(dc: str, name: str) -> str:
+    return str(paths.crossdc_dir(dc) / name)
+
+
+def _cfg(dc: str, name: str) -> dict[str, str]:
+    return {"configFileName": config_file(dc, name)}
+
+
+#: deployments `lab up` / `lab reset --mode` make: the jobs (dc, application, submission parameters), submitted
+#: through REST ...
 DEPLOYMENTS: dict[str, tuple[tuple[str, str, dict[str, str]], ...]] = {
-    "active-passive": tuple((dc, app, {}) for dc, app in DEFAULT_DEPLOYMENT),
-    "active-active": (
-        ("dc2", "orders", {"crossDCOperationMode": "1"}),
-        ("dc1", "orders", {"crossDCOperationMode": "1"}),
-    ),
+    "active-passive": (("dc1", "orders", _cfg("dc1", "orders.cfg")),),
+    "active-active": (("dc2", "orders", _cfg("dc2", "orders.cfg")), ("dc1", "orders", _cfg("dc1", "orders.cfg"))),
 }
+#: ... and the DC that runs the standalone passive stub (`lab.stub`), if any
+STANDBY_DC: dict[str, str | None] = {"active-passive": "dc2", "active-active": None}
+DEFAULT_SCRIPT = "restoring"
+
+
+def write_config_files() -> None:
+    """Each DC's toolkit config files with the lab's whole-second timings (`crossdc.lab_file_settings`)."""
+    for dc in paths.DCS:
+        for name, mode in CONFIG_FILES.items():
+            role = "application (active)" if mode == 1 else "standalone passive stub"
+            crossdc.write_config_file(
+                paths.crossdc_dir(dc) / name, crossdc.lab_file_settings(dc, mode), f"{dc}: {role}, written by lab up"
+            )
 
 
 class LabError(RuntimeError):
@@ -128,15 +150,34 @@ def rest_ready(dc: str) -> bool:
         return False
 
 
+def upload_bundle(dc: str, app: str) -> str:
+    """Upload ``bundles_dir()/<app>.sab`` to the DC's instance (``POST applicationbundles``); its bundleId."""
+    data = bundles.bundle_path(app).read_bytes()
+    status, doc = restclient.for_dc(dc).call(
+        "POST", f"/streams/instances/{paths.instance_id(dc)}/applicationbundles", raw=data,
+        content_type="application/x-jar",
+    )
+    if status != 200 or not isinstance(doc, dict) or not doc.get("bundleId"):
+        raise LabError(f"uploading the {app} bundle to {dc} answered {status}: {doc}")
+    return str(doc["bundleId"])
+
+
 def submit(dc: str, app: str, params: dict[str, str] | None = None) -> str:
+    """Submit `app` to the DC by its bundle (uploaded first, as a real instance requires), job name = `app`."""
     r = restclient.for_dc(dc)
-    body: dict[str, Any] = {"application": app, "jobName": app}
+    params = dict(params or {})
+    body: dict[str, Any] = {"application": upload_bundle(dc, app), "jobName": app}
     if params:
         body["submitParameters"] = [{"name": k, "value": v} for k, v in params.items()]
     status, job = r.call("POST", f"/streams/instances/{paths.instance_id(dc)}/jobs", body)
     if status != 201:
         raise LabError(f"submitting {app} to {dc} answered {status}: {job}")
     return str(job["id"])
+
+
+def _jobs_of(dc: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = restclient.for_dc(dc).get(f"/streams/instances/{paths.instance_id(dc)}/jobs")["jobs"]
+    return found
 
 
 def job_healthy(dc: str, job_id: str) -> bool:
@@ -155,11 +196,96 @@ def remote_up_seen(dc: str, job_id: str) -> bool:
     )
 
 
-def deploy_default(t0: float, ready: dict[str, float], mode: str = "active-passive") -> dict[str, str]:
+def stub_up_seen(dc: str, pid: int) -> bool:
+    return any(
+        e.get("event") == "remote_up" and e.get("dc") == dc and e.get("stub_pid") == pid for e in truth.read_events()
+    )
+
+
+def standby_command(dc: str, script: str) -> list[str]:
+    """The passive stub's command line on the DC host (what a team runs there, e.g. over SSH)."""
+    return [
+        str(paths.bin_dir() / "standalone"),
+        "-P",
+        f"configFileName={config_file(dc, 'orders-standby.cfg')}",
+        "-P",
+        f"shellScriptName={stub.script_path(dc, script)}",
+    ]
+
+
+def start_standby(dc: str, script: str, defects: list[str]) -> dict[str, Any]:
+    """Start the standalone passive stub in `dc`'s network namespace and cgroup: its state.json record."""
+    env = dict(os.environ)
+    env[paths.DEFECTS_ENV] = ",".join(defects)
+    cmd = standby_command(dc, script)
+
+    def preexec() -> None:
+        cgroups.join(dc, os.getpid())
+
+    with open(paths.logs_dir() / f"{dc}-standalone.log", "ab") as log:
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", paths.netns(dc), *cmd],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=paths.crossdc_dir(dc),
+            env=env,
+            start_new_session=True,
+            preexec_fn=preexec,  # the CLI is single-threaded: preexec_fn is safe here
+        )
+    return {
+        "dc": dc,
+        "pid": proc.pid,
+        "starttime": proc_starttime(proc.pid),
+        "script": script,
+        "command": cmd,
+        "started_at": time.time(),
+    }
+
+
+def standby_alive(info: dict[str, Any] | None) -> bool:
+    if not info:
+        return False
+    pid = int(info.get("pid", 0))
+    return pid > 0 and proc_starttime(pid) == info.get("starttime")
+
+
+def stop_standby(info: dict[str, Any] | None) -> None:
+    """Stop the recorded stub by its PID (checked against its start time), never by name."""
+    if info is None or not standby_alive(info):
+        return
+    pid = int(info["pid"])
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    with contextlib.suppress(LabError):
+        wait_for(lambda: not standby_alive(info), 3.0, "the passive stub to exit")
+    if standby_alive(info):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def deploy_default(
+    t0: float,
+    ready: dict[str, float],
+    mode: str = "active-passive",
+    script: str = DEFAULT_SCRIPT,
+    defects: list[str] | None = None,
+    state: dict[str, Any] | None = None,
+    fencing: bool = False,
+) -> dict[str, str]:
+    """Submit the mode's jobs, start its passive stub (recorded in `state["standby"]` at once), and wait until
+    every job is healthy and every toolkit composite has seen its remote UP."""
     jobs: dict[str, str] = {}
     layout = DEPLOYMENTS[mode]
     for dc, app, params in layout:
-        jobs[dc] = submit(dc, app, params)
+        jobs[dc] = submit(dc, app, {**params, "fencing": str(fencing).lower()})
+    standby_dc = STANDBY_DC[mode]
+    standby: dict[str, Any] | None = None
+    if standby_dc is not None:
+        standby = start_standby(standby_dc, script, defects or [])
+    if state is not None:
+        state.update(standby=standby, failover_script=script, deployment=mode, fencing=fencing)
+        save_state(state)
     for dc, app, _params in layout:
         wait_for(lambda dc=dc: job_healthy(dc, jobs[dc]), 30, f"{app} in {dc} to be healthy")  # type: ignore[misc]
         ready[f"{dc} job {app} healthy"] = time.monotonic() - t0
@@ -170,6 +296,10 @@ def deploy_default(t0: float, ready: dict[str, float], mode: str = "active-passi
             f"{dc} crossdc to see the remote UP",
         )
         ready[f"{dc} crossdc remote UP"] = time.monotonic() - t0
+    if standby is not None:
+        sdc, pid = standby["dc"], int(standby["pid"])
+        wait_for(lambda: stub_up_seen(sdc, pid), 30, f"the {sdc} passive stub to see the remote UP")
+        ready[f"{sdc} passive stub remote UP"] = time.monotonic() - t0
     return jobs
 
 
@@ -248,7 +378,7 @@ def _make_password() -> None:
         out.write(pw + "\n")
 
 
-def up(defects: list[str]) -> int:
+def up(defects: list[str], script: str = DEFAULT_SCRIPT) -> int:
     check_root()
     t0 = time.monotonic()
     previous = load_state()
@@ -260,6 +390,9 @@ def up(defects: list[str]) -> int:
             if unreachable:
                 print(_held_by_a_fault(unreachable), file=sys.stderr)
                 return 1
+            if previous.get("failover_script", DEFAULT_SCRIPT) != script:
+                print(f"lab: already up; switching the failover script to {script}")
+                return reset(str(previous.get("deployment") or "active-passive"), script)
             print("lab: already up and healthy (nothing to do); `python -m lab status` for details")
             return 0
         print("lab: up with other defect switches; tearing down first")
@@ -279,11 +412,17 @@ def up(defects: list[str]) -> int:
     for d in (paths.logs_dir(), paths.snapshots_dir("dc1"), paths.snapshots_dir("dc2")):
         d.mkdir(parents=True, exist_ok=True)
     paths.truth_file().touch()
+    write_config_files()
     _make_password()
     from lab import certs  # lazy: `cryptography` only where certificates are made
 
     certs.make_all()
     ready["certificates"] = time.monotonic() - t0
+    bundles.write_all()  # the .sab files a team's build host would have
+    streamtool.install()  # /run/xdc-lab/bin/streamtool on the DC hosts
+    stub.install(defects)  # /run/xdc-lab/bin/standalone, the passive stub
+    for dc in paths.DCS:
+        stub.install_scripts(dc)  # crossdc/failover-reference.sh, failover-restoring.sh
 
     cg = cgroups.available()
     for dc in paths.DCS:
@@ -317,8 +456,8 @@ def up(defects: list[str]) -> int:
             wait_for(lambda dc=dc: rest_ready(dc), 20, f"the {dc} REST API")  # type: ignore[misc]
             ready[f"{dc} instance REST API"] = time.monotonic() - t0
         _start_jmx(state, javac)
-        jobs = deploy_default(t0, ready)
-        parts.wait_ready(t0, ready)  # sshd, exporters, Prometheus, JMX
+        jobs = deploy_default(t0, ready, script=script, defects=defects, state=state)
+        parts.wait_ready(t0, ready, set(jobs))  # sshd, exporters, Prometheus, JMX
     except (LabError, parts.PartError, OSError) as exc:
         print(f"lab: up failed: {exc}; logs in {paths.logs_dir()}; run `python -m lab down`", file=sys.stderr)
         return 1
@@ -340,6 +479,7 @@ def up(defects: list[str]) -> int:
 def down(quiet: bool = False) -> int:
     check_root()
     state = load_state()
+    stop_standby(state.get("standby"))
     pids = lab_pids(state)
     _signal_all(pids, signal.SIGTERM)
     with contextlib.suppress(LabError):
@@ -386,7 +526,22 @@ def collect_status() -> dict[str, Any]:
         },
         "components": {},
         "ready_s": state.get("ready_s", {}),
+        "deployment": state.get("deployment", "active-passive"),
+        "failover_script": state.get("failover_script", DEFAULT_SCRIPT),
+        "fencing": bool(state.get("fencing", False)),
+        "standby": None,
     }
+    standby = state.get("standby")
+    if standby:
+        # not part of `healthy`: the stub ends on purpose when it has launched the application
+        doc["standby"] = {
+            "dc": standby["dc"],
+            "pid": standby["pid"],
+            "alive": standby_alive(standby),
+            "script": standby.get("script"),
+            "script_path": str(stub.script_path(standby["dc"], str(standby.get("script")))),
+            "command": standby.get("command"),
+        }
     doc["cgroups"].update(parts.cgroup_report(state))
     healthy_all = doc["up"] and all(doc["network"].values())
     for name, part in parts.statuses(state.get("processes", {})).items():
@@ -425,6 +580,17 @@ def status(as_json: bool) -> int:
     print(
         f"lab: {'up' if doc['up'] else 'not up'}; {'healthy' if doc['healthy'] else 'NOT healthy'}"
         + (f"; defects: {','.join(doc['defects'])}" if doc["defects"] else "")
+    )
+    sb = doc["standby"]
+    print(
+        f"  deployment {doc['deployment']}; orders fencing {'on' if doc['fencing'] else 'off'}; "
+        f"failover script {doc['failover_script']}"
+        + (
+            f"; passive stub in {sb['dc']}: pid {sb['pid']} {'alive' if sb['alive'] else 'ended'} "
+            f"(runs {sb['script_path']} on DOWN)"
+            if sb
+            else ""
+        )
     )
     for ns, ok in doc["network"].items():
         print(f"  netns {ns:<10} {'present' if ok else 'absent'}")
@@ -490,12 +656,15 @@ def logs(component: str | None) -> int:
     return 0
 
 
-def reset(mode: str = "active-passive") -> int:
-    """Restore a deployment through REST: `active-passive` (default: orders in dc1, orders_standby in dc2) or
-    `active-active` (orders in both, crossDCOperationMode=1); started instances, no snapshot files.
-    For tests/ops only."""
+def reset(mode: str = "active-passive", script: str | None = None, fencing: bool = False) -> int:
+    """Restore a deployment: `active-passive` (default: orders in dc1 through REST, the standalone passive stub
+    in dc2 running failover script `script`, default: the one in force) or `active-active` (orders in both,
+    each with its DC's orders.cfg, mode 1); `orders` with the application option `fencing` (default off, like
+    the toolkit's samples); started instances, the lab's config files, no snapshot files. For tests/ops only."""
     check_root()
-    if not running(load_state()):
+    state = load_state()
+    script = script or state.get("failover_script") or DEFAULT_SCRIPT
+    if not running(state):
         print("lab: not up; run `python -m lab up`", file=sys.stderr)
         return 1
     unreachable = unreachable_dcs()
@@ -503,24 +672,37 @@ def reset(mode: str = "active-passive") -> int:
         print(_held_by_a_fault(unreachable), file=sys.stderr)
         return 1
     t0 = time.monotonic()
+    stop_standby(state.get("standby"))
     for dc in paths.DCS:
         r = restclient.for_dc(dc)
         if r.get(f"/streams/instances/{paths.instance_id(dc)}").get("status") != "running":
-            r.call("POST", f"/streams/instances/{paths.instance_id(dc)}/actions", {"type": "start"})
+            # what `streamtool startinstance` does (the lab-only REST action behind it)
+            r.call("POST", f"/streams/instances/{paths.instance_id(dc)}/actions", {"type": "start"},
+                   headers=dict(streamtool.INTERNAL_HEADER))
         for job in r.get(f"/streams/instances/{paths.instance_id(dc)}/jobs")["jobs"]:
             r.call("DELETE", f"/streams/instances/{paths.instance_id(dc)}/jobs/{job['id']}")
-    for dc in paths.DCS:
-        for f in paths.snapshots_dir(dc).glob("*.snapshot"):
-            f.unlink(missing_ok=True)
-    ready: dict[str, float] = {}
     try:
-        jobs = deploy_default(t0, ready, mode)
+        # DELETE answers at once; the jobs show `canceling` until their PEs are gone
+        for dc in paths.DCS:
+            wait_for(lambda dc=dc: not _jobs_of(dc), 30, f"the canceled jobs of {dc} to be gone")  # type: ignore[misc]
     except LabError as exc:
         print(f"lab: reset failed: {exc}", file=sys.stderr)
         return 1
-    state = load_state()
+    for dc in paths.DCS:
+        for f in paths.snapshots_dir(dc).glob("*.snapshot"):
+            f.unlink(missing_ok=True)
+    write_config_files()
+    ready: dict[str, float] = {}
+    try:
+        jobs = deploy_default(
+            t0, ready, mode, script=script, defects=list(state.get("defects", [])), state=state, fencing=fencing
+        )
+    except LabError as exc:
+        print(f"lab: reset failed: {exc}", file=sys.stderr)
+        return 1
     state["jobs"] = jobs
-    state["deployment"] = mode
     save_state(state)
-    print(f"lab: {mode} deployment restored in {time.monotonic() - t0:.2f} s (jobs {jobs})")
+    standby = state.get("standby")
+    extra = f"; passive stub pid {standby['pid']} in {standby['dc']}, failover script {script}" if standby else ""
+    print(f"lab: {mode} deployment restored in {time.monotonic() - t0:.2f} s (jobs {jobs}{extra})")
     return 0

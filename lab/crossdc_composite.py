@@ -8,29 +8,24 @@ Standard library only.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from lab import crossdc
 from lab.crossdc import (
     HB_PATH,
-    OP_HB_GENERATOR,
-    OP_HB_PREPARER,
-    OP_HB_WATCHDOG,
-    OP_MERGER,
-    OP_RECEIVER,
-    OP_RECEIVER_HB,
-    OP_SENDER1,
-    OP_SENDER2,
     TYPE_HEARTBEAT,
     TYPE_RETURNED,
     TYPE_SHUTDOWN,
     TYPE_SNAPSHOT,
     Config,
     Message,
+    OpNames,
     data_path,
     decode,
     digest,
@@ -59,7 +54,9 @@ class CrossDCApp:
         return None
 
     def on_remote_status(self, up: bool, orderly: bool) -> None:
-        """RemoteDataCenterStatus: True UP, False DOWN (`orderly`: the remote announced an orderly shutdown)."""
+        """RemoteDataCenterStatus: True UP, False DOWN. The real stream carries only the boolean; `orderly`
+        (the remote announced an orderly shutdown) is the lab's knowledge, for the application's fencing and
+        the truth log only."""
 
     def on_remote_heartbeat(self, msg: Message) -> None:
         """A heartbeat was received (after the watchdog handled it)."""
@@ -96,8 +93,9 @@ class _State:
 class CrossDC:
     """The CrossDataCenterFailover composite of one PE (the lab fuses it with the application)."""
 
-    def __init__(self, ctx: PEContext, cfg: Config, app: CrossDCApp) -> None:
+    def __init__(self, ctx: PEContext, cfg: Config, app: CrossDCApp, ops: OpNames) -> None:
         self.ctx = ctx
+        self.ops = ops
         self.cfg = cfg
         self.app = app
         self.st = _State()
@@ -105,8 +103,8 @@ class CrossDC:
         self.replay_lock = threading.Lock()
         self.stop_event = threading.Event()
         self.servers: list[Receiver] = []
-        self.hb_sender = HttpBlobSender(ctx, OP_SENDER1, cfg, HB_PATH, cfg.http_port)
-        self.data_sender = HttpBlobSender(ctx, OP_SENDER2, cfg, data_path(0), cfg.http_port + 1)
+        self.hb_sender = HttpBlobSender(ctx, self.ops.sender1, cfg, HB_PATH, cfg.http_port)
+        self.data_sender = HttpBlobSender(ctx, self.ops.sender2, cfg, data_path(0), cfg.http_port + 1)
         # defect slow-detection: the watchdog tolerates ten times the configured misses
         self.misses_allowed = cfg.misses_allowed * (10 if "slow-detection" in ctx.defects else 1)
         #: a pause of this PE this long may already have made the remote report it DOWN: the remote counts
@@ -116,7 +114,8 @@ class CrossDC:
 
     # ----------------------------------------------------------------- lifecycle
     def start(self) -> None:
-        self.cfg.storage_dir.mkdir(parents=True, exist_ok=True)
+        if self.cfg.storage_dir is not None:
+            self.cfg.storage_dir.mkdir(parents=True, exist_ok=True)
         self.servers = [
             self._bind(self.cfg.http_port, HB_PATH, self._on_heartbeat),
             self._bind(self.cfg.http_port + 1, data_path(0), self._on_data),
@@ -176,14 +175,14 @@ class CrossDC:
             self.pause_pending = True  # until the application has heard of it (it may be busy emitting)
             try:
                 self._trace("WARN", "RemoteDC-Heartbeat-Watchdog", f"this PE did not run for {gap:.2f} s")
-                self.ctx.truth(OP_HB_WATCHDOG, "local_pause_detected", gap_s=round(gap, 3))
+                self.ctx.truth(self.ops.hb_watchdog, "local_pause_detected", gap_s=round(gap, 3))
                 self.app.on_local_pause(gap)
             finally:
                 self.pause_pending = False
 
     # ----------------------------------------------------------------- ticks
     def _ticker(self) -> None:
-        self.ctx.truth(OP_HB_PREPARER, "init_delay_started", delay_s=self.cfg.init_delay)
+        self.ctx.truth(self.ops.hb_preparer, "init_delay_started", delay_s=self.cfg.init_delay)
         if self.stop_event.wait(self.cfg.init_delay):
             return
         with self.lock:
@@ -204,21 +203,25 @@ class CrossDC:
                 return
 
     def _snapshot_due(self, cnt: int) -> bool:
-        """The toolkit's `(heartbeatCnt * H) mod D == 0`, on the float values.
+        """The toolkit's `((heartbeatCnt * (uint64)H) % (uint64)D) == 0` (`crossdc.snapshot_due`): whole
+        seconds, so a sub-second H snapshots on every tick. As in the toolkit, the counter also advances for
+        the snapshot itself, so the cadence drifts (H=1, D=2: heartbeatCnt 2, 5, 8, ...).
 
-        The toolkit truncates H and D to whole seconds first, which would make sub-second intervals
-        snapshot on every tick; the lab keeps the fractions. As in the toolkit, the counter also advances
-        for the snapshot itself, so the cadence drifts (D=2, H=0.5: ticks 4, 7, 10, ...).
+        A sub-second D is a C++ integer modulo by zero, evaluated only while the remote is UP (the `&&`
+        short-circuits): the process dies of SIGFPE, which the lab reproduces on its own process.
         """
-        d = self.cfg.snapshot_interval
-        if d <= 0:
-            return False
-        return abs(math.remainder(cnt * self.cfg.hb_interval, d)) < 1e-6 * max(1.0, d)
+        try:
+            return crossdc.snapshot_due(cnt, self.cfg.hb_interval, self.cfg.snapshot_interval)
+        except ZeroDivisionError as exc:
+            self._trace("ERROR", "Heartbeat-Message-Preparer", f"lab: {exc}; the process dies of SIGFPE")
+            self.ctx.truth(self.ops.hb_preparer, "modulo_by_zero", snapshot_interval=self.cfg.snapshot_interval)
+            os.kill(os.getpid(), signal.SIGFPE)
+            raise
 
     def _tick(self) -> None:
         m = self.ctx.metrics
-        m.inc(OP_HB_GENERATOR, "out")
-        m.inc(OP_HB_PREPARER, "in")
+        m.inc(self.ops.hb_generator, "out")
+        m.inc(self.ops.hb_preparer, "in")
         self.check_pause()
         with self.lock:
             st = self.st
@@ -230,7 +233,7 @@ class CrossDC:
             hb: bytes | None = None
             snap_cnt: int | None = None
             if not (st.ever_up and not st.up):
-                if st.up and self.cfg.mode == 1 and self._snapshot_due(st.hb_cnt):
+                if st.up and self._snapshot_due(st.hb_cnt) and self.cfg.mode == 1:
                     snap_cnt = st.hb_cnt
                     st.hb_cnt += 1
                 hb = encode(Message(TYPE_HEARTBEAT, st.hb_cnt, self.cfg.local))
@@ -248,22 +251,29 @@ class CrossDC:
                     missed = st.misses - 1
             misses = st.misses
             remote = st.remote
-        if first and not (self.cfg.retain or self.cfg.send_to_origin):
+        if first and not (self.cfg.retain or self.cfg.send_to_origin) and self.cfg.storage_dir is not None:
             self._delete_old_snapshots()
         if snap_cnt is not None:
             self._send_snapshot(snap_cnt)
         if hb is not None:
-            m.inc(OP_HB_PREPARER, "out")
+            m.inc(self.ops.hb_preparer, "out")
             self.hb_sender.submit(hb)
         if missed:
-            self.ctx.truth(OP_HB_WATCHDOG, "heartbeat_missed", remote=remote, consecutive=missed)
+            self.ctx.truth(self.ops.hb_watchdog, "heartbeat_missed", remote=remote, consecutive=missed)
         if went_down:
             self._went_down(remote, misses)
         self.app.on_tick()
 
+    def _snapshot_file(self, name: str) -> Path:
+        """`_dataSnapshotStorageDirectory + "/" + name + ".snapshot"` (with no directory that is `/<name>`)."""
+        return Path(f"{self.cfg.storage_dir or ''}/{name}.snapshot")
+
+    def _stored_files(self) -> list[Path]:
+        return [] if self.cfg.storage_dir is None else sorted(self.cfg.storage_dir.glob("*.snapshot"))
+
     def _delete_old_snapshots(self) -> None:
         removed = 0
-        for f in self.cfg.storage_dir.glob("*.snapshot"):
+        for f in self._stored_files():
             with contextlib.suppress(FileNotFoundError):
                 f.unlink()
                 removed += 1
@@ -275,13 +285,13 @@ class CrossDC:
             return
         snapshot_origin, blob, info = made
         payload = encode(Message(TYPE_SNAPSHOT, cnt, self.cfg.local, blob, snapshot_origin))
-        self.ctx.metrics.inc(OP_HB_PREPARER, "out")
+        self.ctx.metrics.inc(self.ops.hb_preparer, "out")
         dig = digest(blob)
 
         def done(status: int | None, host: str) -> None:
             if status is not None:
                 self.ctx.truth(
-                    OP_SENDER2,
+                    self.ops.sender2,
                     "snapshot_sent",
                     to=host,
                     cnt=cnt,
@@ -299,20 +309,17 @@ class CrossDC:
             cnt = self.st.hb_cnt
             self.st.hb_cnt += 1
         self.data_sender.submit(encode(Message(TYPE_SNAPSHOT, cnt, self.cfg.local, b"", snapshot_origin)))
-        self.ctx.truth(OP_SENDER2, "snapshot_retracted", snapshot_origin=snapshot_origin)
+        self.ctx.truth(self.ops.sender2, "snapshot_retracted", snapshot_origin=snapshot_origin)
 
     def _went_down(self, remote: str, misses: int) -> None:
         with self.lock:
             orderly = bool(remote) and self.st.remote_shutdown == remote
             replicated = self.st.remote_replicates
-        self._trace(
-            "WARN",
-            "RemoteDC-Heartbeat-Watchdog",
-            f"remote data center {remote or '?'} is DOWN after {misses} missed heartbeats"
-            + (" (it announced an orderly shutdown)" if orderly else ""),
+        # the watchdog traces nothing on DOWN (the application may: see CrossDCApp.on_remote_status)
+        self.ctx.metrics.inc(self.ops.hb_watchdog, "out")
+        self.ctx.truth(
+            self.ops.hb_watchdog, "remote_down", remote=remote, misses=misses, mode=self.cfg.mode, orderly=orderly
         )
-        self.ctx.metrics.inc(OP_HB_WATCHDOG, "out")
-        self.ctx.truth(OP_HB_WATCHDOG, "remote_down", remote=remote, misses=misses, mode=self.cfg.mode, orderly=orderly)
         if self.cfg.mode == 1:
             # RemoteDataCenterWatchdog: replay the snapshots stored during this run (none after a type 3)
             with self.lock:
@@ -321,7 +328,7 @@ class CrossDC:
             n = self.replay(names, reason="remote_down")
             self._trace("INFO", "RemoteDC-Watchdog", f"replayed {n} data snapshot(s) of {remote or '?'}")
             if n or (replicated and not orderly):
-                self.ctx.truth(OP_MERGER, "takeover", how="remote_down", remote=remote, snapshots=n)
+                self.ctx.truth(self.ops.merger, "takeover", how="remote_down", remote=remote, snapshots=n)
         else:
             self._trace("INFO", "RemoteDC-Watchdog", "passive mode: keeping the data snapshot files")
         self.app.on_remote_status(False, orderly)
@@ -330,12 +337,12 @@ class CrossDC:
     def _on_heartbeat(self, msg: Message) -> None:
         self.check_pause()
         m = self.ctx.metrics
-        m.inc(OP_RECEIVER_HB, "out")
+        m.inc(self.ops.receiver_hb, "out")
         with self.lock:
             st = self.st
             if st.orderly:
                 return
-            m.inc(OP_HB_WATCHDOG, "in")
+            m.inc(self.ops.hb_watchdog, "in")
             st.misses = 0
             st.remote = msg.origin
             came_up = not st.up
@@ -350,13 +357,8 @@ class CrossDC:
             f"Received the heartbeat message {msg.cnt} with no data snapshot from the data center named {msg.origin}.",
         )
         if came_up:
-            m.inc(OP_HB_WATCHDOG, "out")
-            self._trace(
-                "INFO",
-                "RemoteDC-Heartbeat-Watchdog",
-                f"remote data center {msg.origin} is UP (heartbeat {msg.cnt})",
-            )
-            self.ctx.truth(OP_HB_WATCHDOG, "remote_up", remote=msg.origin, heartbeat_cnt=msg.cnt)
+            m.inc(self.ops.hb_watchdog, "out")  # no trace line of its own on UP either
+            self.ctx.truth(self.ops.hb_watchdog, "remote_up", remote=msg.origin, heartbeat_cnt=msg.cnt)
             if first_contact and self.cfg.send_to_origin:
                 self._return_snapshots()
             self.app.on_remote_status(True, False)
@@ -365,7 +367,7 @@ class CrossDC:
     def _return_snapshots(self) -> None:
         """sendDataSnapshotsToOriginDCAtStartup: on first contact send every stored snapshot back as type 4
         (blob = the stored payload as received), then delete the files."""
-        files = sorted(self.cfg.storage_dir.glob("*.snapshot"))
+        files = self._stored_files()
         for f in files:
             try:
                 data = f.read_bytes()
@@ -388,7 +390,7 @@ class CrossDC:
                 inner_digest = digest(decode(data).blob)
             except ValueError:
                 inner_digest = None
-            self.ctx.truth(OP_SENDER2, "snapshot_returned", file=str(f), bytes=len(data), digest=inner_digest)
+            self.ctx.truth(self.ops.sender2, "snapshot_returned", file=str(f), bytes=len(data), digest=inner_digest)
         for f in files:
             with contextlib.suppress(FileNotFoundError):
                 f.unlink()
@@ -398,7 +400,7 @@ class CrossDC:
         with self.lock:
             if self.st.orderly:
                 return
-        self.ctx.metrics.inc(OP_RECEIVER, "out")
+        self.ctx.metrics.inc(self.ops.receiver, "out")
         aspect = "RemoteDC-Watchdog"
         if msg.type == TYPE_SHUTDOWN:
             self._trace(
@@ -413,8 +415,8 @@ class CrossDC:
                 self.st.remote_shutdown = msg.origin
             for name in names:
                 with contextlib.suppress(FileNotFoundError):
-                    (self.cfg.storage_dir / f"{name}.snapshot").unlink()
-            self.ctx.truth(OP_RECEIVER, "orderly_shutdown_received", origin=msg.origin, dropped=sorted(names))
+                    self._snapshot_file(name).unlink()
+            self.ctx.truth(self.ops.receiver, "orderly_shutdown_received", origin=msg.origin, dropped=sorted(names))
             return
         if msg.type == TYPE_RETURNED:
             self._trace(
@@ -441,7 +443,7 @@ class CrossDC:
             self._trace("WARN", aspect, f"ignoring a message of type {msg.type} from {msg.origin}")
             return
         name = f"{msg.origin}-{msg.snapshot_origin}"
-        target = self.cfg.storage_dir / f"{name}.snapshot"
+        target = self._snapshot_file(name)
         if not msg.blob:
             self._trace(
                 "INFO",
@@ -468,6 +470,8 @@ class CrossDC:
         data = encode(msg)
         tmp = target.with_name(f".{name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
+            if self.cfg.storage_dir is None:
+                raise PermissionError("lab: no dataSnapshotStorageDirectory configured (the toolkit would write to /)")
             tmp.write_bytes(data)
             os.replace(tmp, target)
         except OSError as exc:
@@ -485,7 +489,7 @@ class CrossDC:
             self.st.stored_this_run.add(name)
         self._trace("INFO", aspect, f"Successfully replicated and persisted the data snapshot in this file: {target}")
         self.ctx.truth(
-            OP_RECEIVER,
+            self.ops.receiver,
             "snapshot_stored",
             origin=msg.origin,
             snapshot_origin=msg.snapshot_origin,
@@ -502,9 +506,9 @@ class CrossDC:
         info = self.app.restore(msg, reason)
         if info is None:
             return False
-        self.ctx.metrics.inc(OP_MERGER, "out")
+        self.ctx.metrics.inc(self.ops.merger, "out")
         self.ctx.truth(
-            OP_MERGER,
+            self.ops.merger,
             "snapshot_restored",
             origin=msg.origin,
             snapshot_origin=msg.snapshot_origin,
@@ -521,10 +525,7 @@ class CrossDC:
         n = 0
         aspect = "SendSnapshotFilesData" if names is None else "RemoteDC-Watchdog"
         with self.replay_lock:
-            if names is None:
-                files = sorted(self.cfg.storage_dir.glob("*.snapshot"))
-            else:
-                files = [self.cfg.storage_dir / f"{name}.snapshot" for name in sorted(names)]
+            files = self._stored_files() if names is None else [self._snapshot_file(n) for n in sorted(names)]
             for f in files:
                 try:
                     data = f.read_bytes()
@@ -563,11 +564,11 @@ class CrossDC:
                 "Heartbeat-Message-Preparer",
                 f"We sent an orderly shutdown message from the local DC {self.cfg.local} to the remote DC.",
             )
-            self.ctx.truth(OP_HB_PREPARER, "orderly_shutdown_sent", cnt=cnt)
+            self.ctx.truth(self.ops.hb_preparer, "orderly_shutdown_sent", cnt=cnt)
         elif text == "SendMeDataFromSnapshotFiles":
             n = self.replay(None, reason="SendMeDataFromSnapshotFiles")
             self.app.on_replayed(n, "SendMeDataFromSnapshotFiles")
             self._trace("INFO", "SendSnapshotFilesData", f"SendMeDataFromSnapshotFiles: replayed {n} snapshot(s)")
-            self.ctx.truth(OP_MERGER, "takeover", how="SendMeDataFromSnapshotFiles", snapshots=n)
+            self.ctx.truth(self.ops.merger, "takeover", how="SendMeDataFromSnapshotFiles", snapshots=n)
         elif text:
             self._trace("WARN", "RemoteDC-Watchdog", f"ignoring unknown special message {text!r}")

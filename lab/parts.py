@@ -129,16 +129,24 @@ def exporter_problem(dc: str, need_jobs: bool = True) -> str | None:
     return None
 
 
-def _ready_checks() -> dict[str, tuple[Callable[[], str | None], float, float]]:
+def _ready_checks(job_dcs: set[str]) -> dict[str, tuple[Callable[[], str | None], float, float]]:
     """label -> (check returning None when ready, deadline s, poll interval s)."""
     checks: dict[str, tuple[Callable[[], str | None], float, float]] = {}
     for dc in paths.DCS:
         checks[f"{dc} sshd (client key accepted)"] = (lambda dc=dc: sshd.login_ok(dc), 15.0, 0.05)  # type: ignore[misc]
     for dc in paths.DCS:
-        checks[f"{dc} exporter :{exporter.PORT}"] = (lambda dc=dc: exporter_problem(dc), 15.0, 0.05)  # type: ignore[misc]
+        checks[f"{dc} exporter :{exporter.PORT}"] = (
+            lambda dc=dc: exporter_problem(dc, need_jobs=dc in job_dcs),  # type: ignore[misc]
+            15.0,
+            0.05,
+        )
     checks["prometheus sample from dc1+dc2"] = (_prometheus_problem, 30.0, 0.1)
     for dc in paths.DCS:
-        checks[f"{dc} JMX :{jmx.PORT} (jmxquery)"] = (lambda dc=dc: jmx.answers(dc), 30.0, 0.1)  # type: ignore[misc]
+        checks[f"{dc} JMX :{jmx.PORT} (jmxquery)"] = (
+            lambda dc=dc: jmx.answers(dc, need_jobs=dc in job_dcs),  # type: ignore[misc]
+            30.0,
+            0.1,
+        )
     return checks
 
 
@@ -148,9 +156,11 @@ def _prometheus_problem() -> str | None:
     return None if not missing else f"no sample yet from {','.join(missing)}"
 
 
-def wait_ready(t0: float, ready: dict[str, float]) -> None:
-    """Wait (in parallel) until every part answers; record the ready time of each in `ready`."""
-    checks = _ready_checks()
+def wait_ready(t0: float, ready: dict[str, float], job_dcs: set[str] | None = None) -> None:
+    """Wait (in parallel) until every part answers; record the ready time of each in `ready`. The exporter and
+    JMX of a DC in `job_dcs` (default: every DC) must also show its jobs; a DC without a job (dc2 of an
+    active/passive pair: the standby is a standalone process) only has to answer."""
+    checks = _ready_checks(set(paths.DCS) if job_dcs is None else job_dcs)
     last: dict[str, str | None] = {}
 
     def run(label: str) -> None:

@@ -1,4 +1,4 @@
-"""Minimal stdlib HTTPS client for the lab's own REST calls (CLI, passive stub failover action).
+"""Minimal stdlib HTTPS client for the lab's own REST calls (CLI, `streamtool` stand-in, passive stub).
 
 Always verifies the server certificate against the lab CA; Basic auth as `streamsadmin`.
 """
@@ -34,15 +34,28 @@ class Rest:
         self.auth = f"Basic {token}"
         self.timeout = timeout
 
-    def call(self, method: str, path: str, body: Any = None, timeout: float | None = None) -> tuple[int, Any]:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        timeout: float | None = None,
+        raw: bytes | None = None,
+        content_type: str = "application/octet-stream",
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, Any]:
+        """One request: `body` goes as JSON, or `raw` bytes as `content_type` (a bundle upload)."""
         conn = http.client.HTTPSConnection(self.host, self.port, context=self.ctx, timeout=timeout or self.timeout)
         try:
-            headers = {"Authorization": self.auth, "Accept": "application/json"}
+            hdrs = {"Authorization": self.auth, "Accept": "application/json", **(headers or {})}
             data: bytes | None = None
-            if body is not None:
+            if raw is not None:
+                data = raw
+                hdrs["Content-Type"] = content_type
+            elif body is not None:
                 data = json.dumps(body).encode()
-                headers["Content-Type"] = "application/json"
-            conn.request(method, path, body=data, headers=headers)
+                hdrs["Content-Type"] = "application/json"
+            conn.request(method, path, body=data, headers=hdrs)
             resp = conn.getresponse()
             raw = resp.read()
             ctype = resp.getheader("Content-Type") or ""

@@ -34,9 +34,14 @@ def lab() -> Iterator[Lab]:
 
 @pytest.fixture()
 def default_deployment(lab: Lab) -> Lab:
-    """The default deployment (orders in dc1, orders_standby in dc2), restored if a test changed it."""
-    d1, d2 = lab.job("dc1", "orders"), lab.job("dc2", "orders_standby")
-    if not (d1 and d2 and d1["health"] == "healthy" and d2["health"] == "healthy") or lab.job("dc2", "orders"):
-        r = run_lab("reset")
+    """The default deployment (orders in dc1 without fencing, the standalone passive stub in dc2 running the
+    restoring failover script), restored if a test changed it."""
+    d1, stub = lab.job("dc1", "orders"), lab.standby()
+    fencing = {p["name"]: p["value"] for p in d1["submitParameters"]}.get("fencing") if d1 else None
+    if (
+        not (d1 and d1["health"] == "healthy" and fencing == "false" and stub and stub["script"] == "restoring")
+        or lab.job("dc2", "orders")
+    ):
+        r = run_lab("reset", "--failover-script", "restoring")
         assert r.returncode == 0, r.stderr
     return lab

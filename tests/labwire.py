@@ -82,9 +82,47 @@ class Lab:
     def delete(self, url: str, **kw: Any) -> requests.Response:
         return self.request("DELETE", url, **kw)
 
+    def upload(self, dc: str, app: str) -> str:
+        """Upload the lab's ``bundles/<app>.sab`` to the DC's instance (``POST applicationbundles``); its bundleId."""
+        data = (LAB_DIR / "bundles" / f"{app}.sab").read_bytes()
+        r = self.post(f"{self.rest(dc)}/applicationbundles", data=data, headers={"Content-Type": "application/x-jar"})
+        assert r.status_code == 200, r.text
+        return str(r.json()["bundleId"])
+
+    def gone(self, job: dict[str, Any], timeout: float = 15) -> None:
+        """Wait until a canceled job is gone (DELETE answers at once; the job shows `canceling` meanwhile)."""
+        wait_until(lambda: self.get(job["self"]).status_code == 404, timeout, f"job {job['id']} to be gone")
+
+    @staticmethod
+    def streamtool(dc: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """``/run/xdc-lab/bin/streamtool`` run on the DC host (in its network namespace)."""
+        return subprocess.run(
+            ["ip", "netns", "exec", f"xdc-{dc}", str(LAB_DIR / "bin" / "streamtool"), *args],
+            capture_output=True, text=True, timeout=timeout, check=False,
+        )
+
     def job(self, dc: str, name: str) -> dict[str, Any] | None:
         jobs = self.get(f"{self.rest(dc)}/jobs", params={"name": name}).json()["jobs"]
         return jobs[0] if jobs else None
+
+    @staticmethod
+    def standby() -> dict[str, Any] | None:
+        """The default deployment's standalone passive stub (state.json `standby`, see lab/stub.py) while its
+        process runs, as the probes' stub dicts (`stub`, `dc`, `pid`, `trace`); None once it has ended."""
+        info = json.loads((LAB_DIR / "state.json").read_text()).get("standby")
+        if not info:
+            return None
+        pid = int(info["pid"])
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except FileNotFoundError:
+            return None
+        # the start time (field 22) tells our process from a later one with the same PID; a zombie has ended
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] == "Z" or int(fields[19]) != int(info["starttime"]):
+            return None
+        return {"stub": True, "dc": info["dc"], "pid": pid, "script": info.get("script"),
+                "trace": LAB_DIR / info["dc"] / "crossdc" / f"standalone-{pid}" / "trace.log"}
 
     def endpoints(self, dc: str, job_id: str) -> dict[str, str]:
         doc = self.get(self.data(dc)).json()

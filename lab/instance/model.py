@@ -54,6 +54,8 @@ class Job:
     tracing: str = "info"
     status: str = "running"
     pes: list[PE] = field(default_factory=list)
+    #: the instance's copy of the bundle the job was submitted from (`applicationPath`)
+    bundle_path: str = ""
 
     def pe_of(self, op: OperatorSpec) -> PE:
         return self.pes[op.pe_index]

@@ -15,6 +15,7 @@ from lab.apps import OperatorSpec, StreamSpec
 from lab.instance.hoststats import HostStats, proc_stats
 from lab.instance.model import PE, Job, now_ms
 from lab.instance.responses import Elements, Response, json_response
+from lab.instance.store import Bundle
 from lab.instance.supervisor import Instance
 
 #: path segments of the input and output ports of PEs and operators
@@ -102,7 +103,6 @@ class Resources:
             "activeServices": f"{u}/activeservices",
             "applicationConfigurations": f"{u}/applicationconfigurations",
             "jobGroups": f"{u}/jobgroups",
-            "actions": f"{u}/actions",
         }
 
     def job_doc(self, job: Job) -> dict[str, Any]:
@@ -116,7 +116,7 @@ class Resources:
             "name": job.name,
             "applicationName": app.name,
             "applicationVersion": app.version,
-            "applicationPath": str(paths.LAB_DIR / "bundles" / app.name),
+            "applicationPath": job.bundle_path or str(paths.bundles_dir() / f"{app.name}.sab"),
             "applicationScope": "Default",
             "adlFile": f"output/{app.main_composite.replace('::', '.')}.adl",
             "dataPath": str(paths.LAB_DIR / self.inst.dc / "data"),
@@ -353,6 +353,32 @@ class Resources:
                 }
             )
         return out
+
+    def appconfig_doc(self, cfg: dict[str, Any]) -> dict[str, Any]:
+        name = str(cfg["name"])
+        return {
+            "self": f"{self.iurl}/applicationconfigurations/{quote(name, safe='')}",
+            "restid": name,
+            "resourceType": "applicationConfiguration",
+            "name": name,
+            "description": cfg["description"],
+            "properties": cfg["properties"],
+            "owner": paths.USER,
+            "creationTime": cfg["creationTime"],
+            "lastModifiedTime": cfg["lastModifiedTime"],
+            "lastModifiedBy": paths.USER,
+            "instance": self.iurl,
+        }
+
+    def bundle_doc(self, bundle: Bundle) -> dict[str, Any]:
+        return {
+            "bundleId": bundle.id,
+            "application": bundle.app.name,
+            "applicationVersion": bundle.app.version,
+            "mainComposite": bundle.app.main_composite,
+            "resourceType": "applicationBundle",
+            "instance": self.iurl,
+        }
 
     def job_group_doc(self, name: str) -> dict[str, Any]:
         return {

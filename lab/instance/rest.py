@@ -1,5 +1,6 @@
-"""The REST management API of one instance (reference §1; Teracloud 7.2 paths, no `/rest`): routing, job
-submission and the instance actions (lab extension). The documents come from `lab.instance.resources`.
+"""The REST management API of one instance (reference §1; Teracloud 7.2 paths, no `/rest`): routing, bundle
+upload, job submission by bundle, job cancel, application configuration CRUD, and the lab-only instance actions
+behind `streamtool stopinstance|startinstance`. The documents come from `lab.instance.resources`.
 
 Standard library only.
 """
@@ -15,11 +16,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from lab.apps import APPS
 from lab.instance.model import PE, ApiError, Job, now_ms
 from lab.instance.resources import PE_IN, PE_OUT, Resources
 from lab.instance.responses import Elements, Query, Response, collection, json_response, only, pick_fields
 from lab.peruntime import TRACE_LEVELS
+
+#: LAB-ONLY request header that opens the instance actions to the lab's `streamtool` stand-in
+LAB_INTERNAL_HEADER = "X-Xdc-Lab-Internal"
+#: content types an upload of a bundle may carry (IBM's client sends application/x-jar)
+BUNDLE_CONTENT_TYPES = frozenset({"application/x-jar", "application/octet-stream", "application/zip"})
 
 
 def _tail(path: Path, limit: int = 1 << 20) -> bytes:
@@ -54,19 +59,26 @@ class RestApi(Resources):
             case ["instances", iid, *rest]:
                 if iid != self.inst.id:
                     raise ApiError(404, f"The {iid} instance does not exist.")
-                return self._instance(method, rest, q, body)
+                return self._instance(method, rest, q, body, headers)
         raise ApiError(404, f"The {path} resource does not exist.")
 
-    def _instance(self, method: str, rest: list[str], q: Query, body: bytes) -> Response:
+    def _instance(self, method: str, rest: list[str], q: Query, body: bytes, headers: dict[str, str]) -> Response:
         inst = self.inst
         if rest == ["jobs"] and method == "POST":
             return self._submit(body)
-        if rest == ["actions"] and method == "POST":
-            return self._action(body)
+        if rest == ["applicationbundles"]:
+            only(method, "POST")
+            return self._upload(body, headers)
+        if rest == ["actions"]:
+            if method == "POST" and headers.get(LAB_INTERNAL_HEADER.lower()) == "streamtool":
+                return self._action(body)
+            raise ApiError(404, f"The /actions resource does not exist in the {inst.id} instance.")
         if len(rest) == 2 and rest[0] == "jobs" and method == "DELETE":
             job = inst.job(rest[1])
-            inst.cancel(job)
+            inst.cancel_async(job)
             return Response(204)
+        if rest[:1] == ["applicationconfigurations"] and (method != "GET" or len(rest) == 2):
+            return self._appconfig(method, rest[1:], q, body)
         only(method, "GET")
         u = self.iurl
         verbose = (q.get("verbose") or ["false"])[0].lower() == "true"
@@ -120,9 +132,10 @@ class RestApi(Resources):
             case ["importedstreams"]:
                 return collection(f"{u}/importedstreams", "importedStreams", "importedStreamList", [], q)
             case ["applicationconfigurations"]:
+                elems = [(self.appconfig_doc(c), {}) for c in inst.appconfigs.all()]
                 return collection(
                     f"{u}/applicationconfigurations", "applicationConfigurations", "applicationConfigurationList",
-                    [], q,
+                    elems, q,
                 )
             case ["activeservices"]:
                 elems = [(s, {}) for s in self.services()]
@@ -308,9 +321,40 @@ class RestApi(Resources):
                     return collection(f"{port_url}/connections", "connections", "operatorConnectionList", elems, q)
         raise ApiError(404, f"The resource does not exist on the {op.name} operator.")
 
-    # -------------------------------------------------------------- actions
+    # -------------------------------------------------------------- application configurations
+    def _appconfig(self, method: str, rest: list[str], q: Query, body: bytes) -> Response:
+        """POST the collection creates (201); GET, PATCH (200) and DELETE (204) address an element by its name
+        (`self`), as IBM's client does (`rest_primitives.ApplicationConfiguration`)."""
+        store = self.inst.appconfigs
+        if not rest:
+            only(method, "POST")
+            return json_response(self.appconfig_doc(store.create(_json_object(body))), 201)
+        if len(rest) != 1:
+            raise ApiError(404, f"The /applicationconfigurations/{'/'.join(rest)} resource does not exist.")
+        name = rest[0]
+        only(method, "GET", "PATCH", "PUT", "DELETE")
+        if method == "GET":
+            return json_response(pick_fields(self.appconfig_doc(store.get(name)), q))
+        if method == "DELETE":
+            store.delete(name)
+            return Response(204)
+        return json_response(self.appconfig_doc(store.update(name, _json_object(body))))
+
+    # -------------------------------------------------------------- bundles and jobs
+    def _upload(self, body: bytes, headers: dict[str, str]) -> Response:
+        """`POST <instance>/applicationbundles` with the raw .sab (`application/x-jar`) -> 200 `{"bundleId"}`."""
+        ctype = headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype not in BUNDLE_CONTENT_TYPES:
+            raise ApiError(415, f"The content type {ctype or '(none)'} is not supported: send the .sab file as "
+                                "application/x-jar.")
+        bundle = self.inst.bundles.add(body)
+        return json_response(self.bundle_doc(bundle), 200)
+
     def _action(self, body: bytes) -> Response:
-        """Lab extension: `POST .../instances/{i}/actions {"type": "stop" | "start"}` -> 200 + instance."""
+        """LAB-ONLY: `POST .../instances/{i}/actions {"type": "stop" | "start"}` with the header
+        `X-Xdc-Lab-Internal: streamtool` -> 200 + instance. Not part of the real API (a real instance is stopped
+        and started with `streamtool stopinstance|startinstance` on a host); the lab's `streamtool` stand-in
+        uses it, nothing else should. Without the header the path answers 404 like any unknown resource."""
         try:
             doc = json.loads(body or b"{}")
             kind = str(doc.get("type", "")) if isinstance(doc, dict) else ""
@@ -325,17 +369,12 @@ class RestApi(Resources):
         return json_response(self.instance_doc())
 
     def _submit(self, body: bytes) -> Response:
-        try:
-            doc = json.loads(body or b"{}")
-            if not isinstance(doc, dict):
-                raise ValueError("not an object")
-        except ValueError as exc:
-            raise ApiError(400, f"The request body is not valid JSON: {exc}") from exc
-        app_name = str(doc.get("application") or "")
-        # a bundle name, or a bundle file/URL such as `https://host/bundles/orders.sab` (its base name counts)
-        app = APPS.get(app_name) or APPS.get(app_name.rstrip("/").rsplit("/", 1)[-1].removesuffix(".sab"))
-        if app is None:
-            raise ApiError(404, f"The {app_name} application bundle does not exist.")
+        doc = _json_object(body)
+        application = str(doc.get("application") or "")
+        if not application:
+            raise ApiError(400, "The submission names no application: give a bundleId or an https URL of a .sab.")
+        bundle = self.inst.bundles.resolve(application)
+        app = bundle.app
         name = app.name
         group = str(doc.get("jobGroup") or "default")
         tracing = "info"
@@ -364,5 +403,15 @@ class RestApi(Resources):
             preview = Job("", name, app, params, given, now_ms(), group=group, tracing=tracing, status="constructed")
             return json_response({"name": name, "applicationName": app.name, "jobGroup": group,
                                   "submitParameters": self._submit_parameters(preview), "preview": True}, 200)
-        job = self.inst.submit(app, name, params, given, group=group, tracing=tracing)
+        job = self.inst.submit(app, name, params, given, group=group, tracing=tracing, bundle_path=str(bundle.path))
         return json_response(self.job_doc(job), 201)
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        doc = json.loads(body or b"{}")
+    except ValueError as exc:
+        raise ApiError(400, f"The request body is not valid JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise ApiError(400, "The request body is not a JSON object.")
+    return doc

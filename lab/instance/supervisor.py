@@ -1,5 +1,7 @@
 """The `Instance` of one DC: jobs and their PEs, PE launch and supervision (relaunch on crash, give up after
-repeated failed launches), PE liveness pings, instance stop/start (lab extension).
+repeated failed launches), PE liveness pings, job cancel (answered at once, finished in the background),
+instance stop/start (behind `streamtool stopinstance|startinstance`), the instance's bundles and application
+configurations (`lab.instance.store`).
 
 Standard library only.
 """
@@ -19,6 +21,7 @@ from typing import Any
 from lab import paths, truth
 from lab.apps import AppSpec
 from lab.instance.model import PE, ApiError, Job, now_ms
+from lab.instance.store import AppConfigStore, BundleStore
 
 log = logging.getLogger("lab.instance")
 
@@ -94,6 +97,8 @@ class Instance:
         self.pes_root = paths.pes_dir(dc)
         self.pes_root.mkdir(parents=True, exist_ok=True)
         self.state_lock = threading.Lock()  # serialises stop/start
+        self.bundles = BundleStore(dc)
+        self.appconfigs = AppConfigStore(dc)
 
     # -------------------------------------------------------------- health
     @staticmethod
@@ -145,13 +150,17 @@ class Instance:
         given: list[dict[str, str]],
         group: str = "default",
         tracing: str = "info",
+        bundle_path: str = "",
     ) -> Job:
         with self.lock:
             if self.status != "running":
                 raise ApiError(409, f"The {self.id} instance is not running: start it before submitting jobs.")
             if any(j.name == name for j in self.jobs.values()):
                 raise ApiError(409, f"A job with the name {name} already exists in the {self.id} instance.")
-            job = Job(str(self.next_job), name, app, params, given, now_ms(), group=group, tracing=tracing)
+            job = Job(
+                str(self.next_job), name, app, params, given, now_ms(), group=group, tracing=tracing,
+                bundle_path=bundle_path,
+            )
             self.next_job += 1
             for idx in range(app.pe_count):
                 lst = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -180,10 +189,12 @@ class Instance:
             pe.thread.start()
         return job
 
-    def cancel(self, job: Job, reason: str = "userRequest") -> None:
+    def begin_cancel(self, job: Job, reason: str = "userRequest") -> list[subprocess.Popen[bytes]] | None:
+        """Mark the job `canceling` and its running PEs `stopping`; the PE processes to stop, or None when the
+        job is already canceling (or gone)."""
         with self.lock:
             if job.status in ("canceling", "canceled"):
-                return
+                return None
             job.status = "canceling"
             procs: list[subprocess.Popen[bytes]] = []
             for pe in job.pes:
@@ -192,6 +203,26 @@ class Instance:
                     pe.status = "stopping"
                     pe.status_reason = reason
                     procs.append(pe.proc)
+        truth.emit(self.dc, "instance", "job_canceling", job_id=job.id, job_name=job.name, reason=reason)
+        return procs
+
+    def cancel_async(self, job: Job, reason: str = "userRequest") -> None:
+        """`DELETE <job>`: answer at once; the job shows `canceling` until its PEs are gone, then it is removed
+        (reference §2: 204, and a real job may still be canceling when the answer arrives)."""
+        procs = self.begin_cancel(job, reason)
+        if procs is None:
+            return
+        threading.Thread(
+            target=self._finish_cancel, args=(job, procs, reason), name=f"cancel-{job.id}", daemon=True
+        ).start()
+
+    def cancel(self, job: Job, reason: str = "userRequest") -> None:
+        """Cancel and return once the job is gone (instance stop)."""
+        procs = self.begin_cancel(job, reason)
+        if procs is not None:
+            self._finish_cancel(job, procs, reason)
+
+    def _finish_cancel(self, job: Job, procs: list[subprocess.Popen[bytes]], reason: str) -> None:
         for p in procs:
             with contextlib.suppress(ProcessLookupError):
                 p.terminate()
@@ -222,7 +253,7 @@ class Instance:
                     if pe.proc is not None and pe.proc.poll() is None:
                         pe.proc.terminate()
 
-    # -------------------------------------------------------------- instance stop/start (lab extension)
+    # -------------------------------------------------------------- instance stop/start (streamtool; lab-only REST)
     def stop(self) -> None:
         """Stop the instance: every job's PEs are stopped and the jobs are gone (like `streamtool
         stopinstance --force`); the REST API keeps answering with instance status `stopped`."""

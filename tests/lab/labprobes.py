@@ -1,7 +1,8 @@
 """Helpers shared by the lab conformance tests: probe jobs, signals, iptables rules, truth queries.
 
-Probe jobs run beside the default deployment on their own ports (crossdc 26xxx, SpecialMessagePort 26x99)
-and snapshot directories, so a test can break them without touching `orders`/`orders_standby`.
+Probe jobs (and standalone probe stubs) run beside the default deployment on their own ports (crossdc 26xxx,
+SpecialMessagePort 26x99), config files and snapshot directories, so a test can break them without touching the
+default deployment (`orders` in dc1, the passive stub in dc2).
 Everything a helper starts or changes is undone by the helper (context managers, `finally`).
 """
 
@@ -23,10 +24,31 @@ from labwire import ADDR, LAB_DIR, Lab, wait_until
 TEST_RULE_TAG = "xdc-labtest"
 
 
+def probe_config(dc: str, name: str, settings: dict[str, Any], mode: int = 1) -> Path:
+    """A toolkit config file for probe `name` in `dc`, as a team writes one: the lab's own settings of that DC
+    and mode (`lab up` writes the same into crossdc/orders.cfg), overridden by `settings`."""
+    from lab import crossdc
+
+    values = {**crossdc.lab_file_settings(dc, mode), **{k: str(v) for k, v in settings.items()}}
+    path = LAB_DIR / dc / "probe-configs" / f"{name}.cfg"
+    crossdc.write_config_file(path, values, f"probe {name}")
+    return path
+
+
 def submit(
     lab: Lab, dc: str, app: str, name: str, params: dict[str, Any] | None = None, **extra: Any
 ) -> dict[str, Any]:
-    body: dict[str, Any] = {"application": app, "jobName": name, **extra}
+    """Submit the lab application `app` as job `name` by its bundle (uploaded first: an instance takes no bare
+    names). Toolkit settings among `params` go into a config file of the job's own (`probe_config`), handed over
+    as `configFileName`, unless `params` names one: the toolkit takes no other submission parameters."""
+    from lab import crossdc
+
+    params = dict(params or {})
+    if "configFileName" not in params:  # given one, toolkit-named parameters stay (unread) submission parameters
+        settings = {k: params.pop(k) for k in list(params) if k in crossdc.CONFIG_KEYS}
+        mode = int(settings.get("crossDCOperationMode", 1))
+        params["configFileName"] = str(probe_config(dc, name, settings, mode))
+    body: dict[str, Any] = {"application": lab.upload(dc, app), "jobName": name, **extra}
     if params:
         body["jobConfigurationOverlay"] = {
             "jobConfigOverlays": [
@@ -40,8 +62,10 @@ def submit(
 
 
 def cancel(lab: Lab, job: dict[str, Any]) -> None:
+    """Cancel and wait until the job is gone (DELETE answers at once; the job is `canceling` meanwhile)."""
     r = lab.delete(job["self"])
     assert r.status_code in (204, 404), r.text
+    lab.gone(job)
 
 
 def cancel_named(lab: Lab, dc: str, name: str) -> None:
@@ -73,12 +97,69 @@ def events(lab: Lab, event: str, job: dict[str, Any] | None = None, since: float
     return [
         e
         for e in lab.events(event, dc=dc, since=since)
-        if job is None or (e.get("job_id") == job["id"] and e["dc"] == _dc_of(job))
+        if job is None or (_same_source(e, job) and e["dc"] == _dc_of(job))
     ]
 
 
+def _same_source(e: dict[str, Any], job: dict[str, Any]) -> bool:
+    """A truth event of this job, or of this standalone stub (`standalone`: no job, its PID instead)."""
+    if job.get("stub"):
+        return bool(e.get("stub_pid") == job["pid"])
+    return bool(e.get("job_id") == job["id"])
+
+
 def _dc_of(job: dict[str, Any]) -> str:
+    if job.get("stub"):
+        return str(job["dc"])
     return "dc1" if f"//{ADDR['dc1']}:" in job["self"] else "dc2"
+
+
+@contextlib.contextmanager
+def standalone(lab: Lab, dc: str, name: str, settings: dict[str, Any] | None = None,
+               script: str = "") -> Iterator[dict[str, Any]]:
+    """A passive stub (`lab/stub.py`, the toolkit's passive sample) as a standalone process on `dc`'s host, with
+    a config file of its own (`probe_config`, mode 0 unless `settings` say otherwise) and `script` as its
+    shellScriptName; stopped by PID at the end. The dict stands in for a job in `events`/`wait_event`."""
+    settings = dict(settings or {})
+    mode = int(settings.get("crossDCOperationMode", 0))
+    cfg = probe_config(dc, name, settings, mode)
+    cmd = ["ip", "netns", "exec", f"xdc-{dc}", str(LAB_DIR / "bin" / "standalone"),
+           "-P", f"configFileName={cfg}", "-P", f"shellScriptName={script}"]
+    log = LAB_DIR / "logs" / f"{name}.log"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    stub = {"stub": True, "dc": dc, "pid": proc.pid, "name": name, "config": cfg,
+            "trace": LAB_DIR / dc / "crossdc" / f"standalone-{proc.pid}" / "trace.log"}
+    try:
+        wait_event(lab, "stub_started", stub, timeout=10)
+        yield stub
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+        proc.wait(timeout=10)
+
+
+def stub_alive(stub: dict[str, Any]) -> bool:
+    try:
+        os.kill(int(stub["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{stub['pid']}").exists() and "zombie" not in _proc_state(int(stub["pid"]))
+
+
+def _proc_state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:", 1)[1].split("\n", 1)[0].lower()
+    except (OSError, IndexError):
+        return "gone"
+
+
+def stub_trace(stub: dict[str, Any]) -> str:
+    try:
+        return Path(stub["trace"]).read_text()
+    except FileNotFoundError:
+        return ""
 
 
 def wait_event(lab: Lab, event: str, job: dict[str, Any] | None = None, since: float = 0.0, timeout: float = 10,
@@ -163,38 +244,31 @@ def probe_pair(
     params: dict[str, Any] | None = None,
     dc1_params: dict[str, Any] | None = None,
     dc2_params: dict[str, Any] | None = None,
-    standby_app: str = "orders_standby",
+    script: str = "",
     wait_up: bool = True,
 ) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
-    """An `orders` probe in dc1 (mode 1) and a passive stub (or `standby_app`) in dc2 on crossdc port `port`.
+    """An `orders` probe in dc1 (mode 1) and a standalone passive stub in dc2 (`standalone`) on crossdc port
+    `port`, yielded as (job, stub).
 
-    Snapshot directories `/run/xdc-lab/dcN/probe-<tag>`; SpecialMessagePort `port + 8`. The stub launches
-    nothing unless `dc2_params` sets `failoverApplication`.
-    """
-    common: dict[str, Any] = {
-        "crossDCHttpPort": port,
-        "specialMessagePort": port + 8,
-        "crossDCInitDelay": 0.2,
-        **(params or {}),
-    }
+    Snapshot directories `/run/xdc-lab/dcN/probe-<tag>`; SpecialMessagePort `port + 8`. The stub runs `script`
+    on DOWN (default: none, an empty command)."""
+    common: dict[str, Any] = {"crossDCHttpPort": port, "crossDCInitDelay": 0.2, **(params or {})}
     dirs = {dc: LAB_DIR / dc / f"probe-{tag}" for dc in ("dc1", "dc2")}
-    p1 = {**common, "dataSnapshotStorageDirectory": str(dirs["dc1"]), **(dc1_params or {})}
+    p1 = {**common, "specialMessagePort": port + 8, "dataSnapshotStorageDirectory": str(dirs["dc1"]),
+          **(dc1_params or {})}
     p2 = {**common, "dataSnapshotStorageDirectory": str(dirs["dc2"]), **(dc2_params or {})}
-    if standby_app == "orders_standby":
-        p2.setdefault("failoverApplication", "")
-    jobs: list[dict[str, Any]] = []
     try:
-        jobs.append(submit(lab, "dc2", standby_app, f"probe_{tag}_dc2", p2))
-        jobs.append(submit(lab, "dc1", "orders", f"probe_{tag}_dc1", p1))
-        for job in jobs:
-            healthy(lab, job)
-        if wait_up:
-            for job in jobs:
-                wait_event(lab, "remote_up", job, timeout=10)
-        yield jobs[1], jobs[0]
+        with standalone(lab, "dc2", f"probe_{tag}_dc2", p2, script) as b:
+            a = submit(lab, "dc1", "orders", f"probe_{tag}_dc1", p1)
+            try:
+                healthy(lab, a)
+                if wait_up:
+                    wait_event(lab, "remote_up", a, timeout=10)
+                    wait_event(lab, "remote_up", b, timeout=10)
+                yield a, b
+            finally:
+                cancel(lab, a)
     finally:
-        for job in jobs:
-            cancel(lab, job)
         for d in dirs.values():
             shutil.rmtree(d, ignore_errors=True)
 

@@ -1,7 +1,9 @@
 """Cross-DC toolkit fidelity (issue 3 item 4), observed over the wire and in the ground truth.
 
 Most tests use probe pairs on their own ports and snapshot directories (see labprobes.probe_pair) with a
-fast heartbeat (H 0.2 s, M 2), so the default deployment keeps running untouched.
+fast heartbeat (H 0.2 s, M 2), so the default deployment keeps running untouched. Their toolkit settings go
+into a config file of their own (labprobes.submit): the toolkit takes no other submission parameters. A
+sub-second H truncates to 0 in the snapshot cadence, so these probes replicate on every tick.
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ from labprobes import (
     probe_pair,
     send_special,
     snapshot_files,
+    standalone,
     stays,
     stopped,
+    stub_trace,
     submit,
     trace,
     tuples,
@@ -40,11 +44,11 @@ from lab import crossdc
 
 pytestmark = pytest.mark.lab
 
-FAST = {"heartbeatExchangeInterval": 0.2, "consecutiveHeartbeatMissesAllowed": 2, "dataSnapshotExchangeInterval": 0.6}
-WD = "CrossDCFailover.RemoteDataCenterHeartbeatWatchdog"
-SENDER1 = "CrossDCFailover.CrossDataCenterSender1"
-MERGER = "CrossDCFailover.RemoteDCDataMerger"
-RECEIVER = "CrossDCFailover.CrossDataCenterReceiver"
+FAST = {"heartbeatExchangeInterval": 0.2, "consecutiveHeartbeatMissesAllowed": 2, "dataSnapshotExchangeInterval": 1.0}
+WD = "OrdersXDC.RemoteDataCenterHeartbeatWatchdog"
+SENDER1 = "OrdersXDC.CrossDataCenterSender1"
+MERGER = "OrdersXDC.RemoteDCDataMerger"
+
 
 
 def _hb_submitted(lab: Lab, job: dict[str, Any]) -> int:
@@ -72,22 +76,26 @@ def test_every_configuration_key_reaches_the_composite(lab: Lab) -> None:
         text = trace(lab, pe(lab, a, 1))
         line = next(li for li in text.splitlines() if "_XXXXX_ configuration:" in li)
         for key, value in {**keys_dc1, "crossDCOperationMode": 1, "crossDCHttpPort": 26011}.items():
-            assert f"{key}={value}" in line, key
-        assert f"dataSnapshotStorageDirectory={LAB_DIR}/dc1/probe-cfg" in line
+            assert f"{key}={value}(file)" in line, key
+        assert f"dataSnapshotStorageDirectory={LAB_DIR}/dc1/probe-cfg(file)" in line
         given = {p["name"]: p["value"] for p in a["submitParameters"]}
-        assert given["heartbeatExchangeInterval"] == "0.2"
+        assert "heartbeatExchangeInterval" not in given  # not a submission parameter of the toolkit
+        assert given["configFileName"] == str(LAB_DIR / "dc1" / "probe-configs" / "probe_cfg_dc1.cfg")
+        assert f"configFileName={given['configFileName']}" in line
 
 
 def test_down_after_m_plus_1_silent_ticks_silence_then_up_on_a_heartbeat(lab: Lab) -> None:
     with probe_pair(lab, "down", 26021, params=FAST) as (a, b):
-        stub = pe(lab, b, 0)
-        with stopped(int(stub["processId"])):
+        with stopped(b["pid"]):
             t_stop = time.time()
             down = wait_event(lab, "remote_down", a, since=t_stop, timeout=5)
             latency = down["t"] - t_stop
             # the last heartbeat came at most one interval H before the stop: DOWN within [M-1, M+1] * H
             assert 0.15 <= latency <= 0.6 + 0.25, latency
             assert down["misses"] == 3 and down["orderly"] is False
+            gone = ("Received a notification about the remote data center going down due to failure or planned "
+                    "maintenance.")
+            wait_until(lambda: gone in trace(lab, pe(lab, a, 1)), 3, "the application's trace line on DOWN")
             missed = [e["consecutive"] for e in events(lab, "heartbeat_missed", a, since=t_stop)]
             assert missed == [1]
             # after DOWN this side stops heartbeating (no heartbeat submitted to Sender1 any more)
@@ -134,35 +142,38 @@ def test_snapshot_file_named_origin_dash_snapshot_origin(lab: Lab) -> None:
         msg = crossdc.decode((d / "dc1-Aggregator.snapshot").read_bytes())  # the whole payload as received
         assert (msg.type, msg.origin, msg.snapshot_origin) == (2, "dc1", "Aggregator")
         assert json.loads(msg.blob)["state"]["ks"][0] >= 3
-        assert operator_port_metric(lab, b, RECEIVER, "outputports", "nTuplesSubmitted") >= 1
+        assert "Successfully replicated and persisted the data snapshot" in stub_trace(b)
 
 
-def test_orderly_shutdown_drops_snapshots_reports_down_and_takes_nothing_over(lab: Lab) -> None:
-    stub_params = {"failoverApplication": "orders", "failoverJobName": "probe_os_takeover"}
-    with probe_pair(lab, "os", 26051, params=FAST, dc2_params=stub_params) as (a, b):
+def test_orderly_shutdown_drops_snapshots_reports_down_and_the_stub_launches_anyway(lab: Lab) -> None:
+    # the status stream is a bare boolean: a stub built like the passive sample launches on this DOWN too
+    marker = LAB_DIR / "dc2" / "probe-os-launched"
+    marker.unlink(missing_ok=True)
+    script = f"echo launched by $XDC_STUB_PID parent $PPID >> {marker}"
+    with probe_pair(lab, "os", 26051, params=FAST, script=script) as (a, b):
         d = LAB_DIR / "dc2" / "probe-os"
         wait_until(lambda: snapshot_files(d), 5, "a replicated snapshot in dc2")
         t0 = time.time()
         send_special("dc1", 26051 + 8, "OrderlyShutdown")
-        wait_event(lab, "orderly_shutdown_sent", a, since=t0)
+        sent_event = wait_event(lab, "orderly_shutdown_sent", a, since=t0)
         received = wait_event(lab, "orderly_shutdown_received", b, since=t0)
         assert received["origin"] == "dc1" and received["dropped"] == ["dc1-Aggregator"]
         assert snapshot_files(d) == []
         down = wait_event(lab, "remote_down", b, since=t0, timeout=5)
-        assert down["orderly"] is True
+        assert down["orderly"] is True  # the lab knows; the stub's status tuple does not say
+        launched = wait_event(lab, "failover_launched", b, since=t0, timeout=5)
+        # (M+1) silent ticks after the last heartbeat: at most (M+1)*H after the shutdown message
+        assert 0 <= launched["t"] - sent_event["t"] <= 3 * 0.2 + 0.3, launched["t"] - sent_event["t"]
+        wait_until(lambda: marker.exists(), 5, "the failover script's output")
+        assert marker.read_text().split() == ["launched", "by", str(b["pid"]), "parent", str(b["pid"])]
         sent = _hb_submitted(lab, a)
-        stays(
-            lambda: not events(lab, "failover_launched", b, since=t0) and lab.job("dc2", "probe_os_takeover") is None,
-            1.5,
-            "no takeover after an orderly shutdown",
-        )
-        assert _hb_submitted(lab, a) == sent  # the shut-down side sends no heartbeats any more
-        assert lab.get(b["self"]).status_code == 200  # the stub keeps running
+        stays(lambda: _hb_submitted(lab, a) == sent, 1.0, "the shut-down side sends no heartbeats any more")
         assert "we sent an orderly shutdown message" in trace(lab, pe(lab, a, 1)).lower()
-        assert "Received a remote DC orderly shutdown message" in trace(lab, pe(lab, b, 0))
-    assert lab.job("dc2", "probe_os_takeover") is None
-
-
+        text = stub_trace(b)
+        assert "Received a remote DC orderly shutdown message" in text
+        assert ("ERROR [Application_Logic] Received a notification about the remote data center going down due "
+                "to failure or planned maintenance.") in text
+    marker.unlink(missing_ok=True)
 
 
 def test_old_snapshots_deleted_at_startup_unless_retained_then_send_me_data(lab: Lab) -> None:
@@ -204,42 +215,47 @@ def test_a_failover_job_holds_input_that_arrives_before_the_replay(lab: Lab) -> 
 
 def test_snapshots_returned_to_their_origin_after_a_dual_outage(lab: Lab) -> None:
     d1, d2 = LAB_DIR / "dc1" / "probe-dual", LAB_DIR / "dc2" / "probe-dual"
-    common = {**FAST, "crossDCHttpPort": 26071, "specialMessagePort": 26079, "crossDCInitDelay": 0.2}
-    p1 = {**common, "dataSnapshotStorageDirectory": str(d1)}
-    p2 = {**common, "dataSnapshotStorageDirectory": str(d2), "failoverApplication": ""}
-    jobs: list[dict[str, Any]] = []
+    # whole seconds: with FAST's sub-second H (a snapshot on every tick) the restarted dc1 may replicate its
+    # empty state over the stored copy before the stub's first contact returns it
+    whole = {"heartbeatExchangeInterval": 1.0, "consecutiveHeartbeatMissesAllowed": 2,
+             "dataSnapshotExchangeInterval": 2.0}
+    common = {**whole, "crossDCHttpPort": 26071, "crossDCInitDelay": 0.2}
+    p1 = {**common, "specialMessagePort": 26079, "dataSnapshotStorageDirectory": str(d1)}
+    p2 = {**common, "dataSnapshotStorageDirectory": str(d2)}
     try:
-        jobs.append(submit(lab, "dc2", "orders_standby", "probe_dual_dc2", p2))
-        jobs.append(submit(lab, "dc1", "orders", "probe_dual_dc1", p1))
-        b, a = jobs
-        wait_event(lab, "remote_up", a)
-        t0 = time.time()
-        inject(lab, "dc1", a, tuples("kd", 3))
-        collect(lab, "dc1", a, 3)
-        sent = wait_until(
-            lambda: [e for e in events(lab, "snapshot_sent", a, since=t0) if e["total_count"] >= 3], 5, "snapshot"
-        )[-1]
-        wait_until(lambda: [e for e in events(lab, "snapshot_stored", b, since=t0) if e["digest"] == sent["digest"]],
-                   5, "stored in dc2")
-        cancel(lab, b)  # both DCs down (the stub first, so the active's DOWN replays nothing there)
+        with standalone(lab, "dc2", "probe_dual_dc2", p2) as b:
+            a = submit(lab, "dc1", "orders", "probe_dual_dc1", p1)
+            try:
+                wait_event(lab, "remote_up", a)
+                t0 = time.time()
+                inject(lab, "dc1", a, tuples("kd", 3))
+                collect(lab, "dc1", a, 3)
+                sent = wait_until(
+                    lambda: [e for e in events(lab, "snapshot_sent", a, since=t0) if e["total_count"] >= 3], 5,
+                    "snapshot",
+                )[-1]
+                wait_until(lambda: [e for e in events(lab, "snapshot_stored", b, since=t0)
+                                    if e["digest"] == sent["digest"]], 5, "stored in dc2")
+            except BaseException:
+                cancel(lab, a)
+                raise
+        # both DCs down: the stub first (so the active's DOWN replays nothing there), then the active
         cancel(lab, a)
-        jobs = []
         assert snapshot_files(d2) == ["dc1-Aggregator.snapshot"]
         t1 = time.time()
-        jobs.append(submit(lab, "dc2", "orders_standby", "probe_dual_dc2",
-                           {**p2, "sendDataSnapshotsToOriginDCAtStartup": "true"}))
-        jobs.append(submit(lab, "dc1", "orders", "probe_dual_dc1", p1))
-        b, a = jobs
-        returned = wait_event(lab, "snapshot_returned", b, since=t1)
-        restored = wait_event(lab, "snapshot_restored", a, since=t1)
-        assert restored["reason"] == "returned_to_origin" and restored["origin"] == "dc1"
-        assert restored["digest"] == returned["digest"] and restored["total_count"] >= 3
-        assert snapshot_files(d2) == []
-        inject(lab, "dc1", a, tuples("kd", 1, start=3))
-        assert [o["count_for_key"] for o in collect(lab, "dc1", a, 1)] == [restored["total_count"] + 1]
+        with standalone(lab, "dc2", "probe_dual_dc2b", {**p2, "sendDataSnapshotsToOriginDCAtStartup": "true"}) as b:
+            a = submit(lab, "dc1", "orders", "probe_dual_dc1", p1)
+            try:
+                returned = wait_event(lab, "snapshot_returned", b, since=t1)
+                restored = wait_event(lab, "snapshot_restored", a, since=t1)
+                assert restored["reason"] == "returned_to_origin" and restored["origin"] == "dc1"
+                assert restored["digest"] == returned["digest"] and restored["total_count"] >= 3
+                assert snapshot_files(d2) == []
+                inject(lab, "dc1", a, tuples("kd", 1, start=3))
+                assert [o["count_for_key"] for o in collect(lab, "dc1", a, 1)] == [restored["total_count"] + 1]
+            finally:
+                cancel(lab, a)
     finally:
-        for job in jobs:
-            cancel(lab, job)
         shutil.rmtree(d1, ignore_errors=True)
         shutil.rmtree(d2, ignore_errors=True)
 
@@ -273,24 +289,20 @@ def test_several_remote_machines_first_answering_host_is_sticky(lab: Lab) -> Non
 
 def test_non_2xx_heartbeat_replies_are_counted_by_sender1(lab: Lab) -> None:
     # the stub's crossDCHttpPort is one lower: dc1's heartbeats reach the stub's *snapshot* receiver (404)
-    jobs = [
-        submit(lab, "dc2", "orders_standby", "probe_404_dc2",
-               {**FAST, "crossDCHttpPort": 26120, "crossDCInitDelay": 0.2, "failoverApplication": ""}),
-        submit(lab, "dc1", "orders", "probe_404_dc1",
-               {**FAST, "crossDCHttpPort": 26121, "specialMessagePort": 26129, "crossDCInitDelay": 0.2,
-                "alwaysLogHttpErrors": "true"}),
-    ]
-    try:
-        a = jobs[1]
-        healthy(lab, a)
-        wait_until(lambda: operator_port_metric(lab, a, SENDER1, "outputports", "nTuplesSubmitted") >= 3, 5,
-                   "HttpResponseType tuples for 404 replies")
-        text = trace(lab, pe(lab, a, 1))
-        assert "ERROR [HttpBlobSender] HTTP response code=404" in text
-        assert operator_port_metric(lab, a, WD, "outputports", "nTuplesSubmitted") == 0  # never UP
-    finally:
-        for job in jobs:
-            cancel(lab, job)
+    stub_params = {**FAST, "crossDCHttpPort": 26120, "crossDCInitDelay": 0.2}
+    with standalone(lab, "dc2", "probe_404_dc2", stub_params):
+        a = submit(lab, "dc1", "orders", "probe_404_dc1",
+                   {**FAST, "crossDCHttpPort": 26121, "specialMessagePort": 26129, "crossDCInitDelay": 0.2,
+                    "alwaysLogHttpErrors": "true"})
+        try:
+            healthy(lab, a)
+            wait_until(lambda: operator_port_metric(lab, a, SENDER1, "outputports", "nTuplesSubmitted") >= 3, 5,
+                       "HttpResponseType tuples for 404 replies")
+            text = trace(lab, pe(lab, a, 1))
+            assert "ERROR [HttpBlobSender] HTTP response code=404" in text
+            assert operator_port_metric(lab, a, WD, "outputports", "nTuplesSubmitted") == 0  # never UP
+        finally:
+            cancel(lab, a)
 
 
 @pytest.fixture()
@@ -308,7 +320,9 @@ def test_active_active_survivor_merges_the_failed_dcs_state(active_active: Lab) 
     lab = active_active
     j1, j2 = lab.job("dc1", "orders"), lab.job("dc2", "orders")
     assert j1 is not None and j2 is not None
-    assert {p["name"]: p["value"] for p in j2["submitParameters"]}["crossDCOperationMode"] == "1"
+    cfg2 = {p["name"]: p["value"] for p in j2["submitParameters"]}["configFileName"]
+    assert cfg2 == str(LAB_DIR / "dc2" / "crossdc" / "orders.cfg")
+    assert "crossDCOperationMode=1" in (LAB_DIR / "dc2" / "crossdc" / "orders.cfg").read_text().splitlines()
     ka, kb = f"a-{uuid.uuid4().hex[:6]}", f"b-{uuid.uuid4().hex[:6]}"
     t0 = time.time()
     inject(lab, "dc1", j1, tuples(ka, 3))
@@ -355,7 +369,50 @@ def test_init_delay_and_read_timeout(lab: Lab) -> None:
         assert 1.5 <= up["t"] - counting["t"] <= 1.5 + 0.5, up["t"] - counting["t"]
         agg = pe(lab, a, 1)
         url = "http://198.18.2.10:26131/crossdcrx/CrossDataCenterReceiverForHB"
-        with stopped(int(pe(lab, b, 0)["processId"])):
+        with stopped(b["pid"]):
             # the stopped stub's kernel accepts the connection, nobody answers: httpReadTimeout ends each POST
             wait_until(lambda: _exceptions_to(lab, agg, url) >= 2, 3, "read timeouts logged by the sender")
         assert "timed out" in next(li for li in trace(lab, agg).splitlines() if f"communicating with {url}" in li)
+
+
+def test_sub_second_snapshot_interval_kills_the_process_once_the_remote_is_up(lab: Lab) -> None:
+    # (cnt * (uint64)H) % (uint64)D with D = 0.5 s: a modulo by zero, evaluated once the remote is UP
+    t0 = time.time()
+    with probe_pair(lab, "modzero", 26141, params={**FAST, "dataSnapshotExchangeInterval": 0.5}, wait_up=False) as (
+        a,
+        _b,
+    ):
+        died = wait_event(lab, "modulo_by_zero", a, since=t0, timeout=10)
+        assert died["snapshot_interval"] == 0.5
+        assert "integer modulo by zero" in trace(lab, pe(lab, a, 1))
+
+
+def test_settings_come_from_the_config_file_then_the_application_configuration_then_the_defaults(lab: Lab) -> None:
+    """The application configuration CrossDCFailover (keys `orders::Orders_<key>`) fills what the config file
+    does not set; the file wins where both do; the composite's defaults fill the rest; submission parameters
+    named like toolkit keys are not read."""
+    coll = f"{lab.rest('dc1')}/applicationconfigurations"
+    props = {"orders::Orders_heartbeatExchangeInterval": "5.0", "orders::Orders_httpReadTimeout": "7",
+             "orders::Other_httpConnectionTimeout": "9"}
+    r = lab.post(coll, json={"name": "CrossDCFailover", "description": "probe", "properties": props})
+    assert r.status_code == 201, r.text
+    cfg = LAB_DIR / "dc1" / "probe-configs" / "probe_appcfg.cfg"
+    cfg.parent.mkdir(parents=True, exist_ok=True)
+    cfg.write_text("# only a few keys\ncrossDCHttpPort = 26151\nhttpReadTimeout=3\ncrossDCInitDelay=3600\n"
+                   "remoteDataCenterApplicationMachineNames=127.0.0.1\n")
+    try:
+        job = submit(lab, "dc1", "orders", "probe_appcfg",
+                     {"configFileName": str(cfg), "specialMessagePort": 26159, "httpConnectionTimeout": "1"})
+        try:
+            healthy(lab, job)
+            line = wait_until(lambda: next((li for li in trace(lab, pe(lab, job, 1)).splitlines()
+                                            if "_XXXXX_ configuration:" in li), None), 5, "the configuration line")
+            assert "heartbeatExchangeInterval=5.0(appconfig)" in line
+            assert "httpReadTimeout=3.0(file)" in line and "crossDCHttpPort=26151(file)" in line
+            assert "httpConnectionTimeout=25.0(default)" in line  # neither the submission parameter nor Other_
+            assert "consecutiveHeartbeatMissesAllowed=4(default)" in line
+            assert "dataSnapshotExchangeInterval=888888888.0(default)" in line
+        finally:
+            cancel(lab, job)
+    finally:
+        lab.delete(f"{coll}/CrossDCFailover")

@@ -5,28 +5,47 @@ Property, link and enum names are those of the reference (`shared/reference/stre
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import http.server
 import io
+import json
 import os
+import signal
+import ssl
+import subprocess
 import tarfile
+import threading
+import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 import pytest
 from labprobes import cancel, events, healthy, pe, pes, submit, wait_event
-from labwire import Lab, run_lab, wait_until
+from labwire import LAB_DIR, Lab, run_lab, wait_until
 
 pytestmark = pytest.mark.lab
 
+#: the probe's toolkit config file (written by the autouse fixture `probe_config_file`)
+PROBE_CFG = LAB_DIR / "probe-configs" / "rest_probe.cfg"
 PROBE = {
-    "application": "orders_standby",
     "jobName": "rest_probe",
-    # own crossdc ports and a long init delay: the probe never talks to anyone
+    # own crossdc ports and a long init delay in its config file, its own SpecialMessagePort: the probe never
+    # talks to anyone
     "submitParameters": [
-        {"name": "crossDCHttpPort", "value": "26091"},
-        {"name": "crossDCInitDelay", "value": "3600"},
+        {"name": "configFileName", "value": str(PROBE_CFG)},
+        {"name": "specialMessagePort", "value": "26099"},
     ],
 }
+
+
+@pytest.fixture(autouse=True)
+def probe_config_file(lab: Lab) -> None:
+    text = "crossDCHttpPort=26091\ncrossDCInitDelay=3600\nremoteDataCenterApplicationMachineNames=127.0.0.1\n"
+    PROBE_CFG.parent.mkdir(parents=True, exist_ok=True)
+    PROBE_CFG.write_text(text)
 
 JOB_STATUS = {"constructed", "running", "canceling", "canceled", "unknown"}
 HEALTH = {"healthy", "partiallyHealthy", "partiallyUnhealthy", "unhealthy", "unknown"}
@@ -126,8 +145,9 @@ def test_job_properties_links_and_filters(default_deployment: Lab) -> None:
     assert job["status"] in JOB_STATUS and job["health"] in HEALTH and job["jobGroup"] == "default"
     for param in job["submitParameters"]:
         assert set(param) >= {"name", "value", "values", "defaultValue", "composite", "parameterKind", "required"}
-    mode = next(p for p in job["submitParameters"] if p["name"] == "crossDCOperationMode")
-    assert mode["value"] == "1"
+    given = {p["name"]: p for p in job["submitParameters"]}
+    assert given["configFileName"]["value"] == str(LAB_DIR / "dc1" / "crossdc" / "orders.cfg")
+    assert given["fencing"]["value"] == "false" and "crossDCOperationMode" not in given  # toolkit keys: in the file
     for link in ("instance", "pes", "operators", "hosts", "views", "operatorConnections", "peConnections",
                  "resourceAllocations", "applicationLogTrace"):
         assert lab.get(job[link]).status_code == 200, link
@@ -186,7 +206,7 @@ def test_property_filters(default_deployment: Lab) -> None:
     agg = pe(lab, job, 1)
     ops = lab.get(f"{lab.rest('dc1')}/operators", params={"pe.restid": agg["id"]}).json()["operators"]
     names = {o["name"] for o in ops}
-    assert "Aggregator" in names and "CrossDCFailover.RemoteDataCenterHeartbeatWatchdog" in names
+    assert "Aggregator" in names and "OrdersXDC.RemoteDataCenterHeartbeatWatchdog" in names
     assert "OrdersIn" not in names and "OrdersOut" not in names
     assert {o["pe"] for o in ops} == {agg["self"]}
     # unknown properties are ignored
@@ -246,10 +266,12 @@ def test_operator_properties_ports_and_metrics(default_deployment: Lab) -> None:
     ops = _collection(lab, job["operators"], "operators", "operatorList")
     names = {o["name"] for o in ops}
     assert {"OrdersIn", "Aggregator", "OrdersOut", "SpecialMessagePort"} <= names
+    # the application's alias for the composite; the parallel region's operators carry their channel
     for suffix in ("HeartbeatSignalGenerator", "HeartbeatMessagePreparer", "CrossDataCenterSender1",
-                   "CrossDataCenterSender2", "CrossDataCenterReceiverForHB", "RemoteDataCenterHeartbeatWatchdog",
-                   "CrossDataCenterReceiver", "RemoteDCDataMerger"):
-        assert f"CrossDCFailover.{suffix}" in names
+                   "CrossDataCenterSender2[0]", "CrossDataCenterReceiverForHB", "RemoteDataCenterHeartbeatWatchdog",
+                   "CrossDataCenterReceiver[0]", "RemoteDCDataMerger"):
+        assert f"OrdersXDC.{suffix}" in names
+    assert not any(n.startswith("CrossDCFailover.") for n in names)
     for op in ops:
         _element(op, "operator")
         assert op["operatorKind"] and op["logicalName"] and isinstance(op["indexWithinJob"], int)
@@ -276,7 +298,9 @@ def test_operator_properties_ports_and_metrics(default_deployment: Lab) -> None:
     assert {(c["source"]["operator"].rsplit("/", 1)[1], c["target"]["operator"].rsplit("/", 1)[1]) for c in conns} == {
         ("OrdersIn", "Aggregator"), ("Aggregator", "OrdersOut")
     }
-    wd = f"{job['operators']}/CrossDCFailover.RemoteDataCenterHeartbeatWatchdog"
+    wd = f"{job['operators']}/OrdersXDC.RemoteDataCenterHeartbeatWatchdog"
+    rx = f"{job['operators']}/OrdersXDC.CrossDataCenterReceiver[0]"
+    assert lab.get(f"{rx}/outputports/0/metrics").status_code == 200
     assert _metrics(lab, f"{wd}/inputports/0/metrics")["nTuplesProcessed"]["value"] >= 1  # heartbeats received
     assert _metrics(lab, f"{wd}/outputports/0/metrics")["nTuplesSubmitted"]["value"] == 1  # one transition: UP
 
@@ -326,17 +350,90 @@ def test_404_error_body(lab: Lab) -> None:
 
 def test_submit_conflict_and_unknown_application(default_deployment: Lab) -> None:
     lab = default_deployment
-    r = lab.post(f"{lab.rest('dc1')}/jobs", json={"application": "orders"})
-    assert r.status_code == 409 and r.json()["id"] == "CDISW5000E"
-    r = lab.post(f"{lab.rest('dc1')}/jobs", json={"application": "no_such_bundle"})
-    assert r.status_code == 404 and r.json()["id"] == "CDISW5000E"
+    r = lab.post(f"{lab.rest('dc1')}/jobs", json={"application": lab.upload("dc1", "orders")})
+    assert r.status_code == 409 and r.json()["id"] == "CDISW5000E"  # the job name `orders` is taken
+    for bare in ("orders", "orders_standby", "no_such_bundle"):  # a bare name is no bundle (reference §2)
+        r = lab.post(f"{lab.rest('dc1')}/jobs", json={"application": bare, "jobName": f"bare_{bare}"})
+        assert r.status_code == 404 and r.json()["id"] == "CDISW5000E", bare
+    r = lab.post(f"{lab.rest('dc1')}/jobs", json={"jobName": "no_application"})
+    assert r.status_code == 400 and r.json()["id"] == "CDISW5000E"
     r = lab.post(f"{lab.rest('dc1')}/jobs", data=b"{not json", headers={"Content-Type": "application/json"})
     assert r.status_code == 400 and r.json()["id"] == "CDISW5000E"
 
 
+def test_bundle_upload_answers_a_bundle_id(lab: Lab) -> None:
+    """`POST <instance>/applicationbundles`, `application/x-jar`, raw .sab -> 200 with `bundleId` (reference §2;
+    IBM's client: rest_primitives `_StreamsRestDelegator._upload_bundle`)."""
+    url = f"{lab.rest('dc1')}/applicationbundles"
+    sab = (LAB_DIR / "bundles" / "orders.sab").read_bytes()
+    assert zipfile.is_zipfile(io.BytesIO(sab))
+    r = lab.post(url, data=sab, headers={"Content-Type": "application/x-jar", "Accept": "application/json"})
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert doc["application"] == "orders" and isinstance(doc["bundleId"], str) and doc["bundleId"]
+    assert doc["bundleId"] not in ("orders", "orders.sab")
+    assert lab.upload("dc1", "orders") == doc["bundleId"]  # the same bundle again: the same id
+    r = lab.post(url, data=b"not a zip", headers={"Content-Type": "application/x-jar"})
+    assert r.status_code == 400 and r.json()["id"] == "CDISW5000E"
+    r = lab.post(url, data=sab, headers={"Content-Type": "text/plain"})
+    assert r.status_code == 415 and r.json()["id"] == "CDISW5000E"
+    assert lab.get(url).status_code == 405
+    r = lab.post(f"{lab.rest('dc1')}/jobs", json={"application": "0" * 32, "jobName": "never_uploaded"})
+    assert r.status_code == 404 and r.json()["id"] == "CDISW5000E"
+
+
+def test_submit_by_https_url_of_a_sab(lab: Lab, tmp_path: Path) -> None:
+    """The instance downloads an https URL of a .sab (here: served from the root namespace with a certificate
+    of the lab CA); http, a non-.sab path and an unreachable URL are refused."""
+    base = lab.rest("dc1")
+    for bad, status in (
+        ("http://198.18.0.1:26443/orders.sab", 400),
+        ("https://198.18.0.1:26443/orders.zip", 400),
+        ("https://198.18.0.1:1/orders.sab", 404),  # nothing listens there
+    ):
+        r = lab.post(f"{base}/jobs", json={"application": bad, "jobName": "by_url"})
+        assert r.status_code == status and r.json()["id"] == "CDISW5000E", (bad, r.text)
+    with _https_bundle_server(tmp_path, "198.18.0.1") as url:
+        r = lab.post(f"{base}/jobs", json={"application": f"{url}/orders.sab", **PROBE, "jobName": "by_url"})
+        assert r.status_code == 201, r.text
+    job = r.json()
+    try:
+        assert job["applicationName"] == "orders"
+        assert job["applicationPath"].endswith(".sab")
+    finally:
+        cancel(lab, job)
+
+
+@contextlib.contextmanager
+def _https_bundle_server(tmp: Path, addr: str) -> Iterator[str]:
+    """An https file server of the lab's bundles on `addr` with a certificate the lab CA signed (openssl)."""
+    key, csr, crt, ext = tmp / "srv.key", tmp / "srv.csr", tmp / "srv.pem", tmp / "ext.cnf"
+    ext.write_text(f"subjectAltName=IP:{addr}\n")
+    for cmd in (
+        ["openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr),
+         "-subj", f"/CN={addr}"],
+        ["openssl", "x509", "-req", "-in", str(csr), "-CA", str(LAB_DIR / "ca" / "ca.pem"),
+         "-CAkey", str(LAB_DIR / "ca" / "ca.key"), "-CAcreateserial", "-CAserial", str(tmp / "ca.srl"),
+         "-out", str(crt), "-days", "1", "-extfile", str(ext)],
+    ):
+        subprocess.run(cmd, check=True, capture_output=True)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(LAB_DIR / "bundles"))
+    server = http.server.ThreadingHTTPServer((addr, 0), handler)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(crt), str(key))
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"https://{addr}:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_submit_with_overlay_and_submit_parameters_then_cancel(lab: Lab) -> None:
     body = {
-        "application": "https://bundles.example/apps/orders_standby.sab",  # a bundle URL: its base name counts
+        "application": lab.upload("dc1", "orders"),
         "jobConfigurationOverlay": {
             "jobConfigOverlays": [
                 {
@@ -344,14 +441,13 @@ def test_submit_with_overlay_and_submit_parameters_then_cancel(lab: Lab) -> None
                         "jobName": "rest_overlay",
                         "jobGroup": "probes",
                         "tracing": "error",
-                        "submissionParameters": [{"name": "crossDCHttpPort", "value": "26191"}],
+                        "submissionParameters": [{"name": "configFileName", "value": str(PROBE_CFG)}],
                     }
                 }
             ]
         },
         "submitParameters": [
-            {"name": "crossDCInitDelay", "value": "3600"},
-            {"name": "failoverApplication", "value": ""},
+            {"name": "specialMessagePort", "value": "26199"},
         ],
     }
     r = lab.post(f"{lab.rest('dc1')}/jobs", json=body)
@@ -359,29 +455,31 @@ def test_submit_with_overlay_and_submit_parameters_then_cancel(lab: Lab) -> None
     job = r.json()
     try:
         assert job["name"] == "rest_overlay" and job["jobGroup"] == "probes"
-        assert job["applicationName"] == "orders_standby"
+        assert job["applicationName"] == "orders"
         given = {p["name"]: p["value"] for p in job["submitParameters"]}
-        assert given["crossDCHttpPort"] == "26191" and given["crossDCInitDelay"] == "3600"
+        assert given["configFileName"] == str(PROBE_CFG) and given["specialMessagePort"] == "26199"
         defaults = {p["name"]: p["defaultValue"] for p in job["submitParameters"]}
-        assert defaults["crossDCInitDelay"] == "1.0" and defaults["crossDCOperationMode"] == "0"
+        assert defaults["configFileName"] == "" and defaults["fencing"] == "false"
         healthy(lab, job)
-        stub = pe(lab, job, 0)
-        assert stub["tracingLevel"] == "error"
-        assert "_XXXXX_" not in lab.get(stub["applicationTrace"]).text  # info lines filtered at level error
+        agg = pe(lab, job, 1)
+        assert agg["tracingLevel"] == "error"
+        assert "_XXXXX_" not in lab.get(agg["applicationTrace"]).text  # info lines filtered at level error
         groups = lab.get(f"{lab.rest('dc1')}/jobgroups").json()["jobGroups"]
         assert {"default", "probes"} <= {g["name"] for g in groups}
     finally:
         assert lab.delete(job["self"]).status_code == 204
-    assert lab.get(job["self"]).status_code == 404
+    lab.gone(job)
     assert lab.delete(job["self"]).status_code == 404
 
 
 def test_submit_pes_cancel(lab: Lab) -> None:
-    r = lab.post(f"{lab.rest('dc1')}/jobs", json=PROBE)
+    r = lab.post(f"{lab.rest('dc1')}/jobs", json={"application": lab.upload("dc1", "orders"), **PROBE})
     assert r.status_code == 201, r.text
     job = r.json()
-    assert job["name"] == "rest_probe" and job["applicationName"] == "orders_standby"
-    assert {"crossDCInitDelay": "3600"}.items() <= {p["name"]: p["value"] for p in job["submitParameters"]}.items()
+    assert job["name"] == "rest_probe" and job["applicationName"] == "orders"
+    assert {"configFileName": str(PROBE_CFG)}.items() <= {
+        p["name"]: p["value"] for p in job["submitParameters"]
+    }.items()
 
     def running_pes() -> list[dict[str, object]] | None:
         found = lab.get(job["pes"]).json()["pes"]
@@ -399,7 +497,7 @@ def test_submit_pes_cancel(lab: Lab) -> None:
         assert trace.status_code == 200 and trace.headers["Content-Type"].startswith("text/plain")
     r = lab.delete(job["self"])
     assert r.status_code == 204
-    assert lab.get(job["self"]).status_code == 404
+    lab.gone(job)
     for pid in pids:
         assert not _alive(pid)
     # ground truth: each PE started and stopped, the job submitted and canceled
@@ -413,13 +511,17 @@ def test_application_trace_carries_toolkit_lines(default_deployment: Lab) -> Non
     job = lab.job("dc1", "orders")
     assert job is not None
     text = lab.get(pe(lab, job, 1)["applicationTrace"]).text
-    assert "[Heartbeat-Message-Preparer] _XXXXX_ configuration: crossDCOperationMode=1" in text
-    assert "[RemoteDC-Heartbeat-Watchdog] _XXXXX_ remote data center dc2 is UP" in text
+    assert "[Heartbeat-Message-Preparer] _XXXXX_ configuration: configFileName=" in text
+    assert "crossDCOperationMode=1(file)" in text
+    # the toolkit traces no UP/DOWN line; the application traces the sample application's line
+    assert ("[Application_Logic] _XXXXX_ UDP channel -1-->Received a notification about the remote data center "
+            "coming up and running normally.") in text
+    assert "is UP" not in text and "is DOWN" not in text
     assert "_XXXXX_ Received the heartbeat message" in text
     assert "bytes have been sent to this URL: http://198.18.2.10:25091/crossdcrx/CrossDataCenterReceiverForHB" in text
-    stub = lab.job("dc2", "orders_standby")
+    stub = lab.standby()
     assert stub is not None
-    stub_text = lab.get(pe(lab, stub, 0)["applicationTrace"]).text
+    stub_text = stub["trace"].read_text()
     assert "[RemoteDC-Watchdog] _XXXXX_ Successfully replicated and persisted the data snapshot" in stub_text
 
 
@@ -431,37 +533,199 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_instance_stop_and_start_lab_extension(default_deployment: Lab) -> None:
+def test_instance_stop_and_start_with_streamtool(default_deployment: Lab) -> None:
+    """`streamtool stopinstance|startinstance` on the DC host (the documented way, issue 11 point 10); the REST
+    action behind it is lab-only: not linked from the instance, 404 without the lab's internal header."""
     lab = default_deployment
     job = lab.job("dc1", "orders")
     assert job is not None
     pids = [int(p["processId"]) for p in pes(lab, job)]
-    actions = lab.get(lab.rest("dc1")).json()["actions"]
+    inst0 = lab.get(lab.rest("dc1")).json()
+    assert "actions" not in inst0
+    r = lab.post(f"{lab.rest('dc1')}/actions", json={"type": "stop"})
+    assert r.status_code == 404 and r.json()["id"] == "CDISW5000E"
     try:
-        r = lab.post(actions, json={"type": "stop"})
-        assert r.status_code == 200 and r.json()["status"] == "stopped"
+        refused = lab.streamtool("dc1", "stopinstance")  # jobs run: needs --force
+        assert refused.returncode == 1 and "--force" in refused.stderr
+        assert lab.get(lab.rest("dc1")).json()["status"] == "running"
+        done = lab.streamtool("dc1", "stopinstance", "--force")
+        assert done.returncode == 0, done.stderr
+        assert "streams-dc1 instance was stopped" in done.stdout
         inst = lab.get(lab.rest("dc1")).json()
         assert inst["status"] == "stopped"
         assert lab.get(f"{lab.rest('dc1')}/jobs").json()["total"] == 0  # a stopped instance's jobs are gone
         assert lab.get(job["self"]).status_code == 404
         assert not any(_alive(p) for p in pids)
         assert lab.get(lab.data("dc1")).json()["total"] == 0
-        r = lab.post(f"{lab.rest('dc1')}/jobs", json={"application": "orders"})
+        r = lab.post(f"{lab.rest('dc1')}/jobs", json={"application": lab.upload("dc1", "orders")})
         assert r.status_code == 409 and r.json()["id"] == "CDISW5000E"
-        assert lab.post(actions, json={"type": "stop"}).status_code == 200  # idempotent
-        assert lab.post(actions, json={"type": "reboot"}).status_code == 400
+        assert lab.streamtool("dc1", "stopinstance", "--force").returncode == 0  # idempotent
         wait_event(lab, "instance_stopped", dc="dc1")
-        r = lab.post(actions, json={"type": "start"})
-        assert r.status_code == 200 and r.json()["status"] == "running"
-        assert r.json()["startTime"] > inst["startTime"]
+        started = lab.streamtool("dc1", "startinstance")
+        assert started.returncode == 0, started.stderr
+        inst2 = lab.get(lab.rest("dc1")).json()
+        assert inst2["status"] == "running" and inst2["startTime"] > inst["startTime"]
         wait_event(lab, "instance_started", dc="dc1")
         assert lab.get(f"{lab.rest('dc1')}/jobs").json()["total"] == 0  # start does not bring jobs back
         probe = submit(
-            lab, "dc1", "orders_standby", "after_start", {"crossDCInitDelay": 3600, "crossDCHttpPort": 26291}
+            lab, "dc1", "orders", "after_start",
+            {"crossDCInitDelay": 3600, "crossDCHttpPort": 26291, "specialMessagePort": 26299},
         )
         healthy(lab, probe)
         cancel(lab, probe)
     finally:
-        lab.post(actions, json={"type": "start"})
+        lab.streamtool("dc1", "startinstance")
         r2 = run_lab("reset")
         assert r2.returncode == 0, r2.stderr
+
+
+def test_delete_answers_at_once_and_the_job_shows_canceling_until_its_pes_are_gone(lab: Lab) -> None:
+    """DELETE -> 204 at once; a real job may still be `canceling` (issue 11 point 12): GET shows it, its name
+    stays taken, and only once its PEs are gone does the job answer 404 and the name become free."""
+    body = {"application": lab.upload("dc1", "orders"), **PROBE, "jobName": "rest_canceling"}
+    r = lab.post(f"{lab.rest('dc1')}/jobs", json=body)
+    assert r.status_code == 201, r.text
+    job = r.json()
+    healthy(lab, job)
+    pid = int(pe(lab, job, 0)["processId"])
+    os.kill(pid, signal.SIGSTOP)  # a PE that does not stop at once: the instance kills it after its grace
+    try:
+        assert lab.delete(job["self"]).status_code == 204
+        doc = lab.get(job["self"]).json()
+        assert doc["status"] == "canceling", doc
+        assert pe(lab, job, 0)["status"] == "stopping"
+        assert [j["status"] for j in lab.get(f"{lab.rest('dc1')}/jobs").json()["jobs"] if j["id"] == job["id"]] == [
+            "canceling"
+        ]
+        assert lab.delete(job["self"]).status_code == 204  # canceling already
+        again = lab.post(f"{lab.rest('dc1')}/jobs", json=body)
+        assert again.status_code == 409 and again.json()["id"] == "CDISW5000E"  # the name is still taken
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+    lab.gone(job)
+    assert not _alive(pid)
+    assert events(lab, "job_canceling", job) and events(lab, "job_canceled", job)
+    r = lab.post(f"{lab.rest('dc1')}/jobs", json=body)  # re-submission once the old job is gone
+    assert r.status_code == 201, r.text
+    cancel(lab, r.json())
+
+
+def test_application_configuration_crud(lab: Lab) -> None:
+    """POST the collection, GET/PATCH/DELETE the element's `self` (rest_primitives ApplicationConfiguration);
+    stored as appconfigs/<name>.json {"name", "description", "properties"} for the toolkit in the PEs."""
+    coll = f"{lab.rest('dc1')}/applicationconfigurations"
+    name = "RestProbeConfig"
+    stored = LAB_DIR / "dc1" / "appconfigs" / f"{name}.json"
+    r = lab.post(coll, json={"name": name, "description": "probe", "properties": {"a": "1", "b": "2"}})
+    assert r.status_code == 201, r.text
+    doc = r.json()
+    try:
+        _element(doc, "applicationConfiguration")
+        assert doc["name"] == name and doc["description"] == "probe" and doc["properties"] == {"a": "1", "b": "2"}
+        assert isinstance(doc["creationTime"], int) and isinstance(doc["lastModifiedTime"], int)
+        assert json.loads(stored.read_text()) == {"name": name, "description": "probe",
+                                                  "properties": {"a": "1", "b": "2"}}
+        listed = _collection(lab, coll, "applicationConfigurations", "applicationConfigurationList")
+        assert name in {c["name"] for c in listed}
+        assert lab.get(doc["self"]).json()["properties"] == {"a": "1", "b": "2"}
+        dup = lab.post(coll, json={"name": name, "properties": {}})
+        assert dup.status_code == 409 and dup.json()["id"] == "CDISW5000E"
+        r = lab.request("PATCH", doc["self"], json={"properties": {"a": "3", "b": None, "c": "4"}})
+        assert r.status_code == 200, r.text
+        assert r.json()["properties"] == {"a": "3", "c": "4"} and r.json()["description"] == "probe"
+        assert json.loads(stored.read_text())["properties"] == {"a": "3", "c": "4"}
+        r = lab.request("PATCH", doc["self"], json={"description": "changed"})
+        assert r.json()["description"] == "changed" and r.json()["properties"] == {"a": "3", "c": "4"}
+        bad = lab.post(coll, json={"name": "../escape", "properties": {}})
+        assert bad.status_code == 400 and bad.json()["id"] == "CDISW5000E"
+        assert lab.post(coll, json={"properties": {}}).status_code == 400
+    finally:
+        assert lab.delete(doc["self"]).status_code == 204
+    assert not stored.exists()
+    assert lab.get(doc["self"]).status_code == 404
+    assert lab.delete(doc["self"]).status_code == 404
+    assert lab.request("PATCH", doc["self"], json={"properties": {}}).status_code == 404
+
+
+def test_streamtool_jobs_on_the_dc_host(lab: Lab) -> None:
+    """submitjob uploads the .sab and submits its bundleId with -P parameters; lsjobs lists it; canceljob
+    cancels it (issue 11 point 9, the reference failover script's commands)."""
+    sab = str(LAB_DIR / "bundles" / "orders.sab")
+    out = lab.streamtool("dc2", "submitjob", sab, "--jobname", "st_probe", "-P", f"configFileName={PROBE_CFG}",
+                         "-P", "specialMessagePort=26499")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "The following number of applications were submitted to the streams-dc2 instance: 1."
+    jid = out.stderr.strip().rsplit(":", 1)[1].strip()
+    job = lab.get(f"{lab.rest('dc2')}/jobs/{jid}").json()
+    try:
+        assert job["name"] == "st_probe" and job["applicationName"] == "orders"
+        given = {p["name"]: p["value"] for p in job["submitParameters"]}
+        assert given["configFileName"] == str(PROBE_CFG) and given["specialMessagePort"] == "26499"
+        listed = lab.streamtool("dc2", "lsjobs", "--jobnames", "st_probe", "--xheaders")
+        assert listed.returncode == 0 and listed.stdout.split()[:2] == [jid, "Running"], listed.stdout
+        table = lab.streamtool("dc2", "lsjobs")
+        assert table.stdout.splitlines()[0] == "Instance: streams-dc2"
+        assert table.stdout.splitlines()[1].split() == ["Id", "State", "Healthy", "User", "Date", "Name", "Group"]
+        bad = lab.streamtool("dc2", "submitjob", sab, "-P", "novalue")
+        assert bad.returncode == 1 and "<name>=<value>" in bad.stderr
+    finally:
+        done = lab.streamtool("dc2", "canceljob", jid)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"The following job ID was canceled: {jid}. The job was in the streams-dc2 instance."
+    lab.gone(job)
+    missing = lab.streamtool("dc2", "canceljob", jid)
+    assert missing.returncode == 1 and f"was not found {jid}" in missing.stderr
+    # off the DC hosts there is no instance to talk to unless one is named
+    off = subprocess.run([str(LAB_DIR / "bin" / "streamtool"), "lsjobs"], capture_output=True, text=True,
+                         timeout=60, check=False)
+    assert off.returncode == 1 and "DC host" in off.stderr
+    named = subprocess.run([str(LAB_DIR / "bin" / "streamtool"), "lsjobs", "-i", "streams-dc1"],
+                           capture_output=True, text=True, timeout=60, check=False)
+    assert named.returncode == 0 and named.stdout.startswith("Instance: streams-dc1")
+
+
+def test_streamtool_getnsentry_reads_the_name_service(lab: Lab) -> None:
+    """`getnsentry <name> [--jobs ID]` prints `<name> <host>:<port>` per entry of the instance's name service
+    (files nameservice/<jobId>.<name>, written by the PE that registers the entry)."""
+    d = LAB_DIR / "dc1" / "nameservice"
+    d.mkdir(parents=True, exist_ok=True)
+    entries = {d / "990001.ProbePort": "198.18.1.10:26999", d / "990002.ProbePort": "198.18.1.10:26998"}
+    try:
+        for f, value in entries.items():
+            f.write_text(value + "\n")
+        one = lab.streamtool("dc1", "getnsentry", "ProbePort", "--jobs", "990002")
+        assert one.returncode == 0 and one.stdout == "ProbePort 198.18.1.10:26998\n", one
+        both = lab.streamtool("dc1", "getnsentry", "ProbePort")
+        assert both.stdout.splitlines() == ["ProbePort 198.18.1.10:26999", "ProbePort 198.18.1.10:26998"]
+        none = lab.streamtool("dc1", "getnsentry", "ProbePort", "--jobs", "1")
+        assert none.returncode == 1 and not none.stdout
+        other_dc = lab.streamtool("dc2", "getnsentry", "ProbePort")
+        assert other_dc.returncode == 1
+    finally:
+        for f in entries:
+            f.unlink(missing_ok=True)
+
+
+def test_streamtool_application_configurations(lab: Lab) -> None:
+    name = "StProbeConfig"
+    try:
+        mk = lab.streamtool("dc1", "mkappconfig", name, "--property", "x=1", "--property", "y=2",
+                            "--description", "from streamtool")
+        assert mk.returncode == 0, mk.stderr
+        assert "application configuration was created successfully for the streams-dc1 instance" in mk.stdout
+        assert lab.streamtool("dc1", "mkappconfig", name).returncode == 1  # exists
+        ch = lab.streamtool("dc1", "chappconfig", name, "--property", "x=3")
+        assert ch.returncode == 0, ch.stderr
+        got = lab.streamtool("dc1", "getappconfig", name)
+        assert got.stdout.splitlines() == ["x=3", "y=2"]
+        ls = lab.streamtool("dc1", "lsappconfig")
+        assert ls.stdout.splitlines()[0].split()[:4] == ["Id", "Owner", "Created", "Modified"]
+        assert any(line.startswith(name) for line in ls.stdout.splitlines())
+        doc = lab.get(f"{lab.rest('dc1')}/applicationconfigurations/{name}").json()
+        assert doc["description"] == "from streamtool" and doc["properties"] == {"x": "3", "y": "2"}
+    finally:
+        rm = lab.streamtool("dc1", "rmappconfig", name, "--noprompt")
+    assert rm.returncode == 0, rm.stderr
+    assert lab.get(f"{lab.rest('dc1')}/applicationconfigurations/{name}").status_code == 404
+    assert lab.streamtool("dc1", "chappconfig", name, "--property", "x=1").returncode == 1
