@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from requests.adapters import BaseAdapter
 
 from support.config.settings import AppSettings, AuthSettings, HttpSettings
-from support.streams.errors import StreamsApiError, StreamsError, StreamsNotFound, safe_url
+from support.streams.errors import StreamsApiError, StreamsConflict, StreamsError, StreamsNotFound, safe_url
 from support.streams.http import POOL_SIZE, Timeout, default_http_settings, json_body, make_session, request
 from support.streams.openapi import (
     DEFAULT_SINK,
@@ -196,28 +196,38 @@ class DataExchangeClient:
                 self._shapes.popitem(last=False)
 
     def _learn_shapes(self, job: Mapping[str, Any], sources: Sequence[str], sinks: Sequence[str]) -> None:
-        """Read the job's OpenAPI document and remember the shapes of its ``sources`` and ``sinks``."""
+        """Read the job's OpenAPI document and remember the shapes of its ``sources`` and ``sinks``.
+
+        A job that lists no document, a document that cannot be had (4xx, not JSON) or that does not describe
+        an endpoint leaves that endpoint with the fallback shape (an ``items`` array), logged; a connection
+        failure is raised (the service is not reachable, so neither is the endpoint)."""
         doc_url = _doc_url(job)
-        if doc_url is None:
-            log.warning("%s: job %s lists no OpenAPI document; assuming JSON bodies with an 'items' array",
-                        self.name, _job_id(job))
-            for url in sources:
-                self._remember(url, DEFAULT_SOURCE)
-            for url in sinks:
-                self._remember(url, DEFAULT_SINK)
-            return
-        response = request(self.session, "GET", doc_url, timeout=self.settings.timeout, expected=(200,))
-        doc = json_body(response)
-        if not isinstance(doc, Mapping):
-            raise StreamsApiError(f"GET {safe_url(doc_url)}: expected an OpenAPI document", url=doc_url,
-                                  method="GET")
-        for urls, method, derive in ((sources, "post", source_shape), (sinks, "get", sink_shape)):
+        doc: Mapping[str, Any] | None = None
+        problem = f"job {_job_id(job)} lists no OpenAPI document"
+        if doc_url is not None:
+            try:
+                document = json_body(
+                    request(self.session, "GET", doc_url, timeout=self.settings.timeout, expected=(200,))
+                )
+            except (StreamsApiError, StreamsNotFound, StreamsConflict) as exc:  # connection/auth errors propagate
+                problem = f"{safe_url(doc_url)}: {exc}"
+            else:
+                if isinstance(document, Mapping):
+                    doc = document
+                else:
+                    problem = f"{safe_url(doc_url)} is not an OpenAPI document"
+        for urls, method, derive, fallback in ((sources, "post", source_shape, DEFAULT_SOURCE),
+                                                (sinks, "get", sink_shape, DEFAULT_SINK)):
             for url in urls:
-                op = endpoint_operation(doc, doc_url, url, method)
+                op = endpoint_operation(doc, doc_url or "", url, method) if doc is not None else None
+                if doc is not None and op is None:
+                    problem = f"{safe_url(doc_url or '')} does not describe {method.upper()} {safe_url(url)}"
                 if op is None:
-                    raise StreamsApiError(f"{safe_url(doc_url)} does not describe {method.upper()} "
-                                          f"{safe_url(url)}", url=doc_url, method="GET")
-                self._remember(url, derive(doc, op))
+                    log.warning("%s: %s; assuming JSON bodies with an 'items' array for %s", self.name, problem,
+                                safe_url(url))
+                    self._remember(url, fallback)
+                else:
+                    self._remember(url, derive(doc or {}, op))
 
     def _shape(self, url: str, kind: str) -> SourceShape | SinkShape:
         """The shape of endpoint ``url``: remembered, else from the document of the job listing it."""

@@ -349,6 +349,19 @@ def test_a_job_without_a_document_link_falls_back_to_an_items_array(transport: F
     assert "no OpenAPI document" in caplog.text
 
 
+def test_a_document_that_cannot_be_had_falls_back_and_is_not_fetched_again(transport: FakeTransport) -> None:
+    transport.route("GET", f"{ROOT}/jobs/3/openapi.json", streams_error(404, "CDISW5000E", "no document"))
+    transport.route("POST", SOURCE, json_answer({"accepted": 2}))
+    client = client_for(transport)
+
+    assert client.endpoints("orders", APP) == Endpoints("3", SOURCE, SINK)
+    assert client.endpoints("orders", APP) == Endpoints("3", SOURCE, SINK)
+    assert client.inject(SOURCE, ITEMS) == 2
+
+    assert transport.attempts_for("POST", SOURCE)[0].json() == {"items": ITEMS}
+    assert len(transport.attempts_for("GET", f"{ROOT}/jobs/3/openapi.json")) == 1
+
+
 # -------------------------------------------------------------------------------------- retrieve
 
 
