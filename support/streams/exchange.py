@@ -234,11 +234,14 @@ class DataExchangeClient:
         with self._lock:
             shape = self._shapes.get(url)
         if shape is None:
-            for job in self.jobs():
-                listed = {e.get("url"): e.get("kind") for e in job.get("endpoints", []) if isinstance(e, Mapping)}
-                if url in listed:
-                    self._learn_shapes(job, [url] if kind == "source" else [], [url] if kind == "sink" else [])
-                    break
+            try:
+                for job in self.jobs():
+                    listed = {e.get("url") for e in job.get("endpoints", []) if isinstance(e, Mapping)}
+                    if url in listed:
+                        self._learn_shapes(job, [url] if kind == "source" else [], [url] if kind == "sink" else [])
+                        break
+            except StreamsError as exc:  # not the request's outcome: let the request itself tell
+                log.debug("%s: cannot learn the shape of %s: %s", self.name, safe_url(url), exc)
             with self._lock:
                 shape = self._shapes.get(url)
         if shape is None:  # not listed (the job is gone): the request will tell
