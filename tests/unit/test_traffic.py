@@ -258,3 +258,18 @@ def test_a_consuming_sink_still_works(tmp_path: Path) -> None:
         traffic.drain(timeout=5, quiet=0.3)
     report = check_delivery(traffic.sent.rows(), traffic.received.rows())
     assert report.lost == 0 and report.duplicated == 0 and report.acknowledged > 100
+
+
+def test_output_buffered_before_the_traffic_started_is_not_read(tmp_path: Path) -> None:
+    dc1 = FakeDC("dc1", True)
+    earlier = int(time.time() * 1000) - 5000  # a reused job: its sink still holds an earlier run's output
+    dc1.buffer = [(earlier, n, {"id": f"earlier-{n}", "key": "k", "seq": n, "crc": 0}) for n in range(50)]
+    dc1.position = 50
+    traffic = make_traffic(tmp_path, {"dc1": dc1}, Journal(None))
+    traffic.start()
+    try:
+        traffic.wait_steady(0.3, timeout=10)
+    finally:
+        traffic.drain(timeout=5, quiet=0.3)
+    report = check_delivery(traffic.sent.rows(), traffic.received.rows())
+    assert report.unexpected_ids == [] and report.lost == 0 and report.duplicated == 0
