@@ -141,7 +141,7 @@ APPS: dict[str, AppSpec] = {
             "specialMessagePort": str(paths.SPECIAL_MESSAGE_PORT),
             "fencing": "false",
             f"{SINK_OP}.bufferSize": str(SINK_BUFFER_SIZE),
-            f"{SINK_OP}.consumingReads": "true",
+            f"{SINK_OP}.consumingReads": "false",
         },
     ),
 }
@@ -548,16 +548,22 @@ class SinkPE:
 
     `bufferSize` (submission parameter `OrdersOut.bufferSize`, default 1000): when full the oldest tuple
     is dropped (metric nTuplesDropped, a WARN trace line per overflow episode, a `warning` in the next
-    read). `consumingReads` (`OrdersOut.consumingReads`, default true in this application): returned
-    tuples are removed from the buffer. The buffer lives in this process: killing the PE loses it.
+    read). `consumingReads` (`OrdersOut.consumingReads`, default false like the real operator): false
+    leaves returned tuples in the buffer for later reads, true removes them. A read with `startTime`
+    (epoch ms) returns the buffered tuples that reached the sink at or after it. Each tuple in the buffer
+    has a position (0, 1, 2, ... in the order tuples reached this sink; it restarts with the PE) and its
+    arrival time (epoch ms); a read returns both in `buffered`, one entry per returned tuple, so that a
+    client can tell a re-read of the same buffered tuple (same position and time) from a second tuple with
+    the same attributes. The buffer lives in this process: killing the PE loses it.
     """
 
     def __init__(self, ctx: PEContext, server: ControlServer) -> None:
         self.ctx = ctx
         self.lock = threading.Lock()
         self.buffer_size = max(1, int(ctx.param(f"{SINK_OP}.bufferSize", str(SINK_BUFFER_SIZE))))
-        self.consuming = _bool(ctx.param(f"{SINK_OP}.consumingReads", "true"))
-        self.buf: deque[tuple[int, dict[str, Any]]] = deque()
+        self.consuming = _bool(ctx.param(f"{SINK_OP}.consumingReads", "false"))
+        self.buf: deque[tuple[int, int, dict[str, Any]]] = deque()  # (arrival ms, position, tuple)
+        self.next_position = 0
         self.last_dropped_ms = -1
         self.dropped_since_read = 0
         self.overflowing = False
@@ -579,10 +585,11 @@ class SinkPE:
                     # defect: 1 % of the tuples come out with an altered payload field (the crc no longer fits)
                     item = dict(item, product=f"{item.get('product', '')}~")
                 if len(self.buf) >= self.buffer_size:
-                    ts, _ = self.buf.popleft()
+                    ts, _, _ = self.buf.popleft()
                     self.last_dropped_ms = ts
                     dropped += 1
-                self.buf.append((now_ms, item))
+                self.buf.append((now_ms, self.next_position, item))
+                self.next_position += 1
             if dropped:
                 self.dropped_since_read += dropped
                 started_overflow = not self.overflowing
@@ -601,14 +608,14 @@ class SinkPE:
         with self.lock:
             start_ms = int(start) if start is not None else None
             if start_ms is None:
-                items = [i for _, i in self.buf]
+                taken = list(self.buf)
                 if self.consuming:
                     self.buf.clear()
                 lost = self.dropped_since_read > 0
             else:
-                items = [i for ts, i in self.buf if ts >= start_ms]
+                taken = [entry for entry in self.buf if entry[0] >= start_ms]
                 if self.consuming:
-                    self.buf = deque((ts, i) for ts, i in self.buf if ts < start_ms)
+                    self.buf = deque(entry for entry in self.buf if entry[0] < start_ms)
                 lost = self.last_dropped_ms >= start_ms
             if lost:
                 reply["warning"] = (
@@ -617,7 +624,8 @@ class SinkPE:
                 )
             self.dropped_since_read = 0
             self.overflowing = False
-        reply["items"] = items
+        reply["items"] = [item for _, _, item in taken]
+        reply["buffered"] = [{"position": pos, "time": ts} for ts, pos, _ in taken]
         return reply
 
 

@@ -26,6 +26,7 @@ from support.data.generate import tuple_crc
 from support.data.ledger import FAIL, OK, UNKNOWN, Ledger, ReceivedRow, SentRow
 from support.orchestration import Journal
 from support.streams.errors import StreamsConnectionError, StreamsError, StreamsNotFound
+from support.streams.exchange import SinkCursor, SinkRead
 from support.units import format_seconds
 from support.waits import WaitTimeout, wait_until
 
@@ -40,7 +41,7 @@ class Exchange(Protocol):
     def inject(self, url: str, items: Sequence[Mapping[str, Any]], fmt: Any = "json", timeout: Any = None
                ) -> int: ...
 
-    def retrieve(self, url: str) -> list[dict[str, Any]]: ...
+    def read(self, url: str, start_time_ms: int | None = None) -> SinkRead: ...
 
 
 class Source(Protocol):
@@ -307,7 +308,12 @@ class Producer(threading.Thread):
 class Consumer(threading.Thread):
     """Retrieves outputs from every data center's sink every ``interval`` seconds, one thread per data
     center, so a data center that does not answer never delays reading the others (a sink's buffer is
-    bounded: output not read in time is lost)."""
+    bounded: output not read in time is lost).
+
+    Each sink is read through a :class:`SinkCursor`, so consuming and non-consuming sinks both record each
+    delivery once: reads ask for the tuples from the newest seen minus ``overlap`` seconds, and re-reads
+    of the same buffered tuple are skipped. The first read of a sink starts at the consumer's start minus
+    ``clock_tolerance`` (a reused job's buffer still holds earlier runs' output)."""
 
     def __init__(
         self,
@@ -318,6 +324,8 @@ class Consumer(threading.Thread):
         interval: float,
         max_duration: float,
         gap: float = 1.0,
+        overlap: float = 0.5,
+        clock_tolerance: float = 0.5,
     ) -> None:
         super().__init__(name="consumer", daemon=True)
         self._directory = directory
@@ -327,6 +335,10 @@ class Consumer(threading.Thread):
         self._interval = interval
         self._max_duration = max_duration
         self._gap = gap
+        self._overlap_ms = int(overlap * 1000)
+        self._tolerance_ms = int(clock_tolerance * 1000)
+        self._since_ms = int(time.time() * 1000) - self._tolerance_ms
+        self._cursors: dict[str, tuple[str, SinkCursor]] = {}  # dc -> (sink URL, its cursor)
         self.stop_event = threading.Event()
         self.last_output = 0.0  # monotonic instant of the newest output
         self.streak_start = 0.0  # monotonic instant output started flowing without a gap
@@ -336,6 +348,7 @@ class Consumer(threading.Thread):
 
     def run(self) -> None:
         started = time.monotonic()
+        self._since_ms = int(time.time() * 1000) - self._tolerance_ms
         readers = [threading.Thread(target=self._read_loop, args=(dc, started), name=f"consumer-{dc}", daemon=True)
                    for dc in self._directory.datacenters]
         for reader in readers:
@@ -354,8 +367,9 @@ class Consumer(threading.Thread):
         found = self._directory.lookup(dc, max_age=2.0)
         if found is None:
             return
+        cursor = self._cursor(dc, found.sink_url)
         try:
-            items = self._exchanges[dc].retrieve(found.sink_url)
+            read = self._exchanges[dc].read(found.sink_url, cursor.start_time_ms())
         except StreamsNotFound:
             self._directory.forget(dc)
             return
@@ -363,6 +377,7 @@ class Consumer(threading.Thread):
             log.debug("retrieve from %s failed: %s", dc, exc)
             self._directory.forget(dc)
             return
+        items = cursor.admit(read)
         if not items:
             return
         t_recv = time.time()
@@ -379,6 +394,14 @@ class Consumer(threading.Thread):
             self._emitting[dc] = now
         if started:
             self._journal.record("traffic.output_started", dc=dc, tuples=len(items))
+
+    def _cursor(self, dc: str, url: str) -> SinkCursor:
+        """The cursor of ``dc``'s sink at ``url`` (a new one when the application moved to another job)."""
+        known = self._cursors.get(dc)
+        if known is None or known[0] != url:
+            known = (url, SinkCursor(self._since_ms, self._overlap_ms))
+            self._cursors[dc] = known
+        return known[1]
 
     def streaks(self) -> dict[str, float]:
         """Per data center, when its current output streak started (wall clock)."""
@@ -431,6 +454,8 @@ class Traffic:
         max_duration: float,
         policy: str = "follow-active",
         preferred: Sequence[str] = (),
+        sink_overlap: float = 0.5,
+        clock_tolerance: float = 0.5,
     ) -> None:
         self.sent = sent
         self.received = received
@@ -439,7 +464,8 @@ class Traffic:
         self.producer = Producer(
             self.directory, exchanges, source, sent, journal, rate, batch_interval, max_duration, policy, preferred
         )
-        self.consumer = Consumer(self.directory, exchanges, received, journal, consumer_interval, max_duration)
+        self.consumer = Consumer(self.directory, exchanges, received, journal, consumer_interval, max_duration,
+                                 overlap=sink_overlap, clock_tolerance=clock_tolerance)
         self.rate = rate
         self._drained = False
 

@@ -313,6 +313,8 @@ class World:
             max_duration=self.timeout,
             policy="spread" if self.mode == "active/active" else traffic.policy,
             preferred=preferred,
+            sink_overlap=traffic.sink_overlap,
+            clock_tolerance=self.run.judge_settings.clock_tolerance,
         )
         self.cleanup.push("stop traffic", self.traffic.stop)
         self.traffic.start()

@@ -28,7 +28,7 @@ from support.config import load_config
 from support.data.generate import OrderGenerator
 from support.data.ledger import OK, IdTable, Ledger, ReceivedRow, SentRow
 from support.orchestration import Journal
-from support.streams.exchange import Endpoints
+from support.streams.exchange import Endpoints, SinkRead
 from support.traffic import Traffic
 
 RATES = (1000, 2000, 4000, 8000, 16000, 24000, 32000, 48000)
@@ -51,10 +51,11 @@ class InstantExchange:
             self.buffer.extend({**i, "dc": "dc1", "processed_at": time.time()} for i in items)
         return len(items)
 
-    def retrieve(self, url: str) -> list[dict[str, Any]]:
+    def read(self, url: str, start_time_ms: int | None = None) -> SinkRead:
+        """A consuming sink that gives no buffer marks."""
         with self.lock:
             out, self.buffer = self.buffer, []
-        return out
+        return SinkRead(out)
 
 
 def measure(exchanges: Mapping[str, Any], rate: float, seconds: float, folder: Path) -> dict[str, Any]:

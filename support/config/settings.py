@@ -180,6 +180,7 @@ class TrafficSettings:
     seed: int
     batch_interval: float
     consumer_interval: float
+    sink_overlap: float
     policy: str
     drain_timeout: float
     drain_quiet: float
@@ -441,6 +442,7 @@ def build_settings(data: Mapping[str, Any]) -> Settings:
             seed=int(traffic["seed"]),
             batch_interval=_duration(traffic, "batch_interval", "traffic"),
             consumer_interval=_duration(traffic, "consumer_interval", "traffic"),
+            sink_overlap=_duration(traffic, "sink_overlap", "traffic"),
             policy=str(traffic["policy"]),
             drain_timeout=_duration(traffic, "drain_timeout", "traffic"),
             drain_quiet=_duration(traffic, "drain_quiet", "traffic"),

@@ -20,7 +20,7 @@ from support.streams.errors import (
     StreamsNotFound,
     StreamsTimeout,
 )
-from support.streams.exchange import DataExchangeClient, Endpoints
+from support.streams.exchange import BufferMark, DataExchangeClient, Endpoints, SinkCursor, SinkRead
 from support.streams.http import HttpSettings
 
 ROOT = "https://198.18.1.10:9715/streams/data"
@@ -53,10 +53,21 @@ def orders_job(job_id: str = "3", name: str = "orders") -> dict[str, Any]:
     }
 
 
+def lab_document(job_id: str = "3") -> dict[str, Any]:
+    """The OpenAPI document the lab publishes for an orders job (its own generator)."""
+    from lab.apps import APPS
+    from lab.instance import openapi
+    from lab.instance.model import Job
+
+    job = Job(job_id, "orders", APPS["orders"], {}, [], 0)
+    return openapi.document(job, ROOT, "StreamsInstance")
+
+
 @pytest.fixture
 def transport() -> FakeTransport:
     fake = FakeTransport()
     fake.route("GET", ROOT, json_answer(listing(orders_job())))
+    fake.route("GET", f"{ROOT}/jobs/3/openapi.json", json_answer(lab_document()))
     return fake
 
 
@@ -88,6 +99,7 @@ def test_endpoints_are_chosen_by_kind_without_an_application(transport: FakeTran
 
 def test_newest_job_of_that_name_wins_and_other_names_are_ignored(transport: FakeTransport) -> None:
     transport.route("GET", ROOT, json_answer(listing(orders_job("3"), orders_job("11"), orders_job("12", "other"))))
+    transport.route("GET", f"{ROOT}/jobs/11/openapi.json", json_answer(lab_document("11")))
 
     endpoints = client_for(transport).endpoints("orders", APP)
 
@@ -217,11 +229,137 @@ def test_inject_is_retried_when_the_connection_cannot_be_established(transport: 
     assert caught.value.request_sent is False and caught.value.attempts == 3
 
 
-def test_inject_answer_without_accepted_count_is_an_api_error(transport: FakeTransport) -> None:
-    transport.route("POST", SOURCE, json_answer({"ok": True}))
+@pytest.mark.parametrize(
+    "reply",
+    [answer(204), answer(200), answer(201, b"{}", {"Content-Type": "application/json"}), json_answer({"ok": True}),
+     answer(202, b"queued", {"Content-Type": "text/plain"})],
+    ids=["204", "200-empty", "201-empty-object", "no-count", "202-text"],
+)
+def test_every_2xx_accepts_the_whole_batch_without_needing_a_body(transport: FakeTransport, reply: Any) -> None:
+    transport.route("POST", SOURCE, reply)
 
-    with pytest.raises(StreamsApiError, match="accepted"):
-        client_for(transport).inject(SOURCE, ITEMS)
+    assert client_for(transport).inject(SOURCE, ITEMS) == len(ITEMS)
+
+
+def test_a_documented_count_in_the_reply_is_taken_as_it_is(transport: FakeTransport) -> None:
+    transport.route("POST", SOURCE, json_answer({"accepted": 1}))
+
+    assert client_for(transport).inject(SOURCE, ITEMS) == 1
+
+
+# --------------------------------------------------------------------------------- OpenAPI shapes
+
+
+def other_service_document() -> dict[str, Any]:
+    """A service with other shapes than the lab's: bare arrays, a 'tuples' property, an ISO start time
+    named 'since', a reply count named 'n', Swagger-like relative server URL."""
+    return {
+        "openapi": "3.0.0",
+        "servers": [{"url": "/streams/data"}],
+        "paths": {
+            "/jobs/{jobId}/OrdersIn/ports/{port}/tuples": {
+                "post": {
+                    "requestBody": {"content": {"application/json": {"schema": {
+                        "type": "array", "items": {"$ref": "#/components/schemas/T"}}}}},
+                    "responses": {"204": {"description": "taken"}},
+                }
+            },
+            "/jobs/{jobId}/OrdersOut/ports/{port}/tuples": {
+                "get": {
+                    "parameters": [{"name": "since", "in": "query", "schema": {"type": "string",
+                                                                                  "format": "date-time"}}],
+                    "responses": {"200": {"content": {"application/json": {"schema": {
+                        "type": "object",
+                        "properties": {"tuples": {"type": "array", "items": {"$ref": "#/components/schemas/T"}},
+                                       "note": {"type": "string"}},
+                    }}}}},
+                }
+            },
+        },
+        "components": {"schemas": {"T": {"type": "object", "properties": {"id": {"type": "string"}}}}},
+    }
+
+
+def test_shapes_come_from_the_job_document_not_from_constants(transport: FakeTransport) -> None:
+    transport.route("GET", f"{ROOT}/jobs/3/openapi.json", json_answer(other_service_document()))
+    transport.route("POST", SOURCE, answer(204))
+    transport.route("GET", SINK, json_answer({"tuples": ITEMS, "note": "buffer overflowed"}))
+    client = client_for(transport)
+
+    assert client.endpoints("orders", APP) == Endpoints("3", SOURCE, SINK)
+    assert client.inject(SOURCE, ITEMS) == 2
+    read = client.read(SINK, start_time_ms=1764139200250)
+
+    (post,) = transport.attempts_for("POST", SOURCE)
+    assert post.json() == ITEMS  # a bare array, as documented
+    (get,) = transport.attempts_for("GET", SINK)
+    assert get.query == {"since": "2025-11-26T06:40:00.250+00:00"}
+    assert read.items == ITEMS and read.marks is None and read.warning == "buffer overflowed"
+
+
+def test_the_document_is_read_once_per_job(transport: FakeTransport) -> None:
+    transport.route("POST", SOURCE, json_answer({"accepted": 2}))
+    transport.route("GET", SINK, json_answer({"items": [], "buffered": []}))
+    client = client_for(transport)
+
+    client.endpoints("orders", APP)
+    client.endpoints("orders", APP)
+    client.inject(SOURCE, ITEMS)
+    client.read(SINK)
+
+    assert len(transport.attempts_for("GET", f"{ROOT}/jobs/3/openapi.json")) == 1
+
+
+def test_an_endpoint_used_before_discovery_learns_its_shape_from_the_listing(transport: FakeTransport) -> None:
+    transport.route("POST", SOURCE, json_answer({"accepted": 2}))
+
+    client_for(transport).inject(SOURCE, ITEMS)
+
+    assert [a.path for a in transport.attempts] == ["/streams/data", "/streams/data/jobs/3/openapi.json",
+                                                     "/streams/data/jobs/3/OrdersIn/ports/0/tuples"]
+
+
+def test_the_lab_document_describes_items_count_start_time_and_buffer_marks() -> None:
+    from support.streams.openapi import endpoint_operation, sink_shape, source_shape
+
+    doc = lab_document()
+    url = f"{ROOT}/jobs/3/openapi.json"
+    source = source_shape(doc, endpoint_operation(doc, url, SOURCE, "post") or {})
+    sink = sink_shape(doc, endpoint_operation(doc, url, SINK, "get") or {})
+
+    assert (source.content_type, source.wrapper, source.count, source.csv) == ("application/json", "items",
+                                                                               "accepted", True)
+    assert (sink.start, sink.start_format, sink.items, sink.warning) == ("startTime", "ms", "items", "warning")
+    assert (sink.marks, sink.position, sink.time) == ("buffered", "position", "time")
+
+
+def test_a_job_without_a_document_link_falls_back_to_an_items_array(transport: FakeTransport,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    job = orders_job()
+    del job["openapi"]
+    transport.route("GET", ROOT, json_answer(listing(job)))
+    transport.route("POST", SOURCE, answer(204))
+
+    with caplog.at_level(logging.WARNING, logger="support.streams.exchange"):
+        client = client_for(transport)
+        client.endpoints("orders", APP)
+        client.inject(SOURCE, ITEMS)
+
+    assert transport.attempts_for("POST", SOURCE)[0].json() == {"items": ITEMS}
+    assert "no OpenAPI document" in caplog.text
+
+
+def test_a_document_that_cannot_be_had_falls_back_and_is_not_fetched_again(transport: FakeTransport) -> None:
+    transport.route("GET", f"{ROOT}/jobs/3/openapi.json", streams_error(404, "CDISW5000E", "no document"))
+    transport.route("POST", SOURCE, json_answer({"accepted": 2}))
+    client = client_for(transport)
+
+    assert client.endpoints("orders", APP) == Endpoints("3", SOURCE, SINK)
+    assert client.endpoints("orders", APP) == Endpoints("3", SOURCE, SINK)
+    assert client.inject(SOURCE, ITEMS) == 2
+
+    assert transport.attempts_for("POST", SOURCE)[0].json() == {"items": ITEMS}
+    assert len(transport.attempts_for("GET", f"{ROOT}/jobs/3/openapi.json")) == 1
 
 
 # -------------------------------------------------------------------------------------- retrieve
@@ -229,15 +367,16 @@ def test_inject_answer_without_accepted_count_is_an_api_error(transport: FakeTra
 
 def test_retrieve_returns_items_and_sends_the_start_time(transport: FakeTransport) -> None:
     out = [{**ITEMS[0], "dc": "dc1", "count_for_key": 1, "sum_for_key": 12.5, "processed_at": 1764139201.3}]
-    transport.route("GET", SINK, json_answer({"items": out}))
+    transport.route("GET", SINK, json_answer({"items": out, "buffered": [{"position": 7, "time": 1764139201301}]}))
     client = client_for(transport)
 
+    assert client.read(SINK).marks == [BufferMark(7, 1764139201301)]
     assert client.retrieve(SINK) == out
     assert client.retrieve(SINK, start_time_ms=1764139200000) == out
 
-    first, second = transport.attempts_for("GET", SINK)
-    assert first.query == {}
-    assert second.query == {"startTime": "1764139200000"}
+    first, second, third = transport.attempts_for("GET", SINK)
+    assert first.query == second.query == {}
+    assert third.query == {"startTime": "1764139200000"}
 
 
 def test_retrieve_logs_the_buffer_overflow_warning(transport: FakeTransport, caplog: pytest.LogCaptureFixture) -> None:
@@ -247,6 +386,14 @@ def test_retrieve_logs_the_buffer_overflow_warning(transport: FakeTransport, cap
         assert client_for(transport).retrieve(SINK, start_time_ms=1) == []
 
     assert "precedes the oldest tuple" in caplog.text
+
+
+def test_a_sink_reply_without_a_body_is_no_tuples(transport: FakeTransport) -> None:
+    transport.route("GET", SINK, answer(204))
+
+    read = client_for(transport).read(SINK)
+
+    assert (read.items, read.marks, read.warning) == ([], [], "")
 
 
 def test_retrieve_after_cancel_is_not_found(transport: FakeTransport) -> None:
@@ -308,3 +455,88 @@ def test_retrieve_is_not_retried_after_a_read_timeout(transport: FakeTransport) 
 
     assert c.value.request_sent is True
     assert len(transport.attempts_for("GET", SINK)) == 1
+
+
+# ------------------------------------------------------------------------------------ sink cursor
+
+
+class FakeSink:
+    """An EndpointSink buffer: tuples with their position and arrival time, consuming or not."""
+
+    def __init__(self, consuming: bool, marks: bool = True, size: int = 1000) -> None:
+        self.consuming, self.marks, self.size = consuming, marks, size
+        self.buffer: list[tuple[int, int, dict[str, Any]]] = []
+        self.position = 0
+        self.now = 1_000_000
+
+    def arrive(self, *ids: str, step: int = 10) -> None:
+        for i in ids:
+            self.now += step
+            self.buffer.append((self.now, self.position, {"id": i}))
+            self.position += 1
+        del self.buffer[:-self.size]
+
+    def read(self, start: int | None) -> SinkRead:
+        taken = [e for e in self.buffer if start is None or e[0] >= start]
+        if self.consuming:
+            self.buffer = [e for e in self.buffer if e not in taken]
+        marks = [BufferMark(p, t) for t, p, _ in taken] if self.marks else None
+        return SinkRead([dict(i) for _, _, i in taken], marks, "", self.now)
+
+
+def poll(cursor: SinkCursor, sink: FakeSink) -> list[str]:
+    return [item["id"] for item in cursor.admit(sink.read(cursor.start_time_ms()))]
+
+
+@pytest.mark.parametrize("consuming", [False, True], ids=["non-consuming", "consuming"])
+def test_cursor_records_each_delivery_once_and_a_real_duplicate_twice(consuming: bool) -> None:
+    sink = FakeSink(consuming)
+    cursor = SinkCursor(since_ms=0, overlap_ms=100)
+    sink.arrive("a", "b", "c")
+    assert poll(cursor, sink) == ["a", "b", "c"]
+    assert poll(cursor, sink) == []  # re-read of the overlap (non-consuming) or nothing (consuming)
+    sink.arrive("d", "c")  # the application delivers c a second time: a second tuple in the buffer
+    assert poll(cursor, sink) == ["d", "c"]
+    assert poll(cursor, sink) == []
+    if not consuming:
+        assert cursor.rereads > 0
+        assert cursor.start_time_ms() == sink.now - 100  # the newest arrival seen minus the overlap
+
+
+def test_cursor_skips_what_the_sink_buffered_before_the_run() -> None:
+    sink = FakeSink(consuming=False)
+    sink.arrive("old-1", "old-2")
+    cursor = SinkCursor(since_ms=sink.now + 1, overlap_ms=100)
+    sink.arrive("new-1")
+    assert poll(cursor, sink) == ["new-1"]
+
+
+def test_cursor_ignores_tuples_older_than_its_start_when_the_service_ignores_start_time() -> None:
+    sink = FakeSink(consuming=False)
+    cursor = SinkCursor(since_ms=0, overlap_ms=15)
+    sink.arrive("a", "b", "c")
+    assert [i["id"] for i in cursor.admit(sink.read(None))] == ["a", "b", "c"]
+    sink.arrive("d")
+    assert [i["id"] for i in cursor.admit(sink.read(None))] == ["d"]  # a, b, c again: forgotten but too old
+
+
+def test_cursor_memory_holds_one_overlap() -> None:
+    sink = FakeSink(consuming=False, size=50)
+    cursor = SinkCursor(since_ms=0, overlap_ms=100)  # 10 tuples per overlap (one every 10 ms)
+    received: list[str] = []
+    for n in range(200):
+        sink.arrive(*(f"t{n}-{k}" for k in range(5)))
+        received += poll(cursor, sink)
+    assert len(received) == 1000 and len(set(received)) == 1000
+    assert len(cursor._seen) <= 11
+
+
+def test_cursor_without_marks_takes_the_tail_of_the_previous_read_as_a_re_read() -> None:
+    sink = FakeSink(consuming=False, marks=False)
+    cursor = SinkCursor(since_ms=0, overlap_ms=25)
+    sink.arrive("a", "b", "c")
+    assert poll(cursor, sink) == ["a", "b", "c"]
+    sink.arrive("d", "c", "e")  # c delivered a second time
+    assert poll(cursor, sink) == ["d", "c", "e"]  # the read starts with b, c: the previous read's tail
+    assert poll(cursor, sink) == []
+    assert cursor.start_time_ms() == sink.now - 25  # the client's clock at the previous read minus the overlap

@@ -11,18 +11,25 @@ from support.data.ledger import FAIL, OK, UNKNOWN, Ledger, ReceivedRow, SentRow
 from support.data.validate import check_delivery
 from support.orchestration import Journal
 from support.streams.errors import StreamsNotFound, StreamsTimeout
-from support.streams.exchange import Endpoints
+from support.streams.exchange import BufferMark, Endpoints, SinkRead
 from support.traffic import Traffic
 from support.waits import wait_until
 
 
 class FakeDC:
-    def __init__(self, name: str, running: bool) -> None:
+    """A data center running orders: its sink keeps the newest 1000 tuples with their buffer marks and,
+    like the real EndpointSink's default, does not consume them on read (``consuming`` to change that)."""
+
+    def __init__(self, name: str, running: bool, consuming: bool = False) -> None:
         self.name = name
         self.running = running
-        self.buffer: list[dict[str, Any]] = []
+        self.consuming = consuming
+        self.buffer: list[tuple[int, int, dict[str, Any]]] = []  # (arrival ms, position, tuple)
+        self.position = 0
         self.count: dict[str, int] = {}
         self.timeout_next = False
+        self.duplicate_next = False
+        self.reads = 0
         self.lock = threading.Lock()
 
     def endpoints(self, job_name: str, application: Mapping[str, Any] | None = None) -> Endpoints | None:
@@ -34,23 +41,35 @@ class FakeDC:
         with self.lock:
             if not self.running:
                 raise StreamsNotFound("gone", url=url, status=404)
+            self._buffer([self._process(i) for i in items])
+            if self.duplicate_next:  # the application delivers the batch a second time
+                self.duplicate_next = False
+                self._buffer([self._process(i) for i in items])
             if self.timeout_next:
                 self.timeout_next = False
-                self.buffer.extend(self._process(i) for i in items)  # taken, but the answer never came
-                raise StreamsTimeout("read timed out", url=url, request_sent=True)
-            self.buffer.extend(self._process(i) for i in items)
+                raise StreamsTimeout("read timed out", url=url, request_sent=True)  # taken, the answer lost
             return len(items)
+
+    def _buffer(self, items: list[dict[str, Any]]) -> None:
+        now = int(time.time() * 1000)
+        for item in items:
+            self.buffer.append((now, self.position, item))
+            self.position += 1
+        del self.buffer[:-1000]
 
     def _process(self, item: Mapping[str, Any]) -> dict[str, Any]:
         self.count[item["key"]] = self.count.get(item["key"], 0) + 1
         return {**item, "dc": self.name, "count_for_key": self.count[item["key"]], "processed_at": time.time()}
 
-    def retrieve(self, url: str, start_time_ms: int | None = None) -> list[dict[str, Any]]:
+    def read(self, url: str, start_time_ms: int | None = None) -> SinkRead:
         with self.lock:
             if not self.running:
                 raise StreamsNotFound("gone", url=url, status=404)
-            out, self.buffer = self.buffer, []
-            return out
+            self.reads += 1
+            taken = [e for e in self.buffer if start_time_ms is None or e[0] >= start_time_ms]
+            if self.consuming:
+                self.buffer = [e for e in self.buffer if start_time_ms is not None and e[0] < start_time_ms]
+            return SinkRead([dict(i) for _, _, i in taken], [BufferMark(p, t) for t, p, _ in taken])
 
     def fail(self) -> None:
         with self.lock:
@@ -160,9 +179,9 @@ class CutOffDC(FakeDC):
         self._hang(url, float(timeout or 10.0), sent=True)  # a kept-alive connection: the read times out
         return super().inject(url, items, fmt, timeout)
 
-    def retrieve(self, url: str, start_time_ms: int | None = None) -> list[dict[str, Any]]:
+    def read(self, url: str, start_time_ms: int | None = None) -> SinkRead:
         self._hang(url)
-        return super().retrieve(url, start_time_ms)
+        return super().read(url, start_time_ms)
 
 
 def test_a_data_center_that_stops_answering_delays_neither_sending_nor_reading_the_other(tmp_path: Path) -> None:
@@ -207,3 +226,50 @@ def test_follow_active_moves_to_a_data_center_that_took_over_while_the_old_activ
     followed = journal.events("traffic.following_takeover")[0].t  # when the producer saw the takeover
     after = [r for r in traffic.sent.rows() if r.t_send > followed]
     assert after and all(r.dc == "dc2" for r in after)  # dc1 still accepts, yet gets nothing any more
+
+
+def test_a_non_consuming_sink_is_read_once_per_delivery_and_a_real_duplicate_counts(tmp_path: Path) -> None:
+    dc1 = FakeDC("dc1", True)
+    traffic = make_traffic(tmp_path, {"dc1": dc1}, Journal(None))
+    traffic.start()
+    try:
+        traffic.wait_steady(0.3, timeout=10)
+        reads = dc1.reads
+        wait_until(lambda: dc1.reads, lambda n: n >= reads + 5, timeout=5, interval=0.01, what="more reads")
+        dc1.duplicate_next = True
+        wait_until(lambda: dc1.duplicate_next, lambda pending: not pending, timeout=5, interval=0.01,
+                   what="a batch delivered twice")
+    finally:
+        traffic.drain(timeout=5, quiet=0.3)
+    report = check_delivery(traffic.sent.rows(), traffic.received.rows())
+    assert report.lost == 0 and report.acknowledged > 100
+    assert 1 <= report.duplicated <= 20  # exactly the batch the application delivered twice (400/s, 20 ms)
+    sent_twice = set(report.duplicated_ids)
+    assert len(traffic.received.rows()) == report.acknowledged + len(sent_twice)
+
+
+def test_a_consuming_sink_still_works(tmp_path: Path) -> None:
+    dc1 = FakeDC("dc1", True, consuming=True)
+    traffic = make_traffic(tmp_path, {"dc1": dc1}, Journal(None))
+    traffic.start()
+    try:
+        traffic.wait_steady(0.3, timeout=10)
+    finally:
+        traffic.drain(timeout=5, quiet=0.3)
+    report = check_delivery(traffic.sent.rows(), traffic.received.rows())
+    assert report.lost == 0 and report.duplicated == 0 and report.acknowledged > 100
+
+
+def test_output_buffered_before_the_traffic_started_is_not_read(tmp_path: Path) -> None:
+    dc1 = FakeDC("dc1", True)
+    earlier = int(time.time() * 1000) - 5000  # a reused job: its sink still holds an earlier run's output
+    dc1.buffer = [(earlier, n, {"id": f"earlier-{n}", "key": "k", "seq": n, "crc": 0}) for n in range(50)]
+    dc1.position = 50
+    traffic = make_traffic(tmp_path, {"dc1": dc1}, Journal(None))
+    traffic.start()
+    try:
+        traffic.wait_steady(0.3, timeout=10)
+    finally:
+        traffic.drain(timeout=5, quiet=0.3)
+    report = check_delivery(traffic.sent.rows(), traffic.received.rows())
+    assert report.unexpected_ids == [] and report.lost == 0 and report.duplicated == 0
