@@ -40,6 +40,7 @@ from support.streams.openapi import (
     sink_shape,
     source_shape,
 )
+from support.streams.rest import is_app_job
 
 if TYPE_CHECKING:
     import requests
@@ -167,10 +168,15 @@ class DataExchangeClient:
         """The endpoints of the running job ``job_name``, or None when no such job is listed.
 
         ``application`` is the application's settings (or the raw ``applications.<app>`` mapping): its
-        ``source`` and ``sink`` (operator, port) pick the endpoints. Without it, the job's only source and
-        only sink are used.
+        ``source`` and ``sink`` (operator, port) pick the endpoints, and its ``main_composite`` also makes a job of
+        that ``applicationName`` the application's (a failover script's job has the instance's default name).
+        Without it, the job's only source and only sink are used.
         """
-        jobs = [job for job in self.jobs() if _job_name(job) == job_name and job.get("status", "running") == "running"]
+        main = (application.get("main_composite") if isinstance(application, Mapping)
+                else getattr(application, "main_composite", None))
+        jobs = [job for job in self.jobs()
+                if is_app_job({"name": _job_name(job), "applicationName": job.get("applicationName")}, job_name, main)
+                and job.get("status", "running") == "running"]
         if not jobs:
             return None
         job = max(jobs, key=lambda j: _as_int(_job_id(j)))
