@@ -28,7 +28,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -46,6 +47,10 @@ PE_ATTRIBUTES = ("LaunchCount", "Status", "Health")
 STATUS = {"running": 1.0, "healthy": 1.0, "partiallyhealthy": 0.5, "partiallyunhealthy": 0.5,
           "partiallyrunning": 0.5, "partiallyfailed": 0.5}
 MIN_INTERVAL = 1.0
+#: how long one sample() waits for the data centers' reads; the rest arrive with a later sample
+WAIT = 0.5
+#: the first request of a connection also waits for the bridge JVM to start and the TLS handshake
+CONNECT_TIMEOUT = 10.0
 BRIDGE_SOURCE = Path(__file__).resolve().parent / "java" / "JmxBridge.java"
 BRIDGE_CLASS = "JmxBridge"
 JVM_OPTIONS = ("-Xmx64m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Djava.net.preferIPv4Stack=true")
@@ -129,9 +134,12 @@ class JmxBridge:
         self._pending: dict[int, dict[str, Any] | None] = {}
         self._next = 0
         self._stderr: deque[str] = deque(maxlen=20)
+        self._closed = False
         self.started = 0
 
     def _ensure(self) -> subprocess.Popen[str]:
+        if self._closed:
+            raise JmxError("JMX bridge closed", "io")
         proc = self._proc
         if proc is not None and proc.poll() is None:
             return proc
@@ -204,12 +212,18 @@ class JmxBridge:
             raise JmxTimeout(message) if kind == "timeout" else JmxError(message, kind)
         return answer
 
+    @property
+    def classpath(self) -> tuple[str, ...]:
+        return self._classpath
+
     def stderr_tail(self) -> str:
         return " | ".join(self._stderr)
 
     def close(self, timeout: float = 5.0) -> None:
-        """End the JVM: EOF on its stdin, then kill if it does not exit in time."""
-        proc, self._proc = self._proc, None
+        """End the JVM for good: EOF on its stdin, then kill if it does not exit in time."""
+        with self._lock:
+            self._closed = True
+            proc, self._proc = self._proc, None
         if proc is None:
             return
         try:
@@ -251,27 +265,43 @@ def instance_name(instance: str) -> str:
 
 class JmxSource:
     """Per data center: ``jmx.<dc>.reachable`` (1/0), ``jmx.<dc>.instance.<attr>``, ``jmx.<dc>.job.<id>.<attr>``,
-    ``jmx.<dc>.pe.<id>.<attr>`` (status and health as 1 / 0.5 / 0). Data centers are sampled in parallel."""
+    ``jmx.<dc>.pe.<id>.<attr>`` (status and health as 1 / 0.5 / 0). Data centers are read in parallel, in the
+    background; points carry the time the sampler collected them (at most one sampling interval late)."""
 
     name = "jmx"
 
     def __init__(self, endpoints: list[JmxEndpoint], bridge: JmxBridge | None = None, timeout: float = 3.0,
-                 min_interval: float = MIN_INTERVAL, classpath: Sequence[str] = ()) -> None:
-        self._endpoints = endpoints
-        self._bridge = bridge if bridge is not None else JmxBridge(classpath)
+                 min_interval: float = MIN_INTERVAL, classpath: Sequence[str] = (), wait: float = WAIT,
+                 connect_timeout: float = CONNECT_TIMEOUT) -> None:
+        self.endpoints = endpoints
+        self.bridge = bridge if bridge is not None else JmxBridge(classpath)
         self._timeout = timeout
+        self._connect_timeout = max(timeout, connect_timeout)
+        self._wait = wait
         self.min_interval = max(MIN_INTERVAL, min_interval)
         self._connected: set[str] = set()
+        self._pool = ThreadPoolExecutor(max_workers=max(1, len(endpoints)), thread_name_prefix="jmx")
+        self._inflight: dict[str, Future[list[Point]]] = {}
         self.timeouts: dict[str, int] = {}
         #: dc -> why its JMX did not answer in the last sample ("JMX unreachable: ..."); JMX only, never "DC down"
         self.problems: dict[str, str] = {}
         self.registered: dict[str, set[str]] = {}
 
     def sample(self) -> list[Point]:
-        if len(self._endpoints) <= 1:
-            return [p for ep in self._endpoints for p in self._sample_dc(ep)]
-        with ThreadPoolExecutor(max_workers=len(self._endpoints), thread_name_prefix="jmx") as pool:
-            return [p for points in pool.map(self._sample_dc, self._endpoints) for p in points]
+        """Start a read of every data center not still busy with the previous one, wait up to ``wait`` seconds,
+        and return the points of every read finished by then. A slow or hanging endpoint never holds up the
+        sampler (and its other sources) longer than that: its answer, or its "unreachable", comes with a later
+        sample."""
+        for ep in self.endpoints:
+            if ep.dc not in self._inflight:
+                self._inflight[ep.dc] = self._pool.submit(self._sample_dc, ep)
+        futures_wait(list(self._inflight.values()), timeout=self._wait)
+        points: list[Point] = []
+        for dc, future in list(self._inflight.items()):
+            if future.done():
+                del self._inflight[dc]
+                points += future.result()
+        return points
 
     def _sample_dc(self, ep: JmxEndpoint) -> list[Point]:
         try:
@@ -290,7 +320,7 @@ class JmxSource:
         return [(f"jmx.{ep.dc}.reachable", 1.0), *points]
 
     def _connect(self, ep: JmxEndpoint) -> None:
-        self._bridge.request("connect", self._timeout, conn=ep.dc, url=ep.url, user=ep.username,
+        self.bridge.request("connect", self._connect_timeout, conn=ep.dc, url=ep.url, user=ep.username,
                              password=ep.password, ca=ep.ca_bundle, tls_protocols=ep.tls_protocols,
                              timeout_ms=int(self._timeout * 1000))
         self._connected.add(ep.dc)
@@ -302,7 +332,7 @@ class JmxSource:
         ]
         if with_instance:
             queries.insert(0, {"pattern": instance_name(ep.instance), "attributes": list(INSTANCE_ATTRIBUTES)})
-        beans: dict[str, dict[str, Any]] = self._bridge.request("read", self._timeout, conn=ep.dc,
+        beans: dict[str, dict[str, Any]] = self.bridge.request("read", self._timeout, conn=ep.dc,
                                                                 queries=queries)["beans"]
         return beans
 
@@ -318,7 +348,7 @@ class JmxSource:
         registered = self.registered.setdefault(ep.dc, set())
         for job in missing:
             try:
-                self._bridge.request("invoke", self._timeout, conn=ep.dc, name=instance_name(ep.instance),
+                self.bridge.request("invoke", self._timeout, conn=ep.dc, name=instance_name(ep.instance),
                                      operation="registerJobById", args=[job], signature=["java.lang.String"])
             except JmxError as exc:
                 if exc.kind != "error":
@@ -342,4 +372,5 @@ class JmxSource:
         return points
 
     def close(self) -> None:
-        self._bridge.close()
+        self.bridge.close()  # in-flight requests fail at once (the bridge is gone)
+        self._pool.shutdown(wait=True, cancel_futures=True)

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from support.metrics import jmx
 from support.metrics.jmx import JmxBridge, JmxEndpoint, JmxError, JmxSource, JmxTimeout
+from support.waits import wait_until
 
 FAKE = r'''
 import json, sys, time
@@ -77,7 +79,7 @@ def requests(log: Path) -> list[dict[str, object]]:
 
 def test_registers_the_listed_jobs_then_reads_their_beans_in_one_long_lived_process(tmp_path: Path) -> None:
     bridge, log = fake_bridge(tmp_path, jobs=["1", "2"])
-    source = JmxSource([ENDPOINT], bridge=bridge, min_interval=0.1)
+    source = JmxSource([ENDPOINT], bridge=bridge, min_interval=0.1, wait=30.0)
     try:
         assert source.min_interval == 1.0
         points = dict(source.sample())
@@ -103,7 +105,7 @@ def test_registers_the_listed_jobs_then_reads_their_beans_in_one_long_lived_proc
 
 def test_beans_dropped_after_inactivity_are_registered_again(tmp_path: Path) -> None:
     bridge, log = fake_bridge(tmp_path)
-    source = JmxSource([ENDPOINT], bridge=bridge)
+    source = JmxSource([ENDPOINT], bridge=bridge, wait=30.0)
     try:
         source.sample()
         bridge.request("drop", 5.0, conn="dc1")  # the fake forgets its registrations, like an inactivity drop
@@ -116,7 +118,7 @@ def test_beans_dropped_after_inactivity_are_registered_again(tmp_path: Path) -> 
 
 def test_a_job_that_ended_before_registration_is_skipped(tmp_path: Path) -> None:
     bridge, _ = fake_bridge(tmp_path, jobs=["1", "9"], gone=["9"])
-    source = JmxSource([ENDPOINT], bridge=bridge)
+    source = JmxSource([ENDPOINT], bridge=bridge, wait=30.0)
     try:
         points = dict(source.sample())
         assert points["jmx.dc1.reachable"] == 1.0 and "jmx.dc1.job.1.Status" in points
@@ -129,7 +131,7 @@ def test_a_job_that_ended_before_registration_is_skipped(tmp_path: Path) -> None
 def test_unreachable_jmx_is_reported_as_jmx_unreachable_not_as_a_down_dc(tmp_path: Path, connect: str,
                                                                          words: str) -> None:
     bridge, log = fake_bridge(tmp_path, connect=connect)
-    source = JmxSource([ENDPOINT], bridge=bridge)
+    source = JmxSource([ENDPOINT], bridge=bridge, wait=30.0)
     try:
         assert source.sample() == [("jmx.dc1.reachable", 0.0)]
         assert source.problems["dc1"].startswith("JMX unreachable: ") and words in source.problems["dc1"]
@@ -139,16 +141,22 @@ def test_unreachable_jmx_is_reported_as_jmx_unreachable_not_as_a_down_dc(tmp_pat
         source.close()
 
 
-def test_a_hanging_endpoint_is_a_timeout(tmp_path: Path) -> None:
+def test_a_hanging_endpoint_never_holds_up_the_sampler_and_ends_as_a_timeout(tmp_path: Path) -> None:
     bridge, _ = fake_bridge(tmp_path, connect="hang")
-    source = JmxSource([ENDPOINT], bridge=bridge, timeout=0.5)
+    source = JmxSource([ENDPOINT], bridge=bridge, timeout=0.5, connect_timeout=0.5, wait=0.05)
     try:
-        assert source.sample() == [("jmx.dc1.reachable", 0.0)]
+        started = time.monotonic()
+        assert source.sample() == []  # still connecting: nothing yet, and the sampler goes on
+        assert time.monotonic() - started < 0.4
+        late = wait_until(source.sample, bool, timeout=10, interval=0.05, what="the hanging connect times out")
+        assert late == [("jmx.dc1.reachable", 0.0)]
         assert source.timeouts == {"dc1": 1} and "no answer to connect" in source.problems["dc1"]
         with pytest.raises(JmxTimeout):
             bridge.request("connect", 0.2, conn="dc1")
     finally:
         source.close()
+    with pytest.raises(JmxError, match="closed"):
+        bridge.request("connect", 1.0, conn="dc1")  # a closed bridge never starts a JVM again
 
 
 def test_a_dead_bridge_is_an_error_not_a_hang(tmp_path: Path) -> None:
