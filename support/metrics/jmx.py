@@ -17,6 +17,7 @@ data center: the data center's state is judged from REST and the workload, not f
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import logging
@@ -238,6 +239,22 @@ class JmxBridge:
             proc.wait(timeout=timeout)
 
 
+_SHARED: dict[tuple[str, ...], JmxBridge] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_bridge(classpath: Sequence[str] = ()) -> JmxBridge:
+    """The process-wide bridge for this classpath: one JVM for the whole run, every scenario's source uses it
+    (started at the first request, ended when the tester exits)."""
+    key = tuple(classpath)
+    with _SHARED_LOCK:
+        bridge = _SHARED.get(key)
+        if bridge is None:
+            bridge = _SHARED[key] = JmxBridge(key)
+            atexit.register(bridge.close)
+        return bridge
+
+
 # --------------------------------------------------------------------------------------------- the source
 
 
@@ -274,6 +291,7 @@ class JmxSource:
                  min_interval: float = MIN_INTERVAL, classpath: Sequence[str] = (), wait: float = WAIT,
                  connect_timeout: float = CONNECT_TIMEOUT) -> None:
         self.endpoints = endpoints
+        self._owns_bridge = bridge is None
         self.bridge = bridge if bridge is not None else JmxBridge(classpath)
         self._timeout = timeout
         self._connect_timeout = max(timeout, connect_timeout)
@@ -372,5 +390,15 @@ class JmxSource:
         return points
 
     def close(self) -> None:
-        self.bridge.close()  # in-flight requests fail at once (the bridge is gone)
+        """End this source: its own bridge is closed (in-flight requests fail at once); on a shared bridge its
+        connections are closed and the JVM stays for the next scenario."""
+        if self._owns_bridge:
+            self.bridge.close()
         self._pool.shutdown(wait=True, cancel_futures=True)
+        if not self._owns_bridge:
+            for dc in sorted(self._connected):
+                try:
+                    self.bridge.request("close", self._timeout, conn=dc)
+                except JmxError as exc:
+                    log.debug("closing the JMX connection of %s: %s", dc, exc)
+            self._connected.clear()

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from support.config.settings import Settings
-from support.metrics.jmx import JmxEndpoint, JmxSource
+from support.metrics.jmx import JmxEndpoint, JmxSource, shared_bridge
 from support.metrics.prometheus import PrometheusClient, PrometheusSource
 from support.metrics.rest import RestMetricsSource
 from support.metrics.series import Baseline, Sampler, SeriesStore, Source
@@ -39,8 +39,8 @@ def build_sources(settings: Settings, rest: Mapping[str, Any], job_name: str, op
                                              jmx.tls_protocols))
                 classpath += [entry for entry in jmx.classpath if entry not in classpath]
         if endpoints:
-            # one bridge JVM for every data center: the classpath entries of all of them
-            sources.append(JmxSource(endpoints, classpath=classpath))
+            # one bridge JVM for every data center and every scenario of the run: the classpath of all of them
+            sources.append(JmxSource(endpoints, bridge=shared_bridge(classpath)))
     return sources
 
 

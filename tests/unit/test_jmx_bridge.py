@@ -101,6 +101,7 @@ def test_registers_the_listed_jobs_then_reads_their_beans_in_one_long_lived_proc
         assert bridge.started == 1
     finally:
         source.close()
+        bridge.close()
 
 
 def test_beans_dropped_after_inactivity_are_registered_again(tmp_path: Path) -> None:
@@ -114,6 +115,7 @@ def test_beans_dropped_after_inactivity_are_registered_again(tmp_path: Path) -> 
         assert sum(1 for r in requests(log) if r["op"] == "invoke") == 2
     finally:
         source.close()
+        bridge.close()
 
 
 def test_a_job_that_ended_before_registration_is_skipped(tmp_path: Path) -> None:
@@ -125,6 +127,7 @@ def test_a_job_that_ended_before_registration_is_skipped(tmp_path: Path) -> None
         assert not any(name.startswith("jmx.dc1.job.9.") for name in points)
     finally:
         source.close()
+        bridge.close()
 
 
 @pytest.mark.parametrize(("connect", "words"), [("io", "Connection refused"), ("auth", "check credentials")])
@@ -139,6 +142,7 @@ def test_unreachable_jmx_is_reported_as_jmx_unreachable_not_as_a_down_dc(tmp_pat
         assert [r["op"] for r in requests(log)] == ["connect", "connect"]
     finally:
         source.close()
+        bridge.close()
 
 
 def test_a_hanging_endpoint_never_holds_up_the_sampler_and_ends_as_a_timeout(tmp_path: Path) -> None:
@@ -155,6 +159,7 @@ def test_a_hanging_endpoint_never_holds_up_the_sampler_and_ends_as_a_timeout(tmp
             bridge.request("connect", 0.2, conn="dc1")
     finally:
         source.close()
+        bridge.close()
     with pytest.raises(JmxError, match="closed"):
         bridge.request("connect", 1.0, conn="dc1")  # a closed bridge never starts a JVM again
 

@@ -53,3 +53,7 @@ def test_jmx_own_values_win_and_one_bridge_serves_every_dc(overrides: list[str])
     assert (dc1.instance, dc1.username, dc1.tls_protocols) == ("streams-dc1", "jmxuser", "TLSv1.2")
     assert (dc2.instance, dc2.username, dc2.ca_bundle) == ("streams-dc2", "streamsadmin", "/run/xdc-lab/ca/ca.pem")
     source.close()
+    # the next scenario's source uses the same bridge (one JVM per run)
+    [again] = [s for s in build_sources(settings, {}, "orders", ["OrdersIn"]) if s.name == "jmx"]
+    assert isinstance(again, JmxSource) and again.bridge is source.bridge
+    again.close()
