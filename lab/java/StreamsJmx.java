@@ -90,6 +90,7 @@ public final class StreamsJmx {
     static final String INACTIVITY_WARNING = DOMAIN + ".object.inactivity.warning";
     static final String INACTIVITY_UNREGISTER = DOMAIN + ".object.inactivity.unregister";
     static final Duration PE_METRICS_TIMEOUT = Duration.ofMillis(400);
+    static final long SWEEP_MILLIS = 250;
 
     /** camelCase REST enum string -> Java enum constant name (partiallyHealthy -> PARTIALLY_HEALTHY). */
     static <E extends Enum<E>> E fromRest(Class<E> type, Object value, E fallback) {
@@ -454,7 +455,7 @@ public final class StreamsJmx {
     }
 
     /** Drop the beans of registered jobs nobody read for `inactivityMillis` (warning at half of it). */
-    void sweepInactive(long now) throws Exception {
+    synchronized void sweepInactive(long now) throws Exception {
         for (Map.Entry<BigInteger, Registration> e : new ArrayList<>(registered.entrySet())) {
             BigInteger id = e.getKey();
             Registration r = e.getValue();
@@ -724,7 +725,26 @@ public final class StreamsJmx {
         }
         instance.jobs = Collections.unmodifiableSet(ids);
         instance.lastRefreshTime = System.currentTimeMillis();
-        sweepInactive(System.currentTimeMillis());
+    }
+
+    /** Inactivity sweeps on their own clock (every 250 ms), so a slow REST poll does not delay a drop. */
+    void startSweeper() {
+        Thread t = new Thread(() -> {
+            while (true) {
+                try {
+                    synchronized (this) {
+                        sweepInactive(System.currentTimeMillis());
+                    }
+                    Thread.sleep(SWEEP_MILLIS);
+                } catch (InterruptedException e) {
+                    return;
+                } catch (Exception e) {
+                    log("inactivity sweep failed: " + e);
+                }
+            }
+        }, "inactivity-sweeper");
+        t.setDaemon(true);
+        t.start();
     }
 
     void run(long pollMillis) throws InterruptedException {
@@ -744,13 +764,6 @@ public final class StreamsJmx {
                     log("cannot poll " + iurl + ": " + e);
                 }
                 failing = true;
-                try {
-                    synchronized (this) {
-                        sweepInactive(System.currentTimeMillis());
-                    }
-                } catch (Exception sweep) {
-                    log("inactivity sweep failed: " + sweep);
-                }
             }
             Thread.sleep(pollMillis);
         }
@@ -771,6 +784,7 @@ public final class StreamsJmx {
         StreamsJmx jmx = new StreamsJmx(args[0], args[1], Path.of(args[2]), args[4], password, Long.parseLong(args[9]));
         serve(jmx.mbs, args[6], serving(Path.of(args[7]), Path.of(args[8])), authenticator(args[4], password));
         log("JMXMP connector server (TLS, credentials) listening on " + args[6]);
+        jmx.startSweeper();
         jmx.run(pollMillis);
     }
 

@@ -127,9 +127,10 @@ def test_idle_job_beans_are_dropped_with_the_inactivity_notifications(default_de
     kinds = [(int(ms), kind.rsplit(".", 1)[1]) for ms, kind, _ in mine]
     assert [k for _, k in kinds] == ["warning", "unregister"], lines
     (warned, _), (dropped, _) = kinds
-    # warning at half the inactivity, unregister at the inactivity (the JVM sweeps every 500 ms)
-    assert SHORT_INACTIVITY_S * 500 - 600 <= warned <= SHORT_INACTIVITY_S * 500 + 1500, kinds
-    assert SHORT_INACTIVITY_S * 1000 - 600 <= dropped <= SHORT_INACTIVITY_S * 1000 + 1500, kinds
+    # warning at half the inactivity, unregister at the inactivity (the JVM sweeps every 250 ms; the listener's
+    # clock starts just after the read, so a notification may come up to a few ms "early")
+    assert SHORT_INACTIVITY_S * 500 - 300 <= warned <= SHORT_INACTIVITY_S * 500 + 1500, kinds
+    assert SHORT_INACTIVITY_S * 1000 - 300 <= dropped <= SHORT_INACTIVITY_S * 1000 + 1500, kinds
     assert lines[-1] == "registered false"
 
     # registered again on demand, like after any drop
