@@ -17,12 +17,21 @@ _bridge: JmxBridge | None = None
 
 
 def bridge() -> JmxBridge:
-    """One bridge JVM for the whole test session (as one per tester run)."""
+    """One bridge JVM per test module (as one per tester run); see close()."""
     global _bridge
     if _bridge is None:
         _bridge = JmxBridge(CLASSPATH)
-        atexit.register(_bridge.close)
+        atexit.register(close)
     return _bridge
+
+
+def close() -> None:
+    """End the bridge JVM (each module that uses it, at its end: its command line names /run/xdc-lab, and the
+    final `lab down` test must find no such process)."""
+    global _bridge
+    if _bridge is not None:
+        _bridge.close()
+        _bridge = None
 
 
 def url(dc: str, port: int = PORT) -> str:

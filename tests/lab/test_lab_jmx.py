@@ -31,6 +31,13 @@ SHORT_INACTIVITY_S = 4.0
 LISTENER = Path(__file__).resolve().parent / "java" / "JmxNotifications.java"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _jmx_client_ends() -> Iterator[None]:
+    """The module's JMX bridge JVM ends with the module."""
+    yield
+    jmxwire.close()
+
+
 @pytest.fixture(scope="module")
 def short_jmx(lab: Lab) -> Iterator[int]:
     """A second JMX JVM for dc1 on SHORT_PORT with a 4 s inactivity; stopped by PID at the end."""

@@ -8,9 +8,11 @@ import json
 import re
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jmxwire
 import paramiko
 import pytest
 from jmxwire import connect as jmx_connect
@@ -367,6 +369,13 @@ def test_prometheus_scrapes_both_dcs_every_second(lab: Lab) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ JMX
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _jmx_client_ends() -> Iterator[None]:
+    """The module's JMX bridge JVM ends with the module."""
+    yield
+    jmxwire.close()
 
 
 def jmx_beans(dc: str, kind: str) -> dict[str, dict[str, Any]]:
