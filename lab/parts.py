@@ -122,8 +122,12 @@ def exporter_problem(dc: str, need_jobs: bool = True) -> str | None:
         text = exporter_metrics(dc)
     except (OSError, urllib.error.URLError) as exc:
         return f"{type(exc).__name__}: {exc}"
-    if f'streams_instance_status{{instancename="{paths.instance_id(dc)}"}} 1.0' not in text:
-        return "instance not reported running (REST pull failing or instance stopped)"
+    inst = paths.instance_id(dc)
+    if f'streams_instance_health{{instancename="{inst}"}} ' not in text:
+        # like the real exporter, a lost source leaves only the last known status: no health sample
+        return "exporter has no source (no streams_instance_health: REST pull failing or instance stopped)"
+    if f'streams_instance_status{{instancename="{inst}"}} 1.0' not in text:
+        return "instance not reported running"
     if need_jobs and "streams_job_status{" not in text:
         return "no job series"
     return None
