@@ -420,6 +420,9 @@ def test_exporter_that_loses_its_source_keeps_only_the_last_known_status(default
     fams = wait_until(healed, 15, "dc1's exporter to find its source again", interval=0.5)
     assert values(fams, "streams_job_health", jobname="orders") == [1.0], "the first good scrape has everything"
     assert values(fams, "streams_instance_jobCount") == [float(len(lab.get(f"{lab.rest('dc1')}/jobs").json()["jobs"]))]
+    wait_until(lambda: dict(source.sample()).get("prom.dc1.exporter_has_source") == 1.0
+               and promql(lab, 'streams_instance_jobCount{dc="dc1"}'), 3 * interval + 10,
+               "Prometheus and the tester to see dc1's exporter with its source again", interval=0.5)
 
 
 # ----------------------------------------------------------------------------------------- Prometheus
