@@ -469,6 +469,33 @@ def test_prometheus_scrapes_both_dcs_at_the_configured_interval(lab: Lab) -> Non
         assert all(abs(g - interval) <= 0.1 * interval + 0.05 for g in gaps), (interval, gaps)
 
 
+def test_the_tester_reads_a_tuple_rate_at_the_scrape_interval(default_deployment: Lab) -> None:
+    """The tester's PromQL rate over its discovered window (4 scrape intervals) sees tuples flowing in dc1 —
+    where a fixed `[5s]` returns nothing at the default 10 s interval."""
+    lab = default_deployment
+    job = lab.job("dc1", "orders")
+    assert job is not None
+    ep = lab.endpoints("dc1", job["id"])
+    source = PrometheusSource.for_application(PrometheusClient(PROMETHEUS), "orders", "Aggregator")
+    sent = {"n": 0}
+
+    def flowing() -> float | None:
+        items = [{"id": f"rate-{sent['n'] + i}", "key": "rate", "seq": sent["n"] + i, "amount": 1.0,
+                  "sent_at": time.time()} for i in range(10)]
+        sent["n"] += 10
+        lab.post(ep["source"], json={"items": items})
+        lab.get(ep["sink"])  # drain
+        rate = dict(source.sample()).get("prom.dc1.tuples_per_s")
+        return rate if rate else None
+
+    interval = scrape_interval_s()
+    assert wait_until(flowing, 3 * interval + 10, "a tuple rate in dc1 from Prometheus", interval=0.5) > 0
+    assert source.window == f"{4 * interval:g}s"
+    if interval >= 5:
+        fixed = promql(lab, 'rate(streams_operator_ip_nTuplesProcessed{dc="dc1",operatorname="Aggregator"}[2s])')
+        assert not fixed, "a range shorter than two scrape intervals holds at most one sample"
+
+
 # ------------------------------------------------------------------------------------------------ JMX
 
 
