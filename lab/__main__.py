@@ -1,12 +1,12 @@
-"""CLI: `python -m lab up [--defect NAME[,NAME]] [--failover-script reference|restoring] | down | status [--json] |
-logs [COMPONENT] | reset [--mode M] [--failover-script reference|restoring] [--fencing]`."""
+"""CLI: `python -m lab up [--defect NAME[,NAME]] [--scrape-interval 10s] [--failover-script reference|restoring]
+| down | status [--json] | logs [COMPONENT] | reset [--mode M] [--failover-script reference|restoring] [--fencing]`."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from lab import control, stub
+from lab import control, prometheus, stub
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,6 +20,12 @@ def main(argv: list[str] | None = None) -> int:
         default=control.DEFAULT_SCRIPT,
         help="what the passive stub runs on DOWN: reference (submit only, like etc/crossdc-failover.sh) or "
         "restoring (submit with retain=true, then SendMeDataFromSnapshotFiles; default)",
+    )
+    p_up.add_argument(
+        "--scrape-interval",
+        default=prometheus.duration(prometheus.DEFAULT_INTERVAL),
+        metavar="DURATION",
+        help="the lab Prometheus' scrape interval, e.g. 10s (default, as the exporter's sample config), 1s, 500ms",
     )
     sub.add_parser("down", help="stop everything the lab started and remove its state")
     p_status = sub.add_parser("status", help="components and their health")
@@ -39,8 +45,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.cmd == "up":
+        try:
+            interval = prometheus.parse_interval(args.scrape_interval)
+        except ValueError as exc:
+            parser.error(str(exc))
         control.check_root()
-        return control.up(control.parse_defects(args.defect), args.failover_script)
+        return control.up(control.parse_defects(args.defect), args.failover_script, interval)
     if args.cmd == "down":
         return control.down()
     if args.cmd == "status":
