@@ -82,7 +82,7 @@ def test_up_with_other_defects_rebuilds(lab: dict[str, Any]) -> None:
 def test_up_with_another_scrape_interval_rebuilds(lab: dict[str, Any]) -> None:
     """A lab recorded without an interval ran the default; asking for 1 s rebuilds it (Prometheus' config)."""
     with pytest.raises(Torn):
-        control.up([], 1.0)
+        control.up([], scrape_interval=1.0)
     assert lab["down"] == 1
 
 
