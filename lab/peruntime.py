@@ -22,7 +22,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from lab import paths, truth
 
@@ -70,17 +70,22 @@ _LINE_LEVEL = {"ERROR": 1, "WARN": 2, "INFO": 3, "DEBUG": 4, "TRACE": 5}
 class Trace:
     """Application trace file of the PE (served as `/pes/{p}/applicationTrace`), filtered by tracing level."""
 
-    def __init__(self, path: Path, level: str = "info") -> None:
+    def __init__(self, path: Path, level: str = "info", echo: TextIO | None = None) -> None:
         self._lock = threading.Lock()
         self._max = TRACE_LEVELS.index(level) if level in TRACE_LEVELS else TRACE_LEVELS.index("info")
         self._f = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - open for the PE's life
+        self._echo = echo  # a standalone application also traces to its console
 
     def log(self, level: str, aspect: str, msg: str, crossdc: bool = False) -> None:
         if _LINE_LEVEL.get(level, 3) > self._max:
             return
         marker = "_XXXXX_ " if crossdc else ""
+        line = f"{iso_now()} {level} [{aspect}] {marker}{msg}\n"
         with self._lock:
-            self._f.write(f"{iso_now()} {level} [{aspect}] {marker}{msg}\n")
+            self._f.write(line)
+            if self._echo is not None:
+                self._echo.write(line)
+                self._echo.flush()
 
 
 class PEContext:

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from lab import crossdc, crossdc_composite, paths, truth
-from lab.peruntime import PEContext
+from lab.peruntime import PEContext, Trace
 
 MAIN_COMPOSITE = "orders::OrdersStandby"
 OPS = crossdc.OpNames(crossdc.SAMPLE_ALIAS)
@@ -69,7 +69,12 @@ def parse_args(argv: list[str]) -> dict[str, str]:
 
 
 class StubContext(PEContext):
-    """A PE context for a process that is no PE: no job, no PE id; truth events say which stub process."""
+    """A PE context for a process that is no PE: no job, no PE id; truth events say which stub process. Its trace
+    also goes to the console (stderr), as a standalone application's does: whoever started the stub reads it there."""
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        super().__init__(cfg)
+        self.trace = Trace(self.pe_dir / "trace.log", str(cfg.get("tracing") or "info"), echo=sys.stderr)
 
     def truth(self, component: str, event: str, **details: Any) -> None:
         truth.emit(self.dc, component, event, stub_pid=os.getpid(), job_name=self.job_name, **details)

@@ -282,7 +282,7 @@ class World:
         spec = self.settings.applications[app.name]
         operators = [spec.source.operator, spec.sink.operator]
         self.metrics = MetricsSession.from_settings(self.settings, rest, app.job_name, [o for o in operators if o],
-                                                  self.timeout)
+                                                  self.timeout, main_composite=app.main_composite)
         self.cleanup.push("stop the metrics sampler", self.metrics.stop)
         self.metrics.start()
         sides = (first, second) if self.mode == "active/active" else (first,)

@@ -47,6 +47,10 @@ def wait_until(cond: Callable[[], T | None], timeout: float, what: str, interval
         time.sleep(interval)
 
 
+#: main composite of each lab application (the jobs' applicationName)
+MAIN_COMPOSITES = {"orders": "orders::Orders"}
+
+
 class Lab:
     """Wire-level client of the running lab."""
 
@@ -102,8 +106,12 @@ class Lab:
         )
 
     def job(self, dc: str, name: str) -> dict[str, Any] | None:
-        jobs = self.get(f"{self.rest(dc)}/jobs", params={"name": name}).json()["jobs"]
-        return jobs[0] if jobs else None
+        """The newest job named ``name``, or of that application: a failover script submits without a job name, and
+        the instance names the job ``<main composite>_<id>`` (``orders::Orders_7``)."""
+        main = MAIN_COMPOSITES.get(name)
+        jobs = [j for j in self.get(f"{self.rest(dc)}/jobs").json()["jobs"]
+                if j["name"] == name or (main is not None and j.get("applicationName") == main)]
+        return max(jobs, key=lambda j: int(j["id"])) if jobs else None
 
     @staticmethod
     def standby() -> dict[str, Any] | None:

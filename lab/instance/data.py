@@ -75,7 +75,7 @@ class DataApi:
                     {
                         "jobId": j.id,
                         "jobName": j.name,
-                        "applicationName": j.app.name,
+                        "applicationName": j.app.main_composite,
                         "status": j.status,
                         "openapi": f"{self.base}/jobs/{j.id}/openapi.json",
                         "openapiYaml": f"{self.base}/jobs/{j.id}/openapi.yaml",

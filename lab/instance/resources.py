@@ -114,7 +114,7 @@ class Resources:
             "resourceType": "job",
             "id": job.id,
             "name": job.name,
-            "applicationName": app.name,
+            "applicationName": app.main_composite,
             "applicationVersion": app.version,
             "applicationPath": job.bundle_path or str(paths.bundles_dir() / f"{app.name}.sab"),
             "applicationScope": "Default",

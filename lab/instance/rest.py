@@ -375,7 +375,7 @@ class RestApi(Resources):
             raise ApiError(400, "The submission names no application: give a bundleId or an https URL of a .sab.")
         bundle = self.inst.bundles.resolve(application)
         app = bundle.app
-        name = app.name
+        name = ""  # none given: the instance names the job <main composite>_<job id>, as the product does
         group = str(doc.get("jobGroup") or "default")
         tracing = "info"
         given: list[dict[str, str]] = []
@@ -398,10 +398,11 @@ class RestApi(Resources):
             name = str(doc["jobName"])
         params = {p["name"]: p["value"] for p in given}
         if doc.get("preview") is True:
+            name = name or f"{app.main_composite}_{self.inst.next_job}"
             if any(j.name == name for j in self.inst.all_jobs()):
                 raise ApiError(409, f"A job with the name {name} already exists in the {self.inst.id} instance.")
             preview = Job("", name, app, params, given, now_ms(), group=group, tracing=tracing, status="constructed")
-            return json_response({"name": name, "applicationName": app.name, "jobGroup": group,
+            return json_response({"name": name, "applicationName": app.main_composite, "jobGroup": group,
                                   "submitParameters": self._submit_parameters(preview), "preview": True}, 200)
         job = self.inst.submit(app, name, params, given, group=group, tracing=tracing, bundle_path=str(bundle.path))
         return json_response(self.job_doc(job), 201)

@@ -155,6 +155,7 @@ class Instance:
         with self.lock:
             if self.status != "running":
                 raise ApiError(409, f"The {self.id} instance is not running: start it before submitting jobs.")
+            name = name or f"{app.main_composite}_{self.next_job}"  # the product's default job name
             if any(j.name == name for j in self.jobs.values()):
                 raise ApiError(409, f"A job with the name {name} already exists in the {self.id} instance.")
             job = Job(

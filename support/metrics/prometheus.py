@@ -50,12 +50,17 @@ FRESH_HEALTH = (
 DEFAULT_QUERIES = {
     "prom.{dc}.tuples_per_s":
         'sum by ({dc}) (rate(streams_operator_ip_nTuplesProcessed{{operatorname="{operator}"}}[$window]))',
-    "prom.{dc}.job_health": 'min by ({dc}) (streams_job_health{{jobname="{job}"}})',
-    "prom.{dc}.pe_launch_count": 'sum by ({dc}) (streams_pe_launchCount{{jobname="{job}"}})',
+    "prom.{dc}.job_health": 'min by ({dc}) (streams_job_health{{jobname=~"{job}"}})',
+    "prom.{dc}.pe_launch_count": 'sum by ({dc}) (streams_pe_launchCount{{jobname=~"{job}"}})',
     "prom.{dc}.instance_health": "max by ({dc}) " + FRESH_HEALTH,
     "prom.{dc}.instance_status": "max by ({dc}) (streams_instance_status and on ({dc}, {instance}) "
                                  + FRESH_HEALTH + ")",
 }
+def _literal(text: str) -> str:
+    """``text`` as an RE2 pattern matching itself, safe inside a PromQL double-quoted string (no backslashes)."""
+    return "".join(ch if ch.isalnum() or ch in "_:-" else f"[{ch}]" if ch not in "]^\\\"" else "." for ch in text)
+
+
 #: the exporter answers Prometheus (``up``) per data center
 EXPORTER_UP = 'max by ({dc}) (up{{{dc}!=""}})'
 
@@ -192,8 +197,12 @@ class PrometheusSource:
 
     @classmethod
     def for_application(cls, client: PrometheusClient, job: str, operator: str, dc_label: str = "dc",
-                        min_interval: float = 1.0, instance_label: str = "instancename") -> PrometheusSource:
-        queries = {name: query.format(dc=dc_label, instance=instance_label, job=job, operator=operator)
+                        min_interval: float = 1.0, instance_label: str = "instancename",
+                        main_composite: str | None = None) -> PrometheusSource:
+        """The default queries for the application's jobs: named ``job``, or (with ``main_composite``) named by the
+        instance ``<main_composite>_<id>``, as a failover script's job is (the exporter has no application label)."""
+        pattern = _literal(job) + (f"|{_literal(main_composite)}_[0-9]+" if main_composite else "")
+        queries = {name: query.format(dc=dc_label, instance=instance_label, job=pattern, operator=operator)
                    for name, query in DEFAULT_QUERIES.items()}
         return cls(client, queries, dc_label, min_interval, instance_label)
 

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from support.metrics.series import Point
 from support.streams.errors import StreamsError
+from support.streams.rest import is_app_job
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +34,10 @@ class RestMetricsSource:
     name = "rest"
 
     def __init__(self, rest: Mapping[str, RestApi], job_name: str, operators: Sequence[str] = (),
-                 min_interval: float = 1.0) -> None:
+                 min_interval: float = 1.0, main_composite: str | None = None) -> None:
         self._rest = rest
         self._job_name = job_name
+        self._main_composite = main_composite
         self._operators = list(operators)
         self.min_interval = min_interval
         self._ports: dict[tuple[str, str], dict[str, list[str]]] = {}  # (dc, job id) -> operator -> URLs
@@ -51,7 +53,9 @@ class RestMetricsSource:
         return points
 
     def _sample_dc(self, dc: str, api: RestApi) -> list[Point]:
-        jobs = [j for j in api.jobs(self._job_name) if j.get("status") == "running"]
+        listed = api.jobs() if self._main_composite else api.jobs(self._job_name)
+        jobs = [j for j in listed
+                if j.get("status") == "running" and is_app_job(j, self._job_name, self._main_composite)]
         prefix = f"rest.{dc}"
         if not jobs:
             return [(f"{prefix}.job.running", 0.0)]

@@ -15,19 +15,22 @@ from support.metrics.series import Baseline, Sampler, SeriesStore, Source
 
 log = logging.getLogger(__name__)
 
-def build_sources(settings: Settings, rest: Mapping[str, Any], job_name: str, operators: list[str]) -> list[Source]:
+def build_sources(settings: Settings, rest: Mapping[str, Any], job_name: str, operators: list[str],
+                  main_composite: str | None = None) -> list[Source]:
     """The sources ``metrics.sources`` asks for (schema default: rest and prometheus; jmx on request), each only
-    when its endpoint is configured."""
+    when its endpoint is configured. The application's jobs are those named ``job_name`` and, with
+    ``main_composite``, the ones the instance named ``<main_composite>_<id>`` (a failover script's job)."""
     wanted = settings.metrics.sources
     sources: list[Source] = []
     if "rest" in wanted:
-        sources.append(RestMetricsSource(rest, job_name, operators))
+        sources.append(RestMetricsSource(rest, job_name, operators, main_composite=main_composite))
     prometheus = settings.metrics.prometheus
     if "prometheus" in wanted and prometheus is not None:
         client = PrometheusClient(prometheus.url)
         operator = operators[1] if len(operators) > 1 else (operators[0] if operators else "")
         sources.append(PrometheusSource.for_application(client, job_name, operator, dc_label=prometheus.dc_label,
-                                                        instance_label=prometheus.instance_label))
+                                                        instance_label=prometheus.instance_label,
+                                                        main_composite=main_composite))
     if "jmx" in wanted:
         endpoints = []
         classpath: list[str] = []
@@ -55,8 +58,9 @@ class MetricsSession:
 
     @classmethod
     def from_settings(cls, settings: Settings, rest: Mapping[str, Any], job_name: str, operators: list[str],
-                      max_duration: float) -> MetricsSession:
-        return cls(build_sources(settings, rest, job_name, operators), settings.metrics.interval, max_duration)
+                      max_duration: float, main_composite: str | None = None) -> MetricsSession:
+        return cls(build_sources(settings, rest, job_name, operators, main_composite), settings.metrics.interval,
+                   max_duration)
 
     def start(self) -> None:
         self.sampler.start()

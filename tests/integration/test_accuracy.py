@@ -41,7 +41,7 @@ def truth_instants(truth: list[dict[str, Any]], fault_t: float) -> dict[str, flo
     assert canceled, "the lab recorded no cancel of orders in dc1"
     start = canceled[-1]["t"]
     down = _first(truth, "remote_down", "dc2", start - 0.5)
-    submitted = _first(truth, "job_submitted", "dc2", start - 0.5, job_name="orders")
+    submitted = _first(truth, "job_submitted", "dc2", start - 0.5, application="orders")
     assert down and submitted, "the lab did not record the failover"
     first = _first(truth, "first_output", "dc2", submitted["t"], job_id=submitted["job_id"])
     assert first, "the new job in dc2 produced no output"

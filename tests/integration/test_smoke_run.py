@@ -70,7 +70,8 @@ def test_measurements_agree_with_the_lab_ground_truth(lab: Any, smoke_run: tuple
     canceled = [e for e in truth if e["event"] == "job_canceled" and e["dc"] == "dc1"]
     down = [e for e in truth if e["event"] == "remote_down" and e["dc"] == "dc2"]
     restored = [e for e in truth if e["event"] == "snapshot_restored" and e["dc"] == "dc2"]
-    submitted = [e for e in truth if e["event"] == "job_submitted" and e["dc"] == "dc2" and e["job_name"] == "orders"]
+    submitted = [e for e in truth
+                 if e["event"] == "job_submitted" and e["dc"] == "dc2" and e["application"] == "orders"]
     assert canceled and down and restored and submitted, "the lab did not record the failover it should have"
     # the tester saw the fault no earlier than it happened, and the takeover no earlier than dc2 submitted orders
     assert effective["t"] >= canceled[0]["t"] - 0.05

@@ -36,7 +36,7 @@ def test_listing_and_openapi(default_deployment: Lab) -> None:
     doc = lab.get(lab.data("dc1")).json()
     assert doc["total"] == len(doc["jobs"])
     job = next(j for j in doc["jobs"] if j["jobName"] == "orders")
-    assert job["status"] == "running" and job["applicationName"] == "orders"
+    assert job["status"] == "running" and job["applicationName"] == "orders::Orders"
     kinds = {e["kind"]: e for e in job["endpoints"]}
     assert kinds["source"]["operator"] == "OrdersIn" and kinds["sink"]["operator"] == "OrdersOut"
     api = lab.get(job["openapi"]).json()

@@ -398,7 +398,7 @@ def test_submit_by_https_url_of_a_sab(lab: Lab, tmp_path: Path) -> None:
         assert r.status_code == 201, r.text
     job = r.json()
     try:
-        assert job["applicationName"] == "orders"
+        assert job["applicationName"] == "orders::Orders"
         assert job["applicationPath"].endswith(".sab")
     finally:
         cancel(lab, job)
@@ -455,7 +455,7 @@ def test_submit_with_overlay_and_submit_parameters_then_cancel(lab: Lab) -> None
     job = r.json()
     try:
         assert job["name"] == "rest_overlay" and job["jobGroup"] == "probes"
-        assert job["applicationName"] == "orders"
+        assert job["applicationName"] == "orders::Orders"
         given = {p["name"]: p["value"] for p in job["submitParameters"]}
         assert given["configFileName"] == str(PROBE_CFG) and given["specialMessagePort"] == "26199"
         defaults = {p["name"]: p["defaultValue"] for p in job["submitParameters"]}
@@ -476,7 +476,7 @@ def test_submit_pes_cancel(lab: Lab) -> None:
     r = lab.post(f"{lab.rest('dc1')}/jobs", json={"application": lab.upload("dc1", "orders"), **PROBE})
     assert r.status_code == 201, r.text
     job = r.json()
-    assert job["name"] == "rest_probe" and job["applicationName"] == "orders"
+    assert job["name"] == "rest_probe" and job["applicationName"] == "orders::Orders"
     assert {"configFileName": str(PROBE_CFG)}.items() <= {
         p["name"]: p["value"] for p in job["submitParameters"]
     }.items()
@@ -659,7 +659,7 @@ def test_streamtool_jobs_on_the_dc_host(lab: Lab) -> None:
     jid = out.stderr.strip().rsplit(":", 1)[1].strip()
     job = lab.get(f"{lab.rest('dc2')}/jobs/{jid}").json()
     try:
-        assert job["name"] == "st_probe" and job["applicationName"] == "orders"
+        assert job["name"] == "st_probe" and job["applicationName"] == "orders::Orders"
         given = {p["name"]: p["value"] for p in job["submitParameters"]}
         assert given["configFileName"] == str(PROBE_CFG) and given["specialMessagePort"] == "26499"
         listed = lab.streamtool("dc2", "lsjobs", "--jobnames", "st_probe", "--xheaders")

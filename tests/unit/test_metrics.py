@@ -108,7 +108,10 @@ def test_prometheus_values_come_back_as_strings_and_are_converted() -> None:
     points = dict(source.sample())
     assert points["prom.dc1.tuples_per_s"] == 123.5
     assert any('operatorname="Aggregator"' in q and "sum by (dc)" in q for q in fake.queries)
-    assert any('jobname="orders"' in q for q in fake.queries)
+    assert any('jobname=~"orders"' in q for q in fake.queries)
+    fake.queries.clear()
+    PrometheusSource.for_application(client, "orders", "Aggregator", main_composite="com.example::Orders").sample()
+    assert any('jobname=~"orders|com[.]example::Orders_[0-9]+"' in q for q in fake.queries)  # a failover script's job
 
 
 @pytest.mark.parametrize(
