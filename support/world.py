@@ -27,7 +27,7 @@ from support.deployment import (
     guarded_restore,
 )
 from support.faults.base import Fault
-from support.faults.core import Topology
+from support.faults.core import FaultError, Topology
 from support.faults.executor import ExecutorPool
 from support.faults.guard import Allowlist
 from support.faults.probe import CapabilityProbe
@@ -263,8 +263,34 @@ class World:
         self._watch(app, first, second)
 
     def _layout(self) -> None:
-        """Journal where the application runs now (the judge reads the failover pair from it)."""
+        """Journal where the application runs now (the judge reads the failover pair from it), and the toolkit's
+        settings in force where they can be read back."""
         self.journal.record("layout", mode=self.mode, active=self.active, standby=self.standby)
+        self._settings_in_force()
+
+    #: the toolkit's keys that shape detection and replication (journaled as read back, never assumed)
+    TIMING_KEYS = ("heartbeatExchangeInterval", "consecutiveHeartbeatMissesAllowed", "dataSnapshotExchangeInterval",
+                   "crossDCInitDelay", "crossDCOperationMode", "retainOlderDataSnapshotsAtStartup")
+
+    def _settings_in_force(self) -> None:
+        """Read the toolkit's config files back from each data center (the toolkit reads them at start) and journal
+        the timing keys they set; a key a file does not set is the application configuration's or the composite's
+        default, which the journal says instead of guessing a value."""
+        pool = self.run.faults_pool()
+        for dc in self.settings.datacenters:
+            info = pool.topology.dc(dc)
+            if not info.config_files or info.ssh is None:
+                continue
+            files = ToolkitFiles(info, pool.get(info.primary_host))
+            read: dict[str, dict[str, str]] = {}
+            for role, path in files.paths().items():
+                try:
+                    values = files.values(role)
+                except FaultError as exc:  # journaled as unreadable, the run goes on
+                    read[role] = {"error": str(exc)[:200]}
+                    continue
+                read[role] = {"file": path, **{k: values.get(k, "(not in the file)") for k in self.TIMING_KEYS}}
+            self.journal.record("toolkit.settings_in_force", dc=dc, files=read)
 
     def _watch(self, app: AppSpec, first: str, second: str) -> None:
         """Start the toolkit monitor and the metrics sampler; wait until the toolkit in every data center that
