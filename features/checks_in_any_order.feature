@@ -19,9 +19,9 @@ Feature: Every check gives the same answer wherever it stands
       And "dc2" takes over within 45 seconds
       And the recovery time is at most 60 seconds
 
-    @pe-hang
+    @pe-hang @fencing
     Scenario: the orders a hung aggregator held are judged only after it resumes
-      Given the "orders" application runs active in "dc1" with "dc2" on standby
+      Given the "orders-fenced" application runs active in "dc1" with "dc2" on standby
       And orders flow at 200 tuples per second
       And the system has been steady for 5 seconds
       When the processing element running "Aggregator" in "dc1" hangs for 15 seconds
