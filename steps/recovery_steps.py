@@ -84,6 +84,18 @@ def step_both_emit(context: Context) -> None:
     context.world.claim("both_emit")
 
 
+@then('both data centers run the application at the same time')
+def step_both_run(context: Context) -> None:
+    """When the standby took over, the old active still ran the application (its job was still listed as running
+    at the toolkit monitor's latest look): the toolkit does not fence, so both data centers run it at once, and
+    clients that still reach the old active get their orders processed there too. The verdict says when the
+    takeover came and whether the old job ended later. Waits until the takeover or the scenario's time runs out.
+
+    Example: Then both data centers run the application at the same time
+    """
+    context.world.claim("both_run")
+
+
 @then("the recovery time is at most {limit:Duration}")
 def step_recovery_time(context: Context, limit: Any) -> None:
     """Fault effective -> first output from the new active data center is within the limit. Waits until that output or

@@ -85,6 +85,8 @@ ANY_TRACE_LINE = re.compile(r"^(?P<stamp>\S+)\s+(?P<level>[A-Z]+)\s+\[(?P<aspect
 STREAMS_ANY_TRACE = re.compile(r"^(?P<stamp>\d{1,2} \w{3} \d{4} \d{2}:\d{2}:\d{2}\.\d+[+-]\d{4})\s+(?P<message>.*)$")
 STREAMS_TRACE = re.compile(
     r"^(?P<stamp>\d{1,2} \w{3} \d{4} \d{2}:\d{2}:\d{2}\.\d+[+-]\d{4}).*?_XXXXX_\s*(?P<message>.*)$")
+#: a look at another data center at most this old (s) tells whether it still ran the application at a takeover
+ALSO_RUNNING_LOOK = 1.0
 #: trace lines too routine to journal (one per heartbeat)
 ROUTINE_TEXT = re.compile(r"heartbeat message \d+ with no data snapshot|^sen[dt]\w* heartbeat", re.IGNORECASE)
 
@@ -382,8 +384,12 @@ class ToolkitMonitor(threading.Thread):
             if self._is_app(job) and not self._app_ids[dc]:
                 extra = _within(_submit_time(job), window)
                 self._takeover[dc] = seen[0] if extra is None else extra
+                # where else the application ran at the latest look (no fencing: the old active may still run it)
+                also = {other: round(self._last_look[other], 3) for other in self._rest
+                        if other != dc and self._app_ids.get(other) and other in self._last_look
+                        and seen[0] - self._last_look[other] <= ALSO_RUNNING_LOOK}
                 self._journal.record("toolkit.takeover", at=seen, dc=dc, job=name, job_id=job_id, source="job list",
-                                     **({} if extra is None else {"happened_at": extra}))
+                                     also_running=also, **({} if extra is None else {"happened_at": extra}))
         for job_id, name in previous.items():
             if job_id not in current and self._looked[dc]:
                 self._journal.record("toolkit.job_gone", at=seen, dc=dc, job=name, job_id=job_id)

@@ -21,6 +21,7 @@ from support.judge.history import History, sent_until
 from support.judge.settings import JudgeSettings
 from support.measure import Verdict
 from support.orchestration import JournalEvent
+from support.units import format_seconds as secs
 
 MONITOR_SLACK = 1.0  # the toolkit monitor polls; a phase seen up to this late still counts
 OUTPUT_SLACK = 1.5
@@ -131,6 +132,35 @@ def _throughput(h: History, claim: JournalEvent, p: Params) -> Judgement:
     if back is not None:
         return _final(verdict)
     return _until(h, verdict, fault.t + within + h.settings.throughput_window + OUTPUT_SLACK)
+
+
+@check("both_run")
+def _both_run(h: History, claim: JournalEvent, p: Params) -> Judgement:
+    """The toolkit has no fencing: when the standby takes over, the old active may still run the application. The
+    monitor notes, at the takeover, where else the application's job was running at the latest look."""
+    fault = facts.latest_fault(h, claim.t)
+    if fault is None:
+        return _no_fault("both_run", "take over")
+    old, new = facts.pair(h, fault)
+    took = next((e for e in h.events if e.event == "toolkit.takeover" and e.fields.get("dc") == new
+                 and e.t >= fault.t), None)
+    evidence: dict[str, Any] = {"old": old, "new": new, "fault": fault.t}
+    if took is None:
+        return _pending(Verdict("both_run", False, f"{new} did not take over, so the application never ran in both "
+                                                   "data centers.", evidence), facts.scenario_deadline(h))
+    also = took.fields.get("also_running") or {}
+    at = measure.instant(took) or took.t
+    evidence.update({"takeover": at, "also_running": also})
+    after = secs(at - fault.t)
+    if old not in also:
+        return _final(Verdict("both_run", False, f"{old} no longer ran the application when {new} took over "
+                                                 f"({after} after the fault).", evidence))
+    gone = next((e for e in h.events if e.event == "toolkit.job_gone" and e.fields.get("dc") == old
+                 and e.t >= took.t), None)
+    until = (f"until its job ended {secs(gone.t - at)} later" if gone is not None
+             else "and still did at the last look")
+    return _final(Verdict("both_run", True, f"{old} still ran the application when {new} took over ({after} after "
+                                            f"the fault), {until}: both data centers ran it at once.", evidence))
 
 
 def _watch_start(h: History, claim: JournalEvent) -> float:

@@ -227,3 +227,34 @@ def test_objectives_judge_rpo_with_the_state_loss_window() -> None:
     run.event("claim", 5.1, cid="c2", check="state_loss", params={"limit": 1.0}, step="s")
     history = run.history(30.0)
     assert not judge_claim(history, history.events[-1]).verdict.passed
+
+
+def test_both_run_is_seen_from_where_else_the_application_ran_at_the_takeover() -> None:
+    fenced, unfenced = failover_run(), failover_run()
+    for run, also in ((unfenced, {"dc1": 11.95}), (fenced, {})):
+        took = next(e for e in run.events if e.event == "toolkit.takeover")
+        took.fields["also_running"] = also
+    made = claim(unfenced, 10.1, "both_run")
+    pending = judge_claim(unfenced.history(11.0), made)
+    assert not pending.final and "did not take over" in pending.verdict.summary
+    both = judge_claim(unfenced.history(13.0), made)
+    assert both.final and both.verdict.passed
+    assert "dc1 still ran the application when dc2 took over (2.00 s after the fault)" in both.verdict.summary
+    unfenced.event("toolkit.job_gone", 20.0, dc="dc1", job="orders", job_id="3")
+    ended = judge_claim(unfenced.history(30.0), claim(unfenced, 25.0, "both_run"))
+    assert ended.verdict.passed and "until its job ended 8.00 s later" in ended.verdict.summary
+    one = judge_claim(fenced.history(13.0), claim(fenced, 10.1, "both_run"))
+    assert one.final and not one.verdict.passed and "dc1 no longer ran the application" in one.verdict.summary
+
+
+def test_both_emit_states_a_split_brain_with_its_window_and_fails_without_one() -> None:
+    split = failover_run()
+    split.traffic(12.3, 20, "dc1")  # the old active keeps emitting beside dc2: no fencing
+    made = claim(split, 10.1, "both_emit")
+    verdict = judge_claim(split.history(40), made).verdict
+    assert verdict.passed and "dc1 and dc2 both emitted output for 5 customers" in verdict.summary
+    assert "after the fault (" in verdict.summary and "UTC" in verdict.summary
+    clean = failover_run()
+    assert not judge_claim(clean.history(40), claim(clean, 10.1, "both_emit")).verdict.passed
+    single = judge_claim(split.history(40), claim(split, 10.1, "single_emitter")).verdict
+    assert not single.passed and "from 2.50 s to 6.70 s after the fault" in single.summary  # the window
