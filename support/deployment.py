@@ -112,7 +112,7 @@ def ensure_active_passive(
     if stub.pid() is None:
         stub.start()
     _ensure_running(rest[active], app, active, journal)
-    wait_job_healthy(rest[active], active, app.job_name, timeout, progress)
+    wait_job_healthy(rest[active], active, app.job_name, timeout, progress, app.main_composite)
     journal.record("deployment.ready", app=app.name, active=active, standby=standby)
 
 
@@ -140,7 +140,7 @@ def ensure_active_active(
     for dc in dcs:
         _ensure_running(rest[dc], app, dc, journal)
     for dc in dcs:
-        wait_job_healthy(rest[dc], dc, app.job_name, timeout, progress)
+        wait_job_healthy(rest[dc], dc, app.job_name, timeout, progress, app.main_composite)
     journal.record("deployment.ready", app=app.name, active=dcs[0], standby=dcs[1], mode="active/active")
 
 
@@ -170,7 +170,7 @@ def ensure_returned(
         stub.start()
     else:
         _ensure_running(rest[dc], app, dc, journal)
-        wait_job_healthy(rest[dc], dc, app.job_name, timeout, progress)
+        wait_job_healthy(rest[dc], dc, app.job_name, timeout, progress, app.main_composite)
     journal.record("deployment.returned", app=app.name, dc=dc, role=role)
 
 

@@ -11,17 +11,18 @@ from support.streams.rest import StreamsRestClient
 from support.waits import Progress, wait_until
 
 
-def job_state(client: StreamsRestClient, job_name: str) -> str:
-    """``status/health`` of the newest live job named ``job_name``, or ``absent``."""
-    job = client.find_job(job_name)
+def job_state(client: StreamsRestClient, job_name: str, main_composite: str | None = None) -> str:
+    """``status/health`` of the newest live job named ``job_name`` (or, with ``main_composite``, of that
+    application: see :meth:`StreamsRestClient.app_jobs`), or ``absent``."""
+    job = client.find_app_job(job_name, main_composite)
     if job is None:
         return "absent"
     return f"{job.get('status')}/{job.get('health')}"
 
 
 def wait_job_healthy(client: StreamsRestClient, dc: str, job_name: str, timeout: float,
-                     progress: Progress | None = None) -> None:
-    wait_until(lambda: job_state(client, job_name), lambda state: state == "running/healthy",
+                     progress: Progress | None = None, main_composite: str | None = None) -> None:
+    wait_until(lambda: job_state(client, job_name, main_composite), lambda state: state == "running/healthy",
                timeout=timeout, interval=0.2, what=f"{job_name} running and healthy in {dc}", progress=progress)
 
 
