@@ -126,6 +126,21 @@ def bundles_dir() -> Path:
     return LAB_DIR / "bundles"
 
 
+def local_dc() -> str | None:
+    """The DC whose host address is local here (inside that DC's network namespace), else None (e.g. the root
+    namespace): how the lab's host commands (streamtool, standalone) know which DC host they run on."""
+    import socket
+
+    for dc, addr in DC_ADDR.items():
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((addr, 0))
+            except OSError:
+                continue
+            return dc
+    return None
+
+
 def read_password() -> str:
     return password_file().read_text(encoding="ascii").strip()
 

@@ -28,7 +28,6 @@ import argparse
 import datetime
 import json
 import os
-import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -43,18 +42,6 @@ class ToolError(Exception):
     pass
 
 
-def local_dc() -> str | None:
-    """The DC whose host address is local here (the DC netns), else None (e.g. the root netns)."""
-    for dc, addr in paths.DC_ADDR.items():
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            try:
-                s.bind((addr, 0))
-            except OSError:
-                continue
-            return dc
-    return None
-
-
 def resolve_dc(instance_id: str | None) -> str:
     wanted = instance_id or os.environ.get("STREAMS_INSTANCE_ID") or ""
     if wanted:
@@ -62,7 +49,7 @@ def resolve_dc(instance_id: str | None) -> str:
             if paths.instance_id(dc) == wanted:
                 return dc
         raise ToolError(f"The {wanted} instance is not known on this host.")
-    here = local_dc()
+    here = paths.local_dc()
     if here is None:
         raise ToolError(
             "No instance: run streamtool on a DC host (ssh to it, or `ip netns exec xdc-dcN`), "

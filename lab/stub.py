@@ -27,7 +27,6 @@ Standard library only.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -45,14 +44,10 @@ PID_ENV = "XDC_STUB_PID"
 
 def local_dc() -> str:
     """The DC whose host address is local here (the DC's network namespace)."""
-    for dc, addr in paths.DC_ADDR.items():
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            try:
-                s.bind((addr, 0))
-            except OSError:
-                continue
-            return dc
-    raise SystemExit("standalone: not on a DC host (no DC address is local here)")
+    dc = paths.local_dc()
+    if dc is None:
+        raise SystemExit("standalone: not on a DC host (no DC address is local here)")
+    return dc
 
 
 def parse_args(argv: list[str]) -> dict[str, str]:
