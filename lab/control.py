@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from lab import bundles, cgroups, crossdc, netns, parts, paths, prometheus, restclient, streamtool, stub, truth
@@ -262,6 +263,30 @@ def stop_standby(info: dict[str, Any] | None) -> None:
     if standby_alive(info):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+
+
+def stop_host_stubs() -> list[int]:
+    """Stop every passive stub running on a DC host, also one that someone started over SSH (the tester starts its
+    own): the processes of the lab's network namespaces whose command is the lab's stub program. Only lab processes
+    live in those namespaces (as `lab down` relies on too); each is signalled by PID, never by name."""
+    stopped: list[int] = []
+    for pid in sorted(netns.pids_in_namespaces()):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"lab.stub" not in argv:
+            continue
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+            stopped.append(pid)
+    for pid in stopped:
+        with contextlib.suppress(LabError):
+            wait_for(lambda pid=pid: not Path(f"/proc/{pid}").exists(), 3.0, f"stub {pid} to exit")  # type: ignore[misc]
+        with contextlib.suppress(ProcessLookupError):
+            if Path(f"/proc/{pid}").exists():
+                os.kill(pid, signal.SIGKILL)
+    return stopped
 
 
 def deploy_default(
@@ -684,6 +709,7 @@ def reset(mode: str = "active-passive", script: str | None = None, fencing: bool
         return 1
     t0 = time.monotonic()
     stop_standby(state.get("standby"))
+    stop_host_stubs()  # a stub the lab did not start (e.g. the tester's) would hold the toolkit's ports
     for dc in paths.DCS:
         r = restclient.for_dc(dc)
         if r.get(f"/streams/instances/{paths.instance_id(dc)}").get("status") != "running":

@@ -304,20 +304,25 @@ def test_series_follow_the_jobs_through_a_failover(default_deployment: Lab) -> N
         assert not [n for n, f in fams1.items() if n.startswith(gone) and f["samples"]]
         assert "streams_job_health" in fams1, "as simpleclient: a family without series keeps its headers"
 
+        # the failover script's job has the product's default name, orders::Orders_<id>
+        job2 = wait_until(lambda: lab.job("dc2", "orders"), 15, "dc2 runs orders")
+        name2 = job2["name"]
+        assert name2.startswith("orders::Orders_"), name2
+
         def dc2_switched() -> bool:
             fams = scrape(lab, "dc2")
-            return values(fams, "streams_job_health", jobname="orders") == [1.0]
+            return values(fams, "streams_job_health", jobname=name2) == [1.0]
 
         wait_until(dc2_switched, 15, "dc2 exporter: orders healthy")
 
         def jmx_switched() -> bool:
             b1 = jmx_beans("dc1", "instance.job")
             b2 = jmx_beans("dc2", "instance.job")
-            return not b1 and sorted(a.get("Name") for a in b2.values()) == ["orders"]
+            return not b1 and sorted(a.get("Name") for a in b2.values()) == [name2]
 
         wait_until(jmx_switched, 15, "JMX job beans: none in dc1, orders in dc2", interval=0.5)
         wait_until(
-            lambda: promql(lab, 'streams_job_health{dc="dc2",jobname="orders"} == 1'),
+            lambda: promql(lab, f'streams_job_health{{dc="dc2",jobname="{name2}"}} == 1'),
             15,
             "Prometheus sees orders healthy in dc2",
             interval=0.5,

@@ -350,8 +350,12 @@ def test_404_error_body(lab: Lab) -> None:
 
 def test_submit_conflict_and_unknown_application(default_deployment: Lab) -> None:
     lab = default_deployment
-    r = lab.post(f"{lab.rest('dc1')}/jobs", json={"application": lab.upload("dc1", "orders")})
+    bundle = lab.upload("dc1", "orders")
+    r = lab.post(f"{lab.rest('dc1')}/jobs", json={"application": bundle, "jobName": "orders"})
     assert r.status_code == 409 and r.json()["id"] == "CDISW5000E"  # the job name `orders` is taken
+    r = lab.post(f"{lab.rest('dc1')}/jobs", json={"application": bundle, "preview": True})
+    assert r.status_code == 200  # no name given: the product's default <main composite>_<job id>
+    assert r.json()["name"].startswith("orders::Orders_") and r.json()["applicationName"] == "orders::Orders"
     for bare in ("orders", "orders_standby", "no_such_bundle"):  # a bare name is no bundle (reference §2)
         r = lab.post(f"{lab.rest('dc1')}/jobs", json={"application": bare, "jobName": f"bare_{bare}"})
         assert r.status_code == 404 and r.json()["id"] == "CDISW5000E", bare
