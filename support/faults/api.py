@@ -83,6 +83,9 @@ class CancelJob(_ApiFault):
 
     def verify(self, timeout: float) -> Verified:
         def check() -> tuple[bool, str]:
+            # a real DELETE answers while the job is still `canceling`: effective once the job is gone
+            if self.job_id is not None and not self.client.job_gone(self.job_id):
+                return False, f"{self.job_name} job {self.job_id} still canceling"
             job = self.client.find_app_job(self.job_name, self.main_composite)
             return job is None, f"{self.job_name} gone from {self.dc}" if job is None else (
                 f"{self.job_name} job {job.get('id')} {job.get('status')}")
