@@ -56,6 +56,8 @@ class Job:
     pes: list[PE] = field(default_factory=list)
     #: the instance's copy of the bundle the job was submitted from (`applicationPath`)
     bundle_path: str = ""
+    #: set once a canceled job's PEs are gone and the job left the instance
+    gone: threading.Event = field(default_factory=threading.Event)
 
     def pe_of(self, op: OperatorSpec) -> PE:
         return self.pes[op.pe_index]

@@ -218,10 +218,12 @@ class Instance:
         ).start()
 
     def cancel(self, job: Job, reason: str = "userRequest") -> None:
-        """Cancel and return once the job is gone (instance stop)."""
+        """Cancel and return once the job is gone (instance stop), also when a DELETE already began it."""
         procs = self.begin_cancel(job, reason)
         if procs is not None:
             self._finish_cancel(job, procs, reason)
+        else:
+            job.gone.wait(STOP_GRACE + 10.0)
 
     def _finish_cancel(self, job: Job, procs: list[subprocess.Popen[bytes]], reason: str) -> None:
         for p in procs:
@@ -243,6 +245,7 @@ class Instance:
             self.jobs.pop(job.id, None)
             for pe in job.pes:
                 pe.listener.close()
+        job.gone.set()
         truth.emit(self.dc, "instance", "job_canceled", job_id=job.id, job_name=job.name, reason=reason)
         log.info("job %s (%s) canceled", job.id, job.name)
 
