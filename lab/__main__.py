@@ -1,11 +1,12 @@
-"""CLI: `python -m lab up [--defect NAME[,NAME]] | down | status [--json] | logs [COMPONENT] | reset [--mode M]`."""
+"""CLI: `python -m lab up [--defect NAME[,NAME]] [--scrape-interval 10s] | down | status [--json] |
+logs [COMPONENT] | reset [--mode M]`."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from lab import control
+from lab import control, prometheus
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -13,6 +14,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     p_up = sub.add_parser("up", help="bring the lab up (idempotent) with the default deployment")
     p_up.add_argument("--defect", action="append", default=[], metavar="NAME[,NAME]", help="defect switches")
+    p_up.add_argument(
+        "--scrape-interval",
+        default=prometheus.duration(prometheus.DEFAULT_INTERVAL),
+        metavar="DURATION",
+        help="the lab Prometheus' scrape interval, e.g. 10s (default, as the exporter's sample config), 1s, 500ms",
+    )
     sub.add_parser("down", help="stop everything the lab started and remove its state")
     p_status = sub.add_parser("status", help="components and their health")
     p_status.add_argument("--json", action="store_true")
@@ -26,8 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.cmd == "up":
+        try:
+            interval = prometheus.parse_interval(args.scrape_interval)
+        except ValueError as exc:
+            parser.error(str(exc))
         control.check_root()
-        return control.up(control.parse_defects(args.defect))
+        return control.up(control.parse_defects(args.defect), interval)
     if args.cmd == "down":
         return control.down()
     if args.cmd == "status":

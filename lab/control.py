@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from lab import cgroups, netns, parts, paths, restclient, truth
+from lab import cgroups, netns, parts, paths, prometheus, restclient, truth
 from lab.procs import alive, proc_starttime
 
 T = TypeVar("T")
@@ -248,21 +248,23 @@ def _make_password() -> None:
         out.write(pw + "\n")
 
 
-def up(defects: list[str]) -> int:
+def up(defects: list[str], scrape_interval: float = prometheus.DEFAULT_INTERVAL) -> int:
+    """Bring the lab up; `scrape_interval` (s) is the lab Prometheus' scrape interval."""
     check_root()
     t0 = time.monotonic()
     previous = load_state()
     if running(previous):
         # A DC that does not answer while every process runs is held by a fault, not half up: tearing the lab
         # down here would make a new password under a run that read the old one (HTTP 401 from then on).
-        if sorted(previous.get("defects", [])) == sorted(defects):
+        same_interval = previous.get("scrape_interval_s", prometheus.DEFAULT_INTERVAL) == scrape_interval
+        if sorted(previous.get("defects", [])) == sorted(defects) and same_interval:
             unreachable = unreachable_dcs()
             if unreachable:
                 print(_held_by_a_fault(unreachable), file=sys.stderr)
                 return 1
             print("lab: already up and healthy (nothing to do); `python -m lab status` for details")
             return 0
-        print("lab: up with other defect switches; tearing down first")
+        print("lab: up with other defect switches or scrape interval; tearing down first")
         down(quiet=True)
     elif anything_exists():
         print("lab: found a half-up lab; tearing it down first")
@@ -292,6 +294,7 @@ def up(defects: list[str]) -> int:
         "up": False,
         "started_at": time.time(),
         "defects": defects,
+        "scrape_interval_s": scrape_interval,
         "netns": list(netns.NAMESPACES),
         "cgroups": [str(p) for p in cgroups.existing_dirs()],
         "cgroups_available": cg,
@@ -378,6 +381,7 @@ def collect_status() -> dict[str, Any]:
         "up": bool(state.get("up")),
         "lab_dir": str(paths.LAB_DIR),
         "defects": state.get("defects", []),
+        "scrape_interval_s": state.get("scrape_interval_s"),
         "network": {ns: netns.ns_exists(ns) for ns in netns.NAMESPACES},
         "route": netns.route_get(paths.DC_ADDR["dc1"]) if os.geteuid() == 0 else "unknown (not root)",
         "cgroups": {
@@ -425,6 +429,11 @@ def status(as_json: bool) -> int:
     print(
         f"lab: {'up' if doc['up'] else 'not up'}; {'healthy' if doc['healthy'] else 'NOT healthy'}"
         + (f"; defects: {','.join(doc['defects'])}" if doc["defects"] else "")
+        + (
+            f"; Prometheus scrapes every {prometheus.duration(doc['scrape_interval_s'])}"
+            if doc["scrape_interval_s"]
+            else ""
+        )
     )
     for ns, ok in doc["network"].items():
         print(f"  netns {ns:<10} {'present' if ok else 'absent'}")

@@ -1,28 +1,48 @@
-"""Prometheus exporter per DC with the streams-metric-exporter's names, labels and encodings.
+"""Prometheus exporter per DC that behaves like the streams-metric-exporter (v5) on a refresh rate of 0.
 
 `python -m lab.exporter --dc dcN` serves `GET /metrics` and `GET /prometheus` on `<dc host>:25500`
-(plain HTTP, like the real exporter's default). Every scrape pulls the instance's state from its REST
-management API (HTTPS verified against the lab CA, Basic auth; one kept-alive connection) — the stand-in
-for the real exporter's JMX pull with refresh rate 0.
+(plain HTTP, like the real exporter's default). Every scrape first refreshes from the instance's REST
+management API (HTTPS verified against the lab CA, Basic auth; one kept-alive connection): the stand-in for
+the real exporter's JMX pull (`snapshotJobs`, `snapshotJobMetrics`, `retrieveResourceMetrics`).
 
-Series (all gauges, each with `# HELP` and `# TYPE`; labels of streams-metric-exporter v5):
-- `streams_instance_{status,health,startTime,creationTime,jobCount}` {instancename}
-- `streams_job_{submitTime,health,healthy,status,pecount,nCpuMilliseconds,nResidentMemoryConsumption,
+Like the real exporter (IBMStreams/streamsx.jmxclients `streams-metric-exporter`, `MetricsExporter`,
+`PrometheusMetricsExporter`, `StreamsInstanceTracker`, `JobDetails`), every value lives in a gauge registry
+that persists between scrapes; a series is only removed when its job goes or the tracker resets. Families
+(all gauges, each with `# HELP` / `# TYPE`; a family whose series were removed keeps its two header lines):
+
+- instance `streams_instance_{status,health,startTime,jobCount}` {instancename}
+- resource `streams_resource_{status,<host metric>}` {instancename, resource};
+  `streams_resource_role` {instancename, resource, role} = 1
+- job `streams_job_{submitTime,healthy,health,status,pecount,nCpuMilliseconds,nResidentMemoryConsumption,
   nMemoryConsumption,avg_congestionFactor,max_congestionFactor,min_congestionFactor,sum_congestionFactor}`
   {instancename, jobname}
-- `streams_pe_{status,health,launchCount}` + every PE metric of the REST API (`streams_pe_nTuplesProcessed`, ...)
+- PE `streams_pe_{status,health,launchCount,nCpuMilliseconds,nMemoryConsumption,nResidentMemoryConsumption}`
   {instancename, jobname, resource, peid}
-- `streams_operator_ip_<metric>` {..., operatorname, operatorkind, inputportname},
-  `streams_operator_op_<metric>` {..., operatorname, operatorkind, outputportname}
+- PE ports `streams_pe_ip_<metric>`, `streams_pe_op_<metric>` {..., peid, index} (index = indexWithinPE);
+  PE output connections `streams_pe_op_connection_<metric>` {..., peid, index, connectionid}
+- operator `streams_operator_<metric>` {..., peid, operatorname, operatorkind} (operator-level metrics);
+  operator ports `streams_operator_ip_<metric>` {..., inputportname}, `streams_operator_op_<metric>`
+  {..., outputportname}
 
-Encodings as the real exporter (JobDetails / StreamsInstanceTracker): health healthy 1, partially* 0.5,
-else 0 (`streams_job_healthy` is computed by the same function as `health`, as in the real code); job status
-running 1, canceling/constructed 0.5, else 0; PE status running 1,
-starting/constructed/restarting/stopping/submitted 0.5, else 0; instance status running 1,
-starting/partiallyRunning/partiallyFailed/stopping 0.5, else 0. PE-scoped metric values (PE metrics, operator
-port metrics) are skipped while the PE is not healthy; a job's series vanish with the job.
+There is no `streams_pe_nTuplesProcessed`: tuple counters are PE *port* metrics (`streams_pe_ip_nTuplesProcessed`).
 
-Standard library only.
+Behaviour copied from the real code:
+- Encodings: health healthy 1, partially* 0.5, else 0 (`streams_job_healthy` uses the same function); job
+  status running 1, canceling/constructed 0.5; PE status running 1, starting/constructed/restarting/stopping/
+  submitted 0.5; instance status running 1, partiallyRunning/partiallyFailed 0.5; resource status running 1,
+  partiallyFailed/partiallyRunning/restarting/stopping/starting 0.5; else 0.
+- A PE that is not healthy gets no metric update: its PE, port, connection and operator series keep their
+  last values until it is healthy again (its status/health/launchCount are updated). Job aggregates sum the
+  healthy PEs only; `avg_congestionFactor` is a long division, `min_congestionFactor` 0 without connections.
+- **Losing the source** (REST unreachable or failing, instance not found, or found but not started): the
+  tracker resets. Every series of the instance is removed, then `streams_instance_status` is set again from
+  the **last known** instance status (still 1 when the API stopped answering while the instance ran; 0 when
+  the instance answered `stopped`). There is no `streams_instance_health`, `startTime`, `jobCount`, job, PE,
+  operator or resource sample until the source answers again; the first scrape after that exports everything.
+
+Lab choices: `resource` is the PE's `resource` link (the DC host 198.18.N.10); operator port names are the
+port's `streamName`; a PE whose values do not come within PE_TIMEOUT is skipped for that scrape (its series
+keep their values), so a scrape stays within Prometheus' timeout. Standard library only.
 """
 
 from __future__ import annotations
@@ -39,9 +59,10 @@ import ssl
 import sys
 import threading
 import time
+from dataclasses import dataclass, field
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
 from lab import paths
@@ -54,38 +75,58 @@ log = logging.getLogger("lab.exporter")
 HEALTH_HALF = {"partiallyHealthy", "partiallyUnhealthy"}
 JOB_STATUS_HALF = {"canceling", "constructed"}
 PE_STATUS_HALF = {"starting", "constructed", "restarting", "stopping", "submitted"}
-INSTANCE_STATUS_HALF = {"starting", "partiallyRunning", "partiallyFailed", "stopping"}
+INSTANCE_STATUS_HALF = {"partiallyRunning", "partiallyFailed"}
+RESOURCE_STATUS_HALF = {"partiallyFailed", "partiallyRunning", "restarting", "stopping", "starting"}
+#: the PE-level system metrics (reference §4.1); tuple counters belong to the PE's ports
+PE_METRICS = ("nCpuMilliseconds", "nMemoryConsumption", "nResidentMemoryConsumption")
 
-INSTANCE_LABELS = ("instancename",)
-JOB_LABELS = ("instancename", "jobname")
-PE_LABELS = ("instancename", "jobname", "resource", "peid")
-OP_LABELS = ("instancename", "jobname", "resource", "peid", "operatorname", "operatorkind")
 
-HELP: dict[str, str] = {
-    "streams_instance_status": "Instance status, 1: running, .5: partially up, 0: stopped, failed, unknown",
-    "streams_instance_health": "Instance health, 1: healthy, .5: partially healthy, 0: unhealthy, unknown",
-    "streams_instance_startTime": "Epoch time in milliseconds when the instance was started",
-    "streams_instance_creationTime": "Epoch time in milliseconds when the instance was created",
-    "streams_instance_jobCount": "Number of jobs currently deployed into the streams instance",
-    "streams_job_submitTime": "Epoch time in milliseconds when job was submitted",
-    "streams_job_healthy": "DEPRECTED: Use helath: Job health, set to 1 of job is healthy else 0",
-    "streams_job_health": "Job health, 1: healthy, .5: partially healthy, 0: unhealthy, unknown",
-    "streams_job_status": "Job status, 1: running, .5: cancelling, constructed, 0: canceled, failed, unknown",
-    "streams_job_nCpuMilliseconds": "Sum of each pe metric: nCpuMilliseconds",
-    "streams_job_nResidentMemoryConsumption": "Sum of each pe metric: nResidentMemoryConsumption",
-    "streams_job_nMemoryConsumption": "Sum of each pe metric: nMemoryConsumption",
-    "streams_job_avg_congestionFactor": "Average of all pe connection metric: congestionFactor",
-    "streams_job_max_congestionFactor": "Maximum of all pe connection metric: congestionFactor",
-    "streams_job_min_congestionFactor": "Minimum of all pe connection metric: congestionFactor",
-    "streams_job_sum_congestionFactor": "Sum of each pe metric: congestionFactor (no value used by itself",
-    "streams_job_pecount": "Number of pes deployed for this job",
+@dataclass(frozen=True)
+class Kind:
+    """One of the real exporter's `StreamsObjectType`s: name prefix, label names, default help prefix."""
+
+    prefix: str
+    labels: tuple[str, ...]
+    description: str
+
+
+_PE_L = ("instancename", "jobname", "resource", "peid")
+_OP_L = (*_PE_L, "operatorname", "operatorkind")
+INSTANCE = Kind("streams_instance_", ("instancename",), "Streams instance metric")
+RESOURCE = Kind("streams_resource_", ("instancename", "resource"), "Streams resource metric")
+RESOURCE_ROLE = Kind("streams_resource_", ("instancename", "resource", "role"), "Streams resource role")
+JOB = Kind("streams_job_", ("instancename", "jobname"), "Streams job metric")
+PE = Kind("streams_pe_", _PE_L, "Streams pe metric")
+PE_INPUTPORT = Kind("streams_pe_ip_", (*_PE_L, "index"), "Streams pe input port metric")
+PE_OUTPUTPORT = Kind("streams_pe_op_", (*_PE_L, "index"), "Streams pe output port metric")
+PE_OUTPUTPORT_CONNECTION = Kind(
+    "streams_pe_op_connection_", (*_PE_L, "index", "connectionid"), "Streams pe output port connection metric"
+)
+OPERATOR = Kind("streams_operator_", _OP_L, "Streams operator metric")
+OPERATOR_INPUTPORT = Kind("streams_operator_ip_", (*_OP_L, "inputportname"), "Streams operator input port metric")
+# the real metricDescriptionPrefix() lacks a `break` after this case and falls through to "Streams metric"
+OPERATOR_OUTPUTPORT = Kind("streams_operator_op_", (*_OP_L, "outputportname"), "Streams metric")
+
+INSTANCE_HELP = {
+    "status": "Instance status, 1: running, .5: partially up, 0: stopped, failed, unknown",
+    "health": "Instance health, 1: healthy, .5: partially healthy, 0: unhealthy, unknown",
+    "startTime": "Epoch time in milliseconds when the instance was started",
+    "jobCount": "Number of jobs currently deployed into the streams instance",
 }
-HELP_PREFIX = {
-    "streams_instance_": "Streams instance metric",
-    "streams_job_": "Streams job metric",
-    "streams_pe_": "Streams pe metric",
-    "streams_operator_ip_": "Streams operator input port metric",
-    "streams_operator_op_": "Streams operator output port metric",
+# JobDetails.createExportedMetrics(); its `status` goes to the instance type by mistake there (a no-op, the
+# instance's `status` exists already), so `streams_job_status` gets the default help
+JOB_HELP = {
+    "submitTime": "Epoch time in milliseconds when job was submitted",
+    "healthy": "DEPRECTED: Use helath: Job health, set to 1 of job is healthy else 0",
+    "health": "Job health, 1: healthy, .5: partially healthy, 0: unhealthy, unknown",
+    "nCpuMilliseconds": "Sum of each pe metric: nCpuMilliseconds",
+    "nResidentMemoryConsumption": "Sum of each pe metric: nResidentMemoryConsumption",
+    "nMemoryConsumption": "Sum of each pe metric: nMemoryConsumption",
+    "avg_congestionFactor": "Average of all pe connection metric: congestionFactor",
+    "max_congestionFactor": "Maximum of all pe connection metric: congestionFactor",
+    "min_congestionFactor": "Minimum of all pe connection metric: congestionFactor",
+    "sum_congestionFactor": "Sum of each pe metric: congestionFactor (no value used by itself",
+    "pecount": "Number of pes deployed for this job",
 }
 
 
@@ -112,12 +153,20 @@ def instance_status_value(status: str) -> float:
     return _encoded(status, "running", INSTANCE_STATUS_HALF)
 
 
-_ILLEGAL = re.compile(r"[^a-zA-Z0-9_:]")
+def resource_status_value(status: str) -> float:
+    return _encoded(status, "running", RESOURCE_STATUS_HALF)
 
 
-def metric_name(prefix: str, name: str) -> str:
-    """streams_<object>[_<sub>]_<metric>: whitespace becomes `_`, other illegal characters are removed."""
-    return prefix + _ILLEGAL.sub("", re.sub(r"\s+", "_", name))
+def sanitize(name: str) -> str:
+    """PrometheusMetricsExporter.sanitizeMetricName: whitespace runs become `_`, then every non-word character
+    (and an underscore in first place) is removed."""
+    name = re.sub(r"\s+", "_", name)
+    name = name[1:] if name.startswith("_") else name
+    return re.sub(r"[^a-zA-Z0-9_]", "", name)
+
+
+def metric_name(kind: Kind, metric: str) -> str:
+    return kind.prefix + sanitize(metric)
 
 
 def java_double(v: float) -> str:
@@ -142,27 +191,48 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-class Series:
-    """Gauges collected during one scrape, rendered in the Prometheus text format 0.0.4."""
+@dataclass
+class Gauge:
+    name: str
+    help: str
+    labels: tuple[str, ...]
+    children: dict[tuple[str, ...], float] = field(default_factory=dict)
+
+
+class Registry:
+    """The gauges of one exporter, kept between scrapes (simpleclient's registry + the real label index)."""
 
     def __init__(self) -> None:
-        self.families: dict[str, list[tuple[tuple[tuple[str, str], ...], float]]] = {}
+        self.gauges: dict[str, Gauge] = {}
 
-    def add(self, name: str, labels: tuple[str, ...], values: tuple[str, ...], value: float) -> None:
-        self.families.setdefault(name, []).append((tuple(zip(labels, values, strict=True)), float(value)))
+    def create(self, metric: str, kind: Kind, help_text: str) -> None:
+        name = metric_name(kind, metric)
+        if name not in self.gauges:
+            self.gauges[name] = Gauge(name, help_text, kind.labels)
+
+    def set(self, metric: str, kind: Kind, values: tuple[str, ...], value: float) -> None:
+        self.create(metric, kind, f"{kind.description}: {metric}")
+        gauge = self.gauges[metric_name(kind, metric)]
+        if len(values) != len(gauge.labels):
+            raise ValueError(f"{gauge.name}: labels {gauge.labels} do not fit {values}")
+        gauge.children[values] = float(value)
+
+    def remove_children(self, *prefix: str) -> None:
+        """Remove every series whose first label values are `prefix` (removeAllChildStreamsMetrics)."""
+        n = len(prefix)
+        for gauge in self.gauges.values():
+            for values in [v for v in gauge.children if v[:n] == prefix]:
+                del gauge.children[values]
 
     def render(self) -> bytes:
+        """The Prometheus text format 0.0.4, as simpleclient writes it (headers even without samples)."""
         out: list[str] = []
-        for name, samples in self.families.items():
-            help_text = HELP.get(name)
-            if help_text is None:
-                prefix = max((p for p in HELP_PREFIX if name.startswith(p)), key=len, default="")
-                help_text = f"{HELP_PREFIX.get(prefix, 'Streams metric')}: {name[len(prefix) :]}"
-            out.append(f"# HELP {name} {help_text}")
-            out.append(f"# TYPE {name} gauge")
-            for labels, value in samples:
-                lab = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
-                out.append(f"{name}{{{lab}}} {java_double(value)}")
+        for g in self.gauges.values():
+            out.append(f"# HELP {g.name} {g.help.replace(chr(92), chr(92) * 2).replace(chr(10), chr(92) + 'n')}")
+            out.append(f"# TYPE {g.name} gauge")
+            for values, value in g.children.items():
+                lab = ",".join(f'{k}="{_escape(v)}"' for k, v in zip(g.labels, values, strict=True))
+                out.append(f"{g.name}{{{lab}}} {java_double(value)}")
         return ("\n".join(out) + "\n").encode()
 
 
@@ -218,145 +288,282 @@ def _tail_id(url: str) -> str:
     return url.rstrip("/").rsplit("/", 1)[-1]
 
 
+def _path(url: str) -> str:
+    return urlsplit(url).path
+
+
+@dataclass
+class PeShape:
+    """The ports of a PE (indexWithinPE) and the connections of each output port; fixed for a job's life."""
+
+    inputs: list[int]
+    outputs: list[int]
+    connections: dict[int, list[str]]
+
+
+Value = tuple[str, Kind, tuple[str, ...], float]
+
+
+class Puller(Protocol):
+    """What the tracker needs of its source (RestPuller; a fake in the unit tests)."""
+
+    iurl: str
+
+    def get(self, path: str, timeout: float | None = None) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+class SourceLost(Exception):
+    """The instance cannot be tracked (not found, or found but not started)."""
+
+
 class Collector:
-    def __init__(self, dc: str, password: str) -> None:
+    """The instance tracker: refreshes the registry from REST on every scrape, resets it when the source goes."""
+
+    def __init__(self, dc: str, password: str, rest: Puller | None = None) -> None:
         self.dc = dc
-        self.rest = RestPuller(dc, password)
+        self.iname = paths.instance_id(dc)
+        self.rest: Puller = rest if rest is not None else RestPuller(dc, password)
+        self.registry = Registry()
         self.lock = threading.Lock()
-        # port names are fixed for the life of a job: (job id, operator, kind) -> {index: name}
-        self.port_names: dict[tuple[str, str, str], dict[int, str]] = {}
-        self.failing = False
+        self.available = False
+        self.status = "unknown"  # last known instance status (kept across a reset, as InstanceInfo)
+        self.health = "unknown"
+        self.lost_reason: str | None = None
+        self.jobs: dict[str, str] = {}  # job id -> job name (the job map)
+        self.port_names: dict[tuple[str, str, str], dict[int, str]] = {}  # (job, operator, kind) -> names
+        self.shapes: dict[tuple[str, str], PeShape] = {}  # (job, PE)
+        self.resources: set[str] = set()
         self.slow_pes: set[str] = set()  # PEs whose values timed out in the last scrape (logged once)
         self.last_started = 0.0
         self.last_body = b""
+        self._create_instance_metrics()
 
+    # ------------------------------------------------------------------ scrape
     def scrape(self) -> bytes:
         arrived = time.monotonic()
         with self.lock:
             if self.last_started >= arrived:
                 return self.last_body  # a scrape that began after this request arrived: fresh enough
             self.last_started = time.monotonic()
-            self.last_body = self._scrape()
+            self.refresh()
+            self.last_body = self.registry.render()
             return self.last_body
 
-    def _scrape(self) -> bytes:
-        s = Series()
-        try:
-            self._collect(s)
-            if self.failing:
-                log.info("REST API of %s answers again", paths.instance_id(self.dc))
-            self.failing = False
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            # the instance is not reachable: the real exporter reports it as not running, no job series
-            if not self.failing:
-                log.warning("cannot pull %s: %s", paths.instance_id(self.dc), exc)
-            self.failing = True
-            self.rest.close()
-            s = Series()
-            iname = paths.instance_id(self.dc)
-            s.add("streams_instance_status", INSTANCE_LABELS, (iname,), 0)
-            s.add("streams_instance_health", INSTANCE_LABELS, (iname,), 0)
-        return s.render()
+    def _create_instance_metrics(self) -> None:
+        for metric, help_text in INSTANCE_HELP.items():
+            self.registry.create(metric, INSTANCE, help_text)
+        self.registry.set("status", INSTANCE, (self.iname,), instance_status_value(self.status))
 
-    def _port_names(self, job_id: str, op: dict[str, Any], kind: str) -> dict[int, str]:
-        key = (job_id, str(op["name"]), kind)
+    def reset(self, reason: str) -> None:
+        """resetTracker(): drop every series of the instance; only the last known status comes back."""
+        if self.available or reason != self.lost_reason:
+            log.warning(
+                "lost the source of %s (%s): tracker reset, last known status %s", self.iname, reason, self.status
+            )
+        self.available = False
+        self.lost_reason = reason
+        self.jobs.clear()
+        self.port_names.clear()
+        self.shapes.clear()
+        self.resources.clear()
+        self.rest.close()
+        self.registry.remove_children(self.iname)
+        self._create_instance_metrics()
+
+    def refresh(self) -> None:
+        try:
+            self._refresh()
+        except SourceLost as exc:
+            self.reset(str(exc))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            self.reset(f"{type(exc).__name__}: {exc}")
+
+    def _refresh(self) -> None:
+        r = self.rest
+        inst = r.get(r.iurl)
+        if inst is None:
+            raise SourceLost(f"instance {self.iname} not found")
+        self.status, self.health = str(inst["status"]), str(inst["health"])
+        start = inst.get("startTime")
+        # a started instance has a start time; the lab's REST keeps the last one on a stopped instance
+        if not isinstance(start, int) or self.status == "stopped":
+            raise SourceLost(f"instance {self.iname} found but not started (status {self.status})")
+        if not self.available:
+            log.info("instance %s available, status %s", self.iname, self.status)
+        self.available, self.lost_reason = True, None
+        self.registry.set("status", INSTANCE, (self.iname,), instance_status_value(self.status))
+        self.registry.set("health", INSTANCE, (self.iname,), health_value(self.health))
+        self.registry.set("startTime", INSTANCE, (self.iname,), start)
+        self._resources()
+        self._jobs()
+        self.registry.set("jobCount", INSTANCE, (self.iname,), len(self.jobs))
+
+    # ------------------------------------------------------------------ resources
+    def _resources(self) -> None:
+        r = self.rest
+        hosts = r.get(f"{r.iurl}/hosts")
+        current: dict[str, dict[str, Any]] = {}
+        for h in (hosts or {}).get("hosts", []):
+            current[str(h.get("name") or h["restid"])] = h
+        for gone in self.resources - set(current):
+            self.registry.remove_children(self.iname, gone)
+        self.resources = set(current)
+        for rid, h in current.items():
+            rl = (self.iname, rid)
+            self.registry.set("status", RESOURCE, rl, resource_status_value(str(h.get("status"))))
+            services = {str(s) for s in h.get("services", [])}
+            if "application" in services:
+                self.registry.set("role", RESOURCE_ROLE, (*rl, "application"), 1)
+            if "management" in services or "service" in services:
+                self.registry.set("role", RESOURCE_ROLE, (*rl, "service"), 1)
+            doc = r.get(_path(str(h["metrics"])))
+            for m in (doc or {}).get("metrics", []):
+                self.registry.set(str(m["name"]), RESOURCE, rl, m["value"])
+
+    # ------------------------------------------------------------------ jobs
+    def _jobs(self) -> None:
+        r = self.rest
+        jobs = r.get(f"{r.iurl}/jobs")["jobs"]
+        pes = r.get(f"{r.iurl}/pes")["pes"]
+        ops = r.get(f"{r.iurl}/operators")["operators"]
+        current = {str(j["id"]): str(j["name"]) for j in jobs}
+        for jid, name in list(self.jobs.items()):
+            if current.get(jid) != name:  # the job is gone: all its series go (JobDetails.close)
+                self.registry.remove_children(self.iname, name)
+                del self.jobs[jid]
+                self.port_names = {k: v for k, v in self.port_names.items() if k[0] != jid}
+                self.shapes = {k: v for k, v in self.shapes.items() if k[0] != jid}
+        slow: set[str] = set()
+        for job in jobs:
+            jid = str(job["id"])
+            if jid not in self.jobs:
+                self.jobs[jid] = current[jid]
+                for metric, help_text in JOB_HELP.items():
+                    self.registry.create(metric, JOB, help_text)
+            job_pes = sorted((p for p in pes if _tail_id(str(p["job"])) == jid), key=lambda p: int(p["indexWithinJob"]))
+            self._job(job, job_pes, [o for o in ops if _tail_id(str(o["job"])) == jid], slow)
+        self.slow_pes = slow
+
+    def _job(
+        self, job: dict[str, Any], job_pes: list[dict[str, Any]], ops: list[dict[str, Any]], slow: set[str]
+    ) -> None:
+        reg = self.registry
+        jid, jname = str(job["id"]), str(job["name"])
+        jl = (self.iname, jname)
+        health = health_value(str(job["health"]))
+        reg.set("submitTime", JOB, jl, job["submitTime"])
+        reg.set("healthy", JOB, jl, health)
+        reg.set("health", JOB, jl, health)
+        reg.set("status", JOB, jl, job_status_value(str(job["status"])))
+        labels: dict[str, tuple[str, ...]] = {}
+        for pe in job_pes:
+            pid = str(pe["id"])
+            resource = _tail_id(str(pe["resource"])) if pe.get("resource") else ""
+            pl = labels[pid] = (self.iname, jname, resource, pid)
+            reg.set("status", PE, pl, pe_status_value(str(pe["status"])))
+            reg.set("health", PE, pl, health_value(str(pe["health"])))
+            reg.set("launchCount", PE, pl, pe["launchCount"])
+        totals = dict.fromkeys(PE_METRICS, 0)
+        congestion: list[int] = []
+        for pe in job_pes:
+            pid = str(pe["id"])
+            if pe["health"] != "healthy":
+                continue  # as the real exporter: no metric update for a PE that is not healthy
+            try:
+                values, factors = self._pe_values(jid, pid, labels[pid], ops)
+            except TimeoutError:
+                # the instance could not reach the PE in time (e.g. stopped, not yet reported unhealthy):
+                # no update for it in this scrape, the rest of the scrape stays within Prometheus' timeout
+                if pid not in self.slow_pes:
+                    log.info("PE %s: metric values not available within %.1f s; skipped", pid, PE_TIMEOUT)
+                slow.add(pid)
+                continue
+            for metric, kind, label_values, value in values:
+                reg.set(metric, kind, label_values, value)
+                if kind is PE and metric in totals:
+                    totals[metric] += int(value)
+            congestion += factors
+        reg.set("pecount", JOB, jl, len(job_pes))
+        for metric, total in totals.items():
+            reg.set(metric, JOB, jl, total)
+        reg.set("sum_congestionFactor", JOB, jl, sum(congestion))
+        reg.set("avg_congestionFactor", JOB, jl, sum(congestion) // len(congestion) if congestion else 0)
+        reg.set("max_congestionFactor", JOB, jl, max([0, *congestion]))
+        reg.set("min_congestionFactor", JOB, jl, min(congestion) if congestion else 0)
+
+    def _pe_shape(self, jid: str, pid: str) -> PeShape:
+        shape = self.shapes.get((jid, pid))
+        if shape is None:
+            r = self.rest
+            base = f"{r.iurl}/pes/{pid}"
+            ins = r.get(f"{base}/inputports", timeout=PE_TIMEOUT)
+            outs = r.get(f"{base}/outputports", timeout=PE_TIMEOUT)
+            inputs = sorted(int(p["indexWithinPE"]) for p in (ins or {}).get("inputPorts", []))
+            outputs = sorted(int(p["indexWithinPE"]) for p in (outs or {}).get("outputPorts", []))
+            conns: dict[int, list[str]] = {}
+            for n in outputs:
+                doc = r.get(f"{base}/outputports/{n}/connections", timeout=PE_TIMEOUT)
+                conns[n] = [str(c["id"]) for c in (doc or {}).get("connections", [])]
+            shape = self.shapes[(jid, pid)] = PeShape(inputs, outputs, conns)
+        return shape
+
+    def _port_names(self, jid: str, op: dict[str, Any], kind: str) -> dict[int, str]:
+        key = (jid, str(op["name"]), kind)
         names = self.port_names.get(key)
         if names is None:
-            doc = self.rest.get(f"{self.rest.iurl}/jobs/{job_id}/operators/{quote(str(op['name']), safe='')}/{kind}")
+            doc = self.rest.get(f"{self.rest.iurl}/jobs/{jid}/operators/{quote(str(op['name']), safe='')}/{kind}")
             ports = (doc or {}).get("inputPorts" if kind == "inputports" else "outputPorts", [])
             names = {int(p["indexWithinOperator"]): str(p.get("streamName") or p["name"]) for p in ports}
             self.port_names[key] = names
         return names
 
-    def _collect(self, s: Series) -> None:
-        r = self.rest
-        slow: set[str] = set()
-        inst = r.get(r.iurl)
-        if inst is None:
-            raise OSError(f"instance {r.iurl} not found")
-        iname = str(inst["id"])
-        jobs = r.get(f"{r.iurl}/jobs")["jobs"]
-        pes = r.get(f"{r.iurl}/pes")["pes"]
-        ops = r.get(f"{r.iurl}/operators")["operators"]
-        hosts = r.get(f"{r.iurl}/hosts")
-        host_names = [str(h.get("name") or h["restid"]) for h in (hosts or {}).get("hosts", [])]
-        default_resource = host_names[0] if len(host_names) == 1 else ""
-
-        s.add("streams_instance_status", INSTANCE_LABELS, (iname,), instance_status_value(str(inst["status"])))
-        s.add("streams_instance_health", INSTANCE_LABELS, (iname,), health_value(str(inst["health"])))
-        for field in ("startTime", "creationTime"):
-            if isinstance(inst.get(field), int):
-                s.add(f"streams_instance_{field}", INSTANCE_LABELS, (iname,), inst[field])
-        s.add("streams_instance_jobCount", INSTANCE_LABELS, (iname,), len(jobs))
-
-        live_jobs = {str(j["id"]) for j in jobs}
-        self.port_names = {k: v for k, v in self.port_names.items() if k[0] in live_jobs}
-        for job in jobs:
-            jid, jname = str(job["id"]), str(job["name"])
-            jl = (iname, jname)
-            health = health_value(str(job["health"]))
-            s.add("streams_job_submitTime", JOB_LABELS, jl, job["submitTime"])
-            s.add("streams_job_healthy", JOB_LABELS, jl, health)
-            s.add("streams_job_health", JOB_LABELS, jl, health)
-            s.add("streams_job_status", JOB_LABELS, jl, job_status_value(str(job["status"])))
-            job_pes = [p for p in pes if _tail_id(str(p["job"])) == jid]
-            totals = {"nCpuMilliseconds": 0.0, "nResidentMemoryConsumption": 0.0, "nMemoryConsumption": 0.0}
-            for pe in sorted(job_pes, key=lambda p: int(p["indexWithinJob"])):
-                pid = str(pe["id"])
-                resource = _tail_id(str(pe["resource"])) if pe.get("resource") else default_resource
-                pl = (iname, jname, resource, pid)
-                s.add("streams_pe_status", PE_LABELS, pl, pe_status_value(str(pe["status"])))
-                s.add("streams_pe_health", PE_LABELS, pl, health_value(str(pe["health"])))
-                s.add("streams_pe_launchCount", PE_LABELS, pl, pe["launchCount"])
-                if pe["health"] != "healthy":
-                    continue  # as the real exporter: a PE that is not healthy gets no metric values
-                try:
-                    pe_series = self._pe_values(jid, pid, pl, ops, totals)
-                except TimeoutError:
-                    # the instance could not reach the PE in time (e.g. stopped, not yet reported unhealthy):
-                    # no values for it in this scrape, the rest of the scrape stays within Prometheus' timeout
-                    if pid not in self.slow_pes:
-                        log.info("PE %s: metric values not available within %.1f s; skipped", pid, PE_TIMEOUT)
-                    slow.add(pid)
-                    continue
-                for name, labels, label_values, value in pe_series:
-                    s.add(name, labels, label_values, value)
-            s.add("streams_job_pecount", JOB_LABELS, jl, len(job_pes))
-            for name, total in totals.items():
-                s.add(f"streams_job_{name}", JOB_LABELS, jl, total)
-            # the lab's PE connections carry no congestionFactor metric: the real exporter's aggregates over
-            # zero connections are 0
-            for agg in ("sum", "avg", "max", "min"):
-                s.add(f"streams_job_{agg}_congestionFactor", JOB_LABELS, jl, 0)
-        self.slow_pes = slow
-
     def _pe_values(
-        self, jid: str, pid: str, pl: tuple[str, ...], ops: list[dict[str, Any]], totals: dict[str, float]
-    ) -> list[tuple[str, tuple[str, ...], tuple[str, ...], float]]:
-        """The PE's metric values and its operators' port metrics (all or nothing: TimeoutError)."""
+        self, jid: str, pid: str, pl: tuple[str, ...], ops: list[dict[str, Any]]
+    ) -> tuple[list[Value], list[int]]:
+        """One healthy PE's values (as snapshotJobMetrics has them) and its connections' congestion factors;
+        all or nothing (TimeoutError)."""
         r = self.rest
-        out: list[tuple[str, tuple[str, ...], tuple[str, ...], float]] = []
-        metrics = r.get(f"{r.iurl}/pes/{pid}/metrics", timeout=PE_TIMEOUT)
-        for m in (metrics or {}).get("metrics", []):
-            out.append((metric_name("streams_pe_", str(m["name"])), PE_LABELS, pl, m["value"]))
+        out: list[Value] = []
+        factors: list[int] = []
+        base = f"{r.iurl}/pes/{pid}"
+        for m in (r.get(f"{base}/metrics", timeout=PE_TIMEOUT) or {}).get("metrics", []):
+            if str(m["name"]) in PE_METRICS:
+                out.append((str(m["name"]), PE, pl, m["value"]))
+        shape = self._pe_shape(jid, pid)
+        for kind, side, ports in (
+            (PE_INPUTPORT, "inputports", shape.inputs),
+            (PE_OUTPUTPORT, "outputports", shape.outputs),
+        ):
+            for n in ports:
+                for m in (r.get(f"{base}/{side}/{n}/metrics", timeout=PE_TIMEOUT) or {}).get("metrics", []):
+                    out.append((str(m["name"]), kind, (*pl, str(n)), m["value"]))
+        for n, cids in shape.connections.items():
+            for cid in cids:
+                doc = r.get(f"{r.iurl}/peconnections/{quote(cid, safe='')}/metrics", timeout=PE_TIMEOUT)
+                for m in (doc or {}).get("metrics", []):
+                    if m["name"] == "congestionFactor":
+                        factors.append(int(m["value"]))
+                    out.append((str(m["name"]), PE_OUTPUTPORT_CONNECTION, (*pl, str(n), cid), m["value"]))
         for op in ops:
-            if _tail_id(str(op["pe"])) != pid or _tail_id(str(op["job"])) != jid:
+            if _tail_id(str(op["pe"])) != pid:
                 continue
             ol = (*pl, str(op["name"]), str(op["operatorKind"]))
             op_path = f"{r.iurl}/jobs/{jid}/operators/{quote(str(op['name']), safe='')}"
-            for kind, prefix, label in (
-                ("inputports", "streams_operator_ip_", "inputportname"),
-                ("outputports", "streams_operator_op_", "outputportname"),
-            ):
-                for idx, port_name in sorted(self._port_names(jid, op, kind).items()):
-                    port_metrics = r.get(f"{op_path}/{kind}/{idx}/metrics", timeout=PE_TIMEOUT)
-                    for m in (port_metrics or {}).get("metrics", []):
-                        name = metric_name(prefix, str(m["name"]))
-                        out.append((name, (*OP_LABELS, label), (*ol, port_name), m["value"]))
-        for m in (metrics or {}).get("metrics", []):
-            if str(m["name"]) in totals:
-                totals[str(m["name"])] += m["value"]
-        return out
+            port_metric_names: set[str] = set()
+            for kind, side in ((OPERATOR_INPUTPORT, "inputports"), (OPERATOR_OUTPUTPORT, "outputports")):
+                for idx, port_name in sorted(self._port_names(jid, op, side).items()):
+                    doc = r.get(f"{op_path}/{side}/{idx}/metrics", timeout=PE_TIMEOUT)
+                    for m in (doc or {}).get("metrics", []):
+                        port_metric_names.add(str(m["name"]))
+                        out.append((str(m["name"]), kind, (*ol, port_name), m["value"]))
+            # operator-level metrics; the lab's REST list also repeats port 0's metrics (a lab convenience
+            # that the real snapshot keeps under the ports): those are left out here
+            for m in (r.get(f"{op_path}/metrics", timeout=PE_TIMEOUT) or {}).get("metrics", []):
+                if str(m["name"]) not in port_metric_names:
+                    out.append((str(m["name"]), OPERATOR, ol, m["value"]))
+        return out, factors
 
 
 class ExporterServer(LabHTTPServer):

@@ -86,7 +86,7 @@ def start_infrastructure(state: dict[str, Any]) -> subprocess.Popen[bytes] | Non
     for dc in paths.DCS:
         argv = ["ip", "netns", "exec", paths.netns(dc), sys.executable, "-m", "lab.exporter", "--dc", dc]
         procs[f"{dc}-exporter"] = _spawn(f"{dc}-exporter", argv, dc, "exporter")
-    prometheus.write_config()
+    prometheus.write_config(float(state.get("scrape_interval_s", prometheus.DEFAULT_INTERVAL)))
     procs["prometheus"] = _spawn("prometheus", prometheus.argv(), "root", "prometheus")
     return javac
 
@@ -122,8 +122,12 @@ def exporter_problem(dc: str, need_jobs: bool = True) -> str | None:
         text = exporter_metrics(dc)
     except (OSError, urllib.error.URLError) as exc:
         return f"{type(exc).__name__}: {exc}"
-    if f'streams_instance_status{{instancename="{paths.instance_id(dc)}"}} 1.0' not in text:
-        return "instance not reported running (REST pull failing or instance stopped)"
+    inst = paths.instance_id(dc)
+    if f'streams_instance_health{{instancename="{inst}"}} ' not in text:
+        # like the real exporter, a lost source leaves only the last known status: no health sample
+        return "exporter has no source (no streams_instance_health: REST pull failing or instance stopped)"
+    if f'streams_instance_status{{instancename="{inst}"}} 1.0' not in text:
+        return "instance not reported running"
     if need_jobs and "streams_job_status{" not in text:
         return "no job series"
     return None
@@ -136,7 +140,9 @@ def _ready_checks() -> dict[str, tuple[Callable[[], str | None], float, float]]:
         checks[f"{dc} sshd (client key accepted)"] = (lambda dc=dc: sshd.login_ok(dc), 15.0, 0.05)  # type: ignore[misc]
     for dc in paths.DCS:
         checks[f"{dc} exporter :{exporter.PORT}"] = (lambda dc=dc: exporter_problem(dc), 15.0, 0.05)  # type: ignore[misc]
-    checks["prometheus sample from dc1+dc2"] = (_prometheus_problem, 30.0, 0.1)
+    # targets start on Prometheus' 5 s reload tick, then at an offset within one scrape interval
+    interval = prometheus.configured_interval() or prometheus.DEFAULT_INTERVAL
+    checks["prometheus sample from dc1+dc2"] = (_prometheus_problem, 20.0 + 2 * interval, 0.1)
     for dc in paths.DCS:
         checks[f"{dc} JMX :{jmx.PORT} (jmxquery)"] = (lambda dc=dc: jmx.answers(dc), 30.0, 0.1)  # type: ignore[misc]
     return checks
@@ -198,6 +204,8 @@ def component_status(name: str, info: dict[str, Any]) -> dict[str, Any]:
     elif kind == "prometheus":
         comp["endpoint"] = prometheus.URL
         comp["targets"] = prometheus.targets_health()
+        interval = prometheus.configured_interval()
+        comp["scrape_interval"] = prometheus.duration(interval) if interval is not None else "unknown"
         problem = _prometheus_problem()
         if problem is None and any(not h.startswith("up") for h in comp["targets"].values()):
             problem = f"targets not all up: {comp['targets']}"

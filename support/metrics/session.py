@@ -26,7 +26,8 @@ def build_sources(settings: Settings, rest: Mapping[str, Any], job_name: str, op
     if "prometheus" in wanted and prometheus is not None:
         client = PrometheusClient(prometheus.url)
         operator = operators[1] if len(operators) > 1 else (operators[0] if operators else "")
-        sources.append(PrometheusSource.for_application(client, job_name, operator, dc_label=prometheus.dc_label))
+        sources.append(PrometheusSource.for_application(client, job_name, operator, dc_label=prometheus.dc_label,
+                                                        instance_label=prometheus.instance_label))
     if "jmx" in wanted:
         endpoints = []
         for dc, dc_settings in settings.datacenters.items():

@@ -4,6 +4,7 @@ and `lab status` — each checked over its own wire (SSH, HTTP text format, Prom
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
@@ -15,6 +16,8 @@ from typing import Any
 import paramiko
 import pytest
 from labwire import ADDR, LAB_DIR, Lab, run_lab, wait_until
+
+from support.metrics.prometheus import PrometheusClient, PrometheusSource
 
 pytestmark = pytest.mark.lab
 
@@ -169,6 +172,27 @@ def job_of(pe: dict[str, Any]) -> str:
     return str(pe["job"]).rstrip("/").rsplit("/", 1)[-1]
 
 
+def label_keys(name: str) -> list[str]:
+    """The labels of a family of the real exporter (StreamsObjectType, v5), by name prefix."""
+    if name == "streams_resource_role":
+        return ["instancename", "resource", "role"]
+    for prefix, keys in (
+        ("streams_instance_", INSTANCE_LABELS),
+        ("streams_resource_", ["instancename", "resource"]),
+        ("streams_job_", JOB_LABELS),
+        ("streams_pe_op_connection_", [*PE_LABELS, "index", "connectionid"]),
+        ("streams_pe_ip_", [*PE_LABELS, "index"]),
+        ("streams_pe_op_", [*PE_LABELS, "index"]),
+        ("streams_pe_", PE_LABELS),
+        ("streams_operator_ip_", [*OP_LABELS, "inputportname"]),
+        ("streams_operator_op_", [*OP_LABELS, "outputportname"]),
+        ("streams_operator_", OP_LABELS),
+    ):
+        if name.startswith(prefix):
+            return keys
+    pytest.fail(f"unexpected family {name}")
+
+
 @pytest.mark.parametrize("dc", DCS)
 def test_exporter_names_labels_and_encodings(default_deployment: Lab, dc: str) -> None:
     lab = default_deployment
@@ -179,26 +203,19 @@ def test_exporter_names_labels_and_encodings(default_deployment: Lab, dc: str) -
     for name, fam in fams.items():
         assert name.startswith("streams_"), name
         assert fam.get("type") == "gauge" and fam.get("help"), f"{name} lacks # HELP / # TYPE gauge"
-        assert fam["samples"], f"{name} has no sample"
-    for name, fam in fams.items():
         for labels, _v in fam["samples"]:
-            keys = [k for k, _ in labels]
-            if name.startswith("streams_instance_"):
-                assert keys == INSTANCE_LABELS, (name, keys)
-            elif name.startswith("streams_job_"):
-                assert keys == JOB_LABELS, (name, keys)
-            elif name.startswith("streams_pe_"):
-                assert keys == PE_LABELS, (name, keys)
-            elif name.startswith("streams_operator_ip_"):
-                assert keys == [*OP_LABELS, "inputportname"], (name, keys)
-            elif name.startswith("streams_operator_op_"):
-                assert keys == [*OP_LABELS, "outputportname"], (name, keys)
-            else:
-                pytest.fail(f"unexpected family {name}")
+            assert [k for k, _ in labels] == label_keys(name), (name, labels)
+    # tuple counters are PE *port* metrics in the real exporter: no streams_pe_nTuples* family
+    assert not [n for n in fams if n.startswith("streams_pe_nTuples")], sorted(fams)
+    assert "streams_instance_creationTime" not in fams
 
     assert values(fams, "streams_instance_status", instancename=inst) == [1.0]
     assert values(fams, "streams_instance_health", instancename=inst) == [1.0]
+    assert len(values(fams, "streams_instance_startTime", instancename=inst)) == 1
     assert values(fams, "streams_instance_jobCount", instancename=inst) == [float(len(jobs))]
+    assert values(fams, "streams_resource_status", instancename=inst, resource=ADDR[dc]) == [1.0]
+    assert values(fams, "streams_resource_role", resource=ADDR[dc], role="application") == [1.0]
+    assert len(values(fams, "streams_resource_cpuUtilization", resource=ADDR[dc])) == 1
     for job in jobs:
         jl = {"instancename": inst, "jobname": job["name"]}
         job_pes = [p for p in pes if job_of(p) == job["id"]]
@@ -207,13 +224,27 @@ def test_exporter_names_labels_and_encodings(default_deployment: Lab, dc: str) -
         assert values(fams, "streams_job_status", **jl) == [JOB_STATUS.get(job["status"], 0.0)]
         assert values(fams, "streams_job_submitTime", **jl) == [float(job["submitTime"])]
         assert values(fams, "streams_job_pecount", **jl) == [float(len(job_pes))]
+        for agg in ("sum", "avg", "max", "min"):
+            assert len(values(fams, f"streams_job_{agg}_congestionFactor", **jl)) == 1
         for pe in job_pes:
-            pl = {**jl, "peid": pe["id"]}
+            pl = {**jl, "peid": pe["id"], "resource": ADDR[dc]}
             assert values(fams, "streams_pe_status", **pl) == [PE_STATUS.get(pe["status"], 0.0)]
             assert values(fams, "streams_pe_health", **pl) == [HEALTH.get(pe["health"], 0.0)]
             assert values(fams, "streams_pe_launchCount", **pl) == [float(pe["launchCount"])]
-            assert len(values(fams, "streams_pe_nTuplesProcessed", **pl)) == 1
             assert len(values(fams, "streams_pe_nCpuMilliseconds", **pl)) == 1
+            # one series per PE port (index = indexWithinPE) and per output connection, as the REST API lists
+            for side, family in (("inputPorts", "streams_pe_ip_nTuplesProcessed"),
+                                 ("outputPorts", "streams_pe_op_nTuplesSubmitted")):
+                ports = lab.get(pe[side]).json()[side]
+                samples = fams.get(family, {"samples": []})["samples"]
+                got = sorted(dict(lbl)["index"] for lbl, _ in samples if dict(lbl)["peid"] == pe["id"])
+                assert got == sorted(str(p["indexWithinPE"]) for p in ports), (pe["id"], family)
+            conns = sorted(c["id"] for c in lab.get(pe["connections"]).json()["connections"]
+                           if job_of({"job": c["source"]["pe"]}) == pe["id"])
+            got_conns = sorted(dict(lbl)["connectionid"] for lbl, _ in
+                               fams.get("streams_pe_op_connection_congestionFactor", {"samples": []})["samples"]
+                               if dict(lbl)["peid"] == pe["id"])
+            assert got_conns == conns, pe["id"]
         # every operator of the job has a port; each port's series carries the operator's name and kind
         job_ops = {o["name"]: o for o in ops if job_of(o) == job["id"]}
         port_samples = [
@@ -226,7 +257,10 @@ def test_exporter_names_labels_and_encodings(default_deployment: Lab, dc: str) -
         for d in port_samples:
             assert d["operatorkind"] == job_ops[d["operatorname"]]["operatorKind"]
             assert d["peid"] == job_of({"job": job_ops[d["operatorname"]]["pe"]})
-    assert "streams_operator_ip_nTuplesProcessed" in fams
+        op_level = {dict(lbl)["operatorname"] for lbl, _ in fams["streams_operator_relativeOperatorCost"]["samples"]
+                    if dict(lbl)["jobname"] == job["name"]}
+        assert op_level == set(job_ops)
+    assert "streams_operator_nTuplesProcessed" not in fams, "operator port metrics stay under the ports"
     assert set(scrape(lab, dc, "/prometheus")) == set(fams)
 
 
@@ -259,7 +293,9 @@ def test_series_follow_the_jobs_through_a_failover(default_deployment: Lab) -> N
         assert lab.delete(job1["self"]).status_code == 204
         wait_until(lambda: values(scrape(lab, "dc1"), "streams_instance_jobCount") == [0.0], 10, "dc1 jobCount 0")
         fams1 = scrape(lab, "dc1")
-        assert not [n for n in fams1 if n.startswith(("streams_job_", "streams_pe_", "streams_operator_"))]
+        gone = ("streams_job_", "streams_pe_", "streams_operator_")
+        assert not [n for n, f in fams1.items() if n.startswith(gone) and f["samples"]]
+        assert "streams_job_health" in fams1, "as simpleclient: a family without series keeps its headers"
 
         def dc2_switched() -> bool:
             fams = scrape(lab, "dc2")
@@ -293,14 +329,19 @@ def test_series_follow_the_jobs_through_a_failover(default_deployment: Lab) -> N
         assert r.returncode == 0, r.stderr
 
 
-def test_unhealthy_pe_values_are_skipped(default_deployment: Lab) -> None:
-    """A SIGSTOPped PE turns unhealthy (issue 3 item 2): its status/health stay, its metric values go."""
+def test_unhealthy_pe_values_are_frozen(default_deployment: Lab) -> None:
+    """A SIGSTOPped PE turns unhealthy (issue 3 item 2): its status/health follow, its metric series are not
+    updated but stay with their last values (JobDetails skips them; nothing removes them)."""
     lab = default_deployment
     job = lab.job("dc1", "orders")
     assert job is not None
     pes = lab.get(f"{job['self']}/pes").json()["pes"]
     sink = next(p for p in pes if p["indexWithinJob"] == 2)
     pid = sink["processId"]
+    before = scrape(lab, "dc1")
+    frozen_names = [n for n, f in before.items() if n.startswith(("streams_pe_n", "streams_pe_ip_", "streams_pe_op_",
+                    "streams_operator_")) and values(before, n, peid=sink["id"])]
+    assert "streams_pe_ip_nTuplesProcessed" in frozen_names and "streams_pe_nCpuMilliseconds" in frozen_names
     rc, out = ssh_run("dc1", f"kill -STOP {pid}")
     assert rc == 0, out
     try:
@@ -324,14 +365,64 @@ def test_unhealthy_pe_values_are_skipped(default_deployment: Lab) -> None:
             PE_STATUS.get(stopped["status"], 0.0)
         ]
         assert values(fams, "streams_pe_launchCount", jobname="orders", peid=sink["id"])
-        for name in fams:
-            if name.startswith("streams_pe_n") or name.startswith("streams_operator_"):
-                assert not values(fams, name, peid=sink["id"]), f"{name} still reported for the unhealthy PE"
-        assert values(fams, "streams_pe_nTuplesProcessed", peid=pes[0]["id"]), "healthy PEs keep their values"
-        assert values(fams, "streams_job_health", jobname="orders") == [0.5]
+        later = scrape(lab, "dc1")
+        for name in frozen_names:
+            assert values(later, name, peid=sink["id"]), f"{name} of the unhealthy PE was removed"
+            assert values(later, name, peid=sink["id"]) == values(fams, name, peid=sink["id"]), f"{name} updated"
+        assert values(later, "streams_pe_nCpuMilliseconds", peid=pes[0]["id"]), "healthy PEs keep their values"
+        assert values(later, "streams_job_health", jobname="orders") == [0.5]
     finally:
         ssh_run("dc1", f"kill -CONT {pid}")
         wait_until(lambda: lab.get(job["self"]).json()["health"] == "healthy", 20, "orders healthy again")
+
+
+def test_exporter_that_loses_its_source_keeps_only_the_last_known_status(default_deployment: Lab) -> None:
+    """Reference §4.3 / StreamsInstanceTracker.resetTracker(): dc1's REST API made unreachable for its exporter
+    -> every series goes, `streams_instance_status` stays 1 (last known), no health sample; Prometheus and the
+    tester's source see a missing health series, not a 0; the first scrape after the heal has everything."""
+    lab = default_deployment
+    rule = ["INPUT", "-s", ADDR["dc1"], "-d", ADDR["dc1"], "-p", "tcp", "--dport", "9714", "-m", "comment",
+            "--comment", "xdc-test-exporter-source", "-j", "DROP"]  # REST from inside dc1: the exporter's pull
+    interval = scrape_interval_s()
+    source = PrometheusSource.for_application(PrometheusClient(PROMETHEUS), "orders", "Aggregator")
+    subprocess.run(["ip", "netns", "exec", "xdc-dc1", "iptables", "-w", "-I", *rule], check=True)
+    try:
+        def reset() -> dict[str, Family] | None:
+            fams = scrape(lab, "dc1")
+            return fams if not values(fams, "streams_instance_health") else None
+
+        fams = wait_until(reset, 15, "dc1's exporter to lose its source", interval=0.5)
+        assert {n: f["samples"] for n, f in fams.items() if f["samples"]} == {
+            "streams_instance_status": [([("instancename", "streams-dc1")], 1.0)]
+        }, "only the last known status is left"
+        assert "streams_instance_health" in fams and "streams_job_health" in fams, "families keep their headers"
+        assert lab.get(lab.rest("dc1")).json()["status"] == "running", "the instance itself is fine"
+
+        def prometheus_sees_it() -> dict[str, float] | None:
+            if promql(lab, 'streams_instance_health{dc="dc1"}') or promql(lab, 'streams_job_health{dc="dc1"}'):
+                return None
+            points = dict(source.sample())
+            return points if points.get("prom.dc1.exporter_has_source") == 0.0 else None
+
+        points = wait_until(prometheus_sees_it, 3 * interval + 10, "Prometheus to see dc1's exporter without source",
+                            interval=0.5)
+        assert [float(r["value"][1]) for r in promql(lab, 'streams_instance_status{dc="dc1"}')] == [1.0]
+        assert points["prom.dc1.exporter_up"] == 1.0 and "prom.dc1.instance_status" not in points
+        assert "prom.dc1.job_health" not in points and points["prom.dc2.exporter_has_source"] == 1.0
+        assert points["prom.dc2.instance_status"] == 1.0 and points["prom.dc2.instance_health"] == 1.0
+    finally:
+        subprocess.run(["ip", "netns", "exec", "xdc-dc1", "iptables", "-w", "-D", *rule], check=False)
+
+    def healed() -> dict[str, Family] | None:
+        fams = scrape(lab, "dc1")
+        return fams if values(fams, "streams_instance_health") else None
+
+    fams = wait_until(healed, 15, "dc1's exporter to find its source again", interval=0.5)
+    assert values(fams, "streams_job_health", jobname="orders") == [1.0], "the first good scrape has everything"
+    assert values(fams, "streams_instance_jobCount") == [float(len(lab.get(f"{lab.rest('dc1')}/jobs").json()["jobs"]))]
+    wait_until(lambda: dict(source.sample()).get("prom.dc1.exporter_has_source") == 1.0
+               and promql(lab, 'streams_instance_jobCount{dc="dc1"}'), 3 * interval + 10,
+               "Prometheus and the tester to see dc1's exporter with its source again", interval=0.5)
 
 
 # ----------------------------------------------------------------------------------------- Prometheus
@@ -346,7 +437,14 @@ def promql(lab: Lab, query: str) -> list[dict[str, Any]]:
     return result
 
 
-def test_prometheus_scrapes_both_dcs_every_second(lab: Lab) -> None:
+def scrape_interval_s() -> float:
+    """The interval `lab up` recorded (the lab's default: 10 s, as the exporter's sample prometheus.yml)."""
+    return float(json.loads((LAB_DIR / "state.json").read_text())["scrape_interval_s"])
+
+
+def test_prometheus_scrapes_both_dcs_at_the_configured_interval(lab: Lab) -> None:
+    interval = scrape_interval_s()
+    shown = f"{interval:g}s" if interval == int(interval) else f"{round(interval * 1000)}ms"
     got = promql(lab, "streams_instance_jobCount")
     assert sorted(r["metric"]["dc"] for r in got) == ["dc1", "dc2"]
     assert {r["metric"]["instancename"] for r in got} == {"streams-dc1", "streams-dc2"}
@@ -354,15 +452,48 @@ def test_prometheus_scrapes_both_dcs_every_second(lab: Lab) -> None:
     assert sorted((r["metric"]["dc"], r["value"][1]) for r in up) == [("dc1", "1"), ("dc2", "1")]
     targets = lab.http.get(f"{PROMETHEUS}/api/v1/targets", timeout=10).json()["data"]["activeTargets"]
     assert sorted((t["labels"]["dc"], t["scrapeUrl"], t["scrapeInterval"]) for t in targets) == [
-        ("dc1", f"http://{ADDR['dc1']}:{EXPORTER_PORT}/metrics", "1s"),
-        ("dc2", f"http://{ADDR['dc2']}:{EXPORTER_PORT}/metrics", "1s"),
+        ("dc1", f"http://{ADDR['dc1']}:{EXPORTER_PORT}/metrics", shown),
+        ("dc2", f"http://{ADDR['dc2']}:{EXPORTER_PORT}/metrics", shown),
     ]
+    # the tester discovers the same interval
+    assert PrometheusClient(PROMETHEUS).scrape_interval() == interval
 
-    def five_samples_in_six_seconds() -> bool:
-        counts = promql(lab, "count_over_time(streams_instance_jobCount[6s])")
-        return len(counts) == 2 and all(float(r["value"][1]) >= 5 for r in counts)
+    def sample_times() -> list[list[float]] | None:
+        # `up`: one sample per scrape, whatever the exporter serves (a reset drops jobCount for a while)
+        got = promql(lab, f'up{{job="streams"}}[{round(interval * 4000)}ms]')
+        times = [[float(t) for t, _v in r["values"]] for r in got]
+        return times if len(times) == 2 and all(len(ts) >= 3 for ts in times) else None
 
-    wait_until(five_samples_in_six_seconds, 10, "a sample per second from each DC")
+    for times in wait_until(sample_times, 5 * interval + 10, "three samples from each DC", interval=0.5):
+        gaps = [b - a for a, b in itertools.pairwise(times)]
+        assert all(abs(g - interval) <= 0.1 * interval + 0.05 for g in gaps), (interval, gaps)
+
+
+def test_the_tester_reads_a_tuple_rate_at_the_scrape_interval(default_deployment: Lab) -> None:
+    """The tester's PromQL rate over its discovered window (4 scrape intervals) sees tuples flowing in dc1 —
+    where a fixed `[5s]` returns nothing at the default 10 s interval."""
+    lab = default_deployment
+    job = lab.job("dc1", "orders")
+    assert job is not None
+    ep = lab.endpoints("dc1", job["id"])
+    source = PrometheusSource.for_application(PrometheusClient(PROMETHEUS), "orders", "Aggregator")
+    sent = {"n": 0}
+
+    def flowing() -> float | None:
+        items = [{"id": f"rate-{sent['n'] + i}", "key": "rate", "seq": sent["n"] + i, "amount": 1.0,
+                  "sent_at": time.time()} for i in range(10)]
+        sent["n"] += 10
+        lab.post(ep["source"], json={"items": items})
+        lab.get(ep["sink"])  # drain
+        rate = dict(source.sample()).get("prom.dc1.tuples_per_s")
+        return rate if rate else None
+
+    interval = scrape_interval_s()
+    assert wait_until(flowing, 3 * interval + 10, "a tuple rate in dc1 from Prometheus", interval=0.5) > 0
+    assert source.window == f"{4 * interval:g}s"
+    if interval >= 5:
+        fixed = promql(lab, 'rate(streams_operator_ip_nTuplesProcessed{dc="dc1",operatorname="Aggregator"}[2s])')
+        assert not fixed, "a range shorter than two scrape intervals holds at most one sample"
 
 
 # ------------------------------------------------------------------------------------------------ JMX
@@ -498,6 +629,9 @@ def test_status_json_lists_every_component_healthy(default_deployment: Lab) -> N
         assert comp["alive"], name
         assert comp.get("health", comp.get("rest")) in ("ok",), (name, comp)
     assert set(comps["prometheus"]["targets"]) == {"dc1", "dc2"}
+    assert doc["scrape_interval_s"] == scrape_interval_s()
+    assert comps["prometheus"]["scrape_interval"] == f"{scrape_interval_s():g}s"
+    assert f"Prometheus scrapes every {scrape_interval_s():g}s" in run_lab("status").stdout
     cg = doc["cgroups"]
     if all(cg["available"].values()):
         for dc in DCS:

@@ -3,11 +3,12 @@ the lab's state, processes, namespaces and REST probe, so no root and no lab are
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from lab import control, netns
+from lab import control, netns, prometheus
 
 STATE: dict[str, Any] = {
     "up": True,
@@ -76,3 +77,36 @@ def test_up_with_other_defects_rebuilds(lab: dict[str, Any]) -> None:
     with pytest.raises(Torn):
         control.up(["split-brain"])
     assert lab["down"] == 1
+
+
+def test_up_with_another_scrape_interval_rebuilds(lab: dict[str, Any]) -> None:
+    """A lab recorded without an interval ran the default; asking for 1 s rebuilds it (Prometheus' config)."""
+    with pytest.raises(Torn):
+        control.up([], 1.0)
+    assert lab["down"] == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds", "shown"),
+    [("10s", 10.0, "10s"), ("1s", 1.0, "1s"), ("500ms", 0.5, "500ms"), ("1m30s", 90.0, "1m30s"), ("15", 15.0, "15s")],
+)
+def test_scrape_interval_parses_and_prints_as_a_prometheus_duration(text: str, seconds: float, shown: str) -> None:
+    assert prometheus.parse_interval(text) == seconds
+    assert prometheus.duration(seconds) == shown
+
+
+@pytest.mark.parametrize("text", ["", "10 s", "ten", "0s", "10m"])
+def test_scrape_interval_refuses_what_prometheus_would_not_take_or_the_lab_cannot_use(text: str) -> None:
+    with pytest.raises(ValueError, match="scrape interval"):
+        prometheus.parse_interval(text)
+
+
+def test_prometheus_config_scrapes_at_the_interval(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(prometheus, "base_dir", lambda: tmp_path)
+    assert prometheus.configured_interval() is None
+    text = prometheus.write_config(30.0).read_text()
+    assert "  scrape_interval: 30s\n  scrape_timeout: 10s\n" in text
+    assert prometheus.configured_interval() == 30.0
+    prometheus.write_config(1.0)
+    assert prometheus.configured_interval() == 1.0
+    assert "scrape_timeout: 1s" in prometheus.config_file().read_text()

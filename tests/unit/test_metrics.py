@@ -9,7 +9,14 @@ from typing import Any
 import pytest
 
 from support.metrics.jmx import JmxEndpoint, JmxSource, JmxTimeout, query
-from support.metrics.prometheus import PrometheusClient, PrometheusSource
+from support.metrics.prometheus import (
+    PrometheusClient,
+    PrometheusSource,
+    config_interval,
+    parse_duration,
+    range_window,
+    targets_interval,
+)
 from support.metrics.rest import RestMetricsSource
 from support.metrics.series import Baseline, Sampler, SeriesStore
 from support.streams.errors import StreamsConnectionError
@@ -69,17 +76,28 @@ def test_sampler_respects_each_source_interval_and_survives_failures() -> None:
 
 
 class FakeProm:
-    def __init__(self) -> None:
+    def __init__(self, targets: list[dict[str, Any]] | None = None) -> None:
         self.queries: list[str] = []
+        self.targets = targets if targets is not None else [
+            {"labels": {"dc": d, "job": "streams"}, "scrapeInterval": "10s"} for d in ("dc1", "dc2")
+        ]
+        self.answers: dict[str, list[dict[str, Any]]] = {}
 
     def custom_query(self, query: str, params: Any = None) -> list[dict[str, Any]]:
         self.queries.append(query)
+        for marker, answer in self.answers.items():
+            if marker in query:
+                return answer
         return [{"metric": {"dc": "dc1", "jobname": "orders"}, "value": [1700000000.5, "123.5"]},
                 {"metric": {"dc": "dc2"}, "value": [1700000000.5, "NaN"]}]
 
     def custom_query_range(self, query: str, start_time: Any, end_time: Any, step: str) -> list[dict[str, Any]]:
         assert step == "1s" and end_time > start_time
         return [{"metric": {"dc": "dc1"}, "values": [[1.0, "1"], [2.0, "2.5"]]}]
+
+    def get_targets(self, state: str | None = None) -> dict[str, Any]:
+        assert state == "active"
+        return {"activeTargets": self.targets, "droppedTargets": []}
 
 
 def test_prometheus_values_come_back_as_strings_and_are_converted() -> None:
@@ -93,6 +111,111 @@ def test_prometheus_values_come_back_as_strings_and_are_converted() -> None:
     assert points["prom.dc1.tuples_per_s"] == 123.5
     assert any('operatorname="Aggregator"' in q and "sum by (dc)" in q for q in fake.queries)
     assert any('jobname="orders"' in q for q in fake.queries)
+
+
+@pytest.mark.parametrize(
+    ("interval", "intervals", "window"),
+    [(10.0, 4.0, "40s"), (1.0, 4.0, "4s"), (15.0, 4.0, "60s"), (0.5, 4.0, "2s"),
+     (0.25, 4.0, "1s"), (0.3, 4.0, "1200ms"), (10.0, 1.0, "20s"), (10.0, 3.0, "30s")],
+)
+def test_range_windows_span_at_least_two_scrape_intervals(interval: float, intervals: float, window: str) -> None:
+    assert range_window(interval, intervals) == window
+    assert parse_duration(window) >= 2 * interval
+
+
+def test_range_window_refuses_a_non_positive_interval() -> None:
+    with pytest.raises(ValueError):
+        range_window(0)
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("10s", 10.0), ("500ms", 0.5), ("1m30s", 90.0), ("2h", 7200.0)])
+def test_prometheus_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "10", "10 s", "s10"])
+def test_prometheus_durations_refused(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+def test_scrape_interval_from_the_targets_of_the_dc_label() -> None:
+    targets = [{"labels": {"dc": "dc1"}, "scrapeInterval": "10s"}, {"labels": {"dc": "dc2"}, "scrapeInterval": "15s"},
+               {"labels": {"job": "prometheus"}, "scrapeInterval": "1m"}]
+    assert targets_interval(targets, "dc") == 15.0
+    assert targets_interval(targets, "site") == 60.0, "no target has the label: all of them"
+    assert targets_interval([{"labels": {"dc": "dc1"}}], "dc") is None
+    assert targets_interval([], "dc") is None
+
+
+def test_scrape_interval_from_the_configuration_when_targets_do_not_say() -> None:
+    assert config_interval("global:\n  scrape_interval: 15s\nscrape_configs:\n  - job_name: a\n") == 15.0
+    assert config_interval("scrape_configs:\n  - job_name: a\n    scrape_interval: 10s\n") == 10.0
+    assert config_interval("global: {}\n") == 60.0, "Prometheus' own default"
+    client = PrometheusClient("http://127.0.0.1:1", connection=FakeProm(targets=[{"labels": {"dc": "dc1"}}]))
+    client.config_yaml = lambda: "global:\n  scrape_interval: 30s\n"  # type: ignore[method-assign]
+    assert client.scrape_interval() == 30.0
+
+
+def test_windows_come_from_the_discovered_interval_not_a_fixed_five_seconds() -> None:
+    fake = FakeProm()
+    source = PrometheusSource.for_application(PrometheusClient("http://127.0.0.1:1", connection=fake), "orders",
+                                              "Aggregator", dc_label="site", instance_label="inst")
+    source.sample()
+    assert source.scrape_interval == 10.0 and source.window == "40s"
+    rate = next(q for q in fake.queries if "rate(" in q)
+    assert "[40s]" in rate and "sum by (site)" in rate
+    assert not [q for q in fake.queries if "[5s]" in q or "$" in q]
+    assert any("timestamp(streams_instance_health) > 20" in q and "on (site, inst)" in q for q in fake.queries)
+
+
+def test_discovery_is_retried_until_prometheus_answers() -> None:
+    fake = FakeProm()
+    calls = {"n": 0}
+
+    def targets(state: str | None = None) -> dict[str, Any]:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ConnectionError("refused")
+        return {"activeTargets": [{"labels": {"dc": "dc1"}, "scrapeInterval": "1s"}]}
+
+    fake.get_targets = targets  # type: ignore[method-assign]
+    source = PrometheusSource.for_application(PrometheusClient("http://127.0.0.1:1", connection=fake), "o", "A")
+    with pytest.raises(ConnectionError):
+        source.sample()
+    assert not fake.queries
+    source.sample()
+    assert source.window == "4s"
+
+
+def test_a_lost_source_is_a_missing_health_series_not_a_zero() -> None:
+    """dc2's exporter answers but has lost its source: only its last known status is left (here 1)."""
+    fake = FakeProm()
+    fake.answers = {
+        "up{": [{"metric": {"dc": "dc1"}, "value": [1.0, "1"]}, {"metric": {"dc": "dc2"}, "value": [1.0, "1"]}],
+        # the status query keeps dc2 out by joining on a fresh health sample: Prometheus answers dc1 only
+        "streams_instance_status and on": [{"metric": {"dc": "dc1"}, "value": [1.0, "1"]}],
+        "max by (dc) (streams_instance_health": [{"metric": {"dc": "dc1"}, "value": [1.0, "1"]}],
+        "streams_job_health": [{"metric": {"dc": "dc1"}, "value": [1.0, "1"]}],
+        "streams_pe_launchCount": [{"metric": {"dc": "dc1"}, "value": [1.0, "3"]}],
+        "rate(": [{"metric": {"dc": "dc1"}, "value": [1.0, "20"]}],
+    }
+    source = PrometheusSource.for_application(PrometheusClient("http://127.0.0.1:1", connection=fake), "orders",
+                                              "Aggregator")
+    points = dict(source.sample())
+    assert points["prom.dc1.exporter_has_source"] == 1.0 and points["prom.dc2.exporter_has_source"] == 0.0
+    assert points["prom.dc2.exporter_up"] == 1.0
+    assert not [n for n in points if n.startswith("prom.dc2.") and n not in
+                ("prom.dc2.exporter_up", "prom.dc2.exporter_has_source")], "no invented 0 for dc2"
+    status_query = next(q for q in fake.queries if "streams_instance_status" in q)
+    assert "and on (dc, instancename)" in status_query and "streams_instance_health" in status_query
+
+
+def test_an_unreachable_exporter_says_nothing_about_the_source() -> None:
+    fake = FakeProm()
+    fake.answers = {"up{": [{"metric": {"dc": "dc1"}, "value": [1.0, "0"]}], "streams_": []}
+    source = PrometheusSource.for_application(PrometheusClient("http://127.0.0.1:1", connection=fake), "o", "A")
+    assert dict(source.sample()) == {"prom.dc1.exporter_up": 0.0}
 
 
 class FakeJmx:
