@@ -98,9 +98,9 @@ def start_jmx(state: dict[str, Any], javac: subprocess.Popen[bytes] | None) -> N
             rc = javac.wait(timeout=60)
         except subprocess.TimeoutExpired as exc:
             javac.kill()
-            raise PartError("javac of lab/java/StreamsJmx.java took more than 60 s") from exc
+            raise PartError("javac of lab/java (StreamsJmx + JMXMP provider) took more than 60 s") from exc
         if rc != 0:
-            raise PartError(f"javac of {jmx.SOURCE} failed (exit {rc}); see {paths.logs_dir() / 'jmx-javac.log'}")
+            raise PartError(f"javac of {jmx.JAVA_DIR} failed (exit {rc}); see {paths.logs_dir() / 'jmx-javac.log'}")
     procs: dict[str, Any] = state.setdefault("processes", {})
     for dc in paths.DCS:
         # join the cgroups before `ip netns exec`: it remounts /sys, hiding /sys/fs/cgroup
@@ -144,7 +144,7 @@ def _ready_checks() -> dict[str, tuple[Callable[[], str | None], float, float]]:
     interval = prometheus.configured_interval() or prometheus.DEFAULT_INTERVAL
     checks["prometheus sample from dc1+dc2"] = (_prometheus_problem, 20.0 + 2 * interval, 0.1)
     for dc in paths.DCS:
-        checks[f"{dc} JMX :{jmx.PORT} (jmxquery)"] = (lambda dc=dc: jmx.answers(dc), 30.0, 0.1)  # type: ignore[misc]
+        checks[f"{dc} JMX :{jmx.PORT} (JMXMP TLS)"] = (lambda dc=dc: jmx.answers(dc), 30.0, 0.1)  # type: ignore[misc]
     return checks
 
 
@@ -198,7 +198,7 @@ def component_status(name: str, info: dict[str, Any]) -> dict[str, Any]:
         problem = exporter_problem(dc, need_jobs=False)
         comp["endpoint"] = f"http://{paths.DC_ADDR[dc]}:{exporter.PORT}/metrics"
     elif kind == "jmx":
-        problem = jmx.answers(dc, need_jobs=False)
+        problem = jmx.answers(dc)
         comp["endpoint"] = jmx.url(dc)
         comp["cgroups"] = sorted(c for c, pids in cgroups.members(dc).items() if comp["pid"] in pids)
     elif kind == "prometheus":

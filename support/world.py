@@ -429,7 +429,9 @@ class World:
         if self.traffic is not None:
             self._add_throughput_series(metrics)
         metrics.export(self.ledger_dir)
-        self.journal.record("metrics.closed", series=len(metrics.store.names()), errors=dict(metrics.sampler.errors))
+        # `unreachable`: endpoints of a source (e.g. "jmx.dc1": "JMX unreachable: ...") — never a data center state
+        self.journal.record("metrics.closed", series=len(metrics.store.names()), errors=dict(metrics.sampler.errors),
+                            unreachable=metrics.problems)
 
     def _close_ledgers(self) -> None:
         if self.traffic is not None:

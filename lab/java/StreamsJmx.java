@@ -1,11 +1,19 @@
 // The embedded lab's JMX server of one Teracloud Streams instance (one JVM per DC).
 //
-// Registers the `com.ibm.streams.management` MXBeans of the instance, its jobs and PEs in the platform MBean
-// server (exposed over remote JMX by the -Dcom.sun.management.jmxremote.* options `lab up` passes) and keeps
-// them in sync with the instance's REST management API, polled every ~500 ms (HTTPS verified against the lab
-// CA, Basic auth). Beans are added and removed as jobs and PEs come and go; the instance bean emits the
-// notifications com.ibm.streams.management.job.{added,removed,changed} and .pe.{added,removed,changed}
-// (userData: the job / PE id as BigInteger, as the real instance bean does).
+// Serves the `com.ibm.streams.management` MXBeans of the instance, its jobs and PEs as real Streams does:
+// over JMXMP (`service:jmx:jmxmp://<dc host>:9975`, provider package `com.ibm.streams.management`, here the
+// lab's stand-in in com/ibm/streams/management/jmxmp/), TLS with the DC's certificate, and the lab user's
+// credentials (`jmx.remote.credentials`). No RMI connector is started.
+//
+// The instance bean is always registered. Job beans (and the PE beans of the job) exist only after a client
+// calls InstanceMXBean.registerJobById(id) or registerAllJobs(), and a registered job whose job and PE beans
+// are not read for `inactivityMillis` is unregistered again: the instance bean emits
+// com.ibm.streams.management.object.inactivity.warning at half that time and ...object.inactivity.unregister
+// when it drops the beans (userData: the job id as BigInteger).
+//
+// The model is kept in sync with the instance's REST management API, polled every ~500 ms (HTTPS verified
+// against the lab CA, Basic auth). The instance bean emits com.ibm.streams.management.job.{added,removed,changed}
+// and .pe.{added,removed,changed} for every job / PE, registered or not (userData: the id as BigInteger).
 //
 // Object names (Streams 5.x form, kept by Teracloud):
 //   com.ibm.streams.management:type=instance,name="<instance>"
@@ -14,7 +22,8 @@
 // Enum-typed attributes (Status, Health, StatusReason) travel as the enum constant name (MXBean mapping),
 // e.g. RUNNING, PARTIALLY_HEALTHY, CRASH.
 //
-// Usage: java -cp <dir> StreamsJmx <instanceId> <restBase> <caPem> <passwordFile> <user> [pollMillis]
+// Usage: java -cp <dir> StreamsJmx <instanceId> <restBase> <caPem> <passwordFile> <user> <pollMillis>
+//            <jmxServiceUrl> <tlsCertPem> <tlsKeyPem> <inactivityMillis>
 // JDK only (java.net.http, javax.management); compiled by `lab up` with javac.
 
 import java.io.IOException;
@@ -28,7 +37,10 @@ import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.security.KeyFactory;
 import java.security.KeyStore;
+import java.security.MessageDigest;
+import java.security.PrivateKey;
 import java.security.cert.Certificate;
 import java.security.cert.CertificateFactory;
 import java.time.Duration;
@@ -43,13 +55,28 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
+import java.security.spec.PKCS8EncodedKeySpec;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
+import javax.management.AttributeList;
+import javax.management.AttributeNotFoundException;
+import javax.management.MBeanException;
 import javax.management.MBeanNotificationInfo;
 import javax.management.MBeanServer;
 import javax.management.Notification;
 import javax.management.NotificationBroadcasterSupport;
+import javax.management.NotCompliantMBeanException;
 import javax.management.ObjectName;
+import javax.management.ReflectionException;
+import javax.management.StandardMBean;
+import javax.management.remote.JMXAuthenticator;
+import javax.management.remote.JMXConnectorServer;
+import javax.management.remote.JMXConnectorServerFactory;
+import javax.management.remote.JMXPrincipal;
+import javax.management.remote.JMXServiceURL;
+import javax.net.ssl.KeyManagerFactory;
 import javax.net.ssl.SSLContext;
+import javax.security.auth.Subject;
 import javax.net.ssl.TrustManagerFactory;
 
 public final class StreamsJmx {
@@ -60,7 +87,10 @@ public final class StreamsJmx {
     static final String PE_ADDED = DOMAIN + ".pe.added";
     static final String PE_REMOVED = DOMAIN + ".pe.removed";
     static final String PE_CHANGED = DOMAIN + ".pe.changed";
+    static final String INACTIVITY_WARNING = DOMAIN + ".object.inactivity.warning";
+    static final String INACTIVITY_UNREGISTER = DOMAIN + ".object.inactivity.unregister";
     static final Duration PE_METRICS_TIMEOUT = Duration.ofMillis(400);
+    static final long SWEEP_MILLIS = 250;
 
     /** camelCase REST enum string -> Java enum constant name (partiallyHealthy -> PARTIALLY_HEALTHY). */
     static <E extends Enum<E>> E fromRest(Class<E> type, Object value, E fallback) {
@@ -94,9 +124,15 @@ public final class StreamsJmx {
 
         String getProductVersion();
 
-        Set<BigInteger> getJobs();
+        Set<String> getJobs();
 
         long getLastRefreshTime();
+
+        /** Register the job's bean and its PEs' beans (job beans do not exist before). */
+        void registerJobById(String jobId);
+
+        /** registerJobById for every job of the instance. */
+        void registerAllJobs();
     }
 
     public interface JobMXBean {
@@ -177,13 +213,15 @@ public final class StreamsJmx {
         volatile long startTime;
         volatile long creationTime;
         volatile String productVersion = "";
-        volatile Set<BigInteger> jobs = Collections.emptySet();
+        volatile Set<String> jobs = Collections.emptySet();
         volatile long lastRefreshTime;
+        StreamsJmx owner;
 
         Instance(String id, ObjectName name) {
             super(new MBeanNotificationInfo[] {
                 new MBeanNotificationInfo(
-                    new String[] {JOB_ADDED, JOB_REMOVED, JOB_CHANGED, PE_ADDED, PE_REMOVED, PE_CHANGED},
+                    new String[] {JOB_ADDED, JOB_REMOVED, JOB_CHANGED, PE_ADDED, PE_REMOVED, PE_CHANGED,
+                        INACTIVITY_WARNING, INACTIVITY_UNREGISTER},
                     Notification.class.getName(),
                     "jobs and processing elements of the instance were added, removed or changed")
             });
@@ -203,8 +241,10 @@ public final class StreamsJmx {
         @Override public long getStartTime() { return startTime; }
         @Override public long getCreationTime() { return creationTime; }
         @Override public String getProductVersion() { return productVersion; }
-        @Override public Set<BigInteger> getJobs() { return jobs; }
+        @Override public Set<String> getJobs() { return jobs; }
         @Override public long getLastRefreshTime() { return lastRefreshTime; }
+        @Override public void registerJobById(String jobId) { owner.register(jobId); }
+        @Override public void registerAllJobs() { owner.registerAll(); }
     }
 
     public static final class Job implements JobMXBean {
@@ -320,20 +360,146 @@ public final class StreamsJmx {
         @Override public long getNResidentMemoryConsumption() { return nResidentMemoryConsumption; }
     }
 
+    // ------------------------------------------------------------------------------------------ registration
+
+    /** A registered job: when its job or PE beans were last read, and whether the warning went out. */
+    static final class Registration {
+        volatile long lastAccess;
+        volatile boolean warned;
+
+        Registration(long now) {
+            lastAccess = now;
+        }
+    }
+
+    /** The MXBean of a registered job or PE: every read or operation counts as activity of the job. */
+    final class Tracked extends StandardMBean {
+        final BigInteger jobId;
+
+        <T> Tracked(T impl, Class<T> type, BigInteger jobId) throws NotCompliantMBeanException {
+            super(impl, type, true);
+            this.jobId = jobId;
+        }
+
+        @Override
+        public Object getAttribute(String attribute) throws AttributeNotFoundException, MBeanException, ReflectionException {
+            touch(jobId);
+            return super.getAttribute(attribute);
+        }
+
+        @Override
+        public AttributeList getAttributes(String[] attributes) {
+            touch(jobId);
+            return super.getAttributes(attributes);
+        }
+
+        @Override
+        public Object invoke(String op, Object[] params, String[] signature) throws MBeanException, ReflectionException {
+            touch(jobId);
+            return super.invoke(op, params, signature);
+        }
+    }
+
+    void touch(BigInteger jobId) {
+        Registration r = registered.get(jobId);
+        if (r != null) {
+            r.lastAccess = System.currentTimeMillis();
+            r.warned = false;
+        }
+    }
+
+    /** InstanceMXBean.registerJobById: the job's bean and its PEs' beans appear (again). */
+    synchronized void register(String jobId) {
+        BigInteger id;
+        try {
+            id = new BigInteger(jobId.trim());
+        } catch (NumberFormatException | NullPointerException e) {
+            throw new IllegalArgumentException("not a job id: " + jobId);
+        }
+        Job job = jobs.get(id);
+        if (job == null) {
+            throw new IllegalArgumentException("no job " + jobId + " in instance " + instanceId);
+        }
+        if (registered.containsKey(id)) {
+            touch(id);
+            return;
+        }
+        registered.put(id, new Registration(System.currentTimeMillis()));
+        try {
+            mbs.registerMBean(new Tracked(job, JobMXBean.class, id), jobName(id));
+            for (Pe pe : pes.values()) {
+                if (pe.jobId.equals(id)) {
+                    mbs.registerMBean(new Tracked(pe, PeMXBean.class, id), peName(pe.id));
+                }
+            }
+        } catch (Exception e) {
+            throw new IllegalStateException("cannot register job " + jobId + ": " + e, e);
+        }
+        log("job " + id + " registered");
+    }
+
+    synchronized void registerAll() {
+        for (BigInteger id : new ArrayList<>(jobs.keySet())) {
+            register(id.toString());
+        }
+    }
+
+    void unregister(ObjectName name) {
+        try {
+            if (mbs.isRegistered(name)) {
+                mbs.unregisterMBean(name);
+            }
+        } catch (Exception e) {
+            log("cannot unregister " + name + ": " + e);
+        }
+    }
+
+    /** Drop the beans of registered jobs nobody read for `inactivityMillis` (warning at half of it). */
+    synchronized void sweepInactive(long now) throws Exception {
+        for (Map.Entry<BigInteger, Registration> e : new ArrayList<>(registered.entrySet())) {
+            BigInteger id = e.getKey();
+            Registration r = e.getValue();
+            long idle = now - r.lastAccess;
+            if (idle >= inactivityMillis) {
+                dropJobBeans(id);
+                instance.emit(INACTIVITY_UNREGISTER, id, "job " + id + " not accessed for " + idle + " ms: unregistered");
+                log("job " + id + " unregistered after " + idle + " ms without access");
+            } else if (idle >= inactivityMillis / 2 && !r.warned) {
+                r.warned = true;
+                instance.emit(INACTIVITY_WARNING, id, "job " + id + " not accessed for " + idle
+                    + " ms: unregistered after " + inactivityMillis + " ms");
+            }
+        }
+    }
+
+    void dropJobBeans(BigInteger id) throws Exception {
+        registered.remove(id);
+        unregister(jobName(id));
+        for (Pe pe : pes.values()) {
+            if (pe.jobId.equals(id)) {
+                unregister(peName(pe.id));
+            }
+        }
+    }
+
     // ------------------------------------------------------------------------------------------ sync with REST
 
     final String instanceId;
     final String iurl;
     final String auth;
     final HttpClient http;
+    final long inactivityMillis;
     final MBeanServer mbs = ManagementFactory.getPlatformMBeanServer();
     final Instance instance;
     final Map<BigInteger, Job> jobs = new HashMap<>();
     final Map<BigInteger, Pe> pes = new HashMap<>();
+    final Map<BigInteger, Registration> registered = new ConcurrentHashMap<>();
     boolean failing;
 
-    StreamsJmx(String instanceId, String restBase, Path caPem, String user, String password) throws Exception {
+    StreamsJmx(String instanceId, String restBase, Path caPem, String user, String password, long inactivityMillis)
+        throws Exception {
         this.instanceId = instanceId;
+        this.inactivityMillis = inactivityMillis;
         this.iurl = restBase.replaceAll("/+$", "") + "/streams/instances/" + instanceId;
         this.auth = "Basic " + Base64.getEncoder().encodeToString((user + ":" + password).getBytes(StandardCharsets.UTF_8));
         this.http = HttpClient.newBuilder()
@@ -342,6 +508,7 @@ public final class StreamsJmx {
             .connectTimeout(Duration.ofSeconds(2))
             .build();
         this.instance = new Instance(instanceId, instanceName(instanceId));
+        this.instance.owner = this;
         mbs.registerMBean(instance, instance.name);
     }
 
@@ -359,6 +526,60 @@ public final class StreamsJmx {
         SSLContext ctx = SSLContext.getInstance("TLS");
         ctx.init(null, tmf.getTrustManagers(), null);
         return ctx;
+    }
+
+    /** The DC's TLS identity (PEM chain + PKCS#8 PEM key, as `lab up` writes them) as an in-memory PKCS12 store. */
+    static SSLContext serving(Path certPem, Path keyPem) throws Exception {
+        List<Certificate> chain = new ArrayList<>();
+        try (InputStream in = Files.newInputStream(certPem)) {
+            chain.addAll(CertificateFactory.getInstance("X.509").generateCertificates(in));
+        }
+        String pem = Files.readString(keyPem, StandardCharsets.US_ASCII);
+        String b64 = pem.replaceAll("-----(BEGIN|END) PRIVATE KEY-----", "").replaceAll("\\s", "");
+        PKCS8EncodedKeySpec spec = new PKCS8EncodedKeySpec(Base64.getDecoder().decode(b64));
+        PrivateKey key;
+        try {
+            key = KeyFactory.getInstance("EC").generatePrivate(spec);
+        } catch (java.security.spec.InvalidKeySpecException e) {
+            key = KeyFactory.getInstance("RSA").generatePrivate(spec);
+        }
+        char[] secret = "lab".toCharArray();
+        KeyStore ks = KeyStore.getInstance("PKCS12");
+        ks.load(null, null);
+        ks.setKeyEntry("server", key, secret, chain.toArray(new Certificate[0]));
+        KeyManagerFactory kmf = KeyManagerFactory.getInstance(KeyManagerFactory.getDefaultAlgorithm());
+        kmf.init(ks, secret);
+        SSLContext ctx = SSLContext.getInstance("TLS");
+        ctx.init(kmf.getKeyManagers(), null, null);
+        return ctx;
+    }
+
+    /** Credentials check of the connector: String[]{user, password} equal to the lab user's. */
+    static JMXAuthenticator authenticator(String user, String password) {
+        byte[] u = user.getBytes(StandardCharsets.UTF_8);
+        byte[] p = password.getBytes(StandardCharsets.UTF_8);
+        return credentials -> {
+            if (credentials instanceof String[] && ((String[]) credentials).length == 2) {
+                String[] c = (String[]) credentials;
+                boolean userOk = c[0] != null && MessageDigest.isEqual(u, c[0].getBytes(StandardCharsets.UTF_8));
+                boolean passwordOk = c[1] != null && MessageDigest.isEqual(p, c[1].getBytes(StandardCharsets.UTF_8));
+                if (userOk && passwordOk) {
+                    return new Subject(true, Set.of(new JMXPrincipal(c[0])), Set.of(), Set.of());
+                }
+            }
+            throw new SecurityException("Authentication failed");
+        };
+    }
+
+    static JMXConnectorServer serve(MBeanServer mbs, String url, SSLContext tls, JMXAuthenticator auth) throws Exception {
+        Map<String, Object> env = new HashMap<>();
+        env.put(JMXConnectorServerFactory.PROTOCOL_PROVIDER_PACKAGES, DOMAIN);
+        env.put("jmx.remote.tls.socket.factory", tls.getSocketFactory());
+        env.put("jmx.remote.tls.enabled.protocols", "TLSv1.2 TLSv1.3");
+        env.put(JMXConnectorServer.AUTHENTICATOR, auth);
+        JMXConnectorServer server = JMXConnectorServerFactory.newJMXConnectorServer(new JMXServiceURL(url), env, mbs);
+        server.start();
+        return server;
     }
 
     static ObjectName instanceName(String instance) throws Exception {
@@ -394,6 +615,7 @@ public final class StreamsJmx {
         return Json.parse(resp.body());
     }
 
+    /** Read the instance over REST (no lock held), then apply it to the model and the registered beans. */
     void poll() throws Exception {
         Map<String, Object> inst = map(get(""));
         List<Object> jobList = list(map(get("/jobs")).get("jobs"));
@@ -406,6 +628,28 @@ public final class StreamsJmx {
                 host = str(map(hl.get(0)).get("name"));
             }
         }
+        Map<String, List<Object>> peMetrics = new HashMap<>();
+        for (Object o : peList) {
+            Map<String, Object> doc = map(o);
+            if (!"running".equals(str(doc.get("status")))) {
+                continue;
+            }
+            String id = str(doc.get("id"));
+            // the instance asks the PE itself for these: a stopped PE must not stall the whole poll
+            try {
+                Object metrics = get("/pes/" + id + "/metrics", PE_METRICS_TIMEOUT);
+                if (metrics != null) {
+                    peMetrics.put(id, list(map(metrics).get("metrics")));
+                }
+            } catch (java.net.http.HttpTimeoutException e) {
+                // keep the last counters; status and health are current
+            }
+        }
+        apply(inst, jobList, peList, host, peMetrics);
+    }
+
+    synchronized void apply(Map<String, Object> inst, List<Object> jobList, List<Object> peList, String host,
+                            Map<String, List<Object>> peMetrics) throws Exception {
         instance.status = fromRest(InstanceMXBean.Status.class, inst.get("status"), InstanceMXBean.Status.UNKNOWN);
         instance.health = fromRest(InstanceMXBean.Health.class, inst.get("health"), InstanceMXBean.Health.UNKNOWN);
         instance.startTime = num(inst.get("startTime"));
@@ -425,21 +669,16 @@ public final class StreamsJmx {
                 pe = new Pe(id);
             }
             boolean changed = pe.update(doc, host);
-            if (pe.status == PeMXBean.Status.RUNNING) {
-                // the instance asks the PE itself for these: a stopped PE must not stall the whole poll
-                try {
-                    Object metrics = get("/pes/" + id + "/metrics", PE_METRICS_TIMEOUT);
-                    if (metrics != null) {
-                        pe.metrics(list(map(metrics).get("metrics")));
-                    }
-                } catch (java.net.http.HttpTimeoutException e) {
-                    // keep the last counters; status and health above are current
-                }
+            List<Object> metrics = peMetrics.get(id.toString());
+            if (metrics != null) {
+                pe.metrics(metrics);
             }
             pesOfJob.computeIfAbsent(pe.jobId, k -> new TreeSet<>()).add(id);
             if (added) {
-                mbs.registerMBean(pe, peName(id));
                 pes.put(id, pe);
+                if (registered.containsKey(pe.jobId)) {
+                    mbs.registerMBean(new Tracked(pe, PeMXBean.class, pe.jobId), peName(id));
+                }
                 instance.emit(PE_ADDED, id, "pe " + id + " added");
             } else if (changed) {
                 instance.emit(PE_CHANGED, id, "pe " + id + " " + pe.status + " " + pe.health + " launchCount " + pe.launchCount);
@@ -448,7 +687,7 @@ public final class StreamsJmx {
         for (BigInteger id : new ArrayList<>(pes.keySet())) {
             if (!seenPes.contains(id)) {
                 pes.remove(id);
-                mbs.unregisterMBean(peName(id));
+                unregister(peName(id));
                 instance.emit(PE_REMOVED, id, "pe " + id + " removed");
             }
         }
@@ -466,7 +705,6 @@ public final class StreamsJmx {
             boolean changed = job.update(doc);
             job.pes = Collections.unmodifiableSet(pesOfJob.getOrDefault(id, new TreeSet<>()));
             if (added) {
-                mbs.registerMBean(job, jobName(id));
                 jobs.put(id, job);
                 instance.emit(JOB_ADDED, id, "job " + id + " (" + job.name + ") added");
             } else if (changed) {
@@ -476,16 +714,42 @@ public final class StreamsJmx {
         for (BigInteger id : new ArrayList<>(jobs.keySet())) {
             if (!seenJobs.contains(id)) {
                 jobs.remove(id);
-                mbs.unregisterMBean(jobName(id));
+                registered.remove(id);
+                unregister(jobName(id));
                 instance.emit(JOB_REMOVED, id, "job " + id + " removed");
             }
         }
-        instance.jobs = Collections.unmodifiableSet(seenJobs);
+        Set<String> ids = new TreeSet<>();
+        for (BigInteger id : seenJobs) {
+            ids.add(id.toString());
+        }
+        instance.jobs = Collections.unmodifiableSet(ids);
         instance.lastRefreshTime = System.currentTimeMillis();
     }
 
+    /** Inactivity sweeps on their own clock (every 250 ms), so a slow REST poll does not delay a drop. */
+    void startSweeper() {
+        Thread t = new Thread(() -> {
+            while (true) {
+                try {
+                    synchronized (this) {
+                        sweepInactive(System.currentTimeMillis());
+                    }
+                    Thread.sleep(SWEEP_MILLIS);
+                } catch (InterruptedException e) {
+                    return;
+                } catch (Exception e) {
+                    log("inactivity sweep failed: " + e);
+                }
+            }
+        }, "inactivity-sweeper");
+        t.setDaemon(true);
+        t.start();
+    }
+
     void run(long pollMillis) throws InterruptedException {
-        log("JMX for " + instanceId + " polling " + iurl + " every " + pollMillis + " ms");
+        log("JMX for " + instanceId + " polling " + iurl + " every " + pollMillis + " ms; job beans dropped after "
+            + inactivityMillis + " ms without access");
         while (true) {
             try {
                 poll();
@@ -510,13 +774,18 @@ public final class StreamsJmx {
     }
 
     public static void main(String[] args) throws Exception {
-        if (args.length < 5) {
-            System.err.println("usage: StreamsJmx <instanceId> <restBase> <caPem> <passwordFile> <user> [pollMillis]");
+        if (args.length < 10) {
+            System.err.println("usage: StreamsJmx <instanceId> <restBase> <caPem> <passwordFile> <user> <pollMillis>"
+                + " <jmxServiceUrl> <tlsCertPem> <tlsKeyPem> <inactivityMillis>");
             System.exit(2);
         }
         String password = Files.readString(Path.of(args[3]), StandardCharsets.US_ASCII).strip();
-        long pollMillis = args.length > 5 ? Long.parseLong(args[5]) : 500;
-        new StreamsJmx(args[0], args[1], Path.of(args[2]), args[4], password).run(pollMillis);
+        long pollMillis = Long.parseLong(args[5]);
+        StreamsJmx jmx = new StreamsJmx(args[0], args[1], Path.of(args[2]), args[4], password, Long.parseLong(args[9]));
+        serve(jmx.mbs, args[6], serving(Path.of(args[7]), Path.of(args[8])), authenticator(args[4], password));
+        log("JMXMP connector server (TLS, credentials) listening on " + args[6]);
+        jmx.startSweeper();
+        jmx.run(pollMillis);
     }
 
     // ------------------------------------------------------------------------------------------ JSON helpers

@@ -112,10 +112,15 @@ class SshSettings:
 
 @dataclass(frozen=True, slots=True)
 class JmxSettings:
+    """``datacenters.<dc>.jmx``; username, password and ca_bundle already fall back to the rest ones."""
+
     url: str
     instance: str | None
     username: str | None
     password: str | None = field(default=None, repr=False)
+    ca_bundle: str | None = None
+    classpath: tuple[str, ...] = ()
+    tls_protocols: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,11 +317,19 @@ def _datacenter(name: str, raw: Mapping[str, Any]) -> DataCenterSettings:
     jmx_raw = raw.get("jmx")
     jmx = None
     if jmx_raw:
+        # Documented in the schema: credentials and CA bundle default to the rest ones (Streams uses the same user).
+        basic = rest.auth if rest.auth.type == "basic" else None
+        classpath = jmx_raw.get("classpath") or ()
+        username = basic.username if basic else None
+        password = basic.password if basic else None
         jmx = JmxSettings(
             url=str(jmx_raw["url"]),
             instance=_optional_str(jmx_raw.get("instance")),
-            username=_optional_str(jmx_raw.get("username")),
-            password=_optional_str(jmx_raw.get("password")),
+            username=_optional_str(jmx_raw["username"]) if "username" in jmx_raw else username,
+            password=_optional_str(jmx_raw["password"]) if "password" in jmx_raw else password,
+            ca_bundle=_optional_str(jmx_raw["ca_bundle"]) if "ca_bundle" in jmx_raw else rest.ca_bundle,
+            classpath=(str(classpath),) if isinstance(classpath, str) else tuple(str(c) for c in classpath),
+            tls_protocols=_optional_str(jmx_raw.get("tls_protocols")),
         )
     crossdc_raw = raw["crossdc"]
     return DataCenterSettings(

@@ -48,7 +48,8 @@ ADVICE = {
     "curl": "install curl (the instance-stop dead-man timer restarts the instance with it)",
     "rest": "check datacenters.<dc>.rest (url, auth, ca_bundle)",
     "prometheus": "check metrics.prometheus.url, or leave it out to use REST metrics only",
-    "jmx": "check datacenters.<dc>.jmx.url and that java is installed on the controller",
+    "jmx": "check datacenters.<dc>.jmx (url, credentials, ca_bundle, classpath with the com.ibm.streams.management "
+           "JMXMP provider) and that a JDK is installed on the controller",
 }
 
 _HTB_TBF = ("ip link set lo up; tc qdisc add dev lo root handle 1: htb default 1 && "
@@ -216,15 +217,22 @@ class CapabilityProbe:
                 pass
         except OSError as exc:
             return False, f"{match.group(1)}:{match.group(2)} {exc.strerror or exc}"
-        try:
-            from jmxquery import JMXConnection, JMXQuery
+        from support.metrics.jmx import JmxBridge, JmxEndpoint, JmxError, JmxSource
 
-            query = [JMXQuery("java.lang:type=Runtime", attribute="Uptime")]
-            rows = JMXConnection(str(url)).query(query, timeout=10)
-        except Exception as exc:  # jmxquery raises several kinds (see machine-facts): all mean "no answer"
-            text = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-            return False, f"port open, query failed: {text}"
-        return bool(rows), f"{match.group(1)}:{match.group(2)} answers" if rows else "no MBeans"
+        dc_settings = self.config.settings.datacenters[dc]
+        assert jmx is not None
+        endpoint = JmxEndpoint(dc, str(url), jmx.instance or dc_settings.rest.instance or dc, jmx.username,
+                               jmx.password, jmx.ca_bundle, jmx.tls_protocols)
+        source = JmxSource([endpoint], bridge=JmxBridge(jmx.classpath), timeout=10.0)
+        try:
+            points = dict(source.sample())
+        except JmxError as exc:  # the bridge could not even start (no JDK, javac failed)
+            return False, f"port open, JMX client failed: {str(exc)[:120]}"
+        finally:
+            source.close()
+        if not points.get(f"jmx.{dc}.reachable"):
+            return False, f"port open, {source.problems.get(dc, 'no answer')[:160]}"
+        return True, f"{match.group(1)}:{match.group(2)} answers (JMXMP, instance bean {endpoint.instance})"
 
     def all_hosts(self) -> list[Capabilities]:
         hosts = list(self.topology.all_hosts())

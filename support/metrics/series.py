@@ -174,6 +174,10 @@ class Sampler(threading.Thread):
             self.store.extend(self._clock(), points)
         self.rounds += 1
 
+    @property
+    def sources(self) -> list[Source]:
+        return list(self._sources)
+
     def stop(self) -> None:
         self.stop_event.set()
         if self.is_alive():

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from support.config.settings import Settings
-from support.metrics.jmx import JmxEndpoint, JmxSource
+from support.metrics.jmx import JmxEndpoint, JmxSource, shared_bridge
 from support.metrics.prometheus import PrometheusClient, PrometheusSource
 from support.metrics.rest import RestMetricsSource
 from support.metrics.series import Baseline, Sampler, SeriesStore, Source
@@ -30,14 +30,18 @@ def build_sources(settings: Settings, rest: Mapping[str, Any], job_name: str, op
                                                         instance_label=prometheus.instance_label))
     if "jmx" in wanted:
         endpoints = []
+        classpath: list[str] = []
         for dc, dc_settings in settings.datacenters.items():
             jmx = dc_settings.jmx
             if jmx is not None:
                 # documented in the schema: the instance name defaults to the rest instance id
                 instance = jmx.instance or dc_settings.rest.instance or dc
-                endpoints.append(JmxEndpoint(dc, jmx.url, instance, jmx.username, jmx.password))
+                endpoints.append(JmxEndpoint(dc, jmx.url, instance, jmx.username, jmx.password, jmx.ca_bundle,
+                                             jmx.tls_protocols))
+                classpath += [entry for entry in jmx.classpath if entry not in classpath]
         if endpoints:
-            sources.append(JmxSource(endpoints))
+            # one bridge JVM for every data center and every scenario of the run: the classpath of all of them
+            sources.append(JmxSource(endpoints, bridge=shared_bridge(classpath)))
     return sources
 
 
@@ -59,6 +63,22 @@ class MetricsSession:
 
     def stop(self) -> None:
         self.sampler.stop()
+        for source in self.sampler.sources:
+            close = getattr(source, "close", None)
+            if callable(close):
+                try:
+                    close()  # the JMX bridge JVM
+                except Exception as exc:  # closing must not fail the scenario's teardown
+                    log.warning("metrics source %s did not close: %s", source.name, exc)
+
+    @property
+    def problems(self) -> dict[str, str]:
+        """Per source.dc, why a source's endpoint did not answer at the last sample (e.g. "JMX unreachable: ...")."""
+        out: dict[str, str] = {}
+        for source in self.sampler.sources:
+            for dc, problem in (getattr(source, "problems", None) or {}).items():
+                out[f"{source.name}.{dc}"] = str(problem)
+        return out
 
     def capture_baselines(self, start: float, end: float) -> dict[str, Baseline]:
         """Baselines of every series over the steady window (counters as rates per second)."""

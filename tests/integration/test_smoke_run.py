@@ -1,5 +1,6 @@
 """The whole path against the real lab: `failover-tester run --tags @smoke` cancels orders in dc1, dc2 takes
-over through the toolkit protocol, and the run's reports say how long it took and what was lost.
+over through the toolkit protocol, and the run's reports say how long it took and what was lost. The run samples
+every metrics source, JMX included.
 
 The measured phases are checked against the lab's ground-truth log (which only tests may read).
 """
@@ -29,7 +30,9 @@ def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str
 @pytest.fixture(scope="module")
 def smoke_run(lab: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
     reports = tmp_path_factory.mktemp("reports")
-    done = run_cli("run", "--tags", "@smoke", "--set", f"run.reports_dir={reports}")
+    # JMX sampled too (issue 11: JMXMP + TLS + credentials, jobs registered by the tester's bridge)
+    done = run_cli("run", "--tags", "@smoke", "--set", f"run.reports_dir={reports}",
+                   "--set", "metrics.sources=[rest, prometheus, jmx]")
     return done, reports / "latest"
 
 
@@ -117,3 +120,20 @@ def test_judging_the_stored_run_again_reproduces_it(smoke_run: tuple[Any, Path],
     assert again["status"] == live["status"] and again["totals"] == live["totals"]
     results = [json.loads(p.read_text()) for p in (copy / "allure-results").glob("*-result.json")]
     assert [r["status"] for r in results] == ["passed"]
+
+
+def test_jmx_samples_recorded_from_the_lab(smoke_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    """The JMX source reached both instances over JMXMP, registered the jobs and read their beans."""
+    _, run_dir = smoke_run
+    [metrics_file] = list((run_dir / "ledgers").glob("*/metrics.json"))
+    series = json.loads(metrics_file.read_text())
+    for dc in ("dc1", "dc2"):
+        reachable = series[f"jmx.{dc}.reachable"]["value"]
+        assert len(reachable) >= 3 and all(v == 1.0 for v in reachable), (dc, reachable)
+        assert 1.0 in series[f"jmx.{dc}.instance.Status"]["value"]
+        job_status = [name for name in series if name.startswith(f"jmx.{dc}.job.") and name.endswith(".Status")]
+        pe_launches = [name for name in series if name.startswith(f"jmx.{dc}.pe.") and name.endswith(".LaunchCount")]
+        assert job_status and pe_launches, (dc, sorted(n for n in series if n.startswith(f"jmx.{dc}.")))
+    journal = [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines()]
+    closed = next(e for e in journal if e["event"] == "metrics.closed")
+    assert closed["unreachable"] == {} and "jmx" not in closed["errors"]

@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import itertools
 import json
-import logging
 import re
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jmxwire
 import paramiko
 import pytest
+from jmxwire import connect as jmx_connect
+from jmxwire import read as jmx_read
+from jmxwire import registered_beans
 from labwire import ADDR, LAB_DIR, Lab, run_lab, wait_until
 
 from support.metrics.prometheus import PrometheusClient, PrometheusSource
@@ -26,7 +30,6 @@ CLIENT_KEY = SSH_DIR / "client_key"
 KNOWN_HOSTS = SSH_DIR / "known_hosts"
 EXPORTER_PORT = 25500
 PROMETHEUS = "http://127.0.0.1:19090"
-JMX_PORT = 9975
 CGROUP = Path("/sys/fs/cgroup")
 DCS = ("dc1", "dc2")
 
@@ -499,17 +502,16 @@ def test_the_tester_reads_a_tuple_rate_at_the_scrape_interval(default_deployment
 # ------------------------------------------------------------------------------------------------ JMX
 
 
-def jmx_beans(dc: str, kind: str) -> dict[str, dict[str, Any]]:
-    from jmxquery import JMXConnection, JMXQuery
+@pytest.fixture(scope="module", autouse=True)
+def _jmx_client_ends() -> Iterator[None]:
+    """The module's JMX bridge JVM ends with the module."""
+    yield
+    jmxwire.close()
 
-    logging.getLogger("jmxquery").addHandler(logging.NullHandler())
-    logging.getLogger("jmxquery").propagate = False
-    conn = JMXConnection(f"service:jmx:rmi:///jndi/rmi://{ADDR[dc]}:{JMX_PORT}/jmxrmi")
-    pattern = f'com.ibm.streams.management:type={kind},instance="streams-{dc}",*'
-    out: dict[str, dict[str, Any]] = {}
-    for r in conn.query([JMXQuery(pattern)], timeout=15):
-        out.setdefault(r.mBeanName, {})[r.attribute] = r.value
-    return out
+
+def jmx_beans(dc: str, kind: str) -> dict[str, dict[str, Any]]:
+    """Job or PE beans over JMXMP + TLS + credentials, after registerAllJobs (they exist only once registered)."""
+    return registered_beans(dc, kind)
 
 
 def enum_name(rest_value: str) -> str:
@@ -519,18 +521,16 @@ def enum_name(rest_value: str) -> str:
 
 def test_jmx_instance_job_and_pe_beans_match_rest(default_deployment: Lab) -> None:
     lab = default_deployment
-    from jmxquery import JMXConnection, JMXQuery
-
-    conn = JMXConnection(f"service:jmx:rmi:///jndi/rmi://{ADDR['dc1']}:{JMX_PORT}/jmxrmi")
+    jmx_connect("dc1", "parts")
 
     def instance_bean() -> dict[str, Any] | None:
         # an earlier test's fault may still be healing (the instance partially healthy): the bean mirrors REST
         # every 500 ms, so wait until both agree the instance is healthy
         if lab.get(lab.rest("dc1")).json().get("health") != "healthy":
             return None
-        inst = conn.query([JMXQuery('com.ibm.streams.management:type=instance,name="streams-dc1"')], timeout=15)
-        found = {r.attribute: r.value for r in inst}
-        return found if found.get("Health") == "HEALTHY" else None
+        found = jmx_read("parts", 'com.ibm.streams.management:type=instance,name="streams-dc1"')
+        attrs = next(iter(found.values()), {})
+        return attrs if attrs.get("Health") == "HEALTHY" else None
 
     attrs = wait_until(instance_bean, 30, "dc1 instance healthy over REST and JMX", interval=0.5)
     assert attrs["Id"] == "streams-dc1" and attrs["Status"] == "RUNNING" and attrs["Health"] == "HEALTHY"

@@ -1,14 +1,12 @@
 """Metrics sources against fakes, the store, baselines, comparisons, the sampler and the export."""
 
 import json
-import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from support.metrics.jmx import JmxEndpoint, JmxSource, JmxTimeout, query
 from support.metrics.prometheus import (
     PrometheusClient,
     PrometheusSource,
@@ -216,48 +214,6 @@ def test_an_unreachable_exporter_says_nothing_about_the_source() -> None:
     fake.answers = {"up{": [{"metric": {"dc": "dc1"}, "value": [1.0, "0"]}], "streams_": []}
     source = PrometheusSource.for_application(PrometheusClient("http://127.0.0.1:1", connection=fake), "o", "A")
     assert dict(source.sample()) == {"prom.dc1.exporter_up": 0.0}
-
-
-class FakeJmx:
-    def __init__(self, error: Exception | None = None) -> None:
-        self.error = error
-        self.calls: list[int] = []
-
-    def query(self, queries: list[Any], timeout: float = 10) -> list[Any]:
-        self.calls.append(len(queries))
-        if self.error is not None:
-            raise self.error
-        result = []
-        for q in queries:
-            kind = "job" if "instance.job" in q.mBeanName else "pe"
-            value: Any = {"Status": "RUNNING", "Health": "PARTIALLY_HEALTHY", "LaunchCount": 3}[q.attribute]
-            result.append(type("R", (), {"mBeanName": q.mBeanName.replace("*", f"id={kind[0]}1"),
-                                         "attribute": q.attribute, "value": value})())
-        return result
-
-
-def test_jmx_is_one_batched_query_per_dc_and_never_faster_than_a_second() -> None:
-    fake = FakeJmx()
-    source = JmxSource([JmxEndpoint("dc1", "service:jmx:rmi:///jndi/rmi://h:9975/jmxrmi", "streams-dc1")],
-                       min_interval=0.1, connections={"dc1": fake})
-    assert source.min_interval == 1.0
-    points = dict(source.sample())
-    assert fake.calls == [5]  # 2 job + 3 PE attributes in one JVM start
-    assert points["jmx.dc1.job.j1.Status"] == 1.0 and points["jmx.dc1.job.j1.Health"] == 0.5
-    assert points["jmx.dc1.pe.p1.LaunchCount"] == 3.0 and points["jmx.dc1.reachable"] == 1.0
-
-
-def test_jmxquery_timeout_bug_is_a_timeout() -> None:
-    endpoint = JmxEndpoint("dc1", "service:jmx:rmi:///jndi/rmi://h:9975/jmxrmi", "i")
-    bug = FakeJmx(AttributeError("'NoneType' object has no attribute 'decode'"))
-    with pytest.raises(JmxTimeout, match="did not answer"):
-        query(endpoint, {"a:type=b,*": ("X",)}, connection=bug)
-    with pytest.raises(JmxTimeout, match="exit 1"):
-        query(endpoint, {"a:type=b,*": ("X",)}, connection=FakeJmx(subprocess.CalledProcessError(1, "java")))
-    with pytest.raises(AttributeError):
-        query(endpoint, {"a:type=b,*": ("X",)}, connection=FakeJmx(AttributeError("other")))
-    source = JmxSource([endpoint], connections={"dc1": bug})
-    assert source.sample() == [("jmx.dc1.reachable", 0.0)] and source.timeouts == {"dc1": 1}
 
 
 class FakeRestMetrics:
