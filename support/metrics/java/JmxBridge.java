@@ -288,13 +288,20 @@ public final class JmxBridge {
     }
 
     static SSLContext trusting(List<Path> bundles) throws Exception {
+        List<X509Certificate> all = new ArrayList<>();
+        for (Path bundle : bundles) {
+            all.addAll(certificates(bundle));
+        }
+        return context(all);
+    }
+
+    /** A TLS context that trusts exactly these certificates. */
+    static SSLContext context(Iterable<X509Certificate> cas) throws Exception {
         KeyStore ks = KeyStore.getInstance(KeyStore.getDefaultType());
         ks.load(null, null);
         int i = 0;
-        for (Path bundle : bundles) {
-            for (X509Certificate c : certificates(bundle)) {
-                ks.setCertificateEntry("ca-" + i++, c);
-            }
+        for (X509Certificate c : cas) {
+            ks.setCertificateEntry("ca-" + i++, c);
         }
         TrustManagerFactory tmf = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
         tmf.init(ks);
@@ -308,17 +315,7 @@ public final class JmxBridge {
         for (X509Certificate c : certificates(bundle)) {
             TRUSTED.put(c.getSubjectX500Principal() + "/" + c.getSerialNumber(), c);
         }
-        KeyStore ks = KeyStore.getInstance(KeyStore.getDefaultType());
-        ks.load(null, null);
-        int i = 0;
-        for (X509Certificate c : TRUSTED.values()) {
-            ks.setCertificateEntry("ca-" + i++, c);
-        }
-        TrustManagerFactory tmf = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
-        tmf.init(ks);
-        SSLContext ctx = SSLContext.getInstance("TLS");
-        ctx.init(null, tmf.getTrustManagers(), null);
-        return ctx;
+        return context(TRUSTED.values());
     }
 
     static List<X509Certificate> certificates(Path bundle) throws Exception {
