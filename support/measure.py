@@ -472,6 +472,9 @@ def check_consistent_state(report: StateReport) -> Verdict:
                        f"{report.new} resumed {report.inconsistent} of {report.keys_judged} customers from a state "
                        f"{report.old} never had (e.g. {sample.get('key')}: {sample.get('reason')}).", evidence)
     note = f"; {report.empty} started empty (never replicated)" if report.empty else ""
+    if report.unverified:
+        note += (f"; {report.unverified} resumed from a state that none of {report.old}'s outputs shows, within what "
+                 f"it processed (the outputs of those updates were lost)")
     return Verdict("consistent_state", True,
                    f"{report.new} resumed all {report.keys_judged} customers from a state {report.old} really had"
                    f"{note}.", evidence)

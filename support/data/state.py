@@ -19,6 +19,7 @@ from support.data.streams import (
     _dc_key_groups,
     _FreshRows,
     _Groups,
+    _id_counts,
     _looped,
     _repeats,
     _times,
@@ -105,6 +106,23 @@ class _SentUpto:
                     - np.searchsorted(self.below, base, side="left"))
         upto[~known] = 0
         return upto
+
+
+def _unseen_by_key(s: Table, r: Table, old: str) -> np.ndarray:
+    """Per received key code: the tuples sent to ``old`` (acknowledged or unknown) that never came out. ``old`` may
+    have processed them and replicated the result before their outputs were lost (its job canceled before the
+    sink was read), so its state may have gone that far beyond the highest count its outputs show."""
+    nkeys = len(r.categories.get("key", []))
+    to_old = s.is_("dc", old) & (s.is_("outcome", OK) | s.is_("outcome", UNKNOWN))
+    if not to_old.any():
+        return np.zeros(nkeys, dtype=np.int64)
+    s_id = s["id"][to_old]
+    seen = _id_counts(r["id"]) if len(r) else np.zeros(0, dtype=np.uint8)
+    unseen = np.ones(len(s_id), dtype=bool)
+    inside = s_id < len(seen)
+    unseen[inside] = seen[s_id[inside]] == 0
+    keys = _code_map(s, r, "key")[s["key"][to_old][unseen]]
+    return np.bincount(keys[keys >= 0], minlength=nkeys).astype(np.int64)
 
 
 def _keys_with(groups: _Groups, code: int, mask: np.ndarray) -> np.ndarray:
@@ -276,7 +294,8 @@ def check_state(sent: Table | Sequence[SentRow], received: Table | Sequence[Rece
     processed up to o_i: i <= p_i <= U_i, U_i = K tuples sent to ``new`` (acknowledged or unknown) up to
     o_i's seq. The restored count b satisfies b = count_i - p_i for every i; an empty range means the state
     changed outside processing (e.g. a snapshot merged late or twice). b must be 0 (never replicated) or a
-    count the old active reached for K; when the first output pins it exactly, the restored sum must equal
+    count the old active reached for K (unverified when it lies above the highest count its outputs show, by no
+    more than the K tuples sent to it whose outputs never came out); when the first output pins it exactly, the restored sum must equal
     the old active's sum at that count. Updates of the old active beyond b are lost state updates.
     """
     s, r = _as_tables(sent, received)
@@ -330,7 +349,8 @@ def check_state(sent: Table | Sequence[SentRow], received: Table | Sequence[Rece
     matched = found & (best >= np.maximum(lo, 1)) & (lo <= hi)
     match_count = np.where(matched, best, -1)
     empty = ~matched & (lo <= 0) & (hi >= 0)
-    unverified = ~matched & ~empty & (lo <= hi) & (np.maximum(lo, 1) <= old_max)
+    reach = old_max + _unseen_by_key(s, r, old)[group_key]  # the old active's outputs may not show its last states
+    unverified = ~matched & ~empty & (lo <= hi) & (np.maximum(lo, 1) <= reach)
     inconsistent = ~(matched | empty | unverified)
     restored = np.where(matched, match_count, np.where(empty, 0, np.where(unverified, np.minimum(hi, old_max), hi)))
 

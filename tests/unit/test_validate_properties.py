@@ -259,6 +259,8 @@ def ref_state(sent: list[SentRow], received: list[ReceivedRow], old: str, new: s
     has_old, has_new = {r.key for _, r, _, _ in old_rows}, {r.key for _, r, _, _ in new_after}
     judged = sorted((has_old & has_new) - shared, key=key_code.__getitem__)
     to_new = [s for s in sent if s.dc == new and s.outcome in (OK, UNKNOWN) and s.t_send >= since]
+    came_out = {r.id for r in received}
+    unseen = Counter(s.key for s in sent if s.dc == old and s.outcome in (OK, UNKNOWN) and s.id not in came_out)
     verdicts = []
     for key in judged:
         outs = sorted((x for x in new_after if x[1].key == key), key=lambda x: (x[1].seq, x[0]))
@@ -273,7 +275,7 @@ def ref_state(sent: list[SentRow], received: list[ReceivedRow], old: str, new: s
         best = max(below) if below else None
         matched = lo <= hi and best is not None and best >= max(lo, 1)
         is_empty = not matched and lo <= 0 <= hi
-        unverified = not matched and not is_empty and lo <= hi and max(lo, 1) <= old_max
+        unverified = not matched and not is_empty and lo <= hi and max(lo, 1) <= old_max + unseen[key]
         restored = best if matched else 0 if is_empty else min(hi, old_max) if unverified else hi
         first_row, first = outs[0][0], outs[0][1]
         first_upto = sum(1 for s in to_new if s.key == key and s.seq <= first.seq)
