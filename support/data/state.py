@@ -295,8 +295,9 @@ def check_state(sent: Table | Sequence[SentRow], received: Table | Sequence[Rece
     o_i's seq. The restored count b satisfies b = count_i - p_i for every i; an empty range means the state
     changed outside processing (e.g. a snapshot merged late or twice). b must be 0 (never replicated) or a
     count the old active reached for K (unverified when it lies above the highest count its outputs show, by no
-    more than the K tuples sent to it whose outputs never came out); when the first output pins it exactly, the restored sum must equal
-    the old active's sum at that count. Updates of the old active beyond b are lost state updates.
+    more than the K tuples sent to it whose outputs never came out); when the first output pins it exactly, the
+    restored sum must equal the old active's sum at that count. Updates of the old active beyond b are lost state
+    updates.
     """
     s, r = _as_tables(sent, received)
     empty_report = StateReport(old, new, since, 0, 0, 0, 0, 0, 0, 0, 0, 0.0, None, None, 0.0)
