@@ -41,7 +41,7 @@ lint: bootstrap
 	$(BIN)/mypy support lab steps environment.py
 
 test: lint
-	$(BIN)/pytest -q -rs
+	$(BIN)/pytest -q -rs --durations=15
 	$(BIN)/behave --dry-run --format progress
 
 run: bootstrap

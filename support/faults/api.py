@@ -90,7 +90,7 @@ class CancelJob(_ApiFault):
             return job is None, f"{self.job_name} gone from {self.dc}" if job is None else (
                 f"{self.job_name} job {job.get('id')} {job.get('status')}")
 
-        return poll(check, timeout, f"{self.job_name} gone from {self.dc}", interval=0.05)
+        return poll(check, timeout, f"{self.job_name} gone from {self.dc}", interval=0.02)
 
     def heal(self) -> None:
         """Nothing to revert: a canceled job stays canceled."""
@@ -148,7 +148,7 @@ class InstanceStop(_ApiFault):
             status = self._status()
             return status == "stopped", f"instance {self.dc} {status}"
 
-        return poll(check, timeout, f"instance {self.dc} stopped", interval=0.05)
+        return poll(check, timeout, f"instance {self.dc} stopped", interval=0.02)
 
     def verify_healed(self, timeout: float) -> Verified:
         def check() -> tuple[bool, str]:

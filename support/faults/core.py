@@ -136,15 +136,23 @@ def now() -> tuple[float, float]:
 
 
 def poll(check: Callable[[], tuple[bool, str]], timeout: float, what: str, interval: float = 0.02) -> Verified:
-    """Call ``check`` (-> ok, evidence) until ok; the instant is taken right after the successful check.
+    """Call ``check`` (-> ok, evidence) until ok; the instant is taken right after the successful check, and
+    ``since`` estimates when the state changed: halfway between the last failing probe and the successful one,
+    each taken at its midpoint (when the answer was most likely made).
 
     Raises FaultError naming ``what`` and the last evidence when ``timeout`` seconds pass."""
     probes = 0
+    middles: list[tuple[float, float]] = []  # the last two probes' midpoints (wall, monotonic)
 
     def probe() -> tuple[bool, str]:
         nonlocal probes
         probes += 1
-        return check()
+        before = now()
+        try:
+            return check()
+        finally:
+            after = now()
+            middles[:] = [*middles[-1:], ((before[0] + after[0]) / 2, (before[1] + after[1]) / 2)]
 
     try:
         # a fault check may fail to get an answer (no probe result yet, a host busy): its FaultErrors are
@@ -154,4 +162,8 @@ def poll(check: Callable[[], tuple[bool, str]], timeout: float, what: str, inter
     except WaitTimeout as exc:
         last = exc.last[1] if isinstance(exc.last, tuple) else exc.last
         raise FaultError(f"{what}: not reached within {format_seconds(timeout, None)}; last: {last}") from None
-    return Verified(now(), probes, evidence)
+    since = None
+    if len(middles) == 2:
+        (w0, m0), (w1, m1) = middles
+        since = ((w0 + w1) / 2, (m0 + m1) / 2)
+    return Verified(now(), probes, evidence, since=since)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -148,3 +149,21 @@ def test_instance_stop_uses_streamtool_on_the_dc_host_and_no_credentials(tmp_pat
     assert revert == "/run/xdc-lab/bin/streamtool startinstance -i streams-dc1 >/dev/null\n"
     assert "DEADMAN" in armed  # the dead-man timer restarts it if the tester dies
     assert "unit-secret-pw" not in armed and "curl" not in armed
+
+
+def test_poll_places_the_change_between_the_last_failing_probe_and_the_successful_one() -> None:
+    from support.faults.core import poll
+
+    changed_at = time.monotonic() + 0.15
+    seen: list[float] = []
+
+    def check() -> tuple[bool, str]:
+        seen.append(time.monotonic())
+        return seen[-1] >= changed_at, "gone" if seen[-1] >= changed_at else "still there"
+
+    verified = poll(check, 5.0, "the change", interval=0.02)
+    assert verified.probes == len(seen) >= 2 and verified.since is not None
+    # the estimate lies between the last failing probe and the successful one, and before the proof
+    assert seen[-2] <= verified.since[1] <= seen[-1] <= verified.at[1]
+    assert abs(verified.since[1] - changed_at) <= (seen[-1] - seen[-2])
+    assert poll(lambda: (True, "at once"), 1.0, "nothing").since is None
