@@ -390,22 +390,35 @@ def check_unknown(report: DeliveryReport, limit: int = 0) -> Verdict:
                    f"{came_out} of those came out anyway, {report.unknown - came_out} did not.", evidence)
 
 
-def check_integrity(report: DeliveryReport) -> Verdict:
-    """No output tuple corrupted, none delivered although its send was refused, none never sent."""
+NO_CHECKSUM = "the application passes no checksum through"
+
+
+def check_integrity(report: DeliveryReport, checksum: bool = True) -> Verdict:
+    """No output tuple corrupted, none delivered although its send was refused, none never sent. Without a
+    ``checksum`` passed through the application, corruption is not judged: the verdict is about the rest, and
+    says so; with nothing wrong in the rest it is not judged."""
     counts = report.counts()
     evidence = {**counts, "corrupted_ids_sample": report.corrupted_ids[:20],
                 "phantom_ids_sample": report.phantom_ids[:20], "unexpected_ids_sample": report.unexpected_ids[:20]}
     problems = []
-    if report.corrupted_ids:
+    if not checksum:
+        evidence["corrupted"] = None
+        evidence["corruption"] = NO_CHECKSUM
+    if report.corrupted_ids and checksum:
         problems.append(f"{len(report.corrupted_ids)} came out altered (checksum mismatch)")
     if report.phantom_ids:
         problems.append(f"{len(report.phantom_ids)} came out although the application refused them")
     if report.unexpected_ids:
         problems.append(f"{len(report.unexpected_ids)} came out that were never sent")
+    if not problems and not checksum:
+        return Verdict.not_judged("integrity", f"{NO_CHECKSUM}, so corruption cannot be seen; every output tuple "
+                                               f"was expected ({report.received} received, none refused or never "
+                                               "sent).", evidence)
     if not problems:
         return Verdict("integrity", True, f"Every output tuple was intact and expected ({report.received} received).",
                        evidence)
-    return Verdict("integrity", False, "Output tuples: " + "; ".join(problems) + ".", evidence)
+    unjudged = "" if checksum else f" (corruption not judged: {NO_CHECKSUM})"
+    return Verdict("integrity", False, "Output tuples: " + "; ".join(problems) + unjudged + ".", evidence)
 
 
 # ------------------------------------------------------------------------------- order, split brain
