@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import re
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,6 +83,10 @@ class DataContract:
     out_dc: str | None = None
     out_checksum: str | None = None
     state: tuple[Aggregate, ...] = ()
+    _checksum_text: Any = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_checksum_text", _checksum_text(self))
 
     # ------------------------------------------------------------------------------------------ derived
     @property
@@ -118,16 +122,10 @@ class DataContract:
 
     # ------------------------------------------------------------------------------------------ checksum
     def checksum(self, item: Mapping[str, Any]) -> int:
-        """CRC-32 over the ``checksum_over`` fields of ``item`` joined by ``|`` (see :func:`_text_of`)."""
-        return zlib.crc32("|".join(self._texts[name](item.get(name)) for name in self.checksum_over).encode())
-
-    @property
-    def _texts(self) -> dict[str, Any]:
-        texts = _TEXT_CACHE.get(id(self))
-        if texts is None or texts[0] is not self:
-            texts = (self, {name: _text_of(self, name) for name in self.checksum_over})
-            _TEXT_CACHE[id(self)] = texts
-        return texts[1]
+        """CRC-32 over the ``checksum_over`` fields of ``item`` joined by ``|``: the sequence as an integer, a float
+        field generated with ``right_digits`` with that many decimals (``amount`` with two, as the orders checksum
+        always had), other values as ``str`` (a missing one as nothing)."""
+        return zlib.crc32(self._checksum_text(item).encode())
 
     # ------------------------------------------------------------------------------------------ storage
     def to_json(self) -> dict[str, Any]:
@@ -158,21 +156,37 @@ class DataContract:
         return parse_contract(json.loads(path.read_text()))
 
 
-_TEXT_CACHE: dict[int, tuple[DataContract, dict[str, Any]]] = {}
+def _checksum_text(contract: DataContract) -> Callable[[Mapping[str, Any]], str]:
+    """The checksum's text of an item, as one format call (the checksum is on the tester's hot path)."""
+    parts: list[str] = []
+    reads: list[tuple[str, Callable[[Any], Any] | None, Any]] = []  # field, conversion, value when missing
+    for position, name in enumerate(contract.checksum_over):
+        spec = next((f for f in contract.fields if f.name == name), None)
+        digits = spec.args.get("right_digits") if spec is not None else None
+        if name == contract.seq_field:
+            parts.append(f"{{{position}:d}}")
+            reads.append((name, int, 0))
+        elif digits is not None:
+            parts.append(f"{{{position}:.{int(digits)}f}}")
+            reads.append((name, float, 0.0))
+        else:
+            parts.append(f"{{{position}}}")
+            reads.append((name, None, ""))
+    text = "|".join(parts).format
 
+    def of(item: Mapping[str, Any]) -> str:
+        get = item.get
+        values = []
+        for name, convert, missing in reads:
+            value = get(name)
+            if value is None:
+                value = missing
+            elif convert is not None:
+                value = convert(value or missing)
+            values.append(value)
+        return text(*values)
 
-def _text_of(contract: DataContract, name: str) -> Any:
-    """How field ``name`` enters the checksum: the sequence as an integer; a float field generated with
-    ``right_digits`` with that many decimals (``amount`` with two, as the orders checksum always had); other
-    values as ``str``."""
-    if name == contract.seq_field:
-        return lambda v: str(int(v or 0))
-    spec = next((f for f in contract.fields if f.name == name), None)
-    digits = spec.args.get("right_digits") if spec is not None else None
-    if digits is not None:
-        pattern = f"{{:.{int(digits)}f}}"
-        return lambda v: pattern.format(float(v or 0.0))
-    return lambda v: "" if v is None else str(v)
+    return of
 
 
 def _mapping(value: Any, path: str) -> Mapping[str, Any]:
