@@ -413,7 +413,7 @@ class Consumer(threading.Thread):
         """The cursor of ``dc``'s sink at ``url`` (a new one when the application moved to another job)."""
         known = self._cursors.get(dc)
         if known is None or known[0] != url:
-            known = (url, SinkCursor(self._since_ms, self._overlap_ms))
+            known = (url, SinkCursor(self._since_ms, self._overlap_ms, id_field=self._contract.out_id))
             self._cursors[dc] = known
         return known[1]
 

@@ -380,7 +380,7 @@ def check_state(sent: Table | Sequence[SentRow], received: Table | Sequence[Rece
     # count, updated with the first output's tuple, must be what the first output shows
     pinned = matched & (k.first_upto == 1) & (count_first - 1 == match_count)
     best_row = np.maximum(k.best_row, 0)
-    bad_by: list[tuple[Aggregate, np.ndarray, np.ndarray]] = []  # aggregate, its mismatches, the restored values
+    bad_by: list[tuple[Aggregate, np.ndarray, np.ndarray]] = []  # aggregate, its mismatches, the values to show
     for aggregate in others:
         shown = r[aggregate.output][first].astype(np.float64)
         old_value = r[aggregate.output][best_row].astype(np.float64) if len(first) else np.zeros(0)
@@ -392,7 +392,7 @@ def check_state(sent: Table | Sequence[SentRow], received: Table | Sequence[Rece
         else:
             expected = (np.maximum(old_value, x) if aggregate.kind == "max" else
                         np.minimum(old_value, x) if aggregate.kind == "min" else x)
-            restored_value = old_value
+            restored_value = shown  # shown as the first output's value
             bad = known & (np.abs(shown - expected) > SUM_TOLERANCE)
         bad &= pinned
         bad_by.append((aggregate, bad, restored_value))
@@ -432,8 +432,8 @@ def check_state(sent: Table | Sequence[SentRow], received: Table | Sequence[Rece
                   "old_max_count": int(old_max[g]), "first_output_id": r.ids[int(r["id"][first[g]])],
                   "first_output_at": round(float(times[first[g]]), 3)}
         for aggregate, _, restored_value in bad_by:
-            label = "restored_sum" if aggregate.kind == "sum" and aggregate.output == "sum_for_key" else \
-                f"restored_{aggregate.output}"
+            label = ("restored_sum" if aggregate.output == "sum_for_key" else f"restored_{aggregate.output}"
+                     if aggregate.kind == "sum" else f"first_output_{aggregate.output}")
             sample[label] = round(float(restored_value[g]), 2)
         samples.append({**sample, "reason": reason})
     keys_seen_old = int((has_old & ~shared).sum())
