@@ -287,7 +287,7 @@ def _state_verdict(name: str, report: Any, judge: Callable[[Any], Verdict]) -> V
     if report.not_judged:
         return Verdict.not_judged(name, report.not_judged + ".", report.to_json())
     if report.keys_judged == 0:
-        return Verdict.not_judged(name, f"{report.new} emitted no output for customers {report.old} had served, so "
+        return Verdict.not_judged(name, f"{report.new} emitted no output for keys {report.old} had served, so "
                                         "its restored state cannot be judged.", report.to_json())
     return judge(report)
 

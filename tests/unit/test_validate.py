@@ -88,7 +88,7 @@ def test_clean_failover_restores_a_consistent_state_and_loses_about_one_snapshot
     assert 0 < report.loss_window <= sim.every + 0.01
     assert report.lost_updates > 0 and report.loss_last is not None and report.loss_last < sim.fault
     verdict = check_consistent_state(report)
-    assert verdict.passed and "all 6 customers" in verdict.summary
+    assert verdict.passed and "all 6 keys" in verdict.summary
     assert check_state_loss(report, 2.5).passed
     assert not check_state_loss(report, 0.5).passed
 
