@@ -160,7 +160,7 @@ def test_order_per_key_and_dc() -> None:
     report = check_order(swapped.received)
     assert report.reordered > 0 and report.samples[0]["seq"] < report.samples[0]["after_seq"]
     verdict = order_verdict(report)
-    assert not verdict.passed and "after a later order" in verdict.summary
+    assert not verdict.passed and "after a later tuple" in verdict.summary
 
 
 def test_duplicates_are_not_reordering() -> None:
