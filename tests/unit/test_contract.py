@@ -4,6 +4,8 @@ shape other than orders (the lab's telemetry: readings in, the id and the state 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import math
 import threading
 from collections.abc import Mapping, Sequence
@@ -288,3 +290,17 @@ def test_telemetry_traffic_is_recorded_and_judged_again_from_disk(tmp_path: Path
     assert check_delivery(stored.sent, stored.received).lost == 0
     live = History("01-s", "s", (), traffic.sent.table(), traffic.received.table(), SETTINGS, folder, None, TELEMETRY)
     assert check_order(live.received) == check_order(stored.received)
+
+
+def test_a_scenario_with_an_unknown_noun_fails_before_anything_is_deployed(tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    config = _config(tmp_path, TELEMETRY_DATA)
+    done = subprocess.run([sys.executable, "-m", "support.cli", "run", "--config", str(config),
+                           "--set", f"run.reports_dir={reports}", "tests/data/features/unknown_noun.feature"],
+                          cwd=PROJECT, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode != 0
+    summary = json.loads((reports / "latest" / "summary.json").read_text())
+    error = summary["scenarios"][0]["error"]
+    assert error.startswith("unknown input 'gizmos'") and "orders, readings" in error and "\n" not in error
+    events = {json.loads(line)["event"] for line in (reports / "latest" / "journal.jsonl").read_text().splitlines()}
+    assert events == {"scenario.started", "scenario.steps_done", "scenario.finished"}  # nothing deployed
