@@ -4,9 +4,9 @@ shape other than orders (the lab's telemetry: readings in, the id and the state 
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
-import math
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
