@@ -19,7 +19,7 @@ import yaml
 from support.config import ConfigError, load_config
 from support.data.contract import ORDERS, DataContract, parse_contract
 from support.data.generate import ContractGenerator, FileSource, OrderGenerator, tuple_crc
-from support.data.ledger import OK, IdTable, Ledger, ReceivedRow, SentRow, Table, join_inputs, read_table
+from support.data.ledger import OK, IdTable, Ledger, ReceivedRow, SentRow, Table, join_inputs, read_table, rows_of
 from support.data.validate import check_delivery, check_order, check_state
 from support.hooks import unknown_input_noun
 from support.judge.history import History, load_history
@@ -288,6 +288,8 @@ def test_telemetry_traffic_is_recorded_and_judged_again_from_disk(tmp_path: Path
     assert stored.contract == TELEMETRY and len(stored.sent) > 0
     assert (stored.received["seq"] > 0).all() and not np.isnan(stored.received["reading"]).any()
     assert check_delivery(stored.sent, stored.received).lost == 0
+    rows = rows_of(stored.received, ReceivedRow)  # the report's timeline reads rows of any contract
+    assert rows[0].crc_ok and rows[0].count_for_key == 0 and rows[0].seq > 0
     live = History("01-s", "s", (), traffic.sent.table(), traffic.received.table(), SETTINGS, folder, None, TELEMETRY)
     assert check_order(live.received) == check_order(stored.received)
 
