@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ from support.faults.probe import requirements_skip_reason
 from support.reporting.allure import attach_scenario, label_scenario
 from support.reporting.logs import install_run_log
 from support.reporting.summary import append_scenario, write_run_meta, write_summary
+from support.step_types import NOUN_PATTERN
 from support.world import RunContext, World, new_run_id
 
 log = logging.getLogger(__name__)
@@ -37,6 +40,21 @@ def before_all(context: Any) -> None:
     context.failover = RunContext.open(config, run_id, run_dir)
 
 
+TRAFFIC_STEP = re.compile(rf"^({NOUN_PATTERN}) flow at \d+ tuples per second$")
+
+
+def unknown_input_noun(step_names: Iterable[str], known: Iterable[str]) -> str | None:
+    """One line naming the first traffic step whose noun no application declares, with the known ones; else
+    None."""
+    nouns = sorted(set(known))
+    for name in step_names:
+        match = TRAFFIC_STEP.match(name.strip())
+        if match and match.group(1) not in nouns:
+            return (f"unknown input {match.group(1)!r} in '{name.strip()}': the applications' inputs are "
+                    f"{', '.join(nouns) or 'none'} (applications.<app>.data.noun)")
+    return None
+
+
 def before_scenario(context: Any, scenario: Any) -> None:
     tags = list(scenario.effective_tags)
     reason = requirements_skip_reason(context.failover, tags)
@@ -45,6 +63,11 @@ def before_scenario(context: Any, scenario: Any) -> None:
         return
     label_scenario(tags)
     context.world = World(context.failover, scenario.feature.name, scenario.name, tags)
+    applications = context.failover.config.settings.applications.values()
+    problem = unknown_input_noun((step.name for step in scenario.all_steps), (a.data.noun for a in applications))
+    if problem:  # before the first step: nothing is deployed
+        context.world.setup_error = problem
+        raise ValueError(problem)
 
 
 def before_step(context: Any, step: Any) -> None:
@@ -67,6 +90,7 @@ def after_scenario(context: Any, scenario: Any) -> None:
             break
     if error is not None and world.verdict_error is not None and world.verdict_error[:200] in error:
         error = None
+    error = error or world.setup_error
     record = world.finish(status, error, cleanup_errors)
     append_scenario(context.failover.run_dir, record)
     attach_scenario(record, world.journal.events(), world.ledger_dir / "metrics.csv")

@@ -390,22 +390,35 @@ def check_unknown(report: DeliveryReport, limit: int = 0) -> Verdict:
                    f"{came_out} of those came out anyway, {report.unknown - came_out} did not.", evidence)
 
 
-def check_integrity(report: DeliveryReport) -> Verdict:
-    """No output tuple corrupted, none delivered although its send was refused, none never sent."""
+NO_CHECKSUM = "the application passes no checksum through"
+
+
+def check_integrity(report: DeliveryReport, checksum: bool = True) -> Verdict:
+    """No output tuple corrupted, none delivered although its send was refused, none never sent. Without a
+    ``checksum`` passed through the application, corruption is not judged: the verdict is about the rest, and
+    says so; with nothing wrong in the rest it is not judged."""
     counts = report.counts()
     evidence = {**counts, "corrupted_ids_sample": report.corrupted_ids[:20],
                 "phantom_ids_sample": report.phantom_ids[:20], "unexpected_ids_sample": report.unexpected_ids[:20]}
     problems = []
-    if report.corrupted_ids:
+    if not checksum:
+        evidence["corrupted"] = None
+        evidence["corruption"] = NO_CHECKSUM
+    if report.corrupted_ids and checksum:
         problems.append(f"{len(report.corrupted_ids)} came out altered (checksum mismatch)")
     if report.phantom_ids:
         problems.append(f"{len(report.phantom_ids)} came out although the application refused them")
     if report.unexpected_ids:
         problems.append(f"{len(report.unexpected_ids)} came out that were never sent")
+    if not problems and not checksum:
+        return Verdict.not_judged("integrity", f"{NO_CHECKSUM}, so corruption cannot be seen; every output tuple "
+                                               f"was expected ({report.received} received, none refused or never "
+                                               "sent).", evidence)
     if not problems:
         return Verdict("integrity", True, f"Every output tuple was intact and expected ({report.received} received).",
                        evidence)
-    return Verdict("integrity", False, "Output tuples: " + "; ".join(problems) + ".", evidence)
+    unjudged = "" if checksum else f" (corruption not judged: {NO_CHECKSUM})"
+    return Verdict("integrity", False, "Output tuples: " + "; ".join(problems) + unjudged + ".", evidence)
 
 
 # ------------------------------------------------------------------------------- order, split brain
@@ -415,12 +428,12 @@ def check_order(report: OrderReport) -> Verdict:
     evidence = report.to_json()
     if not report.reordered:
         return Verdict("order", True,
-                       f"Every data center emitted each customer's orders in order ({report.checked} outputs).",
+                       f"Every data center emitted each key's tuples in order ({report.checked} outputs).",
                        evidence)
     where = ", ".join(f"{dc}: {n}" for dc, n in report.by_dc.items())
     return Verdict("order", False,
-                   f"{report.reordered} orders of {report.keys} customers came out after a later order of the same "
-                   f"customer ({where}).", evidence)
+                   f"{report.reordered} tuples of {report.keys} keys came out after a later tuple of the same "
+                   f"key ({where}).", evidence)
 
 
 def split_brain_window(report: SplitBrainReport, fault_at: float | None) -> str:
@@ -438,11 +451,11 @@ def split_brain_window(report: SplitBrainReport, fault_at: float | None) -> str:
 def check_single_emitter(report: SplitBrainReport, fault_at: float | None = None) -> Verdict:
     evidence = report.to_json()
     if not report.keys:
-        return Verdict("single_emitter", True, "Only one data center emitted output for any customer at a time.",
+        return Verdict("single_emitter", True, "Only one data center emitted output for any key at a time.",
                        evidence)
     return Verdict("single_emitter", False,
                    f"Split brain: {' and '.join(report.dcs) or 'two data centers'} both emitted output for "
-                   f"{report.keys} customers during {secs(report.overlap_s)}{split_brain_window(report, fault_at)}.",
+                   f"{report.keys} keys during {secs(report.overlap_s)}{split_brain_window(report, fault_at)}.",
                    evidence)
 
 
@@ -453,8 +466,8 @@ def check_both_emit(report: SplitBrainReport, fault_at: float | None = None) -> 
     if report.keys:
         return Verdict("both_emit", True,
                        f"{' and '.join(report.dcs) or 'Two data centers'} both emitted output for {report.keys} "
-                       f"customers during {secs(report.overlap_s)}{split_brain_window(report, fault_at)}.", evidence)
-    return Verdict("both_emit", False, "Only one data center emitted output for any customer at a time.", evidence)
+                       f"keys during {secs(report.overlap_s)}{split_brain_window(report, fault_at)}.", evidence)
+    return Verdict("both_emit", False, "Only one data center emitted output for any key at a time.", evidence)
 
 
 # ---------------------------------------------------------------------------------------------- state
@@ -464,38 +477,38 @@ def check_consistent_state(report: StateReport) -> Verdict:
     evidence = report.to_json()
     if report.keys_judged == 0:
         return Verdict("consistent_state", False,
-                       f"{report.new} emitted no output for customers {report.old} had served, so its restored state "
+                       f"{report.new} emitted no output for keys {report.old} had served, so its restored state "
                        f"cannot be judged.", evidence)
     if report.inconsistent:
         sample = report.samples[0] if report.samples else {}
         return Verdict("consistent_state", False,
-                       f"{report.new} resumed {report.inconsistent} of {report.keys_judged} customers from a state "
+                       f"{report.new} resumed {report.inconsistent} of {report.keys_judged} keys from a state "
                        f"{report.old} never had (e.g. {sample.get('key')}: {sample.get('reason')}).", evidence)
     note = f"; {report.empty} started empty (never replicated)" if report.empty else ""
     if report.unverified:
         note += (f"; {report.unverified} resumed from a state that none of {report.old}'s outputs shows, within what "
                  f"it processed (the outputs of those updates were lost)")
     return Verdict("consistent_state", True,
-                   f"{report.new} resumed all {report.keys_judged} customers from a state {report.old} really had"
+                   f"{report.new} resumed all {report.keys_judged} keys from a state {report.old} really had"
                    f"{note}.", evidence)
 
 
 def check_state_not_inherited(report: StateReport) -> Verdict:
-    """The new active started from an empty state for the old active's customers: what a takeover whose failover
+    """The new active started from an empty state for the old active's keys: what a takeover whose failover
     script submits the application without handing it the stored snapshots does (the toolkit's reference
-    script). Fails for every customer that resumed from the old active's state."""
+    script). Fails for every key that resumed from the old active's state."""
     evidence = report.to_json()
     if report.keys_judged == 0:
         return Verdict("state_not_inherited", False,
-                       f"{report.new} emitted no output for customers {report.old} had served, so whether it started "
+                       f"{report.new} emitted no output for keys {report.old} had served, so whether it started "
                        "empty cannot be judged.", evidence)
     inherited = report.keys_judged - report.empty
     if inherited:
         return Verdict("state_not_inherited", False,
-                       f"{report.new} resumed {inherited} of {report.keys_judged} customers from the state of "
+                       f"{report.new} resumed {inherited} of {report.keys_judged} keys from the state of "
                        f"{report.old}, not from empty.", evidence)
     return Verdict("state_not_inherited", True,
-                   f"{report.new} started all {report.keys_judged} customers of {report.old} from an empty state: "
+                   f"{report.new} started all {report.keys_judged} keys of {report.old} from an empty state: "
                    f"{report.lost_updates} state updates of {report.old} were not carried over.", evidence)
 
 
@@ -503,11 +516,11 @@ def check_state_loss(report: StateReport, limit: float) -> Verdict:
     evidence = {**report.to_json(), "limit_s": limit}
     if report.keys_judged == 0:
         return Verdict("state_loss_window", False,
-                       f"{report.new} emitted no output for customers {report.old} had served, so lost state updates "
+                       f"{report.new} emitted no output for keys {report.old} had served, so lost state updates "
                        f"cannot be counted.", evidence)
     ok = report.loss_window <= limit and not report.inconsistent
     text = (f"{report.new} lost {report.lost_updates} state updates made by {report.old}, spanning "
             f"{secs(report.loss_window)} (limit {secs(limit, None)}).")
     if report.inconsistent:
-        text += f" {report.inconsistent} customers' state was inconsistent and could not be counted."
+        text += f" {report.inconsistent} keys' state was inconsistent and could not be counted."
     return Verdict("state_loss_window", ok, text, evidence)

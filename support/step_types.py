@@ -33,4 +33,14 @@ def parse_number(text: str) -> float:
     return float(text)
 
 
-register_type(Duration=parse_duration_text, Count=parse_count, Percentage=parse_percentage, Number=parse_number)
+NOUN_PATTERN = r"[a-z][a-z0-9_-]*"
+
+
+@with_pattern(NOUN_PATTERN)
+def parse_noun(text: str) -> str:
+    """The noun an application declares for its input (``orders``, ``readings``)."""
+    return text
+
+
+register_type(Duration=parse_duration_text, Count=parse_count, Percentage=parse_percentage, Number=parse_number,
+              Noun=parse_noun)

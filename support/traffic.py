@@ -1,4 +1,5 @@
-"""Traffic: a producer injecting orders at a steady rate and a consumer retrieving outputs, both writing ledgers.
+"""Traffic: a producer injecting an application's input at a steady rate and a consumer retrieving outputs,
+both writing ledgers (their columns as the application contract declares).
 
 Routing policy ``follow-active`` sends each batch to the data center that currently runs the application
 (rediscovered through the data exchange service when a send fails, and moved to a data center as soon as the
@@ -22,7 +23,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from support.config.settings import AppSettings
-from support.data.generate import tuple_crc
+from support.data.contract import ORDERS, DataContract
 from support.data.ledger import FAIL, OK, UNKNOWN, Ledger, ReceivedRow, SentRow
 from support.orchestration import Journal
 from support.streams.errors import StreamsConnectionError, StreamsError, StreamsNotFound
@@ -154,8 +155,10 @@ class Producer(threading.Thread):
         max_duration: float,
         policy: str = "follow-active",
         preferred: Sequence[str] = (),
+        contract: DataContract = ORDERS,
     ) -> None:
         super().__init__(name="producer", daemon=True)
+        self._contract = contract
         self._directory = directory
         self._exchanges = exchanges
         self._source = source
@@ -234,8 +237,9 @@ class Producer(threading.Thread):
         self.batches += 1
         if self._policy == "spread":
             groups: dict[str, list[dict[str, Any]]] = {}
+            key_field = self._contract.key_field
             for item in batch:
-                groups.setdefault(self._home(str(item["key"])), []).append(item)
+                groups.setdefault(self._home(str(item[key_field])), []).append(item)
             for home, items in groups.items():
                 self._send_to(items, self._pick_spread(home), lane=home)
             return
@@ -258,8 +262,10 @@ class Producer(threading.Thread):
 
     def _send_to(self, batch: list[dict[str, Any]], target: AppEndpoints | None, lane: str = "") -> None:
         t_send = time.time()
-        for item in batch:
-            item["sent_at"] = t_send
+        sent_at = self._contract.sent_at_field
+        if sent_at is not None:
+            for item in batch:
+                item[sent_at] = t_send
         if target is None:
             self._record(batch, "", t_send, FAIL, "no data center runs the application")
             self._transition("no_target", "", lane=lane)
@@ -291,10 +297,16 @@ class Producer(threading.Thread):
 
     def _record(self, batch: list[dict[str, Any]], dc: str, t_send: float, outcome: str, error: str) -> None:
         t_ack = time.time()
-        self._ledger.extend(
-            SentRow(str(i["id"]), str(i["key"]), int(i["seq"]), dc, t_send, t_ack, outcome, error,
-                    _float(i.get("amount"))) for i in batch
-        )
+        c = self._contract
+        n = len(batch)
+        columns: dict[str, Sequence[Any]] = {
+            "id": [i[c.id_field] for i in batch], "key": [i[c.key_field] for i in batch],
+            "seq": [i[c.seq_field] for i in batch], "dc": [dc] * n, "t_send": [t_send] * n, "t_ack": [t_ack] * n,
+            "outcome": [outcome] * n, "error": [error] * n,
+        }
+        for name in c.state_inputs:
+            columns[name] = [_float(i.get(name)) for i in batch]
+        self._ledger.extend_columns(columns)
 
     def _transition(self, state: str, dc: str, error: str = "", lane: str = "") -> None:
         """Journal a change of where (and whether) tuples go; ``lane`` separates the home DCs of ``spread``."""
@@ -326,8 +338,10 @@ class Consumer(threading.Thread):
         gap: float = 1.0,
         overlap: float = 0.5,
         clock_tolerance: float = 0.5,
+        contract: DataContract = ORDERS,
     ) -> None:
         super().__init__(name="consumer", daemon=True)
+        self._contract = contract
         self._directory = directory
         self._exchanges = exchanges
         self._ledger = ledger
@@ -382,7 +396,7 @@ class Consumer(threading.Thread):
             return
         t_recv = time.time()
         now = time.monotonic()
-        self._ledger.extend(_received_row(item, dc, t_recv) for item in items)
+        self._ledger.extend_columns(received_columns(self._contract, items, dc, t_recv))
         with self._lock:
             if now - self.last_output > self._gap:
                 self.streak_start = now
@@ -399,7 +413,7 @@ class Consumer(threading.Thread):
         """The cursor of ``dc``'s sink at ``url`` (a new one when the application moved to another job)."""
         known = self._cursors.get(dc)
         if known is None or known[0] != url:
-            known = (url, SinkCursor(self._since_ms, self._overlap_ms))
+            known = (url, SinkCursor(self._since_ms, self._overlap_ms, id_field=self._contract.out_id))
             self._cursors[dc] = known
         return known[1]
 
@@ -409,30 +423,53 @@ class Consumer(threading.Thread):
             return dict(self._streaks)
 
 
-def _received_row(item: Mapping[str, Any], dc: str, t_recv: float) -> ReceivedRow:
+def received_columns(contract: DataContract, items: Sequence[Mapping[str, Any]], dc: str, t_recv: float
+                     ) -> dict[str, list[Any]]:
+    """The received ledger's columns of output tuples ``items`` retrieved from ``dc``'s sink. Only the id must
+    come back: key, seq and the state's input fields are taken from the output when it carries them, and the
+    judge fills them in from the sent ledger by id (:func:`~support.data.ledger.join_inputs`)."""
+    c = contract
+    n = len(items)
+    get_float = _float
+    columns: dict[str, list[Any]] = {
+        "id": [str(i.get(c.out_id, "")) for i in items],
+        "key": [str(i.get(c.key_field, "")) for i in items],
+        "seq": [_int(i.get(c.seq_field)) for i in items],
+        "dc": [str(i.get(c.out_dc, dc)) for i in items] if c.out_dc else [dc] * n,
+        "t_recv": [t_recv] * n,
+        "processed_at": [get_float(i.get(c.out_processed_at)) for i in items] if c.out_processed_at else [0.0] * n,
+    }
+    for aggregate in c.state:
+        convert = _int if aggregate.kind == "count" else get_float
+        columns[aggregate.output] = [convert(i.get(aggregate.output)) for i in items]
+    columns["crc_ok"] = [_crc_ok(c, i) for i in items] if c.has_checksum else [True] * n
+    for name in c.state_inputs:  # NaN: the output does not carry it (the judge takes it from the sent ledger)
+        columns[name] = [get_float(i.get(name), _NAN) for i in items]
+    return columns
+
+
+def _crc_ok(contract: DataContract, item: Mapping[str, Any]) -> bool:
     try:
-        crc_ok = int(item.get("crc", -1)) == tuple_crc(item)
+        return int(item.get(contract.out_checksum or "", -1)) == contract.checksum(item)
     except (TypeError, ValueError):
-        crc_ok = False
-    return ReceivedRow(
-        id=str(item.get("id", "")),
-        key=str(item.get("key", "")),
-        seq=int(item.get("seq", 0) or 0),
-        dc=str(item.get("dc", dc)),
-        t_recv=t_recv,
-        processed_at=float(item.get("processed_at", 0.0) or 0.0),
-        count_for_key=int(item.get("count_for_key", 0) or 0),
-        sum_for_key=float(item.get("sum_for_key", 0.0) or 0.0),
-        crc_ok=crc_ok,
-        amount=_float(item.get("amount")),
-    )
+        return False
 
 
-def _float(value: Any) -> float:
+def _int(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+_NAN = float("nan")
+
+
+def _float(value: Any, default: float = 0.0) -> float:
     try:
         return float(value)
     except (TypeError, ValueError):
-        return 0.0
+        return default
 
 
 class Traffic:
@@ -456,16 +493,19 @@ class Traffic:
         preferred: Sequence[str] = (),
         sink_overlap: float = 0.5,
         clock_tolerance: float = 0.5,
+        contract: DataContract = ORDERS,
     ) -> None:
         self.sent = sent
+        self.contract = contract
         self.received = received
         self._journal = journal
         self.directory = EndpointDirectory(exchanges, job_name, application)
         self.producer = Producer(
-            self.directory, exchanges, source, sent, journal, rate, batch_interval, max_duration, policy, preferred
+            self.directory, exchanges, source, sent, journal, rate, batch_interval, max_duration, policy, preferred,
+            contract,
         )
         self.consumer = Consumer(self.directory, exchanges, received, journal, consumer_interval, max_duration,
-                                 overlap=sink_overlap, clock_tolerance=clock_tolerance)
+                                 overlap=sink_overlap, clock_tolerance=clock_tolerance, contract=contract)
         self.rate = rate
         self._drained = False
 
@@ -490,7 +530,7 @@ class Traffic:
 
         return wait_until(
             streak, lambda s: s >= seconds, timeout=timeout, interval=0.2,
-            what=f"orders flowing steadily for {format_seconds(seconds, None)}", progress=progress,
+            what=f"{self.contract.noun} flowing steadily for {format_seconds(seconds, None)}", progress=progress,
         )
 
     def drain(self, timeout: float, quiet: float = 2.0) -> None:

@@ -15,7 +15,8 @@ import numpy as np
 
 from support.config import Config
 from support.config.settings import ToolkitSettings
-from support.data.generate import FileOrderSource, OrderGenerator
+from support.data.contract import ORDERS, DataContract
+from support.data.generate import ContractGenerator, FileSource
 from support.data.ledger import IdTable, Ledger, ReceivedRow, SentRow, Table
 from support.data.validate import output_times
 from support.dchost import SnapshotStore, StandbyStub, ToolkitFiles, standby_stubs
@@ -154,6 +155,7 @@ class World:
         self.step = ""  # the step running now (set by the before_step hook)
         self._claims = 0
         self.verdict_error: str | None = None  # the sentence of the verdict that failed a step, if one did
+        self.setup_error: str | None = None  # why the scenario failed before its first step, if it did
         self.mode = "active/passive"
         self.roles: tuple[str, str] | None = None  # (active, standby) as the Given step laid them out
         self.toolkit_settings: dict[str, str] = {}  # toolkit settings a scenario writes before its deployment
@@ -317,18 +319,30 @@ class World:
                    interval=0.2, progress=self.progress,
                    what=f"the toolkit in {' and '.join(sides)} to see {'each other' if len(sides) == 2 else second} UP")
 
-    def start_traffic(self, rate: float) -> None:
+    @property
+    def contract(self) -> DataContract:
+        """The deployed application's contract (the orders contract before one is deployed)."""
+        return self.settings.applications[self.app.name].data if self.app is not None else ORDERS
+
+    def start_traffic(self, rate: float, noun: str | None = None) -> None:
         if self.app is None:
             raise StepError("no application deployed yet: start with the application layout step")
+        contract = self.contract
+        if noun is not None and noun != contract.noun:
+            raise StepError(f"{self.app.name}'s input is {contract.noun}, not {noun}: "
+                            f"write 'Given {contract.noun} flow at N tuples per second'")
         traffic = self.settings.traffic
         source: Any
-        if traffic.input_file:
-            source = FileOrderSource(Path(traffic.input_file), self.run.run_id)
+        input_file = contract.file or traffic.input_file
+        if input_file:
+            source = FileSource(Path(input_file), self.run.run_id, contract)
         else:
-            source = OrderGenerator(traffic.seed, f"{self.run.run_id}-{self.run.scenarios:02d}")
+            source = ContractGenerator(contract, traffic.seed, f"{self.run.run_id}-{self.run.scenarios:02d}")
         self.ids = IdTable(self.ledger_dir / "ids.txt")
-        sent = Ledger(self.ledger_dir / "sent.csv", SentRow, self.ids)
-        received = Ledger(self.ledger_dir / "received.csv", ReceivedRow, self.ids)
+        contract.save(self.ledger_dir)
+        sent = Ledger(self.ledger_dir / "sent.csv", SentRow, self.ids, columns=contract.sent_columns())
+        received = Ledger(self.ledger_dir / "received.csv", ReceivedRow, self.ids,
+                          columns=contract.received_columns())
         preferred = [dc for dc in (self.active, self.standby) if dc]
         self.traffic = Traffic(
             self.run.exchange, self.app.job_name, self.settings.applications[self.app.name],
@@ -341,13 +355,15 @@ class World:
             preferred=preferred,
             sink_overlap=traffic.sink_overlap,
             clock_tolerance=self.run.judge_settings.clock_tolerance,
+            contract=contract,
         )
         self.cleanup.push("stop traffic", self.traffic.stop)
         self.traffic.start()
 
     def wait_steady(self, seconds: float) -> None:
         if self.traffic is None:
-            raise StepError("no traffic is flowing: add 'Given orders flow at N tuples per second' first")
+            raise StepError(f"no traffic is flowing: add 'Given {self.contract.noun} flow at N tuples per second' "
+                            "first")
         self.traffic.wait_steady(seconds, timeout=seconds + 60, progress=self.progress)
         end = time.time()
         start = end - seconds
@@ -510,7 +526,8 @@ class World:
         events = tuple(self.journal.events())
         sent = self.traffic.sent.table() if self.traffic else Table.from_rows([], SentRow)
         received = self.traffic.received.table() if self.traffic else Table.from_rows([], ReceivedRow)
-        return History(self.sid, self.name, events, sent, received, self.run.judge_settings, self.ledger_dir, now)
+        return History(self.sid, self.name, events, sent, received, self.run.judge_settings, self.ledger_dir, now,
+                       self.traffic.contract if self.traffic else self.contract)
 
     # -- end ----------------------------------------------------------------------------------------
     def close(self) -> list[str]:

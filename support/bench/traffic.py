@@ -1,13 +1,14 @@
 """Benchmark: tuples per second the producer sustains into one data center: ``reports/bench/traffic.json``.
 
 1. The tester alone: the framework's producer and consumer (generation, JSON encoding, ledgers) against an
-   in-process exchange that accepts every batch at once: the most the tester can offer.
+   in-process exchange that accepts every batch at once: the most the tester can offer; for each application
+   contract of config/lab.yaml's ``orders`` and ``telemetry`` (``tester_alone_by_application``).
 2. The lab: the same Traffic class against dc1's data exchange (HTTPS) with the orders job running, at rising
    offered rates. A rate is sustained when >= 95 % of the offered tuples were acknowledged and came out.
    The tester's CPU share (process time / wall time) at the highest rate says who was the bottleneck: a
    tester using a whole core (the GIL) limits itself; otherwise the lab does.
 
-    .venv/bin/python -m support.bench.traffic [--seconds 5] [--out reports/bench/traffic.json]
+    .venv/bin/python -m support.bench.traffic [--seconds 5] [--out reports/bench/traffic.json] [--alone]
 """
 
 from __future__ import annotations
@@ -23,9 +24,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from support.bench._lab import ROOT, lab_session
 from support.config import load_config
-from support.data.generate import OrderGenerator
+from support.data.contract import ORDERS, DataContract, parse_contract
+from support.data.generate import ContractGenerator
 from support.data.ledger import OK, IdTable, Ledger, ReceivedRow, SentRow
 from support.orchestration import Journal
 from support.streams.exchange import Endpoints, SinkRead
@@ -58,13 +62,15 @@ class InstantExchange:
         return SinkRead(out)
 
 
-def measure(exchanges: Mapping[str, Any], rate: float, seconds: float, folder: Path) -> dict[str, Any]:
+def measure(exchanges: Mapping[str, Any], rate: float, seconds: float, folder: Path,
+            contract: DataContract = ORDERS, job_name: str = "orders") -> dict[str, Any]:
     folder.mkdir(parents=True, exist_ok=True)
     ids = IdTable(folder / "ids.txt")
-    traffic = Traffic(exchanges, "orders", None, OrderGenerator(1, f"bench-{rate}"),
-                      Ledger(folder / "sent.csv", SentRow, ids), Ledger(folder / "received.csv", ReceivedRow, ids),
+    traffic = Traffic(exchanges, job_name, None, ContractGenerator(contract, 1, f"bench-{rate}"),
+                      Ledger(folder / "sent.csv", SentRow, ids, columns=contract.sent_columns()),
+                      Ledger(folder / "received.csv", ReceivedRow, ids, columns=contract.received_columns()),
                       Journal(None), rate=rate, batch_interval=0.05, consumer_interval=0.05, max_duration=seconds + 30,
-                      preferred=["dc1"])
+                      preferred=["dc1"], contract=contract)
     cpu0, wall0 = time.process_time(), time.monotonic()
     traffic.start()
     stop = threading.Event()
@@ -91,13 +97,29 @@ def measure(exchanges: Mapping[str, Any], rate: float, seconds: float, folder: P
     }
 
 
+def lab_contracts() -> dict[str, DataContract]:
+    """The contracts config/lab.yaml declares for orders and telemetry (read without resolving the lab's secrets:
+    the tester alone needs no lab)."""
+    applications = yaml.safe_load((ROOT / "config" / "lab.yaml").read_text())["applications"]
+    return {name: parse_contract(applications[name].get("data")) for name in ("orders", "telemetry")
+            if name in applications}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "bench" / "traffic.json")
+    parser.add_argument("--alone", action="store_true", help="only the tester alone (no lab), printed, not written")
     args = parser.parse_args()
+    contracts = lab_contracts()
     with tempfile.TemporaryDirectory(prefix="bench-traffic-") as tmp:
-        alone = measure({"dc1": InstantExchange()}, 200000, args.seconds, Path(tmp) / "alone")
+        by_app = {name: measure({"dc1": InstantExchange()}, 200000, args.seconds, Path(tmp) / f"alone-{name}",
+                                contract)
+                  for name, contract in contracts.items()}
+        alone = by_app["orders"]
+        if args.alone:
+            print(json.dumps({name: r["acknowledged_per_s"] for name, r in by_app.items()}))
+            return 0
         steps = []
         with lab_session():
             from support.streams.exchange import DataExchangeClient
@@ -125,6 +147,7 @@ def main() -> int:
         "highest_acknowledged_per_s": top["acknowledged_per_s"],
         "tester_alone_per_s": alone["acknowledged_per_s"],
         "tester_alone_cpu_share": alone["tester_cpu_share"],
+        "tester_alone_by_application": {name: r["acknowledged_per_s"] for name, r in by_app.items()},
         "bottleneck": bottleneck,
         "why": (f"at {top['offered_per_s']} tuples/s offered ({'sustained' if top['sustained'] else 'not sustained'}: "
                 f"{top['acknowledged_per_s']} acknowledged/s, {top['received_per_s']} out/s) the tester used "

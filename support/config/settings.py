@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from support.data.contract import ORDERS, ContractError, DataContract, parse_contract
 from support.units import parse_duration, parse_size
 
 __all__ = [
@@ -178,6 +179,7 @@ class AppSettings:
     submission_parameters: Mapping[str, str]
     crossdc: ToolkitSettings = ToolkitSettings()
     main_composite: str | None = None
+    data: DataContract = ORDERS  # what the tester sends and needs back (docs/application-contract.md)
 
 
 @dataclass(frozen=True, slots=True)
@@ -392,7 +394,15 @@ def _application(name: str, raw: Mapping[str, Any]) -> AppSettings:
             trace_down=str(toolkit["trace_down"]),
         ),
         main_composite=_optional_str(raw.get("main_composite")),
+        data=_contract(name, raw.get("data")),
     )
+
+
+def _contract(name: str, raw: Mapping[str, Any] | None) -> DataContract:
+    try:
+        return parse_contract(raw)
+    except ContractError as exc:
+        raise SettingsError(f"applications.{name}.{exc.path}", exc.problem) from None
 
 
 def _objectives(name: str, raw: Mapping[str, Any]) -> Objectives:

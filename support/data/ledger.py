@@ -19,8 +19,8 @@ import csv
 import json
 import mmap
 import threading
-from collections.abc import Iterable, Sequence
-from dataclasses import astuple, dataclass, fields
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import IO, Any, ClassVar, Generic, TypeVar
 
@@ -212,17 +212,28 @@ class Table:
 
 def _to_columns(rows: Sequence[Any], row_type: type[SentRow] | type[ReceivedRow], ids: IdTable,
                 categories: dict[str, _Categories]) -> dict[str, np.ndarray]:
+    values = {f.name: [getattr(row, f.name) for row in rows] for f in fields(row_type)}
+    return _encode(values, row_type.columns, ids, categories)
+
+
+def _encode(values: Mapping[str, Sequence[Any]], kinds: Mapping[str, str], ids: IdTable,
+            categories: dict[str, _Categories]) -> dict[str, np.ndarray]:
+    """Column values as arrays: ids as IdTable codes, text as category codes, numbers as they are."""
     columns: dict[str, np.ndarray] = {}
-    for name in (f.name for f in fields(row_type)):
-        kind = row_type.columns[name]
-        values = [getattr(row, name) for row in rows]
+    for name, kind in kinds.items():
+        column = values[name]
         if kind == "id":
-            columns[name] = ids.codes([str(v) for v in values])
+            columns[name] = ids.codes([v if isinstance(v, str) else str(v) for v in column])
         elif kind.startswith("cat"):
-            columns[name] = categories[name].encode((str(v) for v in values), _dtype(kind))
+            columns[name] = categories[name].encode((v if isinstance(v, str) else str(v) for v in column),
+                                                    _dtype(kind))
         else:
-            columns[name] = np.asarray(values, dtype=kind)
+            columns[name] = np.asarray(column, dtype=kind)
     return columns
+
+
+#: a column a row type lacks (a ledger of an application contract), read back into that row type
+_MISSING: dict[str, Any] = {"crc_ok": True}
 
 
 class Ledger(Generic[R]):
@@ -230,14 +241,18 @@ class Ledger(Generic[R]):
 
     ``path`` names the CSV file (``<dir>/sent.csv``); the columns go to ``<dir>/sent/``; ``None`` keeps the
     ledger in memory only. Pass the scenario's :class:`IdTable` so that sent and received share ids.
+    ``columns`` (name -> kind, as :attr:`SentRow.columns`) replaces the row type's columns: the ledger of an
+    application contract (:meth:`~support.data.contract.DataContract.sent_columns`), filled by
+    :meth:`extend_columns`.
     """
 
     def __init__(self, path: Path | None, row_type: type[R], ids: IdTable | None = None,
-                 write_csv: bool = True) -> None:
+                 write_csv: bool = True, columns: dict[str, str] | None = None) -> None:
         self._row_type: type[R] = row_type
+        self._kinds: dict[str, str] = dict(columns if columns is not None else row_type.columns)
         self._lock = threading.Lock()
         self._path = path
-        self._names = [f.name for f in fields(row_type)]
+        self._names = list(self._kinds)
         self._chunks: dict[str, list[np.ndarray]] = {name: [] for name in self._names}
         self._rows = 0
         self._cache: dict[str, np.ndarray] | None = None
@@ -249,7 +264,7 @@ class Ledger(Generic[R]):
             folder = path.with_suffix("")
             folder.mkdir(parents=True, exist_ok=True)
             self._ids = ids if ids is not None else IdTable(path.parent / "ids.txt")
-            meta = {"row_type": row_type.__name__, "columns": dict(row_type.columns), "ids": "../ids.txt"}
+            meta = {"row_type": row_type.__name__, "columns": dict(self._kinds), "ids": "../ids.txt"}
             (folder / "meta.json").write_text(json.dumps(meta, indent=1))
             for name in self._names:
                 self._files[name] = open(folder / f"{name}.bin", "wb", buffering=0)  # noqa: SIM115
@@ -261,7 +276,7 @@ class Ledger(Generic[R]):
             self._ids = ids if ids is not None else IdTable()
         self._categories = {
             name: _Categories(folder / f"{name}.cats" if folder else None)
-            for name, kind in row_type.columns.items() if kind.startswith("cat")
+            for name, kind in self._kinds.items() if kind.startswith("cat")
         }
 
     @property
@@ -272,18 +287,26 @@ class Ledger(Generic[R]):
         batch = list(rows)
         if not batch:
             return
+        self.extend_columns({name: [getattr(row, name, _MISSING.get(name, 0)) for row in batch]
+                             for name in self._names})
+
+    def extend_columns(self, values: Mapping[str, Sequence[Any]]) -> None:
+        """Append rows given column by column (every column of the ledger, the same length)."""
+        size = len(values[self._names[0]]) if self._names else 0
+        if not size:
+            return
         with self._lock:
-            columns = _to_columns(batch, self._row_type, self._ids, self._categories)
+            columns = _encode(values, self._kinds, self._ids, self._categories)
             for name in self._names:
                 array = columns[name]
                 self._chunks[name].append(array)
                 handle = self._files.get(name)
                 if handle is not None:
                     handle.write(array.tobytes())
-            self._rows += len(batch)
+            self._rows += size
             self._cache = None
             if self._csv is not None:
-                csv.writer(self._csv).writerows(astuple(row) for row in batch)
+                csv.writer(self._csv).writerows(zip(*(values[name] for name in self._names), strict=True))
                 self._csv.flush()
 
     def table(self) -> Table:
@@ -291,8 +314,7 @@ class Ledger(Generic[R]):
         with self._lock:
             if self._cache is None:
                 self._cache = {
-                    name: (np.concatenate(chunks) if chunks else
-                           np.empty(0, dtype=_dtype(self._row_type.columns[name])))
+                    name: (np.concatenate(chunks) if chunks else np.empty(0, dtype=_dtype(self._kinds[name])))
                     for name, chunks in self._chunks.items()
                 }
                 for name, array in self._cache.items():
@@ -350,6 +372,9 @@ def rows_of(table: Table, row_type: type[R]) -> list[R]:
     decoded: list[list[Any]] = []
     for name in names:
         kind = row_type.columns[name]
+        if name not in table.columns:  # a ledger of an application contract without this column
+            decoded.append([_MISSING.get(name, 0)] * len(table))
+            continue
         column = table.columns[name]
         if kind == "id":
             decoded.append(table.id_text(column))
@@ -517,3 +542,39 @@ def _convert(kind: type, value: str) -> object:
     if kind is bool:
         return value == "True"
     return kind(value)
+
+
+def join_inputs(sent: Table, received: Table, inputs: Sequence[str] = ()) -> Table:
+    """``received`` with the key, the seq and the input columns ``inputs`` of every row whose id was sent taken
+    from the sent ledger (an application need only pass the id through); rows of ids never sent keep what their
+    output carried. The received key values keep their codes; keys only the sent ledger knows are appended."""
+    if not len(received) or not len(sent):
+        return received
+    s_id, r_id = sent["id"], received["id"]
+    size = int(max(s_id.max(initial=-1), r_id.max(initial=-1))) + 1
+    row_of = np.full(size, -1, dtype=np.int64)
+    row_of[s_id] = np.arange(len(s_id))
+    rows = row_of[r_id]
+    known = rows >= 0
+    if not known.any():
+        return received
+    at = np.where(known, rows, 0)
+    keys = list(received.categories.get("key", []))
+    index = {value: code for code, value in enumerate(keys)}
+    sent_keys = sent.categories.get("key", [])
+    for value in sent_keys:
+        if value not in index:
+            index[value] = len(keys)
+            keys.append(value)
+    to_merged = np.array([index[v] for v in sent_keys] + [-1], dtype=np.int64)
+    columns = dict(received.columns)
+    key_dtype = np.int32 if len(keys) < 2**31 else np.int64
+    columns["key"] = np.where(known, to_merged[sent["key"][at]], received["key"]).astype(key_dtype)
+    columns["seq"] = np.where(known, sent["seq"][at], received["seq"]).astype(received["seq"].dtype)
+    for name in inputs:
+        if name in sent.columns:
+            own = received.columns.get(name)
+            fallback = own if own is not None else np.zeros(len(received))
+            columns[name] = np.where(known, sent[name][at], fallback).astype(np.float64)
+    categories = {**received.categories, "key": keys}
+    return Table(columns, categories, received.ids)

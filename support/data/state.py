@@ -1,6 +1,11 @@
 """The state check: after a takeover, the state the new active restored (seen through its first outputs per key)
 must equal the old active's state after some earlier update of that key, or be empty; the old active's updates after
-that one are lost state updates, and their time span is the state loss window."""
+that one are lost state updates, and their time span is the state loss window.
+
+The state is what the application declares (:attr:`~support.data.contract.DataContract.state`): its ``count``
+aggregate places the restored state among the old active's updates; every other aggregate (``sum``, ``min``,
+``max``, ``last`` of an input field) is verified where the first output pins the restored state exactly. Without
+a ``count`` the check is not judged."""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from support.data.contract import ORDERS, Aggregate
 from support.data.ledger import OK, UNKNOWN, ReceivedRow, SentRow, Table
 from support.data.streams import (
     SAMPLE,
@@ -47,9 +53,11 @@ class StateReport:
     max_key_window: float
     samples: list[dict[str, Any]] = field(default_factory=list)
     lost_samples: list[dict[str, Any]] = field(default_factory=list)
+    not_judged: str = ""  # why the declared state cannot be judged (no state, no count)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        extra = {"not_judged": self.not_judged} if self.not_judged else {}
+        return {**extra,
             "old": self.old, "new": self.new, "since": self.since, "keys_judged": self.keys_judged,
             "consistent": self.consistent, "empty": self.empty, "unverified": self.unverified,
             "inconsistent": self.inconsistent, "shared_keys": self.shared_keys, "keys_not_seen": self.keys_not_seen,
@@ -58,6 +66,9 @@ class StateReport:
             "max_key_window_s": round(self.max_key_window, 3),
             "inconsistent_samples": self.samples, "lost_samples": self.lost_samples,
         }
+
+
+_NOUN = {"sum": "sum", "min": "minimum", "max": "maximum", "last": "last value"}
 
 
 def _group_starts(sorted_keys: np.ndarray) -> np.ndarray:
@@ -156,8 +167,8 @@ class _KeyHistory:
 
 
 def _state_by_key(r: Table, groups: _Groups, judged: np.ndarray, new_code: int, new_after: np.ndarray | None,
-                  old_code: int, old_mask: np.ndarray | None, upto: _SentUpto, fresh_rows: _FreshRows
-                  ) -> _KeyHistory:
+                  old_code: int, old_mask: np.ndarray | None, upto: _SentUpto, fresh_rows: _FreshRows,
+                  count_column: str) -> _KeyHistory:
     """:class:`_KeyHistory`, one key at a time; a mask of None selects every row without repeats."""
     keys = np.flatnonzero(judged)
     n = len(keys)
@@ -165,7 +176,7 @@ def _state_by_key(r: Table, groups: _Groups, judged: np.ndarray, new_code: int, 
     old_max, best, best_row = (np.zeros(n, dtype=np.int64) for _ in range(3))
     found = np.zeros(n, dtype=bool)
     histories = []
-    seq, count = r["seq"], r["count_for_key"]
+    seq, count = r["seq"], r[count_column]
     bounds, order, nkeys = groups.bounds, groups.order, groups.keys
     for i, key in enumerate(keys.tolist()):
         if new_after is None:
@@ -199,7 +210,7 @@ def _state_by_key(r: Table, groups: _Groups, judged: np.ndarray, new_code: int, 
 
 
 def _state_vectorized(r: Table, groups: _Groups, judged: np.ndarray, new_code: int, new_after: np.ndarray,
-                      old_code: int, old_mask: np.ndarray, upto: _SentUpto) -> _KeyHistory:
+                      old_code: int, old_mask: np.ndarray, upto: _SentUpto, count_column: str) -> _KeyHistory:
     """:class:`_KeyHistory` for all keys at once (for many keys)."""
     new_rows, nk = _block(groups, new_code, new_after, judged)
     seq = r["seq"][new_rows]
@@ -213,7 +224,7 @@ def _state_vectorized(r: Table, groups: _Groups, judged: np.ndarray, new_code: i
         del by_seq
     starts = _group_starts(nk)
     position = np.arange(1, len(nk) + 1) - np.repeat(starts, np.diff(np.r_[starts, len(nk)]))
-    count = r["count_for_key"][new_rows]
+    count = r[count_column][new_rows]
     up = upto.count(nk, seq)
     high_p = np.maximum(position, up)
     np.minimum(position, up, out=position)  # position becomes the lower bound of p
@@ -225,8 +236,8 @@ def _state_vectorized(r: Table, groups: _Groups, judged: np.ndarray, new_code: i
 
     # the old active's history of those keys, sorted by (key, count) (ties in row order)
     old_rows, ok_ = _block(groups, old_code, old_mask, judged)
-    count_span = int(max(r["count_for_key"].max(initial=0), 0)) + 2
-    old_comp = ok_.astype(np.int64) * count_span + r["count_for_key"][old_rows]
+    count_span = int(max(r[count_column].max(initial=0), 0)) + 2
+    old_comp = ok_.astype(np.int64) * count_span + r[count_column][old_rows]
     by_comp = np.argsort(old_comp, kind="stable")  # nearly sorted already
     old_comp, old_rows = old_comp[by_comp], old_rows[by_comp]
     key_base = group_key.astype(np.int64) * count_span
@@ -250,8 +261,8 @@ def _block(groups: _Groups, code: int, mask: np.ndarray, judged: np.ndarray) -> 
     return rows[chosen], keys[chosen]
 
 
-def _lost_by_key(r: Table, groups: _Groups, old_code: int, k: _KeyHistory, restored_of_key: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _lost_by_key(r: Table, groups: _Groups, old_code: int, k: _KeyHistory, restored_of_key: np.ndarray,
+                 count_column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per key with lost updates (in key order): their number, first and last time; one key at a time."""
     times = _times(r)
     assert k.histories is not None
@@ -266,14 +277,14 @@ def _lost_by_key(r: Table, groups: _Groups, old_code: int, k: _KeyHistory, resto
             np.array([o[2] for o in out], dtype=np.float64), np.array([o[3] for o in out], dtype=np.float64))
 
 
-def _lost_vectorized(r: Table, groups: _Groups, old_code: int, k: _KeyHistory, restored_of_key: np.ndarray
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _lost_vectorized(r: Table, groups: _Groups, old_code: int, k: _KeyHistory, restored_of_key: np.ndarray,
+                     count_column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """:func:`_lost_by_key` for all keys at once."""
     judged = np.zeros(groups.keys, dtype=bool)
     judged[k.keys] = True
     assert k.old_mask is not None
     old_rows, ok_ = _block(groups, old_code, k.old_mask, judged)
-    lost = r["count_for_key"][old_rows] > restored_of_key[ok_]
+    lost = r[count_column][old_rows] > restored_of_key[ok_]
     lost_rows, lk = old_rows[lost], ok_[lost]
     if not len(lost_rows):
         empty = np.zeros(0)
@@ -287,7 +298,7 @@ def _lost_vectorized(r: Table, groups: _Groups, old_code: int, k: _KeyHistory, r
 
 
 def check_state(sent: Table | Sequence[SentRow], received: Table | Sequence[ReceivedRow],
-                old: str, new: str, since: float) -> StateReport:
+                old: str, new: str, since: float, state: Sequence[Aggregate] = ORDERS.state) -> StateReport:
     """Judge the state ``new`` restored when it took over from ``old`` (outputs of ``new`` from ``since``).
 
     For key K, let o_1..o_m be the new active's outputs of K in order and p_i the number of K tuples it
@@ -296,11 +307,21 @@ def check_state(sent: Table | Sequence[SentRow], received: Table | Sequence[Rece
     changed outside processing (e.g. a snapshot merged late or twice). b must be 0 (never replicated) or a
     count the old active reached for K (unverified when it lies above the highest count its outputs show, by no
     more than the K tuples sent to it whose outputs never came out); when the first output pins it exactly, the
-    restored sum must equal the old active's sum at that count. Updates of the old active beyond b are lost state
-    updates.
+    other aggregates of ``state`` must equal the old active's at that count updated with the first output's tuple
+    (a sum adds its input, min and max compare, last replaces). Updates of the old active beyond b are lost state
+    updates. ``state`` is the declared state (output column -> aggregate); count_i is its ``count`` aggregate.
     """
-    s, r = _as_tables(sent, received)
     empty_report = StateReport(old, new, since, 0, 0, 0, 0, 0, 0, 0, 0, 0.0, None, None, 0.0)
+    count_column = next((a.output for a in state if a.kind == "count"), None)
+    if not state:
+        return StateReport(old, new, since, 0, 0, 0, 0, 0, 0, 0, 0, 0.0, None, None, 0.0,
+                           not_judged="the application declares no state")
+    if count_column is None:
+        return StateReport(old, new, since, 0, 0, 0, 0, 0, 0, 0, 0, 0.0, None, None, 0.0,
+                           not_judged="the application declares no count in its state, so the restored state "
+                                      "cannot be placed among the old active's updates")
+    others = [a for a in state if a.kind != "count"]
+    s, r = _as_tables(sent, received)
     old_code, new_code = r.code("dc", old), r.code("dc", new)
     if old_code < 0 or new_code < 0 or len(r) == 0:
         return empty_report
@@ -339,13 +360,13 @@ def check_state(sent: Table | Sequence[SentRow], received: Table | Sequence[Rece
         # new one's first: then the masks are the rows without repeats, with no gather over the streams
         fresh_rows = _FreshRows(groups, repeat)
         k = _state_by_key(r, groups, judged, new_code, None if all_new_after else new_after,
-                          old_code, None if all_old_before else old_mask, upto, fresh_rows)
+                          old_code, None if all_old_before else old_mask, upto, fresh_rows, count_column)
     else:
-        k = _state_vectorized(r, groups, judged, new_code, new_after, old_code, old_mask, upto)
+        k = _state_vectorized(r, groups, judged, new_code, new_after, old_code, old_mask, upto, count_column)
     del new_after, old_mask, upto
     lo, hi, old_max, best, found = k.lo, k.hi, k.old_max, k.best, k.found
     group_key, first = k.keys, k.first
-    count_first = r["count_for_key"][first]
+    count_first = r[count_column][first]
 
     matched = found & (best >= np.maximum(lo, 1)) & (lo <= hi)
     match_count = np.where(matched, best, -1)
@@ -355,20 +376,35 @@ def check_state(sent: Table | Sequence[SentRow], received: Table | Sequence[Rece
     inconsistent = ~(matched | empty | unverified)
     restored = np.where(matched, match_count, np.where(empty, 0, np.where(unverified, np.minimum(hi, old_max), hi)))
 
-    # sum check where the first output pins the restored state exactly
+    # the other aggregates where the first output pins the restored state exactly: the old active's state at that
+    # count, updated with the first output's tuple, must be what the first output shows
     pinned = matched & (k.first_upto == 1) & (count_first - 1 == match_count)
-    restored_sum = r["sum_for_key"][first] - r["amount"][first]
-    old_sum = r["sum_for_key"][np.maximum(k.best_row, 0)] if len(first) else np.zeros(0)
-    has_amount = r["amount"][first] != 0
-    sum_bad = pinned & has_amount & (np.abs(restored_sum - old_sum) > SUM_TOLERANCE)
-    inconsistent |= sum_bad
-    matched &= ~sum_bad
+    best_row = np.maximum(k.best_row, 0)
+    bad_by: list[tuple[Aggregate, np.ndarray, np.ndarray]] = []  # aggregate, its mismatches, the values to show
+    for aggregate in others:
+        shown = r[aggregate.output][first].astype(np.float64)
+        old_value = r[aggregate.output][best_row].astype(np.float64) if len(first) else np.zeros(0)
+        x = r[aggregate.over][first].astype(np.float64) if aggregate.over in r.columns else np.full(len(first), np.nan)
+        known = ~np.isnan(x)
+        if aggregate.kind == "sum":  # as restored: the first output's sum less its input (0: the input not known)
+            restored_value = shown - x
+            bad = known & (x != 0) & (np.abs(restored_value - old_value) > SUM_TOLERANCE)
+        else:
+            expected = (np.maximum(old_value, x) if aggregate.kind == "max" else
+                        np.minimum(old_value, x) if aggregate.kind == "min" else x)
+            restored_value = shown  # shown as the first output's value
+            bad = known & (np.abs(shown - expected) > SUM_TOLERANCE)
+        bad &= pinned
+        bad_by.append((aggregate, bad, restored_value))
+        inconsistent |= bad
+        matched &= ~bad
 
     # lost state updates: the old active's updates of each key beyond the restored count
     restored_of_key = np.full(nkeys, np.iinfo(np.int64).max, dtype=np.int64)
     restored_of_key[group_key] = np.where(inconsistent, np.iinfo(np.int64).max, restored)
     lost_keys, lost_n, lost_from, lost_until = (
-        _lost_by_key if k.histories is not None else _lost_vectorized)(r, groups, old_code, k, restored_of_key)
+        _lost_by_key if k.histories is not None else _lost_vectorized)(r, groups, old_code, k, restored_of_key,
+                                                                       count_column)
     k.histories = None
     lost_updates = int(np.clip(old_max - restored, 0, None)[~inconsistent].sum())
     max_key_window = 0.0
@@ -386,15 +422,20 @@ def check_state(sent: Table | Sequence[SentRow], received: Table | Sequence[Rece
     names = r.categories["key"]
     for g in np.flatnonzero(inconsistent)[:SAMPLE].tolist():
         late_restore = lo[g] > hi[g] and int(count_first[g]) == 1
+        differs = next((a for a, bad, _ in bad_by if bad[g]), None)
         reason = ("its state changed outside processing: it resumed from an empty state, then jumped (the state "
                   "was restored after output had resumed)" if late_restore
                   else "its state changed outside processing (a restore merged late or twice)" if lo[g] > hi[g]
-                  else "its restored sum differs from the old active's" if sum_bad[g]
+                  else f"its restored {_NOUN[differs.kind]} differs from the old active's" if differs is not None
                   else "no such state ever existed in the old active")
-        samples.append({"key": names[int(group_key[g])], "restored_count_range": [int(lo[g]), int(hi[g])],
-                        "old_max_count": int(old_max[g]), "first_output_id": r.ids[int(r["id"][first[g]])],
-                        "first_output_at": round(float(times[first[g]]), 3),
-                        "restored_sum": round(float(restored_sum[g]), 2), "reason": reason})
+        sample = {"key": names[int(group_key[g])], "restored_count_range": [int(lo[g]), int(hi[g])],
+                  "old_max_count": int(old_max[g]), "first_output_id": r.ids[int(r["id"][first[g]])],
+                  "first_output_at": round(float(times[first[g]]), 3)}
+        for aggregate, _, restored_value in bad_by:
+            label = ("restored_sum" if aggregate.output == "sum_for_key" else f"restored_{aggregate.output}"
+                     if aggregate.kind == "sum" else f"first_output_{aggregate.output}")
+            sample[label] = round(float(restored_value[g]), 2)
+        samples.append({**sample, "reason": reason})
     keys_seen_old = int((has_old & ~shared).sum())
     return StateReport(
         old=old, new=new, since=since,

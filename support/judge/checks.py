@@ -236,7 +236,7 @@ def _duplicated(h: History, w: facts.Window, sent: Table, received: Table, p: Pa
 
 @_data_check("integrity", "integrity")
 def _integrity(h: History, w: facts.Window, sent: Table, received: Table, p: Params) -> Verdict:
-    return measure.check_integrity(check_delivery(sent, received))
+    return measure.check_integrity(check_delivery(sent, received), h.contract.has_checksum)
 
 
 @_data_check("unknown", "unknown")
@@ -278,14 +278,16 @@ def state_report(h: History, new: str | None = None, old: str | None = None) -> 
     if fault is None:
         return None
     pair_old, pair_new = facts.pair(h, fault)
-    return check_state(h.sent, h.received, old or pair_old, new or pair_new, fault.t)
+    return check_state(h.sent, h.received, old or pair_old, new or pair_new, fault.t, h.contract.state)
 
 
 def _state_verdict(name: str, report: Any, judge: Callable[[Any], Verdict]) -> Verdict:
     if report is None:
         return Verdict(name, False, "No fault was injected, so no data center resumed from another's state.", {})
+    if report.not_judged:
+        return Verdict.not_judged(name, report.not_judged + ".", report.to_json())
     if report.keys_judged == 0:
-        return Verdict.not_judged(name, f"{report.new} emitted no output for customers {report.old} had served, so "
+        return Verdict.not_judged(name, f"{report.new} emitted no output for keys {report.old} had served, so "
                                         "its restored state cannot be judged.", report.to_json())
     return judge(report)
 

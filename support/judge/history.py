@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from support.data.ledger import ReceivedRow, SentRow, Table, read_table
+from support.data.contract import ORDERS, DataContract
+from support.data.ledger import ReceivedRow, SentRow, Table, join_inputs, read_table
 from support.judge.settings import JudgeSettings
 from support.orchestration import Journal, JournalEvent
 
@@ -63,7 +64,9 @@ def sent_until(sent: Table, received: Table, end: float) -> tuple[Table, Table]:
 
 @dataclass(frozen=True)
 class History:
-    """One scenario's record: events in the order they were recorded, and its two ledgers."""
+    """One scenario's record: events in the order they were recorded, and its two ledgers; the application
+    contract says what the ledgers hold. The received rows get their key, seq and state inputs from the sent
+    ledger by id (:func:`~support.data.ledger.join_inputs`)."""
 
     sid: str
     name: str
@@ -73,6 +76,10 @@ class History:
     settings: JudgeSettings
     folder: Path | None = None
     now: float | None = None  # the instant the history was read at (live); None: the last recorded instant
+    contract: DataContract = ORDERS
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "received", join_inputs(self.sent, self.received, self.contract.state_inputs))
 
     @property
     def journal(self) -> Journal:
@@ -96,10 +103,12 @@ class History:
     def at(self, snapshot: Snapshot) -> History:
         """The history as a judgement that took ``snapshot`` saw it."""
         return History(self.sid, self.name, self.events[:snapshot.events], prefix(self.sent, snapshot.sent),
-                       prefix(self.received, snapshot.received), self.settings, self.folder, snapshot.t)
+                       prefix(self.received, snapshot.received), self.settings, self.folder, snapshot.t,
+                       self.contract)
 
     def with_settings(self, settings: JudgeSettings) -> History:
-        return History(self.sid, self.name, self.events, self.sent, self.received, settings, self.folder, self.now)
+        return History(self.sid, self.name, self.events, self.sent, self.received, settings, self.folder, self.now,
+                       self.contract)
 
     def first(self, name: str, **match: Any) -> JournalEvent | None:
         return next((e for e in self.events if e.event == name and _matches(e, match)), None)
@@ -157,4 +166,4 @@ def load_history(run_dir: Path, sid: str, settings: JudgeSettings,
     name = mine[0].scenario if mine else sid
     folder = run_dir / LEDGERS / sid
     return History(sid, name, mine, _ledger(folder, "sent", SentRow), _ledger(folder, "received", ReceivedRow),
-                   settings, folder)
+                   settings, folder, contract=DataContract.load(folder))

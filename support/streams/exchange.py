@@ -406,7 +406,9 @@ class SinkCursor:
       exactly repeats the end of the previous read would be taken for a re-read.
     """
 
-    def __init__(self, since_ms: int, overlap_ms: int = 500, max_remembered: int = 100_000) -> None:
+    def __init__(self, since_ms: int, overlap_ms: int = 500, max_remembered: int = 100_000, id_field: str = "id"
+                 ) -> None:
+        self._id_field = id_field  # the output field that carries the tuple id (the application contract's)
         self._start = since_ms
         self._overlap = max(0, overlap_ms)
         self._max = max_remembered
@@ -446,7 +448,8 @@ class SinkCursor:
         return fresh
 
     def _admit_unmarked(self, read: SinkRead) -> list[dict[str, Any]]:
-        ids = [str(item.get("id", "")) for item in read.items]
+        id_field = self._id_field
+        ids = [str(item.get(id_field, "")) for item in read.items]
         skip = _overlap(self._previous, ids)
         self._previous = ids[-self._max:]
         if read.sent_ms:

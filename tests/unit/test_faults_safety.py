@@ -124,6 +124,6 @@ def test_allowlist_names_what_is_declared(tmp_path: Path) -> None:
     ctx = fake_context(lab_shaped_config(tmp_path))
     allow: Allowlist = ctx.allowlist
     assert allow.check_job("dc1", "orders") == "orders"
-    with pytest.raises(FaultRefused, match=r"declared jobs: orders\)"):
+    with pytest.raises(FaultRefused, match=r"declared jobs: orders, telemetry\)"):
         allow.check_job("dc1", "other")
     assert isinstance(ctx.executors, ExecutorPool)

@@ -252,7 +252,7 @@ def test_both_emit_states_a_split_brain_with_its_window_and_fails_without_one() 
     split.traffic(12.3, 20, "dc1")  # the old active keeps emitting beside dc2: no fencing
     made = claim(split, 10.1, "both_emit")
     verdict = judge_claim(split.history(40), made).verdict
-    assert verdict.passed and "dc1 and dc2 both emitted output for 5 customers" in verdict.summary
+    assert verdict.passed and "dc1 and dc2 both emitted output for 5 keys" in verdict.summary
     assert "after the fault (" in verdict.summary and "UTC" in verdict.summary
     clean = failover_run()
     assert not judge_claim(clean.history(40), claim(clean, 10.1, "both_emit")).verdict.passed

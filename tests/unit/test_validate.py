@@ -88,7 +88,7 @@ def test_clean_failover_restores_a_consistent_state_and_loses_about_one_snapshot
     assert 0 < report.loss_window <= sim.every + 0.01
     assert report.lost_updates > 0 and report.loss_last is not None and report.loss_last < sim.fault
     verdict = check_consistent_state(report)
-    assert verdict.passed and "all 6 customers" in verdict.summary
+    assert verdict.passed and "all 6 keys" in verdict.summary
     assert check_state_loss(report, 2.5).passed
     assert not check_state_loss(report, 0.5).passed
 
@@ -160,7 +160,7 @@ def test_order_per_key_and_dc() -> None:
     report = check_order(swapped.received)
     assert report.reordered > 0 and report.samples[0]["seq"] < report.samples[0]["after_seq"]
     verdict = order_verdict(report)
-    assert not verdict.passed and "after a later order" in verdict.summary
+    assert not verdict.passed and "after a later tuple" in verdict.summary
 
 
 def test_duplicates_are_not_reordering() -> None:

@@ -13,16 +13,17 @@ import random
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from support.data import streams as validate
-from support.data.ledger import FAIL, OK, UNKNOWN, IdTable, Ledger, ReceivedRow, SentRow, read_table
+from support.data.contract import ORDERS, Aggregate, parse_aggregate
+from support.data.ledger import FAIL, OK, UNKNOWN, IdTable, Ledger, ReceivedRow, SentRow, Table, read_table
 from support.data.streams import SAMPLE, SUM_TOLERANCE
 from support.data.validate import (
     MAX_PARTNER_SCAN,
@@ -34,6 +35,22 @@ from support.data.validate import (
 
 PROFILE = settings(max_examples=300, derandomize=True, database=None, deadline=None,
                    suppress_health_check=[HealthCheck.too_slow])
+
+
+@dataclass(frozen=True)
+class Row(ReceivedRow):
+    """An output that also carries the highest and the last amount of its key (declared aggregates beyond orders')."""
+
+    peak: float = 0.0
+    latest: float = 0.0
+
+    types: ClassVar[tuple[type, ...]] = (*ReceivedRow.types, float, float)
+    columns: ClassVar[dict[str, str]] = {**ReceivedRow.columns, "peak": "<f8", "latest": "<f8"}
+
+
+#: the orders state plus max and last of amount
+WIDE_STATE = (*ORDERS.state, parse_aggregate("peak", "max of amount", "peak"),
+              parse_aggregate("latest", "last of amount", "latest"))
 
 
 @dataclass
@@ -51,7 +68,7 @@ def histories(draw: st.DrawFn) -> History:
     size = draw(st.sampled_from([0, 1, 2, 5, 12, 30, 60, 60, 90]))
     ndc = draw(st.integers(1, 3))
     nkeys = draw(st.integers(1, 4))
-    restore = draw(st.sampled_from(["snapshot", "empty", "twice", "noise", "none"]))
+    restore = draw(st.sampled_from(["snapshot", "empty", "twice", "noise", "none", "peak"]))
     burst = draw(st.booleans())  # the old active's last outputs are lost: the restored count is ambiguous
     loss, dup, swap, bad_crc, phantom, stray = (draw(st.sampled_from([0.0, 0.05, 0.3])) for _ in range(6))
     rng = random.Random(seed)
@@ -83,17 +100,21 @@ def histories(draw: st.DrawFn) -> History:
             restored = True
             if restore == "snapshot":
                 state[dc] = {k: list(v) for k, v in snapshot.items()}
+            elif restore == "peak":  # the count and sum restored, the highest amount not
+                state[dc] = {k: [c, s, p + 1.25, x] for k, (c, s, p, x) in snapshot.items()}
             elif restore == "twice":
-                state[dc] = {k: [2 * c, 2 * s] for k, (c, s) in snapshot.items()}
+                state[dc] = {k: [2 * c, 2 * s, p, x] for k, (c, s, p, x) in snapshot.items()}
             elif restore == "empty":
                 state[dc] = {}
-        st_ = state[dc].setdefault(key, [0, 0.0])
+        st_ = state[dc].setdefault(key, [0, 0.0, -1e9, 0.0])
         st_[0] += 1
         st_[1] += amount
+        st_[2] = max(st_[2], amount)
+        st_[3] = amount
         count = int(st_[0]) + (rng.choice([-1, 1]) if restore == "noise" and rng.random() < 0.2 else 0)
         processed = 0.0 if rng.random() < 0.1 else t + 0.125
-        out.append(ReceivedRow(f"i{n}", key, seqs[key], dc, t + 0.25, processed, max(count, 0), st_[1], True,
-                               amount))
+        out.append(Row(f"i{n}", key, seqs[key], dc, t + 0.25, processed, max(count, 0), st_[1], True,
+                       amount, st_[2], st_[3]))
     received: list[ReceivedRow] = []
     for row in out:
         if rng.random() < loss or (burst and row.dc == old and takeover - 1 <= row.t_recv < takeover + 0.5):
@@ -101,18 +122,15 @@ def histories(draw: st.DrawFn) -> History:
         received.append(row)
         if rng.random() < dup:
             dc = row.dc if rng.random() < 0.5 else rng.choice(dcs)
-            received.append(ReceivedRow(row.id, row.key, row.seq, dc, row.t_recv + 0.5, row.processed_at,
-                                        row.count_for_key, row.sum_for_key, row.crc_ok, row.amount))
+            received.append(replace(row, dc=dc, t_recv=row.t_recv + 0.5))
         if rng.random() < phantom:
-            received.append(ReceivedRow(f"x{len(received)}", rng.choice(keys), rng.randrange(0, 5), rng.choice(dcs),
-                                        row.t_recv, rng.choice([0.0, row.t_recv]), rng.randrange(0, 4), 1.25,
-                                        True, 1.25))
+            received.append(Row(f"x{len(received)}", rng.choice(keys), rng.randrange(0, 5), rng.choice(dcs),
+                                row.t_recv, rng.choice([0.0, row.t_recv]), rng.randrange(0, 4), 1.25,
+                                True, 1.25, 1.25, 1.25))
     for i in range(len(received) - 1):
         if rng.random() < swap:
             received[i], received[i + 1] = received[i + 1], received[i]
-    received = [r if rng.random() >= bad_crc else
-                ReceivedRow(r.id, r.key, r.seq, r.dc, r.t_recv, r.processed_at, r.count_for_key, r.sum_for_key,
-                            False, r.amount) for r in received]
+    received = [r if rng.random() >= bad_crc else replace(r, crc_ok=False) for r in received]
     since = takeover if rng.random() < 0.8 else rng.randrange(0, 80) / 8
     return History(sent, received, since, old, new)
 
@@ -238,7 +256,11 @@ def ref_split_brain(received: list[ReceivedRow], gap: float, tolerance: float) -
     }
 
 
-def ref_state(sent: list[SentRow], received: list[ReceivedRow], old: str, new: str, since: float) -> dict[str, Any]:
+NOUNS = {"sum": "sum", "min": "minimum", "max": "maximum", "last": "last value"}
+
+
+def ref_state(sent: list[SentRow], received: list[ReceivedRow], old: str, new: str, since: float,
+              state: tuple[Aggregate, ...] = ORDERS.state) -> dict[str, Any]:
     empty = {"keys_judged": 0, "consistent": 0, "empty": 0, "unverified": 0, "inconsistent": 0, "shared_keys": 0,
              "keys_not_seen": 0, "lost_updates": 0, "loss_window": 0.0, "loss_first": None, "loss_last": None,
              "max_key_window": 0.0, "samples": [], "lost_samples": []}
@@ -279,16 +301,29 @@ def ref_state(sent: list[SentRow], received: list[ReceivedRow], old: str, new: s
         restored = best if matched else 0 if is_empty else min(hi, old_max) if unverified else hi
         first_row, first = outs[0][0], outs[0][1]
         first_upto = sum(1 for s in to_new if s.key == key and s.seq <= first.seq)
-        restored_sum = first.sum_for_key - first.amount
-        sum_bad = False
-        if matched and first_upto == 1 and first.count_for_key - 1 == best and first.amount != 0:
-            last_at_best = [r for _, r, _, _ in history if r.count_for_key == best][-1]
-            sum_bad = abs(restored_sum - last_at_best.sum_for_key) > SUM_TOLERANCE
+        pinned = matched and first_upto == 1 and first.count_for_key - 1 == best
+        at_best = [r for _, r, _, _ in history if r.count_for_key == best][-1] if best is not None else None
+        bad, shown_restored = None, {}
+        for a in state[1:]:  # the state declared after its count
+            value, x = getattr(first, a.output), getattr(first, str(a.over))
+            old_value = getattr(at_best, a.output) if at_best is not None else 0.0
+            if a.kind == "sum":
+                restored_value = value - x
+                wrong = x != 0 and abs(restored_value - old_value) > SUM_TOLERANCE
+            else:
+                restored_value = value
+                expected = max(old_value, x) if a.kind == "max" else min(old_value, x) if a.kind == "min" else x
+                wrong = abs(value - expected) > SUM_TOLERANCE
+            label = ("restored_sum" if a.output == "sum_for_key" else f"restored_{a.output}" if a.kind == "sum"
+                     else f"first_output_{a.output}")
+            shown_restored[label] = round(restored_value, 2)
+            if pinned and wrong and bad is None:
+                bad = a
         verdicts.append({"key": key, "lo": lo, "hi": hi, "old_max": old_max, "restored": restored,
-                         "matched": matched and not sum_bad, "empty": is_empty, "unverified": unverified,
-                         "inconsistent": sum_bad or not (matched or is_empty or unverified), "sum_bad": sum_bad,
+                         "matched": matched and bad is None, "empty": is_empty, "unverified": unverified,
+                         "inconsistent": bad is not None or not (matched or is_empty or unverified), "bad": bad,
                          "first": first, "first_at": outs[0][2], "first_row": first_row,
-                         "restored_sum": restored_sum})
+                         "restored_values": shown_restored})
     lost = []  # (key, time)
     for v in verdicts:
         if not v["inconsistent"]:
@@ -304,11 +339,11 @@ def ref_state(sent: list[SentRow], received: list[ReceivedRow], old: str, new: s
         reason = ("its state changed outside processing: it resumed from an empty state, then jumped (the state "
                   "was restored after output had resumed)" if v["lo"] > v["hi"] and v["first"].count_for_key == 1
                   else "its state changed outside processing (a restore merged late or twice)" if v["lo"] > v["hi"]
-                  else "its restored sum differs from the old active's" if v["sum_bad"]
+                  else f"its restored {NOUNS[v['bad'].kind]} differs from the old active's" if v["bad"]
                   else "no such state ever existed in the old active")
         samples.append({"key": v["key"], "restored_count_range": [v["lo"], v["hi"]], "old_max_count": v["old_max"],
                         "first_output_id": v["first"].id, "first_output_at": round(v["first_at"], 3),
-                        "restored_sum": round(v["restored_sum"], 2), "reason": reason})
+                        **v["restored_values"], "reason": reason})
     keys_seen_old = len(has_old - shared)
     return {
         "keys_judged": len(judged), "consistent": sum(v["matched"] for v in verdicts),
@@ -380,6 +415,20 @@ def test_state_matches_the_reference(loop: bool, h: History) -> None:
     got = {name: getattr(report, name) for name in ref_state([], [], "a", "b", 0.0)}
     assert got == ref_state(h.sent, h.received, h.old, h.new, h.since)
     assert (report.old, report.new, report.since) == (h.old, h.new, h.since)
+
+
+@pytest.mark.parametrize("loop", [True, False])
+@PROFILE
+@given(histories())
+def test_declared_state_matches_the_reference(loop: bool, h: History) -> None:
+    """The state check over declared aggregates beyond orders' (max and last of amount)."""
+    ids = IdTable()
+    sent, received = Table.from_rows(h.sent, SentRow, ids), Table.from_rows(h.received, Row, ids)
+    sent.ids = received.ids = ids.names()
+    with streams_looped(loop):
+        report = check_state(sent, received, h.old, h.new, h.since, WIDE_STATE)
+    got = {name: getattr(report, name) for name in ref_state([], [], "a", "b", 0.0)}
+    assert got == ref_state(h.sent, h.received, h.old, h.new, h.since, WIDE_STATE)
 
 
 @settings(PROFILE, max_examples=25)
