@@ -45,7 +45,9 @@ def document(module_name: str) -> list[str]:
 
 
 def main() -> int:
-    names = sorted(m.name for m in pkgutil.walk_packages(support.__path__, "support."))
+    # a __main__ module runs its program when imported
+    names = sorted(m.name for m in pkgutil.walk_packages(support.__path__, "support.")
+                   if not m.name.endswith(".__main__"))
     out = ["# API reference of `support/`", "", "Generated from the docstrings by `make docs`; do not edit by hand.",
            ""]
     for name in names:
