@@ -35,7 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run_command(args: argparse.Namespace) -> int:
     paths = list(args.paths) or [args.features]
-    problem = _paths_problem(paths)
+    problem = _paths_problem(paths, behave=not args.dry_run)
     if problem:
         print(problem, file=sys.stderr)
         return 2
@@ -94,13 +94,15 @@ def run_command(args: argparse.Namespace) -> int:
     return 0 if summary["status"] == "passed" and code == 0 else 1
 
 
-def _paths_problem(paths: list[str]) -> str | None:
-    """Why behave could not run ``paths`` (one line), or None: each must exist, and the first must lie in a
+def _paths_problem(paths: list[str], behave: bool) -> str | None:
+    """Why ``paths`` could not be run (one line), or None: each must exist, and for behave the first must lie in a
     project, a folder with the behave glue (``steps/`` or ``environment.py``) at or above it."""
     for raw in paths:
         if not Path(raw).exists():
             return (f"{Path.cwd()}: {raw}: not found (run failover-tester in a project folder, "
                     "or make one with `failover-tester init DIR`)")
+    if not behave:
+        return None
     first = Path(paths[0]).resolve()
     for folder in (first, *first.parents):
         if (folder / "steps").is_dir() or (folder / "environment.py").is_file():
