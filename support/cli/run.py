@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 import time
@@ -94,16 +95,20 @@ def run_command(args: argparse.Namespace) -> int:
     return 0 if summary["status"] == "passed" and code == 0 else 1
 
 
+_LINE_SUFFIX = re.compile(r"(:\d+)+$")
+
+
 def _paths_problem(paths: list[str], behave: bool) -> str | None:
     """Why ``paths`` could not be run (one line), or None: each must exist, and for behave the first must lie in a
     project, a folder with the behave glue (``steps/`` or ``environment.py``) at or above it."""
-    for raw in paths:
-        if not Path(raw).exists():
+    files = [Path(_LINE_SUFFIX.sub("", raw.removeprefix("@"))) for raw in paths]  # behave's FILE:LINE, @LIST
+    for raw, file in zip(paths, files, strict=True):
+        if not file.exists():
             return (f"{Path.cwd()}: {raw}: not found (run failover-tester in a project folder, "
                     "or make one with `failover-tester init DIR`)")
     if not behave:
         return None
-    first = Path(paths[0]).resolve()
+    first = files[0].resolve()
     for folder in (first, *first.parents):
         if (folder / "steps").is_dir() or (folder / "environment.py").is_file():
             return None

@@ -102,3 +102,6 @@ def test_run_says_when_features_are_outside_a_project(tmp_path: Path, capsys: py
     assert "no steps/ or environment.py in it or above it" in capsys.readouterr().err
     assert main(["run", "--features", str(tmp_path / "missing")]) == 2
     assert "missing: not found" in capsys.readouterr().err
+    # behave's FILE:LINE selects one scenario of a file that exists (the check stops at the configuration here)
+    assert main(["run", "features/failover_api.feature:9", "--config", str(tmp_path / "none.yaml")]) == 2
+    assert "none.yaml" in capsys.readouterr().err
