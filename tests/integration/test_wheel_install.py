@@ -4,6 +4,8 @@ run --tags @smoke`` passes against the lab.
 
 The virtualenv gets the tool from the wheel only; its third-party dependencies are the ones this test session runs
 with (a ``.pth`` file names their site-packages), so the test needs no package index beyond building the wheel.
+The installed tool brings the lab up itself (its services then run from the virtualenv); the session's lab is
+restored afterwards.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from labwire import Lab, run_lab
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -83,11 +86,26 @@ def test_version_and_where_the_code_comes_from(installed: Path, project: tuple[P
     assert not any(Path(path).resolve().is_relative_to(ROOT) for path in where), where
 
 
-def test_the_scaffolded_smoke_scenario_passes_on_the_lab(default_deployment: Any, installed: Path,
+@pytest.fixture()
+def lab_of_the_installed_tool(lab: Lab) -> Iterator[None]:
+    """The session's lab, taken down so that the installed tool brings up its own; afterwards the session's lab is
+    brought up again from this checkout (a new password: the session's client logs in afresh)."""
+    assert run_lab("down").returncode == 0
+    try:
+        yield
+    finally:
+        run_lab("down")
+        up = run_lab("up")
+        assert up.returncode == 0, up.stdout + up.stderr
+        lab.refresh()
+
+
+def test_the_scaffolded_smoke_scenario_passes_on_the_lab(lab_of_the_installed_tool: None, installed: Path,
                                                          project: tuple[Path, dict[str, str]]) -> None:
     folder, env = project
     tool = str(installed / "failover-tester")
-    _ok(_run([tool, "lab", "up"], cwd=folder, env=env))
+    up = _ok(_run([tool, "lab", "up"], cwd=folder, env=env))
+    assert "lab: up in" in up.stdout  # brought up by the installed tool, not found up
     done = _ok(_run([tool, "run", "--tags", "@smoke"], cwd=folder, env=env, timeout=600))
     assert "Allure 3 CLI not found" in done.stdout  # no node_modules in the project: said, and the run still passes
     run_dir = folder / "reports" / "latest"
