@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from support.packaged import steps_dir as packaged_steps_dir
 
 _MODULE_TITLES = {
     "datacenter_steps": "Where the application runs",
@@ -37,7 +37,7 @@ def collect(steps_dir: Path | None = None) -> list[StepDoc]:
     from behave.runner_util import load_step_modules
     from behave.step_registry import registry
 
-    folder = steps_dir or ROOT / "steps"
+    folder = steps_dir or packaged_steps_dir()
     if not any(registry.steps.values()):
         load_step_modules([str(folder)])
     found: list[StepDoc] = []

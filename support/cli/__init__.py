@@ -1,4 +1,5 @@
-"""``failover-tester``: run the failover features, drive the embedded lab, check configuration, inject faults.
+"""``failover-tester``: make a project, run the failover features, drive the embedded lab, check configuration,
+inject faults.
 
 One module per verb in :data:`VERBS`. A verb module provides ``add_parser(subparsers)``, which registers its
 sub-command and sets ``func`` (``args.func(args) -> exit code``) as a parser default; a verb whose arguments
@@ -16,10 +17,12 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
+from support.packaged import version
+
 __all__ = ["VERBS", "build_parser", "main", "verb"]
 
 #: The verbs, in ``--help`` order; each is the module ``support.cli.<name>``.
-VERBS: tuple[str, ...] = ("run", "judge", "lab", "config", "faults", "doctor", "steps")
+VERBS: tuple[str, ...] = ("init", "run", "judge", "lab", "config", "faults", "doctor", "steps")
 
 
 def verb(name: str) -> ModuleType:
@@ -32,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="failover-tester",
         description="Run the failover features, drive the embedded lab, check configuration, inject faults.",
     )
+    parser.add_argument("--version", action="version", version=f"failover-tester {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(VERBS) + "}")
     for name in VERBS:
         verb(name).add_parser(sub)

@@ -263,11 +263,11 @@ def plan_run(config: Config, tags: Sequence[str], paths: Sequence[str], out: Tex
     from behave.step_registry import registry
     from behave.tag_expression import make_tag_expression
 
-    if not Path("steps").is_dir():
-        print(f"{Path.cwd()}: steps/: not found (run failover-tester from the project root)", file=err)
-        return 2
+    from support.packaged import steps_dir
+
     if not registry.steps.get("when"):
-        load_step_modules([str(Path("steps").resolve())])
+        # the project's steps/ (its glue loads the tool's steps, plus any of its own), else the tool's steps
+        load_step_modules([str(Path("steps").resolve() if Path("steps").is_dir() else steps_dir())])
     expression = make_tag_expression(list(tags)) if tags else None
     files: list[Path] = []
     for raw in paths or ["features"]:

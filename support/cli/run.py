@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from support.config import Config, ConfigError, load_config
-from support.reporting.allure import render_single_file, write_environment
+from support.reporting.allure import ALLURE_MISSING, render_single_file, write_environment
 from support.reporting.html import write_report
 from support.reporting.summary import summary_table, write_run_meta, write_summary
 from support.world import new_run_id
@@ -28,10 +29,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      help="behave userdata; config keys override the config like --set")
     run.add_argument("--dry-run", action="store_true",
                      help="print every command the fault steps would run on every host; run nothing")
-    run.add_argument("paths", nargs="*", help="feature files or folders (default: features/)")
+    run.add_argument("--features", default="features", metavar="DIR",
+                     help="the folder of the features to run (default: features/ of the current directory)")
+    run.add_argument("paths", nargs="*", help="feature files or folders to run instead (default: --features)")
 
 
 def run_command(args: argparse.Namespace) -> int:
+    paths = list(args.paths) or [args.features]
+    problem = _paths_problem(paths, behave=not args.dry_run)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     run_id = new_run_id()
     overrides = [*args.set, *args.define]
     try:
@@ -42,10 +50,7 @@ def run_command(args: argparse.Namespace) -> int:
     if args.dry_run:
         from support.cli.faults import plan_run
 
-        return plan_run(config, args.tags, args.paths, sys.stdout, sys.stderr)
-    if not Path("features").is_dir():
-        print(f"{Path.cwd()}: features/: not found (run failover-tester from the project root)", file=sys.stderr)
-        return 2
+        return plan_run(config, args.tags, paths, sys.stdout, sys.stderr)
     reports = Path(config.settings.run.reports_dir)
     run_dir = reports / run_id
     results, junit = run_dir / "allure-results", run_dir / "junit"
@@ -64,7 +69,7 @@ def run_command(args: argparse.Namespace) -> int:
         cmd += ["-D", override]
     for tag in args.tags:
         cmd += ["--tags", tag]
-    cmd += args.paths
+    cmd += paths
     print(f"run {run_id}: behave against {config.settings.name or config.source}", flush=True)
     code = subprocess.call(cmd)
     write_run_meta(run_dir, {"finished_at": time.time(), "behave_exit_code": code})
@@ -83,11 +88,32 @@ def run_command(args: argparse.Namespace) -> int:
     print(f"summary:  {run_dir / 'summary.json'}")
     print(f"journal:  {run_dir / 'journal.jsonl'}")
     print(f"report:   {html_report}")
-    print(f"allure:   {index if index else 'not rendered (Allure 3 CLI missing: npm install)'}")
+    print(f"allure:   {index if index else f'not rendered ({ALLURE_MISSING})'}")
     totals = summary["totals"]
     print(f"result:   {summary['status']} ({totals['passed']} passed, {totals['failed']} failed, "
           f"{totals['not_judged']} not judged)")
     return 0 if summary["status"] == "passed" and code == 0 else 1
+
+
+_LINE_SUFFIX = re.compile(r"(:\d+)+$")
+
+
+def _paths_problem(paths: list[str], behave: bool) -> str | None:
+    """Why ``paths`` could not be run (one line), or None: each must exist, and for behave the first must lie in a
+    project, a folder with the behave glue (``steps/`` or ``environment.py``) at or above it."""
+    files = [Path(_LINE_SUFFIX.sub("", raw.removeprefix("@"))) for raw in paths]  # behave's FILE:LINE, @LIST
+    for raw, file in zip(paths, files, strict=True):
+        if not file.exists():
+            return (f"{Path.cwd()}: {raw}: not found (run failover-tester in a project folder, "
+                    "or make one with `failover-tester init DIR`)")
+    if not behave:
+        return None
+    first = files[0].resolve()
+    for folder in (first, *first.parents):
+        if (folder / "steps").is_dir() or (folder / "environment.py").is_file():
+            return None
+    return (f"{paths[0]}: no steps/ or environment.py in it or above it: behave would not find the failover "
+            "tester's steps (keep features inside a project made by `failover-tester init`)")
 
 
 def _environment(config: Config, run_id: str) -> dict[str, str]:

@@ -3,7 +3,8 @@
 Loading steps, in order:
 
 1. read the YAML file (``FAILOVER_TESTER_CONFIG`` or ``config/lab.yaml`` when no file is given);
-2. ``extends: other.yaml`` (relative to the extending file, chains allowed): the base is deep-merged
+2. ``extends: other.yaml`` (relative to the extending file, chains allowed; ``failover-tester:lab.yaml`` is the
+   configuration of the embedded lab shipped with the tool): the base is deep-merged
    under the file (mappings merged recursively, lists and scalars replaced);
 3. ``--set a.b.c=value`` overrides (value read as a YAML scalar; ``[..]``/``{..}`` as YAML flow);
 4. interpolation in strings: ``${env:NAME}``, ``${env:NAME:-default}``, ``${file:PATH}`` (relative to the
@@ -36,6 +37,7 @@ import yaml
 from jsonschema.exceptions import ValidationError, best_match
 
 from support.config.settings import Settings, SettingsError, build_settings
+from support.packaged import config_dir, config_file
 from support.units import parse_duration
 
 __all__ = [
@@ -52,7 +54,7 @@ __all__ = [
 
 DEFAULT_CONFIG = Path("config/lab.yaml")
 ENV_VAR = "FAILOVER_TESTER_CONFIG"
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "schema.json"
+SCHEMA_PATH = config_file("schema.json")
 OVERRIDE_SOURCE = "--set"
 ROOT = "(root)"
 REDACTED = "***"
@@ -234,6 +236,21 @@ def _deep_merge(base: Any, child: Any) -> Any:
     return child
 
 
+#: ``extends: failover-tester:lab.yaml``: a configuration shipped with the tool (kept current by its upgrades).
+TOOL_CONFIG_PREFIX = "failover-tester:"
+
+
+def _extended_path(path: Path, extends: str) -> Path:
+    """The file ``extends`` names: relative to the extending file, or ``failover-tester:NAME``, the tool's own."""
+    if not extends.startswith(TOOL_CONFIG_PREFIX):
+        return path.parent / extends
+    name = extends.removeprefix(TOOL_CONFIG_PREFIX)
+    shipped = sorted(p.name for p in config_dir().glob("*.yaml"))
+    if name not in shipped:
+        raise ConfigError(path, "extends", f"the tool ships no configuration {name!r} (it ships: {', '.join(shipped)})")
+    return config_dir() / name
+
+
 def _load_chain(path: Path, chain: tuple[Path, ...] = ()) -> tuple[dict[str, Any], Origins]:
     document = _read_yaml(path)
     origins: Origins = {node: path for node in _node_paths(document)}
@@ -243,7 +260,7 @@ def _load_chain(path: Path, chain: tuple[Path, ...] = ()) -> tuple[dict[str, Any
         return document, origins
     if not isinstance(extends, str) or not extends.strip():
         raise ConfigError(path, "extends", f"must be a file name, got {_show(extends, ())}")
-    base_path = path.parent / extends
+    base_path = _extended_path(path, extends)
     here = path.resolve()
     seen = (*chain, here)
     if base_path.resolve() in seen:

@@ -98,6 +98,13 @@ def write_environment(results: Path, values: dict[str, str]) -> None:
     (results / "environment.properties").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+#: The Allure 3 CLI release the reports are made with (``package.json`` of the repository and of a project made by
+#: ``failover-tester init``; a unit test keeps them equal).
+ALLURE_VERSION = "3.18.0"
+#: What ``run`` says when it finds no Allure CLI (the run and its other reports are complete without it).
+ALLURE_MISSING = "Allure 3 CLI not found: `npm install` in the project (package.json) or set ALLURE_BIN"
+
+
 def find_allure(root: Path) -> str | None:
     """The Allure 3 CLI: ``$ALLURE_BIN``, the project's ``node_modules/.bin/allure``, or ``allure`` on PATH."""
     candidates = [os.environ.get("ALLURE_BIN"), str(root / "node_modules" / ".bin" / "allure"), shutil.which("allure")]
@@ -121,7 +128,7 @@ def render_single_file(results: Path, out_dir: Path, root: Path, name: str = "Fa
     """
     allure = find_allure(root)
     if allure is None:
-        log.warning("Allure 3 CLI not found (npm install in %s); HTML report not rendered", root)
+        log.warning("%s (in %s); Allure report not rendered", ALLURE_MISSING, root)
         return None
     cmd = [allure, "awesome", str(results), "--single-file", "--name", name, "-o", str(out_dir)]
     if history is not None:

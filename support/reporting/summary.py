@@ -14,7 +14,9 @@ from typing import Any
 
 import jsonschema
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "summary.schema.json"
+from support.packaged import config_file
+
+SCHEMA_PATH = config_file("summary.schema.json")
 SCENARIOS_FILE = "scenarios.jsonl"
 RUN_FILE = "run.json"
 

@@ -1,7 +1,10 @@
 import subprocess
 import sys
+from pathlib import Path
 
-from support.catalog import ROOT, readable
+from support.catalog import readable
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_docs_steps_md_is_generated_and_current() -> None:
