@@ -36,12 +36,20 @@ def main(argv: list[str] | None = None) -> int:
     p_reset.add_argument(
         "--mode",
         default="active-passive",
-        help="active-passive: orders in dc1 + the standalone passive stub in dc2 (default); "
-        "active-active: orders in both",
+        help="active-passive: the application in dc1 + the standalone passive stub in dc2 (default); "
+        "active-active: the application in both",
+    )
+    p_reset.add_argument(
+        "--app",
+        choices=control.APPLICATIONS,
+        default=control.DEFAULT_APP,
+        help="the application to deploy (default orders; both use the DC's toolkit ports, so one at a time)",
     )
     p_reset.add_argument("--failover-script", choices=stub.SCRIPTS, default=None, help="default: the one in force")
     p_reset.add_argument(
-        "--fencing", action="store_true", help="submit orders with fencing=true (an application that fences itself)"
+        "--fencing",
+        action="store_true",
+        help="submit the application with fencing=true (an application that fences itself)",
     )
     args = parser.parse_args(argv)
     if args.cmd == "up":
@@ -62,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             known = ", ".join(sorted(control.DEPLOYMENTS))
             print(f"lab: unknown --mode {args.mode!r} (known: {known})", file=sys.stderr)
             return 2
-        return control.reset(args.mode, args.failover_script, args.fencing)
+        return control.reset(args.mode, args.failover_script, args.fencing, args.app)
     parser.error(f"unknown command {args.cmd}")
     return 2
 

@@ -27,8 +27,15 @@ NOT_ROOT = (
     "to test a real deployment run: failover-tester run --config config/example-two-dc.yaml"
 )
 
+#: the lab's applications (`lab.apps`); `lab up` deploys the first, `lab reset --app` any
+APPLICATIONS: tuple[str, ...] = ("orders", "telemetry")
+DEFAULT_APP = APPLICATIONS[0]
+
 #: the toolkit config files `lab up` writes per DC under crossdc_dir(dc): file name -> crossDCOperationMode
-CONFIG_FILES: dict[str, int] = {"orders.cfg": 1, "orders-standby.cfg": 0}
+#: (`<app>.cfg` for the application, `<app>-standby.cfg` for its standalone passive stub)
+CONFIG_FILES: dict[str, int] = {
+    name: mode for app in APPLICATIONS for name, mode in ((f"{app}.cfg", 1), (f"{app}-standby.cfg", 0))
+}
 
 
 def config_file(dc: str, name: str) -> str:
@@ -39,15 +46,16 @@ def _cfg(dc: str, name: str) -> dict[str, str]:
     return {"configFileName": config_file(dc, name)}
 
 
-#: deployments `lab up` / `lab reset --mode` make: the jobs (dc, application, submission parameters), submitted
-#: through REST ...
-DEPLOYMENTS: dict[str, tuple[tuple[str, str, dict[str, str]], ...]] = {
-    "active-passive": (("dc1", "orders", _cfg("dc1", "orders.cfg")),),
-    "active-active": (("dc2", "orders", _cfg("dc2", "orders.cfg")), ("dc1", "orders", _cfg("dc1", "orders.cfg"))),
-}
+#: deployments `lab up` / `lab reset --mode` make: the DCs whose jobs are submitted through REST ...
+DEPLOYMENTS: dict[str, tuple[str, ...]] = {"active-passive": ("dc1",), "active-active": ("dc2", "dc1")}
 #: ... and the DC that runs the standalone passive stub (`lab.stub`), if any
 STANDBY_DC: dict[str, str | None] = {"active-passive": "dc2", "active-active": None}
 DEFAULT_SCRIPT = "restoring"
+
+
+def layout(mode: str, app: str = DEFAULT_APP) -> tuple[tuple[str, str, dict[str, str]], ...]:
+    """The jobs of a deployment: (dc, application, submission parameters), each with its DC's `<app>.cfg`."""
+    return tuple((dc, app, _cfg(dc, f"{app}.cfg")) for dc in DEPLOYMENTS[mode])
 
 
 def write_config_files() -> None:
@@ -203,22 +211,22 @@ def stub_up_seen(dc: str, pid: int) -> bool:
     )
 
 
-def standby_command(dc: str, script: str) -> list[str]:
+def standby_command(dc: str, script: str, app: str = DEFAULT_APP) -> list[str]:
     """The passive stub's command line on the DC host (what a team runs there, e.g. over SSH)."""
     return [
         str(paths.bin_dir() / "standalone"),
         "-P",
-        f"configFileName={config_file(dc, 'orders-standby.cfg')}",
+        f"configFileName={config_file(dc, f'{app}-standby.cfg')}",
         "-P",
-        f"shellScriptName={stub.script_path(dc, script)}",
+        f"shellScriptName={stub.script_path(dc, script, app)}",
     ]
 
 
-def start_standby(dc: str, script: str, defects: list[str]) -> dict[str, Any]:
+def start_standby(dc: str, script: str, defects: list[str], app: str = DEFAULT_APP) -> dict[str, Any]:
     """Start the standalone passive stub in `dc`'s network namespace and cgroup: its state.json record."""
     env = dict(os.environ)
     env[paths.DEFECTS_ENV] = ",".join(defects)
-    cmd = standby_command(dc, script)
+    cmd = standby_command(dc, script, app)
 
     def preexec() -> None:
         cgroups.join(dc, os.getpid())
@@ -238,6 +246,7 @@ def start_standby(dc: str, script: str, defects: list[str]) -> dict[str, Any]:
         "dc": dc,
         "pid": proc.pid,
         "starttime": proc_starttime(proc.pid),
+        "app": app,
         "script": script,
         "command": cmd,
         "started_at": time.time(),
@@ -297,24 +306,25 @@ def deploy_default(
     defects: list[str] | None = None,
     state: dict[str, Any] | None = None,
     fencing: bool = False,
+    app: str = DEFAULT_APP,
 ) -> dict[str, str]:
-    """Submit the mode's jobs, start its passive stub (recorded in `state["standby"]` at once), and wait until
-    every job is healthy and every toolkit composite has seen its remote UP."""
+    """Submit the mode's jobs of `app`, start its passive stub (recorded in `state["standby"]` at once), and wait
+    until every job is healthy and every toolkit composite has seen its remote UP."""
     jobs: dict[str, str] = {}
-    layout = DEPLOYMENTS[mode]
-    for dc, app, params in layout:
-        jobs[dc] = submit(dc, app, {**params, "fencing": str(fencing).lower()})
+    jobs_layout = layout(mode, app)
+    for dc, name, params in jobs_layout:
+        jobs[dc] = submit(dc, name, {**params, "fencing": str(fencing).lower()})
     standby_dc = STANDBY_DC[mode]
     standby: dict[str, Any] | None = None
     if standby_dc is not None:
-        standby = start_standby(standby_dc, script, defects or [])
+        standby = start_standby(standby_dc, script, defects or [], app)
     if state is not None:
-        state.update(standby=standby, failover_script=script, deployment=mode, fencing=fencing)
+        state.update(standby=standby, failover_script=script, deployment=mode, fencing=fencing, app=app)
         save_state(state)
-    for dc, app, _params in layout:
-        wait_for(lambda dc=dc: job_healthy(dc, jobs[dc]), 30, f"{app} in {dc} to be healthy")  # type: ignore[misc]
+    for dc, name, _params in jobs_layout:
+        wait_for(lambda dc=dc: job_healthy(dc, jobs[dc]), 30, f"{name} in {dc} to be healthy")  # type: ignore[misc]
         ready[f"{dc} job {app} healthy"] = time.monotonic() - t0
-    for dc, _app, _params in layout:
+    for dc, _app, _params in jobs_layout:
         wait_for(
             lambda dc=dc: remote_up_seen(dc, jobs[dc]),  # type: ignore[misc]
             30,
@@ -421,7 +431,11 @@ def up(defects: list[str], script: str = DEFAULT_SCRIPT, scrape_interval: float 
                 return 1
             if previous.get("failover_script", DEFAULT_SCRIPT) != script:
                 print(f"lab: already up; switching the failover script to {script}")
-                return reset(str(previous.get("deployment") or "active-passive"), script)
+                return reset(
+                    str(previous.get("deployment") or "active-passive"),
+                    script,
+                    app=str(previous.get("app") or DEFAULT_APP),
+                )
             print("lab: already up and healthy (nothing to do); `python -m lab status` for details")
             return 0
         print("lab: up with other defect switches or scrape interval; tearing down first")
@@ -451,7 +465,7 @@ def up(defects: list[str], script: str = DEFAULT_SCRIPT, scrape_interval: float 
     streamtool.install()  # /run/xdc-lab/bin/streamtool on the DC hosts
     stub.install(defects)  # /run/xdc-lab/bin/standalone, the passive stub
     for dc in paths.DCS:
-        stub.install_scripts(dc)  # crossdc/failover-reference.sh, failover-restoring.sh
+        stub.install_scripts(dc, APPLICATIONS)  # crossdc/failover-reference.sh, telemetry-failover-reference.sh, ...
 
     cg = cgroups.available()
     for dc in paths.DCS:
@@ -558,6 +572,7 @@ def collect_status() -> dict[str, Any]:
         "components": {},
         "ready_s": state.get("ready_s", {}),
         "deployment": state.get("deployment", "active-passive"),
+        "app": state.get("app", DEFAULT_APP),
         "failover_script": state.get("failover_script", DEFAULT_SCRIPT),
         "fencing": bool(state.get("fencing", False)),
         "standby": None,
@@ -570,7 +585,9 @@ def collect_status() -> dict[str, Any]:
             "pid": standby["pid"],
             "alive": standby_alive(standby),
             "script": standby.get("script"),
-            "script_path": str(stub.script_path(standby["dc"], str(standby.get("script")))),
+            "script_path": str(
+                stub.script_path(standby["dc"], str(standby.get("script")), str(standby.get("app") or DEFAULT_APP))
+            ),
             "command": standby.get("command"),
         }
     doc["cgroups"].update(parts.cgroup_report(state))
@@ -619,7 +636,7 @@ def status(as_json: bool) -> int:
     )
     sb = doc["standby"]
     print(
-        f"  deployment {doc['deployment']}; orders fencing {'on' if doc['fencing'] else 'off'}; "
+        f"  deployment {doc['deployment']} of {doc['app']}; fencing {'on' if doc['fencing'] else 'off'}; "
         f"failover script {doc['failover_script']}"
         + (
             f"; passive stub in {sb['dc']}: pid {sb['pid']} {'alive' if sb['alive'] else 'ended'} "
@@ -692,11 +709,14 @@ def logs(component: str | None) -> int:
     return 0
 
 
-def reset(mode: str = "active-passive", script: str | None = None, fencing: bool = False) -> int:
-    """Restore a deployment: `active-passive` (default: orders in dc1 through REST, the standalone passive stub
-    in dc2 running failover script `script`, default: the one in force) or `active-active` (orders in both,
-    each with its DC's orders.cfg, mode 1); `orders` with the application option `fencing` (default off, like
-    the toolkit's samples); started instances, the lab's config files, no snapshot files. For tests/ops only."""
+def reset(mode: str = "active-passive", script: str | None = None, fencing: bool = False,
+          app: str = DEFAULT_APP) -> int:
+    """Restore a deployment of application `app` (default orders; or telemetry): `active-passive` (default: the
+    application in dc1 through REST, the standalone passive stub in dc2 with `<app>-standby.cfg`, running the
+    application's failover script `script`, default: the one in force) or `active-active` (the application in
+    both, each with its DC's `<app>.cfg`, mode 1); with the application option `fencing` (default off, like
+    the toolkit's samples); started instances, the lab's config files, no snapshot files. Every other job is
+    canceled: both applications use the DC's toolkit ports. For tests/ops only."""
     check_root()
     state = load_state()
     script = script or state.get("failover_script") or DEFAULT_SCRIPT
@@ -732,7 +752,8 @@ def reset(mode: str = "active-passive", script: str | None = None, fencing: bool
     ready: dict[str, float] = {}
     try:
         jobs = deploy_default(
-            t0, ready, mode, script=script, defects=list(state.get("defects", [])), state=state, fencing=fencing
+            t0, ready, mode, script=script, defects=list(state.get("defects", [])), state=state, fencing=fencing,
+            app=app,
         )
     except LabError as exc:
         print(f"lab: reset failed: {exc}", file=sys.stderr)
@@ -741,5 +762,5 @@ def reset(mode: str = "active-passive", script: str | None = None, fencing: bool
     save_state(state)
     standby = state.get("standby")
     extra = f"; passive stub pid {standby['pid']} in {standby['dc']}, failover script {script}" if standby else ""
-    print(f"lab: {mode} deployment restored in {time.monotonic() - t0:.2f} s (jobs {jobs}{extra})")
+    print(f"lab: {mode} deployment of {app} restored in {time.monotonic() - t0:.2f} s (jobs {jobs}{extra})")
     return 0

@@ -39,6 +39,8 @@ def data_path(channel: int = 0) -> str:
 #: the alias the lab's `orders` application gives the composite (`... as OrdersXDC = CrossDataCenterFailover(...)`);
 #: the toolkit's samples, and the lab's standalone stub like the passive sample, use `CrossDCFailover`
 ORDERS_ALIAS = "OrdersXDC"
+#: ... and the one its `telemetry` application gives it
+TELEMETRY_ALIAS = "TelemetryXDC"
 SAMPLE_ALIAS = "CrossDCFailover"
 
 

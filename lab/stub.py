@@ -38,6 +38,10 @@ from lab import crossdc, crossdc_composite, paths, truth
 from lab.peruntime import PEContext, Trace
 
 MAIN_COMPOSITE = "orders::OrdersStandby"
+#: the standby main composite of each lab application (`<app>::<App>Standby`): a standalone executable is built
+#: from one application; the lab's single `standalone` program tells which from its config file's name
+#: (`<app>-standby.cfg`, `<app>.cfg`, `<app>-...`; anything else: orders)
+STANDBY_COMPOSITES: dict[str, str] = {"orders": MAIN_COMPOSITE, "telemetry": "telemetry::TelemetryStandby"}
 OPS = crossdc.OpNames(crossdc.SAMPLE_ALIAS)
 PID_ENV = "XDC_STUB_PID"
 
@@ -48,6 +52,15 @@ def local_dc() -> str:
     if dc is None:
         raise SystemExit("standalone: not on a DC host (no DC address is local here)")
     return dc
+
+
+def main_composite(config_file: str) -> str:
+    """The standby main composite the stub stands for, by its config file's name (see STANDBY_COMPOSITES)."""
+    name = Path(config_file).name
+    for app, composite in STANDBY_COMPOSITES.items():
+        if name == f"{app}.cfg" or name.startswith(f"{app}-"):
+            return composite
+    return MAIN_COMPOSITE
 
 
 def parse_args(argv: list[str]) -> dict[str, str]:
@@ -158,8 +171,9 @@ def main(argv: list[str] | None = None) -> int:
             "tracing": values.get("tracing", "info"),
         }
     )
-    cfg = crossdc.Config.load(dc, config_file, {}, MAIN_COMPOSITE)  # standalone: no application configuration
-    print(f"standalone {MAIN_COMPOSITE} pid {os.getpid()} in {dc}: {cfg.describe()}", flush=True)
+    composite = main_composite(config_file)
+    cfg = crossdc.Config.load(dc, config_file, {}, composite)  # standalone: no application configuration
+    print(f"standalone {composite} pid {os.getpid()} in {dc}: {cfg.describe()}", flush=True)
     started = time.time()
     try:
         Stub(ctx, cfg, script, tick).run()
@@ -195,18 +209,18 @@ RESTORING = """#!/bin/bash
 # goes to files: the standalone application that reads this script's output is stopped half way.
 dir={dir}
 # 1. the application's config file with retain=true (the first line of a key wins: drop the existing one)
-grep -v '^ *retainOlderDataSnapshotsAtStartup *=' {cfg} > "$dir/orders-failover.cfg"
-echo 'retainOlderDataSnapshotsAtStartup=true' >> "$dir/orders-failover.cfg"
+grep -v '^ *retainOlderDataSnapshotsAtStartup *=' {cfg} > "$dir/{app}-failover.cfg"
+echo 'retainOlderDataSnapshotsAtStartup=true' >> "$dir/{app}-failover.cfg"
 # 2. submit
-rm -f "$dir/failover-jobid.txt"
-{streamtool} submitjob {bundle} -P configFileName="$dir/orders-failover.cfg" \\
-    --outfile "$dir/failover-jobid.txt" > {result} 2>&1
+rm -f "$dir/{prefix}failover-jobid.txt"
+{streamtool} submitjob {bundle} -P configFileName="$dir/{app}-failover.cfg" \\
+    --outfile "$dir/{prefix}failover-jobid.txt" > {result} 2>&1
 submitted=$?
 # 3. stop the standalone application by PID, as the reference does right after the submission: the new job
 #    needs its HTTP ports (the reference's `pkill standalone` would hit any such process on the host)
 kill "${{XDC_STUB_PID:-$PPID}}"
 if [ "$submitted" -eq 0 ]; then
-    job=$(cat "$dir/failover-jobid.txt")
+    job=$(cat "$dir/{prefix}failover-jobid.txt")
     # 4. wait (up to 60 s) for the job's SpecialMessagePort in the name service: `SpecialMessagePort host:port`
     entry=
     for _ in $(seq 600); do
@@ -224,28 +238,39 @@ fi
 """
 
 
-def script_path(dc: str, kind: str) -> Path:
-    return paths.crossdc_dir(dc) / f"failover-{kind}.sh"
+def _prefix(app: str) -> str:
+    """File name prefix of an application's failover files: none for orders (the lab's first application)."""
+    return "" if app == "orders" else f"{app}-"
 
 
-def install_scripts(dc: str) -> None:
-    """Write both failover scripts of `dc` (mode 0755, atomic)."""
+def script_path(dc: str, kind: str, app: str = "orders") -> Path:
+    """`failover-<kind>.sh` (orders), `<app>-failover-<kind>.sh` (another application)."""
+    return paths.crossdc_dir(dc) / f"{_prefix(app)}failover-{kind}.sh"
+
+
+def install_scripts(dc: str, apps: tuple[str, ...] = ("orders",)) -> None:
+    """Write both failover scripts of `dc` for each application (mode 0755, atomic): each submits the
+    application's bundle with its config file `<app>.cfg`."""
     d = paths.crossdc_dir(dc)
     d.mkdir(parents=True, exist_ok=True)
-    fields = {
-        "dc": dc,
-        "dir": d,
-        "streamtool": paths.bin_dir() / "streamtool",
-        "bundle": paths.bundles_dir() / "orders.sab",
-        "cfg": d / "orders.cfg",
-        "result": d / "failover-result.txt",
-    }
-    for kind, template in (("reference", REFERENCE), ("restoring", RESTORING)):
-        target = script_path(dc, kind)
-        tmp = target.with_name(f".{target.name}.tmp")
-        tmp.write_text(template.format(**fields))
-        tmp.chmod(0o755)
-        os.replace(tmp, target)
+    for app in apps:
+        prefix = _prefix(app)
+        fields = {
+            "dc": dc,
+            "dir": d,
+            "app": app,
+            "prefix": prefix,
+            "streamtool": paths.bin_dir() / "streamtool",
+            "bundle": paths.bundles_dir() / f"{app}.sab",
+            "cfg": d / f"{app}.cfg",
+            "result": d / f"{prefix}failover-result.txt",
+        }
+        for kind, template in (("reference", REFERENCE), ("restoring", RESTORING)):
+            target = script_path(dc, kind, app)
+            tmp = target.with_name(f".{target.name}.tmp")
+            tmp.write_text(template.format(**fields))
+            tmp.chmod(0o755)
+            os.replace(tmp, target)
 
 
 def install(defects: list[str]) -> Path:

@@ -48,7 +48,7 @@ def wait_until(cond: Callable[[], T | None], timeout: float, what: str, interval
 
 
 #: main composite of each lab application (the jobs' applicationName)
-MAIN_COMPOSITES = {"orders": "orders::Orders"}
+MAIN_COMPOSITES = {"orders": "orders::Orders", "telemetry": "telemetry::Telemetry"}
 
 
 class Lab:

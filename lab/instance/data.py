@@ -26,21 +26,25 @@ LOST_ACK_EVERY = 50  # defect lost-ack: every 50th processed injection POST gets
 LOST_ACK_AT = 25  # ... the 25th, 75th, ... (so that both defects can be on together)
 
 
-_INT_COLUMNS = ("seq", "crc")
-_FLOAT_COLUMNS = ("amount", "sent_at")
+def _columns(schema: dict[str, Any], kind: str) -> tuple[str, ...]:
+    """The attributes of the input tuple schema of JSON type `kind` ("integer", "number")."""
+    return tuple(name for name, prop in schema.get("properties", {}).items() if prop.get("type") == kind)
 
 
-def parse_tuples(body: bytes, content_type: str) -> list[dict[str, Any]]:
+def parse_tuples(body: bytes, content_type: str, schema: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The tuples of an injection body; CSV columns the application's input tuple `schema` types as integer or
+    number are converted (orders: `seq`, `crc`; `amount`, `sent_at`), the others stay strings."""
     ctype = content_type.split(";")[0].strip().lower()
     text = body.decode("utf-8")
     if ctype in ("text/csv", "application/csv"):
+        ints, floats = _columns(schema or {}, "integer"), _columns(schema or {}, "number")
         rows: list[dict[str, Any]] = []
         for row in csv.DictReader(io.StringIO(text)):
             item: dict[str, Any] = dict(row)
-            for c in _INT_COLUMNS:
+            for c in ints:
                 if item.get(c) not in (None, ""):
                     item[c] = int(item[c])
-            for c in _FLOAT_COLUMNS:
+            for c in floats:
                 if item.get(c) not in (None, ""):
                     item[c] = float(item[c])
             rows.append(item)
@@ -121,7 +125,7 @@ class DataApi:
 
     def _inject(self, job: Job, ep: EndpointSpec, body: bytes, ctype: str) -> Response:
         try:
-            items = parse_tuples(body, ctype)
+            items = parse_tuples(body, ctype, job.app.in_tuple)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ApiError(400, f"The request body cannot be read: {exc}") from exc
         try:

@@ -52,34 +52,11 @@ def document(job: Job, base: str, instance_id: str) -> dict[str, Any]:
     It describes exactly what `lab.instance.data` takes and answers: the source POST body (JSON
     `{"items": [tuples]}` or CSV with a header line) and its 200 reply `{"accepted": n}`, the sink GET
     parameter `startTime` and its reply `{"items": [tuples], "buffered": [{"position", "time"}],
-    "warning"?}`.
+    "warning"?}`; the tuple schemas (`InTuple`, `OutTuple`) are the application's (`AppSpec.in_tuple`,
+    `out_tuple`).
     """
-    tuple_schema = {
-        "type": "object",
-        "properties": {
-            "id": {"type": "string"},
-            "key": {"type": "string"},
-            "seq": {"type": "integer", "format": "int64"},
-            "amount": {"type": "number", "format": "double"},
-            "sent_at": {"type": "number", "format": "double"},
-            "crc": {"type": "integer", "format": "int64"},
-        },
-        "additionalProperties": True,
-    }
-    out_schema = {
-        "allOf": [
-            {"$ref": "#/components/schemas/InTuple"},
-            {
-                "type": "object",
-                "properties": {
-                    "dc": {"type": "string"},
-                    "count_for_key": {"type": "integer", "format": "int64"},
-                    "sum_for_key": {"type": "number", "format": "double"},
-                    "processed_at": {"type": "number", "format": "double"},
-                },
-            },
-        ]
-    }
+    tuple_schema = job.app.in_tuple or {"type": "object", "additionalProperties": True}
+    out_schema = job.app.out_tuple or {"type": "object", "additionalProperties": True}
     buffered_schema = {
         "type": "object",
         "description": "Where a returned tuple is in the sink's buffer (one entry per tuple of items, same order)",

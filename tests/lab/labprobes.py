@@ -23,6 +23,14 @@ from labwire import ADDR, LAB_DIR, Lab, wait_until
 
 TEST_RULE_TAG = "xdc-labtest"
 
+#: what differs between the lab's applications, as a test sees them: field and operator names
+APP_NAMES: dict[str, dict[str, str]] = {
+    "orders": {"key": "key", "id": "id", "seq": "seq", "count": "count_for_key", "op": "Aggregator",
+               "source": "OrdersIn", "sink": "OrdersOut", "alias": "OrdersXDC"},
+    "telemetry": {"key": "deviceId", "id": "trackingId", "seq": "readingSeq", "count": "readingsSoFar",
+                  "op": "Peak", "source": "Readings", "sink": "Alerts", "alias": "TelemetryXDC"},
+}
+
 
 def probe_config(dc: str, name: str, settings: dict[str, Any], mode: int = 1) -> Path:
     """A toolkit config file for probe `name` in `dc`, as a team writes one: the lab's own settings of that DC
@@ -223,6 +231,23 @@ def tuples(key: str, n: int, start: int = 0, amount: float = 1.0) -> list[dict[s
     ]
 
 
+def readings(device: str, n: int, start: int = 0, values: list[float] | None = None) -> list[dict[str, Any]]:
+    """n telemetry input tuples of `device` (tracking ids `<device>-<i>`, readingSeq from start + 1); the
+    readings are `values` (default 1.0 each)."""
+    now = time.time()
+    vals = values or [1.0] * n
+    return [
+        {"deviceId": device, "reading": vals[i - start], "region": "emea", "trackingId": f"{device}-{i}",
+         "readingSeq": i + 1, "sentAt": now}
+        for i in range(start, start + n)
+    ]
+
+
+def app_tuples(app: str, key: str, n: int, start: int = 0, value: float = 1.0) -> list[dict[str, Any]]:
+    """n input tuples of `key` for the lab application `app` (`tuples` / `readings`)."""
+    return tuples(key, n, start, value) if app == "orders" else readings(key, n, start, [value] * n)
+
+
 @contextlib.contextmanager
 def stopped(pid: int) -> Iterator[None]:
     """SIGSTOP a lab process for the duration of the block (always continued)."""
@@ -265,9 +290,10 @@ def probe_pair(
     dc2_params: dict[str, Any] | None = None,
     script: str = "",
     wait_up: bool = True,
+    app: str = "orders",
 ) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
-    """An `orders` probe in dc1 (mode 1) and a standalone passive stub in dc2 (`standalone`) on crossdc port
-    `port`, yielded as (job, stub).
+    """An `app` (default `orders`) probe in dc1 (mode 1) and a standalone passive stub in dc2 (`standalone`) on
+    crossdc port `port`, yielded as (job, stub).
 
     Snapshot directories `/run/xdc-lab/dcN/probe-<tag>`; SpecialMessagePort `port + 8`. The stub runs `script`
     on DOWN (default: none, an empty command)."""
@@ -278,7 +304,7 @@ def probe_pair(
     p2 = {**common, "dataSnapshotStorageDirectory": str(dirs["dc2"]), **(dc2_params or {})}
     try:
         with standalone(lab, "dc2", f"probe_{tag}_dc2", p2, script) as b:
-            a = submit(lab, "dc1", "orders", f"probe_{tag}_dc1", p1)
+            a = submit(lab, "dc1", app, f"probe_{tag}_dc1", p1)
             try:
                 healthy(lab, a)
                 if wait_up:
@@ -318,10 +344,12 @@ def send_special(dc: str, port: int, text: str) -> None:
         s.sendall(text.encode() + b"\n")
 
 
-def hang_until_takeover(lab: Lab) -> dict[str, Any]:
-    """Stop dc1's Aggregator PE, wait for dc2's takeover, inject into dc1 meanwhile, continue it, then inject
-    into both DCs; return what each DC emitted after the heal (the split-brain defect test reuses this)."""
-    job1 = lab.job("dc1", "orders")
+def hang_until_takeover(lab: Lab, app: str = "orders") -> dict[str, Any]:
+    """Stop dc1's Aggregator PE (of the deployed `app`), wait for dc2's takeover, inject into dc1 meanwhile,
+    continue it, then inject into both DCs; return what each DC emitted after the heal (the split-brain defect
+    test reuses this)."""
+    names = APP_NAMES[app]
+    job1 = lab.job("dc1", app)
     assert job1 is not None
     ep1 = lab.endpoints("dc1", job1["id"])
     read_new(lab, ep1["sink"])  # what is already buffered is not this probe's
@@ -331,10 +359,10 @@ def hang_until_takeover(lab: Lab) -> dict[str, Any]:
     os.kill(int(agg["processId"]), signal.SIGSTOP)
     try:
         job2 = wait_until(
-            lambda: (j := lab.job("dc2", "orders")) and j["health"] == "healthy" and j, 15, "dc2 to take over"
+            lambda: (j := lab.job("dc2", app)) and j["health"] == "healthy" and j, 15, "dc2 to take over"
         )
         wait_until(lambda: lab.events("takeover", "dc2", since=t_stop), 10, "dc2 restored dc1's state")
-        during = [{"id": f"{key}-h{i}", "key": key, "seq": i, "amount": 1.0, "sent_at": time.time()} for i in range(3)]
+        during = [dict(t, **{names["id"]: f"{key}-h{i}"}) for i, t in enumerate(app_tuples(app, key, 3))]
         assert lab.post(ep1["source"], json={"items": during}).json() == {"accepted": 3}
         t_cont = time.time()  # the PE may run (and emit truth) before kill() returns: take the time first
     finally:
@@ -348,12 +376,12 @@ def hang_until_takeover(lab: Lab) -> dict[str, Any]:
     end = time.monotonic() + 5
     n = 0
     while time.monotonic() < end:  # keep traffic flowing to both for 5 s, as a naive producer would
-        item: dict[str, Any] = {"key": key, "seq": 100 + n, "amount": 1.0, "sent_at": time.time()}
-        lab.post(ep1["source"], json={"items": [dict(item, id=f"{key}-a{n}")]})
-        lab.post(ep2["source"], json={"items": [dict(item, id=f"{key}-b{n}")]})
+        item = app_tuples(app, key, 1, start=100 + n)[0]
+        lab.post(ep1["source"], json={"items": [dict(item, **{names["id"]: f"{key}-a{n}"})]})
+        lab.post(ep2["source"], json={"items": [dict(item, **{names["id"]: f"{key}-b{n}"})]})
         out1 = read_new(lab, ep1["sink"])
-        held += [o for o in out1 if "-h" in o["id"]]
-        after1 += [o for o in out1 if "-a" in o["id"]]
+        held += [o for o in out1 if "-h" in o[names["id"]]]
+        after1 += [o for o in out1 if "-a" in o[names["id"]]]
         after2 += read_new(lab, ep2["sink"])
         n += 1
         time.sleep(0.1)
@@ -361,36 +389,40 @@ def hang_until_takeover(lab: Lab) -> dict[str, Any]:
             "dc2_after_heal": after2}
 
 
-def foreign_snapshot(d: Path, state: dict[str, list[Any]]) -> None:
-    """A snapshot file of the Aggregator of a data center "dcX", stored in ``d`` as the receiver would."""
+def foreign_snapshot(d: Path, state: dict[str, list[Any]], origin: str = "Aggregator") -> None:
+    """A snapshot file of the stateful operator `origin` (orders: Aggregator, telemetry: Peak) of a data center
+    "dcX", stored in ``d`` as the receiver would."""
     import json
 
     from lab import crossdc
 
     d.mkdir(parents=True, exist_ok=True)
     blob = json.dumps({"state": state, "taken_at": time.time()}).encode()
-    (d / "dcX-Aggregator.snapshot").write_bytes(crossdc.encode(crossdc.Message(2, 7, "dcX", blob, "Aggregator")))
+    (d / f"dcX-{origin}.snapshot").write_bytes(crossdc.encode(crossdc.Message(2, 7, "dcX", blob, origin)))
 
 
-def count_after_input_before_replay(lab: Lab, name: str, http_port: int, special_port: int) -> int:
-    """A failover job (``orders`` with ``retainOlderDataSnapshotsAtStartup=true``) over a stored snapshot in
-    which key ``kq`` is at count 5 gets one ``kq`` tuple *before* SendMeDataFromSnapshotFiles, then the replay:
-    the ``count_for_key`` of that tuple's output (6 when the input waited for the restore, 1 when it did not)."""
+def count_after_input_before_replay(lab: Lab, name: str, http_port: int, special_port: int,
+                                    app: str = "orders") -> int:
+    """A failover job (``app``, default ``orders``, with ``retainOlderDataSnapshotsAtStartup=true``) over a
+    stored snapshot in which key ``kq`` is at count 5 gets one ``kq`` tuple *before* SendMeDataFromSnapshotFiles,
+    then the replay: the count of that tuple's output (orders ``count_for_key``, telemetry ``readingsSoFar``: 6
+    when the input waited for the restore, 1 when it did not)."""
+    names = APP_NAMES[app]
     d = LAB_DIR / "dc1" / f"probe-{name}"
     params = {"heartbeatExchangeInterval": 0.2, "consecutiveHeartbeatMissesAllowed": 2, "crossDCInitDelay": 0.2,
               "crossDCHttpPort": http_port, "specialMessagePort": special_port, "dataSnapshotStorageDirectory": str(d),
               "remoteDataCenterApplicationMachineNames": "127.0.0.1", "retainOlderDataSnapshotsAtStartup": "true"}
     try:
-        foreign_snapshot(d, {"kq": [5, 7.5]})
-        job = submit(lab, "dc1", "orders", f"probe_{name}", params)
+        foreign_snapshot(d, {"kq": [5, 7.5]}, names["op"])
+        job = submit(lab, "dc1", app, f"probe_{name}", params)
         try:
             healthy(lab, job)
-            inject(lab, "dc1", job, tuples("kq", 1, start=5))
+            inject(lab, "dc1", job, app_tuples(app, "kq", 1, start=5))
             t0 = time.time()
             send_special("dc1", special_port, "SendMeDataFromSnapshotFiles")
             wait_event(lab, "snapshot_restored", job, since=t0)
             out = collect(lab, "dc1", job, 1)
-            return int(out[0]["count_for_key"])
+            return int(out[0][names["count"]])
         finally:
             cancel(lab, job)
     finally:
