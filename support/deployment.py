@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -40,6 +40,18 @@ class AppSpec:
         return {key: value.replace("{dc}", dc) for key, value in self.parameters.items()}
 
 
+def other_apps(apps: Sequence[AppSpec], app: AppSpec) -> list[AppSpec]:
+    """The applications in ``apps`` that are other jobs than ``app`` (variants of one application, with the same
+    job name and main composite, are one job), one of each."""
+    seen = {(app.job_name, app.main_composite)}
+    others = []
+    for other in apps:
+        if (other.job_name, other.main_composite) not in seen:
+            seen.add((other.job_name, other.main_composite))
+            others.append(other)
+    return others
+
+
 #: the standalone stub of an application in a data center
 Stubs = Callable[[AppSpec, str], StandbyStub]
 
@@ -66,6 +78,15 @@ def _cancel_app(client: StreamsRestClient, app: AppSpec, journal: Journal, dc: s
                    what=f"job {job_id} ({job_name}) in {dc} to be gone after its cancel")
 
 
+def _cancel_others(rest: Mapping[str, StreamsRestClient], others: Sequence[AppSpec], journal: Journal) -> None:
+    """Cancel the jobs of the other declared applications in every data center: they share each data center's
+    toolkit ports (one ``crossdc`` port per data center in the configuration), so only one application of the
+    configuration can run its toolkit there at a time."""
+    for dc, client in rest.items():
+        for other in others:
+            _cancel_app(client, other, journal, dc)
+
+
 def _ensure_running(client: StreamsRestClient, app: AppSpec, dc: str, journal: Journal,
                     extra: Mapping[str, str] | None = None) -> None:
     if client.find_app_job(app.job_name, app.main_composite) is None:
@@ -90,6 +111,7 @@ def ensure_active_passive(
     timeout: float,
     progress: Progress | None = None,
     fresh: bool = False,
+    others: Sequence[AppSpec] = (),
 ) -> None:
     """Leave ``app`` running in ``active`` (healthy) with its standalone stub holding the toolkit's port in
     ``standby``.
@@ -97,12 +119,14 @@ def ensure_active_passive(
     Whatever a previous scenario left (a taken-over job in the standby, a stub in the active DC) is
     removed first, so every scenario starts from the same layout. ``fresh`` also replaces what is still running
     (a toolkit may be DOWN for good after a partition; state carries history): the stub goes first, so that it
-    cannot mistake the active's cancel for a failure and launch the application.
+    cannot mistake the active's cancel for a failure and launch the application. The jobs of ``others`` (the
+    configuration's other applications, which share the toolkit's ports) go too, after the stub.
     """
     _standby_of(app)
     if fresh:
         stubs(app, standby).stop()
         _cancel_app(rest[active], app, journal, active)
+    _cancel_others(rest, others, journal)
     _cancel_app(rest[standby], app, journal, standby)
     stubs(app, active).stop()
     for dc in rest:
@@ -125,18 +149,20 @@ def ensure_active_active(
     timeout: float,
     progress: Progress | None = None,
     fresh: bool = False,
+    others: Sequence[AppSpec] = (),
 ) -> None:
     """Leave ``app`` running in both data centers in crossDCOperationMode 1 (active/active), both healthy.
 
     The operation mode comes from each data center's toolkit settings (the application's config file), as on a
     real pair: the tester does not override it. Standalone stubs are stopped first; ``fresh`` replaces every job
-    of the application, running or not.
+    of the application, running or not; the jobs of ``others`` (which share the toolkit's ports) go too.
     """
     for dc in rest:
         if stubs is not None and app.standby is not None:
             stubs(app, dc).stop()
         if fresh or dc not in dcs:
             _cancel_app(rest[dc], app, journal, dc)
+    _cancel_others(rest, others, journal)
     for dc in dcs:
         _ensure_running(rest[dc], app, dc, journal)
     for dc in dcs:

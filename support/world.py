@@ -26,6 +26,7 @@ from support.deployment import (
     ensure_active_passive,
     ensure_returned,
     guarded_restore,
+    other_apps,
 )
 from support.faults.base import Fault
 from support.faults.core import FaultError, Topology
@@ -180,6 +181,10 @@ class World:
             raise StepError(f'unknown application "{name}" (configured: {", ".join(sorted(apps))})')
         return AppSpec.from_settings(apps[name])
 
+    def _others(self, app: AppSpec) -> list[AppSpec]:
+        """The configuration's other applications (their jobs share the toolkit's ports with ``app``'s)."""
+        return other_apps([AppSpec.from_settings(a) for a in self.settings.applications.values()], app)
+
     # -- Given --------------------------------------------------------------------------------------
     def set_toolkit(self, **settings: str) -> None:
         """Settings of the Cross-DC toolkit for this scenario's deployment (before it), written where a team
@@ -236,11 +241,13 @@ class World:
         label_dc_pair(active, standby)
         rest = self.run.rest
         what = f"restore {app.name}: active in {active}, standby in {standby}"
+        others = self._others(app)
         self.cleanup.push(what, guarded_restore(
-            what, lambda: ensure_active_passive(rest, self._stub, app, active, standby, self.journal, timeout=120),
+            what, lambda: ensure_active_passive(rest, self._stub, app, active, standby, self.journal, timeout=120,
+                                                others=others),
             rest, self.journal))
         ensure_active_passive(rest, self._stub, app, active, standby, self.journal, timeout=min(self.timeout, 120),
-                              progress=self.progress, fresh=True)
+                              progress=self.progress, fresh=True, others=others)
         self._layout()
         self._watch(app, active, standby)
         self._watch_standby(app, standby)
@@ -256,11 +263,12 @@ class World:
         rest = self.run.rest
         what = f"restore {app.name}: active/active in {first} and {second}"
         stubs = self._stub if app.standby is not None else None
+        others = self._others(app)
         self.cleanup.push(what, guarded_restore(
-            what, lambda: ensure_active_active(rest, stubs, app, (first, second), self.journal, timeout=120), rest,
-            self.journal))
+            what, lambda: ensure_active_active(rest, stubs, app, (first, second), self.journal, timeout=120,
+                                               others=others), rest, self.journal))
         ensure_active_active(rest, stubs, app, (first, second), self.journal, timeout=min(self.timeout, 120),
-                             progress=self.progress, fresh=True)
+                             progress=self.progress, fresh=True, others=others)
         self._layout()
         self._watch(app, first, second)
 

@@ -123,3 +123,16 @@ def test_other_errors_pass_unchanged_after_the_layers_retries(
         restore(rest, journal)
     assert len(transport.attempts_for("GET", f"{instance('dc1')}/jobs")) == 1 + SETTINGS.retries  # transient: retried
     assert journal.last("restore.failed") is None
+
+
+def test_the_other_applications_are_the_other_jobs_of_the_configuration() -> None:
+    from support.deployment import other_apps
+
+    fenced = AppSpec("orders-fenced", "orders", APP.bundle, APP.standby, {"fencing": "true"})
+    telemetry = AppSpec("telemetry", "telemetry", "https://build.example/telemetry.sab", APP.standby, {},
+                        main_composite="telemetry::Telemetry")
+    telemetry_too = AppSpec("telemetry-b", "telemetry", telemetry.bundle, APP.standby, {},
+                            main_composite="telemetry::Telemetry")
+    # variants of one application are one job; each other job once
+    assert other_apps([APP, fenced, telemetry, telemetry_too], APP) == [telemetry]
+    assert other_apps([APP, fenced, telemetry], telemetry) == [APP]
