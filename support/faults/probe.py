@@ -50,7 +50,8 @@ ADVICE = {
     "streamtool": "set datacenters.<dc>.crossdc.streamtool to streamtool on the hosts (instance stop and start, "
                   "name-service lookups)",
     "rest": "check datacenters.<dc>.rest (url, auth, ca_bundle)",
-    "prometheus": "check metrics.prometheus.url, or leave it out to use REST metrics only",
+    "prometheus": "check metrics.prometheus (url, auth, ca_bundle, timeouts), or leave it out to use REST metrics "
+                  "only",
     "jmx": "check datacenters.<dc>.jmx (url, credentials, ca_bundle, classpath with the com.ibm.streams.management "
            "JMXMP provider) and that a JDK is installed on the controller",
 }
@@ -200,16 +201,11 @@ class CapabilityProbe:
 
     def _prometheus(self) -> tuple[bool, str]:
         prometheus = self.config.settings.metrics.prometheus
-        url = prometheus.url if prometheus is not None else None
-        if not url:
+        if prometheus is None or not prometheus.url:
             return False, "not configured (metrics.prometheus.url)"
-        import requests
+        from support.metrics.prometheus import PrometheusClient  # lazy: prometheus-api-client only when asked
 
-        try:
-            response = requests.get(str(url).rstrip("/") + "/-/ready", timeout=3)
-        except requests.RequestException as exc:
-            return False, str(exc).splitlines()[0][:160]
-        return response.ok, f"{url} HTTP {response.status_code}"
+        return PrometheusClient.from_settings(prometheus).ready_status()
 
     def _jmx(self, dc: str) -> tuple[bool, str]:
         jmx = self.config.settings.datacenters[dc].jmx
