@@ -262,7 +262,7 @@ def _recording_prometheus() -> tuple[Any, list[dict[str, str]]]:
     seen: list[dict[str, str]] = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:
             seen.append({"path": self.path, **{k.lower(): v for k, v in self.headers.items()}})
             body = _json.dumps({"status": "success", "data": {"resultType": "vector", "result": [
                 {"metric": {"dc": "dc1"}, "value": [1.0, "1"]}]}}).encode()
