@@ -1,8 +1,8 @@
 """Real-host SSH in the lab: a non-root fault user with sudo on the DC hosts, and a bastion (jump host).
 
 - **Fault user** `xdcfault` (made by `lab up` with `useradd --system`, removed by `lab down`): logs in to the
-  DC hosts' sshd with its own key (`/run/xdc-lab/ssh/fault_key`, listed in `authorized_keys.xdcfault`) and
-  has passwordless sudo for `/usr/bin/timeout` only (`/etc/sudoers.d/xdc-lab-fault`): exactly the form the
+  DC hosts' sshd with its own key (`/run/xdc-lab/ssh/fault_key`, listed in
+  `/run/xdc-lab/ssh-authorized/authorized_keys.xdcfault`) and has passwordless sudo for `/usr/bin/timeout` only (`/etc/sudoers.d/xdc-lab-fault`): exactly the form the
   fault executor uses (`sudo -n timeout -k 1 T bash -c <script>`). That grant is root-equivalent (timeout runs
   any command): it proves the command form, it is not a security boundary — on a real host the fault user
   needs root rights for iptables, tc, kill and cgroups anyway.
@@ -154,7 +154,7 @@ ListenAddress {ADDR}:{SSH_PORT}
 AddressFamily inet
 HostKey {host_key()}
 PidFile none
-AuthorizedKeysFile {ssh_dir()}/authorized_keys.%u
+AuthorizedKeysFile {paths.LAB_DIR}/ssh-authorized/authorized_keys.%u
 AllowUsers {FAULT_USER}
 PermitRootLogin no
 PubkeyAuthentication yes

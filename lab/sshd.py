@@ -2,9 +2,10 @@
 
 Keys (made at every `lab up`, under `/run/xdc-lab/ssh`, directory 0700):
 - `dcN/ssh_host_ed25519_key` — the DC's host key (sshd listens on the DC host address, port 22);
-- `client_key` (0600) / `client_key.pub` — the client key of user `root`, listed in `authorized_keys.root`;
+- `client_key` (0600) / `client_key.pub` — the client key of user `root`, listed in
+  `/run/xdc-lab/ssh-authorized/authorized_keys.root` (public keys, 0644: sshd reads them as the user);
 - `fault_key` (0600) — the client key of the non-root fault user `xdcfault` (sudo rights, see lab/bastion.py),
-  listed in `authorized_keys.xdcfault`;
+  listed in `ssh-authorized/authorized_keys.xdcfault`;
 - `known_hosts` — both DCs' host keys and the bastion's, by address (what the framework's `ssh.known_hosts`
   points to).
 
@@ -43,8 +44,14 @@ def known_hosts() -> Path:
     return ssh_dir() / "known_hosts"
 
 
+def authorized_keys_dir() -> Path:
+    """Public keys only, readable by all: sshd reads a user's authorized keys with that user's rights, and the
+    fault user cannot enter the 0700 `ssh/`."""
+    return paths.LAB_DIR / "ssh-authorized"
+
+
 def authorized_keys(user: str = SSH_USER) -> Path:
-    return ssh_dir() / f"authorized_keys.{user}"
+    return authorized_keys_dir() / f"authorized_keys.{user}"
 
 
 def host_key(dc: str) -> Path:
@@ -82,9 +89,10 @@ def make_keys() -> None:
         lines.append(f"{paths.DC_ADDR[dc]} {kind} {blob}\n")
     lines.append(bastion.make_keys())
     known_hosts().write_text("".join(lines))
+    authorized_keys_dir().mkdir(mode=0o755, exist_ok=True)
     for user, key in ((SSH_USER, client_key()), (bastion.FAULT_USER, bastion.fault_key())):
         authorized_keys(user).write_text(key.with_suffix(".pub").read_text())
-        authorized_keys(user).chmod(0o600)
+        authorized_keys(user).chmod(0o644)
 
 
 def write_config(dc: str) -> Path:
@@ -93,7 +101,7 @@ ListenAddress {paths.DC_ADDR[dc]}:{SSH_PORT}
 AddressFamily inet
 HostKey {host_key(dc)}
 PidFile none
-AuthorizedKeysFile {ssh_dir()}/authorized_keys.%u
+AuthorizedKeysFile {authorized_keys_dir()}/authorized_keys.%u
 AllowUsers {SSH_USER} {bastion.FAULT_USER}
 PermitRootLogin prohibit-password
 PubkeyAuthentication yes

@@ -123,7 +123,8 @@ def test_bastion_configs_keep_the_dc_hosts_behind_the_bastion(tmp_path: Path, mo
     assert "AllowUsers xdcfault\n" in jump and "ForceCommand /bin/false\n" in jump
     assert "PermitOpen 198.18.1.10:22 198.18.2.10:22\n" in jump and "AllowTcpForwarding local\n" in jump
     dc = sshd.write_config("dc1").read_text()
-    assert "AllowUsers root xdcfault\n" in dc and f"AuthorizedKeysFile {tmp_path}/ssh/authorized_keys.%u\n" in dc
+    assert "AllowUsers root xdcfault\n" in dc and f"AuthorizedKeysFile {tmp_path}/ssh-authorized/authorized_keys.%u\n" in dc
+    assert f"AuthorizedKeysFile {tmp_path}/ssh-authorized/authorized_keys.%u\n" in jump
     rule = " ".join(bastion._rule("dc1"))
     assert rule == ("INPUT -p tcp -d 198.18.1.10 --dport 22 ! -s 198.18.3.10 -m comment --comment xdc-lab-bastion "
                     "-j REJECT --reject-with tcp-reset")
