@@ -4,8 +4,9 @@
   DC hosts' sshd with its own key (`/run/xdc-lab/ssh/fault_key`, listed in
   `/run/xdc-lab/ssh-authorized/authorized_keys.xdcfault`) and has passwordless sudo for `/usr/bin/timeout`
   only (`/etc/sudoers.d/xdc-lab-fault`): exactly the form the fault executor uses
-  (`sudo -n timeout -k 1 T bash -c <script>`). That grant is root-equivalent (timeout runs any command): it proves the command form, it is not a security boundary — on a real host the fault user
-  needs root rights for iptables, tc, kill and cgroups anyway.
+  (`sudo -n timeout -k 1 T bash -c <script>`). That grant is root-equivalent (timeout runs any command): it
+  proves the command form, it is not a security boundary — on a real host the fault user needs root rights
+  for iptables, tc, kill and cgroups anyway.
 - **Bastion**: namespace `xdc-bastion` (198.18.3.10, behind the wan router) with its own sshd: only user
   `xdcfault`, no shell (`ForceCommand /bin/false`), TCP forwarding only to the DC hosts' port 22
   (`PermitOpen`). Its host key is in the lab's `known_hosts` next to the DC hosts'.

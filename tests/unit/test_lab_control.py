@@ -124,7 +124,8 @@ def test_bastion_configs_keep_the_dc_hosts_behind_the_bastion(tmp_path: Path, mo
     assert "PermitOpen 198.18.1.10:22 198.18.2.10:22\n" in jump
     assert "AllowTcpForwarding local\n" in jump
     dc = sshd.write_config("dc1").read_text()
-    assert "AllowUsers root xdcfault\n" in dc and f"AuthorizedKeysFile {tmp_path}/ssh-authorized/authorized_keys.%u\n" in dc
+    assert "AllowUsers root xdcfault\n" in dc
+    assert f"AuthorizedKeysFile {tmp_path}/ssh-authorized/authorized_keys.%u\n" in dc
     assert f"AuthorizedKeysFile {tmp_path}/ssh-authorized/authorized_keys.%u\n" in jump
     rule = " ".join(bastion._rule("dc1"))
     assert rule == ("INPUT -p tcp -d 198.18.1.10 --dport 22 ! -s 198.18.3.10 -m comment --comment xdc-lab-bastion "
