@@ -155,7 +155,7 @@ def test_doctor_through_the_bastion(lab: Lab) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     for addr in ADDR.values():
-        assert f"connected as xdcfault@{addr}:22 via bastion xdcfault@{BASTION}:22" in out
+        assert f"connected as xdcfault@{addr}:22 via bastion" in out  # the table cuts details at 70 characters
     assert out.count(f"through xdcfault@{BASTION}:22") == 2
     assert out.count("root rights: via ssh.sudo `sudo -n`") == 2
-    assert out.count("cgroup         yes  ") == 2
+    assert out.count("cgroup         yes  hybrid: v1 cpu memory") == 2  # this machine: v1 controllers + v2
