@@ -1,5 +1,6 @@
 """CLI: `python -m lab up [--defect NAME[,NAME]] [--scrape-interval 10s] [--failover-script reference|restoring]
-| down | status [--json] | logs [COMPONENT] | reset [--mode M] [--failover-script reference|restoring] [--fencing]`."""
+[--bastion] | down | status [--json] | logs [COMPONENT]
+| reset [--mode M] [--failover-script reference|restoring] [--fencing]`."""
 
 from __future__ import annotations
 
@@ -26,6 +27,12 @@ def main(argv: list[str] | None = None) -> int:
         default=prometheus.duration(prometheus.DEFAULT_INTERVAL),
         metavar="DURATION",
         help="the lab Prometheus' scrape interval, e.g. 10s (default, as the exporter's sample config), 1s, 500ms",
+    )
+    p_up.add_argument(
+        "--bastion",
+        action="store_true",
+        help="bastion mode: the DC hosts' SSH port answers only the bastion (xdc-bastion, 198.18.3.10); "
+        "`lab up` without it switches back (no rebuild)",
     )
     sub.add_parser("down", help="stop everything the lab started and remove its state")
     p_status = sub.add_parser("status", help="components and their health")
@@ -58,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             parser.error(str(exc))
         control.check_root()
-        return control.up(control.parse_defects(args.defect), args.failover_script, interval)
+        return control.up(control.parse_defects(args.defect), args.failover_script, interval, args.bastion)
     if args.cmd == "down":
         return control.down()
     if args.cmd == "status":

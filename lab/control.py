@@ -17,7 +17,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from lab import bundles, cgroups, crossdc, netns, parts, paths, prometheus, restclient, streamtool, stub, truth
+from lab import (
+    bastion,
+    bundles,
+    cgroups,
+    crossdc,
+    netns,
+    parts,
+    paths,
+    prometheus,
+    restclient,
+    streamtool,
+    stub,
+    truth,
+)
 from lab.procs import alive, proc_starttime
 
 T = TypeVar("T")
@@ -413,10 +426,18 @@ def _make_password() -> None:
         out.write(pw + "\n")
 
 
-def up(defects: list[str], script: str = DEFAULT_SCRIPT, scrape_interval: float = prometheus.DEFAULT_INTERVAL
-       ) -> int:
+def switch_bastion_mode(state: dict[str, Any], on: bool) -> None:
+    """Bastion mode on or off (lab/bastion.py), recorded in state.json (`bastion`)."""
+    bastion.set_mode(on)
+    state["bastion"] = on
+    save_state(state)
+
+
+def up(defects: list[str], script: str = DEFAULT_SCRIPT, scrape_interval: float = prometheus.DEFAULT_INTERVAL,
+       bastion_mode: bool = False) -> int:
     """Bring the lab up; `script` is the stub's failover script, `scrape_interval` (s) the lab Prometheus'
-    scrape interval."""
+    scrape interval; `bastion_mode`: the DC hosts' SSH only through the bastion (switched without a rebuild
+    when the lab is up)."""
     check_root()
     t0 = time.monotonic()
     previous = load_state()
@@ -425,6 +446,9 @@ def up(defects: list[str], script: str = DEFAULT_SCRIPT, scrape_interval: float 
         # down here would make a new password under a run that read the old one (HTTP 401 from then on).
         same_interval = previous.get("scrape_interval_s", prometheus.DEFAULT_INTERVAL) == scrape_interval
         if sorted(previous.get("defects", [])) == sorted(defects) and same_interval:
+            if bool(previous.get("bastion")) != bastion_mode:
+                switch_bastion_mode(previous, bastion_mode)
+                print(f"lab: bastion mode {'on' if bastion_mode else 'off'}")
             unreachable = unreachable_dcs()
             if unreachable:
                 print(_held_by_a_fault(unreachable), file=sys.stderr)
@@ -502,7 +526,8 @@ def up(defects: list[str], script: str = DEFAULT_SCRIPT, scrape_interval: float 
         _start_jmx(state, javac)
         jobs = deploy_default(t0, ready, script=script, defects=defects, state=state)
         parts.wait_ready(t0, ready, set(jobs))  # sshd, exporters, Prometheus, JMX
-    except (LabError, parts.PartError, OSError) as exc:
+        switch_bastion_mode(state, bastion_mode)
+    except (LabError, parts.PartError, bastion.BastionError, OSError) as exc:
         print(f"lab: up failed: {exc}; logs in {paths.logs_dir()}; run `python -m lab down`", file=sys.stderr)
         return 1
     total = time.monotonic() - t0
@@ -538,7 +563,7 @@ def down(quiet: bool = False) -> int:
             wait_for(lambda rest=rest: not any(alive(p) for p in rest), 3.0, "lab processes to die")  # type: ignore[misc]
     left_pids = lab_pids(state)
     netns.teardown()
-    parts.after_down(state)
+    left_other = parts.after_down(state)
     left_cg = cgroups.remove()
     shutil.rmtree(paths.LAB_DIR, ignore_errors=True)
     problems = []
@@ -548,6 +573,7 @@ def down(quiet: bool = False) -> int:
         problems.append(f"cgroups left: {left_cg}")
     if netns.existing():
         problems.append(f"network objects left: {netns.existing()}")
+    problems += left_other
     if problems:
         print("lab: down incomplete: " + "; ".join(problems), file=sys.stderr)
         return 1
@@ -576,7 +602,10 @@ def collect_status() -> dict[str, Any]:
         "failover_script": state.get("failover_script", DEFAULT_SCRIPT),
         "fencing": bool(state.get("fencing", False)),
         "standby": None,
+        "bastion": {"mode": bool(state.get("bastion")), "address": bastion.ADDR, "fault_user": bastion.FAULT_USER},
     }
+    if os.geteuid() == 0 and netns.ns_exists(paths.netns("dc1")):
+        doc["bastion"]["rules"] = bastion.mode_rules()
     standby = state.get("standby")
     if standby:
         # not part of `healthy`: the stub ends on purpose when it has launched the application
@@ -645,8 +674,14 @@ def status(as_json: bool) -> int:
             else ""
         )
     )
+    bm = doc["bastion"]
+    print(
+        f"  ssh: bastion mode {'ON: DC hosts port 22 only from the bastion ' + bm['address'] if bm['mode'] else 'off'}"
+        + (f" (rules {bm['rules']})" if "rules" in bm else "")
+        + f"; fault user {bm['fault_user']} (sudo -n)"
+    )
     for ns, ok in doc["network"].items():
-        print(f"  netns {ns:<10} {'present' if ok else 'absent'}")
+        print(f"  netns {ns:<11} {'present' if ok else 'absent'}")
     print(f"  route {doc['route']}")
     cg = doc["cgroups"]
     print(

@@ -5,6 +5,7 @@ Topology::
     root ns  xdc-root 198.18.0.1/24 ── xdc-w0 198.18.0.2/24   netns xdc-wan (router)
                                        xdc-w1 198.18.1.1/24 ── xdc-d1 198.18.1.10/24  netns xdc-dc1
                                        xdc-w2 198.18.2.1/24 ── xdc-d2 198.18.2.10/24  netns xdc-dc2
+                                       xdc-w3 198.18.3.1/24 ── xdc-b3 198.18.3.10/24  netns xdc-bastion
 
 The guard route is installed first (unreachable), then replaced by the route via the wan router once the
 root veth exists, so no lab packet can ever take the default route.
@@ -15,9 +16,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from lab import paths
+from lab import bastion, paths
 
-NAMESPACES: tuple[str, ...] = (paths.NETNS_WAN, paths.netns("dc1"), paths.netns("dc2"))
+NAMESPACES: tuple[str, ...] = (paths.NETNS_WAN, paths.netns("dc1"), paths.netns("dc2"), bastion.NETNS)
 
 
 class NetError(RuntimeError):
@@ -89,6 +90,7 @@ def setup() -> None:
         _in_ns(ns, "addr", "add", f"{paths.DC_ADDR[dc]}/24", "dev", d)
         _in_ns(ns, "link", "set", d, "up")
         _in_ns(ns, "route", "add", "default", "via", f"198.18.{n}.1")
+    bastion.setup_network()
     fwd = subprocess.run(
         ["ip", "netns", "exec", wan, "sysctl", "-qw", "net.ipv4.ip_forward=1"],
         capture_output=True,

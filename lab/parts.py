@@ -3,6 +3,7 @@ server in the root namespace. Start, readiness, status; `lab.control` calls thes
 
 Placement:
 - `dcN-sshd`, `dcN-exporter`: DC namespace, outside the DC's cgroups (infrastructure);
+- `bastion-sshd`: the bastion's namespace (lab/bastion.py);
 - `dcN-jmx`: DC namespace, inside the DC's cgroups (part of the Streams deployment);
 - `prometheus`: root namespace, 127.0.0.1:19090.
 Every process is recorded in `state.json` (PID + kernel start time) and stopped by PID at `lab down`.
@@ -21,7 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from lab import cgroups, exporter, jmx, paths, prometheus, sshd
+from lab import bastion, cgroups, exporter, jmx, paths, prometheus, sshd
 from lab.procs import proc_starttime
 
 # never through a proxy from the environment: the lab's addresses are loopback and lab namespaces only
@@ -79,10 +80,16 @@ def start_infrastructure(state: dict[str, Any]) -> subprocess.Popen[bytes] | Non
     state["cgroup_limits"] = {dc: cgroups.apply_limits(dc) for dc in paths.DCS}
     javac = jmx.start_compile(paths.logs_dir() / "jmx-javac.log")
     state["created_run_sshd"] = sshd.prepare_privsep_dir() or bool(state.get("created_run_sshd"))
+    try:
+        bastion.create_fault_user()
+    except bastion.BastionError as exc:
+        raise PartError(str(exc)) from None
     sshd.make_keys()
     for dc in paths.DCS:
         sshd.write_config(dc)
         procs[f"{dc}-sshd"] = _spawn(f"{dc}-sshd", sshd.argv(dc), dc, "sshd")
+    bastion.write_config()
+    procs["bastion-sshd"] = _spawn("bastion-sshd", bastion.argv(), "bastion", "bastion")
     for dc in paths.DCS:
         argv = ["ip", "netns", "exec", paths.netns(dc), sys.executable, "-m", "lab.exporter", "--dc", dc]
         procs[f"{dc}-exporter"] = _spawn(f"{dc}-exporter", argv, dc, "exporter")
@@ -138,6 +145,7 @@ def _ready_checks(job_dcs: set[str]) -> dict[str, tuple[Callable[[], str | None]
     checks: dict[str, tuple[Callable[[], str | None], float, float]] = {}
     for dc in paths.DCS:
         checks[f"{dc} sshd (client key accepted)"] = (lambda dc=dc: sshd.login_ok(dc), 15.0, 0.05)  # type: ignore[misc]
+    checks["bastion sshd (forwards to the DC hosts)"] = (bastion.jump_ok, 15.0, 0.05)
     for dc in paths.DCS:
         checks[f"{dc} exporter :{exporter.PORT}"] = (
             lambda dc=dc: exporter_problem(dc, need_jobs=dc in job_dcs),  # type: ignore[misc]
@@ -200,6 +208,9 @@ def component_status(name: str, info: dict[str, Any]) -> dict[str, Any]:
     if kind == "sshd":
         problem = sshd.login_ok(dc)
         comp["endpoint"] = f"{paths.DC_ADDR[dc]}:{sshd.SSH_PORT}"
+    elif kind == "bastion":
+        problem = bastion.jump_ok()
+        comp["endpoint"] = f"{bastion.FAULT_USER}@{bastion.ADDR}:{bastion.SSH_PORT}"
     elif kind == "exporter":
         problem = exporter_problem(dc, need_jobs=False)
         comp["endpoint"] = f"http://{paths.DC_ADDR[dc]}:{exporter.PORT}/metrics"
@@ -251,7 +262,9 @@ def cgroup_report(state: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------------- down
 
 
-def after_down(state: dict[str, Any]) -> None:
-    """Remove what the parts created outside /run/xdc-lab (the sshd privilege-separation dir, if ours)."""
+def after_down(state: dict[str, Any]) -> list[str]:
+    """Remove what the parts created outside /run/xdc-lab (the sshd privilege-separation dir, if ours; the fault
+    user and its sudoers file); what could not be removed."""
     if state.get("created_run_sshd"):
         sshd.remove_privsep_dir()
+    return bastion.remove_fault_user()

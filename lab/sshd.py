@@ -2,16 +2,19 @@
 
 Keys (made at every `lab up`, under `/run/xdc-lab/ssh`, directory 0700):
 - `dcN/ssh_host_ed25519_key` — the DC's host key (sshd listens on the DC host address, port 22);
-- `client_key` (0600) / `client_key.pub` — the one authorized client key (user `root`), listed in
-  `authorized_keys`;
-- `known_hosts` — both DCs' host keys, by address (what the framework's `ssh.known_hosts` points to).
+- `client_key` (0600) / `client_key.pub` — the client key of user `root`, listed in
+  `/run/xdc-lab/ssh-authorized/authorized_keys.root` (public keys, 0644: sshd reads them as the user);
+- `fault_key` (0600) — the client key of the non-root fault user `xdcfault` (sudo rights, see lab/bastion.py),
+  listed in `ssh-authorized/authorized_keys.xdcfault`;
+- `known_hosts` — both DCs' host keys and the bastion's, by address (what the framework's `ssh.known_hosts`
+  points to).
 
 sshd is infrastructure: it is NOT in the DC's resource cgroup (a CPU or memory fault on the DC must not lock
 the tester out). Processes started over SSH run in the DC's network namespace and may join the DC's cgroups
 by writing their PID to `/sys/fs/cgroup/{cpu,memory}/xdc-lab/<dc>/cgroup.procs` (see lab/README.md).
 
 The readiness check (paramiko, imported lazily) logs in with the client key under `RejectPolicy` and the lab
-`known_hosts` and runs `true`.
+`known_hosts` and runs `true` (through the bastion while the lab is in bastion mode).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from lab import paths
+from lab import bastion, paths
 
 SSHD = "/usr/sbin/sshd"
 SSH_PORT = 22
@@ -41,8 +44,14 @@ def known_hosts() -> Path:
     return ssh_dir() / "known_hosts"
 
 
-def authorized_keys() -> Path:
-    return ssh_dir() / "authorized_keys"
+def authorized_keys_dir() -> Path:
+    """Public keys only, readable by all: sshd reads a user's authorized keys with that user's rights, and the
+    fault user cannot enter the 0700 `ssh/`."""
+    return paths.LAB_DIR / "ssh-authorized"
+
+
+def authorized_keys(user: str = SSH_USER) -> Path:
+    return authorized_keys_dir() / f"authorized_keys.{user}"
 
 
 def host_key(dc: str) -> Path:
@@ -78,9 +87,12 @@ def make_keys() -> None:
         _keygen(host_key(dc), f"xdc-lab-{dc}")
         kind, blob = host_key(dc).with_suffix(".pub").read_text().split()[:2]
         lines.append(f"{paths.DC_ADDR[dc]} {kind} {blob}\n")
+    lines.append(bastion.make_keys())
     known_hosts().write_text("".join(lines))
-    authorized_keys().write_text(client_key().with_suffix(".pub").read_text())
-    authorized_keys().chmod(0o600)
+    authorized_keys_dir().mkdir(mode=0o755, exist_ok=True)
+    for user, key in ((SSH_USER, client_key()), (bastion.FAULT_USER, bastion.fault_key())):
+        authorized_keys(user).write_text(key.with_suffix(".pub").read_text())
+        authorized_keys(user).chmod(0o644)
 
 
 def write_config(dc: str) -> Path:
@@ -89,8 +101,8 @@ ListenAddress {paths.DC_ADDR[dc]}:{SSH_PORT}
 AddressFamily inet
 HostKey {host_key(dc)}
 PidFile none
-AuthorizedKeysFile {authorized_keys()}
-AllowUsers {SSH_USER}
+AuthorizedKeysFile {authorized_keys_dir()}/authorized_keys.%u
+AllowUsers {SSH_USER} {bastion.FAULT_USER}
 PermitRootLogin prohibit-password
 PubkeyAuthentication yes
 PasswordAuthentication no
@@ -145,10 +157,25 @@ def login_ok(dc: str, timeout: float = 3.0) -> str | None:
 
     client = paramiko.SSHClient()
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    jump = None
     try:
         client.load_host_keys(str(known_hosts()))
+        sock = None
+        if bastion.mode_on():
+            jump = paramiko.SSHClient()
+            jump.set_missing_host_key_policy(paramiko.RejectPolicy())
+            jump.load_host_keys(str(known_hosts()))
+            jump.connect(bastion.ADDR, port=bastion.SSH_PORT, username=bastion.FAULT_USER,
+                         key_filename=str(bastion.fault_key()), look_for_keys=False, allow_agent=False,
+                         timeout=timeout, banner_timeout=timeout, auth_timeout=timeout)
+            transport = jump.get_transport()
+            if transport is None:
+                return "no transport to the bastion"
+            sock = transport.open_channel("direct-tcpip", (paths.DC_ADDR[dc], SSH_PORT), ("127.0.0.1", 0),
+                                          timeout=timeout)
         client.connect(
             paths.DC_ADDR[dc],
+            sock=sock,
             port=SSH_PORT,
             username=SSH_USER,
             key_filename=str(client_key()),
@@ -165,6 +192,8 @@ def login_ok(dc: str, timeout: float = 3.0) -> str | None:
         return f"{type(exc).__name__}: {exc}"
     finally:
         client.close()
+        if jump is not None:
+            jump.close()
 
 
 def remove_privsep_dir() -> None:

@@ -18,6 +18,7 @@ command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 [ -e /usr/include/libnetfilter_queue/libnetfilter_queue.h ] || missing+=(libnetfilter-queue-dev)
 command -v gcc >/dev/null 2>&1 || missing+=(gcc)
 command -v curl >/dev/null 2>&1 || missing+=(curl)   # the instance-stop dead-man timer on the DC hosts
+command -v sudo >/dev/null 2>&1 || missing+=(sudo)   # the lab's non-root fault user (ssh.sudo)
 command -v javac >/dev/null 2>&1 || missing+=(default-jdk-headless)
 
 if [ ${#missing[@]} -eq 0 ]; then

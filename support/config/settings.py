@@ -12,6 +12,7 @@ the objects, for the clients that need them, but never appear in their ``repr``.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -23,6 +24,7 @@ from support.units import parse_duration, parse_size
 __all__ = [
     "AppSettings",
     "AuthSettings",
+    "BastionSettings",
     "CrossDcSettings",
     "DataCenterSettings",
     "EndpointSettings",
@@ -103,12 +105,30 @@ class ExchangeSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class BastionSettings:
+    """``datacenters.<dc>.ssh.bastion``: the jump host every SSH connection of the DC goes through (ProxyJump);
+    ``user``, ``key_file`` and ``key_passphrase`` already fall back to the DC's ssh ones."""
+
+    host: str
+    port: int
+    user: str
+    key_file: str
+    key_passphrase: str | None = field(default=None, repr=False)
+
+    def describe(self) -> str:
+        return f"{self.user}@{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
 class SshSettings:
     user: str
     key_file: str
     known_hosts: str
     port: int
     key_passphrase: str | None = field(default=None, repr=False)
+    #: the command prefix every fault script runs under (e.g. ``("sudo", "-n")``); empty: as the login user
+    sudo: tuple[str, ...] = ()
+    bastion: BastionSettings | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,9 +216,19 @@ class TrafficSettings:
 
 @dataclass(frozen=True, slots=True)
 class PrometheusSettings:
+    """``metrics.prometheus``; ``connect_timeout``/``read_timeout`` already fall back to the ``http`` ones."""
+
     url: str
     instance_label: str
     dc_label: str
+    auth: AuthSettings | None = None
+    ca_bundle: str | None = None
+    connect_timeout: float = 3.0
+    read_timeout: float = 15.0
+
+    @property
+    def timeout(self) -> tuple[float, float]:
+        return (self.connect_timeout, self.read_timeout)
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,6 +338,46 @@ def _auth(raw: Mapping[str, Any]) -> AuthSettings:
     )
 
 
+def _sudo(value: Any, path: str) -> tuple[str, ...]:
+    """``ssh.sudo``: false/absent -> no prefix, true -> ``sudo -n``, a string -> that command prefix."""
+    if value is None or value is False:
+        return ()
+    if value is True:
+        return ("sudo", "-n")
+    try:
+        words = tuple(shlex.split(str(value)))
+    except ValueError as exc:
+        raise SettingsError(path, f"not a command prefix: {exc}") from None
+    if not words:
+        raise SettingsError(path, "empty command prefix (use false for none)")
+    return words
+
+
+def _ssh(dc: str, raw: Mapping[str, Any]) -> SshSettings:
+    user, key_file = str(raw["user"]), str(raw["key_file"])
+    passphrase = _optional_str(raw.get("key_passphrase")) or None
+    bastion = None
+    if raw.get("bastion"):
+        # Documented in the schema: the bastion's user, key and passphrase default to the DC's ssh ones.
+        jump = raw["bastion"]
+        bastion = BastionSettings(
+            host=str(jump["host"]),
+            port=int(jump["port"]),
+            user=str(jump["user"]) if jump.get("user") else user,
+            key_file=str(jump["key_file"]) if jump.get("key_file") else key_file,
+            key_passphrase=(_optional_str(jump.get("key_passphrase")) or None) if "key_file" in jump else passphrase,
+        )
+    return SshSettings(
+        user=user,
+        key_file=key_file,
+        known_hosts=str(raw["known_hosts"]),
+        port=int(raw["port"]),
+        key_passphrase=passphrase,
+        sudo=_sudo(raw.get("sudo"), f"datacenters.{dc}.ssh.sudo"),
+        bastion=bastion,
+    )
+
+
 def _datacenter(name: str, raw: Mapping[str, Any]) -> DataCenterSettings:
     rest_raw, exchange_raw = raw["rest"], raw["exchange"]
     rest = RestSettings(
@@ -325,13 +395,7 @@ def _datacenter(name: str, raw: Mapping[str, Any]) -> DataCenterSettings:
     ssh_raw = raw.get("ssh")
     ssh = None
     if ssh_raw:
-        ssh = SshSettings(
-            user=str(ssh_raw["user"]),
-            key_file=str(ssh_raw["key_file"]),
-            known_hosts=str(ssh_raw["known_hosts"]),
-            port=int(ssh_raw["port"]),
-            key_passphrase=_optional_str(ssh_raw.get("key_passphrase")) or None,
-        )
+        ssh = _ssh(name, ssh_raw)
     jmx_raw = raw.get("jmx")
     jmx = None
     if jmx_raw:
@@ -448,10 +512,19 @@ def build_settings(data: Mapping[str, Any]) -> Settings:
     prometheus_raw = metrics.get("prometheus")
     prometheus = None
     if prometheus_raw:
+        # Documented in the schema: the timeouts default to the http ones.
+        http_settings = build_http_settings(http)
         prometheus = PrometheusSettings(
             url=str(prometheus_raw["url"]),
             instance_label=str(prometheus_raw["instance_label"]),
             dc_label=str(prometheus_raw["dc_label"]),
+            auth=_auth(prometheus_raw["auth"]) if prometheus_raw.get("auth") else None,
+            ca_bundle=_optional_str(prometheus_raw.get("ca_bundle")),
+            connect_timeout=(_duration(prometheus_raw, "connect_timeout", "metrics.prometheus")
+                             if prometheus_raw.get("connect_timeout") is not None
+                             else http_settings.connect_timeout),
+            read_timeout=(_duration(prometheus_raw, "read_timeout", "metrics.prometheus")
+                          if prometheus_raw.get("read_timeout") is not None else http_settings.read_timeout),
         )
     return Settings(
         name=_optional_str(data.get("name")),

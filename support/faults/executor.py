@@ -8,6 +8,16 @@ configured ``known_hosts`` only (no agent, no ~/.ssh keys). Connection errors ar
 exponential backoff; then one error says what was tried. Host key and authentication failures are
 reported at once (retrying cannot fix them).
 
+Non-root logins: with ``ssh.sudo`` every script runs as ``<prefix> timeout -k 1 T bash -c <script>``
+(``sudo -n`` by default, or a configured prefix such as ``sudo -n -u root`` or ``pbrun``): the prefix comes
+first, so ``timeout`` and the script (and the dead-man timers it starts) run with root rights, and ``-n``
+makes a missing sudo right fail at once instead of waiting for a password. The persistent shell itself stays
+the login user's.
+
+Bastion (``ssh.bastion``, like OpenSSH ``ProxyJump``): one SSH connection to the bastion per executor, a
+``direct-tcpip`` channel on it to the target's SSH port, and the target's SSH session over that channel. Both
+hops check host keys with ``RejectPolicy`` against the same ``known_hosts``.
+
 Targets need ``bash``, ``timeout`` and ``base64`` (coreutils). Scripts never read stdin.
 """
 
@@ -53,6 +63,14 @@ class ExecutorError(FaultError):
     """A command could not be run on a host (connection, host key, auth, lost shell)."""
 
 
+class _BastionError(Exception):
+    """The bastion hop failed (``fatal``: host key or authentication, which retrying cannot fix)."""
+
+    def __init__(self, message: str, fatal: bool = False) -> None:
+        super().__init__(message)
+        self.fatal = fatal
+
+
 @dataclass(frozen=True)
 class Result:
     host: str
@@ -74,10 +92,17 @@ class Result:
         return f"exit {self.rc}: {text[-1][:200] if text else 'no output'}"
 
 
-def _wrap(script: str, timeout: float) -> str:
-    """The command a persistent shell runs for ``script``: its stdout streams, its stderr is captured and
-    sent back base64-encoded after the end marker (so the two never interleave)."""
-    return f"timeout -k 1 {timeout:.3f} bash -c {shlex.quote(script)}"
+def _wrap(script: str, timeout: float, prefix: tuple[str, ...] = ()) -> str:
+    """The command a persistent shell runs for ``script`` (under the privilege ``prefix``, e.g. ``sudo -n``):
+    its stdout streams, its stderr is captured and sent back base64-encoded after the end marker (so the two
+    never interleave)."""
+    if not prefix:
+        return f"timeout -k 1 {timeout:.3f} bash -c {shlex.quote(script)}"
+    lead = "".join(f"{shlex.quote(word)} " for word in prefix)
+    # sudo resets the environment: hand the script the login's SSH_CONNECTION (network faults exempt the
+    # controller's -- or the bastion's -- SSH connection by it), expanded by the login shell
+    keep = "\"SSH_CONNECTION='$SSH_CONNECTION'; export SSH_CONNECTION\"$'\\n'"
+    return f"{lead}timeout -k 1 {timeout:.3f} bash -c {keep}{shlex.quote(script)}"
 
 
 class Executor(ABC):
@@ -161,31 +186,75 @@ class SSHExecutor(Executor):
         self._client_factory = client_factory
         self._pause = pause or threading.Event().wait
         self._client: paramiko.SSHClient | None = None
+        self._jump: paramiko.SSHClient | None = None
         self._shell: paramiko.Channel | None = None
         self._buffer = b""
         self._lock = threading.Lock()
         self.connects = 0
 
     def describe(self) -> str:
-        return f"{self.ssh.user}@{self.host}:{self.ssh.port}"
+        via = f" via bastion {self.ssh.bastion.describe()}" if self.ssh.bastion else ""
+        return f"{self.ssh.user}@{self.host}:{self.ssh.port}{via}"
 
     # -- connection --------------------------------------------------------------------------------
-    def _connect_once(self) -> paramiko.SSHClient:
+    def _login(self, host: str, port: int, user: str, key_file: str, passphrase: str | None,
+               sock: paramiko.Channel | None = None) -> paramiko.SSHClient:
         client = self._client_factory()
-        client.load_host_keys(self.ssh.known_hosts)
-        client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        client.connect(
-            self.host,
-            port=self.ssh.port,
-            username=self.ssh.user,
-            key_filename=self.ssh.key_file,
-            passphrase=self.ssh.key_passphrase,
-            timeout=self.connect_timeout,
-            banner_timeout=self.connect_timeout,
-            auth_timeout=self.connect_timeout,
-            allow_agent=False,
-            look_for_keys=False,
-        )
+        try:
+            client.load_host_keys(self.ssh.known_hosts)
+            client.set_missing_host_key_policy(paramiko.RejectPolicy())
+            client.connect(
+                host,
+                port=port,
+                username=user,
+                key_filename=key_file,
+                passphrase=passphrase,
+                timeout=self.connect_timeout,
+                banner_timeout=self.connect_timeout,
+                auth_timeout=self.connect_timeout,
+                allow_agent=False,
+                look_for_keys=False,
+                **({"sock": sock} if sock is not None else {}),
+            )
+        except BaseException:
+            client.close()
+            raise
+        return client
+
+    def _connect_once(self) -> paramiko.SSHClient:
+        bastion = self.ssh.bastion
+        if bastion is None:
+            return self._login(self.host, self.ssh.port, self.ssh.user, self.ssh.key_file, self.ssh.key_passphrase)
+        try:
+            jump = self._login(bastion.host, bastion.port, bastion.user, bastion.key_file, bastion.key_passphrase)
+        except paramiko.BadHostKeyException:
+            raise _BastionError("host key does not match known_hosts", fatal=True) from None
+        except paramiko.AuthenticationException as exc:
+            raise _BastionError(f"authentication failed with key {bastion.key_file}: {exc}", fatal=True) from None
+        except paramiko.SSHException as exc:
+            fatal = "known_hosts" in str(exc)
+            raise _BastionError("host key not in known_hosts" if fatal else str(exc) or type(exc).__name__,
+                                fatal=fatal) from None
+        except (OSError, EOFError) as exc:
+            raise _BastionError(str(exc) or type(exc).__name__) from None
+        try:
+            transport = jump.get_transport()
+            if transport is None:
+                raise _BastionError("no transport after connect")
+            try:
+                channel = transport.open_channel("direct-tcpip", (self.host, self.ssh.port), ("127.0.0.1", 0),
+                                                 timeout=self.connect_timeout)
+            except paramiko.ChannelException as exc:
+                raise _BastionError(f"cannot forward to {self.host}:{self.ssh.port} ({exc})") from None
+            except (paramiko.SSHException, OSError, EOFError) as exc:
+                raise _BastionError(f"cannot forward to {self.host}:{self.ssh.port} "
+                                    f"({exc or type(exc).__name__})") from None
+            client = self._login(self.host, self.ssh.port, self.ssh.user, self.ssh.key_file,
+                                 self.ssh.key_passphrase, sock=channel)
+        except BaseException:
+            jump.close()
+            raise
+        self._jump = jump
         return client
 
     def _connect(self) -> None:
@@ -198,6 +267,11 @@ class SSHExecutor(Executor):
                 client = self._connect_once()
             except FileNotFoundError as exc:
                 raise ExecutorError(f"ssh {self.describe()}: cannot read {exc.filename}: file not found") from None
+            except _BastionError as exc:
+                if exc.fatal:
+                    raise ExecutorError(f"ssh {self.describe()}: bastion: {exc} "
+                                        f"(known_hosts {self.ssh.known_hosts}; rejected)") from None
+                errors.append(f"bastion: {exc}")
             except paramiko.BadHostKeyException:
                 raise ExecutorError(
                     f"ssh {self.describe()}: host key does not match known_hosts {self.ssh.known_hosts} (rejected)"
@@ -253,8 +327,11 @@ class SSHExecutor(Executor):
                 log.debug("closing the shell on %s failed", self.host, exc_info=True)
         if self._client is not None:
             self._client.close()
+        if self._jump is not None:
+            self._jump.close()
         self._shell = None
         self._client = None
+        self._jump = None
 
     def close(self) -> None:
         with self._lock:
@@ -281,7 +358,7 @@ class SSHExecutor(Executor):
         assert self._shell is not None
         marker = "__xdc_end_" + secrets.token_hex(8)
         command = (
-            f"exec 3>&1; __xdc_err=$({_wrap(script, timeout)} 2>&1 1>&3 3>&- </dev/null); __xdc_rc=$?; "
+            f"exec 3>&1; __xdc_err=$({_wrap(script, timeout, self.ssh.sudo)} 2>&1 1>&3 3>&- </dev/null); __xdc_rc=$?; "
             f"printf '\\n%s %d %s\\n' {marker} \"$__xdc_rc\" \"$(printf %s \"$__xdc_err\" | base64 -w0)\"\n"
         )
         self._shell.sendall(command.encode())

@@ -26,8 +26,8 @@ from support.faults.executor import ExecutorPool
 __all__ = ["ADVICE", "CAPABILITIES", "Capabilities", "CapabilityProbe", "doctor_table", "skip_reason"]
 
 #: host capabilities, in table order
-HOST_CAPABILITIES = ("ssh", "bash", "iptables", "statistic", "nfqueue", "netem", "tbf", "delayer", "stress-ng",
-                     "cgroup-cpu", "cgroup-memory", "fallocate", "ss", "streamtool")
+HOST_CAPABILITIES = ("ssh", "bastion", "sudo", "bash", "iptables", "statistic", "nfqueue", "netem", "tbf", "delayer",
+                     "stress-ng", "cgroup", "cgroup-cpu", "cgroup-memory", "fallocate", "ss", "streamtool")
 #: per-DC capabilities checked from the controller
 DC_CAPABILITIES = ("rest", "prometheus", "jmx")
 #: derived: latency works with netem or the delayer
@@ -35,6 +35,10 @@ CAPABILITIES = (*HOST_CAPABILITIES, "latency", *DC_CAPABILITIES)
 
 ADVICE = {
     "ssh": "check datacenters.<dc>.ssh (user, key_file, known_hosts) and that sshd runs on the host",
+    "bastion": "check datacenters.<dc>.ssh.bastion (host, port, user, key_file), that the bastion's host key is in "
+               "ssh.known_hosts and that it forwards TCP to the hosts' SSH port (AllowTcpForwarding, PermitOpen)",
+    "sudo": "log in as root, or set datacenters.<dc>.ssh.sudo: true (`sudo -n`: the login user needs NOPASSWD sudo for "
+            "`timeout`, which runs every fault script) or a command prefix such as 'sudo -n -u root' or 'pbrun'",
     "bash": "install bash on the host",
     "iptables": "install iptables (partition, isolation, loss, delayer rules need it) and log in as root",
     "statistic": "the kernel lacks xt_statistic: packet loss cannot be injected",
@@ -43,6 +47,7 @@ ADVICE = {
     "tbf": "the kernel lacks htb/tbf/u32: bandwidth limits (and netem scoping) are unavailable",
     "delayer": "install python3 and libnetfilter-queue1 on the host (or set faults.python) for latency without netem",
     "stress-ng": "install stress-ng (CPU and memory exhaustion)",
+    "cgroup": "no cgroup file system mounted: CPU and memory stress run unconfined (bounded by faults.memory_max)",
     "cgroup-cpu": "no cpu cgroup controller: CPU stress is not bounded to the DC's cgroup",
     "cgroup-memory": "no memory cgroup controller: memory stress is bounded by faults.memory_max only",
     "fallocate": "install util-linux fallocate (disk exhaustion)",
@@ -50,7 +55,8 @@ ADVICE = {
     "streamtool": "set datacenters.<dc>.crossdc.streamtool to streamtool on the hosts (instance stop and start, "
                   "name-service lookups)",
     "rest": "check datacenters.<dc>.rest (url, auth, ca_bundle)",
-    "prometheus": "check metrics.prometheus.url, or leave it out to use REST metrics only",
+    "prometheus": "check metrics.prometheus (url, auth, ca_bundle, timeouts), or leave it out to use REST metrics "
+                  "only",
     "jmx": "check datacenters.<dc>.jmx (url, credentials, ca_bundle, classpath with the com.ibm.streams.management "
            "JMXMP provider) and that a JDK is installed on the controller",
 }
@@ -61,13 +67,16 @@ _HTB_TBF = ("ip link set lo up; tc qdisc add dev lo root handle 1: htb default 1
             "tc filter add dev lo parent 1: protocol ip prio 1 u32 match ip dst 127.0.0.2/32 flowid 1:2")
 
 
-def host_probe_script(python: str, streamtool: str = "streamtool") -> str:
-    """One shell printing ``CAP <name> yes|no <detail>`` per host capability."""
+def host_probe_script(python: str, streamtool: str = "streamtool", privilege: str = "root login") -> str:
+    """One shell printing ``CAP <name> yes|no <detail>`` per host capability (``privilege`` says how the script
+    got root rights: the detail of ``sudo``)."""
     netem = _HTB_TBF.format(leaf="netem delay 1ms")
     tbf = _HTB_TBF.format(leaf="tbf rate 1mbit burst 3028 latency 100ms")
     return rf"""cap() {{ if [ "$2" = 0 ]; then echo "CAP $1 yes $3"; else echo "CAP $1 no $4"; fi; }}
 try() {{ __o=$("$@" 2>&1); __rc=$?; __w=$(printf %s "$__o" | tail -n1 | cut -c1-120); return $__rc; }}
 cap bash 0 "bash $BASH_VERSION" ""
+if [ "$(id -u)" = 0 ]; then cap sudo 0 {shlex.quote("root rights: " + privilege)} ""
+else cap sudo 1 "" "commands run as uid $(id -u) ($(id -un 2>/dev/null)), not root"; fi
 if command -v iptables >/dev/null 2>&1; then
   try unshare -n iptables -w -A OUTPUT -m comment --comment probe -j ACCEPT; cap iptables $? "$(iptables -V)" "$__w"
   try unshare -n iptables -w -A OUTPUT -m statistic --mode random --probability 0.5 -j ACCEPT
@@ -85,6 +94,11 @@ if command -v stress-ng >/dev/null 2>&1; then cap stress-ng 0 "$(stress-ng --ver
 else cap stress-ng 1 "" "stress-ng not installed"; fi
 __v1=$(awk '$3=="cgroup" {{print $4}}' /proc/mounts | tr ',' '\n' | grep -xE 'cpu|memory' | sort -u | tr '\n' ' ')
 __v2=$(cat /sys/fs/cgroup/cgroup.controllers /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null | tr '\n' ' ')
+__m2=$(awk '$3=="cgroup2" {{print $2; exit}}' /proc/mounts)
+if [ -n "$__v1" ] && [ -n "$__m2" ]; then cap cgroup 0 "hybrid: v1 $__v1+ v2 at $__m2" ""
+elif [ -n "$__v1" ]; then cap cgroup 0 "v1 ($__v1)" ""
+elif [ -n "$__m2" ]; then cap cgroup 0 "v2 (unified at $__m2)" ""
+else cap cgroup 1 "" "no cgroup file system mounted"; fi
 for __c in cpu memory; do
   case " $__v1 " in *" $__c "*) cap cgroup-$__c 0 "v1" "";; *)
     case " $__v2 " in *" $__c "*) cap cgroup-$__c 0 "v2" "";;
@@ -160,16 +174,31 @@ class CapabilityProbe:
         with self._lock:
             if host in self._hosts:
                 return self._hosts[host]
+        dc = self.topology.dc(self.topology.dc_of_host(host))
+        ssh = dc.ssh
+        bastion = ssh.bastion if ssh is not None else None
+        privilege = "root login" if ssh is None or not ssh.sudo else f"via ssh.sudo `{' '.join(ssh.sudo)}`"
         try:
-            streamtool = self.topology.dc(self.topology.dc_of_host(host)).streamtool
-            result = self.pool.get(host).run(host_probe_script(self.settings.python, streamtool), timeout=30)
+            executor = self.pool.get(host)
+            result = executor.run(host_probe_script(self.settings.python, dc.streamtool, privilege), timeout=30)
             caps = parse_probe_output(host, result.stdout)
+            caps.found["ssh"] = (True, f"connected as {executor.describe()}")
             if not result.ok:
                 caps.found.setdefault("bash", (False, result.why()))
+                if ssh is not None and ssh.sudo:
+                    caps.found.setdefault("sudo", (False, f"`{' '.join(ssh.sudo)}` failed: {result.why()}"))
         except FaultError as exc:
             caps = Capabilities(host, {"ssh": (False, str(exc))})
             for name in HOST_CAPABILITIES[1:]:
                 caps.found[name] = (False, "no SSH")
+            if bastion is not None:
+                failed = "bastion:" in str(exc)
+                caps.found["bastion"] = (not failed, f"{bastion.describe()} " + (
+                    "failed (see ssh)" if failed else "reached; the host behind it did not answer"))
+        if bastion is None:
+            caps.found["bastion"] = (True, "none configured (direct connection)")
+        elif caps.has("ssh"):
+            caps.found["bastion"] = (True, f"through {bastion.describe()}")
         with self._lock:
             self._hosts[host] = caps
         return caps
@@ -200,16 +229,11 @@ class CapabilityProbe:
 
     def _prometheus(self) -> tuple[bool, str]:
         prometheus = self.config.settings.metrics.prometheus
-        url = prometheus.url if prometheus is not None else None
-        if not url:
+        if prometheus is None or not prometheus.url:
             return False, "not configured (metrics.prometheus.url)"
-        import requests
+        from support.metrics.prometheus import PrometheusClient  # lazy: prometheus-api-client only when asked
 
-        try:
-            response = requests.get(str(url).rstrip("/") + "/-/ready", timeout=3)
-        except requests.RequestException as exc:
-            return False, str(exc).splitlines()[0][:160]
-        return response.ok, f"{url} HTTP {response.status_code}"
+        return PrometheusClient.from_settings(prometheus).ready_status()
 
     def _jmx(self, dc: str) -> tuple[bool, str]:
         jmx = self.config.settings.datacenters[dc].jmx

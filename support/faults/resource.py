@@ -1,10 +1,22 @@
 """Resource exhaustion on a DC host: CPU and memory (stress-ng), disk (a filled file in the snapshot directory).
 
 The DC's cgroup is found from outside: the cgroup of a PE of a declared job running in the DC (REST
-``processId``, then ``/proc/<pid>/cgroup`` on its host). Stress processes join it, so a DC with CPU or
-memory limits feels exactly its own limits; memory stress runs in a tagged child group
-``<DC memory cgroup>/<tag>-<id>`` whose limit bounds the stress itself. Without a cgroup the processes run
-unconfined (doctor says so).
+``processId``, then ``/proc/<pid>/cgroup`` on its host), on cgroup v1 or v2 (the host's layout is detected,
+never assumed):
+
+- **cgroup v1** (cpu and memory hierarchies): CPU stress joins the PE's cpu (and memory) groups, so it feels
+  exactly the DC's limits; memory stress runs in a tagged child group ``<DC memory cgroup>/<tag>-<id>`` whose
+  ``memory.limit_in_bytes`` bounds the stress itself.
+- **cgroup v2** (unified): a group holding processes cannot have controlled children, so the application's
+  group is the parent of the PE's own group (the group that holds the PE groups and carries the DC's
+  ``cpu.max``/``memory.max``). Both stresses run in a tagged child ``<application group>/<tag>-<id>``:
+  bounded by the application group's limits, and for memory by its own ``memory.max`` (and
+  ``memory.swap.max`` 0). Without the controller delegated to the application group (its
+  ``cgroup.subtree_control``), the child is not made: CPU stress joins the PE's group, memory stress runs
+  unconfined and is bounded by ``faults.memory_max`` only.
+
+Without a cgroup the processes run unconfined (doctor says so). The child group is removed by heal and by the
+dead-man timer.
 
 How much: CPU = one busy worker per CPU the host offers (``nproc``); memory = the DC's headroom (cgroup limit
 minus usage, or the host's MemAvailable when the cgroup has no limit), at most ``faults.memory_max``; disk =
@@ -17,35 +29,106 @@ from __future__ import annotations
 import shlex
 import threading
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from support.faults.base import Fault, FaultContext, FaultError, Verified, poll
+from support.faults.executor import Result
 from support.faults.guard import ENV_TAG, kill_tagged
 from support.faults.process import locate_any_pe
 from support.units import format_size
 
-__all__ = ["CpuExhaustion", "DiskExhaustion", "MemoryExhaustion"]
+__all__ = ["CgroupLayout", "CpuExhaustion", "DiskExhaustion", "MemoryExhaustion", "cgroup_script"]
 
 CGROUP_SCRIPT = r"""__pid={pid}
-[ -r /proc/$__pid/cgroup ] || {{ echo "no process $__pid" >&2; exit 3; }}
+[ -r {proc}/$__pid/cgroup ] || {{ echo "no process $__pid" >&2; exit 3; }}
+__v1=$(awk '$3=="cgroup" {{print $4}}' {proc}/mounts | tr ',' '\n' | grep -xE 'cpu|memory' | sort -u | tr '\n' ' ')
+__m2=$(awk '$3=="cgroup2"{{print $2; exit}}' {proc}/mounts)
+if [ -n "$__v1" ] && [ -n "$__m2" ]; then echo "CGVERSION hybrid"; elif [ -n "$__v1" ]; then echo "CGVERSION v1"
+elif [ -n "$__m2" ]; then echo "CGVERSION v2"; else echo "CGVERSION none"; fi
 while IFS=: read -r __id __ctrls __path; do
   [ "$__path" = / ] && continue
   if [ "$__id" = 0 ]; then
-    __m=$(awk '$3=="cgroup2"{{print $2; exit}}' /proc/mounts)
-    [ -n "$__m" ] && [ -d "$__m$__path" ] && echo "CG v2 $__m$__path"
+    if [ -n "$__m2" ] && [ -d "$__m2$__path" ]; then
+      echo "CG v2 $__m2$__path"
+      __app=$(dirname "$__m2$__path")
+      echo "CGAPP $__app $(cat "$__app/cgroup.subtree_control" 2>/dev/null)"
+    fi
   else
     for __c in $(echo "$__ctrls" | tr ',' ' '); do
       case "$__c" in cpu|memory)
         __m=$(awk -v c="$__c" '$3=="cgroup" {{n=split($4,o,","); for(i=1;i<=n;i++) if(o[i]==c){{print $2; exit}}}}' \
-          /proc/mounts)
+          {proc}/mounts)
         [ -n "$__m" ] && [ -d "$__m$__path" ] && echo "CG $__c $__m$__path";;
       esac
     done
   fi
-done < /proc/$__pid/cgroup
+done < {proc}/$__pid/cgroup
 echo "NPROC $(nproc)"
-awk '/^(MemAvailable|MemTotal):/ {{print "MEM " $1 " " $2 * 1024}}' /proc/meminfo
+awk '/^(MemAvailable|MemTotal):/ {{printf "MEM %s %.0f\n", $1, $2 * 1024}}' {proc}/meminfo
 """
+
+
+def cgroup_script(pid: int | str, proc: str = "/proc") -> str:
+    """Shell printing the cgroup version of the host (``CGVERSION v1|v2|hybrid|none``), the groups of process
+    ``pid`` (``CG cpu|memory|v2 <dir>``; on v2 also ``CGAPP <application group> <controllers delegated to its
+    children>``), ``NPROC`` and ``MEM``. ``proc`` is where procfs is (a recorded layout in tests)."""
+    return CGROUP_SCRIPT.format(pid=pid, proc=proc)
+
+
+@dataclass
+class CgroupLayout:
+    """What :func:`cgroup_script` found on a host."""
+
+    version: str = "none"
+    groups: dict[str, str] = field(default_factory=dict)  # cpu / memory (v1), v2 -> directory
+    app: str | None = None  # v2: the application group (parent of the PE's group)
+    delegated: tuple[str, ...] = ()  # v2: controllers the application group gives its children
+    nproc: int = 1
+    mem_available: int = 0
+
+    @classmethod
+    def parse(cls, result: Result) -> CgroupLayout:
+        layout = cls()
+        for fields in result.lines("CGVERSION"):
+            layout.version = fields[0] if fields else "none"
+        for fields in result.lines("CG"):
+            if len(fields) == 2:
+                layout.groups[fields[0]] = fields[1]
+        for fields in result.lines("CGAPP"):
+            if fields:
+                layout.app, layout.delegated = fields[0], tuple(fields[1:])
+        for fields in result.lines("NPROC"):
+            layout.nproc = max(1, int(fields[0]))
+        for fields in result.lines("MEM"):
+            if fields[0] == "MemAvailable:":
+                layout.mem_available = int(float(fields[1]))
+        return layout
+
+    def v2_child(self, name: str, controller: str) -> str | None:
+        """v2: the tagged child group for a stress that needs ``controller``, when it is delegated."""
+        if "v2" not in self.groups or not self.app or controller not in self.delegated:
+            return None
+        return f"{self.app}/{name}"
+
+
+def make_child_script(child: str, limits: dict[str, str]) -> str:
+    """Shell making cgroup ``child`` and writing its limit files (a missing optional file, e.g.
+    ``memory.swap.max`` without swap accounting, is skipped when its name is prefixed with ``?``)."""
+    quoted = shlex.quote(child)
+    script = f"mkdir -p {quoted} || exit 4\n"
+    for name, value in limits.items():
+        if name.startswith("?"):
+            script += f"if [ -e {quoted}/{name[1:]} ]; then echo {value} > {quoted}/{name[1:]} || exit 4; fi\n"
+        else:
+            script += f"echo {value} > {quoted}/{name} || exit 4\n"
+    return script
+
+
+def remove_child_script(child: str) -> str:
+    quoted = shlex.quote(child)
+    return (f"for __i in $(seq 100); do [ -d {quoted} ] || break; rmdir {quoted} 2>/dev/null && break; "
+            "sleep 0.02; done\ntrue\n")
 
 
 def _session(sid_file: str) -> str:
@@ -100,38 +183,66 @@ class _HostResource(Fault):
         super().__init__(ctx, fault_id)
         self.dc = ctx.topology.dc(ctx.allowlist.check_dc(dc))
         self.host = self.dc.primary_host
-        self.cgroups: dict[str, str] = {}
-        self.nproc = 1
-        self.mem_available = 0
+        self.layout = CgroupLayout()
         self.pe_pid: int | None = None
+        self.child = ""  # the tagged child group the stress runs in (made at inject, removed at heal)
+
+    @property
+    def cgroups(self) -> dict[str, str]:
+        return self.layout.groups
+
+    @cgroups.setter
+    def cgroups(self, groups: dict[str, str]) -> None:
+        self.layout.groups = dict(groups)
+
+    @property
+    def nproc(self) -> int:
+        return self.layout.nproc
+
+    @property
+    def mem_available(self) -> int:
+        return self.layout.mem_available
 
     def hosts(self) -> list[str]:
         return [self.host]
+
+    def child_name(self) -> str:
+        return f"{self.ctx.settings.tag}-{self.id}"
 
     def prepare(self) -> None:
         pe = locate_any_pe(self.ctx, self.dc.name)
         if pe is not None:
             self.host, self.pe_pid = pe.host, pe.pid
-            result = self.ctx.executors.get(self.host).check(CGROUP_SCRIPT.format(pid=pe.pid),
-                                                             what="find the DC's cgroup")
+            result = self.ctx.executors.get(self.host).check(cgroup_script(pe.pid), what="find the DC's cgroup")
         else:
-            result = self.ctx.executors.get(self.host).check(CGROUP_SCRIPT.format(pid="$$"), what="read the host")
+            result = self.ctx.executors.get(self.host).check(cgroup_script("$$"), what="read the host")
             result = type(result)(result.host, result.rc, "\n".join(
-                line for line in result.stdout.splitlines() if not line.startswith("CG ")), result.stderr,
-                result.seconds)
-        for fields in result.lines("CG"):
-            if len(fields) == 2:
-                self.cgroups[fields[0]] = fields[1]
-        for fields in result.lines("NPROC"):
-            self.nproc = max(1, int(fields[0]))
-        for fields in result.lines("MEM"):
-            if fields[0] == "MemAvailable:":
-                self.mem_available = int(float(fields[1]))
+                line for line in result.stdout.splitlines() if line.split()[:1] not in (["CG"], ["CGAPP"])),
+                result.stderr, result.seconds)
+        self.layout = CgroupLayout.parse(result)
         super().prepare()
 
+    def revert_scripts(self) -> dict[str, str]:
+        script = _kill_session(self._sid_file()) + kill_tagged(self.host_label(self.host))
+        if self.child:
+            script += remove_child_script(self.child)
+        return {self.host: script}
+
+    def _child_gone(self, gone: Verified, timeout: float) -> Verified:
+        if not self.child:
+            return gone
+
+        def check() -> tuple[bool, str]:
+            result = self.ctx.executors.get(self.host).run(f"[ -d {shlex.quote(self.child)} ] && echo LEFT")
+            return not result.lines("LEFT"), f"cgroup {self.child} {'left' if result.lines('LEFT') else 'removed'}"
+
+        removed = poll(check, timeout, f"cgroup {self.child} removed", interval=0.05)
+        return Verified(removed.at, gone.probes + removed.probes, f"{gone.evidence}; {removed.evidence}")
+
     def describe(self) -> dict[str, Any]:
-        return {"dc": self.dc.name, "host": self.host,
-                **({"cgroups": sorted(self.cgroups.values())} if self.cgroups else {})}
+        return {"dc": self.dc.name, "host": self.host, "cgroup_version": self.layout.version,
+                **({"cgroups": sorted(self.cgroups.values())} if self.cgroups else {}),
+                **({"child_cgroup": self.child} if self.child else {})}
 
     def _sid_file(self) -> str:
         return self.state_file(self.host, "stress")
@@ -153,20 +264,25 @@ class _HostResource(Fault):
 
         return poll(check, timeout, f"stress gone from {self.host}", interval=0.05)
 
-    def revert_scripts(self) -> dict[str, str]:
-        return {self.host: _kill_session(self._sid_file()) + kill_tagged(self.host_label(self.host))}
-
-
 class CpuExhaustion(_HostResource):
     kind = "cpu"
 
     def workers(self) -> int:
         return self.nproc
 
+    def prepare(self) -> None:
+        super().prepare()
+        # v2: a tagged child of the application group, bounded by its cpu.max (v1: join the DC's groups)
+        self.child = self.layout.v2_child(self.child_name(), "cpu") or ""
+
     def inject_scripts(self) -> dict[str, str]:
-        dirs = [d for key, d in sorted(self.cgroups.items()) if key in ("cpu", "memory", "v2")]
         args = f"--cpu {self.workers()} --cpu-load 100 --timeout {int(self.ttl) + 1}s"
-        return {self.host: _start_stress(self.host_label(self.host), self._sid_file(), args, dirs)}
+        script = ""
+        if self.child:
+            script, dirs = make_child_script(self.child, {}), [self.child]
+        else:
+            dirs = [d for key, d in sorted(self.cgroups.items()) if key in ("cpu", "memory", "v2")]
+        return {self.host: script + _start_stress(self.host_label(self.host), self._sid_file(), args, dirs)}
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "workers": self.workers()}
@@ -185,7 +301,7 @@ class CpuExhaustion(_HostResource):
         return poll(check, timeout, f"CPU of {self.dc.name} exhausted")
 
     def verify_healed(self, timeout: float) -> Verified:
-        return self._stress_gone(timeout)
+        return self._child_gone(self._stress_gone(timeout), timeout)
 
 
 class MemoryExhaustion(_HostResource):
@@ -196,20 +312,31 @@ class MemoryExhaustion(_HostResource):
         super().__init__(ctx, dc, fault_id)
         self.size = 0
         self.bounded = False
-        self.child = ""
+
+    def _limit_files(self) -> tuple[str, str, str] | None:
+        """(group whose limit bounds the DC, its limit file, its usage file), per cgroup version."""
+        if "memory" in self.cgroups:
+            return self.cgroups["memory"], "memory.limit_in_bytes", "memory.usage_in_bytes"
+        if self.layout.app and "memory" in self.layout.delegated:
+            return self.layout.app, "memory.max", "memory.current"
+        return None
 
     def prepare(self) -> None:
         super().prepare()
         headroom = self.mem_available
-        memcg = self.cgroups.get("memory")
-        if memcg:
+        limit = self._limit_files()
+        if limit:
+            group, limit_file, usage_file = (shlex.quote(x) for x in limit)
             limits = self.ctx.executors.get(self.host).check(
-                f"echo \"LIMIT $(cat {shlex.quote(memcg)}/memory.limit_in_bytes) "
-                f"$(cat {shlex.quote(memcg)}/memory.usage_in_bytes)\"", what="read the DC's memory limit")
+                f"echo \"LIMIT $(cat {group}/{limit_file}) $(cat {group}/{usage_file})\"",
+                what="read the DC's memory limit")
             fields = (limits.lines("LIMIT") or [[]])[0]
-            if len(fields) == 2 and int(fields[0]) < (1 << 60):
+            if len(fields) == 2 and fields[0].isdigit() and int(fields[0]) < (1 << 60):
                 headroom = min(headroom or int(fields[0]), int(fields[0]) - int(fields[1]))
-            self.child = f"{memcg}/{self.ctx.settings.tag}-{self.id}"
+        if "memory" in self.cgroups:
+            self.child = f"{self.cgroups['memory']}/{self.child_name()}"
+        else:
+            self.child = self.layout.v2_child(self.child_name(), "memory") or ""
         self.bounded = headroom > self.ctx.settings.memory_max or headroom <= 0
         self.size = min(headroom, self.ctx.settings.memory_max) if headroom > 0 else self.ctx.settings.memory_max
         if self.size < 16 * 1024**2:
@@ -218,31 +345,33 @@ class MemoryExhaustion(_HostResource):
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "size": format_size(self.size), "bounded": self.bounded}
 
+    def _v2(self) -> bool:
+        return bool(self.child) and "memory" not in self.cgroups
+
     def inject_scripts(self) -> dict[str, str]:
         size = self.size or self.ctx.settings.memory_max
-        dirs = [d for key, d in sorted(self.cgroups.items()) if key in ("cpu", "v2")]
         script = ""
-        if self.child:
-            script = (f"mkdir -p {shlex.quote(self.child)} && echo {size + self.SLACK} > "
-                      f"{shlex.quote(self.child)}/memory.limit_in_bytes || exit 4\n")
-            dirs.append(self.child)
-        elif "memory" in self.cgroups:
-            dirs.append(self.cgroups["memory"])
+        if self._v2():
+            # the child holds the stress alone: its memory.max bounds it (no swap to escape to)
+            script = make_child_script(self.child, {"memory.max": str(size + self.SLACK), "?memory.swap.max": "0"})
+            dirs = [self.child]
+        else:
+            dirs = [d for key, d in sorted(self.cgroups.items()) if key in ("cpu", "v2")]
+            if self.child:
+                script = make_child_script(self.child, {"memory.limit_in_bytes": str(size + self.SLACK)})
+                dirs.append(self.child)
+            elif "memory" in self.cgroups:
+                dirs.append(self.cgroups["memory"])
+            if "v2" in self.cgroups and not self.child:
+                dirs.remove(self.cgroups["v2"])  # never stress memory inside the PE's own group
         args = f"--vm 1 --vm-bytes {size} --vm-keep --timeout {int(self.ttl) + 1}s"
         return {self.host: script + _start_stress(self.host_label(self.host), self._sid_file(), args, dirs)}
 
-    def revert_scripts(self) -> dict[str, str]:
-        script = super().revert_scripts()[self.host]
-        if self.child:
-            child = shlex.quote(self.child)
-            script += (f"for __i in $(seq 100); do [ -d {child} ] || break; rmdir {child} 2>/dev/null && break; "
-                       "sleep 0.02; done\ntrue\n")
-        return {self.host: script}
-
     def _used(self) -> int:
         if self.child:
+            usage = "memory.current" if self._v2() else "memory.usage_in_bytes"
             result = self.ctx.executors.get(self.host).check(
-                f"echo \"USED $(cat {shlex.quote(self.child)}/memory.usage_in_bytes 2>/dev/null || echo 0)\"",
+                f"echo \"USED $(cat {shlex.quote(self.child)}/{usage} 2>/dev/null || echo 0)\"",
                 what="read the stress memory")
             return int((result.lines("USED") or [["0"]])[0][0])
         return self._sample()[2] * 1024
@@ -256,15 +385,7 @@ class MemoryExhaustion(_HostResource):
         return poll(check, timeout, f"memory of {self.dc.name} exhausted", interval=0.05)
 
     def verify_healed(self, timeout: float) -> Verified:
-        gone = self._stress_gone(timeout)
-        if self.child:
-            def check() -> tuple[bool, str]:
-                result = self.ctx.executors.get(self.host).run(f"[ -d {shlex.quote(self.child)} ] && echo LEFT")
-                return not result.lines("LEFT"), f"cgroup {self.child} {'left' if result.lines('LEFT') else 'removed'}"
-
-            removed = poll(check, timeout, f"cgroup {self.child} removed", interval=0.05)
-            return Verified(removed.at, gone.probes + removed.probes, f"{gone.evidence}; {removed.evidence}")
-        return gone
+        return self._child_gone(self._stress_gone(timeout), timeout)
 
 
 class DiskExhaustion(Fault):

@@ -23,9 +23,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import requests
 import yaml
 from prometheus_api_client import PrometheusConnect
 
+from support.config.settings import PrometheusSettings
 from support.metrics.series import Point
 
 log = logging.getLogger(__name__)
@@ -124,12 +126,44 @@ def _value(raw: Any) -> float:
 
 
 class PrometheusClient:
-    """Thin typed wrapper around ``PrometheusConnect``."""
+    """Thin typed wrapper around ``PrometheusConnect``.
 
-    def __init__(self, url: str, timeout: float = 5.0, connection: Any = None) -> None:
+    Like the REST client: basic or bearer auth, a CA bundle (else the default trust store) and
+    (connect, read) timeouts on every request (:meth:`from_settings`). The bearer token travels in the
+    session's ``Authorization`` header only (never in a URL, a log line or a command line)."""
+
+    def __init__(self, url: str, timeout: float = 5.0, connection: Any = None, *,
+                 session: requests.Session | None = None, connect_timeout: float | None = None) -> None:
         self.url = url
         self._timeout = timeout
-        self._prom = connection or PrometheusConnect(url=url, disable_ssl=url.startswith("http://"))
+        self._request_timeout: float | tuple[float, float] = (
+            (connect_timeout, timeout) if connect_timeout is not None else timeout)
+        self._prom = connection or PrometheusConnect(
+            url=url, disable_ssl=url.startswith("http://"), session=session,
+            timeout=self._request_timeout)  # requests takes (connect, read) too
+
+    @classmethod
+    def from_settings(cls, settings: PrometheusSettings) -> PrometheusClient:
+        """A client for ``metrics.prometheus`` (auth, ca_bundle, connect_timeout, read_timeout)."""
+        session = requests.Session()
+        session.verify = settings.ca_bundle or True
+        auth = settings.auth
+        if auth is not None and auth.type == "basic":
+            session.auth = (auth.username or "", auth.password or "")
+        elif auth is not None and auth.type == "bearer":
+            session.headers["Authorization"] = f"Bearer {auth.token}"
+        return cls(settings.url, timeout=settings.read_timeout, session=session,
+                   connect_timeout=settings.connect_timeout)
+
+    def ready_status(self) -> tuple[bool, str]:
+        """``GET /-/ready`` with the client's auth, CA bundle and timeouts: (ready, detail)."""
+        prom = self._prom
+        try:
+            response = prom._session.get(f"{prom.url.rstrip('/')}/-/ready", headers=prom.headers, auth=prom.auth,
+                                         timeout=self._request_timeout)
+        except requests.RequestException as exc:
+            return False, str(exc).splitlines()[0][:160]
+        return response.ok, f"{self.url} HTTP {response.status_code}"
 
     def instant(self, query: str) -> list[PromSample]:
         result = self._prom.custom_query(query=query, params={"timeout": f"{self._timeout:g}s"})
@@ -162,7 +196,7 @@ class PrometheusClient:
         prom = self._prom
         response = prom._session.request(
             method="GET", url=f"{prom.url}/api/v1/status/config", verify=prom._session.verify,
-            headers=prom.headers, auth=prom.auth, cert=prom._session.cert, timeout=self._timeout,
+            headers=prom.headers, auth=prom.auth, cert=prom._session.cert, timeout=self._request_timeout,
         )
         response.raise_for_status()
         return str(response.json()["data"]["yaml"])

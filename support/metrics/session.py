@@ -26,7 +26,7 @@ def build_sources(settings: Settings, rest: Mapping[str, Any], job_name: str, op
         sources.append(RestMetricsSource(rest, job_name, operators, main_composite=main_composite))
     prometheus = settings.metrics.prometheus
     if "prometheus" in wanted and prometheus is not None:
-        client = PrometheusClient(prometheus.url)
+        client = PrometheusClient.from_settings(prometheus)
         operator = operators[1] if len(operators) > 1 else (operators[0] if operators else "")
         sources.append(PrometheusSource.for_application(client, job_name, operator, dc_label=prometheus.dc_label,
                                                         instance_label=prometheus.instance_label,

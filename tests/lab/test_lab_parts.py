@@ -80,9 +80,9 @@ def ssh_run(dc: str, command: str) -> tuple[int, str]:
 def test_ssh_files_for_the_framework(lab: Lab) -> None:
     assert CLIENT_KEY.stat().st_mode & 0o777 == 0o600
     lines = [ln.split() for ln in KNOWN_HOSTS.read_text().splitlines() if ln.strip()]
-    assert sorted(ln[0] for ln in lines) == sorted(ADDR.values())
+    assert sorted(ln[0] for ln in lines) == sorted([*ADDR.values(), "198.18.3.10"])  # the DC hosts and the bastion
     assert {ln[1] for ln in lines} == {"ssh-ed25519"}
-    assert lines[0][2] != lines[1][2], "each DC has its own host key"
+    assert len({ln[2] for ln in lines}) == 3, "each DC (and the bastion) has its own host key"
 
 
 @pytest.mark.parametrize("dc", DCS)
@@ -627,7 +627,7 @@ def test_status_json_lists_every_component_healthy(default_deployment: Lab) -> N
     assert doc["healthy"] is True
     comps = doc["components"]
     expected = {f"{dc}-{k}" for dc in DCS for k in ("instance", "sshd", "exporter", "jmx")} | {"prometheus"}
-    assert set(comps) == expected
+    assert set(comps) == expected | {"bastion-sshd"}  # lab/bastion.py
     for name, comp in comps.items():
         assert comp["alive"], name
         assert comp.get("health", comp.get("rest")) in ("ok",), (name, comp)

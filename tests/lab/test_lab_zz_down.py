@@ -67,6 +67,9 @@ def test_down_leaves_nothing(lab: Lab) -> None:
     if created_run_sshd:
         assert not Path("/run/sshd").exists(), "the sshd privilege-separation dir the lab created is left"
     assert not LAB_DIR.exists()
+    # the non-root fault user and its sudo rights (lab/bastion.py) are gone with the lab
+    assert "\nxdcfault:" not in "\n" + Path("/etc/passwd").read_text()
+    assert not Path("/etc/sudoers.d/xdc-lab-fault").exists()
     route = subprocess.run(["ip", "route", "get", "198.18.1.10"], capture_output=True, text=True, check=False)
     # the kernel answers an `unreachable` route with EHOSTUNREACH ("No route to host")
     assert route.returncode != 0 and "no route to host" in (route.stdout + route.stderr).lower()

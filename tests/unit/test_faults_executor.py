@@ -160,3 +160,57 @@ def test_real_ssh_rejects_an_unknown_host_key(sshd: tuple[SshSettings, Path]) ->
                         port=settings.port)
     with pytest.raises(ExecutorError, match="host key does not match"):
         SSHExecutor("127.0.0.1", wrong, retries=2).run("true")
+
+
+def test_privileged_scripts_run_under_the_configured_prefix() -> None:
+    from support.faults.executor import _wrap
+
+    assert _wrap("true", 5) == "timeout -k 1 5.000 bash -c true"
+    wrapped = _wrap("iptables -L", 5, ("sudo", "-n", "-u", "root"))
+    assert wrapped.startswith("sudo -n -u root timeout -k 1 5.000 bash -c ")
+    assert wrapped.endswith("'iptables -L'")
+
+
+def test_sudo_setting_parses_true_false_and_a_prefix() -> None:
+    from support.config.settings import SettingsError, _sudo
+
+    assert _sudo(None, "x") == () and _sudo(False, "x") == ()
+    assert _sudo(True, "x") == ("sudo", "-n")
+    assert _sudo("pbrun -u root", "x") == ("pbrun", "-u", "root")
+    with pytest.raises(SettingsError):
+        _sudo("  ", "x")
+
+
+def test_real_ssh_prefix_keeps_the_ssh_connection(sshd: tuple[SshSettings, Path]) -> None:
+    settings, _ = sshd
+    prefixed = SshSettings(user="root", key_file=settings.key_file, known_hosts=settings.known_hosts,
+                           port=settings.port, sudo=("env", "XDC_VIA=prefix"))
+    executor = SSHExecutor("127.0.0.1", prefixed)
+    try:
+        result = executor.run("echo \"$XDC_VIA|${SSH_CONNECTION##* }\"; echo err >&2; exit 4")
+        assert (result.rc, result.stdout, result.stderr.strip()) == (4, f"prefix|{settings.port}\n", "err")
+    finally:
+        executor.close()
+
+
+def test_real_ssh_through_a_bastion_checks_both_host_keys(sshd: tuple[SshSettings, Path]) -> None:
+    from support.config.settings import BastionSettings
+
+    settings, home = sshd
+    # the same sshd serves as the bastion (it forwards TCP by default) and as the target
+    jump = BastionSettings(host="127.0.0.1", port=settings.port, user="root", key_file=settings.key_file)
+    via = SshSettings(user="root", key_file=settings.key_file, known_hosts=settings.known_hosts,
+                      port=settings.port, bastion=jump)
+    executor = SSHExecutor("127.0.0.1", via)
+    try:
+        assert "via bastion root@127.0.0.1" in executor.describe()
+        # through the bastion the target sees a connection from the bastion's side of the tunnel
+        result = executor.run("echo \"$SSH_CONNECTION\"")
+        assert result.ok and result.stdout.split()[0] == "127.0.0.1"
+        assert executor.run("echo again").stdout == "again\n" and executor.connects == 1
+    finally:
+        executor.close()
+    wrong = SshSettings(user="root", key_file=settings.key_file, known_hosts=str(home / "wrong_known_hosts"),
+                        port=settings.port, bastion=jump)
+    with pytest.raises(ExecutorError, match="bastion: host key does not match"):
+        SSHExecutor("127.0.0.1", wrong, retries=2).run("true")

@@ -110,3 +110,25 @@ def test_prometheus_config_scrapes_at_the_interval(tmp_path: Path, monkeypatch: 
     prometheus.write_config(1.0)
     assert prometheus.configured_interval() == 1.0
     assert "scrape_timeout: 1s" in prometheus.config_file().read_text()
+
+
+def test_bastion_configs_keep_the_dc_hosts_behind_the_bastion(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                               ) -> None:
+    from lab import bastion, paths, sshd
+
+    monkeypatch.setattr(paths, "LAB_DIR", tmp_path)
+    (tmp_path / "ssh" / "bastion").mkdir(parents=True)
+    (tmp_path / "ssh" / "dc1").mkdir(parents=True)
+    jump = bastion.write_config().read_text()
+    assert "AllowUsers xdcfault\n" in jump and "ForceCommand /bin/false\n" in jump
+    assert "PermitOpen 198.18.1.10:22 198.18.2.10:22\n" in jump
+    assert "AllowTcpForwarding local\n" in jump
+    dc = sshd.write_config("dc1").read_text()
+    assert "AllowUsers root xdcfault\n" in dc
+    assert f"AuthorizedKeysFile {tmp_path}/ssh-authorized/authorized_keys.%u\n" in dc
+    assert f"AuthorizedKeysFile {tmp_path}/ssh-authorized/authorized_keys.%u\n" in jump
+    rule = " ".join(bastion._rule("dc1"))
+    assert rule == ("INPUT -p tcp -d 198.18.1.10 --dport 22 ! -s 198.18.3.10 -m comment --comment xdc-lab-bastion "
+                    "-j REJECT --reject-with tcp-reset")
+    assert bastion.SUDOERS_TEXT.endswith("xdcfault ALL=(root) NOPASSWD: /usr/bin/timeout\n")
+    assert bastion.NETNS in netns.NAMESPACES

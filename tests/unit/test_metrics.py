@@ -251,3 +251,60 @@ def test_rest_source_reads_job_pe_and_operator_metrics() -> None:
     assert points == {"rest.dc1.job.running": 1.0, "rest.dc1.job.health": 0.5, "rest.dc1.pe.launchCount": 3.0,
                       "rest.dc1.pe.running": 1.0, "rest.dc1.pe.nCpuMilliseconds": 30.0,
                       "rest.dc1.OrdersIn.nTuplesSubmitted": 77.0, "rest.dc2.job.running": 0.0}
+
+
+def _recording_prometheus() -> tuple[Any, list[dict[str, str]]]:
+    """A local HTTP server answering the Prometheus query API; it records each request's headers."""
+    import http.server
+    import json as _json
+    import threading
+
+    seen: list[dict[str, str]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append({"path": self.path, **{k.lower(): v for k, v in self.headers.items()}})
+            body = _json.dumps({"status": "success", "data": {"resultType": "vector", "result": [
+                {"metric": {"dc": "dc1"}, "value": [1.0, "1"]}]}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, seen
+
+
+@pytest.mark.parametrize("auth", [
+    {"type": "basic", "username": "prom", "password": "s3cret"},
+    {"type": "bearer", "token": "tok-123"},
+])
+def test_prometheus_client_sends_the_configured_auth_with_timeouts(auth: dict[str, str]) -> None:
+    import base64
+
+    from support.config.settings import AuthSettings, PrometheusSettings
+
+    server, seen = _recording_prometheus()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        settings = PrometheusSettings(url=url, instance_label="instancename", dc_label="dc",
+                                      auth=AuthSettings(**auth), ca_bundle="/etc/ssl/certs/ca-certificates.crt",
+                                      connect_timeout=1.5, read_timeout=4.0)
+        client = PrometheusClient.from_settings(settings)
+        assert client._prom._session.verify == "/etc/ssl/certs/ca-certificates.crt"
+        assert client._prom._timeout == (1.5, 4.0)
+        assert [s.value for s in client.instant("up")] == [1.0]
+        assert client.ready_status()[0]
+    finally:
+        server.shutdown()
+        server.server_close()
+    expected = ("Basic " + base64.b64encode(b"prom:s3cret").decode() if auth["type"] == "basic"
+                else "Bearer tok-123")
+    assert [h.get("authorization") for h in seen] == [expected, expected]
+    assert "timeout=4s" in seen[0]["path"]  # the server-side query timeout is the read timeout
+    assert "s3cret" not in repr(settings) and "tok-123" not in repr(settings)
