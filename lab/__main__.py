@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lab import control, prometheus, stub
+from lab import control, prometheus, stub, views
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,9 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "down":
         return control.down()
     if args.cmd == "status":
-        return control.status(args.json)
+        return views.status(args.json)
     if args.cmd == "logs":
-        return control.logs(args.component)
+        return views.logs(args.component)
     if args.cmd == "reset":
         if args.mode not in control.DEPLOYMENTS:
             known = ", ".join(sorted(control.DEPLOYMENTS))
