@@ -261,7 +261,7 @@ def check_recovery_time(timeline: RecoveryTimeline, limit: float) -> Verdict:
     phases = ", ".join(f"{k.replace('_', ' ')} {secs(v)}" for k, v in timeline.phases().items() if v is not None)
     return Verdict(
         "recovery_time", ok,
-        f"Orders flowed again from {timeline.standby} {secs(rto)} after the fault "
+        f"Output flowed again from {timeline.standby} {secs(rto)} after the fault "
         f"(limit {secs(limit, None)}; {phases}).",
         evidence,
     )
