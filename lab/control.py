@@ -202,6 +202,15 @@ def _jobs_of(dc: str) -> list[dict[str, Any]]:
     return found
 
 
+def _cancel_listed(dc: str) -> bool:
+    """Cancel every job of ``dc`` that is not canceling yet; True once none is listed."""
+    jobs = _jobs_of(dc)
+    for job in jobs:
+        if job.get("status") != "canceling":
+            restclient.for_dc(dc).call("DELETE", f"/streams/instances/{paths.instance_id(dc)}/jobs/{job['id']}")
+    return not jobs
+
+
 def job_healthy(dc: str, job_id: str) -> bool:
     try:
         status, job = restclient.for_dc(dc, timeout=2.0).call(
@@ -287,24 +296,61 @@ def stop_standby(info: dict[str, Any] | None) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+def _children() -> dict[int, list[int]]:
+    """Parent PID -> child PIDs, from /proc."""
+    tree: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        tree.setdefault(ppid, []).append(int(entry.name))
+    return tree
+
+
+def is_stub_or_failover_script(argv: list[bytes]) -> bool:
+    """A command line of the lab's stub program, or of one of the failover scripts a stub launches."""
+    return b"lab.stub" in argv or any(a.endswith(b".sh") and b"/crossdc/" in a and b"failover-" in a for a in argv)
+
+
+def with_descendants(roots: list[int], children: dict[int, list[int]]) -> list[int]:
+    """``roots`` and every process below them, parents first."""
+    found: list[int] = []
+    todo = list(reversed(roots))
+    while todo:
+        pid = todo.pop()
+        if pid not in found:
+            found.append(pid)
+            todo.extend(reversed(children.get(pid, [])))
+    return found
+
+
+def _argv(pid: int) -> list[bytes]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return []
+
+
 def stop_host_stubs() -> list[int]:
     """Stop every passive stub running on a DC host, also one that someone started over SSH (the tester starts its
-    own): the processes of the lab's network namespaces whose command is the lab's stub program. Only lab processes
-    live in those namespaces (as `lab down` relies on too); each is signalled by PID, never by name."""
+    own), and every failover script a stub launched, with what the script runs (`streamtool submitjob`): a script
+    outlives its stub (the restoring one stops the stub first) and would submit a job after a reset cleared the
+    instance. They are the processes of the lab's network namespaces whose command is the lab's stub program or
+    one of its failover scripts, and their descendants. Only lab processes live in those namespaces (as `lab down`
+    relies on too); each is signalled by PID, never by name."""
+    roots = [pid for pid in sorted(netns.pids_in_namespaces()) if is_stub_or_failover_script(_argv(pid))]
+    targets = with_descendants(roots, _children())
     stopped: list[int] = []
-    for pid in sorted(netns.pids_in_namespaces()):
-        try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"lab.stub" not in argv:
-            continue
+    for pid in targets:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
             stopped.append(pid)
     for pid in stopped:
         with contextlib.suppress(LabError):
-            wait_for(lambda pid=pid: not Path(f"/proc/{pid}").exists(), 3.0, f"stub {pid} to exit")  # type: ignore[misc]
+            wait_for(lambda pid=pid: not Path(f"/proc/{pid}").exists(), 3.0, f"process {pid} to exit")  # type: ignore[misc]
         with contextlib.suppress(ProcessLookupError):
             if Path(f"/proc/{pid}").exists():
                 os.kill(pid, signal.SIGKILL)
@@ -676,12 +722,11 @@ def reset(mode: str = "active-passive", script: str | None = None, fencing: bool
             # what `streamtool startinstance` does (the lab-only REST action behind it)
             r.call("POST", f"/streams/instances/{paths.instance_id(dc)}/actions", {"type": "start"},
                    headers=dict(streamtool.INTERNAL_HEADER))
-        for job in r.get(f"/streams/instances/{paths.instance_id(dc)}/jobs")["jobs"]:
-            r.call("DELETE", f"/streams/instances/{paths.instance_id(dc)}/jobs/{job['id']}")
     try:
-        # DELETE answers at once; the jobs show `canceling` until their PEs are gone
+        # DELETE answers at once; the jobs show `canceling` until their PEs are gone. A submission already on its
+        # way when the scripts were stopped lands later: it is canceled as it appears
         for dc in paths.DCS:
-            wait_for(lambda dc=dc: not _jobs_of(dc), 30, f"the canceled jobs of {dc} to be gone")  # type: ignore[misc]
+            wait_for(lambda dc=dc: _cancel_listed(dc), 30, f"the canceled jobs of {dc} to be gone")  # type: ignore[misc]
     except LabError as exc:
         print(f"lab: reset failed: {exc}", file=sys.stderr)
         return 1

@@ -115,3 +115,18 @@ def test_deployments_and_failover_scripts_per_application(tmp_path: Path, monkey
     assert "bundles/telemetry.sab" in restoring and "telemetry-failover.cfg" in restoring
     assert "orders" not in restoring
     assert "bundles/orders.sab" in (tmp_path / "dc2" / "failover-reference.sh").read_text()
+
+
+def test_a_reset_stops_the_stubs_and_the_failover_scripts_they_launched_with_their_children() -> None:
+    from lab.control import is_stub_or_failover_script, with_descendants
+
+    assert is_stub_or_failover_script([b"/usr/bin/python3", b"-m", b"lab.stub", b"-P", b"configFileName=x.cfg"])
+    assert is_stub_or_failover_script([b"sh", b"-c", b"/run/xdc-lab/dc2/crossdc/telemetry-failover-restoring.sh"])
+    assert is_stub_or_failover_script([b"/bin/sh", b"/run/xdc-lab/dc2/crossdc/failover-reference.sh"])
+    # the tester's dead-man timer and a team's own scripts are not the lab's failover scripts
+    assert not is_stub_or_failover_script([b"bash", b"-c", b"sleep 300; streamtool startinstance"])
+    assert not is_stub_or_failover_script([b"sh", b"/run/xdc-lab/dc2/crossdc/orders.cfg"])
+    # the script outlived its stub (reparented): its streamtool child goes with it, parents first
+    children = {1: [50, 60], 50: [51], 51: [52], 60: [61]}
+    assert with_descendants([50], children) == [50, 51, 52]
+    assert with_descendants([60, 50], children) == [60, 61, 50, 51, 52]
