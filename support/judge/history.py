@@ -56,10 +56,15 @@ def select(table: Table, mask: np.ndarray) -> Table:
 
 
 def sent_until(sent: Table, received: Table, end: float) -> tuple[Table, Table]:
-    """The tuples sent up to ``end``, and the received rows except those of tuples sent only after it."""
+    """The tuples sent up to ``end``, and the received rows except those of tuples sent only after it. A tuple's
+    sent row is recorded when its send is answered, so its output can be read first: a row received after ``end``
+    whose id the sent ledger does not hold yet is left out too (it belongs to a later send, or, if it was never
+    sent, it is judged once the ledgers are complete)."""
     inside = sent["t_send"] <= end
     later = np.setdiff1d(sent["id"][~inside], sent["id"][inside])
-    return select(sent, inside), select(received, ~np.isin(received["id"], later))
+    keep = ~np.isin(received["id"], later)
+    keep &= (received["t_recv"] <= end) | np.isin(received["id"], sent["id"])
+    return select(sent, inside), select(received, keep)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,14 @@
-"""Every checker passes on the clean stand-in and fails on a stand-in started with the matching defect switch.
+"""Every checker passes on the clean stand-in and fails on a stand-in started with the matching defect switch, for
+`orders` and for `telemetry` (other field names, no checksum, a count and a maximum as its state).
 
 The scenarios are in features/measurement_checks.feature (@state: a failover with every post-failover check;
-@steady: no fault, the delivery checks; @hang: a PE hang longer than detection, then the split-brain check).
+@steady: no fault, the delivery checks; @hang: a PE hang longer than detection, then the split-brain check; the
+same for telemetry as @telemetry-state, @telemetry-steady and @telemetry-hang, and @telemetry-integrity alone).
 Behave stops a scenario at its first failing step, so each defect is expected to fail exactly one named verdict,
 and the verdicts before it must have passed.
+
+The lab is switched from one defect to the next (down, then up with the switch) and brought back clean once, when
+the module ends: `lab up` takes ~15 s.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from typing import Any
 
 import pytest
 from labwire import run_lab
+
+from support.measure import NO_CHECKSUM
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKS = "tests/integration/features/measurement_checks.feature"
@@ -38,19 +45,38 @@ def verdicts(scenario: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {v["name"]: v for v in scenario["verdicts"]}
 
 
-@pytest.fixture()
-def defective_lab(lab: Any, request: pytest.FixtureRequest) -> Iterator[str]:
-    defect = request.param
-    assert run_lab("down").returncode == 0
-    up = run_lab("up", "--defect", defect)
-    assert up.returncode == 0, up.stderr
+class DefectSwitch:
+    """The defect switch the lab was last started with (None: clean)."""
+
+    def __init__(self) -> None:
+        self.on: str | None = None
+
+    def use(self, defect: str) -> None:
+        if self.on == defect:
+            return
+        assert run_lab("down").returncode == 0
+        self.on = defect  # from here on the lab is not clean, whatever happens
+        up = run_lab("up", "--defect", defect)
+        assert up.returncode == 0, up.stderr
+
+
+@pytest.fixture(scope="module")
+def switch(lab: Any) -> Iterator[DefectSwitch]:
+    state = DefectSwitch()
     try:
-        yield defect
+        yield state
     finally:
-        run_lab("down")
-        restored = run_lab("up")
-        lab.refresh()  # the session's shared client: new password and CA after down/up
-        assert restored.returncode == 0, restored.stderr
+        if state.on is not None:
+            run_lab("down")
+            restored = run_lab("up")
+            lab.refresh()  # the session's shared client: new password and CA after down/up
+            assert restored.returncode == 0, restored.stderr
+
+
+@pytest.fixture()
+def defective_lab(switch: DefectSwitch, request: pytest.FixtureRequest) -> str:
+    switch.use(request.param)
+    return str(request.param)
 
 
 def by_tag(summary: dict[str, Any], *tags: str) -> list[dict[str, Any]]:
@@ -69,39 +95,54 @@ def journal_events(run_dir: Path, scenario: dict[str, Any], event: str) -> list[
 
 
 def test_every_checker_passes_on_the_clean_lab(lab: Any, tmp_path: Path) -> None:
-    done, summary = run(CHECKS, tmp_path, "@clean")
-    assert len(summary["scenarios"]) == 3, [s["name"] for s in summary["scenarios"]]
-    state, steady, hang = by_tag(summary, "state", "steady", "hang")
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-3000:]
-    names = set(verdicts(state))
-    assert names >= {"takeover", "throughput_recovered", "duplicated", "order", "consistent_state",
-                     "state_loss_window", "single_emitter", "objectives"}
-    assert {"no_failover", "lost", "duplicated", "order", "integrity", "unknown"} <= set(verdicts(steady))
-    assert steady["delivery"]["unknown"] == 0 and steady["delivery"]["phantom"] == 0
-    assert {"takeover", "single_emitter"} <= set(verdicts(hang))
-    # the split-brain check judged the output after dc1's aggregator had resumed, not just up to the takeover
-    healed = journal_events(tmp_path / "latest", hang, "fault.healed")
-    judged = [e for e in journal_events(tmp_path / "latest", hang, "verdict") if e["name"] == "single_emitter"]
-    assert healed and judged and judged[0]["t"] > healed[0]["t"], (healed, judged)
-    assert state["state"]["keys_judged"] > 0 and state["state"]["inconsistent"] == 0
-    assert state["rpo"]["state_loss_window_s"] <= 5
-    assert state["recovery"]["phases_s"]["throughput_recovered"] is not None
-    assert state["split_brain"]["keys"] == 0 and state["order"]["reordered"] == 0
+    done, summary = run(CHECKS, tmp_path, "@clean or @telemetry-integrity")
+    assert len(summary["scenarios"]) == 7, [s["name"] for s in summary["scenarios"]]
+    state, steady, hang, t_state, t_steady, t_hang, t_integrity = by_tag(
+        summary, "state", "steady", "hang", "telemetry-state", "telemetry-steady", "telemetry-hang",
+        "telemetry-integrity")
+    # every scenario passed but telemetry's integrity check, which cannot see corruption without a checksum
+    totals = {"scenarios": 7, "passed": 6, "failed": 0, "skipped": 0, "not_judged": 1}
+    assert done.returncode == 1 and summary["totals"] == totals, done.stdout[-4000:] + done.stderr[-3000:]
+    integrity = verdicts(t_integrity)["integrity"]
+    assert integrity["status"] == "not judged" and NO_CHECKSUM in integrity["summary"], integrity
+    assert integrity["evidence"]["corrupted"] is None and integrity["evidence"]["phantom"] == 0
+    after_failover = {"takeover", "throughput_recovered", "duplicated", "order", "consistent_state",
+                      "state_loss_window", "single_emitter"}
+    assert set(verdicts(state)) >= after_failover | {"objectives"}
+    assert set(verdicts(t_state)) >= after_failover
+    delivery = {"no_failover", "lost", "duplicated", "order", "unknown"}
+    assert delivery | {"integrity"} <= set(verdicts(steady)) and delivery <= set(verdicts(t_steady))
+    for scenario in (steady, t_steady):
+        assert scenario["delivery"]["unknown"] == 0 and scenario["delivery"]["phantom"] == 0
+    for scenario in (hang, t_hang):
+        assert {"takeover", "single_emitter"} <= set(verdicts(scenario))
+        # the split-brain check judged the output after dc1's PE had resumed, not just up to the takeover
+        healed = journal_events(tmp_path / "latest", scenario, "fault.healed")
+        judged = [e for e in journal_events(tmp_path / "latest", scenario, "verdict") if e["name"] == "single_emitter"]
+        assert healed and judged and judged[0]["t"] > healed[0]["t"], (healed, judged)
+        assert scenario["split_brain"]["keys"] == 0
+    for scenario in (state, t_state):
+        assert scenario["state"]["keys_judged"] > 0 and scenario["state"]["inconsistent"] == 0
+        assert scenario["rpo"]["state_loss_window_s"] <= 5
+        assert scenario["recovery"]["phases_s"]["throughput_recovered"] is not None
+        assert scenario["order"]["reordered"] == 0
 
 
-# defect -> (scenario tag, the verdict that must fail)
-DEFECTS = {
-    "no-takeover": ("@state", "takeover"),
-    "slow-detection": ("@state", "takeover"),
-    "duplicate-replay": ("@state", "duplicated"),
-    "lose-snapshot": ("@state", "state_loss_window"),
-    "early-input": ("@state", "consistent_state"),
-    "reorder": ("@steady", "order"),
-    "drop-sink": ("@steady", "lost"),
-    "corrupt-output": ("@steady", "integrity"),
-    "refuse-but-deliver": ("@steady", "integrity"),
-    "lost-ack": ("@steady", "unknown"),
-    "split-brain": ("@hang", "single_emitter"),
+# defect -> {scenario tag: the verdict that must fail}; no-takeover last, so that the takeover-limit test after
+# the parametrized one finds the lab already switched
+DEFECTS: dict[str, dict[str, str]] = {
+    "slow-detection": {"state": "takeover", "telemetry-state": "takeover"},
+    "duplicate-replay": {"state": "duplicated", "telemetry-state": "duplicated"},
+    "lose-snapshot": {"state": "state_loss_window", "telemetry-state": "state_loss_window"},
+    "early-input": {"state": "consistent_state", "telemetry-state": "consistent_state"},
+    "reorder": {"steady": "order", "telemetry-steady": "order"},
+    "drop-sink": {"steady": "lost", "telemetry-steady": "lost"},
+    # telemetry passes no checksum: its altered alerts are not seen, and the check says why (not judged)
+    "corrupt-output": {"steady": "integrity", "telemetry-integrity": "integrity"},
+    "refuse-but-deliver": {"steady": "integrity", "telemetry-integrity": "integrity"},
+    "lost-ack": {"steady": "unknown", "telemetry-steady": "unknown"},
+    "split-brain": {"hang": "single_emitter", "telemetry-hang": "single_emitter"},
+    "no-takeover": {"state": "takeover", "telemetry-state": "takeover"},
 }
 # integrity covers several kinds of bad output: the evidence count each of these defects must show
 INTEGRITY_EVIDENCE = {"corrupt-output": "corrupted", "refuse-but-deliver": "phantom"}
@@ -109,23 +150,30 @@ INTEGRITY_EVIDENCE = {"corrupt-output": "corrupted", "refuse-but-deliver": "phan
 
 @pytest.mark.parametrize("defective_lab", list(DEFECTS), indirect=True)
 def test_the_matching_checker_fails_on_a_defective_lab(defective_lab: str, tmp_path: Path) -> None:
-    tag, expected = DEFECTS[defective_lab]
-    done, summary = run(CHECKS, tmp_path, tag)
+    expected_by_tag = DEFECTS[defective_lab]
+    done, summary = run(CHECKS, tmp_path, " or ".join(f"@{tag}" for tag in expected_by_tag))
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
-    scenario = summary["scenarios"][0]
-    found = verdicts(scenario)
-    assert expected in found, f"{expected} was never checked: {list(found)}; error {scenario['error']}"
-    assert not found[expected]["passed"], found[expected]["summary"]
-    failed = [name for name, v in found.items() if not v["passed"]]
-    assert failed == [expected], f"other checkers failed too: {failed}"
-    assert scenario["error"] == found[expected]["summary"]
-    evidence = found[expected]["evidence"]
-    if defective_lab in INTEGRITY_EVIDENCE:
-        shown = INTEGRITY_EVIDENCE[defective_lab]
-        others = {"corrupted", "phantom", "unexpected"} - {shown}
-        assert evidence[shown] > 0 and all(evidence[o] == 0 for o in others), evidence
-    if defective_lab == "lost-ack":
-        assert evidence["unknown"] > 0 and evidence["unknown_delivered"] == evidence["unknown"], evidence
+    scenarios = by_tag(summary, *expected_by_tag)
+    assert len(summary["scenarios"]) == len(scenarios)
+    for (tag, expected), scenario in zip(expected_by_tag.items(), scenarios, strict=True):
+        found = verdicts(scenario)
+        assert expected in found, f"{expected} was never checked: {list(found)}; error {scenario['error']}"
+        failed = [name for name, v in found.items() if v["status"] != "passed"]
+        assert failed == [expected], f"{scenario['name']}: other checkers failed too: {failed}"
+        assert scenario["error"] == found[expected]["summary"]
+        verdict = found[expected]
+        if defective_lab == "corrupt-output" and tag.startswith("telemetry"):
+            assert verdict["status"] == "not judged" and NO_CHECKSUM in verdict["summary"], verdict
+            assert verdict["evidence"]["corrupted"] is None
+            continue
+        assert verdict["status"] == "failed", verdict["summary"]
+        evidence = verdict["evidence"]
+        if defective_lab in INTEGRITY_EVIDENCE:
+            shown = INTEGRITY_EVIDENCE[defective_lab]
+            others = {"corrupted", "phantom", "unexpected"} - {shown}
+            assert evidence[shown] > 0 and all(evidence[o] in (0, None) for o in others), evidence
+        if defective_lab == "lost-ack":
+            assert evidence["unknown"] > 0 and evidence["unknown_delivered"] == evidence["unknown"], evidence
 
 
 @pytest.mark.parametrize("defective_lab", ["no-takeover"], indirect=True)

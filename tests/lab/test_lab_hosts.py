@@ -16,12 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from faultwire import fault_session
 from labwire import ADDR, ROOT, Lab, run_lab, wait_until
 
-from support.config import load_config
 from support.faults.session import FaultSession
-from support.orchestration import CleanupStack, Journal
-from support.streams.rest import StreamsRestClient
 
 pytestmark = pytest.mark.lab
 
@@ -67,16 +65,8 @@ def bastion_mode(lab: Lab) -> Iterator[None]:
 
 @pytest.fixture()
 def session(default_deployment: Lab) -> Iterator[FaultSession]:
-    config = load_config(CONFIG)
-    rest = {dc: StreamsRestClient.from_settings(config.settings, dc) for dc in config.settings.datacenters}
-    cleanup = CleanupStack()
-    faults = FaultSession(config, Journal(None, "lab faults through the bastion"), cleanup, rest)
-    yield faults
-    assert cleanup.run_all() == []
-    assert faults.audit() == [], "the fault left residue on the hosts"
-    faults.close()
-    for client in rest.values():
-        client.close()
+    with fault_session(CONFIG, "lab faults through the bastion") as faults:
+        yield faults
 
 
 def test_bastion_mode_closes_port_22_to_the_controller(lab: Lab) -> None:

@@ -41,7 +41,7 @@ def test_validate_reports_counts(config_file: Path, capsys: pytest.CaptureFixtur
     code, out, err = run(["config", "validate", str(config_file)], capsys)
 
     assert (code, err) == (0, "")
-    assert out == f"{config_file}: valid (2 data centers, 4 applications)\n"
+    assert out == f"{config_file}: valid (2 data centers, 5 applications)\n"
 
 
 def test_validate_applies_overrides(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -37,18 +37,19 @@ class Run:
         return event
 
     def traffic(self, start: float, end: float, dc: str, delay: float = 0.2, outcome: str = "ok",
-                out_dc: str | None = None, lose: bool = False) -> None:
-        """Tuples sent to ``dc`` from ``start`` to ``end``; each comes out of ``out_dc`` after ``delay``."""
+                out_dc: str | None = None, lose: bool = False, ack: float = 0.01) -> None:
+        """Tuples sent to ``dc`` from ``start`` to ``end``, answered after ``ack``; each comes out of ``out_dc``
+        after ``delay``."""
         for t in np.arange(start, end, 1.0 / RATE):
             n = len(self.sent)
             key = f"k{n % 5}"
-            self.sent.append(SentRow(f"id{n}", key, n, dc, float(t), float(t) + 0.01, outcome))
+            self.sent.append(SentRow(f"id{n}", key, n, dc, float(t), float(t) + ack, outcome))
             if outcome == "ok" and not lose:
                 out = float(t) + delay
                 self.received.append(ReceivedRow(f"id{n}", key, n, out_dc or dc, out, out, 1, 1.0, True))
 
     def history(self, now: float) -> History:
-        sent = [r for r in self.sent if r.t_send <= now]
+        sent = [r for r in self.sent if r.t_ack <= now]  # a sent row is recorded once its send is answered
         received = sorted((r for r in self.received if r.t_recv <= now), key=lambda r: r.t_recv)
         events = tuple(e for e in self.events if e.t <= now)
         ids = IdTable()  # shared, as the scenario's two ledgers share ids.txt
@@ -123,6 +124,23 @@ def test_a_fault_that_never_lowers_throughput_is_judged_after_the_settling_perio
     assert verdict.final and verdict.verdict.passed
     back = judge_claim(run.history(15.0), claim(run, 10.2, "throughput", fraction=0.9, within=5.0))
     assert back.final and back.verdict.passed and "0.00 s after" in back.verdict.summary
+
+
+def test_outputs_read_before_their_send_was_answered_are_not_judged_as_never_sent() -> None:
+    """The sent ledger records a tuple when its send is answered; its output can be read first. Judged live at
+    any instant, such outputs are neither 'never sent' nor out of order: they belong to a later window."""
+    run = Run()
+    run.traffic(0, 30, "dc1", delay=0.2, ack=0.5)
+    run.event("fault.injected", 10.0, kind="latency", id="f1", between=["dc1", "dc2"], duration=None)
+    run.event("fault.effective", 10.0, kind="latency", id="f1")
+    integrity, order = claim(run, 10.1, "integrity"), claim(run, 10.1, "order")
+    for now in np.arange(14.5, 16.0, 0.13):
+        history = run.history(float(now))
+        assert not np.isin(history.received["id"], history.sent["id"]).all()  # outputs of unanswered sends
+        for made in (integrity, order):
+            judged = judge_claim(history, made)
+            assert judged.final and judged.verdict.passed, (now, judged.verdict.summary)
+        assert judge_claim(history, integrity).verdict.evidence["unexpected"] == 0
 
 
 def test_throughput_honours_the_fraction_the_step_states() -> None:
