@@ -251,7 +251,9 @@ class _HostResource(Fault):
         """(stress processes, CPU ticks used so far, resident kB) of the fault's stress-ng session."""
         result = self.ctx.executors.get(self.host).check(f"echo \"SESSION $({self._session_cmd()})\"",
                                                          what="read the stress processes")
-        fields = (result.lines("SESSION") or [["0", "0", "0"]])[0]
+        fields = (result.lines("SESSION") or [[]])[0]
+        if len(fields) != 3 or not all(f.isdigit() for f in fields):  # a poll takes it as "no answer yet"
+            raise FaultError(f"{self.host}: unreadable stress session {result.stdout.strip()[:120]!r}")
         return int(fields[0]), int(fields[1]), int(fields[2])
 
     def _session_cmd(self) -> str:

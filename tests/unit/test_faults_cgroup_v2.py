@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from faultfakes import lab_shaped_config
 
-from support.faults.base import FaultContext, Topology
+from support.faults.base import FaultContext, FaultError, Topology
 from support.faults.executor import ExecutorPool, LocalExecutor
 from support.faults.guard import Allowlist
 from support.faults.process import PeRef
@@ -136,3 +136,15 @@ def test_without_delegated_controllers_memory_stress_stays_out_of_the_pe_group(
     assert fault.size == min(12582912 * 1024, ctx.settings.memory_max)  # bounded by faults.memory_max only
     armed = fault.inject_scripts()[DC1]
     assert "mkdir" not in armed and str(root) not in armed
+
+
+def test_an_unreadable_stress_session_is_no_answer_yet_not_a_crash(v2: tuple[FaultContext, Path],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A probe whose session line comes back empty (the host answered nothing useful) is polled again; the verify
+    ends with a FaultError that says what was read, never an IndexError out of the parser."""
+    ctx, _ = v2
+    fault = CpuExhaustion(ctx, "dc1")
+    fault.prepare()
+    monkeypatch.setattr(fault, "_session_cmd", lambda: "true")  # prints nothing after "SESSION"
+    with pytest.raises(FaultError, match="unreadable stress session 'SESSION'"):
+        fault.verify(0.3)
