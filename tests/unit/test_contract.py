@@ -4,8 +4,8 @@ shape other than orders (the lab's telemetry: readings in, the id and the state 
 from __future__ import annotations
 
 import json
-import os
 import math
+import os
 import subprocess
 import sys
 import threading
@@ -302,7 +302,7 @@ def test_a_scenario_with_an_unknown_noun_fails_before_anything_is_deployed(tmp_p
                            "--set", f"run.reports_dir={reports}", "--set", f"faults.state_dir={tmp_path / 'state'}",
                            "tests/data/features/unknown_noun.feature"],
                           cwd=PROJECT, capture_output=True, text=True, timeout=120, check=False,
-                          env={**os.environ, "FAILOVER_TESTER_LEASE_DIR": str(tmp_path / "leases")})  # a lease of its own
+                          env={**os.environ, "FAILOVER_TESTER_LEASE_DIR": str(tmp_path / "leases")})  # own lease
     assert done.returncode != 0
     summary = json.loads((reports / "latest" / "summary.json").read_text())
     error = summary["scenarios"][0]["error"]
