@@ -281,7 +281,7 @@ def _answer(result: Result, what: str) -> tuple[str, list[str]]:
 
 class _HostLease:
     """The lease records on the pair's hosts, renewed by a heartbeat thread until released. A host that cannot
-    be reached is ``pending``: the heartbeat keeps trying to take it (commands cannot reach it either)."""
+    be reached is ``pending`` (with why): the heartbeat keeps trying to take it (commands cannot reach it either)."""
 
     def __init__(self, pool: ExecutorPool, directory: str, ttl: float, record: dict[str, Any]) -> None:
         self.pool = pool
@@ -316,8 +316,7 @@ class _HostLease:
         held: dict[str, dict[str, Any]] = {}
         for host, answer in self.ask(scripts, "lease").items():
             if isinstance(answer, str):
-                if host not in self.held:
-                    self.pending[host] = answer
+                self.pending[host] = answer  # a held host keeps its record until it expires
                 continue
             self.pending.pop(host, None)
             word, fields = answer
@@ -335,7 +334,7 @@ class _HostLease:
 
         def beat() -> None:
             while not self._stop.wait(interval):  # a period, not a wait for a condition
-                renewing = [*self.held, *self.pending]
+                renewing = list(dict.fromkeys([*self.held, *self.pending]))
                 for host, other in self.take(renewing).items():
                     log.warning("lease on %s lost: %s", host, describe(other, host))
                 for host, why in self.pending.items():

@@ -225,3 +225,34 @@ def test_describe_is_one_line_with_every_field() -> None:
                      "expires": 60, "pair": "p"}, "10.0.0.1")
     assert line == ("pair p is leased by run r1 (run), pid 7 u@h, since 1970-01-01T00:00:00Z, "
                     "expires 1970-01-01T00:01:00Z (lease on 10.0.0.1)")
+
+
+# ------------------------------------------------------------------------------------------- the CLIs
+
+
+def cli(lease_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != ENV_RUN_ID}  # a stranger, not a child of the holder
+    return subprocess.run([sys.executable, "-m", "support.cli", *args], cwd=PROJECT, capture_output=True, text=True,
+                          timeout=60, check=False, env={**env, ENV_DIR: str(lease_dir)})
+
+
+def test_the_clis_are_refused_with_exit_3_and_one_line(config: Config, lease_dir: Path, tmp_path: Path) -> None:
+    source = str(config.source)
+    with acquire(config.settings, "run", "run-cli", hosts=False):
+        refused = {
+            "run": cli(lease_dir, "run", "--config", source, "--set", f"run.reports_dir={tmp_path / 'r'}",
+                       "tests/data/features/unknown_noun.feature"),
+            "faults inject": cli(lease_dir, "faults", "inject", "partition", "--between", "dc1", "dc2", "--ttl", "5s",
+                                 "--config", source),
+            "faults clean": cli(lease_dir, "faults", "clean", "--config", source),
+        }
+        bad_dc = cli(lease_dir, "faults", "inject", "partition", "--between", "dc1", "dc9", "--config", source)
+    for name, done in refused.items():
+        assert done.returncode == 3, f"{name}: {done.stdout}{done.stderr}"
+        first = done.stderr.splitlines()[0]
+        assert first.startswith(f"{name}: refused: pair embedded-lab is leased by run run-cli (run), "
+                                f"pid {os.getpid()} ")
+    assert len(refused["run"].stderr.splitlines()) == 1 and not (tmp_path / "r").exists()
+    assert len(refused["faults inject"].stderr.splitlines()) == 1
+    assert "--force" in refused["faults clean"].stderr.splitlines()[1]
+    assert bad_dc.returncode == 2 and 'data center "dc9" is not declared' in bad_dc.stderr  # checked before the lease
