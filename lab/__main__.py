@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lab import control, prometheus, stub, views
+from lab import control, lease, prometheus, stub, views
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,6 +59,13 @@ def main(argv: list[str] | None = None) -> int:
         help="submit the application with fencing=true (an application that fences itself)",
     )
     args = parser.parse_args(argv)
+    if args.cmd in ("up", "down"):
+        control.check_root()
+        try:
+            lease.take(f"lab {args.cmd}")  # held until this process ends: nobody rebuilds the lab under a run
+        except lease.Held as exc:
+            print(f"lab {args.cmd}: refused: {exc}", file=sys.stderr)
+            return lease.REFUSED
     if args.cmd == "up":
         try:
             interval = prometheus.parse_interval(args.scrape_interval)

@@ -6,7 +6,8 @@ sub-command and sets ``func`` (``args.func(args) -> exit code``) as a parser def
 belong to another program provides ``passthrough(argv) -> exit code`` instead and gets them unparsed. Adding
 a verb = adding its module and its name here.
 
-Exit codes: 0 success, 1 a failed check or run, 2 a usage or configuration problem (one line on stderr).
+Exit codes: 0 success, 1 a failed check or run, 2 a usage or configuration problem (one line on stderr),
+3 refused because another run holds the pair's lease (one line naming it; :mod:`support.lease`).
 """
 
 from __future__ import annotations

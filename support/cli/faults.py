@@ -1,7 +1,9 @@
 """``failover-tester faults inject|list|clean`` and the fault plan of ``run --dry-run``.
 
 Exit codes: 0 done, 1 a fault could not be injected/verified/healed (or hosts unreachable, residue left),
-2 configuration problem or refused fault (one line on stderr).
+2 configuration problem or refused fault (one line on stderr), 3 refused because another run holds the pair's
+lease (one line naming the holder; ``faults clean --force`` cleans anyway). ``inject`` and ``clean`` take the
+lease (:mod:`support.lease`); ``list`` shows its holder; ``--dry-run`` touches nothing and takes none.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from support.faults.base import FaultError, FaultRefused, Topology
 from support.faults.executor import ExecutorPool, run_on_hosts
 from support.faults.guard import Allowlist, list_script, sweep_script
 from support.faults.session import KINDS, FaultSession, readable
+from support.lease import Lease, LeaseError, LeaseHeld, acquire, describe, holder, host_holders, new_lease_id
 from support.orchestration import CleanupStack, Journal
 from support.units import format_seconds, parse_duration
 
@@ -61,9 +64,23 @@ def add_faults_parser(sub: Any) -> None:
     inject.add_argument("--detach", action="store_true",
                         help="return once the fault is verified; the dead-man timer heals it")
     _common(inject)
-    for name, text in (("list", "list the faults active on every configured host"),
-                       ("clean", "remove everything tagged faults.tag from every configured host")):
-        _common(actions.add_parser(name, help=text))
+    _common(actions.add_parser("list", help="list the faults active on every configured host, and the lease"))
+    clean = actions.add_parser("clean", help="remove everything tagged faults.tag from every configured host")
+    clean.add_argument("--force", action="store_true",
+                       help="clean even while another run holds the pair's lease (removes that run's faults)")
+    _common(clean)
+
+
+def _take_lease(config: Config, purpose: str, err: TextIO) -> tuple[Lease | None, int]:
+    """The pair's lease for ``purpose``, or (None, exit code) with one line on ``err``."""
+    try:
+        return acquire(config.settings, purpose, new_lease_id()), 0
+    except LeaseHeld as exc:
+        print(f"{purpose}: refused: {exc}", file=err)
+        return None, 3
+    except LeaseError as exc:
+        print(f"{purpose}: cannot take the pair's lease: {exc}", file=err)
+        return None, 1
 
 
 def _params(args: argparse.Namespace) -> dict[str, Any]:
@@ -125,7 +142,13 @@ def _inject(args: argparse.Namespace, config: Config, out: TextIO, err: TextIO) 
         stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    lease: Lease | None = None
     try:
+        if not args.dry_run:
+            session.make(args.kind, **params)  # refuse bad names and parameters before taking the lease
+            lease, code = _take_lease(config, "faults inject", err)
+            if lease is None:
+                return code
         fault = session.inject(args.kind, ttl=ttl, **params)
         if args.dry_run:
             return 0
@@ -163,6 +186,8 @@ def _inject(args: argparse.Namespace, config: Config, out: TextIO, err: TextIO) 
         session.close()
         for client in rest.values():
             client.close()
+        if lease is not None:
+            lease.release()
 
 
 def _host_dirs(topology: Topology, host: str) -> list[str]:
@@ -185,10 +210,19 @@ def _sweep(args: argparse.Namespace, config: Config, out: TextIO, err: TextIO, c
             print(f"[dry run] {'clean' if clean else 'list'} on {host}:", file=out)
             print("\n".join(f"    {line}" for line in readable(script).rstrip().splitlines()), file=out)
         return 0
+    lease: Lease | None = None
+    if clean:
+        lease, code = _take_lease(config, "faults clean", err)
+        if lease is None and not (code == 3 and args.force):
+            if code == 3:
+                print("faults clean: --force cleans anyway (and removes the holder's faults under it)", file=err)
+            return code
     pool = ExecutorPool(topology, Allowlist(topology), retries=settings.ssh_retries,
                         connect_timeout=settings.ssh_timeout, redact=config.redact)
     code = 0
     try:
+        if not clean:
+            _print_lease(config, pool, out)
         for host in hosts:
             try:
                 result = run_on_hosts(pool, {host: scripts[host]}, what="clean" if clean else "list",
@@ -218,7 +252,29 @@ def _sweep(args: argparse.Namespace, config: Config, out: TextIO, err: TextIO, c
                           f"dead-man in {format_seconds(left_s, 0)}", file=out)
     finally:
         pool.close()
+        if lease is not None:
+            lease.release()
     return code
+
+
+def _print_lease(config: Config, pool: ExecutorPool, out: TextIO) -> None:
+    """``faults list``: who holds the pair's lease here and on each host (one line each), or that it is free."""
+    try:
+        local = holder(config.settings)
+        remote = host_holders(config.settings, pool)
+    except (LeaseError, FaultError) as exc:
+        print(f"lease: cannot read: {exc}", file=out)
+        return
+    if local:
+        print(f"lease: {describe(local, 'this machine')}", file=out)
+    for host, record in remote.items():
+        if isinstance(record, str):
+            print(f"lease: {host}: cannot read: {record}", file=out)
+        elif record is not None:
+            expired = " [expired]" if float(record.get("expires") or 0) < time.time() else ""
+            print(f"lease: {describe(record, host)}{expired}", file=out)
+    if not local and not any(isinstance(r, dict) for r in remote.values()):
+        print("lease: free", file=out)
 
 
 def _meta(encoded: str) -> dict[str, str]:

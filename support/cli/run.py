@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from support.config import Config, ConfigError, load_config
+from support.lease import LeaseError, LeaseHeld, acquire
 from support.reporting.allure import ALLURE_MISSING, render_single_file, write_environment
 from support.reporting.html import write_report
 from support.reporting.summary import summary_table, write_run_meta, write_summary
@@ -51,6 +52,20 @@ def run_command(args: argparse.Namespace) -> int:
         from support.cli.faults import plan_run
 
         return plan_run(config, args.tags, paths, sys.stdout, sys.stderr)
+    try:  # the pair's lease, for the whole run; behave and what it starts inherit its run id (support/lease.py)
+        lease = acquire(config.settings, "run", run_id)
+    except LeaseHeld as exc:
+        print(f"run: refused: {exc}", file=sys.stderr)
+        return 3
+    except LeaseError as exc:
+        print(f"run: cannot take the pair's lease: {exc}", file=sys.stderr)
+        return 1
+    with lease:
+        return _run(config, run_id, paths, overrides, args.tags)
+
+
+def _run(config: Config, run_id: str, paths: list[str], overrides: list[str], tags: list[str]) -> int:
+    """The run itself, under the pair's lease."""
     reports = Path(config.settings.run.reports_dir)
     run_dir = reports / run_id
     results, junit = run_dir / "allure-results", run_dir / "junit"
@@ -67,7 +82,7 @@ def run_command(args: argparse.Namespace) -> int:
     ]
     for override in overrides:
         cmd += ["-D", override]
-    for tag in args.tags:
+    for tag in tags:
         cmd += ["--tags", tag]
     cmd += paths
     print(f"run {run_id}: behave against {config.settings.name or config.source}", flush=True)

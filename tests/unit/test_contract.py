@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 import threading
@@ -298,8 +299,10 @@ def test_a_scenario_with_an_unknown_noun_fails_before_anything_is_deployed(tmp_p
     reports = tmp_path / "reports"
     config = _config(tmp_path, TELEMETRY_DATA)
     done = subprocess.run([sys.executable, "-m", "support.cli", "run", "--config", str(config),
-                           "--set", f"run.reports_dir={reports}", "tests/data/features/unknown_noun.feature"],
-                          cwd=PROJECT, capture_output=True, text=True, timeout=120, check=False)
+                           "--set", f"run.reports_dir={reports}", "--set", f"faults.state_dir={tmp_path / 'state'}",
+                           "tests/data/features/unknown_noun.feature"],
+                          cwd=PROJECT, capture_output=True, text=True, timeout=120, check=False,
+                          env={**os.environ, "FAILOVER_TESTER_LEASE_DIR": str(tmp_path / "leases")})  # own lease
     assert done.returncode != 0
     summary = json.loads((reports / "latest" / "summary.json").read_text())
     error = summary["scenarios"][0]["error"]
