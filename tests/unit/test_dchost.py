@@ -115,7 +115,7 @@ def test_the_start_script_returns_at_once_inside_the_ssh_sessions_capture(tmp_pa
     that pipe open in a background process would never return (the session's 'no answer within 20 s')."""
     log_file = str(tmp_path / "logs" / "standby.log")
     stub = StandbyStub("orders", dc(), "sleep 3", log_file, FakeHost(), Journal(None, "t"))
-    session = f"exec 3>&1; __e=$({_wrap(stub.start_script(), 10)} 2>&1 1>&3 3>&- </dev/null); echo rc=$?"
+    session = f"exec 3>&1; __e=$({_wrap(stub.start_script(), 10, (), ' 2>&1 1>&3 3>&-')}); echo rc=$?"
     started = time.monotonic()
     done = subprocess.run(["bash", "-c", session], capture_output=True, text=True, timeout=10, check=False)
     assert done.stdout.split() == ["started", "rc=0"]

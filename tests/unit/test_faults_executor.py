@@ -165,10 +165,12 @@ def test_real_ssh_rejects_an_unknown_host_key(sshd: tuple[SshSettings, Path]) ->
 def test_privileged_scripts_run_under_the_configured_prefix() -> None:
     from support.faults.executor import _wrap
 
-    assert _wrap("true", 5) == "timeout -k 1 5.000 bash -c true"
+    first, body, end = _wrap("true", 5).split("\n", 2)
+    assert first.startswith("timeout -k 1 5.000 bash -c ") and body == "true"
     wrapped = _wrap("iptables -L", 5, ("sudo", "-n", "-u", "root"))
     assert wrapped.startswith("sudo -n -u root timeout -k 1 5.000 bash -c ")
-    assert wrapped.endswith("'iptables -L'")
+    assert wrapped.split("\n")[1] == "iptables -L"  # on stdin (a quoted here-document), not in the arguments
+    assert "iptables" not in wrapped.split("\n")[0]
 
 
 def test_sudo_setting_parses_true_false_and_a_prefix() -> None:
