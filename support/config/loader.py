@@ -486,6 +486,20 @@ def _deref(schema: Any, root: Mapping[str, Any]) -> Any:
     return schema
 
 
+#: what a value that fails a shared pattern of the schema is not (the values reach shells on the hosts)
+_PATTERN_NAMES = {
+    "host": "a host name or address (letters, digits, '-', '_' in dot-separated labels, or an IP address)",
+    "safe_path": "a safe absolute path (letters, digits and . _ + @ % = : , / - only: no spaces, quotes, shell "
+                 "metacharacters, newlines or '..')",
+    "command": "a program name or a safe absolute path (letters, digits and . _ + @ % = : , / - only)",
+}
+
+
+def _readable_pattern(pattern: str) -> str:
+    """A schema pattern as people read it (the end-of-text lookahead, which also refuses a final newline, as $)."""
+    return pattern.replace("(?![\\s\\S])", "$")
+
+
 def _schema_problem(error: ValidationError, root: Mapping[str, Any]) -> tuple[PathKey, str]:
     path: PathKey = tuple(error.absolute_path)
     instance = error.instance
@@ -493,7 +507,7 @@ def _schema_problem(error: ValidationError, root: Mapping[str, Any]) -> tuple[Pa
     expected: Any = error.validator_value
     if "propertyNames" in error.absolute_schema_path:
         pattern = error.schema.get("pattern", "") if isinstance(error.schema, Mapping) else ""
-        return (*path, str(instance)), f"invalid name (names must match {pattern})"
+        return (*path, str(instance)), f"invalid name (names must match {_readable_pattern(pattern)})"
     if validator == "required" and isinstance(instance, Mapping):
         missing = next((key for key in expected if key not in instance), expected[0])
         return (*path, missing), "is required"
@@ -520,7 +534,10 @@ def _schema_problem(error: ValidationError, root: Mapping[str, Any]) -> tuple[Pa
             return path, f"not a duration: {_show(instance, path)} (e.g. '500 ms', '30 seconds', '2 minutes')"
         if expected == root.get("$defs", {}).get("url", {}).get("pattern"):
             return path, f"not an http(s) URL: {_show(instance, path)}"
-        return path, f"{_show(instance, path)} does not match {expected}"
+        for name, what in _PATTERN_NAMES.items():
+            if expected == root.get("$defs", {}).get(name, {}).get("pattern"):
+                return path, f"{_show(instance, path)} is not {what}"
+        return path, f"{_show(instance, path)} does not match {_readable_pattern(str(expected))}"
     if validator in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
         sign = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}[validator]
         return path, f"must be {sign} {expected}; got {_show(instance, path)}"
