@@ -183,6 +183,82 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = Fal
 
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
+#: Limits of one configuration document: values once every alias is expanded (a 300-byte "billion laughs"
+#: alias bomb expands to billions), nesting depth, and the length of one string after interpolation (a chain
+#: of ``${ref:}`` doubling a string also grows exponentially). Real configurations stay far below them.
+MAX_NODES = 100_000
+MAX_DEPTH = 64
+MAX_STRING = 1 << 20
+
+
+class _TooLarge(Exception):
+    """A YAML document over the limits (message: the one-line problem)."""
+
+
+def _node_children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _check_limits(root: yaml.Node) -> None:
+    """Raise _TooLarge when the document, with every alias expanded, has more than MAX_NODES values, nests
+    deeper than MAX_DEPTH or refers to itself; counted on the composed node graph (an alias is the same node
+    object as its anchor), without expanding anything."""
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    active: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        children = _node_children(node)
+        if done:
+            size[key] = min(1 + sum(size[id(child)] for child in children), MAX_NODES + 1)
+            depth[key] = 1 + max((depth[id(child)] for child in children), default=0)
+            active.discard(key)
+            if size[key] > MAX_NODES:
+                raise _TooLarge(f"the document expands to more than {MAX_NODES} values once its aliases are "
+                                "expanded (an alias bomb?)")
+            if depth[key] > MAX_DEPTH:
+                raise _TooLarge(f"the document nests deeper than {MAX_DEPTH} levels")
+            continue
+        if key in size:
+            continue
+        active.add(key)
+        stack.append((node, True))
+        for child in children:
+            if id(child) in active:
+                line = child.start_mark.line + 1 if child.start_mark else 0
+                raise _TooLarge(f"an alias refers to the node that contains it (line {line})")
+            if id(child) not in size:
+                stack.append((child, False))
+
+
+def _parse_yaml(text: str) -> Any:
+    """``text`` as YAML (duplicate keys refused), within MAX_NODES and MAX_DEPTH; raises yaml.YAMLError or
+    _TooLarge."""
+    loader = _Loader(text)
+    try:
+        try:
+            node = loader.get_single_node()
+        except RecursionError:
+            raise _TooLarge(f"the document nests deeper than {MAX_DEPTH} levels") from None
+        if node is None:
+            return None
+        _check_limits(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _exhausted(exc: RecursionError | MemoryError) -> str:
+    if isinstance(exc, MemoryError):
+        return "out of memory (the document, once expanded, is too large)"
+    return "nested too deeply (Python's recursion limit)"
+
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
     if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
@@ -201,9 +277,13 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(path, ROOT, f"cannot read configuration: {exc}") from None
     try:
-        document = yaml.load(text, Loader=_Loader)
+        document = _parse_yaml(text)
     except yaml.YAMLError as exc:
         raise ConfigError(path, ROOT, _yaml_problem(exc)) from None
+    except _TooLarge as exc:
+        raise ConfigError(path, ROOT, str(exc)) from None
+    except (RecursionError, MemoryError) as exc:
+        raise ConfigError(path, ROOT, f"cannot read configuration: {_exhausted(exc)}") from None
     if document is None:
         raise ConfigError(path, ROOT, "the file is empty; expected a mapping of settings")
     if not isinstance(document, dict):
@@ -277,9 +357,12 @@ def _override_value(text: str) -> Any:
     if stripped == "":
         return ""
     try:
-        value = yaml.load(stripped, Loader=_Loader)
+        value = _parse_yaml(stripped)
     except yaml.YAMLError:
         return text
+    except (_TooLarge, RecursionError, MemoryError) as exc:
+        raise ConfigError(OVERRIDE_SOURCE, ROOT, f"override value {text[:40]!r}...: {exc or type(exc).__name__}") \
+            from None
     if isinstance(value, dict | list) and not stripped.startswith(("{", "[")):
         return text  # e.g. "a: b" is meant as a string, not a mapping
     return value
@@ -296,6 +379,8 @@ def _apply_override(data: dict[str, Any], origins: Origins, override: str) -> No
         )
     if keys[0] == "extends":
         raise ConfigError(OVERRIDE_SOURCE, "extends", "cannot be overridden with --set")
+    if len(keys) > MAX_DEPTH:
+        raise ConfigError(OVERRIDE_SOURCE, ROOT, f"override key nests deeper than {MAX_DEPTH} levels")
     node: dict[str, Any] = data
     for depth, key in enumerate(keys[:-1]):
         child = node.get(key)
@@ -343,6 +428,7 @@ class _Resolver:
         self.environ = environ
         self.cache: dict[PathKey, Any] = {}
         self.secret_fragments: set[str] = set()
+        self.produced = 0  # values built so far (MAX_NODES)
 
     def origin(self, path: PathKey) -> Path | None:
         for end in range(len(path), -1, -1):
@@ -363,6 +449,10 @@ class _Resolver:
         return resolved
 
     def node(self, value: Any, path: PathKey, stack: tuple[PathKey, ...]) -> Any:
+        self.produced += 1
+        if self.produced > MAX_NODES:
+            raise self.error(path, f"the configuration expands to more than {MAX_NODES} values once its "
+                                   "${ref:} references are resolved")
         if isinstance(value, dict):
             return {key: self.node(child, (*path, key), stack) for key, child in value.items()}
         if isinstance(value, list):
@@ -395,6 +485,8 @@ class _Resolver:
         pieces.append(text[position:])
         if not whole:
             result = "".join(pieces)
+            if len(result) > MAX_STRING:
+                raise self.error(path, f"longer than {MAX_STRING} characters once its references are resolved")
         self.cache[path] = result
         return result
 
@@ -609,9 +701,12 @@ def _validate(data: dict[str, Any], resolver: _Resolver) -> None:
     def check_duration(raw_schema: Any, value: Any, path: PathKey) -> None:
         if isinstance(raw_schema, Mapping) and raw_schema.get("$ref") == "#/$defs/duration":
             try:
-                parse_duration(value)
+                seconds = parse_duration(value)
             except ValueError as exc:
                 raise resolver.error(path, str(exc)) from None
+            # a duration used as a divisor, an interval or a timeout: "0 s" passes the schema's numeric rule
+            if raw_schema.get("exclusiveMinimum") == 0 and seconds <= 0:
+                raise resolver.error(path, f"must be > 0; got {_show(value, path)}")
 
     _walk(schema, data, (), schema, check_duration)
 
@@ -736,6 +831,13 @@ def load_config(
     ``${run_id}`` resolves to (a timestamp id when not given). Raises :class:`ConfigError`.
     """
     source = Path(path) if path is not None else Path(os.environ.get(ENV_VAR) or DEFAULT_CONFIG)
+    try:
+        return _load(source, overrides, run_id)
+    except (RecursionError, MemoryError) as exc:  # the limits above should make this unreachable
+        raise ConfigError(source, ROOT, f"cannot load configuration: {_exhausted(exc)}") from None
+
+
+def _load(source: Path, overrides: Sequence[str], run_id: str | None) -> Config:
     if source.is_dir():
         raise ConfigError(source, ROOT, "is a directory; expected a YAML file")
     raw, origins = _load_chain(source)
