@@ -531,9 +531,8 @@ def _udp_burst(peers: list[str], count: int, size: int) -> str:
     """Shell sending ``count`` UDP datagrams of ``size`` bytes to each peer's discard port (no listener needed)."""
     lines = [f"__pl=$(head -c {int(size)} /dev/zero | tr '\\0' x)"]
     for peer in peers:
-        lines.append(f"for __i in $(seq {int(count)}); do printf %s \"$__pl\" > /dev/udp/{shlex.quote(peer)}/{DISCARD_PORT}; "
-                     "done "
-                     "2>/dev/null")
+        target = f"/dev/udp/{shlex.quote(peer)}/{DISCARD_PORT}"
+        lines.append(f"for __i in $(seq {int(count)}); do printf %s \"$__pl\" > {target}; done 2>/dev/null")
     return "\n".join(lines) + "\n"
 
 

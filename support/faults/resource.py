@@ -166,7 +166,8 @@ def _kill_session(sid_file: str) -> str:
 def _start_stress(label: str, sid_file: str, args: str, dirs: list[str]) -> str:
     joined = " ".join(shlex.quote(d) for d in dirs)
     return (
-        f"{ENV_TAG}={shlex.quote(label)} setsid sh -c 'for d in \"$@\"; do echo $$ > \"$d/cgroup.procs\" || exit 5; done; "
+        f"{ENV_TAG}={shlex.quote(label)} setsid sh -c "
+        "'for d in \"$@\"; do echo $$ > \"$d/cgroup.procs\" || exit 5; done; "
         f"exec stress-ng {args} --quiet' {shlex.quote(label + '-stress')} {joined} </dev/null >/dev/null 2>&1 &\n"
         f"__s=$!; echo $__s > {shlex.quote(sid_file)}\n"
         f"for __i in $(seq 100); do [ \"$({_session(sid_file).strip()} | cut -d' ' -f1)\" -ge 2 ] && break; "

@@ -165,7 +165,7 @@ def test_real_ssh_rejects_an_unknown_host_key(sshd: tuple[SshSettings, Path]) ->
 def test_privileged_scripts_run_under_the_configured_prefix() -> None:
     from support.faults.executor import _wrap
 
-    first, body, end = _wrap("true", 5).split("\n", 2)
+    first, body, _ = _wrap("true", 5).split("\n", 2)
     assert first.startswith("timeout -k 1 5.000 bash -c ") and body == "true"
     wrapped = _wrap("iptables -L", 5, ("sudo", "-n", "-u", "root"))
     assert wrapped.startswith("sudo -n -u root timeout -k 1 5.000 bash -c ")
