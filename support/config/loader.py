@@ -37,6 +37,7 @@ import yaml
 from jsonschema.exceptions import ValidationError, best_match
 
 from support.config.settings import Settings, SettingsError, build_settings
+from support.config.yamlread import MAX_DEPTH, MAX_NODES, MAX_STRING, TooLarge, exhausted, parse_yaml, yaml_problem
 from support.packaged import config_dir, config_file
 from support.units import parse_duration
 
@@ -166,109 +167,6 @@ def _show(value: Any, path: PathKey) -> str:
 # ---------------------------------------------------------------------------------------------- YAML
 
 
-class _Loader(yaml.SafeLoader):
-    """Safe loader that rejects duplicate keys instead of silently keeping the last one."""
-
-
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-    loader.flatten_mapping(node)
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(None, None, f"found duplicate key {key!r}", key_node.start_mark)
-        seen.add(key)
-    return dict(yaml.SafeLoader.construct_mapping(loader, node, deep=deep))
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-#: Limits of one configuration document: values once every alias is expanded (a 300-byte "billion laughs"
-#: alias bomb expands to billions), nesting depth, and the length of one string after interpolation (a chain
-#: of ``${ref:}`` doubling a string also grows exponentially). Real configurations stay far below them.
-MAX_NODES = 100_000
-MAX_DEPTH = 64
-MAX_STRING = 1 << 20
-
-
-class _TooLarge(Exception):
-    """A YAML document over the limits (message: the one-line problem)."""
-
-
-def _node_children(node: yaml.Node) -> list[yaml.Node]:
-    if isinstance(node, yaml.MappingNode):
-        return [part for pair in node.value for part in pair]
-    if isinstance(node, yaml.SequenceNode):
-        return list(node.value)
-    return []
-
-
-def _check_limits(root: yaml.Node) -> None:
-    """Raise _TooLarge when the document, with every alias expanded, has more than MAX_NODES values, nests
-    deeper than MAX_DEPTH or refers to itself; counted on the composed node graph (an alias is the same node
-    object as its anchor), without expanding anything."""
-    size: dict[int, int] = {}
-    depth: dict[int, int] = {}
-    active: set[int] = set()
-    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
-    while stack:
-        node, done = stack.pop()
-        key = id(node)
-        children = _node_children(node)
-        if done:
-            size[key] = min(1 + sum(size[id(child)] for child in children), MAX_NODES + 1)
-            depth[key] = 1 + max((depth[id(child)] for child in children), default=0)
-            active.discard(key)
-            if size[key] > MAX_NODES:
-                raise _TooLarge(f"the document expands to more than {MAX_NODES} values once its aliases are "
-                                "expanded (an alias bomb?)")
-            if depth[key] > MAX_DEPTH:
-                raise _TooLarge(f"the document nests deeper than {MAX_DEPTH} levels")
-            continue
-        if key in size:
-            continue
-        active.add(key)
-        stack.append((node, True))
-        for child in children:
-            if id(child) in active:
-                line = child.start_mark.line + 1 if child.start_mark else 0
-                raise _TooLarge(f"an alias refers to the node that contains it (line {line})")
-            if id(child) not in size:
-                stack.append((child, False))
-
-
-def _parse_yaml(text: str) -> Any:
-    """``text`` as YAML (duplicate keys refused), within MAX_NODES and MAX_DEPTH; raises yaml.YAMLError or
-    _TooLarge."""
-    loader = _Loader(text)
-    try:
-        try:
-            node = loader.get_single_node()
-        except RecursionError:
-            raise _TooLarge(f"the document nests deeper than {MAX_DEPTH} levels") from None
-        if node is None:
-            return None
-        _check_limits(node)
-        return loader.construct_document(node)
-    finally:
-        loader.dispose()
-
-
-def _exhausted(exc: RecursionError | MemoryError) -> str:
-    if isinstance(exc, MemoryError):
-        return "out of memory (the document, once expanded, is too large)"
-    return "nested too deeply (Python's recursion limit)"
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
-        mark = exc.problem_mark
-        what = exc.problem or "syntax error"
-        context = f" ({exc.context})" if exc.context else ""
-        return f"YAML error at line {mark.line + 1}, column {mark.column + 1}: {what}{context}"
-    return f"YAML error: {exc}"
-
-
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
@@ -277,13 +175,13 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(path, ROOT, f"cannot read configuration: {exc}") from None
     try:
-        document = _parse_yaml(text)
+        document = parse_yaml(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(path, ROOT, _yaml_problem(exc)) from None
-    except _TooLarge as exc:
+        raise ConfigError(path, ROOT, yaml_problem(exc)) from None
+    except TooLarge as exc:
         raise ConfigError(path, ROOT, str(exc)) from None
     except (RecursionError, MemoryError) as exc:
-        raise ConfigError(path, ROOT, f"cannot read configuration: {_exhausted(exc)}") from None
+        raise ConfigError(path, ROOT, f"cannot read configuration: {exhausted(exc)}") from None
     if document is None:
         raise ConfigError(path, ROOT, "the file is empty; expected a mapping of settings")
     if not isinstance(document, dict):
@@ -357,10 +255,10 @@ def _override_value(text: str) -> Any:
     if stripped == "":
         return ""
     try:
-        value = _parse_yaml(stripped)
+        value = parse_yaml(stripped)
     except yaml.YAMLError:
         return text
-    except (_TooLarge, RecursionError, MemoryError) as exc:
+    except (TooLarge, RecursionError, MemoryError) as exc:
         raise ConfigError(OVERRIDE_SOURCE, ROOT, f"override value {text[:40]!r}...: {exc or type(exc).__name__}") \
             from None
     if isinstance(value, dict | list) and not stripped.startswith(("{", "[")):
@@ -554,7 +452,24 @@ class _Resolver:
         raw = _lookup(self.raw, target)
         if raw is MISSING:
             raise self.error(path, f"${{ref:{argument}}} refers to {argument}, which is not set")
-        return copy.deepcopy(self.node(raw, target, stack))  # never share one object between two places
+        value = self.node(raw, target, stack)
+        self.count(value, path)  # a copy is as large as what it copies: references must not multiply it unseen
+        return copy.deepcopy(value)  # never share one object between two places
+
+    def count(self, value: Any, path: PathKey) -> None:
+        """Add the values in ``value`` to :attr:`produced` (ConfigError past MAX_NODES, found without walking
+        further than the limit)."""
+        pending = [value]
+        while pending:
+            item = pending.pop()
+            self.produced += 1
+            if self.produced > MAX_NODES:
+                raise self.error(path, f"the configuration expands to more than {MAX_NODES} values once its "
+                                       "${ref:} references are resolved")
+            if isinstance(item, dict):
+                pending.extend(item.values())
+            elif isinstance(item, list):
+                pending.extend(item)
 
 
 # ----------------------------------------------------------------------------------------- schema
@@ -834,7 +749,7 @@ def load_config(
     try:
         return _load(source, overrides, run_id)
     except (RecursionError, MemoryError) as exc:  # the limits above should make this unreachable
-        raise ConfigError(source, ROOT, f"cannot load configuration: {_exhausted(exc)}") from None
+        raise ConfigError(source, ROOT, f"cannot load configuration: {exhausted(exc)}") from None
 
 
 def _load(source: Path, overrides: Sequence[str], run_id: str | None) -> Config:
