@@ -268,3 +268,21 @@ def test_the_here_document_carries_any_script_unchanged(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=10, check=False)
     assert done.stdout == f"{text}\nrc=0\n"
     assert not (tmp_path / "canary").exists()
+
+
+# ------------------------------------------------------------------------------ no secret on a host
+
+
+@pytest.mark.parametrize("kind", sorted(FAULTS))
+def test_no_fault_script_carries_a_secret(kind: str, tmp_path: Path) -> None:
+    """Faults authenticate to nothing on the hosts (instance stop and start use streamtool with the host user's
+    own credentials), so no configured secret is ever in a script: not in clear, not base64-encoded."""
+    import base64
+
+    ctx = hostile_context(tmp_path)
+    fault = FAULTS[kind](ctx)
+    secret = "unit-secret-pw"  # lab_shaped_config's REST password
+    encoded = {base64.b64encode(f"{prefix}{secret}".encode()).decode()[4:-4] for prefix in ("", "x", "xy")}
+    for script in fault_scripts(fault):
+        assert secret not in script
+        assert not any(piece in script for piece in encoded)
