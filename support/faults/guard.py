@@ -120,7 +120,7 @@ def delete_rules(label: str) -> str:
 
 def kill_tagged(value: str) -> str:
     """Shell stopping every process whose environment has ``XDC_FAULT=<value>`` (TERM, then KILL after 2 s)."""
-    match = f"^{ENV_TAG}={value}$"
+    match = f"^{ENV_TAG}={_bre(value)}$"
     return (
         f"__p=$(grep -lz -- {shlex.quote(match)} /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3 | grep -vx \"$$\")\n"
         "if [ -n \"$__p\" ]; then\n"
@@ -136,6 +136,11 @@ def kill_tagged(value: str) -> str:
 
 def _q(text: str) -> str:
     return shlex.quote(text)
+
+
+def _bre(text: str) -> str:
+    """``text`` matched literally in a grep basic regular expression (a host's dots match only dots)."""
+    return "".join(f"\\{char}" if char in ".[]*^$\\" else char for char in text)
 
 
 def arm_script(tag: str, key: str, kind: str, ttl: float, revert: str, meta: dict[str, str] | None = None,
@@ -195,7 +200,7 @@ def list_script(tag: str, host: str, directory: str | None = None) -> str:
 
 def _tagged_processes(tag: str, host: str) -> str:
     """Shell printing the PIDs of processes tagged by a fault on ``host``."""
-    pattern = shlex.quote(f"^{ENV_TAG}={tag}:[^@]*@{host}$")
+    pattern = shlex.quote(f"^{ENV_TAG}={_bre(tag)}:[^@]*@{_bre(host)}$")
     return (f"grep -lz -- {pattern} /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3 | grep -vx \"$$\"")
 
 

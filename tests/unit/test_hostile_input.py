@@ -31,6 +31,7 @@ from support.faults.executor import READER, ExecutorPool, LocalExecutor, _wrap
 from support.faults.guard import (
     HOST_RE,
     Allowlist,
+    _bre,
     arm_script,
     audit_script,
     check_address,
@@ -83,11 +84,16 @@ def sandbox_run(script: str, tmp: Path) -> list[list[str]]:
     return argvs
 
 
+def holds(arg: str, value: str) -> bool:
+    """``arg`` holds all of ``value`` (as it is, or escaped for a grep pattern that matches it literally)."""
+    return value in arg or _bre(value) in arg
+
+
 def assert_one_word(argvs: list[list[str]], value: str, script: str) -> None:
     """Every argument holding a piece of ``value`` holds all of it; and some argument does."""
     holders = [arg for argv in argvs for arg in argv if START in arg or END in arg]
     for arg in holders:
-        assert value in arg, f"{value!r} split or expanded: argument {arg!r}\n{script}"
+        assert holds(arg, value), f"{value!r} split or expanded: argument {arg!r}\n{script}"
     assert holders, f"{value!r} reached no command\n{script}"
 
 
@@ -174,7 +180,7 @@ def test_a_hostile_host_is_refused_or_stays_one_word(kind: str, tmp_path: Path, 
     for script in fault_scripts(fault):
         argvs = sandbox_run(script, tmp_path)
         for arg in (a for argv in argvs for a in argv if START in a or END in a):
-            assert value in arg, f"{value!r} split or expanded: argument {arg!r}\n{script}"
+            assert holds(arg, value), f"{value!r} split or expanded: argument {arg!r}\n{script}"
 
 
 @FAST
@@ -208,7 +214,7 @@ def test_the_safety_scripts_quote_directory_host_and_key(tmp_path: Path, directo
     for script in scripts:
         argvs = sandbox_run(script, tmp_path)
         for arg in (a for argv in argvs for a in argv if START in a or END in a):
-            assert f"{START}{directory}{END}" in arg or name in arg, f"split or expanded: {arg!r}\n{script}"
+            assert holds(arg, f"{START}{directory}{END}") or holds(arg, name), f"split or expanded: {arg!r}\n{script}"
     mkdir = sandbox_run(scripts[0], tmp_path)
     assert ["mkdir", "-p", where] in mkdir
 
