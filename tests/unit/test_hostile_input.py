@@ -292,3 +292,31 @@ def test_no_fault_script_carries_a_secret(kind: str, tmp_path: Path) -> None:
     for script in fault_scripts(fault):
         assert secret not in script
         assert not any(piece in script for piece in encoded)
+
+
+@FAST
+@given(HOSTILE)
+@example("$(xdc_canary)")
+def test_the_data_center_host_scripts_keep_paths_and_programs_one_word(tmp_path: Path, text: str) -> None:
+    """support/dchost.py: the standby stub's log file, the toolkit's config files and the snapshot directory
+    (the stub's command is a shell command by design, and is one quoted argument of sh -c; streamtool is covered
+    with instance-stop above)."""
+    from support.dchost import SnapshotStore, StandbyStub, ToolkitFiles
+    from support.faults.executor import DryRunExecutor
+    from support.orchestration import Journal
+
+    value = f"{START}{text}{END}"
+    where = f"{tmp_path}/{value}"
+    info = dataclasses.replace(hostile_context(tmp_path).topology.dc("dc1"), config_files={"application": f"{where}/orders.cfg"})
+    recorder = DryRunExecutor("198.18.1.10")
+    stub = StandbyStub("orders", info, "xdc_canary; echo stub", f"{where}/stub.log", recorder, Journal(None, "t"))
+    ToolkitFiles(info, recorder).write("application", "k=v\n")
+    ToolkitFiles(info, recorder).read("application")
+    SnapshotStore(where, recorder).newest()
+    scripts = [stub.start_script(), *(script for _, script in recorder.recorded)]
+    for script in scripts:
+        argvs = sandbox_run(script, tmp_path)
+        for arg in (a for argv in argvs for a in argv if START in a or END in a):
+            assert holds(arg, value), f"{value!r} split or expanded: argument {arg!r}\n{script}"
+    assert_one_word([argv for script in scripts[1:] for argv in sandbox_run(script, tmp_path)], value,
+                    "\n".join(scripts))
