@@ -307,7 +307,8 @@ def test_the_data_center_host_scripts_keep_paths_and_programs_one_word(tmp_path:
 
     value = f"{START}{text}{END}"
     where = f"{tmp_path}/{value}"
-    info = dataclasses.replace(hostile_context(tmp_path).topology.dc("dc1"), config_files={"application": f"{where}/orders.cfg"})
+    info = dataclasses.replace(hostile_context(tmp_path).topology.dc("dc1"),
+                               config_files={"application": f"{where}/orders.cfg"})
     recorder = DryRunExecutor("198.18.1.10")
     stub = StandbyStub("orders", info, "xdc_canary; echo stub", f"{where}/stub.log", recorder, Journal(None, "t"))
     ToolkitFiles(info, recorder).write("application", "k=v\n")
