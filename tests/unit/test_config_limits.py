@@ -162,6 +162,8 @@ def test_a_hostile_config_set_exits_2_from_validate_and_a_dry_run_inject(tmp_pat
                            f"faults: {{state_dir: '/run/x;touch {canary}'}}\n")
     commands = [["config", "validate", str(path)],
                 ["faults", "inject", "partition", "--between", "dc1", "dc2", "--dry-run", "--config", str(path)],
+                # not a dry run: refused while loading, before any host is reached (no lab needed)
+                ["faults", "inject", "partition", "--between", "dc1", "dc2", "--config", str(path)],
                 ["config", "validate", str(write(tmp_path, BOMB, "bomb.yaml"))]]
     for argv in commands:
         done = subprocess.run([sys.executable, "-m", "support.cli", *argv], cwd=PROJECT, capture_output=True,

@@ -150,6 +150,11 @@ def test_real_ssh_runs_commands_on_one_persistent_connection(sshd: tuple[SshSett
         assert executor.run("printf 'no newline'").stdout == "no newline"
         assert executor.run("sleep 5", timeout=0.3).rc == 124
         assert executor.run("echo still here").stdout == "still here\n"
+        # the script comes on stdin: the command line of the shell running it (and of its timeout) never holds it
+        seen = executor.run("tr '\\0' ' ' < /proc/$$/cmdline; echo; tr '\\0' ' ' < /proc/$PPID/cmdline; "
+                            "echo; : secret-looking-marker; read -r x && echo \"stdin: $x\"; echo end")
+        assert seen.ok and "bash -c" in seen.stdout and "timeout" in seen.stdout
+        assert "secret-looking-marker" not in seen.stdout and "stdin:" not in seen.stdout  # stdin at end of file
     finally:
         executor.close()
 
