@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
 import shlex
@@ -191,13 +192,13 @@ class ToolkitFiles:
         return parse_config(self.read(role))
 
     def write(self, role: str, text: str) -> None:
-        """Replace the file atomically (a temporary file beside it, then ``mv``)."""
+        """Replace the file atomically (a temporary file beside it, then ``mv``) with exactly ``text`` (shipped
+        base64-encoded: any content, with or without a final newline, arrives byte for byte)."""
         path = self.dc.config_files[role]
         tmp = f"{path}.tester-tmp"
-        script = (f"cat > {shlex.quote(tmp)} <<'XDC_TESTER_EOF'\n{text}XDC_TESTER_EOF\n"
+        encoded = base64.b64encode(text.encode()).decode()
+        script = (f"printf %s {encoded} | base64 -d > {shlex.quote(tmp)} || exit 1\n"
                   f"mv -f -- {shlex.quote(tmp)} {shlex.quote(path)}")
-        if "\nXDC_TESTER_EOF\n" in f"\n{text}":
-            raise ValueError("config text contains the here-document marker")
         result = self.executor.run(script, timeout=10)
         if not result.ok:
             raise FaultError(f"cannot write the toolkit's {role} config file {self.executor.host}:{path}: "

@@ -37,6 +37,7 @@ import yaml
 from jsonschema.exceptions import ValidationError, best_match
 
 from support.config.settings import Settings, SettingsError, build_settings
+from support.config.yamlread import MAX_DEPTH, MAX_NODES, MAX_STRING, TooLarge, exhausted, parse_yaml, yaml_problem
 from support.packaged import config_dir, config_file
 from support.units import parse_duration
 
@@ -166,33 +167,6 @@ def _show(value: Any, path: PathKey) -> str:
 # ---------------------------------------------------------------------------------------------- YAML
 
 
-class _Loader(yaml.SafeLoader):
-    """Safe loader that rejects duplicate keys instead of silently keeping the last one."""
-
-
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-    loader.flatten_mapping(node)
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(None, None, f"found duplicate key {key!r}", key_node.start_mark)
-        seen.add(key)
-    return dict(yaml.SafeLoader.construct_mapping(loader, node, deep=deep))
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
-        mark = exc.problem_mark
-        what = exc.problem or "syntax error"
-        context = f" ({exc.context})" if exc.context else ""
-        return f"YAML error at line {mark.line + 1}, column {mark.column + 1}: {what}{context}"
-    return f"YAML error: {exc}"
-
-
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
@@ -201,9 +175,13 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(path, ROOT, f"cannot read configuration: {exc}") from None
     try:
-        document = yaml.load(text, Loader=_Loader)
+        document = parse_yaml(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(path, ROOT, _yaml_problem(exc)) from None
+        raise ConfigError(path, ROOT, yaml_problem(exc)) from None
+    except TooLarge as exc:
+        raise ConfigError(path, ROOT, str(exc)) from None
+    except (RecursionError, MemoryError) as exc:
+        raise ConfigError(path, ROOT, f"cannot read configuration: {exhausted(exc)}") from None
     if document is None:
         raise ConfigError(path, ROOT, "the file is empty; expected a mapping of settings")
     if not isinstance(document, dict):
@@ -277,9 +255,12 @@ def _override_value(text: str) -> Any:
     if stripped == "":
         return ""
     try:
-        value = yaml.load(stripped, Loader=_Loader)
+        value = parse_yaml(stripped)
     except yaml.YAMLError:
         return text
+    except (TooLarge, RecursionError, MemoryError) as exc:
+        raise ConfigError(OVERRIDE_SOURCE, ROOT, f"override value {text[:40]!r}...: {exc or type(exc).__name__}") \
+            from None
     if isinstance(value, dict | list) and not stripped.startswith(("{", "[")):
         return text  # e.g. "a: b" is meant as a string, not a mapping
     return value
@@ -296,6 +277,8 @@ def _apply_override(data: dict[str, Any], origins: Origins, override: str) -> No
         )
     if keys[0] == "extends":
         raise ConfigError(OVERRIDE_SOURCE, "extends", "cannot be overridden with --set")
+    if len(keys) > MAX_DEPTH:
+        raise ConfigError(OVERRIDE_SOURCE, ROOT, f"override key nests deeper than {MAX_DEPTH} levels")
     node: dict[str, Any] = data
     for depth, key in enumerate(keys[:-1]):
         child = node.get(key)
@@ -343,6 +326,7 @@ class _Resolver:
         self.environ = environ
         self.cache: dict[PathKey, Any] = {}
         self.secret_fragments: set[str] = set()
+        self.produced = 0  # values built so far (MAX_NODES)
 
     def origin(self, path: PathKey) -> Path | None:
         for end in range(len(path), -1, -1):
@@ -363,6 +347,10 @@ class _Resolver:
         return resolved
 
     def node(self, value: Any, path: PathKey, stack: tuple[PathKey, ...]) -> Any:
+        self.produced += 1
+        if self.produced > MAX_NODES:
+            raise self.error(path, f"the configuration expands to more than {MAX_NODES} values once its "
+                                   "${ref:} references are resolved")
         if isinstance(value, dict):
             return {key: self.node(child, (*path, key), stack) for key, child in value.items()}
         if isinstance(value, list):
@@ -395,6 +383,8 @@ class _Resolver:
         pieces.append(text[position:])
         if not whole:
             result = "".join(pieces)
+            if len(result) > MAX_STRING:
+                raise self.error(path, f"longer than {MAX_STRING} characters once its references are resolved")
         self.cache[path] = result
         return result
 
@@ -462,7 +452,24 @@ class _Resolver:
         raw = _lookup(self.raw, target)
         if raw is MISSING:
             raise self.error(path, f"${{ref:{argument}}} refers to {argument}, which is not set")
-        return copy.deepcopy(self.node(raw, target, stack))  # never share one object between two places
+        value = self.node(raw, target, stack)
+        self.count(value, path)  # a copy is as large as what it copies: references must not multiply it unseen
+        return copy.deepcopy(value)  # never share one object between two places
+
+    def count(self, value: Any, path: PathKey) -> None:
+        """Add the values in ``value`` to :attr:`produced` (ConfigError past MAX_NODES, found without walking
+        further than the limit)."""
+        pending = [value]
+        while pending:
+            item = pending.pop()
+            self.produced += 1
+            if self.produced > MAX_NODES:
+                raise self.error(path, f"the configuration expands to more than {MAX_NODES} values once its "
+                                       "${ref:} references are resolved")
+            if isinstance(item, dict):
+                pending.extend(item.values())
+            elif isinstance(item, list):
+                pending.extend(item)
 
 
 # ----------------------------------------------------------------------------------------- schema
@@ -486,6 +493,20 @@ def _deref(schema: Any, root: Mapping[str, Any]) -> Any:
     return schema
 
 
+#: what a value that fails a shared pattern of the schema is not (the values reach shells on the hosts)
+_PATTERN_NAMES = {
+    "host": "a host name or address (letters, digits, '-', '_' in dot-separated labels, or an IP address)",
+    "safe_path": "a safe absolute path (letters, digits and . _ + @ % = : , / - only: no spaces, quotes, shell "
+                 "metacharacters, newlines or '..')",
+    "command": "a program name or a safe absolute path (letters, digits and . _ + @ % = : , / - only)",
+}
+
+
+def _readable_pattern(pattern: str) -> str:
+    """A schema pattern as people read it (the end-of-text lookahead, which also refuses a final newline, as $)."""
+    return pattern.replace("(?![\\s\\S])", "$")
+
+
 def _schema_problem(error: ValidationError, root: Mapping[str, Any]) -> tuple[PathKey, str]:
     path: PathKey = tuple(error.absolute_path)
     instance = error.instance
@@ -493,7 +514,7 @@ def _schema_problem(error: ValidationError, root: Mapping[str, Any]) -> tuple[Pa
     expected: Any = error.validator_value
     if "propertyNames" in error.absolute_schema_path:
         pattern = error.schema.get("pattern", "") if isinstance(error.schema, Mapping) else ""
-        return (*path, str(instance)), f"invalid name (names must match {pattern})"
+        return (*path, str(instance)), f"invalid name (names must match {_readable_pattern(pattern)})"
     if validator == "required" and isinstance(instance, Mapping):
         missing = next((key for key in expected if key not in instance), expected[0])
         return (*path, missing), "is required"
@@ -520,7 +541,10 @@ def _schema_problem(error: ValidationError, root: Mapping[str, Any]) -> tuple[Pa
             return path, f"not a duration: {_show(instance, path)} (e.g. '500 ms', '30 seconds', '2 minutes')"
         if expected == root.get("$defs", {}).get("url", {}).get("pattern"):
             return path, f"not an http(s) URL: {_show(instance, path)}"
-        return path, f"{_show(instance, path)} does not match {expected}"
+        for name, what in _PATTERN_NAMES.items():
+            if expected == root.get("$defs", {}).get(name, {}).get("pattern"):
+                return path, f"{_show(instance, path)} is not {what}"
+        return path, f"{_show(instance, path)} does not match {_readable_pattern(str(expected))}"
     if validator in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
         sign = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}[validator]
         return path, f"must be {sign} {expected}; got {_show(instance, path)}"
@@ -592,9 +616,12 @@ def _validate(data: dict[str, Any], resolver: _Resolver) -> None:
     def check_duration(raw_schema: Any, value: Any, path: PathKey) -> None:
         if isinstance(raw_schema, Mapping) and raw_schema.get("$ref") == "#/$defs/duration":
             try:
-                parse_duration(value)
+                seconds = parse_duration(value)
             except ValueError as exc:
                 raise resolver.error(path, str(exc)) from None
+            # a duration used as a divisor, an interval or a timeout: "0 s" passes the schema's numeric rule
+            if raw_schema.get("exclusiveMinimum") == 0 and seconds <= 0:
+                raise resolver.error(path, f"must be > 0; got {_show(value, path)}")
 
     _walk(schema, data, (), schema, check_duration)
 
@@ -719,6 +746,13 @@ def load_config(
     ``${run_id}`` resolves to (a timestamp id when not given). Raises :class:`ConfigError`.
     """
     source = Path(path) if path is not None else Path(os.environ.get(ENV_VAR) or DEFAULT_CONFIG)
+    try:
+        return _load(source, overrides, run_id)
+    except (RecursionError, MemoryError) as exc:  # the limits above should make this unreachable
+        raise ConfigError(source, ROOT, f"cannot load configuration: {exhausted(exc)}") from None
+
+
+def _load(source: Path, overrides: Sequence[str], run_id: str | None) -> Config:
     if source.is_dir():
         raise ConfigError(source, ROOT, "is a directory; expected a YAML file")
     raw, origins = _load_chain(source)

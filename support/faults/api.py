@@ -237,7 +237,7 @@ class OrderlyShutdown(_ApiFault):
 
     def inject_scripts(self) -> dict[str, str]:
         port = self.port if self.port is not None else "<SpecialMessagePort from the name service>"
-        return {self.host: f"printf 'OrderlyShutdown\\n' > /dev/tcp/{self.target}/{port} || exit 3\n"}
+        return {self.host: f"printf 'OrderlyShutdown\\n' > /dev/tcp/{shlex.quote(str(self.target))}/{port} || exit 3\n"}
 
     def inject(self) -> None:
         run_on_hosts(self.ctx.executors, self.inject_scripts(), what=f"inject {self.kind}")

@@ -17,6 +17,7 @@ first command sent -> effect verified; revert latency: heal sent -> return to no
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -41,6 +42,8 @@ from support.faults.probe import Capabilities
 
 if TYPE_CHECKING:
     from support.streams.rest import StreamsRestClient
+
+TAG_RE = re.compile(r"[a-z][a-z0-9-]{2,20}\Z")
 
 # The errors, topology and polling live in the leaf module support.faults.core; they are re-exported here
 # so a fault module needs one import.
@@ -86,6 +89,9 @@ class Fault(ABC):
     def __init__(self, ctx: FaultContext, fault_id: str | None = None) -> None:
         self.ctx = ctx
         self.id = fault_id or new_fault_id()
+        if not TAG_RE.match(ctx.settings.tag):  # the schema's faults.tag rule, again: iptables lines carry it as it is
+            raise FaultRefused(f"refused: faults.tag {ctx.settings.tag!r} is not 3 to 21 lowercase letters, digits "
+                               "and '-' starting with a letter")
         self.label = f"{ctx.settings.tag}:{self.id}"  # iptables comment (rules are per network namespace)
         self.ttl = ctx.settings.ttl
         self.duration: float | None = None

@@ -1,14 +1,20 @@
 """Where fault commands run: SSH (paramiko), the local machine, or nowhere (dry run).
 
 SSH keeps ONE connection per host for the executor's life, and on it one persistent ``bash`` session:
-each command is sent to that shell (``timeout -k 1 T bash -c <script>``) and framed by a random marker,
+each command is sent to that shell (``timeout -k 1 T bash -c <reader> <<'<marker>'`` with the script in the
+quoted here-document, see :func:`_wrap`) and framed by a random marker,
 so a command costs a fork on the target, not a new SSH channel (a channel + exec costs ~100-150 ms with
 OpenSSH; a command on the open shell ~2 ms). Host keys are checked with ``RejectPolicy`` against the
 configured ``known_hosts`` only (no agent, no ~/.ssh keys). Connection errors are retried with
 exponential backoff; then one error says what was tried. Host key and authentication failures are
 reported at once (retrying cannot fix them).
 
-Non-root logins: with ``ssh.sudo`` every script runs as ``<prefix> timeout -k 1 T bash -c <script>``
+Scripts reach the hosts on stdin, never in arguments: the command line of every process the tester starts on
+a host (``timeout``, ``bash -c <reader>``) is the same constant text for every script, so ``ps`` on the host shows
+no configuration value and no script; the reader takes the script from its stdin (a quoted here-document: the
+login shell expands nothing in it), then runs it with stdin at end of file.
+
+Non-root logins: with ``ssh.sudo`` every script runs as ``<prefix> timeout -k 1 T bash -c <reader>``
 (``sudo -n`` by default, or a configured prefix such as ``sudo -n -u root`` or ``pbrun``): the prefix comes
 first, so ``timeout`` and the script (and the dead-man timers it starts) run with root rights, and ``-n``
 makes a missing sudo right fail at once instead of waiting for a password. The persistent shell itself stays
@@ -18,7 +24,8 @@ Bastion (``ssh.bastion``, like OpenSSH ``ProxyJump``): one SSH connection to the
 ``direct-tcpip`` channel on it to the target's SSH port, and the target's SSH session over that channel. Both
 hops check host keys with ``RejectPolicy`` against the same ``known_hosts``.
 
-Targets need ``bash``, ``timeout`` and ``base64`` (coreutils). Scripts never read stdin.
+Targets need ``bash``, ``timeout``, ``cat`` and ``base64`` (coreutils). Scripts never read stdin (it is at end
+of file when they run).
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ from support.faults.guard import Allowlist
 from support.units import format_seconds
 
 __all__ = [
+    "READER",
     "DryRunExecutor",
     "Executor",
     "ExecutorError",
@@ -92,17 +100,35 @@ class Result:
         return f"exit {self.rc}: {text[-1][:200] if text else 'no output'}"
 
 
-def _wrap(script: str, timeout: float, prefix: tuple[str, ...] = ()) -> str:
+#: The only program text on a host's command lines: read the script from stdin (whole, so nothing the script
+#: runs can read the rest of it), then run it with stdin at end of file. ``$1``, when given, is the login's
+#: SSH_CONNECTION, handed over a privilege prefix (sudo resets the environment).
+READER = ('if [ "$#" -gt 0 ]; then SSH_CONNECTION="$1"; export SSH_CONNECTION; set --; fi; '
+          '__xdc_s=$(cat; printf x); eval "${__xdc_s%x}"')
+
+
+def _heredoc_marker(script: str) -> str:
+    """A here-document delimiter that is no line of ``script``."""
+    lines = set(script.splitlines())
+    while True:
+        marker = "__xdc_script_" + secrets.token_hex(8)
+        if marker not in lines:
+            return marker
+
+
+def _wrap(script: str, timeout: float, prefix: tuple[str, ...] = (), redirections: str = "") -> str:
     """The command a persistent shell runs for ``script`` (under the privilege ``prefix``, e.g. ``sudo -n``):
-    its stdout streams, its stderr is captured and sent back base64-encoded after the end marker (so the two
-    never interleave)."""
-    if not prefix:
-        return f"timeout -k 1 {timeout:.3f} bash -c {shlex.quote(script)}"
+    ``[prefix] timeout -k 1 T bash -c READER`` with ``redirections``, and the script in a quoted here-document
+    on the following lines (the login shell expands nothing in it; the text ends with the delimiter line and
+    a newline, so the caller continues on the next line)."""
+    marker = _heredoc_marker(script)
+    body = script if script.endswith("\n") or not script else script + "\n"
     lead = "".join(f"{shlex.quote(word)} " for word in prefix)
     # sudo resets the environment: hand the script the login's SSH_CONNECTION (network faults exempt the
     # controller's -- or the bastion's -- SSH connection by it), expanded by the login shell
-    keep = "\"SSH_CONNECTION='$SSH_CONNECTION'; export SSH_CONNECTION\"$'\\n'"
-    return f"{lead}timeout -k 1 {timeout:.3f} bash -c {keep}{shlex.quote(script)}"
+    keep = ' xdc-script "$SSH_CONNECTION"' if prefix else ""
+    return (f"{lead}timeout -k 1 {timeout:.3f} bash -c {shlex.quote(READER)}{keep}{redirections} "
+            f"<<'{marker}'\n{body}{marker}\n")
 
 
 class Executor(ABC):
@@ -130,13 +156,14 @@ class Executor(ABC):
 
 
 class LocalExecutor(Executor):
-    """Runs scripts on this machine (``bash -c``): tests, and hosts declared as ``localhost``."""
+    """Runs scripts on this machine (``bash -c READER``, the script on stdin): tests, and hosts declared as
+    ``localhost``."""
 
     def run(self, script: str, timeout: float = 30.0) -> Result:
         started = time.monotonic()
         try:
-            done = subprocess.run(["timeout", "-k", "1", f"{timeout:.3f}", "bash", "-c", script],
-                                  stdin=subprocess.DEVNULL, capture_output=True, text=True,
+            done = subprocess.run(["timeout", "-k", "1", f"{timeout:.3f}", "bash", "-c", READER],
+                                  input=script, capture_output=True, text=True,
                                   timeout=timeout + _SLACK, check=False)
         except subprocess.TimeoutExpired as exc:
             raise ExecutorError(f"local command on {self.host} did not end within "
@@ -358,7 +385,7 @@ class SSHExecutor(Executor):
         assert self._shell is not None
         marker = "__xdc_end_" + secrets.token_hex(8)
         command = (
-            f"exec 3>&1; __xdc_err=$({_wrap(script, timeout, self.ssh.sudo)} 2>&1 1>&3 3>&- </dev/null); __xdc_rc=$?; "
+            f"exec 3>&1; __xdc_err=$({_wrap(script, timeout, self.ssh.sudo, ' 2>&1 1>&3 3>&-')}); __xdc_rc=$?; "
             f"printf '\\n%s %d %s\\n' {marker} \"$__xdc_rc\" \"$(printf %s \"$__xdc_err\" | base64 -w0)\"\n"
         )
         self._shell.sendall(command.encode())

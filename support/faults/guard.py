@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import shlex
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -25,9 +26,11 @@ from support.faults.core import FaultRefused, Topology
 
 __all__ = [
     "ENV_TAG",
+    "HOST_RE",
     "Allowlist",
     "arm_script",
     "audit_script",
+    "check_address",
     "delete_rules",
     "disarm_script",
     "heal_script",
@@ -39,6 +42,20 @@ __all__ = [
 ]
 
 ENV_TAG = "XDC_FAULT"
+
+#: A host as the schema's ``$defs/host`` accepts it: a DNS name (labels of letters, digits, ``-`` and ``_``)
+#: or an IPv4/IPv6 address. Host names also go into iptables-restore lines and /dev/tcp paths, where shell
+#: quoting does not apply, so faults check them again (:func:`check_address`).
+HOST_RE = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}"
+                     r"[A-Za-z0-9])?)*\.?$|^[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:%[A-Za-z0-9_.-]+)?$")
+
+
+def check_address(host: str) -> str:
+    """``host`` when it is a plain host name or address (see :data:`HOST_RE`), else FaultRefused."""
+    if len(host) > 253 or not HOST_RE.match(host) or "\n" in host:
+        raise FaultRefused(f"refused: {host!r} is not a host name or address (letters, digits, '.', '-', '_', "
+                           "or an IPv6 address)")
+    return host
 
 
 @dataclass(frozen=True)
@@ -103,7 +120,7 @@ def delete_rules(label: str) -> str:
 
 def kill_tagged(value: str) -> str:
     """Shell stopping every process whose environment has ``XDC_FAULT=<value>`` (TERM, then KILL after 2 s)."""
-    match = f"^{ENV_TAG}={value}$"
+    match = f"^{ENV_TAG}={_bre(value)}$"
     return (
         f"__p=$(grep -lz -- {shlex.quote(match)} /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3 | grep -vx \"$$\")\n"
         "if [ -n \"$__p\" ]; then\n"
@@ -117,31 +134,42 @@ def kill_tagged(value: str) -> str:
     )
 
 
+def _q(text: str) -> str:
+    return shlex.quote(text)
+
+
+def _bre(text: str) -> str:
+    """``text`` matched literally in a grep basic regular expression (a host's dots match only dots)."""
+    return "".join(f"\\{char}" if char in ".[]*^$\\" else char for char in text)
+
+
 def arm_script(tag: str, key: str, kind: str, ttl: float, revert: str, meta: dict[str, str] | None = None,
                directory: str | None = None) -> str:
     """Shell installing the revert script and starting the dead-man timer of fault ``key`` (``<id>@<host>``);
     prints ``DEADMAN <pgid>``."""
     directory = directory or state_dir(tag)
-    body = revert + f"rm -f {directory}/{key}.*\n"
+    body = revert + f"rm -f {_q(directory)}/{_q(key)}.*\n"
     fields = {"kind": kind, "key": key, "ttl": f"{ttl:.3f}", **(meta or {})}
-    meta_text = "".join(f"{name}={value}\n" for name, value in fields.items())
+    # one line per fact: a value never adds a line of its own
+    meta_text = "".join(f"{name}={' '.join(str(value).splitlines())}\n" for name, value in fields.items())
     name = f"{tag}-deadman-{key}"
+    revert_file = _q(f"{directory}/{key}.revert")
     return (
-        f"mkdir -p {directory} && chmod 700 {directory}\n"
-        f"printf %s {_b64(body)} | base64 -d > {directory}/{key}.revert\n"
-        f"{ENV_TAG}={tag}:deadman-{key} setsid sh -c 'sleep \"$1\"; exec bash \"$2\"' {name} {ttl:.3f} "
-        f"{directory}/{key}.revert </dev/null >/dev/null 2>&1 &\n"
+        f"mkdir -p {_q(directory)} && chmod 700 {_q(directory)}\n"
+        f"printf %s {_b64(body)} | base64 -d > {revert_file}\n"
+        f"{ENV_TAG}={_q(f'{tag}:deadman-{key}')} setsid sh -c 'sleep \"$1\"; exec bash \"$2\"' {_q(name)} "
+        f"{ttl:.3f} {revert_file} </dev/null >/dev/null 2>&1 &\n"
         "__dm=$!\n"
         f"{{ printf %s {_b64(meta_text)} | base64 -d; echo \"created=$(date +%s)\"; echo \"deadman=$__dm\"; }}"
-        f" > {directory}/{key}.meta\n"
+        f" > {_q(f'{directory}/{key}.meta')}\n"
         "echo \"DEADMAN $__dm\"\n"
     )
 
 
 def disarm_script(tag: str, key: str, directory: str | None = None) -> str:
     """Shell killing the dead-man timer of fault ``key`` (only if its command line still names the fault)."""
-    meta = f"{directory or state_dir(tag)}/{key}.meta"
-    name = f"{tag}-deadman-{key}"
+    meta = _q(f"{directory or state_dir(tag)}/{key}.meta")
+    name = _q(f"{tag}-deadman-{key}")
     return (
         f"if [ -f {meta} ]; then __dm=$(sed -n 's/^deadman=//p' {meta})\n"
         f"  if [ -n \"$__dm\" ] && tr '\\0' ' ' < /proc/$__dm/cmdline 2>/dev/null | grep -qF -- {name}; then\n"
@@ -153,18 +181,18 @@ def disarm_script(tag: str, key: str, directory: str | None = None) -> str:
 def heal_script(tag: str, key: str, revert: str, directory: str | None = None) -> str:
     """Shell healing fault ``key`` on its host: disarm the dead-man, revert, drop the fault's files."""
     directory = directory or state_dir(tag)
-    return disarm_script(tag, key, directory) + revert + f"rm -f {directory}/{key}.*\ntrue\n"
+    return disarm_script(tag, key, directory) + revert + f"rm -f {_q(directory)}/{_q(key)}.*\ntrue\n"
 
 
 def _fill_globs(tag: str, directories: Iterable[str]) -> list[str]:
-    return [f"{shlex.quote(d.rstrip('/'))}/.{tag}-fill-*" for d in directories]
+    return [f"{_q(d.rstrip('/') or '/')}/{_q(f'.{tag}-fill-')}*" for d in directories]
 
 
 def list_script(tag: str, host: str, directory: str | None = None) -> str:
     """Shell listing the faults active on ``host``: one ``FAULT <base64 of the meta file>`` line each."""
     directory = directory or state_dir(tag)
     return (
-        f"for __m in {directory}/*@{host}.meta; do [ -f \"$__m\" ] || continue\n"
+        f"for __m in {_q(directory)}/*@{_q(host)}.meta; do [ -f \"$__m\" ] || continue\n"
         "  echo \"FAULT $(base64 -w0 < \"$__m\")\"\n"
         "done\ntrue\n"
     )
@@ -172,7 +200,7 @@ def list_script(tag: str, host: str, directory: str | None = None) -> str:
 
 def _tagged_processes(tag: str, host: str) -> str:
     """Shell printing the PIDs of processes tagged by a fault on ``host``."""
-    pattern = shlex.quote(f"^{ENV_TAG}={tag}:[^@]*@{host}$")
+    pattern = shlex.quote(f"^{ENV_TAG}={_bre(tag)}:[^@]*@{_bre(host)}$")
     return (f"grep -lz -- {pattern} /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3 | grep -vx \"$$\"")
 
 
@@ -183,7 +211,7 @@ def audit_script(tag: str, host: str, directories: Sequence[str], watch_pids: Se
     major = qdisc_major(tag)
     fills = " ".join(_fill_globs(tag, directories))
     lines = [
-        f"for __m in {directory}/*@{host}.*; do [ -f \"$__m\" ] && echo \"RESIDUE file $__m\"; done",
+        f"for __m in {_q(directory)}/*@{_q(host)}.*; do [ -f \"$__m\" ] && echo \"RESIDUE file $__m\"; done",
         f"iptables-save -t filter 2>/dev/null | grep -F -- {shlex.quote('--comment ' + chr(34) + tag + ':')} "
         "| sed 's/^/RESIDUE iptables /'",
         f"tc qdisc show 2>/dev/null | grep -E {shlex.quote(f'^qdisc [a-z_]+ {major}: ')} | sed 's/^/RESIDUE tc /'",
@@ -207,14 +235,14 @@ def sweep_script(tag: str, host: str, directories: Sequence[str], directory: str
     fills = " ".join(_fill_globs(tag, directories))
     script = (
         # 1. every recorded fault: stop its timer, run its revert (which also resumes stopped PEs)
-        f"for __m in {directory}/*@{host}.meta; do [ -f \"$__m\" ] || continue\n"
+        f"for __m in {_q(directory)}/*@{_q(host)}.meta; do [ -f \"$__m\" ] || continue\n"
         "  __k=$(sed -n 's/^key=//p' \"$__m\"); __dm=$(sed -n 's/^deadman=//p' \"$__m\")"
         "; __kind=$(sed -n 's/^kind=//p' \"$__m\")\n"
         f"  if [ -n \"$__dm\" ] && tr '\\0' ' ' < /proc/$__dm/cmdline 2>/dev/null "
-        f"| grep -qF -- \"{tag}-deadman-$__k\"; then kill -TERM -- \"-$__dm\" 2>/dev/null; fi\n"
-        f"  [ -f {directory}/$__k.revert ] && bash {directory}/$__k.revert >/dev/null 2>&1\n"
+        f"| grep -qF -- {_q(tag + '-deadman-')}\"$__k\"; then kill -TERM -- \"-$__dm\" 2>/dev/null; fi\n"
+        f"  [ -f {_q(directory)}/\"$__k\".revert ] && bash {_q(directory)}/\"$__k\".revert >/dev/null 2>&1\n"
         "  echo \"CLEANED fault $__k ($__kind)\"\n"
-        f"  rm -f {directory}/$__k.*\n"
+        f"  rm -f {_q(directory)}/\"$__k\".*\n"
         "done\n"
         # 2. anything tagged that a revert did not cover
         f"__n=$(iptables-save -t filter 2>/dev/null | grep -cF -- {shlex.quote('--comment ' + chr(34) + tag + ':')})\n"
@@ -237,7 +265,7 @@ def sweep_script(tag: str, host: str, directories: Sequence[str], directory: str
     script += (
         f"for __c in $(find /sys/fs/cgroup -maxdepth 8 -type d -name {shlex.quote(tag + '-*')} 2>/dev/null); do "
         "rmdir \"$__c\" && echo \"CLEANED cgroup $__c\"; done\n"
-        f"rmdir {directory} 2>/dev/null\n"
+        f"rmdir {_q(directory)} 2>/dev/null\n"
         "true\n"
     )
     return script

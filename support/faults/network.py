@@ -25,7 +25,7 @@ from typing import Any
 
 from support.faults.base import Fault, FaultContext, FaultError, FaultUnsupported, Verified, poll
 from support.faults.executor import run_on_hosts
-from support.faults.guard import delete_rules, kill_tagged, qdisc_major
+from support.faults.guard import check_address, delete_rules, kill_tagged, qdisc_major
 from support.units import format_rate, format_seconds
 
 __all__ = ["Bandwidth", "Isolate", "Latency", "Loss", "Partition", "ProbeResult", "run_probes"]
@@ -96,9 +96,10 @@ def run_probes(ctx: FaultContext, pairs: dict[str, list[tuple[str, int]]], timeo
 
 
 def _rules(lines: list[str]) -> str:
-    """Shell inserting filter rules atomically (iptables-restore, existing rules kept)."""
+    """Shell inserting filter rules atomically (iptables-restore, existing rules kept). The rules are a quoted
+    here-document: the shell expands nothing in them."""
     body = "\n".join(lines)
-    return f"iptables-restore -w -n <<__XDC_RULES__ || exit 3\n*filter\n{body}\nCOMMIT\n__XDC_RULES__\n"
+    return f"iptables-restore -w -n <<'__XDC_RULES__' || exit 3\n*filter\n{body}\nCOMMIT\n__XDC_RULES__\n"
 
 
 class _Between(Fault):
@@ -110,6 +111,8 @@ class _Between(Fault):
         self.first, self.second = ctx.topology.dc(first), ctx.topology.dc(second)
         for dc in (self.first, self.second):
             dc.primary_host  # noqa: B018 - raises when the DC declares no hosts
+            for host in dc.hosts:
+                check_address(host)  # goes into iptables rules and /dev/udp paths as it is
         self.baseline: dict[tuple[str, str], float] = {}
         self.block_timeout = 0.25
 
@@ -208,6 +211,8 @@ class Isolate(Fault):
         self.dc = ctx.topology.dc(ctx.allowlist.check_dc(dc))
         self.dc.primary_host  # noqa: B018 - raises when the DC declares no hosts
         self.others = [other for other in ctx.topology.datacenters.values() if other.name != dc and other.hosts]
+        for host in self.dc.hosts:
+            check_address(host)  # goes into iptables rules as it is
         if not self.others:
             raise FaultError(f"cannot prove that {dc} is cut off: no other data center with hosts is declared")
         self.block_timeout = 0.25
@@ -239,17 +244,24 @@ class Isolate(Fault):
         own = [h for h in self.dc.hosts]
         # inserted at position 1 in reverse: the final order is loopback, own DC, controller SSH, drop
         lines = [f'-I INPUT 1 -m comment --comment "{label}" -j DROP',
-                 f'-I INPUT 1 -p tcp -s $__c --dport $__sp -m comment --comment "{label}" -j ACCEPT',
+                 f'-I INPUT 1 -p tcp -s @CONTROLLER@ --dport @SSHPORT@ -m comment --comment "{label}" -j ACCEPT',
                  *(f'-I INPUT 1 -s {h} -m comment --comment "{label}" -j ACCEPT' for h in own),
                  f'-I INPUT 1 -i lo -m comment --comment "{label}" -j ACCEPT',
                  f'-I OUTPUT 1 -m comment --comment "{label}" -j DROP',
-                 f'-I OUTPUT 1 -p tcp -d $__c --sport $__sp -m comment --comment "{label}" -j ACCEPT',
+                 f'-I OUTPUT 1 -p tcp -d @CONTROLLER@ --sport @SSHPORT@ -m comment --comment "{label}" -j ACCEPT',
                  *(f'-I OUTPUT 1 -d {h} -m comment --comment "{label}" -j ACCEPT' for h in own),
                  f'-I OUTPUT 1 -o lo -m comment --comment "{label}" -j ACCEPT']
+        # the rules are a quoted here-document; the controller's address and SSH port (from SSH_CONNECTION,
+        # checked to be an address and a number) replace their placeholders
+        body = "\n".join(lines)
         script = (
             "__c=${SSH_CONNECTION%% *}; __sp=${SSH_CONNECTION##* }\n"
             "if [ -z \"$__c\" ] || [ -z \"$__sp\" ]; then echo 'not an SSH session: cannot tell the controller "
-            "address to keep' >&2; exit 3; fi\n" + _rules(lines)
+            "address to keep' >&2; exit 3; fi\n"
+            "case \"$__c\" in *[!0-9A-Fa-f.:]*) echo \"SSH_CONNECTION holds no address: $__c\" >&2; exit 3;; esac\n"
+            "case \"$__sp\" in *[!0-9]*) echo \"SSH_CONNECTION holds no port: $__sp\" >&2; exit 3;; esac\n"
+            f"sed \"s/@CONTROLLER@/$__c/g; s/@SSHPORT@/$__sp/g\" <<'__XDC_RULES__' | iptables-restore -w -n || exit 3\n"
+            f"*filter\n{body}\nCOMMIT\n__XDC_RULES__\n"
         )
         return {host: script for host in self.dc.hosts}
 
@@ -309,7 +321,7 @@ class _Shaped(_Between):
             "    *) echo \"$__d has a custom root qdisc ($__root): not replacing it\" >&2; exit 3;;\n"
             "  esac\n"
             f"  tc qdisc add dev \"$__d\" root handle {major}: htb default 1 || exit 4\n"
-            f"  echo \"$__d\" >> {devs_file}\n"
+            f"  echo \"$__d\" >> {shlex.quote(devs_file)}\n"
             f"  tc class add dev \"$__d\" parent {major}: classid {major}:1 htb rate 100gbit quantum 60000 || exit 4\n"
             f"  tc class add dev \"$__d\" parent {major}: classid {major}:2 htb rate 100gbit quantum 60000 || exit 4\n"
             f"  tc qdisc add dev \"$__d\" parent {major}:2 handle {leaf_handle}: {self.leaf()} || exit 4\n"
@@ -324,7 +336,7 @@ class _Shaped(_Between):
         major = qdisc_major(self.ctx.settings.tag)
         devs_file = self.state_file(host, "devs")
         return (
-            f"for __d in $(cat {devs_file} 2>/dev/null); do\n"
+            f"for __d in $(cat {shlex.quote(devs_file)} 2>/dev/null); do\n"
             f"  tc qdisc show dev \"$__d\" root | grep -q '^qdisc htb {major}: ' && tc qdisc del dev \"$__d\" root\n"
             "done\ntrue\n"
         )
@@ -382,16 +394,16 @@ class Latency(_Shaped):
         queue until the NFQUEUE rule exists, so this is staging, outside the apply time)."""
         from pathlib import Path
 
-        directory = self.ctx.settings.directory
+        directory = shlex.quote(self.ctx.settings.directory)
         program = Path(__file__).with_name("delayer.py").read_text(encoding="utf-8")
         import base64
 
         encoded = base64.b64encode(program.encode()).decode()
-        script = self.state_file(host, "delayer.py")
-        log = self.state_file(host, "delayer.log")
+        script = shlex.quote(self.state_file(host, "delayer.py"))
+        log = shlex.quote(self.state_file(host, "delayer.log"))
         return (
             f"mkdir -p {directory}\nprintf %s {encoded} | base64 -d > {script}\n"
-            f"XDC_FAULT={self.host_label(host)} setsid {shlex.quote(self.ctx.settings.python)} {script} "
+            f"XDC_FAULT={shlex.quote(self.host_label(host))} setsid {shlex.quote(self.ctx.settings.python)} {script} "
             f"--queue {self.queue} "
             f"--delay-ms {self.delay * 1000:.3f} --jitter-ms {self.jitter * 1000:.3f} --ttl {self.ttl:.3f} "
             f"</dev/null >{log} 2>&1 &\n"
@@ -519,8 +531,8 @@ def _udp_burst(peers: list[str], count: int, size: int) -> str:
     """Shell sending ``count`` UDP datagrams of ``size`` bytes to each peer's discard port (no listener needed)."""
     lines = [f"__pl=$(head -c {int(size)} /dev/zero | tr '\\0' x)"]
     for peer in peers:
-        lines.append(f"for __i in $(seq {int(count)}); do printf %s \"$__pl\" > /dev/udp/{peer}/{DISCARD_PORT}; done "
-                     "2>/dev/null")
+        target = f"/dev/udp/{shlex.quote(peer)}/{DISCARD_PORT}"
+        lines.append(f"for __i in $(seq {int(count)}); do printf %s \"$__pl\" > {target}; done 2>/dev/null")
     return "\n".join(lines) + "\n"
 
 

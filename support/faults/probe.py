@@ -87,9 +87,10 @@ if command -v tc >/dev/null 2>&1; then
   try unshare -n sh -c '{netem}'; cap netem $? "htb + netem + u32" "$__w"
   try unshare -n sh -c '{tbf}'; cap tbf $? "htb + tbf + u32" "$__w"
 else cap netem 1 "" "tc not installed"; cap tbf 1 "" "tc not installed"; fi
-try {python} -c 'import ctypes, ctypes.util as u; ctypes.CDLL(u.find_library("netfilter_queue") or \
+__py={shlex.quote(python)}
+try "$__py" -c 'import ctypes, ctypes.util as u; ctypes.CDLL(u.find_library("netfilter_queue") or \
   "libnetfilter_queue.so.1")'
-cap delayer $? "{python} + libnetfilter_queue" "$__w"
+cap delayer $? "$__py + libnetfilter_queue" "$__w"
 if command -v stress-ng >/dev/null 2>&1; then cap stress-ng 0 "$(stress-ng --version 2>&1 | head -n1 | cut -c1-60)" ""
 else cap stress-ng 1 "" "stress-ng not installed"; fi
 __v1=$(awk '$3=="cgroup" {{print $4}}' /proc/mounts | tr ',' '\n' | grep -xE 'cpu|memory' | sort -u | tr '\n' ' ')

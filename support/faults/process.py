@@ -9,6 +9,7 @@ Every signal is guarded by the process start time read before the fault, so a re
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from typing import Any
 
@@ -148,8 +149,8 @@ class _PeFault(Fault):
 
     def _guarded(self, command: str) -> str:
         """``command`` only if /proc/PID is still the PE process seen before the fault."""
-        start = self.starttime or "${PE_STARTTIME}"
-        return (f"if [ \"{_stat_field(self.pid, 20)}\" = \"{start}\" ]; then {command}; "
+        start = shlex.quote(self.starttime) if self.starttime else "\"${PE_STARTTIME}\""
+        return (f"if [ \"{_stat_field(self.pid, 20)}\" = {start} ]; then {command}; "
                 f"else echo 'process {self.pid} is no longer the PE seen before the fault' >&2; exit 3; fi\n")
 
     def _state(self) -> tuple[str, str]:
@@ -219,8 +220,8 @@ class PEHang(_PeFault):
         return {host: self._guarded(f"kill -STOP {self.pid}") for host in self.hosts()}
 
     def revert_scripts(self) -> dict[str, str]:
-        start = self.starttime or "${PE_STARTTIME}"
-        return {host: f"[ \"{_stat_field(self.pid, 20)}\" = \"{start}\" ] && kill -CONT {self.pid}\ntrue\n"
+        start = shlex.quote(self.starttime) if self.starttime else "\"${PE_STARTTIME}\""
+        return {host: f"[ \"{_stat_field(self.pid, 20)}\" = {start} ] && kill -CONT {self.pid}\ntrue\n"
                 for host in self.hosts()}
 
     def meta(self) -> dict[str, str]:

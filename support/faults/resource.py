@@ -119,9 +119,11 @@ def make_child_script(child: str, limits: dict[str, str]) -> str:
     script = f"mkdir -p {quoted} || exit 4\n"
     for name, value in limits.items():
         if name.startswith("?"):
-            script += f"if [ -e {quoted}/{name[1:]} ]; then echo {value} > {quoted}/{name[1:]} || exit 4; fi\n"
+            leaf = shlex.quote(name[1:])
+            script += (f"if [ -e {quoted}/{leaf} ]; then echo {shlex.quote(value)} > {quoted}/{leaf} || exit 4; "
+                       "fi\n")
         else:
-            script += f"echo {value} > {quoted}/{name} || exit 4\n"
+            script += f"echo {shlex.quote(value)} > {quoted}/{shlex.quote(name)} || exit 4\n"
     return script
 
 
@@ -138,7 +140,7 @@ def _session(sid_file: str) -> str:
     stay in the session ``setsid`` gave the stress-ng parent; the kernel never reuses a PID still in use as a
     session id, so the session's members are exactly the fault's processes."""
     return (
-        f"__sid=$(cat {sid_file} 2>/dev/null)\n"
+        f"__sid=$(cat {shlex.quote(sid_file)} 2>/dev/null)\n"
         "if [ -z \"$__sid\" ]; then echo '0 0 0'; else\n"
         "awk -v s=\"$__sid\" 'FNR == 1 { line = $0; sub(/^.*\\) /, \"\", line); split(line, f, \" \"); "
         "if (f[4] == s && f[1] != \"Z\") { c++; t += f[12] + f[13]; r += f[22] } } "
@@ -151,7 +153,7 @@ def _kill_session(sid_file: str) -> str:
     """Shell killing every process of the session in ``sid_file`` (SIGKILL: stress keeps nothing worth saving)."""
     count = _session(sid_file).replace("print c + 0, t + 0, r * 4", "print c + 0")
     return (
-        f"__sid=$(cat {sid_file} 2>/dev/null)\n"
+        f"__sid=$(cat {shlex.quote(sid_file)} 2>/dev/null)\n"
         "if [ -n \"$__sid\" ]; then\n"
         "  __pids=$(awk -v s=\"$__sid\" 'FNR == 1 { line = $0; sub(/^.*\\) /, \"\", line); split(line, f, \" \"); "
         "if (f[4] == s) print substr(FILENAME, 7, length(FILENAME) - 11) }' /proc/[0-9]*/stat 2>/dev/null)\n"
@@ -164,9 +166,10 @@ def _kill_session(sid_file: str) -> str:
 def _start_stress(label: str, sid_file: str, args: str, dirs: list[str]) -> str:
     joined = " ".join(shlex.quote(d) for d in dirs)
     return (
-        f"{ENV_TAG}={label} setsid sh -c 'for d in \"$@\"; do echo $$ > \"$d/cgroup.procs\" || exit 5; done; "
+        f"{ENV_TAG}={shlex.quote(label)} setsid sh -c "
+        "'for d in \"$@\"; do echo $$ > \"$d/cgroup.procs\" || exit 5; done; "
         f"exec stress-ng {args} --quiet' {shlex.quote(label + '-stress')} {joined} </dev/null >/dev/null 2>&1 &\n"
-        f"__s=$!; echo $__s > {sid_file}\n"
+        f"__s=$!; echo $__s > {shlex.quote(sid_file)}\n"
         f"for __i in $(seq 100); do [ \"$({_session(sid_file).strip()} | cut -d' ' -f1)\" -ge 2 ] && break; "
         "[ -d /proc/$__s ] || break; sleep 0.02; done\n"
         "[ -d /proc/$__s ] || { echo 'stress-ng exited at once (cgroup join or options refused)' >&2; exit 4; }\n"

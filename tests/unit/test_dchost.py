@@ -3,6 +3,8 @@ service; against a fake executor that records the scripts and answers like the h
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import subprocess
 import time
 from pathlib import Path
@@ -39,10 +41,9 @@ class FakeHost(Executor):
         if script.startswith("cat -- "):
             path = script.split(" ", 2)[2].strip("'")
             out, rc = (self.files[path], 0) if path in self.files else ("", 1)
-        elif script.startswith("cat > "):
-            tmp = script.split()[2].strip("'")
-            body = script.split("\n", 1)[1].rsplit("XDC_TESTER_EOF\n", 1)[0]
-            self.files[tmp.removesuffix(".tester-tmp")] = body
+        elif script.startswith("printf %s ") and "base64 -d >" in script:
+            words = script.split("\n", 1)[0].split()
+            self.files[words[7].strip("'").removesuffix(".tester-tmp")] = base64.b64decode(words[2]).decode()
         elif script.startswith("ss "):
             out = "" if self.listener is None else (
                 f'LISTEN 0 5 198.18.2.10:25091 0.0.0.0:* users:(("python3",pid={self.listener},fd=3))\n')
@@ -115,9 +116,22 @@ def test_the_start_script_returns_at_once_inside_the_ssh_sessions_capture(tmp_pa
     that pipe open in a background process would never return (the session's 'no answer within 20 s')."""
     log_file = str(tmp_path / "logs" / "standby.log")
     stub = StandbyStub("orders", dc(), "sleep 3", log_file, FakeHost(), Journal(None, "t"))
-    session = f"exec 3>&1; __e=$({_wrap(stub.start_script(), 10)} 2>&1 1>&3 3>&- </dev/null); echo rc=$?"
+    session = f"exec 3>&1; __e=$({_wrap(stub.start_script(), 10, (), ' 2>&1 1>&3 3>&-')}); echo rc=$?"
     started = time.monotonic()
     done = subprocess.run(["bash", "-c", session], capture_output=True, text=True, timeout=10, check=False)
     assert done.stdout.split() == ["started", "rc=0"]
     assert time.monotonic() - started < 2.0  # not the 3 s the stub lives
     assert (tmp_path / "logs" / "standby.log").exists()
+
+
+@pytest.mark.parametrize("text", ["a=1\nlast=no newline", "XDC_TESTER_EOF\nk=v\n", "", "q='\"$(id)`\n\\n\n"])
+def test_a_config_file_is_written_byte_for_byte_whatever_its_text(tmp_path: Path, text: str) -> None:
+    """The restore writes back exactly what was read: a file without a final newline, or with a line that
+    looks like a here-document marker, once ended the here-document early and the restore wrote garbage."""
+    from support.faults.executor import LocalExecutor
+
+    target = tmp_path / "it's a dir" / "orders $(x).cfg"
+    target.parent.mkdir()
+    info = dataclasses.replace(dc(), config_files={"application": str(target)})
+    ToolkitFiles(info, LocalExecutor("localhost")).write("application", text)
+    assert target.read_bytes() == text.encode()

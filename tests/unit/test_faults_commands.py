@@ -69,7 +69,7 @@ def test_isolation_keeps_loopback_own_dc_and_the_controllers_ssh(ctx) -> None:  
     lines = [line for line in script.splitlines() if line.startswith("-I ")]
     # inserted at position 1 in reverse: drop ends up last, after the accepts
     assert lines[0].endswith("-j DROP") and "INPUT" in lines[0]
-    assert any("--dport $__sp" in line and "ACCEPT" in line for line in lines)
+    assert any("--dport @SSHPORT@" in line and "ACCEPT" in line for line in lines)
     assert any("-i lo" in line for line in lines) and any("-o lo" in line for line in lines)
 
 

@@ -150,6 +150,11 @@ def test_real_ssh_runs_commands_on_one_persistent_connection(sshd: tuple[SshSett
         assert executor.run("printf 'no newline'").stdout == "no newline"
         assert executor.run("sleep 5", timeout=0.3).rc == 124
         assert executor.run("echo still here").stdout == "still here\n"
+        # the script comes on stdin: the command line of the shell running it (and of its timeout) never holds it
+        seen = executor.run("tr '\\0' ' ' < /proc/$$/cmdline; echo; tr '\\0' ' ' < /proc/$PPID/cmdline; "
+                            "echo; : secret-looking-marker; read -r x && echo \"stdin: $x\"; echo end")
+        assert seen.ok and "bash -c" in seen.stdout and "timeout" in seen.stdout
+        assert "secret-looking-marker" not in seen.stdout and "stdin:" not in seen.stdout  # stdin at end of file
     finally:
         executor.close()
 
@@ -165,10 +170,12 @@ def test_real_ssh_rejects_an_unknown_host_key(sshd: tuple[SshSettings, Path]) ->
 def test_privileged_scripts_run_under_the_configured_prefix() -> None:
     from support.faults.executor import _wrap
 
-    assert _wrap("true", 5) == "timeout -k 1 5.000 bash -c true"
+    first, body, _ = _wrap("true", 5).split("\n", 2)
+    assert first.startswith("timeout -k 1 5.000 bash -c ") and body == "true"
     wrapped = _wrap("iptables -L", 5, ("sudo", "-n", "-u", "root"))
     assert wrapped.startswith("sudo -n -u root timeout -k 1 5.000 bash -c ")
-    assert wrapped.endswith("'iptables -L'")
+    assert wrapped.split("\n")[1] == "iptables -L"  # on stdin (a quoted here-document), not in the arguments
+    assert "iptables" not in wrapped.split("\n")[0]
 
 
 def test_sudo_setting_parses_true_false_and_a_prefix() -> None:
