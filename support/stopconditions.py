@@ -153,6 +153,7 @@ class StopWatch:
     _thread: threading.Thread | None = None
     _watched: float = 0.0
     _since: float | None = None
+    _ever: bool = False  # a fault was in place at some point
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -175,9 +176,11 @@ class StopWatch:
         self._wake.set()
         if thread is not None:
             thread.join(timeout)
-        if already or thread is None:
+        if already:
             return
         self._pause(self.clock())
+        if not self._ever:
+            return
         self.journal.record("stop_condition.watched", watched_s=round(self._watched, 3), breached=self.breached,
                             unchecked={c.label: round(s.unchecked, 3) for c, s in zip(self.checks, self._states,
                                                                                      strict=True) if s.unchecked},
@@ -214,6 +217,7 @@ class StopWatch:
             return self.interval
         if self._since is None:
             self._since = now
+            self._ever = True
         for check, state in zip(self.checks, self._states, strict=True):
             if self._stopping.is_set():
                 break

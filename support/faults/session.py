@@ -168,8 +168,8 @@ class FaultSession:
         fault.prepare()
         lock = threading.Lock()
         with self._guard:  # an abort either sees this fault (and heals it once its injection ends) or refuses it
-            if self._refused is not None:
-                raise FaultRefused(f"refused: {self._refused}")
+            if self._refused is not None:  # e.g. "aborted: <stop condition>"
+                raise FaultRefused(self._refused)
             self._locks[fault.id] = lock
             lock.acquire()  # held until the injection ends: a heal from another thread waits for it
             self.cleanup.push(f"heal {fault.kind} {fault.id}", lambda: self.heal(fault))  # before the fault exists
@@ -276,7 +276,7 @@ class FaultSession:
                 return fault
         if self.dry_run and self.planned:
             return self.planned[-1][0]
-        raise FaultError("no fault in effect to heal")
+        raise FaultError(self._refused or "no fault in effect to heal")
 
     def heal_touching(self, dc: str) -> list[Fault]:
         """Heal every fault still in effect that involves data center ``dc`` (its own, or a link of it)."""
