@@ -256,7 +256,7 @@ def test_a_breach_after_the_last_wait_still_fails_the_scenario(tmp_path: Path) -
 
 def test_stop_checks_are_removed_and_generic() -> None:
     remove = add_stop_check(lambda: "stop now")
-    with pytest.raises(WaitStopped, match="^stop now$"):
+    with pytest.raises(WaitStopped, match=r"^stop now$"):
         wait_until(lambda: 1, lambda _: False, timeout=5, what="x")
     remove()
     remove()  # twice is harmless
@@ -295,7 +295,7 @@ def test_an_abort_during_an_injection_heals_that_fault_once_it_is_in_place(tmp_p
     injector.join(10)
     aborter.join(10)
     assert aborted == [[]] and counts == {"inject": 1, "heal": 1} and not session.in_place()
-    with pytest.raises(AssertionError, match="^aborted: x$"):
+    with pytest.raises(AssertionError, match=r"^aborted: x$"):
         session.inject("fake")
     assert session.cleanup.run_all() == [] and counts["heal"] == 1
     session.close()
