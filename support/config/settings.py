@@ -73,7 +73,7 @@ class StopCondition:
             return self.name
         if self.promql is not None:
             return f"promql {self.promql}"
-        job = f" and {self.rest_application}'s job" if self.rest_application else ""
+        job = f" and its {self.rest_application} job" if self.rest_application else ""
         return f"REST health of {self.rest_dc}{job}"
 
 

@@ -29,7 +29,8 @@ def test_config_takes_promql_and_rest_health_conditions(tmp_path: Path) -> None:
     config = lab_shaped_config(tmp_path, 'run.stop_conditions=[{name: split brain, promql: "up == 0"}, '
                                          "{rest_health: dc2}, {rest_health: {dc: dc1, application: orders}}]")
     conditions = config.settings.run.stop_conditions
-    assert [c.label for c in conditions] == ["split brain", "REST health of dc2", "REST health of dc1 and orders's job"]
+    assert [c.label for c in conditions] == ["split brain", "REST health of dc2",
+                                             "REST health of dc1 and its orders job"]
     assert conditions[0].promql == "up == 0" and conditions[2].rest_application == "orders"
 
 
@@ -299,3 +300,19 @@ def test_an_abort_during_an_injection_heals_that_fault_once_it_is_in_place(tmp_p
         session.inject("fake")
     assert session.cleanup.run_all() == [] and counts["heal"] == 1
     session.close()
+
+
+def test_config_validate_and_run_dry_run_show_the_conditions(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    project = Path(__file__).resolve().parents[2]
+    setting = ("run.stop_conditions=[{name: split brain, promql: 'count(x) > 1'}, "
+               "{rest_health: {dc: dc2, application: orders}}]")
+    shown = "  - split brain: PromQL count(x) > 1 (breached by any sample neither 0 nor NaN)\n" \
+            "  - REST: the instance in dc2 or its orders job not healthy\n"
+    for args in (["config", "validate"], ["run", "--dry-run", "features/network_faults.feature"]):
+        done = subprocess.run([sys.executable, "-m", "support.cli", *args, "--set", setting], cwd=project,
+                              capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+        assert "stop conditions (2), checked every second while a fault is in place:\n" + shown in done.stdout
