@@ -212,6 +212,9 @@ def test_a_breach_heals_once_stops_the_steps_waits_and_fails_the_scenario(tmp_pa
         wait_until(lambda: False, bool, timeout=10, interval=0.05, what="a takeover")
     waiter.join()
     assert elsewhere == []
+    watching = world.stop_watch._thread
+    assert watching is not None
+    watching.join(10)  # the waits stop as soon as the breach is known; the heal runs in the watch's thread
     assert counts == {"inject": 1, "heal": 1} and not world.faults.in_place()
     with pytest.raises(AssertionError, match=r"^aborted: split brain \(2 \{dc=dc2\}\)$"):
         world.heal_fault()  # the scenario's own heal step: no second heal, the step says why
