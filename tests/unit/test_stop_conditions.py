@@ -319,3 +319,27 @@ def test_config_validate_and_run_dry_run_show_the_conditions(tmp_path: Path) -> 
                               capture_output=True, text=True, timeout=120, check=False)
         assert done.returncode == 0, done.stderr
         assert "stop conditions (2), checked every second while a fault is in place:\n" + shown in done.stdout
+
+
+def test_doctor_runs_each_promql_condition_once(tmp_path: Path) -> None:
+    import io
+
+    from support.cli.doctor import check_promql_conditions
+
+    config = lab_shaped_config(tmp_path, "run.stop_conditions=[{name: a, promql: 'up == 0'}, {name: b, promql: 'x'}, "
+                                         "{name: c, promql: 'y('}, {rest_health: dc1}]")
+
+    class Answers(FakeProm):
+        def instant(self, query: str) -> list[PromSample]:
+            if query == "y(":
+                raise ValueError("HTTP 400: bad_data: parse error: unclosed left parenthesis\nmore")
+            return [PromSample({}, 0.0, 3.0)] if query == "x" else []
+
+    out = io.StringIO()
+    assert check_promql_conditions(config, lambda: Answers([]), out) is False
+    assert out.getvalue().splitlines() == [
+        "doctor: stop condition 'a': the query runs, not breached now",
+        "doctor: stop condition 'b': the query runs, BREACHED already (3): it would abort at the first fault",
+        "doctor: stop condition 'c': the query fails: HTTP 400: bad_data: parse error: unclosed left parenthesis",
+    ]
+    assert check_promql_conditions(lab_shaped_config(tmp_path), lambda: None, out) is True
