@@ -10,6 +10,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -172,7 +173,7 @@ class World:
         self.journal.record("scenario.started", feature=feature, tags=tags)
         self.aborted: str | None = None  # "aborted: <condition>" once a stop condition breached
         self.stop_watch: StopWatch | None = None
-        self._remove_stop_check: Any = None
+        self._remove_stop_check: Callable[[], None] | None = None
         if self.settings.run.stop_conditions and not dry_run:
             self._watch_stop_conditions()
 
