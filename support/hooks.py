@@ -91,11 +91,16 @@ def after_scenario(context: Any, scenario: Any) -> None:
     if error is not None and world.verdict_error is not None and world.verdict_error[:200] in error:
         error = None
     error = error or world.setup_error
+    steps_passed = status == "passed"
+    if world.aborted:  # a stop condition breached: that is why it failed, whichever step noticed it first
+        status, error = "failed", world.aborted
     record = world.finish(status, error, cleanup_errors)
     append_scenario(context.failover.run_dir, record)
     attach_scenario(record, world.journal.events(), world.ledger_dir / "metrics.csv")
     if cleanup_errors:
         raise AssertionError("cleanup failed: " + "; ".join(cleanup_errors))
+    if world.aborted and steps_passed:  # the breach came after the last wait: behave must see it fail too
+        raise AssertionError(world.aborted)
 
 
 def after_all(context: Any) -> None:

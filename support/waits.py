@@ -36,7 +36,35 @@ class WaitTimeout(Exception):
         self.last = last
 
 
+class WaitStopped(AssertionError):
+    """A wait ended early because a registered stop check (:func:`add_stop_check`) gave a reason, e.g. a stop
+    condition breached: the message is that reason. An ``AssertionError``: the step that waited failed."""
+
+
 Progress = Callable[[str, float, float], None]
+
+#: Callables asked before every probe of every wait: a non-empty string ends the wait with WaitStopped. Each
+#: decides for itself which waits it stops (e.g. only those of one thread); they must be cheap and not raise.
+_stop_checks: list[Callable[[], str | None]] = []
+
+
+def add_stop_check(check: Callable[[], str | None]) -> Callable[[], None]:
+    """Register ``check`` with every :func:`wait_until`; returns the call that removes it again."""
+    _stop_checks.append(check)
+
+    def remove() -> None:
+        if check in _stop_checks:
+            _stop_checks.remove(check)
+
+    return remove
+
+
+def _stop_reason() -> str | None:
+    for check in list(_stop_checks):
+        reason = check()
+        if reason:
+            return reason
+    return None
 
 
 def wait_until(
@@ -55,12 +83,15 @@ def wait_until(
     Exceptions of the ``transient`` types raised by ``probe`` count as observations (the condition is not
     met yet) so that a service that is still starting does not end the wait; any other exception ends the
     wait and propagates unchanged. Raises :class:`WaitTimeout` naming the last observed value or error when
-    ``timeout`` seconds pass.
+    ``timeout`` seconds pass, :class:`WaitStopped` when a registered stop check gives a reason.
     """
     started = time.monotonic()
     deadline = started + timeout
     last: object = "nothing observed yet"
     while True:
+        reason = _stop_reason() if _stop_checks else None
+        if reason:
+            raise WaitStopped(reason)
         try:
             value = probe()
         except transient as exc:

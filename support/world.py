@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import re
 import shlex
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,17 +39,19 @@ from support.faults.session import FaultSession
 from support.judge import History, Judgement, JudgeSettings, Snapshot, judge_claim, judge_scenario, load_history
 from support.judge.facts import scenario_deadline
 from support.measure import NOT_JUDGED, Verdict, throughput_baseline
+from support.metrics.prometheus import PrometheusClient
 from support.metrics.series import Baseline
 from support.metrics.session import MetricsSession
 from support.orchestration import CleanupStack, Journal
 from support.progress import ConsoleProgress
 from support.reporting.allure import RESIDUE_PREFIX, label_dc_pair
+from support.stopconditions import StopWatch, checks_from_settings
 from support.streams.errors import StreamsError
 from support.streams.exchange import DataExchangeClient
 from support.streams.rest import StreamsRestClient
 from support.toolkit import StandbyWatch, ToolkitMonitor, ToolkitNames
 from support.traffic import Traffic
-from support.waits import WaitTimeout, wait_until
+from support.waits import WaitTimeout, add_stop_check, wait_until
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +171,42 @@ class World:
         self.timeout = self.settings.run.scenario_timeout
         self.progress = ConsoleProgress()
         self.journal.record("scenario.started", feature=feature, tags=tags)
+        self.aborted: str | None = None  # "aborted: <condition>" once a stop condition breached
+        self.stop_watch: StopWatch | None = None
+        self._remove_stop_check: Callable[[], None] | None = None
+        if self.settings.run.stop_conditions and not dry_run:
+            self._watch_stop_conditions()
+
+    # -- stop conditions ----------------------------------------------------------------------------
+    def _watch_stop_conditions(self) -> None:
+        """Check ``run.stop_conditions`` while a fault is in place (a thread started with the first fault). On a
+        breach the faults are healed at once, from that thread, and every wait of the steps' thread (this one)
+        ends with ``aborted: <condition>``; nothing is raised in the steps' thread from elsewhere."""
+        prometheus = self.settings.metrics.prometheus
+        checks = checks_from_settings(self.settings, self.run.rest,
+                                      lambda: PrometheusClient.from_settings(prometheus) if prometheus else None)
+        faults = self.faults
+        self.stop_watch = StopWatch(checks, self.journal, self._abort, lambda: bool(faults.in_place()))
+        faults.listeners.append(self.stop_watch.wake)
+        steps = threading.current_thread()
+        self._remove_stop_check = add_stop_check(
+            lambda: self.aborted if threading.current_thread() is steps else None)
+
+    def _abort(self, reason: str) -> None:
+        """A stop condition breached (called from the watch's thread): refuse further faults, heal those in
+        place (each once: the heal step and the cleanup stack then find them healed)."""
+        self.aborted = reason
+        for error in self.faults.abort(reason):
+            log.error("%s: %s", reason, error)
+            self.journal.record("stop_condition.heal_failed", error=error[:500])
+
+    def _stop_watching(self) -> None:
+        """Before the heals and restores of closing: stop checking, and let the steps' thread wait again."""
+        if self._remove_stop_check is not None:
+            self._remove_stop_check()
+            self._remove_stop_check = None
+        if self.stop_watch is not None:
+            self.stop_watch.stop()
 
     # -- names from the feature text -------------------------------------------------------------
     def datacenter(self, name: str) -> str:
@@ -542,6 +582,7 @@ class World:
         """End the scenario: the producer stops and the outputs drain, then every heal and restore runs (in a
         ``finally``: nothing before them can skip them), then the recording stops. Returns cleanup failures."""
         errors: list[str] = []
+        self._stop_watching()
         self.journal.record("scenario.steps_done")
         try:
             if self.traffic is not None:

@@ -10,9 +10,9 @@ import argparse
 import sys
 from typing import Any, TextIO
 
-from support.config import ENV_VAR, ConfigError, load_config
+from support.config import ENV_VAR, Config, ConfigError, load_config
 
-__all__ = ["add_config_parser", "add_parser", "config_command"]
+__all__ = ["add_config_parser", "add_parser", "config_command", "stop_condition_lines"]
 
 
 def add_parser(subparsers: Any) -> None:
@@ -55,6 +55,23 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
+def stop_condition_lines(config: Config) -> list[str]:
+    """``run.stop_conditions`` for people: what each checks (none: no line)."""
+    conditions = config.settings.run.stop_conditions
+    if not conditions:
+        return []
+    lines = [f"stop conditions ({len(conditions)}), checked every second while a fault is in place:"]
+    for condition in conditions:
+        if condition.promql is not None:
+            what = f"PromQL {condition.promql} (breached by any sample neither 0 nor NaN)"
+        else:
+            job = f" or its {condition.rest_application} job" if condition.rest_application else ""
+            what = f"REST: the instance in {condition.rest_dc}{job} not healthy"
+        name = f"{condition.name}: " if condition.name else ""
+        lines.append(config.redact(f"  - {name}{what}"))
+    return lines
+
+
 def config_command(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
     """Run ``config validate`` or ``config show``; return the exit code."""
     out = stdout or sys.stdout
@@ -68,6 +85,8 @@ def config_command(args: argparse.Namespace, stdout: TextIO | None = None, stder
         dcs = _plural(len(config.settings.datacenters), "data center")
         apps = _plural(len(config.settings.applications), "application")
         print(f"{config.source}: valid ({dcs}, {apps})", file=out)
+        for line in stop_condition_lines(config):
+            print(line, file=out)
         return 0
     if args.config_action == "show":
         out.write(config.to_yaml(redacted=True))

@@ -7,15 +7,19 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from support.cli.common import load, rest_clients
+from support.config import Config
 from support.faults.core import Topology
 from support.faults.executor import ExecutorPool
 from support.faults.guard import Allowlist
 from support.faults.probe import CapabilityProbe, doctor_table
+from support.metrics.prometheus import PrometheusClient
+from support.stopconditions import PromQLCheck
 
-__all__ = ["add_doctor_parser", "add_parser", "doctor_command"]
+__all__ = ["add_doctor_parser", "add_parser", "check_promql_conditions", "doctor_command"]
 
 
 def add_parser(sub: Any) -> None:
@@ -28,6 +32,29 @@ def add_doctor_parser(sub: Any) -> None:
     doctor.add_argument("--config", help="config file (default config/lab.yaml or $FAILOVER_TESTER_CONFIG)")
     doctor.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     doctor.set_defaults(func=doctor_command)
+
+
+def check_promql_conditions(config: Config, client: Callable[[], Any], out: TextIO) -> bool:
+    """Ask Prometheus each PromQL stop condition once: one line each; False when one does not run (a parse
+    error, Prometheus unreachable). A condition breached already, before any fault, is said too: it would abort
+    the first fault of every scenario."""
+    conditions = [c for c in config.settings.run.stop_conditions if c.promql is not None]
+    if not conditions:
+        return True
+    prometheus = client()
+    ok = True
+    for condition in conditions:
+        assert condition.promql is not None
+        try:
+            value = PromQLCheck(condition.label, condition.promql, prometheus).evaluate()
+        except Exception as exc:
+            ok = False
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            print(config.redact(f"doctor: stop condition {condition.label!r}: the query fails: {first}"), file=out)
+            continue
+        state = f"BREACHED already ({value}): it would abort at the first fault" if value else "not breached now"
+        print(config.redact(f"doctor: stop condition {condition.label!r}: the query runs, {state}"), file=out)
+    return ok
 
 
 def doctor_command(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
@@ -48,10 +75,13 @@ def doctor_command(args: argparse.Namespace, out: TextIO | None = None, err: Tex
         print(table, file=out)
         unreachable = [h for h in topology.all_hosts() if not probe.host(h).has("ssh")]
         no_rest = [dc for dc in topology.datacenters if not probe.dc(dc).has("rest")]
+        prometheus = config.settings.metrics.prometheus
+        promql_ok = check_promql_conditions(
+            config, lambda: PrometheusClient.from_settings(prometheus) if prometheus else None, out)
         if unreachable or no_rest:
             print(f"doctor: unreachable: {', '.join([*unreachable, *(f'{dc} REST' for dc in no_rest)])}", file=out)
             return 1
-        return 0
+        return 0 if promql_ok else 1
     finally:
         pool.close()
         for client in rest.values():

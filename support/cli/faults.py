@@ -329,6 +329,10 @@ def plan_run(config: Config, tags: Sequence[str], paths: Sequence[str], out: Tex
     for raw in paths or ["features"]:
         path = Path(raw)
         files.extend(sorted(path.rglob("*.feature")) if path.is_dir() else [path])
+    from support.cli.config import stop_condition_lines
+
+    for line in stop_condition_lines(config):
+        print(line, file=out)
     planned = 0
     for file in files:
         feature = parse_file(str(file))

@@ -57,10 +57,32 @@ class SettingsError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class StopCondition:
+    """One of ``run.stop_conditions``: a PromQL expression (breached when it returns a sample whose value is
+    neither 0 nor NaN) or the REST health of a data center (breached when its instance, or the application's
+    job there, is not healthy). ``label`` names it in messages: its ``name``, else what it checks."""
+
+    name: str | None
+    promql: str | None = None
+    rest_dc: str | None = None
+    rest_application: str | None = None
+
+    @property
+    def label(self) -> str:
+        if self.name:
+            return self.name
+        if self.promql is not None:
+            return f"promql {self.promql}"
+        job = f" and its {self.rest_application} job" if self.rest_application else ""
+        return f"REST health of {self.rest_dc}{job}"
+
+
+@dataclass(frozen=True, slots=True)
 class RunSettings:
     reports_dir: str
     scenario_timeout: float
     log_level: str
+    stop_conditions: tuple[StopCondition, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -498,6 +520,30 @@ def build_http_settings(http: Mapping[str, Any]) -> HttpSettings:
     )
 
 
+def _stop_conditions(data: Mapping[str, Any]) -> tuple[StopCondition, ...]:
+    """``run.stop_conditions``: the shape is the schema's; the names they use must be declared, and PromQL needs
+    ``metrics.prometheus``."""
+    out: list[StopCondition] = []
+    for index, raw in enumerate(data["run"].get("stop_conditions") or []):
+        path = f"run.stop_conditions[{index}]"
+        name = _optional_str(raw.get("name"))
+        if "promql" in raw:
+            if not (data["metrics"].get("prometheus") or {}).get("url"):
+                raise SettingsError(f"{path}.promql", "a PromQL stop condition needs metrics.prometheus.url")
+            out.append(StopCondition(name, promql=str(raw["promql"])))
+            continue
+        health = raw["rest_health"]
+        dc, app = (health, None) if isinstance(health, str) else (health["dc"], health.get("application"))
+        if dc not in data["datacenters"]:
+            known = ", ".join(sorted(data["datacenters"]))
+            raise SettingsError(f"{path}.rest_health", f'unknown data center "{dc}" (configured: {known})')
+        if app is not None and app not in data["applications"]:
+            known = ", ".join(sorted(data["applications"]))
+            raise SettingsError(f"{path}.rest_health.application", f'unknown application "{app}" (configured: {known})')
+        out.append(StopCondition(name, rest_dc=str(dc), rest_application=None if app is None else str(app)))
+    return tuple(out)
+
+
 def build_settings(data: Mapping[str, Any]) -> Settings:
     """Typed settings from a validated document whose schema defaults are filled in.
 
@@ -508,6 +554,7 @@ def build_settings(data: Mapping[str, Any]) -> Settings:
         reports_dir=str(run["reports_dir"]),
         scenario_timeout=_duration(run, "scenario_timeout", "run"),
         log_level=str(run["log_level"]),
+        stop_conditions=_stop_conditions(data),
     )
     prometheus_raw = metrics.get("prometheus")
     prometheus = None

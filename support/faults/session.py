@@ -36,7 +36,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
 from support.config import Config
@@ -135,6 +135,10 @@ class FaultSession:
         self._timers: list[threading.Thread] = []
         self._stop = threading.Event()
         self._timer_errors: list[str] = []
+        self._guard = threading.Lock()  # refusal vs. a fault joining the session (see abort)
+        self._refused: str | None = None
+        #: called (no arguments, must not raise) when a fault joins the session and when one is healed
+        self.listeners: list[Callable[[], None]] = []
 
     # -- inject -----------------------------------------------------------------------------------
     def make(self, kind: str, **params: Any) -> Fault:
@@ -162,24 +166,33 @@ class FaultSession:
                 raise FaultUnsupported(f"{kind} cannot run here: {reason}")
         timeout = verify_timeout if verify_timeout is not None else self.settings.verify_timeout
         fault.prepare()
-        self._locks[fault.id] = threading.Lock()
-        self.cleanup.push(f"heal {fault.kind} {fault.id}", lambda: self.heal(fault))  # before the fault exists
-        self.faults.append(fault)
+        lock = threading.Lock()
+        with self._guard:  # an abort either sees this fault (and heals it once its injection ends) or refuses it
+            if self._refused is not None:  # e.g. "aborted: <stop condition>"
+                raise FaultRefused(self._refused)
+            self._locks[fault.id] = lock
+            lock.acquire()  # held until the injection ends: a heal from another thread waits for it
+            self.cleanup.push(f"heal {fault.kind} {fault.id}", lambda: self.heal(fault))  # before the fault exists
+            self.faults.append(fault)
         try:
-            fault.stage()
-        except Exception as exc:
-            self.journal.record("fault.failed", kind=fault.kind, id=fault.id, error=str(exc)[:500])
-            raise
-        sent = now()
-        self.journal.record("fault.injected", at=sent, kind=fault.kind, id=fault.id, ttl=round(fault.ttl, 3),
-                            duration=duration, **fault.describe())
-        try:
-            fault.inject()
-            returned = now()
-            verified = fault.verify(timeout)
-        except Exception as exc:
-            self.journal.record("fault.failed", kind=fault.kind, id=fault.id, error=str(exc)[:500])
-            raise
+            self._changed()
+            try:
+                fault.stage()
+            except Exception as exc:
+                self.journal.record("fault.failed", kind=fault.kind, id=fault.id, error=str(exc)[:500])
+                raise
+            sent = now()
+            self.journal.record("fault.injected", at=sent, kind=fault.kind, id=fault.id, ttl=round(fault.ttl, 3),
+                                duration=duration, **fault.describe())
+            try:
+                fault.inject()
+                returned = now()
+                verified = fault.verify(timeout)
+            except Exception as exc:
+                self.journal.record("fault.failed", kind=fault.kind, id=fault.id, error=str(exc)[:500])
+                raise
+        finally:
+            lock.release()
         effective = returned if verified.probes <= 1 else (verified.since or verified.at)
         apply_s = round(verified.at[1] - sent[1], 4)
         self.journal.record("fault.effective", at=effective, kind=fault.kind, id=fault.id, apply_s=apply_s,
@@ -230,6 +243,30 @@ class FaultSession:
             self._healed.add(fault.id)
             self.journal.record("fault.healed", at=verified.at, kind=fault.kind, id=fault.id,
                                 revert_s=round(verified.at[1] - sent[1], 4), evidence=verified.evidence[:500])
+        self._changed()
+
+    def _changed(self) -> None:
+        for listener in list(self.listeners):
+            listener()
+
+    def in_place(self) -> list[Fault]:
+        """The faults injected (or being injected) and not healed yet."""
+        return [fault for fault in self.faults if fault.id not in self._healed]
+
+    def abort(self, reason: str) -> list[str]:
+        """Refuse every further fault (``FaultRefused`` naming ``reason``), then heal every fault in place, from
+        any thread: a fault still being injected is healed once its injection ends; each fault is healed once
+        (the cleanup stack's and the steps' heals then find it healed). One line per failure."""
+        with self._guard:
+            self._refused = reason
+            faults = list(self.faults)
+        errors: list[str] = []
+        for fault in reversed(faults):
+            try:
+                self.heal(fault)
+            except Exception as exc:  # the cleanup stack heals it again at the end of the scenario
+                errors.append(f"heal {fault.kind} {fault.id}: {exc}")
+        return errors
 
     def heal_last(self) -> Fault:
         """Heal the most recent fault still in effect (``When the fault is healed``)."""
@@ -239,7 +276,7 @@ class FaultSession:
                 return fault
         if self.dry_run and self.planned:
             return self.planned[-1][0]
-        raise FaultError("no fault in effect to heal")
+        raise FaultError(self._refused or "no fault in effect to heal")
 
     def heal_touching(self, dc: str) -> list[Fault]:
         """Heal every fault still in effect that involves data center ``dc`` (its own, or a link of it)."""

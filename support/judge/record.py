@@ -93,6 +93,22 @@ def status_of(verdicts: list[Verdict], finished: Any, error: str | None) -> str:
     return PASSED
 
 
+def stop_conditions(history: History) -> dict[str, Any] | None:
+    """``run.stop_conditions`` as watched while a fault was in place (support.stopconditions), else None."""
+    watched = history.last("stop_condition.watched")
+    breached = history.last("stop_condition.breached")
+    if watched is None and breached is None:
+        return None
+    fields = watched.fields if watched is not None else {}
+    return {
+        "watched_s": float(fields.get("watched_s") or 0.0),
+        "breached": None if breached is None else {"condition": breached.fields.get("condition"),
+                                                   "value": breached.fields.get("value"), "t": breached.t},
+        "unchecked_s": {str(k): float(v) for k, v in (fields.get("unchecked") or {}).items()},
+        "errors": {str(k): str(v) for k, v in (fields.get("errors") or {}).items()},
+    }
+
+
 def judge_scenario(history: History) -> dict[str, Any]:
     """The scenario's record for ``summary.json``."""
     started = history.first("scenario.started")
@@ -151,6 +167,7 @@ def judge_scenario(history: History) -> dict[str, Any]:
                                    rows_of(received, ReceivedRow), line.phases() if line else None),
         "error": error,
         "cleanup_errors": cleanup_errors,
+        "stop_conditions": stop_conditions(history),
         "mode": facts.mode(history),
         "old_active": (line.old or None) if line is not None else None,
         "recovery": line.to_json() if line is not None else None,
