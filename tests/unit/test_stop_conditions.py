@@ -314,7 +314,9 @@ def test_config_validate_and_run_dry_run_show_the_conditions(tmp_path: Path) -> 
                "{rest_health: {dc: dc2, application: orders}}]")
     shown = "  - split brain: PromQL count(x) > 1 (breached by any sample neither 0 nor NaN)\n" \
             "  - REST: the instance in dc2 or its orders job not healthy\n"
-    for args in (["config", "validate"], ["run", "--dry-run", "features/network_faults.feature"]):
+    config = str(lab_shaped_config(tmp_path).source)  # the lab's shape with its own password file: no lab needed
+    for args in (["config", "validate", config],
+                 ["run", "--config", config, "--dry-run", "features/network_faults.feature"]):
         done = subprocess.run([sys.executable, "-m", "support.cli", *args, "--set", setting], cwd=project,
                               capture_output=True, text=True, timeout=120, check=False)
         assert done.returncode == 0, done.stderr
