@@ -91,7 +91,7 @@ def after_scenario(context: Any, scenario: Any) -> None:
     if error is not None and world.verdict_error is not None and world.verdict_error[:200] in error:
         error = None
     error = error or world.setup_error
-    record = world.finish(status, error, cleanup_errors)
+    record = context.failover.config.redactor.redact_tree(world.finish(status, error, cleanup_errors))
     append_scenario(context.failover.run_dir, record)
     attach_scenario(record, world.journal.events(), world.ledger_dir / "metrics.csv")
     if cleanup_errors:
@@ -104,4 +104,5 @@ def after_all(context: Any) -> None:
         return
     write_run_meta(run.run_dir, {"finished_at": time.time()})
     write_summary(run.run_dir)
+    run.config.redactor.scrub_tree(run.run_dir)
     run.close()

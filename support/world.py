@@ -139,7 +139,7 @@ class World:
         self.tags = tags
         self.started = time.time()
         self.sid = f"{run.scenarios:02d}-{_slug(scenario)}"
-        self.journal = Journal(run.run_dir / "journal.jsonl", scenario, self.sid)
+        self.journal = Journal(run.run_dir / "journal.jsonl", scenario, self.sid, redact=self.config.redact)
         self.cleanup = CleanupStack(self.journal)
         self.ledger_dir = run.run_dir / "ledgers" / self.sid
         self.ledger_dir.mkdir(parents=True, exist_ok=True)

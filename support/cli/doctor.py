@@ -14,6 +14,7 @@ from support.faults.core import Topology
 from support.faults.executor import ExecutorPool
 from support.faults.guard import Allowlist
 from support.faults.probe import CapabilityProbe, doctor_table
+from support.redact import redacting
 
 __all__ = ["add_doctor_parser", "add_parser", "doctor_command"]
 
@@ -36,6 +37,7 @@ def doctor_command(args: argparse.Namespace, out: TextIO | None = None, err: Tex
     config = load(args, err)
     if config is None:
         return 2
+    out, err = redacting(out, config.redact), redacting(err, config.redact)
     settings = config.settings.faults
     topology = Topology.from_settings(config.settings, str(config.source))
     pool = ExecutorPool(topology, Allowlist(topology), retries=min(settings.ssh_retries, 1),

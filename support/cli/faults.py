@@ -24,6 +24,7 @@ from support.faults.executor import ExecutorPool, run_on_hosts
 from support.faults.guard import Allowlist, list_script, sweep_script
 from support.faults.session import KINDS, FaultSession, readable
 from support.orchestration import CleanupStack, Journal
+from support.redact import redacting
 from support.units import format_seconds, parse_duration
 
 __all__ = ["add_faults_parser", "add_parser", "faults_command", "plan_run"]
@@ -97,6 +98,7 @@ def faults_command(args: argparse.Namespace, out: TextIO | None = None, err: Tex
     config = load(args, err)
     if config is None:
         return 2
+    out, err = redacting(out, config.redact), redacting(err, config.redact)
     if args.faults_action == "inject":
         return _inject(args, config, out, err)
     return _sweep(args, config, out, err, clean=args.faults_action == "clean")

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from support.config import Config, ConfigError, load_config
+from support.redact import redacting
 from support.reporting.allure import ALLURE_MISSING, render_single_file, write_environment
 from support.reporting.html import write_report
 from support.reporting.summary import summary_table, write_run_meta, write_summary
@@ -50,7 +51,8 @@ def run_command(args: argparse.Namespace) -> int:
     if args.dry_run:
         from support.cli.faults import plan_run
 
-        return plan_run(config, args.tags, paths, sys.stdout, sys.stderr)
+        return plan_run(config, args.tags, paths, redacting(sys.stdout, config.redact),
+                        redacting(sys.stderr, config.redact))
     reports = Path(config.settings.run.reports_dir)
     run_dir = reports / run_id
     results, junit = run_dir / "allure-results", run_dir / "junit"
@@ -75,9 +77,10 @@ def run_command(args: argparse.Namespace) -> int:
     write_run_meta(run_dir, {"finished_at": time.time(), "behave_exit_code": code})
     summary = write_summary(run_dir, code)
     html_report = write_report(summary, run_dir)
-    write_environment(results, _environment(config, run_id))
+    write_environment(results, config.redactor.redact_tree(_environment(config, run_id)))
     index = render_single_file(results, run_dir / "allure-report", Path.cwd(), name=f"Failover tests {run_id}",
                                history=reports / "allure-history.jsonl")
+    config.redactor.scrub_tree(run_dir)  # JUnit, Allure results, reports: no secret in any file of the run
     latest = reports / "latest"
     if latest.is_symlink() or latest.exists():
         latest.unlink()

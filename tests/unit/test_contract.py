@@ -61,7 +61,7 @@ def test_a_contract_survives_being_stored_with_the_run(tmp_path: Path) -> None:
 def _config(tmp_path: Path, data: Mapping[str, Any]) -> Path:
     """config/lab.yaml plus an application ``probe`` shaped like telemetry, with ``data`` as its contract."""
     secret = tmp_path / "pw"
-    secret.write_text("pw\n")
+    secret.write_text("probe-pw\n")
     path = tmp_path / "mine.yaml"
     probe = {"job_name": "probe", "bundle": "/tmp/probe.sab", "source": {"operator": "In", "port": 0},
              "sink": {"operator": "Out", "port": 0}, "data": dict(data)}
