@@ -17,7 +17,7 @@ import base64
 import io
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any, Protocol, TextIO, cast
@@ -195,7 +195,7 @@ def _collect(value: Any, secrets: set[str], users: set[str], seen: set[int], nam
     if is_dataclass(value) and not isinstance(value, type):
         for f in fields(value):
             _collect(getattr(value, f.name), secrets, users, seen, f.name)
-    elif isinstance(value, dict):
+    elif isinstance(value, Mapping):
         for key, child in value.items():
             _collect(child, secrets, users, seen, str(key))
     elif isinstance(value, list | tuple | set | frozenset):
