@@ -30,7 +30,15 @@ from requests.adapters import BaseAdapter
 
 from support.config.settings import AppSettings, AuthSettings, HttpSettings
 from support.streams.errors import StreamsApiError, StreamsConflict, StreamsError, StreamsNotFound, safe_url
-from support.streams.http import POOL_SIZE, Timeout, default_http_settings, json_body, make_session, request
+from support.streams.http import (
+    POOL_SIZE,
+    HomeSession,
+    Timeout,
+    default_http_settings,
+    json_body,
+    make_session,
+    request,
+)
 from support.streams.openapi import (
     DEFAULT_SINK,
     DEFAULT_SOURCE,
@@ -43,7 +51,6 @@ from support.streams.openapi import (
 from support.streams.rest import is_app_job
 
 if TYPE_CHECKING:
-    import requests
     from requests.auth import AuthBase
 
     from support.config.settings import Settings
@@ -112,8 +119,8 @@ class DataExchangeClient:
         self.root_url = root_url
         self.settings = settings or default_http_settings()
         self.name = name or safe_url(root_url)
-        self.session: requests.Session = make_session(
-            auth, ca_bundle, self.settings.retries, self.settings.backoff, POOL_SIZE, adapter
+        self.session: HomeSession = make_session(
+            auth, ca_bundle, self.settings.retries, self.settings.backoff, POOL_SIZE, adapter, home=root_url
         )
         self._lock = threading.Lock()
         # endpoint URL -> its shape, from the OpenAPI document of its job (bounded: jobs come and go)
