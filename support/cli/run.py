@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from support.cli.precheck import precheck
 from support.config import Config, ConfigError, load_config
 from support.redact import redacting
 from support.reporting.allure import ALLURE_MISSING, render_single_file, write_environment
@@ -47,6 +48,9 @@ def run_command(args: argparse.Namespace) -> int:
         config = load_config(args.config, overrides, run_id=run_id)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
+        return 2
+    if problems := precheck(config, args.tags, paths):  # check before touching: nothing deployed yet
+        print("\n".join(problems), file=sys.stderr)
         return 2
     if args.dry_run:
         from support.cli.faults import plan_run
