@@ -102,9 +102,10 @@ DEFECTS = {
     "refuse-but-deliver": ("@steady", "integrity"),
     "lost-ack": ("@steady", "unknown"),
     "split-brain": ("@hang", "single_emitter"),
+    "malformed-output": ("@steady", "integrity"),  # counted unparsed, not lost: "no tuple is lost" passes first
 }
 # integrity covers several kinds of bad output: the evidence count each of these defects must show
-INTEGRITY_EVIDENCE = {"corrupt-output": "corrupted", "refuse-but-deliver": "phantom"}
+INTEGRITY_EVIDENCE = {"corrupt-output": "corrupted", "refuse-but-deliver": "phantom", "malformed-output": "unparsed"}
 
 
 @pytest.mark.parametrize("defective_lab", list(DEFECTS), indirect=True)
@@ -122,7 +123,7 @@ def test_the_matching_checker_fails_on_a_defective_lab(defective_lab: str, tmp_p
     evidence = found[expected]["evidence"]
     if defective_lab in INTEGRITY_EVIDENCE:
         shown = INTEGRITY_EVIDENCE[defective_lab]
-        others = {"corrupted", "phantom", "unexpected"} - {shown}
+        others = {"corrupted", "phantom", "unexpected", "unparsed"} - {shown}
         assert evidence[shown] > 0 and all(evidence[o] == 0 for o in others), evidence
     if defective_lab == "lost-ack":
         assert evidence["unknown"] > 0 and evidence["unknown_delivered"] == evidence["unknown"], evidence
