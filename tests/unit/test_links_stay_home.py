@@ -11,6 +11,7 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -57,7 +58,7 @@ class Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def servers() -> Iterator[tuple[Recorder, Recorder]]:
     home, elsewhere = Recorder(), Recorder()
-    threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in (home, elsewhere)]
+    threads = [threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True) for s in (home, elsewhere)]
     for thread in threads:
         thread.start()
     yield home, elsewhere
@@ -127,3 +128,23 @@ def test_the_auth_is_attached_only_at_home() -> None:
     elsewhere = guard(requests.Request("GET", "https://evil:9714/streams/jobs").prepare())
     assert "Authorization" in at_home.headers and "Authorization" not in elsewhere.headers
     assert "home-only-secret" not in repr(guard)
+
+
+def test_a_run_journals_every_refusal_in_the_running_scenario(tmp_path: Path) -> None:
+    from faultfakes import lab_shaped_config
+
+    from support.orchestration import Journal
+    from support.world import RunContext
+
+    run = RunContext.open(lab_shaped_config(tmp_path), "r1", tmp_path / "run")
+    try:
+        run.journal = Journal(tmp_path / "journal.jsonl", "s")
+        with pytest.raises(StreamsLinkRefused):
+            run.rest["dc1"].get("https://203.0.113.9:9714/streams/jobs")
+        with pytest.raises(StreamsLinkRefused):
+            run.exchange["dc2"].session.post("https://203.0.113.9:9715/in", json=[{"id": "x"}])
+        refused = [(e.fields["url"], e.fields["expected"]) for e in run.journal.events("link.refused")]
+        assert refused == [("https://203.0.113.9:9714/streams/jobs", "https://198.18.1.10:9714"),
+                           ("https://203.0.113.9:9715/in", "https://198.18.2.10:9715")]
+    finally:
+        run.close()
