@@ -58,7 +58,8 @@ class Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def servers() -> Iterator[tuple[Recorder, Recorder]]:
     home, elsewhere = Recorder(), Recorder()
-    threads = [threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True) for s in (home, elsewhere)]
+    threads = [threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+               for s in (home, elsewhere)]
     for thread in threads:
         thread.start()
     yield home, elsewhere
