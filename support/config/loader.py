@@ -158,6 +158,7 @@ def _show(value: Any, path: PathKey) -> str:
     if _is_secret_path(path):
         return REDACTED
     if isinstance(value, str):
+        value = Redactor().redact(value)  # a user:password@ in a URL
         return repr(value if len(value) <= 80 else value[:77] + "...")
     if value is None or isinstance(value, bool | int | float):
         return json.dumps(value)

@@ -127,3 +127,10 @@ def test_from_settings_finds_the_same_secrets(tmp_path: Path) -> None:
     data["metrics"] = {"prometheus": {"url": f"https://prom:{SECRET}x@10.0.0.9:9090"}}
     config = load_config(write(tmp_path, data))
     assert Redactor.from_settings(config.settings).secrets >= {f"{SECRET}-1", f"{SECRET}-2", f"{SECRET}x"}
+
+
+def test_a_config_error_never_shows_a_url_password(tmp_path: Path) -> None:
+    data = config_data()
+    data["datacenters"]["dc1"]["rest"]["url"] = f"ftp://admin:{SECRET}@10.0.0.1/x"
+    error = refused(tmp_path, data)
+    assert error.path == "datacenters.dc1.rest.url" and SECRET not in str(error), str(error)
