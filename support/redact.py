@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any, Protocol, TextIO, cast
 from urllib.parse import quote, urlsplit
 
-__all__ = ["MIN_SECRET_LENGTH", "REDACTED", "RedactingStream", "Redactor", "redacting", "url_password", "url_passwords"]
+__all__ = ["MIN_SECRET_LENGTH", "REDACTED", "SECRET_KEY", "RedactingStream", "Redactor", "redacting", "url_password",
+           "url_passwords"]
 
 REDACTED = "***"
 #: Shorter secrets are a configuration error (they cannot be redacted without garbling the output).
@@ -32,7 +33,8 @@ MIN_SECRET_LENGTH = 4
 # scheme://user:password@ -> scheme://user:***@ (any URL, configured or not)
 _URL_CREDENTIALS = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@\"'<>]*:)(?P<pw>[^\s@/\"'<>]+)(?=@)")
 _URL_IN_TEXT = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s\"'<>]+")
-_SECRET_FIELD = re.compile(r"password|token|secret|passphrase", re.IGNORECASE)
+#: Keys whose values are secrets (the configuration loader's rule).
+SECRET_KEY = re.compile(r"password|token|secret|passphrase", re.IGNORECASE)
 #: Files under a run folder that are text and may carry a message (ledgers in Parquet are numbers and ids).
 TEXT_SUFFIXES = frozenset({".json", ".jsonl", ".xml", ".txt", ".log", ".properties", ".yaml", ".yml", ".html",
                            ".csv", ".md"})
@@ -183,7 +185,7 @@ def _collect(value: Any, secrets: set[str], users: set[str], seen: set[int], nam
     if id(value) in seen:
         return
     if isinstance(value, str):
-        if _SECRET_FIELD.search(name):
+        if SECRET_KEY.search(name):
             secrets.add(value)
         elif name in ("username", "user"):
             users.add(value)

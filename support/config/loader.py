@@ -37,8 +37,9 @@ import yaml
 from jsonschema.exceptions import ValidationError, best_match
 
 from support.config.settings import Settings, SettingsError, build_settings
+from support.config.trust import check_plain_http_auth, check_secrets
 from support.packaged import config_dir, config_file
-from support.redact import MIN_SECRET_LENGTH, Redactor, url_password, url_passwords
+from support.redact import MIN_SECRET_LENGTH, Redactor, url_passwords
 from support.units import parse_duration
 
 __all__ = [
@@ -606,63 +607,14 @@ def _validate(data: dict[str, Any], resolver: _Resolver) -> None:
                 raise resolver.error(path, str(exc)) from None
 
     _walk(schema, data, (), schema, check_duration)
-    _check_secrets(data, resolver)
-    _check_plain_http_auth(data, resolver)
+    check_secrets(data, resolver.error)
+    check_plain_http_auth(data, resolver.error)
 
     applications = data.get("applications", {})
     for name in data.get("objectives", {}):
         if name not in applications:
             known = ", ".join(applications) or "none"
             raise resolver.error(("objectives", name), f"unknown application {name!r} (applications: {known})")
-
-
-def _check_secrets(data: Any, resolver: _Resolver, path: PathKey = ()) -> None:
-    """Refuse secrets (secret-named values, passwords in URLs) under ``MIN_SECRET_LENGTH`` characters: replacing
-    such a short string in every message would garble the output, and not replacing it would leak it."""
-    if isinstance(data, dict):
-        for key, child in data.items():
-            _check_secrets(child, resolver, (*path, key))
-    elif isinstance(data, list):
-        for index, child in enumerate(data):
-            _check_secrets(child, resolver, (*path, index))
-    elif data is not None and _is_secret_path(path):
-        text = _stringify(data)  # empty: no secret; "***": a stored run's redacted config.yaml
-        if isinstance(data, bool) or (0 < len(text) < MIN_SECRET_LENGTH and text != REDACTED):
-            raise resolver.error(path, f"secret is shorter than {MIN_SECRET_LENGTH} characters; refused (it could "
-                                       "not be redacted from the reports without garbling them)")
-    elif isinstance(data, str):
-        for password in url_passwords(data):
-            if len(password) < MIN_SECRET_LENGTH:
-                raise resolver.error(path, f"the password in this URL is shorter than {MIN_SECRET_LENGTH} "
-                                           "characters; refused (it could not be redacted without garbling output)")
-
-
-def _check_plain_http_auth(data: dict[str, Any], resolver: _Resolver) -> None:
-    """Credentials never travel in clear: a URL with ``http://`` whose requests carry auth (its own ``auth``, a
-    ``user:password@`` part, or the data center's rest auth that the exchange inherits) is refused."""
-
-    def check(section: Any, path: PathKey, inherited: Any = None) -> None:
-        if not isinstance(section, Mapping) or not isinstance(section.get("url"), str):
-            return
-        url = section["url"]
-        if not url.lower().startswith("http://"):
-            return
-        if section.get("auth") or inherited or url_password(url) is not None:
-            raise resolver.error((*path, "url"), "http:// with credentials: they would travel in clear; use "
-                                                 "https:// (or drop the auth)")
-
-    for dc, settings in (data.get("datacenters") or {}).items():
-        if not isinstance(settings, Mapping):
-            continue
-        rest = settings.get("rest")
-        check(rest, ("datacenters", dc, "rest"))
-        exchange = settings.get("exchange")
-        inherited = rest.get("auth") if isinstance(rest, Mapping) and isinstance(exchange, Mapping) and (
-            "auth" not in exchange) else None
-        check(exchange, ("datacenters", dc, "exchange"), inherited)
-    metrics = data.get("metrics")
-    if isinstance(metrics, Mapping):
-        check(metrics.get("prometheus"), ("metrics", "prometheus"))
 
 
 def _secret_values(data: Any, path: PathKey = ()) -> set[str]:
