@@ -43,7 +43,7 @@ def check_secrets(data: Any, error: ErrorAt, path: PathKey = ()) -> None:
                               "not be redacted from the reports without garbling them)")
     elif isinstance(data, str):
         for password in url_passwords(data):
-            if len(password) < MIN_SECRET_LENGTH:
+            if len(password) < MIN_SECRET_LENGTH and password != REDACTED:  # "***": a stored, redacted config
                 raise error(path, f"the password in this URL is shorter than {MIN_SECRET_LENGTH} "
                                   "characters; refused (it could not be redacted without garbling output)")
 

@@ -134,3 +134,12 @@ def test_a_config_error_never_shows_a_url_password(tmp_path: Path) -> None:
     data["datacenters"]["dc1"]["rest"]["url"] = f"ftp://admin:{SECRET}@10.0.0.1/x"
     error = refused(tmp_path, data)
     assert error.path == "datacenters.dc1.rest.url" and SECRET not in str(error), str(error)
+
+
+def test_a_stored_run_config_with_redacted_secrets_loads(tmp_path: Path) -> None:
+    """``judge`` reloads a run's config.yaml, written with every secret (URL passwords included) as ``***``."""
+    data = config_data()
+    data["datacenters"]["dc1"]["rest"]["auth"]["password"] = "***"
+    data["datacenters"]["dc1"]["exchange"]["url"] = "https://probe:***@10.0.0.1:9715/streams/data"
+    config = load_config(write(tmp_path, data))
+    assert "***" not in config.secrets and config.redact("a *** b") == "a *** b"
