@@ -25,6 +25,7 @@ from lab.peruntime import ControlServer, Downstream, PEContext
 SPECIAL_OP = "SpecialMessagePort"
 SINK_BUFFER_SIZE = 1000  # EndpointSink bufferSize default
 CORRUPT_AT = 50  # defect corrupt-output: the 50th, 150th, ... tuple received (drop-sink takes the 100th, ...)
+MALFORMED_AT = 75  # defect malformed-output: after the 75th, 175th, ... tuple received, a malformed one (extra)
 
 
 def _bool(v: str) -> bool:
@@ -442,7 +443,7 @@ class SinkPE:
         self.lock = threading.Lock()
         self.buffer_size = max(1, int(ctx.param(f"{sink_op}.bufferSize", str(SINK_BUFFER_SIZE))))
         self.consuming = _bool(ctx.param(f"{sink_op}.consumingReads", "false"))
-        self.buf: deque[tuple[int, int, dict[str, Any]]] = deque()  # (arrival ms, position, tuple)
+        self.buf: deque[tuple[int, int, dict[str, Any] | str]] = deque()  # (arrival ms, position, tuple|malformed)
         self.next_position = 0
         self.last_dropped_ms = -1
         self.dropped_since_read = 0
@@ -471,6 +472,15 @@ class SinkPE:
                     dropped += 1
                 self.buf.append((now_ms, self.next_position, item))
                 self.next_position += 1
+                if "malformed-output" in self.ctx.defects and self.received % 100 == MALFORMED_AT:
+                    # defect: after 1 % of the tuples, an extra output that is not a JSON object takes a buffer
+                    # position (every real tuple still comes out)
+                    if len(self.buf) >= self.buffer_size:
+                        ts, _, _ = self.buf.popleft()
+                        self.last_dropped_ms = ts
+                        dropped += 1
+                    self.buf.append((now_ms, self.next_position, f"malformed output {self.next_position}: {{not json"))
+                    self.next_position += 1
             if dropped:
                 self.dropped_since_read += dropped
                 started_overflow = not self.overflowing

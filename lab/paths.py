@@ -41,6 +41,7 @@ KNOWN_DEFECTS: tuple[str, ...] = (
     "refuse-but-deliver",
     "lost-ack",
     "early-input",
+    "malformed-output",
 )
 DEFECTS_ENV = "XDC_LAB_DEFECTS"
 

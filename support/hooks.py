@@ -94,7 +94,7 @@ def after_scenario(context: Any, scenario: Any) -> None:
     steps_passed = status == "passed"
     if world.aborted:  # a stop condition breached: that is why it failed, whichever step noticed it first
         status, error = "failed", world.aborted
-    record = world.finish(status, error, cleanup_errors)
+    record = context.failover.config.redactor.redact_tree(world.finish(status, error, cleanup_errors))
     append_scenario(context.failover.run_dir, record)
     attach_scenario(record, world.journal.events(), world.ledger_dir / "metrics.csv")
     if cleanup_errors:
@@ -109,4 +109,5 @@ def after_all(context: Any) -> None:
         return
     write_run_meta(run.run_dir, {"finished_at": time.time()})
     write_summary(run.run_dir)
+    run.config.redactor.scrub_tree(run.run_dir)
     run.close()

@@ -393,14 +393,18 @@ def check_unknown(report: DeliveryReport, limit: int = 0) -> Verdict:
 NO_CHECKSUM = "the application passes no checksum through"
 
 
-def check_integrity(report: DeliveryReport, checksum: bool = True) -> Verdict:
-    """No output tuple corrupted, none delivered although its send was refused, none never sent. Without a
-    ``checksum`` passed through the application, corruption is not judged: the verdict is about the rest, and
-    says so; with nothing wrong in the rest it is not judged."""
+def check_integrity(report: DeliveryReport, checksum: bool = True, unparsed: int = 0) -> Verdict:
+    """No output tuple corrupted, none delivered although its send was refused, none never sent, none that could
+    not be parsed (``unparsed``: malformed output tuples the readers recorded). Without a ``checksum`` passed
+    through the application, corruption is not judged: the verdict is about the rest, and says so; with nothing
+    wrong in the rest it is not judged."""
     counts = report.counts()
-    evidence = {**counts, "corrupted_ids_sample": report.corrupted_ids[:20],
+    evidence = {**counts, "unparsed": unparsed, "corrupted_ids_sample": report.corrupted_ids[:20],
                 "phantom_ids_sample": report.phantom_ids[:20], "unexpected_ids_sample": report.unexpected_ids[:20]}
     problems = []
+    if unparsed:
+        problems.append(f"{unparsed} could not be parsed (malformed; their raw text is in the journal, "
+                        "reader.unparsed)")
     if not checksum:
         evidence["corrupted"] = None
         evidence["corruption"] = NO_CHECKSUM

@@ -46,8 +46,10 @@ class JournalEvent:
 class Journal:
     """Append-only event log of one scenario, mirrored to a JSON Lines file shared by the run."""
 
-    def __init__(self, path: Path | None, scenario: str = "", sid: str = "") -> None:
+    def __init__(self, path: Path | None, scenario: str = "", sid: str = "",
+                 redact: Callable[[str], str] | None = None) -> None:
         self._path = path
+        self._redact = redact  # applied to every line written (support.redact); the events in memory stay as given
         self._scenario = scenario
         self._sid = sid
         self._lock = threading.Lock()
@@ -69,6 +71,8 @@ class Journal:
         wall, mono = at if at is not None else (time.time(), time.monotonic())
         entry = JournalEvent(event, wall, mono, self._scenario, dict(fields), self._sid)
         line = json.dumps(entry.to_json(), default=str)
+        if self._redact is not None:
+            line = self._redact(line)
         with self._lock:
             self._events.append(entry)
             if self._path is not None:

@@ -8,10 +8,16 @@ to one DC;
 ``spread`` (active/active) gives every key a home data center (a stable hash of the key) and sends a key's
 tuples there, or to another DC running the application while its home does not.
 A timed-out send is recorded as ``unknown`` (maybe applied), never as failed.
+
+Neither thread dies of an error: the producer and each data center's reader journal an unexpected error
+(``thread.error``) and carry on after a backoff. A malformed output tuple (not a JSON object, or without a usable
+id, or with an ill-typed sequence number) is recorded as unparsed with its raw text (journal ``reader.unparsed``,
+``unparsed.jsonl`` next to the received ledger) and the reading goes on; the integrity verdict counts it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -27,13 +33,47 @@ from support.data.contract import ORDERS, DataContract
 from support.data.ledger import FAIL, OK, UNKNOWN, Ledger, ReceivedRow, SentRow
 from support.orchestration import Journal
 from support.streams.errors import StreamsConnectionError, StreamsError, StreamsNotFound
-from support.streams.exchange import SinkCursor, SinkRead
+from support.streams.exchange import UNPARSED, SinkCursor, SinkRead, unparsed_text
 from support.units import format_seconds
 from support.waits import WaitTimeout, wait_until
 
 log = logging.getLogger(__name__)
 
 TAKEOVER_CHECK_INTERVAL = 0.2  # seconds between looks at the journal for a takeover (follow-active)
+#: Malformed output tuples journaled one by one per data center; later ones are journaled once per read, counted.
+UNPARSED_JOURNALED = 100
+JOURNALED_RAW = 500  # characters of a malformed tuple's raw text in the journal
+ERROR_BACKOFF_MAX = 5.0  # seconds a thread waits after repeated errors before trying again
+
+
+def thread_error(journal: Journal, thread: str, exc: BaseException, failures: int, interval: float) -> float:
+    """Journal an unexpected error of a traffic thread (``thread.error``) and return how long it waits before it
+    carries on (doubling with consecutive ``failures``, at most :data:`ERROR_BACKOFF_MAX`)."""
+    log.error("%s: unexpected error (carrying on): %s: %s", thread, type(exc).__name__, exc, exc_info=exc)
+    try:
+        journal.record("thread.error", thread=thread, error=f"{type(exc).__name__}: {exc}"[:500])
+    except Exception:  # the journal itself failing (a full disk) must not kill the thread either
+        log.exception("%s: cannot journal the error", thread)
+    return float(min(ERROR_BACKOFF_MAX, max(interval, 0.05) * 2 ** min(failures, 8)))
+
+
+def malformed(contract: DataContract, item: Mapping[str, Any]) -> str | None:
+    """The raw text of an output tuple the reader cannot take as a delivery, or None when it is well formed: not a
+    JSON object, no id (or an id that is not a string or integer), or a sequence number that is not an integer."""
+    if UNPARSED in item:
+        return str(item[UNPARSED])
+    out_id = item.get(contract.out_id)
+    if isinstance(out_id, bool) or not isinstance(out_id, str | int) or out_id == "":
+        return unparsed_text(dict(item))
+    seq = item.get(contract.seq_field)
+    if seq is not None:
+        if isinstance(seq, bool) or (isinstance(seq, float) and not seq.is_integer()):
+            return unparsed_text(dict(item))
+        try:
+            int(seq)
+        except (TypeError, ValueError, OverflowError):
+            return unparsed_text(dict(item))
+    return None
 
 
 class Exchange(Protocol):
@@ -185,12 +225,19 @@ class Producer(threading.Thread):
         started = time.monotonic()
         next_tick = started
         carry = 0.0
+        failures = 0
         while not self.stop_event.is_set() and time.monotonic() - started < self._max_duration:
             carry += self._rate * self._interval
             size = int(carry)
             carry -= size
             if size:
-                self._send(self._source.batch(size))
+                try:
+                    self._send(self._source.batch(size))
+                    failures = 0
+                except Exception as exc:  # never die silently: journal it, back off, carry on
+                    failures += 1
+                    self.stop_event.wait(thread_error(self._journal, self.name, exc, failures, self._interval))
+                    next_tick = time.monotonic()
             next_tick += self._interval
             delay = next_tick - time.monotonic()
             if delay < -1.0:  # fell far behind (a slow send): do not burst to catch up
@@ -359,6 +406,7 @@ class Consumer(threading.Thread):
         self._emitting: dict[str, float] = {}
         self._streaks: dict[str, float] = {}
         self._lock = threading.Lock()
+        self.unparsed: dict[str, int] = {}  # malformed output tuples per data center
 
     def run(self) -> None:
         started = time.monotonic()
@@ -372,9 +420,16 @@ class Consumer(threading.Thread):
         self._journal.record("traffic.consumer_stopped", received=len(self._ledger))
 
     def _read_loop(self, dc: str, started: float) -> None:
+        failures = 0
         while not self.stop_event.is_set() and time.monotonic() - started < self._max_duration:
             tick = time.monotonic()
-            self._poll(dc)
+            try:
+                self._poll(dc)
+                failures = 0
+            except Exception as exc:  # never die silently: journal it, back off, carry on
+                failures += 1
+                self.stop_event.wait(thread_error(self._journal, f"consumer-{dc}", exc, failures, self._interval))
+                continue
             self.stop_event.wait(max(0.0, self._interval - (time.monotonic() - tick)))
 
     def _poll(self, dc: str) -> None:
@@ -391,12 +446,24 @@ class Consumer(threading.Thread):
             log.debug("retrieve from %s failed: %s", dc, exc)
             self._directory.forget(dc)
             return
-        items = cursor.admit(read)
-        if not items:
+        admitted = cursor.admit(read)
+        if not admitted:
             return
         t_recv = time.time()
         now = time.monotonic()
-        self._ledger.extend_columns(received_columns(self._contract, items, dc, t_recv))
+        items: list[dict[str, Any]] = []
+        unparsed: list[str] = []
+        for item in admitted:
+            raw = malformed(self._contract, item)
+            if raw is None:
+                items.append(item)
+            else:
+                unparsed.append(raw)
+        items = self._record_received(dc, items, t_recv, unparsed)
+        if unparsed:
+            self._record_unparsed(dc, unparsed, t_recv)
+        if not items:
+            return
         with self._lock:
             if now - self.last_output > self._gap:
                 self.streak_start = now
@@ -408,6 +475,48 @@ class Consumer(threading.Thread):
             self._emitting[dc] = now
         if started:
             self._journal.record("traffic.output_started", dc=dc, tuples=len(items))
+
+    def _record_received(self, dc: str, items: list[dict[str, Any]], t_recv: float, unparsed: list[str]
+                         ) -> list[dict[str, Any]]:
+        """Add well-formed ``items`` to the received ledger; an item whose columns cannot be made goes to
+        ``unparsed`` instead (one at a time, so the others are still recorded). The items recorded."""
+        if not items:
+            return items
+        try:
+            columns = received_columns(self._contract, items, dc, t_recv)
+        except Exception:
+            recorded: list[dict[str, Any]] = []
+            for item in items:
+                try:
+                    single = received_columns(self._contract, [item], dc, t_recv)
+                except Exception as exc:
+                    log.debug("output tuple from %s cannot be recorded: %s", dc, exc)
+                    unparsed.append(unparsed_text(item))
+                    continue
+                self._ledger.extend_columns(single)
+                recorded.append(item)
+            return recorded
+        self._ledger.extend_columns(columns)
+        return items
+
+    def _record_unparsed(self, dc: str, raws: list[str], t_recv: float) -> None:
+        """Malformed output tuples: ``unparsed.jsonl`` next to the received ledger, and the journal
+        (``reader.unparsed``, one event each for the first :data:`UNPARSED_JOURNALED` of a data center, then one per
+        read with their ``count``)."""
+        with self._lock:
+            before = self.unparsed.get(dc, 0)
+            self.unparsed[dc] = before + len(raws)
+        path = self._ledger.path
+        if path is not None:
+            with path.with_name("unparsed.jsonl").open("a", encoding="utf-8") as out:
+                for raw in raws:
+                    out.write(json.dumps({"dc": dc, "t_recv": t_recv, "raw": raw}) + "\n")
+        single = raws[:max(0, UNPARSED_JOURNALED - before)]
+        for raw in single:
+            self._journal.record("reader.unparsed", dc=dc, raw=raw[:JOURNALED_RAW], count=1)
+        rest = raws[len(single):]
+        if rest:
+            self._journal.record("reader.unparsed", dc=dc, raw=rest[0][:JOURNALED_RAW], count=len(rest))
 
     def _cursor(self, dc: str, url: str) -> SinkCursor:
         """The cursor of ``dc``'s sink at ``url`` (a new one when the application moved to another job)."""

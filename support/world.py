@@ -89,6 +89,7 @@ class RunContext:
     judge_settings: JudgeSettings = field(init=False)
     _pool: ExecutorPool | None = field(default=None, init=False)
     _probe: CapabilityProbe | None = field(default=None, init=False)
+    journal: Journal | None = field(default=None, init=False)  # the running scenario's (for link refusals)
 
     def __post_init__(self) -> None:
         self.judge_settings = JudgeSettings.of(self.config.settings)
@@ -102,7 +103,14 @@ class RunContext:
         for dc in config.settings.datacenters:
             ctx.rest[dc] = StreamsRestClient.from_settings(config.settings, dc)
             ctx.exchange[dc] = DataExchangeClient.from_settings(config.settings, dc)
+            for client in (ctx.rest[dc], ctx.exchange[dc]):
+                client.session.on_link_refused.append(ctx.link_refused)
         return ctx
+
+    def link_refused(self, url: str, expected: str) -> None:
+        """A client refused a link that leaves its data center's origin: journaled in the running scenario."""
+        if self.journal is not None:
+            self.journal.record("link.refused", url=url, expected=expected)
 
     def faults_pool(self) -> ExecutorPool:
         """The run's one SSH executor pool (a connection per declared host, opened on first use), shared by the
@@ -143,7 +151,8 @@ class World:
         self.tags = tags
         self.started = time.time()
         self.sid = f"{run.scenarios:02d}-{_slug(scenario)}"
-        self.journal = Journal(run.run_dir / "journal.jsonl", scenario, self.sid)
+        self.journal = Journal(run.run_dir / "journal.jsonl", scenario, self.sid, redact=self.config.redact)
+        run.journal = self.journal
         self.cleanup = CleanupStack(self.journal)
         self.ledger_dir = run.run_dir / "ledgers" / self.sid
         self.ledger_dir.mkdir(parents=True, exist_ok=True)

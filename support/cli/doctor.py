@@ -17,6 +17,7 @@ from support.faults.executor import ExecutorPool
 from support.faults.guard import Allowlist
 from support.faults.probe import CapabilityProbe, doctor_table
 from support.metrics.prometheus import PrometheusClient
+from support.redact import redacting
 from support.stopconditions import PromQLCheck
 
 __all__ = ["add_doctor_parser", "add_parser", "check_promql_conditions", "doctor_command"]
@@ -63,6 +64,7 @@ def doctor_command(args: argparse.Namespace, out: TextIO | None = None, err: Tex
     config = load(args, err)
     if config is None:
         return 2
+    out, err = redacting(out, config.redact), redacting(err, config.redact)
     settings = config.settings.faults
     topology = Topology.from_settings(config.settings, str(config.source))
     pool = ExecutorPool(topology, Allowlist(topology), retries=min(settings.ssh_retries, 1),

@@ -27,6 +27,7 @@ from support.faults.guard import Allowlist, list_script, sweep_script
 from support.faults.session import KINDS, FaultSession, readable
 from support.lease import Lease, LeaseError, LeaseHeld, acquire, describe, holder, host_holders, new_lease_id
 from support.orchestration import CleanupStack, Journal
+from support.redact import redacting
 from support.units import format_seconds, parse_duration
 
 __all__ = ["add_faults_parser", "add_parser", "faults_command", "plan_run"]
@@ -114,6 +115,7 @@ def faults_command(args: argparse.Namespace, out: TextIO | None = None, err: Tex
     config = load(args, err)
     if config is None:
         return 2
+    out, err = redacting(out, config.redact), redacting(err, config.redact)
     if args.faults_action == "inject":
         return _inject(args, config, out, err)
     return _sweep(args, config, out, err, clean=args.faults_action == "clean")

@@ -9,8 +9,10 @@ import sys
 import time
 from pathlib import Path
 
+from support.cli.precheck import precheck
 from support.config import Config, ConfigError, load_config
 from support.lease import LeaseError, LeaseHeld, acquire
+from support.redact import redacting
 from support.reporting.allure import ALLURE_MISSING, render_single_file, write_environment
 from support.reporting.html import write_report
 from support.reporting.summary import summary_table, write_run_meta, write_summary
@@ -48,10 +50,14 @@ def run_command(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
+    if problems := precheck(config, args.tags, paths):  # check before touching: nothing deployed yet
+        print("\n".join(problems), file=sys.stderr)
+        return 2
     if args.dry_run:
         from support.cli.faults import plan_run
 
-        return plan_run(config, args.tags, paths, sys.stdout, sys.stderr)
+        return plan_run(config, args.tags, paths, redacting(sys.stdout, config.redact),
+                        redacting(sys.stderr, config.redact))
     try:  # the pair's lease, for the whole run; behave and what it starts inherit its run id (support/lease.py)
         lease = acquire(config.settings, "run", run_id)
     except LeaseHeld as exc:
@@ -90,9 +96,10 @@ def _run(config: Config, run_id: str, paths: list[str], overrides: list[str], ta
     write_run_meta(run_dir, {"finished_at": time.time(), "behave_exit_code": code})
     summary = write_summary(run_dir, code)
     html_report = write_report(summary, run_dir)
-    write_environment(results, _environment(config, run_id))
+    write_environment(results, config.redactor.redact_tree(_environment(config, run_id)))
     index = render_single_file(results, run_dir / "allure-report", Path.cwd(), name=f"Failover tests {run_id}",
                                history=reports / "allure-history.jsonl")
+    config.redactor.scrub_tree(run_dir)  # JUnit, Allure results, reports: no secret in any file of the run
     latest = reports / "latest"
     if latest.is_symlink() or latest.exists():
         latest.unlink()

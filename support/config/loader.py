@@ -37,8 +37,10 @@ import yaml
 from jsonschema.exceptions import ValidationError, best_match
 
 from support.config.settings import Settings, SettingsError, build_settings
+from support.config.trust import check_plain_http_auth, check_secrets
 from support.config.yamlread import MAX_DEPTH, MAX_NODES, MAX_STRING, TooLarge, exhausted, parse_yaml, yaml_problem
 from support.packaged import config_dir, config_file
+from support.redact import MIN_SECRET_LENGTH, Redactor, url_passwords
 from support.units import parse_duration
 
 __all__ = [
@@ -158,6 +160,7 @@ def _show(value: Any, path: PathKey) -> str:
     if _is_secret_path(path):
         return REDACTED
     if isinstance(value, str):
+        value = Redactor().redact(value)  # a user:password@ in a URL
         return repr(value if len(value) <= 80 else value[:77] + "...")
     if value is None or isinstance(value, bool | int | float):
         return json.dumps(value)
@@ -415,7 +418,7 @@ class _Resolver:
         if value is None:
             raise self.error(path, f"environment variable {name} is not set (referenced as ${{env:{name}}})")
         if _is_secret_path(path):
-            self.secret_fragments.add(value)
+            self.secret_fragment(value, path)
         return value
 
     def file(self, argument: str, path: PathKey) -> str:
@@ -438,8 +441,15 @@ class _Resolver:
             ) from None
         value = content.rstrip("\r\n")
         if _is_secret_path(path):
-            self.secret_fragments.add(value)
+            self.secret_fragment(value, path)
         return value
+
+    def secret_fragment(self, value: str, path: PathKey) -> None:
+        """Remember a secret read from the environment or a file (refused when too short to redact)."""
+        if 0 < len(value) < MIN_SECRET_LENGTH:
+            raise self.error(path, f"secret is shorter than {MIN_SECRET_LENGTH} characters; refused (it could not "
+                                   "be redacted from the reports without garbling them)")
+        self.secret_fragments.add(value)
 
     def ref(self, argument: str, path: PathKey, stack: tuple[PathKey, ...]) -> Any:
         if not argument:
@@ -624,6 +634,8 @@ def _validate(data: dict[str, Any], resolver: _Resolver) -> None:
                 raise resolver.error(path, f"must be > 0; got {_show(value, path)}")
 
     _walk(schema, data, (), schema, check_duration)
+    check_secrets(data, resolver.error)
+    check_plain_http_auth(data, resolver.error)
 
     applications = data.get("applications", {})
     for name in data.get("objectives", {}):
@@ -642,6 +654,8 @@ def _secret_values(data: Any, path: PathKey = ()) -> set[str]:
             found |= _secret_values(child, (*path, index))
     elif data is not None and _is_secret_path(path):
         found.add(_stringify(data))
+    elif isinstance(data, str):
+        found.update(url_passwords(data))  # https://user:password@host: the password is a secret too
     return found
 
 
@@ -701,10 +715,12 @@ class Config:
 
     def redact(self, text: str) -> str:
         """``text`` with every secret value replaced by ``***``."""
-        for secret in sorted(self.secrets, key=len, reverse=True):
-            if secret:
-                text = text.replace(secret, REDACTED)
-        return text
+        return self.redactor.redact(text)
+
+    @cached_property
+    def redactor(self) -> Redactor:
+        """The redactor of this configuration (:mod:`support.redact`)."""
+        return Redactor.from_config(self)
 
     def redacted(self) -> dict[str, Any]:
         """A deep copy of ``data`` with secrets replaced by ``***`` (also inside other strings)."""
@@ -762,7 +778,7 @@ def _load(source: Path, overrides: Sequence[str], run_id: str | None) -> Config:
     resolver = _Resolver(raw, origins, source, effective_run_id, os.environ)
     data = resolver.resolve()
     _validate(data, resolver)
-    secrets = frozenset(s for s in _secret_values(data) | resolver.secret_fragments if s)
+    secrets = frozenset(s for s in _secret_values(data) | resolver.secret_fragments if s and s != REDACTED)
     config = Config(data=data, source=source, secrets=secrets, run_id=effective_run_id)
     try:
         config.settings  # noqa: B018 - built (and checked) once, here

@@ -331,6 +331,11 @@ class Ledger(Generic[R]):
     def __len__(self) -> int:
         return self._rows
 
+    @property
+    def path(self) -> Path | None:
+        """The ledger's CSV file (None: in memory only); side files of the scenario go next to it."""
+        return self._path
+
     def close(self) -> None:
         with self._lock:
             for handle in self._files.values():

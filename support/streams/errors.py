@@ -8,7 +8,8 @@
     ├── StreamsAuthError              401 / 403
     ├── StreamsNotFound               404
     ├── StreamsConflict               409
-    └── StreamsApiError               any other 4xx / 5xx, or an answer that is not what the API promises
+    ├── StreamsApiError               any other 4xx / 5xx, or an answer that is not what the API promises
+    └── StreamsLinkRefused            a server-given link to another origin (scheme, host, port): never sent
 
 ``request_sent`` tells whether the server may have acted on the request: ``False`` when no connection
 could be established (the operation certainly failed), ``True`` when the request went out and no
@@ -29,6 +30,7 @@ __all__ = [
     "StreamsConflict",
     "StreamsConnectionError",
     "StreamsError",
+    "StreamsLinkRefused",
     "StreamsNotFound",
     "StreamsTimeout",
     "error_for_status",
@@ -81,6 +83,20 @@ class StreamsError(TransientError):
 
     def __str__(self) -> str:
         return self.text
+
+
+class StreamsLinkRefused(StreamsError):
+    """A link the server gave (``self``, a collection, an endpoint in a listing) points to another origin than
+    the configured URL of that data center: the request is not sent (credentials stay home)."""
+
+    def __init__(self, url: str, expected: str, method: str = "GET") -> None:
+        super().__init__(
+            f"{method} {safe_url(url)} refused: the link leaves {expected} (the configured origin of this data "
+            "center); credentials are sent only there",
+            url=url,
+            method=method,
+        )
+        self.expected = expected
 
 
 class StreamsConnectionError(StreamsError):

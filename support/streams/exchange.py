@@ -30,7 +30,15 @@ from requests.adapters import BaseAdapter
 
 from support.config.settings import AppSettings, AuthSettings, HttpSettings
 from support.streams.errors import StreamsApiError, StreamsConflict, StreamsError, StreamsNotFound, safe_url
-from support.streams.http import POOL_SIZE, Timeout, default_http_settings, json_body, make_session, request
+from support.streams.http import (
+    POOL_SIZE,
+    HomeSession,
+    Timeout,
+    default_http_settings,
+    json_body,
+    make_session,
+    request,
+)
 from support.streams.openapi import (
     DEFAULT_SINK,
     DEFAULT_SOURCE,
@@ -43,16 +51,26 @@ from support.streams.openapi import (
 from support.streams.rest import is_app_job
 
 if TYPE_CHECKING:
-    import requests
     from requests.auth import AuthBase
 
     from support.config.settings import Settings
 
-__all__ = ["BufferMark", "DataExchangeClient", "Endpoints", "SinkCursor", "SinkRead"]
+__all__ = ["UNPARSED", "BufferMark", "DataExchangeClient", "Endpoints", "SinkCursor", "SinkRead", "is_unparsed",
+           "unparsed_text"]
 
 log = logging.getLogger(__name__)
 
 SHAPES_KEPT = 64  # endpoint shapes remembered (a few per job; old jobs' entries go first)
+#: Key of the stand-in for an output tuple that is not a JSON object (or a body that is not JSON) in
+#: :attr:`SinkRead.items`: ``{UNPARSED: raw text}``. Readers record it as unparsed, never drop it.
+UNPARSED = "__unparsed__"
+UNPARSED_MAX = 2000  # characters of a malformed tuple's raw text kept
+
+
+def unparsed_text(item: Any) -> str:
+    """The raw text of a malformed output tuple (JSON when it was JSON, else its text), bounded."""
+    text = item if isinstance(item, str) else json.dumps(item, default=str)
+    return text[:UNPARSED_MAX]
 
 
 @dataclass(frozen=True)
@@ -77,7 +95,8 @@ class BufferMark:
 @dataclass(frozen=True)
 class SinkRead:
     """One read of a sink: the tuples (oldest first), their buffer marks (None when the service gives
-    none), the service's warning ("" when none) and ``sent_ms``, the client's clock when the request left."""
+    none), the service's warning ("" when none) and ``sent_ms``, the client's clock when the request left.
+    A tuple that is not a JSON object is in ``items`` as ``{UNPARSED: raw text}`` (see :func:`is_unparsed`)."""
 
     items: list[dict[str, Any]]
     marks: list[BufferMark] | None = None
@@ -112,8 +131,8 @@ class DataExchangeClient:
         self.root_url = root_url
         self.settings = settings or default_http_settings()
         self.name = name or safe_url(root_url)
-        self.session: requests.Session = make_session(
-            auth, ca_bundle, self.settings.retries, self.settings.backoff, POOL_SIZE, adapter
+        self.session: HomeSession = make_session(
+            auth, ca_bundle, self.settings.retries, self.settings.backoff, POOL_SIZE, adapter, home=root_url
         )
         self._lock = threading.Lock()
         # endpoint URL -> its shape, from the OpenAPI document of its job (bounded: jobs come and go)
@@ -333,8 +352,9 @@ class DataExchangeClient:
         return accepted
 
     def retrieve(self, url: str, start_time_ms: int | None = None) -> list[dict[str, Any]]:
-        """GET buffered tuples from a sink endpoint (only the tuples; :meth:`read` also gives their marks)."""
-        return self.read(url, start_time_ms).items
+        """GET buffered tuples from a sink endpoint (only the tuples that are JSON objects; :meth:`read` also gives
+        their marks and the malformed ones)."""
+        return [item for item in self.read(url, start_time_ms).items if UNPARSED not in item]
 
     def read(self, url: str, start_time_ms: int | None = None) -> SinkRead:
         """GET buffered tuples from a sink endpoint, shaped as the job's OpenAPI document says: the tuples
@@ -355,7 +375,12 @@ class DataExchangeClient:
                                   url=url, status=response.status_code, method="GET")
         if not response.content.strip():
             return SinkRead([], [] if shape.marks else None, "", sent_ms)
-        document = json_body(response)
+        try:
+            document = response.json()
+        except ValueError:  # not JSON at all: the whole body is one unparsed output (taken off the server)
+            log.warning("%s: GET %s: the answer is not JSON (%d bytes): recorded as unparsed", self.name,
+                        safe_url(url), len(response.content))
+            return SinkRead([{UNPARSED: unparsed_text(response.text)}], None, "", sent_ms)
         warning = ""
         marks_raw: Any = None
         if isinstance(document, list):
@@ -375,9 +400,10 @@ class DataExchangeClient:
                 status=response.status_code,
                 method="GET",
             )
-        keep = [i for i, item in enumerate(raw) if isinstance(item, dict)]
-        items = [raw[i] for i in keep]
-        marks = _marks(marks_raw, keep, shape) if marks_raw is not None else None
+        # a tuple that is not a JSON object is kept (as unparsed, with its mark): a reader records it, never drops it
+        items = [item if isinstance(item, dict) and UNPARSED not in item else {UNPARSED: unparsed_text(item)}
+                 for item in raw]
+        marks = _marks(marks_raw, list(range(len(raw))), shape) if marks_raw is not None else None
         return SinkRead(items, marks, warning, sent_ms)
 
 
@@ -449,12 +475,17 @@ class SinkCursor:
 
     def _admit_unmarked(self, read: SinkRead) -> list[dict[str, Any]]:
         id_field = self._id_field
-        ids = [str(item.get(id_field, "")) for item in read.items]
+        ids = [str(item.get(id_field, item.get(UNPARSED, ""))) for item in read.items]
         skip = _overlap(self._previous, ids)
         self._previous = ids[-self._max:]
         if read.sent_ms:
             self._start = max(self._start, read.sent_ms - self._overlap)
         return read.items[skip:]
+
+
+def is_unparsed(item: Mapping[str, Any]) -> bool:
+    """Whether ``item`` of a :class:`SinkRead` stands for a malformed output tuple."""
+    return UNPARSED in item
 
 
 def _overlap(previous: list[str], current: list[str]) -> int:

@@ -8,6 +8,12 @@
 - :func:`request` sends one request with an explicit timeout and turns transport errors and error
   statuses into the :mod:`support.streams.errors` tree.
 
+Credentials stay home: a session made with ``home=`` (the configured URL of the data center) sends requests
+only to that origin (scheme, host and port), and attaches its auth only to them (:class:`HomeOnlyAuth`). A link
+the server gave that points elsewhere (a ``self`` or collection link of the REST API, an endpoint URL of the
+data exchange listing, a redirect) raises :class:`StreamsLinkRefused` before anything is sent, and each
+refusal is told to the session's ``on_link_refused`` listeners (the run journals it as ``link.refused``).
+
 Tests inject a transport: pass ``adapter=`` (mounted on ``https://`` and ``http://``). An injected
 ``HTTPAdapter`` gets the session's retry policy, so the real urllib3 retry logic runs over it.
 """
@@ -17,10 +23,11 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from itertools import takewhile
 from types import TracebackType
 from typing import Any, Self
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import BaseAdapter, HTTPAdapter
@@ -40,6 +47,7 @@ from support.config.settings import AuthSettings, HttpSettings, build_http_setti
 from support.streams.errors import (
     StreamsApiError,
     StreamsConnectionError,
+    StreamsLinkRefused,
     StreamsTimeout,
     error_for_status,
     safe_url,
@@ -51,6 +59,8 @@ __all__ = [
     "STATUS_FORCELIST",
     "BasicAuth",
     "BearerAuth",
+    "HomeOnlyAuth",
+    "HomeSession",
     "HttpSettings",
     "RetryPolicy",
     "Timeout",
@@ -59,6 +69,7 @@ __all__ = [
     "json_body",
     "make_retry",
     "make_session",
+    "origin",
     "request",
 ]
 
@@ -149,6 +160,74 @@ class BearerAuth(AuthBase):
         return "BearerAuth(token=***)"
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin(url: str) -> str:
+    """``scheme://host:port`` of ``url`` (lower case, the default port made explicit); "" when it has none."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return ""
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if not scheme or not host:
+        return ""
+    port = port if port is not None else _DEFAULT_PORTS.get(scheme)
+    host = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{host}:{port}"
+
+
+class HomeOnlyAuth(AuthBase):
+    """``auth`` attached only to requests to the ``home`` origin (scheme, host, port); other requests go without
+    it (and a :class:`HomeSession` refuses to send them at all)."""
+
+    def __init__(self, auth: AuthBase, home: str) -> None:
+        self.auth = auth
+        self.home = origin(home)
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        if origin(r.url or "") != self.home:
+            r.headers.pop("Authorization", None)
+            return r
+        result = self.auth(r)
+        assert isinstance(result, requests.PreparedRequest)
+        return result
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, HomeOnlyAuth) and (other.auth, other.home) == (self.auth, self.home)
+
+    def __hash__(self) -> int:
+        return hash((self.auth, self.home))
+
+    def __repr__(self) -> str:
+        return f"HomeOnlyAuth({self.auth!r}, home={self.home!r})"
+
+
+class HomeSession(requests.Session):
+    """A session that sends requests (redirects included) only to its ``home`` origin; anything else raises
+    :class:`StreamsLinkRefused` before it is sent and is told to every ``on_link_refused`` listener
+    (``listener(url, expected_origin)``). ``home`` "" = no restriction."""
+
+    def __init__(self, home: str = "") -> None:
+        super().__init__()
+        self.home = origin(home) if home else ""
+        self.on_link_refused: list[Callable[[str, str], None]] = []
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        url = request.url or ""
+        if self.home and origin(url) != self.home:
+            log.warning("%s %s refused: not %s (credentials stay home)", request.method, safe_url(url), self.home)
+            for listener in list(self.on_link_refused):
+                try:
+                    listener(safe_url(url), self.home)
+                except Exception:  # a listener must not turn a refusal into another error
+                    log.exception("link.refused listener failed")
+            raise StreamsLinkRefused(url, self.home, request.method or "GET")
+        return super().send(request, **kwargs)
+
+
 def auth_from_config(spec: AuthSettings | Mapping[str, Any] | None) -> AuthBase | None:
     """Typed auth settings (or the same as a mapping: ``{type: basic, username, password}`` or
     ``{type: bearer, token}``) -> a requests auth."""
@@ -176,12 +255,15 @@ def make_session(
     backoff: float,
     pool: int = 10,
     adapter: BaseAdapter | None = None,
-) -> requests.Session:
-    """A session for one target. ``ca_bundle`` None = the default trust store (certifi)."""
-    session = requests.Session()
+    home: str = "",
+) -> HomeSession:
+    """A session for one target. ``ca_bundle`` None = the default trust store (certifi). ``home`` (the target's
+    configured URL) confines the session and its auth to that origin (see :class:`HomeSession`)."""
+    session = HomeSession(home)
     # Environment proxies or ~/.netrc must not reroute or re-authenticate lab or production traffic.
     session.trust_env = False
-    session.auth = auth_from_config(auth) if isinstance(auth, Mapping | AuthSettings) else auth
+    resolved = auth_from_config(auth) if isinstance(auth, Mapping | AuthSettings) else auth
+    session.auth = HomeOnlyAuth(resolved, home) if resolved is not None and home else resolved
     session.verify = str(ca_bundle) if ca_bundle else True
     session.headers["User-Agent"] = USER_AGENT
     session.headers["Accept"] = "application/json"

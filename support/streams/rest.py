@@ -21,10 +21,17 @@ from requests.adapters import BaseAdapter
 
 from support.config.settings import AuthSettings, HttpSettings
 from support.streams.errors import StreamsApiError, StreamsError, StreamsNotFound, safe_url
-from support.streams.http import POOL_SIZE, Timeout, default_http_settings, json_body, make_session, request
+from support.streams.http import (
+    POOL_SIZE,
+    HomeSession,
+    Timeout,
+    default_http_settings,
+    json_body,
+    make_session,
+    request,
+)
 
 if TYPE_CHECKING:
-    import requests
     from requests.auth import AuthBase
 
     from support.config.settings import Settings
@@ -62,8 +69,8 @@ class StreamsRestClient:
         self.instance_id = instance_id
         self.settings = settings or default_http_settings()
         self.name = name or safe_url(root_url)
-        self.session: requests.Session = make_session(
-            auth, ca_bundle, self.settings.retries, self.settings.backoff, POOL_SIZE, adapter
+        self.session: HomeSession = make_session(
+            auth, ca_bundle, self.settings.retries, self.settings.backoff, POOL_SIZE, adapter, home=root_url
         )
         self._instance: dict[str, Any] | None = None
         self._lock = threading.Lock()

@@ -142,10 +142,12 @@ DEFECTS: dict[str, dict[str, str]] = {
     "refuse-but-deliver": {"steady": "integrity", "telemetry-integrity": "integrity"},
     "lost-ack": {"steady": "unknown", "telemetry-steady": "unknown"},
     "split-brain": {"hang": "single_emitter", "telemetry-hang": "single_emitter"},
+    # a tuple that is not one is counted unparsed, not lost: "no acknowledged tuple is lost" passes first
+    "malformed-output": {"steady": "integrity", "telemetry-integrity": "integrity"},
     "no-takeover": {"state": "takeover", "telemetry-state": "takeover"},
 }
 # integrity covers several kinds of bad output: the evidence count each of these defects must show
-INTEGRITY_EVIDENCE = {"corrupt-output": "corrupted", "refuse-but-deliver": "phantom"}
+INTEGRITY_EVIDENCE = {"corrupt-output": "corrupted", "refuse-but-deliver": "phantom", "malformed-output": "unparsed"}
 
 
 @pytest.mark.parametrize("defective_lab", list(DEFECTS), indirect=True)
@@ -170,7 +172,7 @@ def test_the_matching_checker_fails_on_a_defective_lab(defective_lab: str, tmp_p
         evidence = verdict["evidence"]
         if defective_lab in INTEGRITY_EVIDENCE:
             shown = INTEGRITY_EVIDENCE[defective_lab]
-            others = {"corrupted", "phantom", "unexpected"} - {shown}
+            others = {"corrupted", "phantom", "unexpected", "unparsed"} - {shown}
             assert evidence[shown] > 0 and all(evidence[o] in (0, None) for o in others), evidence
         if defective_lab == "lost-ack":
             assert evidence["unknown"] > 0 and evidence["unknown_delivered"] == evidence["unknown"], evidence

@@ -7,6 +7,7 @@ The measured phases are checked against the lab's ground-truth log (which only t
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import subprocess
@@ -21,6 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.lab
 
+KNOWN_SECRET = "Kn0wn-Secret-4-redaction"
+
 
 def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "support.cli", *args], cwd=ROOT, capture_output=True, text=True,
@@ -30,9 +33,11 @@ def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str
 @pytest.fixture(scope="module")
 def smoke_run(lab: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
     reports = tmp_path_factory.mktemp("reports")
-    # JMX sampled too (issue 11: JMXMP + TLS + credentials, jobs registered by the tester's bridge)
+    # JMX sampled too (issue 11: JMXMP + TLS + credentials, jobs registered by the tester's bridge); a known
+    # secret in a URL (issue 13: redaction everywhere) that nothing in the run may write out
     done = run_cli("run", "--tags", "@smoke", "--set", f"run.reports_dir={reports}",
-                   "--set", "metrics.sources=[rest, prometheus, jmx]")
+                   "--set", "metrics.sources=[rest, prometheus, jmx]",
+                   "--set", f"datacenters.dc1.exchange.url=https://probe:{KNOWN_SECRET}@198.18.1.10:9715/streams/data")
     return done, reports / "latest"
 
 
@@ -138,3 +143,23 @@ def test_jmx_samples_recorded_from_the_lab(smoke_run: tuple[subprocess.Completed
     journal = [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines()]
     closed = next(e for e in journal if e["event"] == "metrics.closed")
     assert closed["unreachable"] == {} and "jmx" not in closed["errors"]
+
+
+def test_no_secret_in_any_file_of_the_run(lab: Any, smoke_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    """Redaction everywhere (issue 13): neither the known secret nor the lab's password, nor their base64 forms
+    (as in a Basic Authorization header), is in any file under the run's folder (run.log, journal.jsonl,
+    summary.json, JUnit, Allure results and environment.properties, reports) or in the console output."""
+    done, run_dir = smoke_run
+    password = Path("/run/xdc-lab/secrets/streams-password").read_text().strip()
+    forbidden = {KNOWN_SECRET, password}
+    for secret in (KNOWN_SECRET, password, f"streamsadmin:{password}", f"probe:{KNOWN_SECRET}"):
+        forbidden.add(base64.b64encode(secret.encode()).decode().rstrip("="))
+    files = [p for p in run_dir.resolve().rglob("*") if p.is_file()]
+    assert len(files) > 10 and any(p.name == "environment.properties" for p in files)
+    leaks = [(str(p), s) for p in files for s in forbidden if s.encode() in p.read_bytes()]
+    assert not leaks, leaks
+    assert not any(s in done.stdout + done.stderr for s in forbidden)
+    assert "probe:***@198.18.1.10" in (run_dir / "allure-results" / "environment.properties").read_text()
+    journal = (run_dir / "journal.jsonl").read_text()
+    for event in ("link.refused", "thread.error", "reader.unparsed"):  # the lab's links stay home; readers clean
+        assert f'"event": "{event}"' not in journal

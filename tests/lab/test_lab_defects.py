@@ -45,6 +45,11 @@ from support.data.generate import tuple_crc
 
 pytestmark = pytest.mark.lab
 
+#: The sink-side switches, shown together (one `lab up` for all of them).
+SINK_DEFECTS = "drop-sink,reorder,corrupt-output,malformed-output"
+#: What the sink read of ``malformed-output`` holds besides tuples (kept apart by _flow_into).
+MALFORMED: list[Any] = []
+
 
 def _relogin(lab: Lab) -> None:
     """`lab up` after `down` makes a new password and CA: refresh the session's client in place."""
@@ -126,19 +131,25 @@ def _flow_into(
             10,
             "the batch at the sink",
         )
-        got += sink_items(lab, "dc1", job)
+        got += _tuples(sink_items(lab, "dc1", job))
     wait_until(
         lambda: operator_port_metric(lab, job, sink, "inputports", "nTuplesProcessed") >= before + n,
         10,
         "everything at the sink",
     )
-    got += sink_items(lab, "dc1", job)
+    got += _tuples(sink_items(lab, "dc1", job))
     at_sink = operator_port_metric(lab, job, sink, "inputports", "nTuplesProcessed") - before
     return got, at_sink
 
 
+def _tuples(items: list[Any]) -> list[dict[str, Any]]:
+    """The JSON objects of a sink read; anything else (defect malformed-output) goes to MALFORMED."""
+    MALFORMED.extend(i for i in items if not isinstance(i, dict))
+    return [i for i in items if isinstance(i, dict)]
+
+
 def test_drop_sink_silently_loses_one_percent(lab: Lab) -> None:
-    _with_defects(lab, "drop-sink,reorder,corrupt-output")
+    _with_defects(lab, SINK_DEFECTS)
     sent, got, at_sink = _flow(lab, 2000, 10)
     assert at_sink == 2000  # every tuple reached the sink ...
     ids = [o["id"] for o in got]
@@ -148,7 +159,7 @@ def test_drop_sink_silently_loses_one_percent(lab: Lab) -> None:
 
 
 def test_reorder_puts_output_of_a_key_out_of_order(lab: Lab) -> None:
-    _with_defects(lab, "drop-sink,reorder,corrupt-output")
+    _with_defects(lab, SINK_DEFECTS)
     _sent, got, _ = _flow(lab, 2000, 10)
     last: dict[str, int] = {}
     inversions = 0
@@ -159,10 +170,15 @@ def test_reorder_puts_output_of_a_key_out_of_order(lab: Lab) -> None:
     assert inversions >= 10, inversions  # every 50th output comes after the next one of its key
 
 
-def test_corrupt_output_alters_one_percent_of_the_output(lab: Lab) -> None:
-    _with_defects(lab, "drop-sink,reorder,corrupt-output")
+def test_corrupt_and_malformed_output_alter_one_percent_of_the_output(lab: Lab) -> None:
+    """corrupt-output alters 1 % of the tuples; malformed-output adds, after 1 % of them, an output that is not a
+    JSON object (a string), while every real tuple still comes out (the same flow shows both)."""
+    _with_defects(lab, SINK_DEFECTS)
+    MALFORMED.clear()
     sent, got, at_sink = _flow(lab, 2000, 10)
     assert at_sink == 2000
+    assert len(MALFORMED) == 20 and all(isinstance(m, str) and "not json" in m for m in MALFORMED), MALFORMED[:3]
+    assert len(got) == 1980  # every real tuple (drop-sink takes its 1 %; clean: 2000 and no extras)
     by_id = {s["id"]: s for s in sent}
     altered = [o for o in got if o["product"] != by_id[o["id"]]["product"]]
     assert len(altered) == 20, len(altered)  # 1 % (clean: none); drop-sink takes other tuples than these
@@ -173,17 +189,20 @@ def test_corrupt_output_alters_one_percent_of_the_output(lab: Lab) -> None:
 
 
 def test_telemetry_drop_sink_reorder_and_corrupt_output(lab: Lab) -> None:
-    """The three sink-side switches on telemetry (one flow of 2000 readings over 10 devices): 1 % of the readings
+    """The sink-side switches on telemetry (one flow of 2000 readings over 10 devices; malformed-output: 20 extra
+    outputs that are not objects): 1 % of the readings
     vanish at Alerts, every 50th output of Peak comes after the next one of its device, and 1 % of the outputs
     carry a `peakReading` 1.0 above the highest reading so far (telemetry has no checksum: only the state
     check sees it)."""
-    _with_defects(lab, "drop-sink,reorder,corrupt-output")
+    _with_defects(lab, SINK_DEFECTS)
     tag = uuid.uuid4().hex[:6]
     sent = [dict(r, trackingId=f"{tag}-{i}", readingSeq=i // 10 + 1)
             for i in range(2000) for r in readings(f"{tag}-d{i % 10}", 1, values=[float((i * 37) % 161 - 40)])]
+    MALFORMED.clear()
     with _telemetry_probe(lab, "tdefects", 26311) as job:
         got, at_sink = _flow_into(lab, job, "Alerts", sent)
     assert at_sink == 2000
+    assert len(MALFORMED) == 20  # malformed-output (clean: none)
     ids = [o["trackingId"] for o in got]
     assert len(ids) == len(set(ids)) == 1980  # drop-sink (clean: 2000)
     last: dict[str, int] = {}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import sys
 import threading
@@ -62,7 +61,7 @@ def test_a_contract_survives_being_stored_with_the_run(tmp_path: Path) -> None:
 def _config(tmp_path: Path, data: Mapping[str, Any]) -> Path:
     """config/lab.yaml plus an application ``probe`` shaped like telemetry, with ``data`` as its contract."""
     secret = tmp_path / "pw"
-    secret.write_text("pw\n")
+    secret.write_text("probe-pw\n")
     path = tmp_path / "mine.yaml"
     probe = {"job_name": "probe", "bundle": "/tmp/probe.sab", "source": {"operator": "In", "port": 0},
              "sink": {"operator": "Out", "port": 0}, "data": dict(data)}
@@ -298,14 +297,22 @@ def test_telemetry_traffic_is_recorded_and_judged_again_from_disk(tmp_path: Path
 def test_a_scenario_with_an_unknown_noun_fails_before_anything_is_deployed(tmp_path: Path) -> None:
     reports = tmp_path / "reports"
     config = _config(tmp_path, TELEMETRY_DATA)
+    feature = "tests/data/features/unknown_noun.feature"
     done = subprocess.run([sys.executable, "-m", "support.cli", "run", "--config", str(config),
-                           "--set", f"run.reports_dir={reports}", "--set", f"faults.state_dir={tmp_path / 'state'}",
-                           "tests/data/features/unknown_noun.feature"],
-                          cwd=PROJECT, capture_output=True, text=True, timeout=120, check=False,
-                          env={**os.environ, "FAILOVER_TESTER_LEASE_DIR": str(tmp_path / "leases")})  # own lease
-    assert done.returncode != 0
-    summary = json.loads((reports / "latest" / "summary.json").read_text())
+                           "--set", f"run.reports_dir={reports}", feature],
+                          cwd=PROJECT, capture_output=True, text=True, timeout=120, check=False)
+    # run's pre-check (issue 13) refuses it before behave starts: exit 2, file:line, no run folder
+    assert done.returncode == 2, done.stderr
+    error = done.stderr.strip()
+    assert error.startswith(f"{feature}:") and "unknown input 'gizmos'" in error and "orders, readings" in error
+    assert "\n" not in error and not reports.exists()
+    # behave run directly (no pre-check): the before_scenario hook still fails it before anything is deployed
+    run_dir = tmp_path / "run"
+    subprocess.run([sys.executable, "-m", "behave", "-D", f"config={config}", "-D", f"run_dir={run_dir}",
+                    "-D", f"run.reports_dir={reports}", feature],
+                   cwd=PROJECT, capture_output=True, text=True, timeout=120, check=False)
+    summary = json.loads((run_dir / "summary.json").read_text())
     error = summary["scenarios"][0]["error"]
     assert error.startswith("unknown input 'gizmos'") and "orders, readings" in error and "\n" not in error
-    events = {json.loads(line)["event"] for line in (reports / "latest" / "journal.jsonl").read_text().splitlines()}
+    events = {json.loads(line)["event"] for line in (run_dir / "journal.jsonl").read_text().splitlines()}
     assert events == {"scenario.started", "scenario.steps_done", "scenario.finished"}  # nothing deployed

@@ -58,7 +58,7 @@ def test_the_scaffolded_lab_config_extends_the_shipped_one_and_copies_no_secret(
 
 def test_the_shipped_lab_config_is_what_extends_resolves(tmp_path: Path) -> None:
     scaffold(tmp_path / "p")
-    no_lab_secret = [f"datacenters.{dc}.rest.auth.password=x" for dc in ("dc1", "dc2")]
+    no_lab_secret = [f"datacenters.{dc}.rest.auth.password=xxxx" for dc in ("dc1", "dc2")]
     plain = load_config(ROOT / "config" / "lab.yaml", no_lab_secret)
     scaffolded = load_config(tmp_path / "p" / "config" / "lab.yaml", no_lab_secret)
     assert scaffolded.settings.datacenters == plain.settings.datacenters

@@ -1,4 +1,4 @@
-# Run by tests/unit/test_contract.py: a traffic step whose noun no application declares fails the scenario in its
+# Run by tests/unit/test_contract.py: `run` refuses it in its pre-check (exit 2); behave run directly fails it in its
 # before_scenario hook, before the layout step deploys anything (no lab needed).
 Feature: The traffic step names the application's input
 
