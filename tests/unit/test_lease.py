@@ -241,7 +241,7 @@ def test_the_clis_are_refused_with_exit_3_and_one_line(config: Config, lease_dir
     with acquire(config.settings, "run", "run-cli", hosts=False):
         refused = {
             "run": cli(lease_dir, "run", "--config", source, "--set", f"run.reports_dir={tmp_path / 'r'}",
-                       "tests/data/features/unknown_noun.feature"),
+                       "features/process_faults.feature"),
             "faults inject": cli(lease_dir, "faults", "inject", "partition", "--between", "dc1", "dc2", "--ttl", "5s",
                                  "--config", source),
             "faults clean": cli(lease_dir, "faults", "clean", "--config", source),
