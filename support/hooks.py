@@ -1,9 +1,18 @@
-"""behave hooks: one RunContext per run (``context.failover``), one World per scenario (``context.world``)."""
+"""behave hooks: one RunContext per run (``context.failover``), one World per scenario (``context.world``).
+
+Interrupts: ``before_all`` installs handlers for SIGINT and SIGTERM (``failover-tester run`` forwards both to
+behave) that only note the signal (:func:`support.waits.interrupt`). The running step ends at its next wait
+(:class:`support.waits.Interrupted`, a ``KeyboardInterrupt`` to behave), ``after_scenario`` runs every heal
+and restore and records the scenario as "interrupted", and the scenarios not reached are not run.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import re
+import signal
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -11,10 +20,12 @@ from typing import Any
 
 from support.config import ConfigError, load_config
 from support.faults.probe import requirements_skip_reason
+from support.orchestration import Journal
 from support.reporting.allure import attach_scenario, label_scenario
 from support.reporting.logs import install_run_log
 from support.reporting.summary import append_scenario, write_run_meta, write_summary
 from support.step_types import NOUN_PATTERN
+from support.waits import HURRY_WINDOW, check_interrupt, interrupt, interrupted, reset_interrupt
 from support.world import RunContext, World, new_run_id
 
 log = logging.getLogger(__name__)
@@ -38,6 +49,54 @@ def before_all(context: Any) -> None:
                              "started_at": time.time()})
     log.info("run %s against %s", run_id, settings.name or config.source)
     context.failover = RunContext.open(config, run_id, run_dir)
+    install_interrupt_handlers()
+
+
+INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def install_interrupt_handlers() -> None:
+    """SIGINT and SIGTERM only note the signal and say what happens next: no ``KeyboardInterrupt`` can land in
+    the middle of a heal or a restore."""
+    reset_interrupt()
+    for signum in INTERRUPT_SIGNALS:
+        signal.signal(signum, _on_signal)
+
+
+def _on_signal(signum: int, _frame: object) -> None:
+    name = signal.Signals(signum).name
+    kind = interrupt(name)
+    message = {
+        "first": f"{name}: stopping. The running step ends at its next wait, then every heal and restore runs and "
+                 f"the reports are written. Again within {HURRY_WINDOW:g} s: skip the remaining waiting "
+                 "(never the heals).",
+        "hurry": f"{name} again: skipping what is left of the waiting; the heals and restores still run.",
+        "again": f"{name}: already stopping (heals and restores in progress; twice within {HURRY_WINDOW:g} s skips "
+                 "the remaining waiting).",
+    }[kind]
+    with contextlib.suppress(OSError):  # no print(): a signal handler must not re-enter buffered I/O
+        os.write(2, f"\n{message}\n".encode())
+
+
+def _note_interrupt(context: Any, journal: Journal | None = None) -> None:
+    """Once per run, after a signal: journal ``run.interrupted`` and tell behave not to start another scenario."""
+    name = interrupted()
+    if name is None:
+        return
+    if not getattr(context, "_failover_interrupt_noted", False):
+        context._set_root_attribute("_failover_interrupt_noted", True)
+        run: RunContext | None = getattr(context, "failover", None)
+        if journal is None and run is not None:
+            journal = Journal(run.run_dir / "journal.jsonl")
+        try:
+            if journal is not None:
+                journal.record("run.interrupted", signal=name)
+            if run is not None:
+                write_run_meta(run.run_dir, {"interrupted_by": name})
+        except OSError:
+            log.exception("could not record the interrupt")
+    if not context.aborted:
+        context.abort(reason=f"{name}: the scenarios not reached are not run")
 
 
 TRAFFIC_STEP = re.compile(rf"^({NOUN_PATTERN}) flow at \d+ tuples per second$")
@@ -56,6 +115,10 @@ def unknown_input_noun(step_names: Iterable[str], known: Iterable[str]) -> str |
 
 
 def before_scenario(context: Any, scenario: Any) -> None:
+    if interrupted() is not None:  # a signal between two scenarios: this one does not start
+        _note_interrupt(context)
+        scenario.skip(f"not run: the run was interrupted ({interrupted()})")
+        return
     tags = list(scenario.effective_tags)
     reason = requirements_skip_reason(context.failover, tags)
     if reason:
@@ -74,6 +137,7 @@ def before_step(context: Any, step: Any) -> None:
     world: World | None = getattr(context, "world", None)
     if world is not None:
         world.step = f"{step.keyword} {step.name}"
+    check_interrupt(f"the step '{step.keyword} {step.name}' to start")  # a signal between two steps: no next one
 
 
 def after_scenario(context: Any, scenario: Any) -> None:
@@ -83,6 +147,9 @@ def after_scenario(context: Any, scenario: Any) -> None:
     cleanup_errors = world.close()
     status = scenario.status.name if hasattr(scenario.status, "name") else str(scenario.status)
     status = {"passed": "passed", "skipped": "skipped", "untested": "skipped"}.get(status, "failed")
+    if world.interrupted is not None:  # the signal came while the scenario ran (its steps were cut short)
+        status = "interrupted"
+        _note_interrupt(context, world.journal)
     error = None  # an error of the scenario that is not a verdict (a verdict speaks for itself in the record)
     for step in scenario.steps:
         if step.error_message:
@@ -91,6 +158,8 @@ def after_scenario(context: Any, scenario: Any) -> None:
     if error is not None and world.verdict_error is not None and world.verdict_error[:200] in error:
         error = None
     error = error or world.setup_error
+    if status == "interrupted":
+        error = f"interrupted by {world.interrupted}" + (f" during '{world.step}'" if world.step else "")
     record = world.finish(status, error, cleanup_errors)
     append_scenario(context.failover.run_dir, record)
     attach_scenario(record, world.journal.events(), world.ledger_dir / "metrics.csv")
@@ -102,6 +171,7 @@ def after_all(context: Any) -> None:
     run: RunContext | None = getattr(context, "failover", None)
     if run is None:
         return
+    _note_interrupt(context)
     write_run_meta(run.run_dir, {"finished_at": time.time()})
     write_summary(run.run_dir)
     run.close()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import shlex
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,7 +49,7 @@ from support.streams.exchange import DataExchangeClient
 from support.streams.rest import StreamsRestClient
 from support.toolkit import StandbyWatch, ToolkitMonitor, ToolkitNames
 from support.traffic import Traffic
-from support.waits import WaitTimeout, wait_until
+from support.waits import Interrupted, WaitTimeout, closing, interrupted, shielded, wait_until
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +168,7 @@ class World:
         self.baseline: Baseline | None = None
         self.timeout = self.settings.run.scenario_timeout
         self.progress = ConsoleProgress()
+        self.interrupted: str | None = None  # the signal that had interrupted the run when the scenario closed
         self.journal.record("scenario.started", feature=feature, tags=tags)
 
     # -- names from the feature text -------------------------------------------------------------
@@ -539,29 +542,51 @@ class World:
 
     # -- end ----------------------------------------------------------------------------------------
     def close(self) -> list[str]:
-        """End the scenario: the producer stops and the outputs drain, then every heal and restore runs (in a
-        ``finally``: nothing before them can skip them), then the recording stops. Returns cleanup failures."""
+        """End the scenario; returns what failed while closing (the scenario's ``cleanup_errors``).
+
+        First the producer stops and the outputs drain (bounded; a second, quick Ctrl-C ends it). Then, in a
+        ``finally`` and :func:`shielded` from interrupts, every heal and restore of the cleanup stack runs:
+        nothing before them (a full disk failing the journal, an error in the drain) can skip them. Then each
+        later step (the toolkit monitor, the metrics export, the ledgers, the audit of residue, the fault
+        session) runs isolated: one that fails is journaled and reported, and the others still run."""
         errors: list[str] = []
-        self.journal.record("scenario.steps_done")
+        self.interrupted = interrupted()
         try:
-            if self.traffic is not None:
-                self.traffic.drain(timeout=self.run.judge_settings.drain_timeout,
-                                   quiet=self.run.judge_settings.drain_quiet)
+            with closing():
+                self._closing_step("journal the end of the steps", lambda: self.journal.record("scenario.steps_done"),
+                                   errors)
+                if self.traffic is not None:
+                    traffic = self.traffic
+                    self._closing_step("drain the outputs", lambda: traffic.drain(
+                        timeout=self.run.judge_settings.drain_timeout, quiet=self.run.judge_settings.drain_quiet),
+                        errors, shield=False)
         finally:
-            errors += self.cleanup.run_all()
+            with shielded():
+                errors[:0] = self.cleanup.run_all()  # heals and restores first, in the report too
         for what, action in (("stop the toolkit monitor", self.monitor.stop if self.monitor else None),
                              ("export the metrics", self._close_metrics),
-                             ("close the ledgers", self._close_ledgers)):
-            if action is None:
-                continue
-            try:
-                action()
-            except Exception as exc:  # the others still run
-                log.exception("%s failed", what)
-                errors.append(f"{what}: {exc}")
-        errors += [RESIDUE_PREFIX + line for line in self.faults.audit()]
-        self.faults.close()
+                             ("close the ledgers", self._close_ledgers),
+                             ("audit the hosts for residue", lambda: errors.extend(
+                                 RESIDUE_PREFIX + line for line in self.faults.audit())),
+                             ("close the fault session", self.faults.close)):
+            if action is not None:
+                self._closing_step(what, action, errors)
         return errors
+
+    def _closing_step(self, what: str, action: Callable[[], object], errors: list[str], shield: bool = True) -> None:
+        """Run one step of closing the scenario; a failure is logged, journaled (when the journal can still be
+        written) and added to ``errors``, and the caller goes on. A second, quick Ctrl-C ending a wait here
+        (:class:`Interrupted`) is not a failure: it asked for exactly that."""
+        try:
+            with shielded() if shield else contextlib.nullcontext():
+                action()
+        except Interrupted as exc:
+            log.warning("%s: %s", what, exc)
+        except Exception as exc:  # the other steps still run
+            log.exception("%s failed", what)
+            errors.append(f"{what}: {exc}")
+            with contextlib.suppress(Exception):
+                self.journal.record("cleanup.failed", what=what, error=str(exc)[:500])
 
     def _close_metrics(self) -> None:
         metrics = self.metrics
