@@ -34,6 +34,7 @@ RESERVED = {"config", "run_id", "run_dir"}
 
 
 def before_all(context: Any) -> None:
+    install_interrupt_handlers()  # first: a signal from here on is noted, never a KeyboardInterrupt
     userdata = context.config.userdata
     run_id = userdata.get("run_id") or new_run_id()
     overrides = [f"{key}={value}" for key, value in userdata.items() if key not in RESERVED]
@@ -49,7 +50,6 @@ def before_all(context: Any) -> None:
                              "started_at": time.time()})
     log.info("run %s against %s", run_id, settings.name or config.source)
     context.failover = RunContext.open(config, run_id, run_dir)
-    install_interrupt_handlers()
 
 
 INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM)

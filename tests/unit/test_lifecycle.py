@@ -272,13 +272,14 @@ def test_run_forwards_a_signal_to_behave_and_notes_it(tmp_path: Path) -> None:
         os.kill(os.getpid(), signal.SIGINT)
 
     sender = threading.Thread(target=signal_when_ready)
+    before = signal.getsignal(signal.SIGINT)
     with _Forwarder() as forward:
         sender.start()
         code = forward.run([sys.executable, "-c", CHILD, str(ready)])
     sender.join(5)
     assert code == 7  # the child got exactly the forwarded SIGINT and ended on its own terms
     assert forward.first == signal.SIGINT
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) == before  # restored
 
 
 def test_abort_says_when_no_run_is_in_progress_or_the_file_is_stale(tmp_path: Path) -> None:
