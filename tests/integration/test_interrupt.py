@@ -63,22 +63,22 @@ def when_fault_in_place(run_dir: Path, proc: subprocess.Popen[str]) -> dict[str,
 
 def lab_is_whole(lab: Lab) -> str | None:
     """What is still not as before the scenario (None: all of it is): fault rules in a namespace, a stopped
-    (SIGSTOP) process of the lab, the instance in dc1 not running, orders not healthy in dc1 or running in dc2."""
+    (SIGSTOP) process in a data center, the instance in dc1 not running, orders not healthy in dc1 or running in dc2."""
     for netns in ("xdc-dc1", "xdc-dc2", "xdc-wan"):
         rules = subprocess.run(["ip", "netns", "exec", netns, "iptables-save", "-t", "filter"], capture_output=True,
                                text=True, check=False).stdout
         if "xdc-fault" in rules:
             return f"fault rules left in {netns}"
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
-        except (OSError, IndexError):
-            continue
-        if state == "T" and "xdc-lab" in cmdline:
-            return f"process {proc.name} is paused: {cmdline[:200]}"
+    for netns in ("xdc-dc1", "xdc-dc2"):  # every process of the data centers: PEs, stubs, instances
+        pids = subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True, check=False).stdout
+        for pid in pids.split():
+            try:
+                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                continue
+            if state == "T":
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+                return f"process {pid} in {netns} is paused: {cmdline[:200]}"
     if lab.get(lab.rest("dc1")).json().get("status") != "running":
         return "the instance in dc1 is not running"
     d1, d2 = lab.job("dc1", "orders"), lab.job("dc2", "orders")
