@@ -137,8 +137,8 @@ def _report(config: Config, run_id: str, run_dir: Path, reports: Path, code: int
 
 class _Forwarder:
     """While entered: SIGINT and SIGTERM are noted and forwarded to behave (started by :meth:`run` in its own
-    process group, so that a terminal's Ctrl-C reaches behave once, through here). A signal that comes before
-    behave starts is forwarded as soon as it does; one that comes after it ended is only noted."""
+    process group, so that a terminal's Ctrl-C reaches behave once, through here). A signal that comes while
+    behave is being started is forwarded as soon as it runs; one that comes after it ended is only noted."""
 
     def __init__(self) -> None:
         self.first: signal.Signals | None = None
@@ -167,7 +167,10 @@ class _Forwarder:
                 os.kill(proc.pid, signum)
 
     def run(self, cmd: list[str]) -> int:
-        """Run behave to its end (every signal forwarded); its exit code."""
+        """Run behave to its end (every signal forwarded); its exit code. After a signal that came before behave
+        started, behave is not started at all (nothing was touched): exit code 1."""
+        if self.first is not None:
+            return 1
         self._proc = subprocess.Popen(cmd, process_group=0)
         for signum in self._pending:
             with contextlib.suppress(ProcessLookupError):

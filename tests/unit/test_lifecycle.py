@@ -293,3 +293,11 @@ def test_abort_says_when_no_run_is_in_progress_or_the_file_is_stale(tmp_path: Pa
     (tmp_path / "running.json").write_text(json.dumps({"pid": os.getpid(), "run_id": "r1"}))
     with pytest.raises(NoRun, match="not a failover-tester run"):
         find_running(tmp_path)
+
+
+def test_a_signal_before_behave_starts_means_behave_never_starts(tmp_path: Path) -> None:
+    with _Forwarder() as forward:
+        os.kill(os.getpid(), signal.SIGTERM)  # handled in this (main) thread before the next line
+        code = forward.run([sys.executable, "-c", f"open({str(tmp_path / 'started')!r}, 'w')"])
+    assert code == 1 and forward.first == signal.SIGTERM
+    assert not (tmp_path / "started").exists()
