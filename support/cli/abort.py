@@ -65,13 +65,18 @@ def find_running(reports_dir: Path) -> dict[str, Any]:
 
 
 def _alive(pid: int) -> bool:
+    """``pid`` runs (a zombie, ended but not yet reaped by its parent, has ended)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True  # alive, someone else's
-    return True
+        pass  # alive, someone else's
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc: the signal test is all there is
+    return state != "Z"
 
 
 def _is_run(pid: int) -> bool:

@@ -301,3 +301,15 @@ def test_a_signal_before_behave_starts_means_behave_never_starts(tmp_path: Path)
         code = forward.run([sys.executable, "-c", f"open({str(tmp_path / 'started')!r}, 'w')"])
     assert code == 1 and forward.first == signal.SIGTERM
     assert not (tmp_path / "started").exists()
+
+
+def test_abort_sees_an_ended_but_unreaped_run_as_ended() -> None:
+    from support.cli.abort import _alive
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        wait_until(lambda: _alive(child.pid), lambda alive: not alive, timeout=20, interval=0.02,
+                   what="the child to end (a zombie until reaped)")
+        os.kill(child.pid, 0)  # still there to a signal (not reaped yet): what abort alone used to look at
+    finally:
+        child.wait()
