@@ -93,7 +93,7 @@ def _note_interrupt(context: Any, journal: Journal | None = None) -> None:
                 journal.record("run.interrupted", signal=name)
             if run is not None:
                 write_run_meta(run.run_dir, {"interrupted_by": name})
-        except OSError:
+        except Exception:  # never in the way of the heals that follow
             log.exception("could not record the interrupt")
     if not context.aborted:
         context.abort(reason=f"{name}: the scenarios not reached are not run")
@@ -144,6 +144,8 @@ def after_scenario(context: Any, scenario: Any) -> None:
     world: World | None = getattr(context, "world", None)
     if world is None:
         return
+    if interrupted() is not None:  # journaled before the heals, so the journal reads in order
+        _note_interrupt(context, world.journal)
     cleanup_errors = world.close()
     status = scenario.status.name if hasattr(scenario.status, "name") else str(scenario.status)
     status = {"passed": "passed", "skipped": "skipped", "untested": "skipped"}.get(status, "failed")
