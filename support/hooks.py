@@ -55,10 +55,15 @@ def before_all(context: Any) -> None:
 INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
+#: the interrupts of this run already journaled (once each)
+_NOTED: set[str] = set()
+
+
 def install_interrupt_handlers() -> None:
     """SIGINT and SIGTERM only note the signal and say what happens next: no ``KeyboardInterrupt`` can land in
     the middle of a heal or a restore."""
     reset_interrupt()
+    _NOTED.clear()
     for signum in INTERRUPT_SIGNALS:
         signal.signal(signum, _on_signal)
 
@@ -83,8 +88,8 @@ def _note_interrupt(context: Any, journal: Journal | None = None) -> None:
     name = interrupted()
     if name is None:
         return
-    if not getattr(context, "_failover_interrupt_noted", False):
-        context._set_root_attribute("_failover_interrupt_noted", True)
+    if name not in _NOTED:
+        _NOTED.add(name)
         run: RunContext | None = getattr(context, "failover", None)
         if journal is None and run is not None:
             journal = Journal(run.run_dir / "journal.jsonl")

@@ -245,9 +245,11 @@ class World:
         rest = self.run.rest
         what = f"restore {app.name}: active in {active}, standby in {standby}"
         others = self._others(app)
+        # interrupted, the restore starts afresh (stub first): a stub that missed heartbeats during the fault
+        # could otherwise still launch the application in the standby after the restore (and the run) ended
         self.cleanup.push(what, guarded_restore(
             what, lambda: ensure_active_passive(rest, self._stub, app, active, standby, self.journal, timeout=120,
-                                                others=others),
+                                                others=others, fresh=interrupted() is not None),
             rest, self.journal))
         ensure_active_passive(rest, self._stub, app, active, standby, self.journal, timeout=min(self.timeout, 120),
                               progress=self.progress, fresh=True, others=others)
@@ -269,7 +271,7 @@ class World:
         others = self._others(app)
         self.cleanup.push(what, guarded_restore(
             what, lambda: ensure_active_active(rest, stubs, app, (first, second), self.journal, timeout=120,
-                                               others=others), rest, self.journal))
+                                               others=others, fresh=interrupted() is not None), rest, self.journal))
         ensure_active_active(rest, stubs, app, (first, second), self.journal, timeout=min(self.timeout, 120),
                              progress=self.progress, fresh=True, others=others)
         self._layout()
