@@ -142,10 +142,16 @@ class CleanupStack:
             except Exception as exc:  # a failing cleanup must not stop the others
                 errors.append(f"{item.description}: {exc}")
                 log.exception("cleanup failed: %s", item.description)
-                if self._journal:
-                    self._journal.record("cleanup.failed", what=item.description, error=str(exc))
+                self._note("cleanup.failed", what=item.description, error=str(exc))
             else:
-                if self._journal:
-                    elapsed = round(time.monotonic() - started, 3)
-                    self._journal.record("cleanup.done", what=item.description, seconds=elapsed)
+                self._note("cleanup.done", what=item.description, seconds=round(time.monotonic() - started, 3))
         return errors
+
+    def _note(self, event: str, **fields: Any) -> None:
+        """Journal a cleanup's outcome; a journal that cannot be written (a full disk) never stops the others."""
+        if self._journal is None:
+            return
+        try:
+            self._journal.record(event, **fields)
+        except Exception:
+            log.exception("could not journal %s %s", event, fields)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import shlex
@@ -51,7 +52,7 @@ from support.streams.exchange import DataExchangeClient
 from support.streams.rest import StreamsRestClient
 from support.toolkit import StandbyWatch, ToolkitMonitor, ToolkitNames
 from support.traffic import Traffic
-from support.waits import WaitTimeout, add_stop_check, wait_until
+from support.waits import Interrupted, WaitTimeout, add_stop_check, closing, interrupted, shielded, wait_until
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +180,7 @@ class World:
         self.baseline: Baseline | None = None
         self.timeout = self.settings.run.scenario_timeout
         self.progress = ConsoleProgress()
+        self.interrupted: str | None = None  # the signal that had interrupted the run when the scenario closed
         self.journal.record("scenario.started", feature=feature, tags=tags)
         self.aborted: str | None = None  # "aborted: <condition>" once a stop condition breached
         self.stop_watch: StopWatch | None = None
@@ -291,9 +293,11 @@ class World:
         rest = self.run.rest
         what = f"restore {app.name}: active in {active}, standby in {standby}"
         others = self._others(app)
+        # interrupted, the restore starts afresh (stub first): a stub that missed heartbeats during the fault
+        # could otherwise still launch the application in the standby after the restore (and the run) ended
         self.cleanup.push(what, guarded_restore(
             what, lambda: ensure_active_passive(rest, self._stub, app, active, standby, self.journal, timeout=120,
-                                                others=others),
+                                                others=others, fresh=interrupted() is not None),
             rest, self.journal))
         ensure_active_passive(rest, self._stub, app, active, standby, self.journal, timeout=min(self.timeout, 120),
                               progress=self.progress, fresh=True, others=others)
@@ -315,7 +319,7 @@ class World:
         others = self._others(app)
         self.cleanup.push(what, guarded_restore(
             what, lambda: ensure_active_active(rest, stubs, app, (first, second), self.journal, timeout=120,
-                                               others=others), rest, self.journal))
+                                               others=others, fresh=interrupted() is not None), rest, self.journal))
         ensure_active_active(rest, stubs, app, (first, second), self.journal, timeout=min(self.timeout, 120),
                              progress=self.progress, fresh=True, others=others)
         self._layout()
@@ -588,30 +592,52 @@ class World:
 
     # -- end ----------------------------------------------------------------------------------------
     def close(self) -> list[str]:
-        """End the scenario: the producer stops and the outputs drain, then every heal and restore runs (in a
-        ``finally``: nothing before them can skip them), then the recording stops. Returns cleanup failures."""
+        """End the scenario; returns what failed while closing (the scenario's ``cleanup_errors``).
+
+        First the producer stops and the outputs drain (bounded; a second, quick Ctrl-C ends it). Then, in a
+        ``finally`` and :func:`shielded` from interrupts, every heal and restore of the cleanup stack runs:
+        nothing before them (a full disk failing the journal, an error in the drain) can skip them. Then each
+        later step (the toolkit monitor, the metrics export, the ledgers, the audit of residue, the fault
+        session) runs isolated: one that fails is journaled and reported, and the others still run."""
         errors: list[str] = []
-        self._stop_watching()
-        self.journal.record("scenario.steps_done")
+        self.interrupted = interrupted()
         try:
-            if self.traffic is not None:
-                self.traffic.drain(timeout=self.run.judge_settings.drain_timeout,
-                                   quiet=self.run.judge_settings.drain_quiet)
+            self._closing_step("stop watching the stop conditions", self._stop_watching, errors)
+            with closing():
+                self._closing_step("journal the end of the steps", lambda: self.journal.record("scenario.steps_done"),
+                                   errors)
+                if self.traffic is not None:
+                    traffic = self.traffic
+                    self._closing_step("drain the outputs", lambda: traffic.drain(
+                        timeout=self.run.judge_settings.drain_timeout, quiet=self.run.judge_settings.drain_quiet),
+                        errors, shield=False)
         finally:
-            errors += self.cleanup.run_all()
+            with shielded():
+                errors[:0] = self.cleanup.run_all()  # heals and restores first, in the report too
         for what, action in (("stop the toolkit monitor", self.monitor.stop if self.monitor else None),
                              ("export the metrics", self._close_metrics),
-                             ("close the ledgers", self._close_ledgers)):
-            if action is None:
-                continue
-            try:
-                action()
-            except Exception as exc:  # the others still run
-                log.exception("%s failed", what)
-                errors.append(f"{what}: {exc}")
-        errors += [RESIDUE_PREFIX + line for line in self.faults.audit()]
-        self.faults.close()
+                             ("close the ledgers", self._close_ledgers),
+                             ("audit the hosts for residue", lambda: errors.extend(
+                                 RESIDUE_PREFIX + line for line in self.faults.audit())),
+                             ("close the fault session", self.faults.close)):
+            if action is not None:
+                self._closing_step(what, action, errors)
         return errors
+
+    def _closing_step(self, what: str, action: Callable[[], object], errors: list[str], shield: bool = True) -> None:
+        """Run one step of closing the scenario; a failure is logged, journaled (when the journal can still be
+        written) and added to ``errors``, and the caller goes on. A second, quick Ctrl-C ending a wait here
+        (:class:`Interrupted`) is not a failure: it asked for exactly that."""
+        try:
+            with shielded() if shield else contextlib.nullcontext():
+                action()
+        except Interrupted as exc:
+            log.warning("%s: %s", what, exc)
+        except Exception as exc:  # the other steps still run
+            log.exception("%s failed", what)
+            errors.append(f"{what}: {exc}")
+            with contextlib.suppress(Exception):
+                self.journal.record("cleanup.failed", what=what, error=str(exc)[:500])
 
     def _close_metrics(self) -> None:
         metrics = self.metrics

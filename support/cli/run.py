@@ -1,14 +1,27 @@
-"""``failover-tester run``: the failover features under behave, then reports/<run-id>/ (``--dry-run``: the plan)."""
+"""``failover-tester run``: the failover features under behave, then reports/<run-id>/ (``--dry-run``: the plan).
+
+Interrupts: behave runs in its own process group, so a Ctrl-C at the terminal reaches this process only, and
+this process forwards every SIGINT and SIGTERM to behave (whose hooks stop the running step, heal and restore:
+:mod:`support.hooks`). When behave has ended, the summary, the reports and ``latest`` are written as for any run,
+and the exit code is 130 (SIGINT) or 143 (SIGTERM). While the run lives, ``<run.reports_dir>/running.json``
+names it (pid, run id, start, config) for ``failover-tester abort``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import os
 import re
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import FrameType
 
+from support.atomic import write_atomic
 from support.cli.precheck import precheck
 from support.config import Config, ConfigError, load_config
 from support.lease import LeaseError, LeaseHeld, acquire
@@ -18,7 +31,12 @@ from support.reporting.html import write_report
 from support.reporting.summary import summary_table, write_run_meta, write_summary
 from support.world import new_run_id
 
-__all__ = ["add_parser", "run_command"]
+__all__ = ["RUNNING_FILE", "SIGNAL_EXIT", "add_parser", "run_command"]
+
+#: names the live run in ``run.reports_dir`` (for ``failover-tester abort``); removed when the run ends
+RUNNING_FILE = "running.json"
+#: the exit code of a run stopped by a signal: 128 + the signal's number
+SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -91,9 +109,30 @@ def _run(config: Config, run_id: str, paths: list[str], overrides: list[str], ta
     for tag in tags:
         cmd += ["--tags", tag]
     cmd += paths
-    print(f"run {run_id}: behave against {config.settings.name or config.source}", flush=True)
-    code = subprocess.call(cmd)
-    write_run_meta(run_dir, {"finished_at": time.time(), "behave_exit_code": code})
+    running = reports / RUNNING_FILE
+    with _Forwarder() as forward:
+        write_atomic(running, json.dumps({"pid": os.getpid(), "run_id": run_id, "started_at": time.time(),
+                                          "config": str(config.source)}, indent=2))
+        try:
+            print(f"run {run_id}: behave against {config.settings.name or config.source}", flush=True)
+            code = forward.run(cmd)
+            meta: dict[str, object] = {"finished_at": time.time(), "behave_exit_code": code}
+            if forward.first is not None:
+                meta["interrupted_by"] = forward.first.name
+            write_run_meta(run_dir, meta)
+            ok = _report(config, run_id, run_dir, reports, code)
+        finally:
+            _remove_running(running, os.getpid())
+    if forward.first is not None:
+        print(f"stopped by {forward.first.name}: the interrupted scenario was healed and restored "
+              "(see cleanup.done in the journal)")
+        return SIGNAL_EXIT[forward.first]
+    return 0 if ok else 1
+
+
+def _report(config: Config, run_id: str, run_dir: Path, reports: Path, code: int) -> bool:
+    """Write summary.json, the HTML and Allure reports and ``latest``; print the table. True when it passed."""
+    results = run_dir / "allure-results"
     summary = write_summary(run_dir, code)
     html_report = write_report(summary, run_dir)
     write_environment(results, config.redactor.redact_tree(_environment(config, run_id)))
@@ -113,8 +152,61 @@ def _run(config: Config, run_id: str, paths: list[str], overrides: list[str], ta
     print(f"allure:   {index if index else f'not rendered ({ALLURE_MISSING})'}")
     totals = summary["totals"]
     print(f"result:   {summary['status']} ({totals['passed']} passed, {totals['failed']} failed, "
-          f"{totals['not_judged']} not judged)")
-    return 0 if summary["status"] == "passed" and code == 0 else 1
+          f"{totals['not_judged']} not judged" + (f", {totals['interrupted']} interrupted" if totals.get("interrupted")
+                                                   else "") + ")")
+    return bool(summary["status"] == "passed" and code == 0)
+
+
+class _Forwarder:
+    """While entered: SIGINT and SIGTERM are noted and forwarded to behave (started by :meth:`run` in its own
+    process group, so that a terminal's Ctrl-C reaches behave once, through here). A signal that comes while
+    behave is being started is forwarded as soon as it runs; one that comes after it ended is only noted."""
+
+    def __init__(self) -> None:
+        self.first: signal.Signals | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._pending: list[int] = []
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> _Forwarder:
+        for signum in SIGNAL_EXIT:
+            self._previous[signum] = signal.signal(signum, self._on_signal)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)  # type: ignore[arg-type]
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        if self.first is None:
+            self.first = signal.Signals(signum)
+        proc = self._proc
+        if proc is None:
+            self._pending.append(signum)
+            return
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signum)
+
+    def run(self, cmd: list[str]) -> int:
+        """Run behave to its end (every signal forwarded); its exit code. After a signal that came before behave
+        started, behave is not started at all (nothing was touched): exit code 1."""
+        if self.first is not None:
+            return 1
+        self._proc = subprocess.Popen(cmd, process_group=0)
+        for signum in self._pending:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._proc.pid, signum)
+        return self._proc.wait()
+
+
+def _remove_running(path: Path, pid: int) -> None:
+    """Remove ``running.json`` if it still names this process (another run may have replaced a stale one)."""
+    try:
+        if json.loads(path.read_text(encoding="utf-8")).get("pid") == pid:
+            path.unlink()
+    except (OSError, ValueError):
+        pass
 
 
 _LINE_SUFFIX = re.compile(r"(:\d+)+$")

@@ -26,6 +26,8 @@ from typing import IO, Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 
+from support.atomic import fsync_file
+
 OK, FAIL, UNKNOWN = "ok", "fail", "unknown"
 OUTCOMES = (OK, FAIL, UNKNOWN)
 
@@ -116,9 +118,13 @@ class IdTable:
         return len(self._names)
 
     def close(self) -> None:
+        """Fsync the id file (the end of a scenario must be on disk) and close it."""
         if self._file is not None:
-            self._file.close()
-            self._file = None
+            handle, self._file = self._file, None
+            try:
+                fsync_file(handle)
+            finally:
+                handle.close()
 
     @staticmethod
     def read(path: Path) -> list[str]:
@@ -158,8 +164,11 @@ class _Categories:
 
     def close(self) -> None:
         if self._file is not None:
-            self._file.close()
-            self._file = None
+            handle, self._file = self._file, None
+            try:
+                fsync_file(handle)
+            finally:
+                handle.close()
 
 
 @dataclass
@@ -337,15 +346,27 @@ class Ledger(Generic[R]):
         return self._path
 
     def close(self) -> None:
+        """Fsync every file of the ledger (its columns, its CSV, its categories) and close them: a ledger closed
+        at the end of a scenario is on disk, whatever happens to the machine next."""
+        problems: list[OSError] = []
         with self._lock:
-            for handle in self._files.values():
-                handle.close()
+            handles: list[Any] = [*self._files.values(), *([self._csv] if self._csv is not None else [])]
+            for handle in handles:
+                try:
+                    fsync_file(handle)
+                except OSError as exc:  # the other files are still synced and closed
+                    problems.append(exc)
+                finally:
+                    handle.close()
             self._files.clear()
-            if self._csv is not None:
-                self._csv.close()
-                self._csv = None
+            self._csv = None
             for categories in self._categories.values():
-                categories.close()
+                try:
+                    categories.close()
+                except OSError as exc:
+                    problems.append(exc)
+        if problems:
+            raise problems[0]
 
     @classmethod
     def read(cls, path: Path, row_type: type[R]) -> list[R]:

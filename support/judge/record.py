@@ -82,6 +82,8 @@ def settled_traffic(history: History) -> tuple[Table, Table]:
 
 
 def status_of(verdicts: list[Verdict], finished: Any, error: str | None) -> str:
+    if finished is not None and finished.fields.get("status") == "interrupted":
+        return "interrupted"  # the run was stopped in the middle: its checks say nothing either way
     if any(v.status == FAILED for v in verdicts):
         return "failed"
     if finished is not None and finished.fields.get("status") == "skipped":

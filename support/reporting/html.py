@@ -21,8 +21,10 @@ h2{font-size:17px;margin:0 0 10px} h3{font-size:14px;margin:14px 0 6px;color:#44
 table{border-collapse:collapse;font-size:13px} td,th{padding:4px 10px;border-bottom:1px solid #eee;text-align:left}
 th{color:#555;font-weight:600} .num{text-align:right;font-variant-numeric:tabular-nums}
 .passed{color:#1a7f37;font-weight:600} .failed{color:#c62828;font-weight:600} .skipped{color:#8a8a8a}
+.interrupted{color:#b35900;font-weight:600}
 .badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;color:#fff}
 .badge.passed{background:#2da44e} .badge.failed{background:#d1242f} .badge.skipped{background:#8a8a8a}
+.badge.interrupted{background:#b35900}
 .verdict{margin:3px 0;font-size:13px} .muted{color:#777;font-size:12px}
 .chart{margin:12px 0} .chart svg{max-width:100%;height:auto}
 .cards{display:flex;gap:12px;flex-wrap:wrap} .card{background:#f5f6f8;border-radius:6px;padding:8px 14px}
@@ -96,7 +98,9 @@ def render(summary: dict[str, Any]) -> str:
         f'<div class="card"><b>{_e(totals.get("scenarios", 0))}</b>scenarios</div>'
         f'<div class="card"><b class="passed">{_e(totals.get("passed", 0))}</b>passed</div>'
         f'<div class="card"><b class="failed">{_e(totals.get("failed", 0))}</b>failed</div>'
-        f'<div class="card"><b>{_e(totals.get("skipped", 0))}</b>skipped</div></div>'
+        f'<div class="card"><b>{_e(totals.get("skipped", 0))}</b>skipped</div>'
+        + (f'<div class="card"><b class="interrupted">{_e(totals["interrupted"])}</b>interrupted</div>'
+           if totals.get("interrupted") else "") + '</div>'
         f'<h3>Scenarios</h3><table><tr><th>scenario</th><th>status</th><th>RTO</th><th>lost</th><th>duplicated</th>'
         f"<th>unknown</th></tr>{rows}</table></section>",
         *(_scenario(i, s) for i, s in enumerate(scenarios)),

@@ -1,7 +1,8 @@
 """The run summary: ``summary.json`` (validated by ``config/summary.schema.json``) and the console table.
 
 Each scenario's record is appended to ``scenarios.jsonl`` as soon as the scenario ends, so a run that
-crashes half way still yields a summary of what finished.
+crashes half way still yields a summary of what finished. ``summary.json`` and ``run.json`` are written
+atomically (:func:`support.atomic.write_atomic`): a reader never sees half of one.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 import jsonschema
 
+from support.atomic import write_atomic
 from support.packaged import config_file
 
 SCHEMA_PATH = config_file("summary.schema.json")
@@ -30,7 +32,7 @@ def write_run_meta(run_dir: Path, meta: dict[str, Any]) -> None:
     path = run_dir / RUN_FILE
     merged = json.loads(path.read_text()) if path.exists() else {}
     merged.update(meta)
-    path.write_text(json.dumps(merged, indent=2, default=str))
+    write_atomic(path, json.dumps(merged, indent=2, default=str))
 
 
 def read_scenarios(run_dir: Path) -> list[dict[str, Any]]:
@@ -53,7 +55,11 @@ def build_summary(run_dir: Path, exit_code: int | None = None) -> dict[str, Any]
     scenarios = read_scenarios(run_dir)
     counts = {status: sum(1 for s in scenarios if s["status"] == status) for status in ("passed", "failed", "skipped")}
     counts["not_judged"] = sum(1 for s in scenarios if s["status"] == "not judged")
+    counts["interrupted"] = sum(1 for s in scenarios if s["status"] == "interrupted")
     failed = counts["failed"] > 0 or counts["not_judged"] > 0 or (exit_code not in (None, 0))
+    status = "failed" if failed or not scenarios else "passed"
+    if counts["interrupted"] or meta.get("interrupted_by"):
+        status = "interrupted"  # the run was stopped: whatever passed before, it is not a passed run
     summary = {
         "schema_version": 1,
         "run_id": meta.get("run_id", run_dir.name),
@@ -61,7 +67,7 @@ def build_summary(run_dir: Path, exit_code: int | None = None) -> dict[str, Any]
         "target": meta.get("target", ""),
         "started_at": meta.get("started_at"),
         "finished_at": meta.get("finished_at") or time.time(),
-        "status": "failed" if failed or not scenarios else "passed",
+        "status": status,
         "totals": {"scenarios": len(scenarios), **counts},
         "scenarios": scenarios,
     }
@@ -76,7 +82,7 @@ def validate_summary(summary: dict[str, Any]) -> None:
 def write_summary(run_dir: Path, exit_code: int | None = None) -> dict[str, Any]:
     summary = build_summary(run_dir, exit_code)
     validate_summary(summary)
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    write_atomic(run_dir / "summary.json", json.dumps(summary, indent=2, default=str))
     return summary
 
 

@@ -28,7 +28,8 @@ def test_summary_is_built_from_scenarios_written_as_they_end(tmp_path: Path) -> 
         out.write('{"feature": "cut sh')  # a run that crashed mid-write
     summary = write_summary(tmp_path)
     assert summary["status"] == "failed"
-    assert summary["totals"] == {"scenarios": 2, "passed": 1, "failed": 1, "skipped": 0, "not_judged": 0}
+    assert summary["totals"] == {"scenarios": 2, "passed": 1, "failed": 1, "skipped": 0, "not_judged": 0,
+                                 "interrupted": 0}
     assert json.loads((tmp_path / "summary.json").read_text()) == summary
 
 
