@@ -26,7 +26,7 @@ from support.reporting.logs import install_run_log
 from support.reporting.summary import append_scenario, write_run_meta, write_summary
 from support.step_types import NOUN_PATTERN
 from support.waits import HURRY_WINDOW, check_interrupt, interrupt, interrupted, reset_interrupt
-from support.world import RunContext, World, new_run_id
+from support.world import RunContext, World, new_run_id, run_overrides
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def before_all(context: Any) -> None:
     install_interrupt_handlers()  # first: a signal from here on is noted, never a KeyboardInterrupt
     userdata = context.config.userdata
     run_id = userdata.get("run_id") or new_run_id()
-    overrides = [f"{key}={value}" for key, value in userdata.items() if key not in RESERVED]
+    overrides = [*run_overrides(), *(f"{key}={value}" for key, value in userdata.items() if key not in RESERVED)]
     try:
         config = load_config(userdata.get("config"), overrides, run_id=run_id)
     except ConfigError as exc:

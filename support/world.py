@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import os
 import re
 import shlex
 import threading
@@ -71,6 +73,22 @@ class NotJudged(Exception):
 
 def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:4]
+
+
+#: ``failover-tester run`` hands its ``--set``/``-D`` overrides to behave in this environment variable (a JSON list
+#: of ``KEY=VALUE``), never on behave's command line, where ``ps`` would show a secret given there
+OVERRIDES_ENV = "FAILOVER_TESTER_OVERRIDES"
+
+
+def run_overrides() -> list[str]:
+    """The overrides ``failover-tester run`` handed over (none when behave is run directly)."""
+    raw = os.environ.get(OVERRIDES_ENV)
+    if not raw:
+        return []
+    values = json.loads(raw)
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise ValueError(f"{OVERRIDES_ENV}: not a JSON list of KEY=VALUE strings")
+    return values
 
 
 def _slug(text: str) -> str:

@@ -29,7 +29,7 @@ from support.redact import redacting
 from support.reporting.allure import ALLURE_MISSING, render_single_file, write_environment
 from support.reporting.html import write_report
 from support.reporting.summary import summary_table, write_run_meta, write_summary
-from support.world import new_run_id
+from support.world import OVERRIDES_ENV, new_run_id
 
 __all__ = ["RUNNING_FILE", "SIGNAL_EXIT", "add_parser", "run_command"]
 
@@ -104,8 +104,6 @@ def _run(config: Config, run_id: str, paths: list[str], overrides: list[str], ta
         "--junit", "--junit-directory", str(junit),
         "-D", f"config={config.source}", "-D", f"run_id={run_id}", "-D", f"run_dir={run_dir}",
     ]
-    for override in overrides:
-        cmd += ["-D", override]
     for tag in tags:
         cmd += ["--tags", tag]
     cmd += paths
@@ -115,7 +113,9 @@ def _run(config: Config, run_id: str, paths: list[str], overrides: list[str], ta
                                           "config": str(config.source)}, indent=2))
         try:
             print(f"run {run_id}: behave against {config.settings.name or config.source}", flush=True)
-            code = forward.run(cmd)
+            # the --set/-D overrides reach behave in its environment, not its arguments: a secret given there is
+            # not shown by ps (a process' environment is readable by its owner only)
+            code = forward.run(cmd, {**os.environ, OVERRIDES_ENV: json.dumps(overrides)})
             meta: dict[str, object] = {"finished_at": time.time(), "behave_exit_code": code}
             if forward.first is not None:
                 meta["interrupted_by"] = forward.first.name
@@ -188,12 +188,12 @@ class _Forwarder:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(proc.pid, signum)
 
-    def run(self, cmd: list[str]) -> int:
+    def run(self, cmd: list[str], env: dict[str, str] | None = None) -> int:
         """Run behave to its end (every signal forwarded); its exit code. After a signal that came before behave
         started, behave is not started at all (nothing was touched): exit code 1."""
         if self.first is not None:
             return 1
-        self._proc = subprocess.Popen(cmd, process_group=0)
+        self._proc = subprocess.Popen(cmd, process_group=0, env=env)
         for signum in self._pending:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self._proc.pid, signum)

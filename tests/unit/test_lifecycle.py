@@ -314,3 +314,36 @@ def test_abort_sees_an_ended_but_unreaped_run_as_ended() -> None:
         os.kill(child.pid, 0)  # still there to a signal (not reaped yet): what abort alone used to look at
     finally:
         child.wait()
+
+
+def test_overrides_reach_behave_in_its_environment_not_its_command_line(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A secret given with --set must not show in ps: behave gets the overrides in its environment (readable by
+    its owner only), and before_all reads them from there."""
+    import contextlib
+
+    from faultfakes import lab_shaped_config
+
+    from support.cli import build_parser
+    from support.cli import run as run_cli
+    from support.world import OVERRIDES_ENV, run_overrides
+
+    config = lab_shaped_config(tmp_path)
+    seen: dict[str, Any] = {}
+
+    def fake_run(self: _Forwarder, cmd: list[str], env: dict[str, str] | None = None) -> int:
+        seen["cmd"], seen["env"] = cmd, env or {}
+        return 0
+
+    monkeypatch.setattr(_Forwarder, "run", fake_run)
+    monkeypatch.setattr(run_cli, "_report", lambda *args: True)
+    monkeypatch.setattr(run_cli, "acquire", lambda *args, **kw: contextlib.nullcontext())
+    secret = "s3cret-Only-In-Env"
+    args = build_parser().parse_args(["run", "--config", str(config.source),
+                                      "--set", f"run.reports_dir={tmp_path / 'r'}",
+                                      "--set", f"datacenters.dc1.rest.auth.password={secret}",
+                                      "features/process_faults.feature"])
+    assert run_cli.run_command(args) == 0
+    assert not any(secret in word for word in seen["cmd"])
+    monkeypatch.setenv(OVERRIDES_ENV, seen["env"][OVERRIDES_ENV])
+    assert f"datacenters.dc1.rest.auth.password={secret}" in run_overrides()
