@@ -16,12 +16,15 @@ from __future__ import annotations
 import base64
 import io
 import json
+import mmap
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any, Protocol, TextIO, cast
 from urllib.parse import quote, urlsplit
+
+from support.atomic import write_atomic
 
 __all__ = ["MIN_SECRET_LENGTH", "REDACTED", "SECRET_KEY", "RedactingStream", "Redactor", "redacting", "url_password",
            "url_passwords"]
@@ -32,6 +35,7 @@ MIN_SECRET_LENGTH = 4
 
 # scheme://user:password@ -> scheme://user:***@ (any URL, configured or not)
 _URL_CREDENTIALS = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@\"'<>]*:)(?P<pw>[^\s@/\"'<>]+)(?=@)")
+_URL_CREDENTIALS_BYTES = re.compile(_URL_CREDENTIALS.pattern.encode("ascii"))
 _URL_IN_TEXT = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s\"'<>]+")
 #: Keys whose values are secrets (the configuration loader's rule).
 SECRET_KEY = re.compile(r"password|token|secret|passphrase", re.IGNORECASE)
@@ -87,6 +91,7 @@ class Redactor:
         self._forms = sorted(forms, key=len, reverse=True)
         self.secrets = frozenset(plain)
         self._pattern = re.compile("|".join(re.escape(f) for f in self._forms)) if self._forms else None
+        self._bytes = re.compile(b"|".join(re.escape(f.encode("utf-8")) for f in self._forms)) if self._forms else None
 
     @classmethod
     def from_config(cls, config: _LoadedConfig) -> Redactor:
@@ -133,8 +138,24 @@ class Redactor:
     def redact_json(self, value: Any) -> str:
         return self.redact(json.dumps(value, default=str))
 
+    def _may_hold_secret(self, path: Path) -> bool:
+        """Whether ``path`` holds a secret form or URL credentials: one scan of the mapped file, so a run's large
+        ledgers are read once and never into memory unless there is something to redact."""
+        try:
+            with path.open("rb") as handle:
+                if path.stat().st_size == 0:
+                    return False
+                with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+                    data = cast(bytes, mapped)
+                    return bool((self._bytes is not None and self._bytes.search(data))
+                                or _URL_CREDENTIALS_BYTES.search(data))
+        except (OSError, ValueError):
+            return True  # cannot map it: read it
+
     def scrub_file(self, path: Path) -> bool:
         """Redact a text file in place; True when it changed. Files that are not UTF-8 text are left alone."""
+        if not self._may_hold_secret(path):
+            return False
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
@@ -142,9 +163,7 @@ class Redactor:
         clean = self.redact(text)
         if clean == text:
             return False
-        tmp = path.with_name(f".{path.name}.redact")
-        tmp.write_text(clean, encoding="utf-8")
-        tmp.replace(path)  # TODO(H1 merge): support.atomic.write_atomic
+        write_atomic(path, clean)
         return True
 
     def scrub_tree(self, folder: Path) -> list[Path]:
