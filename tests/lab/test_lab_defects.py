@@ -58,7 +58,9 @@ def _relogin(lab: Lab) -> None:
 
 def _with_defects(lab: Lab, defects: str, app: str = "orders") -> Lab:
     """The lab up with `defects`, `app` deployed active/passive (after `lab up`: orders)."""
-    up = run_lab("up", "--defect", defects)
+    # these tests read nothing from Prometheus: a 1 s scrape interval makes its first sample (which `lab up` waits
+    # for) come ~6 s sooner
+    up = run_lab("up", "--defect", defects, "--scrape-interval", "1s")
     assert up.returncode == 0, up.stdout + up.stderr
     _relogin(lab)
     status = run_lab("status", "--json")
