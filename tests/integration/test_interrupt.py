@@ -153,12 +153,18 @@ def abort_from_another_terminal(proc: subprocess.Popen[str], run_dir: Path) -> N
     assert len(done.stdout.strip().splitlines()) == 1
 
 
+# every fault with both signals (and Ctrl-C twice, and abort)
 @pytest.mark.parametrize(("tag", "send", "code"), [
     ("@int-partition", ctrl_c_twice, 130),
+    ("@int-partition", sigterm, 143),
     ("@int-hang", sigterm, 143),
+    ("@int-hang", ctrl_c, 130),
     ("@int-cancel", ctrl_c, 130),
+    ("@int-cancel", sigterm, 143),
     ("@int-stop", abort_from_another_terminal, 143),
-], ids=["partition-sigint-twice", "hang-sigterm", "cancel-sigint", "instance-stop-abort"])
+    ("@int-stop", ctrl_c, 130),
+], ids=["partition-sigint-twice", "partition-sigterm", "hang-sigterm", "hang-sigint", "cancel-sigint",
+        "cancel-sigterm", "instance-stop-abort", "instance-stop-sigint"])
 def test_an_interrupted_run_heals_restores_and_reports(default_deployment: Lab, tmp_path: Path, tag: str, send: Signal,
                                                        code: int) -> None:
     reports = tmp_path / "reports"
