@@ -23,6 +23,11 @@ SCENARIOS_FILE = "scenarios.jsonl"
 RUN_FILE = "run.json"
 
 
+def scenario_key(record: dict[str, Any]) -> str:
+    """A scenario's name across runs and repeats: ``"<feature> :: <scenario name>"``."""
+    return f"{record.get('feature', '')} :: {record.get('name', '')}"
+
+
 def append_scenario(run_dir: Path, record: dict[str, Any]) -> None:
     with (run_dir / SCENARIOS_FILE).open("a", encoding="utf-8") as out:
         out.write(json.dumps(record, default=str) + "\n")
