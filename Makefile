@@ -40,9 +40,9 @@ lint: bootstrap
 	$(BIN)/ruff check .
 	$(BIN)/mypy support lab steps environment.py
 
-test: lint
-	$(BIN)/pytest -q -rs --durations=15
-	$(BIN)/behave --dry-run --format progress
+# lint, unit tests and behave --dry-run run beside the lab tests, which mostly wait (scripts/test.sh says why)
+test: bootstrap
+	@bash scripts/test.sh
 
 run: bootstrap
 	@$(BIN)/failover-tester lab up
