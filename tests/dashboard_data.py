@@ -36,6 +36,7 @@ def _repeat_run(base: dict[str, Any], run_id: str, shift: float, rng: random.Ran
     if hostile:
         extra = json.loads(json.dumps(records[0]))
         extra["feature"], extra["name"] = HOSTILE_FEATURE, HOSTILE_NAME
+        extra["started_at"] = records[-1]["started_at"] + 60.0
         records.append(extra)
     for k in (1, 2, 3):
         for record in records:

@@ -36,7 +36,7 @@ PHASES: tuple[tuple[str, str], ...] = (
 )
 _PHASE_OF = dict(PHASES)
 _RECENT = 12  # the latest events shown
-_QUIET = frozenset({"toolkit.trace"})  # too chatty to list among the latest events
+_QUIET = frozenset({"toolkit.trace", "toolkit.snapshot_stored"})  # too chatty to list among the latest events
 
 
 @dataclass

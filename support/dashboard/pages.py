@@ -171,7 +171,7 @@ class Site:
             "when they finish (or by <code>failover-tester history rebuild</code>).</p>")
         return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{_e(title)} · failover dashboard</title>{head_css}
+<title>{_e(title)} · failover dashboard</title><link rel="icon" href="data:,">{head_css}
 <link rel="stylesheet" href="{root}assets/dashboard.css"></head>
 <body data-root="{root}" data-live="{'1' if self.served else '0'}" data-poll="{int(self.poll_ms)}">
 <header><nav><a href="{root}index.html">Runs</a><a href="{root}compare.html">Compare</a></nav>

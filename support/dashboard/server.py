@@ -49,6 +49,9 @@ def make_server(site: Site, live: LiveView | None, host: str = "127.0.0.1", port
                 self._send(HTTPStatus.INTERNAL_SERVER_ERROR, f"dashboard error: {exc}\n".encode(), "text/plain",
                            body)
                 return
+            if found is None and path == "favicon.ico":  # asked for by every page, the runs' reports too
+                self._send(HTTPStatus.NO_CONTENT, b"", "image/x-icon", False)
+                return
             if found is None:
                 self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain", body)
                 return
