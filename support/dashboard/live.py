@@ -35,6 +35,8 @@ PHASES: tuple[tuple[str, str], ...] = (
     ("scenario.finished", "finished"),
 )
 _PHASE_OF = dict(PHASES)
+_ORDER = {"": -1, **{phase: i for i, (_, phase) in enumerate(PHASES)}}
+_MILESTONES = frozenset({"toolkit.remote_down", "toolkit.takeover"})
 _RECENT = 12  # the latest events shown
 _QUIET = frozenset({"toolkit.trace", "toolkit.snapshot_stored"})  # too chatty to list among the latest events
 
@@ -61,8 +63,13 @@ class _Fold:
             self.scenario = {"name": e.get("scenario"), "feature": e.get("feature"), "started_at": e.get("t"),
                              "tags": e.get("tags") or []}
             self.fault, self.verdicts = None, []
-        if name in _PHASE_OF and (name not in ("toolkit.remote_down", "toolkit.takeover") or self.fault):
-            self.phase = _PHASE_OF[name]  # a toolkit event before any fault is the deployment settling
+        if name in _MILESTONES:
+            # the toolkit's own news only moves the phase on: before any fault it is the deployment settling, and
+            # after the takeover (or the scenario's end) it is the other side noticing, not a step back
+            if self.fault and _ORDER[self.phase] < _ORDER[_PHASE_OF[name]]:
+                self.phase = _PHASE_OF[name]
+        elif name in _PHASE_OF:
+            self.phase = _PHASE_OF[name]
         if name == "fault.injected":
             self.fault = {"kind": e.get("kind"), "id": e.get("id"), "dc": e.get("dc"), "state": "injected",
                           "injected_at": e.get("t")}

@@ -246,3 +246,22 @@ def test_the_verb_writes_the_static_site_and_refuses_a_missing_store(store: tupl
     assert (tmp_path / "out" / "index.html").is_file() and (tmp_path / "out" / "compare.html").is_file()
     assert main(["dashboard", "--db", str(tmp_path / "none.sqlite"), "--reports-dir", str(reports)]) == 2
     assert "no such history store" in capsys.readouterr().err
+
+
+def test_the_phases_of_a_real_journal_come_in_order_and_never_step_back(tmp_path: Path,
+                                                                        fake_run: subprocess.Popen[bytes]) -> None:
+    real = (Path(__file__).parents[1] / "data" / "runs" / "job-cancel" / "journal.jsonl").read_text().splitlines()
+    late = json.loads(real[0]) | {"event": "toolkit.remote_down", "dc": "dc1"}  # the old side noticing, later
+    lines = [*real[:-1], json.dumps(late), real[-1]]
+    (tmp_path / "running.json").write_text(json.dumps({"pid": fake_run.pid, "run_id": "R"}))
+    (tmp_path / "R").mkdir()
+    view, seen = LiveView(tmp_path), [""]
+    with (tmp_path / "R" / "journal.jsonl").open("a") as journal:
+        for line in lines:
+            journal.write(line + "\n")
+            journal.flush()
+            phase = view.status()["phase"]
+            if phase != seen[-1]:
+                seen.append(phase)
+    assert seen[1:] == ["deploying", "warming up", "steady state", "fault injected", "fault in effect",
+                        "down detected", "takeover", "draining", "healing", "cleaning up", "finished"]
