@@ -29,8 +29,8 @@ def make_server(site: Site, live: LiveView | None, host: str = "127.0.0.1", port
     """A server for ``site`` on ``host:port`` (0: any free port; ``server.server_address`` tells which)."""
 
     class Handler(BaseHTTPRequestHandler):
-        server_version = "failover-dashboard"
-        sys_version = ""
+        def version_string(self) -> str:
+            return "failover-tester-dashboard"
 
         def do_GET(self) -> None:
             self._answer(body=True)
