@@ -20,6 +20,7 @@ command -v gcc >/dev/null 2>&1 || missing+=(gcc)
 command -v curl >/dev/null 2>&1 || missing+=(curl)   # the instance-stop dead-man timer on the DC hosts
 command -v sudo >/dev/null 2>&1 || missing+=(sudo)   # the lab's non-root fault user (ssh.sudo)
 command -v javac >/dev/null 2>&1 || missing+=(default-jdk-headless)
+[ -x /usr/bin/chromium ] || missing+=(chromium)   # the dashboard's browser tests (tests/unit/test_dashboard_browser.py)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
