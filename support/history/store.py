@@ -13,7 +13,9 @@ mode, every connection waits up to :data:`BUSY_TIMEOUT_S` for a lock, and each r
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
+import os
 import sqlite3
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -70,22 +72,36 @@ def connect(db: Path | str) -> Iterator[sqlite3.Connection]:
     try:
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA foreign_keys = ON")
         if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in _statements(DDL):  # not executescript: it would commit first
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+            _set_up(conn, path.parent)
         yield conn
     finally:
         conn.close()
+
+
+def _set_up(conn: sqlite3.Connection, folder: Path) -> None:
+    """WAL mode and the tables, once per file. Processes set up one at a time (an exclusive ``flock`` on the
+    store's folder): switching to WAL can fail at once with "database is locked" when another connection is doing
+    the same, the busy timeout notwithstanding."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if conn.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+            return  # another process did it while this one waited
+        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(DDL):  # not executescript: it would commit first
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    finally:
+        os.close(fd)  # and with it the flock
 
 
 def _statements(script: str) -> list[str]:
