@@ -214,8 +214,13 @@ def test_runs_finishing_at_once_are_all_recorded(tmp_path: Path) -> None:
     procs = [context.Process(target=_record_many, args=(str(db), str(reports), ids, barrier, 3)) for ids in run_ids]
     for proc in procs:
         proc.start()
-    for proc in procs:
-        proc.join(timeout=120)
+    try:
+        for proc in procs:
+            proc.join(timeout=120)
+    finally:
+        for proc in procs:
+            if proc.is_alive():
+                proc.kill()
     assert [proc.exitcode for proc in procs] == [0] * writers
     runs = list_runs(db)
     assert sorted(r["run_id"] for r in runs) == sorted(i for ids in run_ids for i in ids)
@@ -241,8 +246,13 @@ def test_a_store_made_by_several_processes_at_once_is_set_up_once(tmp_path: Path
     procs = [context.Process(target=_open_each, args=(str(tmp_path), 10, barrier)) for _ in range(6)]
     for proc in procs:
         proc.start()
-    for proc in procs:
-        proc.join(timeout=120)
+    try:
+        for proc in procs:
+            proc.join(timeout=120)
+    finally:
+        for proc in procs:
+            if proc.is_alive():
+                proc.kill()
     assert [proc.exitcode for proc in procs] == [0] * 6
     for k in range(10):
         with sqlite3.connect(tmp_path / f"h{k}.sqlite") as conn:
