@@ -5,7 +5,7 @@ got worse.
 Every quantity is better lower. A change counts only when it is larger than the *practical threshold*
 (:class:`Thresholds`: the larger of an absolute floor, seconds or a count, and a fraction of the first run's
 median). Where both runs hold enough drills of the scenario (``run --repeat``) for the rank test to be able to
-reach ``alpha`` at all (:func:`~support.history.ranktest.smallest_p`; three drills per side or more), the change
+reach ``alpha`` at all (:func:`~support.history.ranktest.smallest_p`: 3 drills against 3, 2 against 5), the change
 must also be beyond noise: the one-sided Mann–Whitney test (:mod:`support.history.ranktest`) in the direction of
 the change, at ``alpha``. Fewer drills give a judgement on the medians against the threshold alone, said to be
 *single-sample* (one drill per side) or *few-sample*.
