@@ -26,7 +26,8 @@ def record(rto: float | None, *, name: str = NAME, feature: str = FEATURE, statu
                      "loss_window_s": loss_window},
         "verdicts": [{"name": "recovery_time", "passed": status == "passed", "summary": "...",
                       "evidence": {"rto_s": rto}, "status": status}],
-        "rpo": {"lost": lost, "loss_window_s": loss_window},
+        "rpo": {"lost": lost, "loss_window_s": loss_window, "lost_state_updates": None,
+                "state_loss_window_s": None},
     }
     if state_loss_window is not None:
         out["verdicts"].append({"name": "consistent_state", "passed": True, "summary": "...", "status": "passed",
