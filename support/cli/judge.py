@@ -1,4 +1,5 @@
-"""``failover-tester judge reports/<run-id>``: judge a stored run again from what it left on disk."""
+"""``failover-tester judge reports/<run-id>``: judge a stored run again from what it left on disk; its row in the
+history store of the folder it lies in (``history.sqlite`` next to it, if there is one) is updated."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def judge_command(args: argparse.Namespace) -> int:
+    from support.history.schema import default_db_path
+    from support.history.store import note_run
     from support.judge.rejudge import RunNotFound, rejudge
     from support.reporting.summary import summary_table
 
@@ -38,6 +41,9 @@ def judge_command(args: argparse.Namespace) -> int:
     print()
     print(f"summary:  {run_dir / 'summary.json'}")
     print(f"report:   {run_dir / 'report.html'}")
+    db = default_db_path(run_dir.resolve().parent)
+    if db.is_file():  # the history of the reports folder the run lies in; none made for a run copied elsewhere
+        note_run(run_dir.resolve(), db, sys.stdout)
     totals = summary["totals"]
     print(f"result:   {summary['status']} ({totals['passed']} passed, {totals['failed']} failed, "
           f"{totals.get('not_judged', 0)} not judged)")

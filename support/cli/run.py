@@ -24,7 +24,10 @@ from types import FrameType
 from support.atomic import write_atomic
 from support.cli.precheck import precheck
 from support.config import Config, ConfigError, load_config
+from support.history.schema import default_db_path
+from support.history.store import note_run
 from support.lease import LeaseError, LeaseHeld, acquire
+from support.packaged import version
 from support.redact import redacting
 from support.reporting.allure import ALLURE_MISSING, render_single_file, write_environment
 from support.reporting.html import write_report
@@ -96,7 +99,7 @@ def _run(config: Config, run_id: str, paths: list[str], overrides: list[str], ta
     results.mkdir(parents=True)
     junit.mkdir()
     write_run_meta(run_dir, {"run_id": run_id, "config": str(config.source), "target": config.settings.name or "",
-                             "started_at": time.time()})
+                             "started_at": time.time(), "tool_version": version()})
     cmd = [
         sys.executable, "-m", "behave",
         "-f", "support.reporting.allure_formatter:AllureFormatter", "-o", str(results),
@@ -154,6 +157,7 @@ def _report(config: Config, run_id: str, run_dir: Path, reports: Path, code: int
     print(f"result:   {summary['status']} ({totals['passed']} passed, {totals['failed']} failed, "
           f"{totals['not_judged']} not judged" + (f", {totals['interrupted']} interrupted" if totals.get("interrupted")
                                                    else "") + ")")
+    note_run(run_dir, default_db_path(reports), sys.stdout)  # a history failure is said, never changes the verdict
     return bool(summary["status"] == "passed" and code == 0)
 
 

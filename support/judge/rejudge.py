@@ -14,7 +14,7 @@ from support.config import Config, load_config
 from support.judge.history import History, load_history, read_journal, scenario_ids
 from support.judge.record import judge_scenario
 from support.judge.settings import JudgeSettings
-from support.reporting.allure import render_single_file, rewrite_results, scenario_attachments
+from support.reporting.allure import render_again, rewrite_results, scenario_attachments
 from support.reporting.summary import SCENARIOS_FILE, read_scenarios, write_run_meta, write_summary
 
 CONFIG_FILE = "config.yaml"
@@ -71,5 +71,6 @@ def rejudge(run_dir: Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
     if results.is_dir():
         rewrite_results(results, [(record, scenario_attachments(record, list(h.events), h.folder / "metrics.csv"
                                                                 if h.folder else None)) for record, h in judged_run])
-        render_single_file(results, run_dir / "allure-report", Path.cwd(), name=f"Failover tests {run_dir.name}")
+        render_again(results, run_dir / "allure-report", Path.cwd(), f"Failover tests {run_dir.name}",
+                     run_dir.parent / "allure-history.jsonl")  # the trends up to this run, as first rendered
     return summary

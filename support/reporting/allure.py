@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Mapping, Sequence
 from html import escape
 from pathlib import Path
@@ -124,7 +125,9 @@ def render_single_file(results: Path, out_dir: Path, root: Path, name: str = "Fa
                        history: Path | None = None) -> Path | None:
     """Render ``results`` with Allure 3 into ``out_dir/index.html`` (one self-contained file, no tracking).
 
-    ``history`` (a JSON Lines file kept across runs) lets the report show trends and flaky tests.
+    ``history`` (a JSON Lines file kept across runs, ``<run.reports_dir>/allure-history.jsonl``) lets the report
+    show trends and flaky tests: Allure embeds every run it holds into the report, then appends this one to it. A CI
+    job keeps trends by keeping that one file between jobs (docs/history.md).
     """
     allure = find_allure(root)
     if allure is None:
@@ -140,6 +143,26 @@ def render_single_file(results: Path, out_dir: Path, root: Path, name: str = "Fa
         return None
     index.write_text(strip_tracking(index.read_text(encoding="utf-8")), encoding="utf-8")
     return index
+
+
+def render_again(results: Path, out_dir: Path, root: Path, name: str, history: Path) -> Path | None:
+    """:func:`render_single_file` of a run rendered before (``failover-tester judge``): with the trends of the runs
+    in ``history`` rendered before the one called ``name`` (all of them if it never was), and ``history`` left as it
+    is (Allure appends the report it renders to the history file it is given: here, a temporary copy)."""
+    earlier: list[str] = []
+    if history.is_file():
+        for line in history.read_text(encoding="utf-8").splitlines(keepends=True):
+            try:
+                entry_name = json.loads(line).get("name")
+            except (json.JSONDecodeError, AttributeError):
+                continue
+            if entry_name == name:
+                break
+            earlier.append(line)
+    with tempfile.TemporaryDirectory(prefix="allure-history-") as scratch:
+        copy = Path(scratch) / history.name
+        copy.write_text("".join(earlier), encoding="utf-8")
+        return render_single_file(results, out_dir, root, name=name, history=copy)
 
 
 # -- the evidence of one scenario ---------------------------------------------------------------------------------

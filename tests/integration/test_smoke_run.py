@@ -65,6 +65,26 @@ def test_summary_is_complete_and_valid(smoke_run: tuple[subprocess.CompletedProc
     assert all(v["passed"] for v in scenario["verdicts"])
 
 
+def test_the_run_is_in_the_history(smoke_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    """The run recorded itself in <reports>/history.sqlite (issue 14), with the toolkit settings it read back."""
+    from support.history.store import find_run, run_drills
+    from support.packaged import version
+
+    done, run_dir = smoke_run
+    db = run_dir.parent / "history.sqlite"
+    assert f"history:  {db}" in done.stdout
+    run_id = run_dir.resolve().name
+    assert json.loads((run_dir / "run.json").read_text())["tool_version"] == version()
+    row = find_run(db, run_id)
+    assert row is not None and (row["status"], row["tool_version"]) == ("passed", version())
+    settings = json.loads(row["toolkit_settings"])
+    assert settings["dc2"]["standby"]["heartbeatExchangeInterval"]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    [drill] = run_drills(db, run_id)
+    assert (drill["status"], drill["rto_s"], drill["lost"]) == ("passed", summary["scenarios"][0]["rto_s"],
+                                                                summary["scenarios"][0]["lost"])
+
+
 def test_measurements_agree_with_the_lab_ground_truth(lab: Any, smoke_run: tuple[Any, Path]) -> None:
     _, run_dir = smoke_run
     journal = [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines()]
