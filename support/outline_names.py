@@ -83,5 +83,5 @@ def install() -> None:
         rename_outline_scenarios(scenario_outline, scenarios)
         return scenarios
 
-    ScenarioOutlineBuilder.build_scenarios = build_scenarios  # type: ignore[method-assign]
+    ScenarioOutlineBuilder.build_scenarios = build_scenarios
     _INSTALLED.append(original)
