@@ -51,4 +51,5 @@ def test_wait_until_tells_the_progress_how_the_wait_ended() -> None:
     with pytest.raises(WaitTimeout):
         wait_until(lambda: 0, lambda v: v > 0, timeout=0.05, interval=0.01, what="nothing", progress=progress)
     assert wait_until(lambda: 1, lambda v: v > 0, timeout=1, what="at once", progress=progress) == 1
-    assert out.getvalue().splitlines() == ["    … waiting for nothing (at most 0 s)", "    … nothing: gave up after 0 s"]
+    assert out.getvalue().splitlines() == ["    … waiting for nothing (at most 0 s)",
+                                           "    … nothing: gave up after 0 s"]
