@@ -60,7 +60,8 @@ def rename_outline_scenarios(outline: Any, scenarios: Sequence[Any]) -> None:
         row = getattr(scenario, "_row", None)
         if row is None:
             return  # not built from rows: leave behave's names
-        examples = next((e for e in outline.examples if e.table is not None and row in e.table.rows), None)
+        examples = next((e for e in outline.examples if e.table is not None and any(r is row for r in e.table.rows)),
+                        None)
         rows.append((dict(zip(row.headings, row.cells, strict=False)), getattr(examples, "name", "") or "",
                      str(getattr(row, "id", ""))))
     for scenario, name in zip(scenarios, row_names(outline.name, rows), strict=True):
