@@ -48,7 +48,13 @@ class Shown:
 
 
 def _verdicts(record: Mapping[str, Any], names: tuple[str, ...]) -> list[Mapping[str, Any]]:
-    return [v for v in record.get("verdicts") or [] if v.get("name") in names]
+    """The verdicts named ``names``, those inside an ``objectives`` verdict (its ``evidence.checks``) included."""
+    found = []
+    for verdict in record.get("verdicts") or []:
+        for v in [verdict, *((verdict.get("evidence") or {}).get("checks") or [])]:
+            if isinstance(v, Mapping) and v.get("name") in names:
+                found.append(v)
+    return found
 
 
 def _limit(verdict: Mapping[str, Any], unit: str) -> str | None:

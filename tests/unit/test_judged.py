@@ -39,6 +39,10 @@ def test_a_judged_number_has_its_limit_and_an_unjudged_one_says_not_checked() ->
     assert shown(r, "lost").text() == "0 ≤ 50"
     assert shown(r, "duplicated").text() == "0 (not checked)"
     assert shown(r, "unknown").passed is None
+    objectives = {"name": "objectives", "passed": False, "summary": "...", "evidence": {"checks": [
+        {"name": "duplicated", "passed": False, "summary": "...", "evidence": {"limit": 0}}]}}
+    assert shown(record(verdicts=[objectives]), "duplicated").text() == "0 ≤ 0"  # judged as an objective
+    assert shown(record(verdicts=[objectives]), "duplicated").passed is False
 
 
 def test_a_missing_number_is_a_dash_with_the_reason_never_none_or_zero() -> None:
