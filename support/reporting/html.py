@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from support.reporting.charts import PHASE_LABELS, throughput_svg, timeline_svg
-from support.reporting.judged import METRICS, clock, recovery_reason, shown
+from support.reporting.judged import METRICS, Shown, clock, phase_judgement, recovery_reason, shown
 from support.units import format_seconds
 
 CSS = """
@@ -26,7 +26,7 @@ overflow-wrap:break-word}
 h2{font-size:17px;margin:0 0 10px} h3{font-size:14px;margin:14px 0 6px;color:#444}
 table{border-collapse:collapse;font-size:13px;display:block;max-width:100%;overflow-x:auto}
 td,th{padding:4px 10px;border-bottom:1px solid #eee;text-align:left;vertical-align:top;overflow-wrap:break-word}
-th{white-space:nowrap} td:first-child{overflow-wrap:anywhere;min-width:16em}
+th{white-space:nowrap} .scenarios td:first-child{overflow-wrap:anywhere;min-width:16em}
 th{color:#555;font-weight:600} .num{text-align:right;font-variant-numeric:tabular-nums}
 .kv{display:grid;grid-template-columns:repeat(auto-fill,minmax(210px,1fr));gap:0 18px;font-size:13px}
 .kv div{display:flex;justify-content:space-between;gap:8px;border-bottom:1px solid #eee;padding:3px 0}
@@ -56,16 +56,21 @@ def _when(epoch: Any) -> str:
     return "–" if not epoch else clock(epoch, date=True)
 
 
-def _number(record: dict[str, Any], metric: str, tag: str = "span") -> str:
-    """A number with its limit and verdict, "not checked", or "–" and why."""
-    show = shown(record, metric)
-    out = f"<{tag}>{_e(show.value)}</{tag}>"
+def _judgement(show: Shown, note: bool = True) -> str:
+    """The limit and verdict of a number (small, under it), and its note ("not checked", or why it is missing)."""
+    out = ""
     if show.limit is not None:
         mark = "" if show.passed is None else "passed" if show.passed else "failed"
         out += f'<small class="{mark}">{"✔ " if show.passed else "✘ " if mark else ""}{_e(show.limit)}</small>'
-    if show.note is not None:
+    if note and show.note is not None:
         out += f"<small>{_e(show.note)}</small>"
     return out
+
+
+def _number(record: dict[str, Any], metric: str, tag: str = "span") -> str:
+    """A number with its limit and verdict, "not checked", or "–" and why."""
+    show = shown(record, metric)
+    return f"<{tag}>{_e(show.value)}</{tag}>{_judgement(show)}"
 
 
 def _delivery_cell(delivery: dict[str, Any], key: str) -> str:
@@ -104,8 +109,9 @@ def _scenario(index: int, s: dict[str, Any]) -> str:
     if phases:
         out.append("<h3>Recovery phases (seconds after the fault took effect)</h3><table><tr>")
         out.append("".join(f"<th>{_e(PHASE_LABELS.get(k, k))}</th>" for k in phases) + "</tr><tr>")
-        out.append("".join(f'<td class="num">{format_seconds(v)}</td>' if v is not None else
-                           f'<td class="num">–<small>{_e(recovery_reason(s, k))}</small></td>'
+        out.append("".join(f'<td class="num">{format_seconds(v)}{_judgement(phase_judgement(s, k))}</td>'
+                           if v is not None else f'<td class="num">–<small>{_e(recovery_reason(s, k))}</small>'
+                           f"{_judgement(phase_judgement(s, k), note=False)}</td>"
                            for k, v in phases.items()) + "</tr></table>")
     if delivery:
         out.append("<h3>Data (record by record)</h3>" + _data_table(delivery))
@@ -145,7 +151,7 @@ def render(summary: dict[str, Any]) -> str:
         f'<div class="card"><b>{_e(totals.get("skipped", 0))}</b>skipped</div>'
         + (f'<div class="card"><b class="interrupted">{_e(totals["interrupted"])}</b>interrupted</div>'
            if totals.get("interrupted") else "") + '</div>'
-        f'<h3>Scenarios</h3><table><tr><th>scenario</th><th>status</th><th>RTO</th><th>lost</th><th>duplicated</th>'
+        f'<h3>Scenarios</h3><table class="scenarios"><tr><th>scenario</th><th>status</th><th>RTO</th><th>lost</th><th>duplicated</th>'
         f"<th>unknown</th></tr>{rows}</table></section>",
         *(_scenario(i, s) for i, s in enumerate(scenarios)),
         "</main>",

@@ -116,6 +116,20 @@ def shown(record: Mapping[str, Any], metric: str) -> Shown:
     return Shown(value, limit, passed, None if judged else NOT_CHECKED)
 
 
+#: recovery phase -> the verdicts that judge it
+PHASE_VERDICTS = {"down_detected": ("detection",), "takeover": ("takeover",), "first_output": ("recovery_time",),
+                  "throughput_recovered": ("throughput_recovered",)}
+
+
+def phase_judgement(record: Mapping[str, Any], phase: str) -> Shown:
+    """The limit and verdict of a recovery phase (``value`` left empty), or "not checked"."""
+    judged = _verdicts(record, PHASE_VERDICTS.get(phase, ()))
+    limits = [lim for lim in (_limit(v, "s") for v in judged) if lim]
+    if not judged:
+        return Shown("", note=NOT_CHECKED)
+    return Shown("", min(limits, key=len) if limits else None, all(bool(v.get("passed")) for v in judged))
+
+
 def clock(epoch: Any, date: bool = False) -> str:
     """An instant as a time of day, ``18:02:03.412 UTC`` (``date``: ``2026-12-06 18:02:03.412 UTC``); "–" for
     none."""

@@ -86,6 +86,9 @@ def test_numbers_carry_limits_reasons_and_times_never_raw_none_zero_or_epochs() 
     assert "no output from dc2 after the takeover" in text  # why the RTO of the orderly shutdown is empty
     assert "output never got back to 90% of the baseline" in text  # why a phase is empty
     assert "– (nothing lost)" in text and "dc1 60, dc2 40" in text
+    phases = re.search(r"Recovery phases.*?</table>", text, re.S)
+    assert phases is not None  # the takeover phase of the orderly shutdown is judged (≤ 45 s), DOWN is not
+    assert "✔ ≤ 45 s" in text and "not checked" in phases.group(0)
 
 
 def test_tables_scroll_or_wrap_inside_their_cards() -> None:
@@ -94,5 +97,5 @@ def test_tables_scroll_or_wrap_inside_their_cards() -> None:
     assert css is not None
     rules = css.group(1)
     assert re.search(r"table\{[^}]*display:block[^}]*overflow-x:auto", rules)
-    assert re.search(r"td:first-child\{[^}]*overflow-wrap:anywhere", rules)
+    assert re.search(r"\.scenarios td:first-child\{[^}]*overflow-wrap:anywhere", rules)
     assert re.search(r"\.card\{[^}]*max-width:100%", rules)
