@@ -151,8 +151,8 @@ def render(summary: dict[str, Any]) -> str:
         f'<div class="card"><b>{_e(totals.get("skipped", 0))}</b>skipped</div>'
         + (f'<div class="card"><b class="interrupted">{_e(totals["interrupted"])}</b>interrupted</div>'
            if totals.get("interrupted") else "") + '</div>'
-        f'<h3>Scenarios</h3><table class="scenarios"><tr><th>scenario</th><th>status</th><th>RTO</th><th>lost</th><th>duplicated</th>'
-        f"<th>unknown</th></tr>{rows}</table></section>",
+        f'<h3>Scenarios</h3><table class="scenarios"><tr><th>scenario</th><th>status</th><th>RTO</th><th>lost</th>'
+        f"<th>duplicated</th><th>unknown</th></tr>{rows}</table></section>",
         *(_scenario(i, s) for i, s in enumerate(scenarios)),
         "</main>",
     ]
