@@ -21,7 +21,9 @@ from typing import Any
 from support.config import ConfigError, load_config
 from support.faults.probe import requirements_skip_reason
 from support.orchestration import Journal
+from support.outline_names import install as install_outline_names
 from support.reporting.allure import attach_scenario, label_scenario
+from support.reporting.console import install as install_console_fixes
 from support.reporting.logs import install_run_log
 from support.reporting.summary import append_scenario, write_run_meta, write_summary
 from support.step_types import NOUN_PATTERN
@@ -29,6 +31,9 @@ from support.waits import HURRY_WINDOW, check_interrupt, interrupt, interrupted,
 from support.world import RunContext, World, new_run_id, run_overrides
 
 log = logging.getLogger(__name__)
+
+install_outline_names()  # behave loads the hooks before it parses the features: rows get readable names
+install_console_fixes()  # behave's "Took" line counts the scenarios of rules
 
 RESERVED = {"config", "run_id", "run_dir"}
 

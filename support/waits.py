@@ -200,6 +200,20 @@ def wait_until(
     next poll (inside :func:`closing`: only a second, quick signal does).
     """
     started = time.monotonic()
+    met = False
+    try:
+        value = _poll(probe, predicate, started, timeout, interval, what, stop, progress, transient)
+        met = True
+        return value
+    finally:
+        done = getattr(progress, "done", None)  # ConsoleProgress: erase its line, or log how the wait ended
+        if done is not None:
+            done(what, time.monotonic() - started, met)
+
+
+def _poll(probe: Callable[[], T], predicate: Callable[[T], bool], started: float, timeout: float, interval: float,
+          what: str, stop: threading.Event | None, progress: Progress | None,
+          transient: tuple[type[BaseException], ...]) -> T:
     deadline = started + timeout
     last: object = "nothing observed yet"
     while True:

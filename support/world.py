@@ -92,7 +92,11 @@ def run_overrides() -> list[str]:
 
 
 def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60] or "scenario"
+    """A folder name for a scenario: at most 60 characters, its start and its end (where outline rows differ)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    if len(slug) > 60:
+        slug = f"{slug[:34].rstrip('-')}--{slug[-24:].lstrip('-')}"
+    return slug or "scenario"
 
 
 @dataclass

@@ -103,7 +103,7 @@ def _run(config: Config, run_id: str, paths: list[str], overrides: list[str], ta
     cmd = [
         sys.executable, "-m", "behave",
         "-f", "support.reporting.allure_formatter:AllureFormatter", "-o", str(results),
-        "-f", "pretty",
+        "-f", "support.reporting.console:PrettyFormatter", "--no-logcapture",  # the log is in run.log
         "--junit", "--junit-directory", str(junit),
         "-D", f"config={config.source}", "-D", f"run_id={run_id}", "-D", f"run_dir={run_dir}",
     ]

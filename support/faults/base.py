@@ -113,6 +113,10 @@ class Fault(ABC):
     def describe(self) -> dict[str, Any]:
         """JSON-able parameters and targets (for the journal and `faults list`)."""
 
+    def sizing(self) -> list[str]:
+        """How much of a resource the fault takes and what bounds it, for a dry run's plan (none by default)."""
+        return []
+
     def summary(self) -> str:
         details = ", ".join(f"{k}={v}" for k, v in self.describe().items())
         return f"{self.kind} ({details})"

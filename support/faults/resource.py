@@ -189,6 +189,7 @@ class _HostResource(Fault):
         self.layout = CgroupLayout()
         self.pe_pid: int | None = None
         self.child = ""  # the tagged child group the stress runs in (made at inject, removed at heal)
+        self.probed = False  # prepare() read the host (its cgroups, CPUs, memory); a dry run never does
 
     @property
     def cgroups(self) -> dict[str, str]:
@@ -223,6 +224,7 @@ class _HostResource(Fault):
                 line for line in result.stdout.splitlines() if line.split()[:1] not in (["CG"], ["CGAPP"])),
                 result.stderr, result.seconds)
         self.layout = CgroupLayout.parse(result)
+        self.probed = True
         super().prepare()
 
     def revert_scripts(self) -> dict[str, str]:
@@ -243,7 +245,8 @@ class _HostResource(Fault):
         return Verified(removed.at, gone.probes + removed.probes, f"{gone.evidence}; {removed.evidence}")
 
     def describe(self) -> dict[str, Any]:
-        return {"dc": self.dc.name, "host": self.host, "cgroup_version": self.layout.version,
+        return {"dc": self.dc.name, "host": self.host,
+                "cgroup_version": self.layout.version if self.probed else "read at run time",
                 **({"cgroups": sorted(self.cgroups.values())} if self.cgroups else {}),
                 **({"child_cgroup": self.child} if self.child else {})}
 
@@ -290,7 +293,15 @@ class CpuExhaustion(_HostResource):
         return {self.host: script + _start_stress(self.host_label(self.host), self._sid_file(), args, dirs)}
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "workers": self.workers()}
+        return {**super().describe(), "workers": self.workers() if self.probed else "one per CPU"}
+
+    def sizing(self) -> list[str]:
+        if self.probed:
+            return [f"cpu: {self.workers()} busy stress-ng worker(s), one per CPU of {self.host} (nproc), 100 % load"]
+        return [f"cpu: one busy stress-ng worker per CPU of {self.host}, 100 % load: the CPUs are counted on the "
+                "host at run time (nproc; this plan shows --cpu 1)",
+                "bounded by the DC's cgroup (cpu.max / cpu shares) where the stress can join it, found at run time "
+                "from a PE of the DC"]
 
     def verify(self, timeout: float) -> Verified:
         tick = 0.01  # USER_HZ is 100 on Linux
@@ -348,7 +359,23 @@ class MemoryExhaustion(_HostResource):
             raise FaultError(f"memory of {self.dc.name} is already exhausted ({format_size(self.size)} headroom)")
 
     def describe(self) -> dict[str, Any]:
+        if not self.size:
+            return {**super().describe(), "size": f"headroom at run time, at most {format_size(self.bound)}"}
         return {**super().describe(), "size": format_size(self.size), "bounded": self.bounded}
+
+    @property
+    def bound(self) -> int:
+        """The most memory the fault takes (``faults.memory_max``)."""
+        return self.ctx.settings.memory_max
+
+    def sizing(self) -> list[str]:
+        bound = f"{format_size(self.bound)} (faults.memory_max)"
+        if self.size:
+            return [f"memory: {format_size(self.size)}, "
+                    + (f"bounded by {bound}" if self.bounded else f"the DC's headroom (under the bound {bound})")]
+        return [f"memory: the DC's headroom on {self.host}, read at run time: its cgroup's memory limit minus its "
+                "usage, or the host's MemAvailable where the cgroup has no limit",
+                f"bounded by {bound}: the commands below show that bound as --vm-bytes"]
 
     def _v2(self) -> bool:
         return bool(self.child) and "memory" not in self.cgroups
@@ -415,8 +442,20 @@ class DiskExhaustion(Fault):
         return [self.host]
 
     def describe(self) -> dict[str, Any]:
+        if not self.size:
+            return {"dc": self.dc.name, "host": self.host, "file": self.file,
+                    "size": f"free space at run time, at most {format_size(self.ctx.settings.disk_max)}"}
         return {"dc": self.dc.name, "host": self.host, "file": self.file, "size": format_size(self.size),
                 "bounded": self.bounded}
+
+    def sizing(self) -> list[str]:
+        bound = f"{format_size(self.ctx.settings.disk_max)} (faults.disk_max)"
+        if self.size:
+            return [f"disk: fill {self.directory} with {format_size(self.size)} of its {format_size(self.avail_before)}"
+                    " free, " + (f"bounded by {bound}" if self.bounded else f"all but {format_size(self.RESERVE)}")]
+        return [f"disk: fill the file system of {self.directory} on {self.host} to its free space, read at run time "
+                f"(df), less {format_size(self.RESERVE)} kept free",
+                f"bounded by {bound}: the commands below show that bound as the fallocate size"]
 
     def _avail(self) -> int:
         result = self.ctx.executors.get(self.host).check(

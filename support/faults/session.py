@@ -346,6 +346,7 @@ def format_plan(fault: Fault, commands: list[tuple[str, str, str]]) -> str:
              else "no dead-man (nothing to revert)")
     lines = [f"[dry run] {fault.summary()} id {fault.id}, {timer}"
              + (f", healed after {format_seconds(fault.duration, None)}" if fault.duration else "")]
+    lines.extend(f"  size: {line}" for line in fault.sizing())
     for phase, host, script in commands:
         lines.append(f"  {phase} on {host}:")
         lines.extend(f"    {line}" for line in readable(script).rstrip().splitlines())

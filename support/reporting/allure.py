@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from support.reporting.charts import PHASE_LABELS, throughput_svg, timeline_svg
+from support.reporting.judged import clock, day, readable_times, recovery_reason
 from support.units import format_seconds
 
 if TYPE_CHECKING:
@@ -189,22 +190,6 @@ def _count(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def _recovery_reason(record: Mapping[str, Any], phase: str) -> str:
-    """Why a recovery phase (or the RTO, ``phase="first_output"``) has no value."""
-    if not record.get("fault"):
-        return "no fault injected"
-    recovery = record.get("recovery") or {}
-    if recovery.get("fault_effective") is None:
-        return "the fault never took effect"
-    if phase == "throughput_recovered":
-        if recovery.get("baseline_tps") is None:
-            return "no throughput baseline was measured"
-        fraction = float(recovery.get("throughput_fraction") or 0.0)
-        return (f"output never got back to {fraction:.0%} of the baseline ({float(recovery['baseline_tps']):g} "
-                "tuples/s)")
-    return "not observed before the scenario ended"
-
-
 def _data_reason(record: Mapping[str, Any], state: bool = False) -> str:
     """Why a data (or, ``state``, a state) loss number has no value."""
     if not record.get("delivery"):
@@ -227,7 +212,7 @@ def rto_rpo_rows(record: Mapping[str, Any]) -> list[tuple[str, str, str | None, 
     for phase in PHASE_LABELS:
         value = _seconds(phases.get(phase))
         if value is None:
-            detail = _recovery_reason(record, phase)
+            detail = recovery_reason(record, phase)
         else:
             detail = str(sources.get(phase, "")) + (" (inferred)" if phase in inferred else "")
         rows.append(("recovery", phase, value, detail))
@@ -236,7 +221,7 @@ def rto_rpo_rows(record: Mapping[str, Any]) -> list[tuple[str, str, str | None, 
     no_data, no_state = _data_reason(record), _data_reason(record, state=True)
     for group, key, value, source, reason in (
         ("recovery", "rto", _seconds(record.get("rto_s")), "fault effective → first output of the new active",
-         _recovery_reason(record, "first_output")),
+         recovery_reason(record, "first_output")),
         ("data", "lost", _count(record.get("lost")), f"of {delivery.get('acknowledged')} acknowledged tuples",
          no_data),
         ("data", "loss_window", _seconds(rpo.get("loss_window_s", delivery.get("loss_window_s"))),
@@ -296,7 +281,12 @@ def verdicts_text(verdicts: Sequence[Mapping[str, Any]]) -> str:
 
 
 def journal_text(events: Sequence[JournalEvent]) -> str:
-    return "\n".join(f"{e.t:.3f} {e.event} {e.fields}" for e in events)
+    """The journal, one event a line, each at its time of day (UTC; the date once, on the first line)."""
+    if not events:
+        return ""
+    lines = [f"journal of {day(events[0].t)} (times UTC)"]
+    lines.extend(f"{clock(e.t).removesuffix(' UTC')} {e.event} {readable_times(e.fields)}" for e in events)
+    return "\n".join(lines)
 
 
 def residue_audit(record: Mapping[str, Any], events: Sequence[JournalEvent]) -> dict[str, Any]:
@@ -350,13 +340,14 @@ def scenario_attachments(record: Mapping[str, Any], events: Sequence[JournalEven
     verdicts = list(record.get("verdicts") or [])
     if verdicts:
         out.append(("verdicts", verdicts_text(verdicts), "text"))
-        out.append(("verdicts with evidence", json.dumps(verdicts, indent=2, default=str), "json"))
+        out.append(("verdicts with evidence", json.dumps(readable_times(verdicts), indent=2, default=str), "json"))
     measurements = {k: record[k] for k in ("rto_s", "phases_s", "delivery", "recovery", "rpo", "state", "order",
                                            "split_brain", "baseline") if k in record}
-    out.append(("measurements", json.dumps(measurements, indent=2, default=str), "json"))
+    out.append(("measurements", json.dumps(readable_times(measurements), indent=2, default=str), "json"))
     if metrics_csv is not None and metrics_csv.is_file():
         out.append(("metrics CSV", metrics_csv.read_text(encoding="utf-8"), "csv"))
-    out.append(("residue audit", json.dumps(residue_audit(record, events), indent=2, default=str), "json"))
+    out.append(("residue audit", json.dumps(readable_times(residue_audit(record, events)), indent=2, default=str),
+                "json"))
     out.append(("journal", journal_text(events), "text"))
     return out
 

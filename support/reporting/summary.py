@@ -8,8 +8,9 @@ atomically (:func:`support.atomic.write_atomic`): a reader never sees half of on
 from __future__ import annotations
 
 import json
+import textwrap
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,29 +92,31 @@ def write_summary(run_dir: Path, exit_code: int | None = None) -> dict[str, Any]
     return summary
 
 
-def _fmt(value: Any, unit: str = "") -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.2f}{unit}"
-    return f"{value}{unit}"
+#: the widest each column gets (scenario, status, RTO, lost, duplicated, unknown); longer text wraps onto the
+#: lines below, whole (never cut)
+COLUMN_WIDTHS = (56, 11, 24, 16, 16, 16)
 
 
-def summary_table(scenarios: Iterable[dict[str, Any]]) -> str:
-    """A plain-text table: scenario, status, RTO, lost, duplicated, unknown."""
+def summary_table(scenarios: Iterable[dict[str, Any]], widths: Sequence[int] = COLUMN_WIDTHS) -> str:
+    """A plain-text table: scenario, status, RTO, lost, duplicated, unknown.
+
+    Each number is shown as in ``report.html`` (:mod:`support.reporting.judged`): with its limit where the
+    scenario judged it (``3.81 s ≤ 60 s``), "not checked" where it did not, "–" and the reason where it has no
+    value. Text wider than its column (``widths``) wraps onto the lines below, whole.
+    """
+    from support.reporting.judged import shown
+
     header = ("Scenario", "Status", "RTO", "Lost", "Duplicated", "Unknown")
-    rows = [
-        (
-            s["name"][:70],
-            s["status"],
-            _fmt(s.get("rto_s"), " s"),
-            _fmt(s.get("lost")),
-            _fmt(s.get("duplicated")),
-            _fmt(s.get("unknown")),
-        )
-        for s in scenarios
-    ]
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in [header, *rows]]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    rows = [[textwrap.wrap(cell, width, break_on_hyphens=False) or [""] for cell, width in zip(
+        (str(s["name"]), str(s["status"]), *(shown(s, m).text() for m in ("rto", "lost", "duplicated", "unknown"))),
+        widths, strict=True)] for s in scenarios]
+    sizes = [max([len(header[i]), *(len(part) for row in rows for part in row[i])]) for i in range(len(header))]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, sizes, strict=True)).rstrip()
+
+    lines = [line(header), "  ".join("-" * w for w in sizes)]
+    for row in rows:
+        for k in range(max(len(cell) for cell in row)):
+            lines.append(line([cell[k] if k < len(cell) else "" for cell in row]))
     return "\n".join(lines)

@@ -127,3 +127,19 @@ def test_allowlist_names_what_is_declared(tmp_path: Path) -> None:
     with pytest.raises(FaultRefused, match=r"declared jobs: orders, telemetry\)"):
         allow.check_job("dc1", "other")
     assert isinstance(ctx.executors, ExecutorPool)
+
+
+def test_dry_run_says_what_resource_faults_take_and_what_bounds_them(tmp_path: Path) -> None:
+    config = lab_shaped_config(tmp_path, "faults.memory_max=2 GiB", "faults.disk_max=500 MiB")
+    session = FaultSession(config, Journal(None), CleanupStack(), {}, dry_run=True, out=io.StringIO())
+    session.pool._factory = Exploding  # the sizes are not read from the hosts in a dry run
+    for kind in ("cpu", "memory", "disk"):
+        session.inject(kind, dc="dc1", duration=15.0)
+    out = session.out.getvalue()  # type: ignore[union-attr]
+    assert "0 B" not in out and "bounded=False" not in out and "workers=1" not in out
+    assert "size=headroom at run time, at most 2.0 GiB" in out
+    assert "  size: bounded by 2.0 GiB (faults.memory_max): the commands below show that bound as --vm-bytes" in out
+    assert "--vm-bytes 2147483648" in out  # the bound the plan shows is the one the commands use
+    assert "  size: disk: fill the file system of /run/xdc-lab/dc1/snapshots on 198.18.1.10 to its free space" in out
+    assert "  size: bounded by 500.0 MiB (faults.disk_max)" in out and "fallocate -l 524288000" in out
+    assert "  size: cpu: one busy stress-ng worker per CPU of 198.18.1.10" in out
