@@ -80,7 +80,7 @@ def test_tags_select_before_the_split(features: Path) -> None:
     plan = plan_shard("1/2", ["@programme"], [str(features)])
     assert len(plan.selected) == 8 and all("gamma" not in s.file for s in plan.selected)
     assert len(plan.mine) == 4
-    with pytest.raises(ShardError, match="select.* no scenario"):
+    with pytest.raises(ShardError, match=r"select.* no scenario"):
         plan_shard("1/2", ["@nowhere"], [str(features)])
 
 
