@@ -80,7 +80,8 @@ def run_command(args: argparse.Namespace) -> int:
             return 2
         print(shard.headline(), flush=True)
         if not shard.mine:
-            return nothing_to_run(shard, run_id, Path(config.settings.run.reports_dir), _run_meta(config))
+            return nothing_to_run(shard, run_id, Path(config.settings.run.reports_dir), _run_meta(config),
+                                  write=not args.dry_run)
         paths = shard.locations
     if problems := precheck(config, args.tags, paths):  # check before touching: nothing deployed yet
         print("\n".join(problems), file=sys.stderr)

@@ -150,11 +150,14 @@ def plan_shard(text: str, tags: Sequence[str], paths: Sequence[str]) -> ShardPla
     return ShardPlan(index, count, tuple(tags), tuple(paths), tuple(selected))
 
 
-def nothing_to_run(plan: ShardPlan, run_id: str, reports: Path, meta: dict[str, Any]) -> int:
-    """A shard without scenarios: a run folder whose ``run.json`` says so (for ``report merge``), ``latest`` pointing
-    at it, one line; exit code 0."""
+def nothing_to_run(plan: ShardPlan, run_id: str, reports: Path, meta: dict[str, Any], write: bool = True) -> int:
+    """A shard without scenarios: one line and exit code 0; with ``write`` (not for ``--dry-run``) also a run folder
+    whose ``run.json`` says so (for ``report merge``), and ``latest`` pointing at it."""
     from support.reporting.summary import write_run_meta
 
+    if not write:
+        print(f"{plan.headline()}: nothing to run (dry run: no run folder)")
+        return 0
     run_dir = reports / run_id
     run_dir.mkdir(parents=True)
     now = time.time()

@@ -123,3 +123,12 @@ def test_a_shard_with_nothing_to_run_passes_and_leaves_a_run_folder(tmp_path: Pa
     meta = json.loads((reports / "latest" / "run.json").read_text())
     assert meta["shard"] == "3/3" and meta["nothing_to_run"] is True
     assert meta["shard_selection"]["total"] == 2 and meta["shard_selection"]["scenarios"] == []
+
+
+def test_a_dry_run_of_an_empty_shard_writes_nothing(tmp_path: Path, features: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    config = lab_shaped_config(tmp_path)
+    reports = tmp_path / "reports"
+    code = main(["run", "--dry-run", "--shard", "3/3", "--tags", "@s1", "--tags", "@programme", "--config",
+                 str(config.source), "--set", f"run.reports_dir={reports}", str(features)])
+    assert code == 0 and "nothing to run" in capsys.readouterr().out and not reports.exists()
