@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import sys
+import types
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 from typing import Any
@@ -164,3 +166,17 @@ def test_the_cli_merges_and_prints_the_result(tmp_path: Path, capsys: pytest.Cap
     assert code == 0 and "result:   passed (2 passed, 0 failed, 0 not judged)" in out
     merged = [p for p in tmp_path.iterdir() if (p / "run.json").exists() and p.name not in ("shard-1", "shard-2")]
     assert len(merged) == 1 and json.loads((merged[0] / "run.json").read_text())["shard"] == "merged"
+
+
+def test_the_merged_run_is_recorded_once_in_the_history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    recorded: list[tuple[Path, Path]] = []
+    store = types.ModuleType("support.history.store")
+    store.record_run = lambda run_dir, db: recorded.append((Path(run_dir), Path(db)))  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "support.history.store", store)  # H2's store (another slice)
+    monkeypatch.setenv("ALLURE_BIN", str(tmp_path / "no-allure"))
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    shards = [make_shard(tmp_path, 1), make_shard(tmp_path, 2)]
+    assert main(["report", "merge", *map(str, shards), "--out", str(tmp_path / "merged")]) == 0
+    assert recorded == [(tmp_path / "merged", tmp_path / "history.sqlite")]
+    assert f"history:  {tmp_path / 'history.sqlite'}" in capsys.readouterr().out
