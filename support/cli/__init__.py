@@ -23,8 +23,8 @@ from support.packaged import version
 __all__ = ["VERBS", "build_parser", "main", "verb"]
 
 #: The verbs, in ``--help`` order; each is the module ``support.cli.<name>``.
-VERBS: tuple[str, ...] = ("init", "run", "abort", "judge", "history", "compare", "dashboard", "lab", "config",
-                          "faults", "doctor", "steps")
+VERBS: tuple[str, ...] = ("init", "run", "abort", "judge", "report", "history", "compare", "dashboard", "lab",
+                          "config", "faults", "doctor", "steps")
 
 
 def verb(name: str) -> ModuleType:

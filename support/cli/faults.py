@@ -330,20 +330,17 @@ def plan_run(config: Config, tags: Sequence[str], paths: Sequence[str], out: Tex
         # the project's steps/ (its glue loads the tool's steps, plus any of its own), else the tool's steps
         load_step_modules([str(Path("steps").resolve() if Path("steps").is_dir() else steps_dir())])
     expression = make_tag_expression(list(tags)) if tags else None
-    files: list[Path] = []
-    for raw in paths or ["features"]:
-        path = Path(raw)
-        files.extend(sorted(path.rglob("*.feature")) if path.is_dir() else [path])
     from support.cli.config import stop_condition_lines
+    from support.cli.precheck import _feature_files, _selected
 
     for line in stop_condition_lines(config):
         print(line, file=out)
     planned = 0
-    for file in files:
+    for file, lines in _feature_files(paths):  # folders, FILE and FILE:LINE (run --shard gives those)
         feature = parse_file(str(file))
         if feature is None:
             continue
-        for scenario in feature.walk_scenarios():
+        for scenario in _selected(feature.walk_scenarios(), lines):
             if expression is not None and not expression.check(scenario.effective_tags):
                 continue
             print(f"\n{file}: {scenario.name}", file=out)

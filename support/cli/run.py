@@ -23,6 +23,7 @@ from types import FrameType
 
 from support.atomic import write_atomic
 from support.cli.precheck import precheck
+from support.cli.shard import ShardError, ShardPlan, nothing_to_run, plan_shard
 from support.config import Config, ConfigError, load_config
 from support.history.schema import default_db_path
 from support.history.store import note_run
@@ -55,6 +56,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      help="print every command the fault steps would run on every host; run nothing")
     run.add_argument("--features", default="features", metavar="DIR",
                      help="the folder of the features to run (default: features/ of the current directory)")
+    run.add_argument("--shard", metavar="I/N", help="run only shard I of the selection split across N runners "
+                     "(docs/sharding.md); `failover-tester report merge` joins the shards' run folders")
     run.add_argument("paths", nargs="*", help="feature files or folders to run instead (default: --features)")
 
 
@@ -71,6 +74,18 @@ def run_command(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
+    shard = None
+    if args.shard is not None:  # the shard's scenarios as FILE:LINE arguments (support/cli/shard.py)
+        try:
+            shard = plan_shard(args.shard, args.tags, paths)
+        except ShardError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        print(shard.headline(), flush=True)
+        if not shard.mine:
+            return nothing_to_run(shard, run_id, Path(config.settings.run.reports_dir), _run_meta(config),
+                                  write=not args.dry_run)
+        paths = shard.locations
     if problems := precheck(config, args.tags, paths):  # check before touching: nothing deployed yet
         print("\n".join(problems), file=sys.stderr)
         return 2
@@ -88,18 +103,23 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"run: cannot take the pair's lease: {exc}", file=sys.stderr)
         return 1
     with lease:
-        return _run(config, run_id, paths, overrides, args.tags)
+        return _run(config, run_id, paths, overrides, args.tags, shard)
 
 
-def _run(config: Config, run_id: str, paths: list[str], overrides: list[str], tags: list[str]) -> int:
+def _run_meta(config: Config) -> dict[str, object]:
+    return {"config": str(config.source), "target": config.settings.name or "", "tool_version": version()}
+
+
+def _run(config: Config, run_id: str, paths: list[str], overrides: list[str], tags: list[str],
+         shard: ShardPlan | None = None) -> int:
     """The run itself, under the pair's lease."""
     reports = Path(config.settings.run.reports_dir)
     run_dir = reports / run_id
     results, junit = run_dir / "allure-results", run_dir / "junit"
     results.mkdir(parents=True)
     junit.mkdir()
-    write_run_meta(run_dir, {"run_id": run_id, "config": str(config.source), "target": config.settings.name or "",
-                             "started_at": time.time(), "tool_version": version()})
+    write_run_meta(run_dir, {"run_id": run_id, **_run_meta(config), "started_at": time.time(),
+                             **(shard.meta() if shard else {})})
     cmd = [
         sys.executable, "-m", "behave",
         "-f", "support.reporting.allure_formatter:AllureFormatter", "-o", str(results),
@@ -109,7 +129,7 @@ def _run(config: Config, run_id: str, paths: list[str], overrides: list[str], ta
     ]
     for tag in tags:
         cmd += ["--tags", tag]
-    cmd += paths
+    cmd += [*(shard.behave_options if shard else []), *paths]
     running = reports / RUNNING_FILE
     with _Forwarder() as forward:
         write_atomic(running, json.dumps({"pid": os.getpid(), "run_id": run_id, "started_at": time.time(),

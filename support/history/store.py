@@ -52,6 +52,8 @@ class RecordedRun:
 
     run: dict[str, Any]
     drills: list[dict[str, Any]] = field(default_factory=list)
+    #: a merged run (``report merge``): the run ids of its shards, whose own entries it replaces
+    replaces: tuple[str, ...] = ()
 
 
 @dataclass
@@ -249,8 +251,10 @@ def read_run(run_dir: Path) -> RecordedRun:
         "objectives": json.dumps(summary.get("objectives") or [], default=str),
         "score": _number(score.get("value")) if isinstance(score, Mapping) else _number(score),
     }
+    shards = meta.get("shards") if meta.get("shard") == "merged" else None
     return RecordedRun(run, drill_rows(run_id, [r for r in summary.get("scenarios") or [] if isinstance(r, dict)],
-                                       events))
+                                       events),
+                       tuple(str(s) for s in shards) if isinstance(shards, list) else ())
 
 
 # -- writing ----------------------------------------------------------------------------------------------------------
@@ -263,6 +267,9 @@ def _write(conn: sqlite3.Connection, recorded: RecordedRun) -> None:
     conn.execute(f"INSERT INTO runs ({names}) VALUES ({marks}) ON CONFLICT(run_id) DO UPDATE SET {updates}",
                  [run[c] for c in RUN_COLUMNS])
     conn.execute("DELETE FROM drills WHERE run_id = ?", (run["run_id"],))
+    for shard in recorded.replaces:  # one entry for a split run: the merged one
+        conn.execute("DELETE FROM drills WHERE run_id = ?", (shard,))
+        conn.execute("DELETE FROM runs WHERE run_id = ?", (shard,))
     marks = ", ".join("?" for _ in DRILL_COLUMNS)
     conn.executemany(f"INSERT INTO drills ({', '.join(DRILL_COLUMNS)}) VALUES ({marks})",
                      [[d[c] for c in DRILL_COLUMNS] for d in recorded.drills])
@@ -326,7 +333,9 @@ def rebuild(reports_dir: Path, db: Path | str | None = None) -> RebuildResult:
             continue
         seen.add(run_id)
         found.append(recorded)
-        result.recorded.append(run_id)
+    merged = {shard for recorded in found for shard in recorded.replaces}
+    found = [recorded for recorded in found if str(recorded.run["run_id"]) not in merged]  # the merged entry only
+    result.recorded.extend(str(recorded.run["run_id"]) for recorded in found)
     write_runs(target, found, replace_all=True)
     return result
 

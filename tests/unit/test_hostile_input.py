@@ -111,7 +111,9 @@ def hostile_context(tmp: Path, *, state_dir: str | None = None, host: str | None
     faults = dataclasses.replace(faults, state_dir=state_dir, python=python or faults.python)
     base = Topology.from_settings(config.settings, str(config.source))
     dc1 = base.datacenters["dc1"]
-    dc1 = dataclasses.replace(dc1, hosts=(host,) if host else dc1.hosts, streamtool=streamtool or dc1.streamtool,
+    # streamtool by a bare name by default: the sandbox runs an absolute path for real, and the lab's
+    # /run/xdc-lab/bin/streamtool stopinstance would stop the instance of a lab another session is using
+    dc1 = dataclasses.replace(dc1, hosts=(host,) if host else dc1.hosts, streamtool=streamtool or "streamtool",
                               snapshot_dir=snapshot_dir)
     topology = dataclasses.replace(base, datacenters={**base.datacenters, "dc1": dc1})
     allowlist = Allowlist(topology)
