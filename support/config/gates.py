@@ -29,6 +29,11 @@ METRICS: dict[str, str] = {"rto": "rto_s", **{phase: f"{phase}_s" for phase in P
                            "loss_window": "loss_window_s", "state_loss_window": "state_loss_window_s",
                            "lost": "lost", "duplicated": "duplicated", "unknown": "unknown"}
 COUNTS = frozenset({"lost", "duplicated", "unknown"})
+#: how people read each metric (the reports' labels)
+LABELS: dict[str, str] = {"rto": "RTO", "down_detected": "DOWN detected", "takeover": "takeover",
+                          "first_output": "first output", "throughput_recovered": "throughput back",
+                          "loss_window": "loss window", "state_loss_window": "state loss window", "lost": "lost",
+                          "duplicated": "duplicated", "unknown": "unknown"}
 STATS = ("p50", "p95", "max")
 #: a gate's weight in the resilience score, by severity
 SEVERITY_WEIGHTS: dict[str, int] = {"critical": 3, "major": 2, "minor": 1}
@@ -63,6 +68,11 @@ class Gate:
     def key(self) -> str:
         """The key of the metric's distribution in ``summary.json`` (``rto_s``, ``lost``...)."""
         return METRICS[self.metric]
+
+    @property
+    def label(self) -> str:
+        """What the gate measures, as people read it: ``RTO p95``."""
+        return f"{LABELS.get(self.metric, self.metric)} {self.stat}"
 
     @property
     def is_count(self) -> bool:
@@ -140,7 +150,7 @@ def parse_gate(raw: Any, path: str) -> Gate:
     if name is not None and (not isinstance(name, str) or not name.strip()):
         raise GateError(f"{path}.name", f"must be a non-empty text; got {name!r}")
     gate = Gate("", metric, stat, limit, str(severity), tuple(t.lstrip("@") for t in tags), scenario)
-    default = f"{metric.replace('_', ' ')} {stat} ≤ {gate.show(limit, None)}"
+    default = f"{LABELS.get(metric, metric)} {stat} ≤ {gate.show(limit, None)}"
     return Gate(name or default, metric, stat, limit, gate.severity, gate.tags, scenario)
 
 

@@ -133,14 +133,14 @@ def judge_gates(gates: Sequence[Gate], dists: Sequence[Mapping[str, Any]]) -> li
         values = [(float(v), str(d["scenario"])) for d in selected
                   if (v := d["metrics"][gate.key][gate.stat]) is not None]
         worst, where = max(values) if values else (None, None)
-        what = f"{gate.metric.replace('_', ' ')} {gate.stat}"
+        what = gate.label
         limit = gate.show(gate.limit, None)
         if not selected:
             met, status, margin = None, "no scenario", None
             sentence = f"No scenario of this run is selected by this gate: {what} was not judged."
         elif worst is None:
             met, status, margin = None, "not judged", None
-            sentence = (f"{what.capitalize()} was not measured in any drill of the {len(selected)} selected "
+            sentence = (f"{what[0].upper()}{what[1:]} was not measured in any drill of the {len(selected)} selected "
                         "scenario(s): not judged, which fails the run.")
         else:
             met = worst <= gate.limit
@@ -148,7 +148,7 @@ def judge_gates(gates: Sequence[Gate], dists: Sequence[Mapping[str, Any]]) -> li
             margin = round(gate.limit - worst, 3)
             drills = next(int(d["metrics"][gate.key]["n"]) for d in selected if d["scenario"] == where)
             side = f"{gate.show(abs(margin))} {'under' if met else 'over'} the limit of {limit}"
-            sentence = (f"{what.capitalize()} is {gate.show(worst)} at worst ({where}, {drills} drill(s)): "
+            sentence = (f"{what[0].upper()}{what[1:]} is {gate.show(worst)} at worst ({where}, {drills} drill(s)): "
                         f"{side}.")
         out.append({**gate.to_json(), "worst": None if worst is None else round(worst, 3), "worst_scenario": where,
                     "margin": margin, "met": met, "status": status, "scenarios": len(selected),
