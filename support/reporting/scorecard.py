@@ -78,7 +78,7 @@ def strip_svg(rows: Sequence[tuple[str, Mapping[str, Any]]], *, title: str, unit
     rows = [(label, d) for label, d in rows if d.get("samples")]
     if not rows:
         return None
-    left, right, top, row_h = 150, 30, 46, 34
+    left, right, top, row_h = 190, 30, 46, 34
     plot_w = width - left - right
     height = top + row_h * len(rows) + 40
     peak = max(max(d["samples"]) for _, d in rows)
@@ -135,10 +135,10 @@ def distribution_svgs(dist: Mapping[str, Any]) -> list[tuple[str, str]]:
     """The plots of one scenario's distribution: (name, SVG) for the durations and for the counts."""
     metrics = dist.get("metrics") or {}
     out = []
-    for name, keys, unit in (("durations", duration_metrics(), "seconds after the fault took effect"),
+    for name, keys, unit in (("durations", duration_metrics(), "seconds (phases and RTO: after the fault took effect)"),
                              ("counts", COUNT_METRICS, "tuples")):
         svg = strip_svg([(METRIC_LABELS[k], metrics[k]) for k in keys if k in metrics],
-                        title=f"{dist.get('name', '')}: {name} over {dist.get('drills', 0)} drill(s)", unit=unit)
+                        title=f"{name.capitalize()} over {dist.get('drills', 0)} drill(s)", unit=unit)
         if svg is not None:
             out.append((name, svg))
     return out
