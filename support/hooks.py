@@ -22,7 +22,7 @@ from support.config import ConfigError, load_config
 from support.faults.probe import requirements_skip_reason
 from support.orchestration import Journal
 from support.outline_names import install as install_outline_names
-from support.reporting.allure import attach_scenario, label_scenario
+from support.reporting.allure import attach_scenario, label_drill, label_scenario
 from support.reporting.console import install as install_console_fixes
 from support.reporting.logs import install_run_log
 from support.reporting.summary import append_scenario, write_run_meta, write_summary
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 install_outline_names()  # behave loads the hooks before it parses the features: rows get readable names
 install_console_fixes()  # behave's "Took" line counts the scenarios of rules
 
-RESERVED = {"config", "run_id", "run_dir"}
+RESERVED = {"config", "run_id", "run_dir", "repeat", "repeats"}
 
 
 def before_all(context: Any) -> None:
@@ -51,10 +51,21 @@ def before_all(context: Any) -> None:
     run_dir = Path(userdata.get("run_dir") or Path(settings.run.reports_dir) / run_id)
     run_dir.mkdir(parents=True, exist_ok=True)
     install_run_log(run_dir / "run.log", config.redact, settings.run.log_level)
+    drill = drill_of(userdata)
     write_run_meta(run_dir, {"run_id": run_id, "config": str(config.source), "target": settings.name or "",
-                             "started_at": time.time()})
-    log.info("run %s against %s", run_id, settings.name or config.source)
+                             "gates": [gate.to_json() for gate in settings.gates],
+                             **({"started_at": time.time()} if drill is None or drill[0] == 1 else {})})
+    log.info("run %s against %s%s", run_id, settings.name or config.source,
+             f" (drill {drill[0]}/{drill[1]})" if drill else "")
     context.failover = RunContext.open(config, run_id, run_dir)
+    context.failover.drill = drill
+
+
+def drill_of(userdata: Any) -> tuple[int, int] | None:
+    """(k, N) when behave runs round k of ``failover-tester run --repeat N`` (``-D repeat=k -D repeats=N``)."""
+    if not userdata.get("repeats"):
+        return None
+    return int(userdata.get("repeat") or 1), int(userdata["repeats"])
 
 
 INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -135,6 +146,9 @@ def before_scenario(context: Any, scenario: Any) -> None:
         scenario.skip(reason)
         return
     label_scenario(tags)
+    drill = context.failover.drill
+    if drill is not None:  # every drill its own Allure test (not a retry of the previous one)
+        label_drill(*drill)
     context.world = World(context.failover, scenario.feature.name, scenario.name, tags)
     applications = context.failover.config.settings.applications.values()
     problem = unknown_input_noun((step.name for step in scenario.all_steps), (a.data.noun for a in applications))

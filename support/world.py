@@ -108,7 +108,8 @@ class RunContext:
     run_dir: Path
     rest: dict[str, StreamsRestClient] = field(default_factory=dict)
     exchange: dict[str, DataExchangeClient] = field(default_factory=dict)
-    scenarios: int = 0
+    scenarios: int = 0  # scenarios begun in the run folder (across the rounds of --repeat: ledger folders stay unique)
+    drill: tuple[int, int] | None = None  # (k, N): this behave process runs round k of ``run --repeat N``
     judge_settings: JudgeSettings = field(init=False)
     _pool: ExecutorPool | None = field(default=None, init=False)
     _probe: CapabilityProbe | None = field(default=None, init=False)
@@ -122,6 +123,7 @@ class RunContext:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "ledgers").mkdir(exist_ok=True)
         ctx = cls(config, run_id, run_dir)
+        ctx.scenarios = sum(1 for folder in (run_dir / "ledgers").iterdir() if folder.is_dir())  # earlier rounds
         (run_dir / "config.yaml").write_text(config.to_yaml(redacted=True), encoding="utf-8")  # for a re-judgement
         for dc in config.settings.datacenters:
             ctx.rest[dc] = StreamsRestClient.from_settings(config.settings, dc)
@@ -203,7 +205,8 @@ class World:
         self.timeout = self.settings.run.scenario_timeout
         self.progress = ConsoleProgress()
         self.interrupted: str | None = None  # the signal that had interrupted the run when the scenario closed
-        self.journal.record("scenario.started", feature=feature, tags=tags)
+        drill: dict[str, Any] = {"repeat": run.drill[0], "repeats": run.drill[1]} if run.drill is not None else {}
+        self.journal.record("scenario.started", feature=feature, tags=tags, **drill)
         self.aborted: str | None = None  # "aborted: <condition>" once a stop condition breached
         self.stop_watch: StopWatch | None = None
         self._remove_stop_check: Callable[[], None] | None = None

@@ -26,6 +26,7 @@ def judge_command(args: argparse.Namespace) -> int:
     from support.history.schema import default_db_path
     from support.history.store import note_run
     from support.judge.rejudge import RunNotFound, rejudge
+    from support.reporting.scorecard import gates_text
     from support.reporting.summary import summary_table
 
     run_dir = Path(args.run_dir)
@@ -47,4 +48,6 @@ def judge_command(args: argparse.Namespace) -> int:
     totals = summary["totals"]
     print(f"result:   {summary['status']} ({totals['passed']} passed, {totals['failed']} failed, "
           f"{totals.get('not_judged', 0)} not judged)")
+    if gates := gates_text(summary):
+        print(gates)
     return 0 if summary["status"] == "passed" else 1

@@ -5,6 +5,10 @@ this process forwards every SIGINT and SIGTERM to behave (whose hooks stop the r
 :mod:`support.hooks`). When behave has ended, the summary, the reports and ``latest`` are written as for any run,
 and the exit code is 130 (SIGINT) or 143 (SIGTERM). While the run lives, ``<run.reports_dir>/running.json``
 names it (pid, run id, start, config) for ``failover-tester abort``.
+
+``--repeat N`` runs behave N times into the same run folder, one round of drills each (every drill deploys
+afresh and has its own ledger folder); after a signal no further round starts. The summary then gives each
+scenario's distributions and judges the config's ``gates:`` on them (docs/repeats.md).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from support.packaged import version
 from support.redact import redacting
 from support.reporting.allure import ALLURE_MISSING, render_single_file, write_environment
 from support.reporting.html import write_report
+from support.reporting.scorecard import gates_text, write_distribution_results
 from support.reporting.summary import summary_table, write_run_meta, write_summary
 from support.world import OVERRIDES_ENV, new_run_id
 
@@ -56,6 +61,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      help="print every command the fault steps would run on every host; run nothing")
     run.add_argument("--features", default="features", metavar="DIR",
                      help="the folder of the features to run (default: features/ of the current directory)")
+    run.add_argument("--repeat", type=_repeats, default=1, metavar="N",
+                     help="run each selected scenario N times, each drill on a fresh deployment; summary.json and "
+                          "report.html give the distributions and judge the config's gates (docs/repeats.md)")
     run.add_argument("--shard", metavar="I/N", help="run only shard I of the selection split across N runners "
                      "(docs/sharding.md); `failover-tester report merge` joins the shards' run folders")
     run.add_argument("paths", nargs="*", help="feature files or folders to run instead (default: --features)")
@@ -103,7 +111,13 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"run: cannot take the pair's lease: {exc}", file=sys.stderr)
         return 1
     with lease:
-        return _run(config, run_id, paths, overrides, args.tags, shard)
+        return _run(config, run_id, paths, overrides, args.tags, args.repeat, shard)
+
+
+def _repeats(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number ≥ 1; got {text!r}")
+    return int(text)
 
 
 def _run_meta(config: Config) -> dict[str, object]:
@@ -111,14 +125,14 @@ def _run_meta(config: Config) -> dict[str, object]:
 
 
 def _run(config: Config, run_id: str, paths: list[str], overrides: list[str], tags: list[str],
-         shard: ShardPlan | None = None) -> int:
+         repeat: int = 1, shard: ShardPlan | None = None) -> int:
     """The run itself, under the pair's lease."""
     reports = Path(config.settings.run.reports_dir)
     run_dir = reports / run_id
     results, junit = run_dir / "allure-results", run_dir / "junit"
     results.mkdir(parents=True)
     junit.mkdir()
-    write_run_meta(run_dir, {"run_id": run_id, **_run_meta(config), "started_at": time.time(),
+    write_run_meta(run_dir, {"run_id": run_id, **_run_meta(config), "started_at": time.time(), "repeat": repeat,
                              **(shard.meta() if shard else {})})
     cmd = [
         sys.executable, "-m", "behave",
@@ -138,7 +152,14 @@ def _run(config: Config, run_id: str, paths: list[str], overrides: list[str], ta
             print(f"run {run_id}: behave against {config.settings.name or config.source}", flush=True)
             # the --set/-D overrides reach behave in its environment, not its arguments: a secret given there is
             # not shown by ps (a process' environment is readable by its owner only)
-            code = forward.run(cmd, {**os.environ, OVERRIDES_ENV: json.dumps(overrides)})
+            code = 0
+            for k in range(1, repeat + 1):  # --repeat: behave once per round into the same run folder
+                if forward.first is not None:
+                    break  # interrupted: no further round starts
+                if repeat > 1:
+                    print(f"run {run_id}: drill {k}/{repeat}", flush=True)
+                drill = ["-D", f"repeat={k}", "-D", f"repeats={repeat}"] if repeat > 1 else []
+                code = forward.run([*cmd, *drill], {**os.environ, OVERRIDES_ENV: json.dumps(overrides)}) or code
             meta: dict[str, object] = {"finished_at": time.time(), "behave_exit_code": code}
             if forward.first is not None:
                 meta["interrupted_by"] = forward.first.name
@@ -158,6 +179,7 @@ def _report(config: Config, run_id: str, run_dir: Path, reports: Path, code: int
     results = run_dir / "allure-results"
     summary = write_summary(run_dir, code)
     html_report = write_report(summary, run_dir)
+    write_distribution_results(summary, results)
     write_environment(results, config.redactor.redact_tree(_environment(config, run_id)))
     index = render_single_file(results, run_dir / "allure-report", Path.cwd(), name=f"Failover tests {run_id}",
                                history=reports / "allure-history.jsonl")
@@ -177,6 +199,8 @@ def _report(config: Config, run_id: str, run_dir: Path, reports: Path, code: int
     print(f"result:   {summary['status']} ({totals['passed']} passed, {totals['failed']} failed, "
           f"{totals['not_judged']} not judged" + (f", {totals['interrupted']} interrupted" if totals.get("interrupted")
                                                    else "") + ")")
+    if gates := gates_text(summary):
+        print(gates)
     note_run(run_dir, default_db_path(reports), sys.stdout)  # a history failure is said, never changes the verdict
     return bool(summary["status"] == "passed" and code == 0)
 
@@ -214,11 +238,14 @@ class _Forwarder:
 
     def run(self, cmd: list[str], env: dict[str, str] | None = None) -> int:
         """Run behave to its end (every signal forwarded); its exit code. After a signal that came before behave
-        started, behave is not started at all (nothing was touched): exit code 1."""
+        started, behave is not started at all (nothing was touched): exit code 1. Called once per round of
+        ``--repeat``: a signal between two rounds is kept for the next one, which therefore does not start."""
+        self._proc = None  # from here a signal is pending until the next behave runs, not sent to the last one
         if self.first is not None:
             return 1
         self._proc = subprocess.Popen(cmd, process_group=0, env=env)
-        for signum in self._pending:
+        pending, self._pending = self._pending, []
+        for signum in pending:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self._proc.pid, signum)
         return self._proc.wait()

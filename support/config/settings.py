@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from support.config.gates import Gate, GateError, parse_gates
 from support.data.contract import ORDERS, ContractError, DataContract, parse_contract
 from support.units import parse_duration, parse_size
 
@@ -318,6 +319,7 @@ class Settings:
     metrics: MetricsSettings
     faults: FaultsSettings
     objectives: Mapping[str, Objectives]
+    gates: tuple[Gate, ...] = ()  # objectives on the run's distributions (support/config/gates.py)
 
     def dc(self, name: str) -> DataCenterSettings:
         return self.datacenters[name]
@@ -615,4 +617,12 @@ def build_settings(data: Mapping[str, Any]) -> Settings:
             disk_max=_size(faults, "disk_max", "faults"),
         ),
         objectives=MappingProxyType({name: _objectives(name, raw) for name, raw in data["objectives"].items()}),
+        gates=_gates(data.get("gates")),
     )
+
+
+def _gates(raw: Any) -> tuple[Gate, ...]:
+    try:
+        return parse_gates(raw)
+    except GateError as exc:
+        raise SettingsError(exc.path, exc.problem) from None

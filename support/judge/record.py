@@ -154,6 +154,7 @@ def judge_scenario(history: History) -> dict[str, Any]:
         "name": history.name,
         "status": status,
         "tags": list(started.fields.get("tags", [])) if started is not None else [],
+        **({"repeat": int(started.fields["repeat"])} if started is not None and "repeat" in started.fields else {}),
         "started_at": begin,
         "duration_s": round(end - begin, 3),
         "fault": str(fault.fields.get("kind", "")) if fault is not None else None,

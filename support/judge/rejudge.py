@@ -15,6 +15,7 @@ from support.judge.history import History, load_history, read_journal, scenario_
 from support.judge.record import judge_scenario
 from support.judge.settings import JudgeSettings
 from support.reporting.allure import render_again, rewrite_results, scenario_attachments
+from support.reporting.scorecard import write_distribution_results
 from support.reporting.summary import SCENARIOS_FILE, read_scenarios, write_run_meta, write_summary
 
 CONFIG_FILE = "config.yaml"
@@ -53,14 +54,14 @@ def write_records(run_dir: Path, records: list[dict[str, Any]]) -> None:
 def rejudge(run_dir: Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
     """Judge the stored run again and rewrite its records, ``summary.json`` and ``report.html``; returns the
     summary. Skipped scenarios (never recorded) keep their old records."""
-    _, settings = run_settings(run_dir, overrides)
+    config, settings = run_settings(run_dir, overrides)
     judged_run = judge_run(run_dir, settings)
     records = [record for record, _ in judged_run]
     judged = {(r["name"], r["started_at"]) for r in records}
     kept = [r for r in read_scenarios(run_dir) if r.get("status") == "skipped"
             and (r["name"], r.get("started_at")) not in judged]
     write_records(run_dir, records + kept)
-    write_run_meta(run_dir, {"rejudged_with": list(overrides)})
+    write_run_meta(run_dir, {"rejudged_with": list(overrides), "gates": [g.to_json() for g in config.settings.gates]})
     meta = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
     summary = write_summary(run_dir, meta.get("behave_exit_code") if meta.get("behave_exit_code") not in (0, 1)
                             else None)
@@ -69,6 +70,7 @@ def rejudge(run_dir: Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
     write_report(summary, run_dir)
     results = run_dir / "allure-results"
     if results.is_dir():
+        write_distribution_results(summary, results)
         rewrite_results(results, [(record, scenario_attachments(record, list(h.events), h.folder / "metrics.csv"
                                                                 if h.folder else None)) for record, h in judged_run])
         render_again(results, run_dir / "allure-report", Path.cwd(), f"Failover tests {run_dir.name}",

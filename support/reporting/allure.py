@@ -94,6 +94,18 @@ def label_dc_pair(active: str, standby: str) -> None:
         log.debug("allure label failed: %s", exc)
 
 
+def label_drill(k: int, n: int) -> None:
+    """Which drill of ``run --repeat N`` the current Allure test is: the parameter "drill" = "k/N", which the
+    formatter (:mod:`support.reporting.allure_formatter`) also folds into the test's history id, so Allure shows
+    every drill rather than the last one with the others as its retries."""
+    try:
+        import allure
+
+        allure.dynamic.parameter("drill", f"{k}/{n}")
+    except Exception as exc:
+        log.debug("allure parameter failed: %s", exc)
+
+
 def write_environment(results: Path, values: dict[str, str]) -> None:
     """``environment.properties`` of the results folder (shown by Allure as the run's environment)."""
     lines = [f"{key.replace(' ', '_')}={str(value).replace(chr(10), ' ')}" for key, value in values.items()]

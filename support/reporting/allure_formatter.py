@@ -3,7 +3,8 @@
 allure-behave 2.x wraps only ``feature.scenarios``; behave keeps the scenarios of a Rule inside the rule,
 so without this they would be missing from the Allure results. Its listener also has no ``add_label`` hook
 (allure-python issue #776), so ``allure.dynamic.label``/``severity`` calls (epic, severity, DC pair) were
-dropped; :class:`LabelHook` adds them to the running test.
+dropped; :class:`LabelHook` adds them to the running test, and ``allure.dynamic.parameter`` values too (folded
+into the test's history id: the drills of ``run --repeat N`` are distinct tests).
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from typing import Any
 
 import allure_commons
 from allure_behave.formatter import AllureFormatter as _AllureFormatter
-from allure_commons.model2 import Label
+from allure_commons.model2 import Label, Parameter
 from allure_commons.types import LabelType
+from allure_commons.utils import md5
 
 # labels a test has only one of: a dynamic value replaces the one the listener set from the tags
 SINGLE_VALUED = {LabelType.SEVERITY, LabelType.EPIC, "dc_pair"}
@@ -35,6 +37,19 @@ class LabelHook:
             test.labels = [label for label in test.labels if label.name != name]
         for value in labels:
             test.labels.append(Label(name=name, value=str(getattr(value, "value", value))))
+
+    @allure_commons.hookimpl
+    def add_parameter(self, name: str, value: Any, excluded: Any, mode: Any) -> None:
+        """``allure.dynamic.parameter``: shown on the running test and, unless excluded, part of its history id
+        (the drill "k/N" of ``run --repeat N`` makes each drill its own test, not a retry of the previous one)."""
+        test = self.reporter.get_test(None)
+        if test is None:
+            return
+        test.parameters = [p for p in test.parameters or [] if p.name != name]
+        test.parameters.append(Parameter(name=name, value=str(value), excluded=excluded,
+                                         mode=getattr(mode, "value", mode)))
+        if not excluded:
+            test.historyId = md5(str(test.historyId), f"{name}={value}")
 
 
 class AllureFormatter(_AllureFormatter):

@@ -14,6 +14,7 @@ from typing import Any
 
 from support.reporting.charts import PHASE_LABELS, throughput_svg, timeline_svg
 from support.reporting.judged import METRICS, Shown, clock, phase_judgement, recovery_reason, shown
+from support.reporting.scorecard import distributions_html, scorecard_html
 from support.units import format_seconds
 
 CSS = """
@@ -144,6 +145,7 @@ def render(summary: dict[str, Any]) -> str:
         f'<header><h1>Failover test report — <span class="{status}">{status}</span>'
         f'</h1><p>run {_e(summary.get("run_id"))} · target {_e(summary.get("target") or "–")} · config '
         f'{_e(summary.get("config") or "–")} · started {_when(summary.get("started_at"))}{finished}</p></header><main>',
+        scorecard_html(summary),
         f'<section><h2>Overview</h2><div class="cards">'
         f'<div class="card"><b>{_e(totals.get("scenarios", 0))}</b>scenarios</div>'
         f'<div class="card"><b class="passed">{_e(totals.get("passed", 0))}</b>passed</div>'
@@ -153,6 +155,7 @@ def render(summary: dict[str, Any]) -> str:
            if totals.get("interrupted") else "") + '</div>'
         f'<h3>Scenarios</h3><table class="scenarios"><tr><th>scenario</th><th>status</th><th>RTO</th><th>lost</th>'
         f"<th>duplicated</th><th>unknown</th></tr>{rows}</table></section>",
+        distributions_html(summary),
         *(_scenario(i, s) for i, s in enumerate(scenarios)),
         "</main>",
     ]

@@ -1,7 +1,9 @@
 """The run summary: ``summary.json`` (validated by ``config/summary.schema.json``) and the console table.
 
 Each scenario's record is appended to ``scenarios.jsonl`` as soon as the scenario ends, so a run that
-crashes half way still yields a summary of what finished. ``summary.json`` and ``run.json`` are written
+crashes half way still yields a summary of what finished. ``summary.json`` also carries, per scenario,
+the distributions of its measurements over the run's drills, the gates of the config judged on them and the
+resilience score (:mod:`support.reporting.distributions`). ``summary.json`` and ``run.json`` are written
 atomically (:func:`support.atomic.write_atomic`): a reader never sees half of one.
 """
 
@@ -17,7 +19,9 @@ from typing import Any
 import jsonschema
 
 from support.atomic import write_atomic
+from support.config.gates import Gate
 from support.packaged import config_file
+from support.reporting.distributions import FAILING, distributions, judge_gates, score
 
 SCHEMA_PATH = config_file("summary.schema.json")
 SCENARIOS_FILE = "scenarios.jsonl"
@@ -64,6 +68,10 @@ def build_summary(run_dir: Path, exit_code: int | None = None) -> dict[str, Any]
     counts["interrupted"] = sum(1 for s in scenarios if s["status"] == "interrupted")
     failed = counts["failed"] > 0 or counts["not_judged"] > 0 or (exit_code not in (None, 0))
     status = "failed" if failed or not scenarios else "passed"
+    dists = distributions(scenarios, scenario_key)
+    objectives = judge_gates([Gate.from_json(g) for g in meta.get("gates") or []], dists)
+    if status == "passed" and any(o["status"] in FAILING for o in objectives):
+        status = "failed"  # a gate on the distributions failed (or measured nothing)
     if counts["interrupted"] or meta.get("interrupted_by"):
         status = "interrupted"  # the run was stopped: whatever passed before, it is not a passed run
     summary = {
@@ -76,6 +84,10 @@ def build_summary(run_dir: Path, exit_code: int | None = None) -> dict[str, Any]
         "status": status,
         "totals": {"scenarios": len(scenarios), **counts},
         "scenarios": scenarios,
+        "repeat": int(meta.get("repeat") or max((int(s.get("repeat") or 1) for s in scenarios), default=1)),
+        "distributions": dists,
+        "objectives": objectives,
+        "score": score(objectives),
     }
     return summary
 
