@@ -41,6 +41,8 @@ SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``run`` (the verb registry of :mod:`support.cli` calls this)."""
+    from support.cli.soak import soak_arguments  # soak builds on this module
+
     run = sub.add_parser("run", help="run the failover features (behave) and write reports/<run-id>/")
     run.set_defaults(func=run_command)
     run.add_argument("--config", help="config file (default config/lab.yaml or $FAILOVER_TESTER_CONFIG)")
@@ -52,12 +54,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      help="print every command the fault steps would run on every host; run nothing")
     run.add_argument("--features", default="features", metavar="DIR",
                      help="the folder of the features to run (default: features/ of the current directory)")
+    soak_arguments(run)
     run.add_argument("paths", nargs="*", help="feature files or folders to run instead (default: --features)")
 
 
 def run_command(args: argparse.Namespace) -> int:
     paths = list(args.paths) or [args.features]
     problem = _paths_problem(paths, behave=not args.dry_run)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    from support.cli.soak import round_runner, run_soak, schedule_from_args
+
+    schedule, problem = schedule_from_args(args.every, args.soak_for, args.dry_run)
     if problem:
         print(problem, file=sys.stderr)
         return 2
@@ -85,18 +94,23 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"run: cannot take the pair's lease: {exc}", file=sys.stderr)
         return 1
     with lease:
-        return _run(config, run_id, paths, overrides, args.tags)
+        if schedule is None:
+            return _run(config, run_id, paths, overrides, args.tags)
+        return run_soak(schedule, run_id, Path(config.settings.run.reports_dir),
+                        round_runner(args.config, overrides, paths, args.tags), new_run_id)
 
 
-def _run(config: Config, run_id: str, paths: list[str], overrides: list[str], tags: list[str]) -> int:
-    """The run itself, under the pair's lease."""
+def _run(config: Config, run_id: str, paths: list[str], overrides: list[str], tags: list[str],
+         soak: dict[str, object] | None = None, soak_forward: _Forwarder | None = None) -> int:
+    """The run itself, under the pair's lease. A soak's round (:mod:`support.cli.soak`) adds ``soak`` to run.json
+    and running.json and hands its own signal forwarder, which lives across its rounds."""
     reports = Path(config.settings.run.reports_dir)
     run_dir = reports / run_id
     results, junit = run_dir / "allure-results", run_dir / "junit"
     results.mkdir(parents=True)
     junit.mkdir()
     write_run_meta(run_dir, {"run_id": run_id, "config": str(config.source), "target": config.settings.name or "",
-                             "started_at": time.time()})
+                             "started_at": time.time(), **(soak or {})})
     cmd = [
         sys.executable, "-m", "behave",
         "-f", "support.reporting.allure_formatter:AllureFormatter", "-o", str(results),
@@ -108,9 +122,9 @@ def _run(config: Config, run_id: str, paths: list[str], overrides: list[str], ta
         cmd += ["--tags", tag]
     cmd += paths
     running = reports / RUNNING_FILE
-    with _Forwarder() as forward:
+    with contextlib.nullcontext(soak_forward) if soak_forward else _Forwarder() as forward:
         write_atomic(running, json.dumps({"pid": os.getpid(), "run_id": run_id, "started_at": time.time(),
-                                          "config": str(config.source)}, indent=2))
+                                          "config": str(config.source), **(soak or {})}, indent=2))
         try:
             print(f"run {run_id}: behave against {config.settings.name or config.source}", flush=True)
             # the --set/-D overrides reach behave in its environment, not its arguments: a secret given there is
