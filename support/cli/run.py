@@ -25,6 +25,7 @@ from support.atomic import write_atomic
 from support.cli.precheck import precheck
 from support.config import Config, ConfigError, load_config
 from support.lease import LeaseError, LeaseHeld, acquire
+from support.notify import notify_run, regressions_for
 from support.redact import redacting
 from support.reporting.allure import ALLURE_MISSING, render_single_file, write_environment
 from support.reporting.html import write_report
@@ -135,6 +136,7 @@ def _run(config: Config, run_id: str, paths: list[str], overrides: list[str], ta
                 meta["interrupted_by"] = forward.first.name
             write_run_meta(run_dir, meta)
             ok = _report(config, run_id, run_dir, reports, code)
+            notify_run(config.settings.notify, run_dir, regressions_for(run_dir), config.redactor)  # never raises
         finally:
             _remove_running(running, os.getpid())
     if forward.first is not None:

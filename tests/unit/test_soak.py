@@ -21,7 +21,6 @@ from support.cli.run import _Forwarder
 from support.cli.soak import Schedule, Slot, next_round, run_soak, schedule_from_args
 from support.waits import wait_until
 
-
 # ------------------------------------------------------------------------------------------ the schedule
 
 def test_the_first_round_starts_at_once_and_the_next_on_the_grid() -> None:
