@@ -14,15 +14,16 @@ import contextlib
 import json
 import os
 import re
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
-from types import FrameType
 
 from support.atomic import write_atomic
+from support.cli.live import RUNNING_FILE, SIGNAL_EXIT
+from support.cli.live import Forwarder as _Forwarder
+from support.cli.live import remove_running as _remove_running
 from support.cli.precheck import precheck
+from support.cli.soak import round_runner, run_soak, schedule_from_args, soak_arguments
 from support.config import Config, ConfigError, load_config
 from support.lease import LeaseError, LeaseHeld, acquire
 from support.notify import notify_run, regressions_for
@@ -34,16 +35,10 @@ from support.world import OVERRIDES_ENV, new_run_id
 
 __all__ = ["RUNNING_FILE", "SIGNAL_EXIT", "add_parser", "run_command"]
 
-#: names the live run in ``run.reports_dir`` (for ``failover-tester abort``); removed when the run ends
-RUNNING_FILE = "running.json"
-#: the exit code of a run stopped by a signal: 128 + the signal's number
-SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``run`` (the verb registry of :mod:`support.cli` calls this)."""
-    from support.cli.soak import soak_arguments  # soak builds on this module
-
     run = sub.add_parser("run", help="run the failover features (behave) and write reports/<run-id>/")
     run.set_defaults(func=run_command)
     run.add_argument("--config", help="config file (default config/lab.yaml or $FAILOVER_TESTER_CONFIG)")
@@ -65,8 +60,6 @@ def run_command(args: argparse.Namespace) -> int:
     if problem:
         print(problem, file=sys.stderr)
         return 2
-    from support.cli.soak import round_runner, run_soak, schedule_from_args
-
     schedule, problem = schedule_from_args(args.every, args.soak_for, args.dry_run)
     if problem:
         print(problem, file=sys.stderr)
@@ -98,7 +91,7 @@ def run_command(args: argparse.Namespace) -> int:
         if schedule is None:
             return _run(config, run_id, paths, overrides, args.tags)
         return run_soak(schedule, run_id, Path(config.settings.run.reports_dir),
-                        round_runner(args.config, overrides, paths, args.tags), new_run_id)
+                        round_runner(_run, args.config, overrides, paths, args.tags), new_run_id)
 
 
 def _run(config: Config, run_id: str, paths: list[str], overrides: list[str], tags: list[str],
@@ -171,58 +164,6 @@ def _report(config: Config, run_id: str, run_dir: Path, reports: Path, code: int
           f"{totals['not_judged']} not judged" + (f", {totals['interrupted']} interrupted" if totals.get("interrupted")
                                                    else "") + ")")
     return bool(summary["status"] == "passed" and code == 0)
-
-
-class _Forwarder:
-    """While entered: SIGINT and SIGTERM are noted and forwarded to behave (started by :meth:`run` in its own
-    process group, so that a terminal's Ctrl-C reaches behave once, through here). A signal that comes while
-    behave is being started is forwarded as soon as it runs; one that comes after it ended is only noted."""
-
-    def __init__(self) -> None:
-        self.first: signal.Signals | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._pending: list[int] = []
-        self._previous: dict[int, object] = {}
-
-    def __enter__(self) -> _Forwarder:
-        for signum in SIGNAL_EXIT:
-            self._previous[signum] = signal.signal(signum, self._on_signal)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)  # type: ignore[arg-type]
-
-    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
-        if self.first is None:
-            self.first = signal.Signals(signum)
-        proc = self._proc
-        if proc is None:
-            self._pending.append(signum)
-            return
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signum)
-
-    def run(self, cmd: list[str], env: dict[str, str] | None = None) -> int:
-        """Run behave to its end (every signal forwarded); its exit code. After a signal that came before behave
-        started, behave is not started at all (nothing was touched): exit code 1."""
-        if self.first is not None:
-            return 1
-        self._proc = subprocess.Popen(cmd, process_group=0, env=env)
-        for signum in self._pending:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self._proc.pid, signum)
-        return self._proc.wait()
-
-
-def _remove_running(path: Path, pid: int) -> None:
-    """Remove ``running.json`` if it still names this process (another run may have replaced a stale one)."""
-    try:
-        if json.loads(path.read_text(encoding="utf-8")).get("pid") == pid:
-            path.unlink()
-    except (OSError, ValueError):
-        pass
 
 
 _LINE_SUFFIX = re.compile(r"(:\d+)+$")

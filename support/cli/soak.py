@@ -9,7 +9,7 @@ only in a slot that begins before ``for`` has passed. A round that overruns its 
 once (saying so), in the slot the clock has reached: the slots it overran are skipped, never piled up. A round that
 is still running when ``for`` ends is not cut short.
 
-Stopping: one signal forwarder (:class:`support.cli.run._Forwarder`) lives for the whole soak. A SIGINT or SIGTERM
+Stopping: one signal forwarder (:class:`support.cli.run.Forwarder`) lives for the whole soak. A SIGINT or SIGTERM
 (Ctrl-C, a CI runner, ``failover-tester abort``) during a round reaches behave, which heals, restores and reports
 as in any run; between rounds it ends the wait at its next poll (0.1 s). Either way no further round starts. While
 the soak waits, ``<run.reports_dir>/running.json`` still names its process (with ``between_rounds``), so that
@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import TextIO
 
 from support.atomic import write_atomic
-from support.cli.run import RUNNING_FILE, SIGNAL_EXIT, _Forwarder, _remove_running, _run
-from support.config import ConfigError, load_config
+from support.cli.live import RUNNING_FILE, SIGNAL_EXIT, Forwarder, remove_running
+from support.config import Config, ConfigError, load_config
 from support.units import format_duration, format_seconds, parse_duration
 from support.waits import WaitTimeout, wait_until
 
@@ -127,20 +127,25 @@ def schedule_from_args(every: str | None, span: str | None, dry_run: bool) -> tu
 
 
 #: runs one round: (run id, run.json additions, the soak's forwarder) -> the run's exit code
-RoundRunner = Callable[[str, dict[str, object], _Forwarder], int]
+RoundRunner = Callable[[str, dict[str, object], Forwarder], int]
 
 
-def round_runner(config_file: str | None, overrides: list[str], paths: list[str], tags: list[str]) -> RoundRunner:
+#: :func:`support.cli.run._run`: (config, run id, paths, overrides, tags, run.json additions, forwarder) -> exit code
+RunOnce = Callable[[Config, str, list[str], list[str], list[str], dict[str, object], Forwarder], int]
+
+
+def round_runner(run: RunOnce, config_file: str | None, overrides: list[str], paths: list[str],
+                 tags: list[str]) -> RoundRunner:
     """A round as ``failover-tester run`` runs it: the configuration loaded afresh for the round's run id (what
-    ``${run_id}`` resolves to), then :func:`support.cli.run._run` (reports, history, notification)."""
+    ``${run_id}`` resolves to), then ``run`` (:func:`support.cli.run._run`: reports, history, notification)."""
 
-    def run_round(run_id: str, meta: dict[str, object], forward: _Forwarder) -> int:
+    def run_round(run_id: str, meta: dict[str, object], forward: Forwarder) -> int:
         try:
             config = load_config(config_file, overrides, run_id=run_id)
         except ConfigError as exc:
             print(f"round {meta.get('round')}: {exc}", file=sys.stderr)
             return 2
-        return _run(config, run_id, paths, overrides, tags, meta, forward)
+        return run(config, run_id, paths, overrides, tags, meta, forward)
 
     return run_round
 
@@ -157,7 +162,7 @@ def run_soak(schedule: Schedule, soak_id: str, reports: Path, run_round: RoundRu
           "stops it)", file=out, flush=True)
     last = -1
     running = reports / RUNNING_FILE
-    with _Forwarder() as forward:
+    with Forwarder() as forward:
         while forward.first is None:
             slot = next_round(schedule, start, last, clock())
             if slot is None:
@@ -173,7 +178,7 @@ def run_soak(schedule: Schedule, soak_id: str, reports: Path, run_round: RoundRu
                 try:
                     _wait(forward, slot.at - clock())
                 finally:
-                    _remove_running(running, os.getpid())
+                    remove_running(running, os.getpid())
                 if forward.first is not None:
                     break
             last = slot.index
@@ -186,7 +191,7 @@ def run_soak(schedule: Schedule, soak_id: str, reports: Path, run_round: RoundRu
     return _finish(soak_id, schedule, rounds, forward, clock() - start, out)
 
 
-def _wait(forward: _Forwarder, seconds: float) -> None:
+def _wait(forward: Forwarder, seconds: float) -> None:
     """Wait ``seconds`` or until a signal reached the forwarder, whichever comes first (a poll, never a sleep)."""
     with contextlib.suppress(WaitTimeout):  # the timeout: the slot has come
         wait_until(lambda: forward.first, lambda signalled: signalled is not None, timeout=seconds, interval=POLL,
@@ -200,7 +205,7 @@ def _write_waiting(running: Path, soak_id: str, last: Round, began: float, next_
                                       "started_at": began}, indent=2))
 
 
-def _finish(soak_id: str, schedule: Schedule, rounds: list[Round], forward: _Forwarder, seconds: float,
+def _finish(soak_id: str, schedule: Schedule, rounds: list[Round], forward: Forwarder, seconds: float,
             out: TextIO) -> int:
     counts: dict[str, int] = {}
     for done in rounds:

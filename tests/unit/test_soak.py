@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from support.cli import abort, soak
-from support.cli.run import _Forwarder
+from support.cli import abort, run, soak
+from support.cli.live import Forwarder
 from support.cli.soak import Schedule, Slot, next_round, run_soak, schedule_from_args
 from support.waits import wait_until
 
@@ -73,7 +73,7 @@ class Rounds:
         self.reports, self.statuses, self.seconds, self.clock = reports, statuses, seconds, clock
         self.seen: list[tuple[str, dict[str, object]]] = []
 
-    def __call__(self, run_id: str, meta: dict[str, object], forward: _Forwarder) -> int:
+    def __call__(self, run_id: str, meta: dict[str, object], forward: Forwarder) -> int:
         self.seen.append((run_id, meta))
         status = self.statuses[len(self.seen) - 1]
         (self.reports / run_id).mkdir(parents=True)
@@ -176,7 +176,7 @@ def test_a_signal_during_a_round_stops_the_soak_after_it(tmp_path: Path) -> None
     clock = [0.0]
     rounds = Rounds(tmp_path, ["passed"] * 5, seconds=0.0, clock=clock)
 
-    def interrupted_round(run_id: str, meta: dict[str, object], forward: _Forwarder) -> int:
+    def interrupted_round(run_id: str, meta: dict[str, object], forward: Forwarder) -> int:
         rounds(run_id, meta, forward)
         if meta["round"] == 2:
             os.kill(os.getpid(), signal.SIGINT)  # what behave's run would see; the round reports interrupted
@@ -191,7 +191,7 @@ def test_a_signal_during_a_round_stops_the_soak_after_it(tmp_path: Path) -> None
 
 
 def test_a_round_that_cannot_load_its_config_counts_as_failed(tmp_path: Path) -> None:
-    runner = soak.round_runner(str(tmp_path / "missing.yaml"), [], ["features"], [])
+    runner = soak.round_runner(run._run, str(tmp_path / "missing.yaml"), [], ["features"], [])
     clock = [0.0]
     code = run_soak(Schedule(every=60, span=30), "s", tmp_path, runner, ids(), io.StringIO(), clock=lambda: clock[0])
     assert code == 1
