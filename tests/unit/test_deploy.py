@@ -188,7 +188,8 @@ def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     sources = tmp / "src"
     shutil.copytree(ROOT, sources, ignore=shutil.ignore_patterns(".git", ".venv", "node_modules", "reports", "build",
                                                                  "dist", "*.egg-info", "__pycache__", ".*_cache"))
-    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", "dist", "."], cwd=sources, capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", "dist", "."], cwd=sources,
+                          capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     (wheel,) = (sources / "dist").glob("*.whl")
     return wheel
@@ -312,9 +313,8 @@ def balanced(code: str) -> bool:
     for char in code:
         if char in "{([":
             stack.append(char)
-        elif char in "})]":
-            if not stack or "{([".index(stack.pop()) != "})]".index(char):
-                return False
+        elif char in "})]" and (not stack or "{([".index(stack.pop()) != "})]".index(char)):
+            return False
     return not stack
 
 
