@@ -4,7 +4,9 @@ Interrupts: behave runs in its own process group, so a Ctrl-C at the terminal re
 this process forwards every SIGINT and SIGTERM to behave (whose hooks stop the running step, heal and restore:
 :mod:`support.hooks`). When behave has ended, the summary, the reports and ``latest`` are written as for any run,
 and the exit code is 130 (SIGINT) or 143 (SIGTERM). While the run lives, ``<run.reports_dir>/running.json``
-names it (pid, run id, start, config) for ``failover-tester abort``.
+names it (pid, run id, start, config) for ``failover-tester abort``. After the reports, the run's notification
+is sent (:mod:`support.notify`). With ``--every D --for T`` the run is a soak: rounds of normal runs on a
+schedule (:mod:`support.cli.soak`).
 """
 
 from __future__ import annotations
