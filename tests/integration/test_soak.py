@@ -58,9 +58,9 @@ def test_soak_runs_three_rounds_and_stops_cleanly_on_ctrl_c(default_deployment: 
         os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C at the terminal
         out, _ = proc.communicate(timeout=120)
     finally:
-        if proc.poll() is None:
+        if proc.poll() is None:  # a failed check: stop the soak (it heals on SIGTERM) and show what it printed
             proc.terminate()
-            proc.wait(timeout=120)
+            print(proc.communicate(timeout=180)[0][-6000:])
     print(f"soak took {time.monotonic() - began:.1f} s")
     assert proc.returncode == 130, out[-4000:]
     assert lab_is_whole(default_deployment) is None
