@@ -3,7 +3,9 @@
 The run names itself in ``<run.reports_dir>/running.json`` (``failover-tester run`` writes it at its start and
 removes it at its end). ``abort`` sends that process SIGTERM, which it forwards to behave: the running step ends,
 every heal and restore runs, the reports are written, and the run exits 143. ``abort`` journals ``run.aborted``
-and, unless ``--no-wait``, waits until the run has ended.
+and, unless ``--no-wait``, waits until the run has ended. A soak (``run --every --for``, :mod:`support.cli.soak`)
+is stopped the same way, in a round (which ends as above) or between rounds (``running.json`` then says
+``between_rounds``: no round is journaled, the next one does not start).
 """
 
 from __future__ import annotations
@@ -105,28 +107,33 @@ def abort_command(args: argparse.Namespace) -> int:
     pid, run_id = int(running["pid"]), str(running.get("run_id"))
     by = f"{getpass.getuser()}@{socket.gethostname()} (pid {os.getpid()})"
     try:
-        Journal(reports / run_id / "journal.jsonl").record("run.aborted", by=by, pid=pid)
+        if not running.get("between_rounds"):  # between a soak's rounds no run is going on
+            Journal(reports / run_id / "journal.jsonl").record("run.aborted", by=by, pid=pid)
     except OSError as exc:  # the signal matters more than its record
         print(f"could not journal the abort: {exc}", file=sys.stderr)
+    label = run_id
+    if running.get("soak_id"):
+        where = "between rounds" if running.get("between_rounds") else f"in round {running.get('round')}"
+        label = f"{run_id} (soak {running['soak_id']}, {where})"
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
-        print(f"run {run_id} (pid {pid}) ended before the signal reached it", file=sys.stderr)
+        print(f"run {label} (pid {pid}) ended before the signal reached it", file=sys.stderr)
         return 1
     started = running.get("started_at")
     since = f", started {time.strftime('%H:%M:%S', time.localtime(float(started)))}" if started else ""
     if args.no_wait:
-        print(f"stopping run {run_id} (pid {pid}{since}): it heals, restores and writes its reports")
+        print(f"stopping run {label} (pid {pid}{since}): it heals, restores and writes its reports")
         return 0
     began = time.monotonic()
     try:
         wait_until(lambda: _alive(pid), lambda alive: not alive, timeout=args.wait, interval=0.2,
-                   what=f"run {run_id} to end")
+                   what=f"run {label} to end")
     except WaitTimeout:
-        print(f"signalled run {run_id} (pid {pid}{since}); it is still closing after "
+        print(f"signalled run {label} (pid {pid}{since}); it is still closing after "
               f"{format_seconds(args.wait, None)}", file=sys.stderr)
         return 1
     report = reports / run_id / "summary.json"
-    print(f"stopped run {run_id} (pid {pid}{since}) in {format_seconds(time.monotonic() - began, None)}: "
+    print(f"stopped run {label} (pid {pid}{since}) in {format_seconds(time.monotonic() - began, None)}: "
           f"healed, restored, report {report}")
     return 0

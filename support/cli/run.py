@@ -4,7 +4,9 @@ Interrupts: behave runs in its own process group, so a Ctrl-C at the terminal re
 this process forwards every SIGINT and SIGTERM to behave (whose hooks stop the running step, heal and restore:
 :mod:`support.hooks`). When behave has ended, the summary, the reports and ``latest`` are written as for any run,
 and the exit code is 130 (SIGINT) or 143 (SIGTERM). While the run lives, ``<run.reports_dir>/running.json``
-names it (pid, run id, start, config) for ``failover-tester abort``.
+names it (pid, run id, start, config) for ``failover-tester abort``. After the reports, the run's notification
+is sent (:mod:`support.notify`). With ``--every D --for T`` the run is a soak: rounds of normal runs on a
+schedule (:mod:`support.cli.soak`).
 
 ``--repeat N`` runs behave N times into the same run folder, one round of drills each (every drill deploys
 afresh and has its own ledger folder); after a signal no further round starts. The summary then gives each
@@ -18,20 +20,22 @@ import contextlib
 import json
 import os
 import re
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
-from types import FrameType
 
 from support.atomic import write_atomic
+from support.cli.live import RUNNING_FILE, SIGNAL_EXIT
+from support.cli.live import Forwarder as _Forwarder
+from support.cli.live import remove_running as _remove_running
 from support.cli.precheck import precheck
 from support.cli.shard import ShardError, ShardPlan, nothing_to_run, plan_shard
+from support.cli.soak import round_runner, run_soak, schedule_from_args, soak_arguments
 from support.config import Config, ConfigError, load_config
 from support.history.schema import default_db_path
 from support.history.store import note_run
 from support.lease import LeaseError, LeaseHeld, acquire
+from support.notify import notify_run, regressions_for
 from support.packaged import version
 from support.redact import redacting
 from support.reporting.allure import ALLURE_MISSING, render_single_file, write_environment
@@ -42,10 +46,6 @@ from support.world import OVERRIDES_ENV, new_run_id
 
 __all__ = ["RUNNING_FILE", "SIGNAL_EXIT", "add_parser", "run_command"]
 
-#: names the live run in ``run.reports_dir`` (for ``failover-tester abort``); removed when the run ends
-RUNNING_FILE = "running.json"
-#: the exit code of a run stopped by a signal: 128 + the signal's number
-SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -66,12 +66,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                           "report.html give the distributions and judge the config's gates (docs/repeats.md)")
     run.add_argument("--shard", metavar="I/N", help="run only shard I of the selection split across N runners "
                      "(docs/sharding.md); `failover-tester report merge` joins the shards' run folders")
+    soak_arguments(run)
     run.add_argument("paths", nargs="*", help="feature files or folders to run instead (default: --features)")
 
 
 def run_command(args: argparse.Namespace) -> int:
     paths = list(args.paths) or [args.features]
     problem = _paths_problem(paths, behave=not args.dry_run)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    schedule, problem = schedule_from_args(args.every, args.soak_for, args.dry_run)
     if problem:
         print(problem, file=sys.stderr)
         return 2
@@ -111,7 +116,11 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"run: cannot take the pair's lease: {exc}", file=sys.stderr)
         return 1
     with lease:
-        return _run(config, run_id, paths, overrides, args.tags, args.repeat, shard)
+        if schedule is None:
+            return _run(config, run_id, paths, overrides, args.tags, repeat=args.repeat, shard=shard)
+        return run_soak(schedule, run_id, Path(config.settings.run.reports_dir),
+                        round_runner(_run, args.config, overrides, paths, args.tags, repeat=args.repeat,
+                                     shard=shard), new_run_id)
 
 
 def _repeats(text: str) -> int:
@@ -124,16 +133,18 @@ def _run_meta(config: Config) -> dict[str, object]:
     return {"config": str(config.source), "target": config.settings.name or "", "tool_version": version()}
 
 
-def _run(config: Config, run_id: str, paths: list[str], overrides: list[str], tags: list[str],
-         repeat: int = 1, shard: ShardPlan | None = None) -> int:
-    """The run itself, under the pair's lease."""
+def _run(config: Config, run_id: str, paths: list[str], overrides: list[str], tags: list[str], *,
+         repeat: int = 1, shard: ShardPlan | None = None, soak: dict[str, object] | None = None,
+         soak_forward: _Forwarder | None = None) -> int:
+    """The run itself, under the pair's lease. A soak's round (:mod:`support.cli.soak`) adds ``soak`` to run.json
+    and running.json and hands its own signal forwarder, which lives across its rounds."""
     reports = Path(config.settings.run.reports_dir)
     run_dir = reports / run_id
     results, junit = run_dir / "allure-results", run_dir / "junit"
     results.mkdir(parents=True)
     junit.mkdir()
     write_run_meta(run_dir, {"run_id": run_id, **_run_meta(config), "started_at": time.time(), "repeat": repeat,
-                             **(shard.meta() if shard else {})})
+                             **(shard.meta() if shard else {}), **(soak or {})})
     cmd = [
         sys.executable, "-m", "behave",
         "-f", "support.reporting.allure_formatter:AllureFormatter", "-o", str(results),
@@ -145,9 +156,9 @@ def _run(config: Config, run_id: str, paths: list[str], overrides: list[str], ta
         cmd += ["--tags", tag]
     cmd += [*(shard.behave_options if shard else []), *paths]
     running = reports / RUNNING_FILE
-    with _Forwarder() as forward:
+    with contextlib.nullcontext(soak_forward) if soak_forward else _Forwarder() as forward:
         write_atomic(running, json.dumps({"pid": os.getpid(), "run_id": run_id, "started_at": time.time(),
-                                          "config": str(config.source)}, indent=2))
+                                          "config": str(config.source), **(soak or {})}, indent=2))
         try:
             print(f"run {run_id}: behave against {config.settings.name or config.source}", flush=True)
             # the --set/-D overrides reach behave in its environment, not its arguments: a secret given there is
@@ -165,6 +176,7 @@ def _run(config: Config, run_id: str, paths: list[str], overrides: list[str], ta
                 meta["interrupted_by"] = forward.first.name
             write_run_meta(run_dir, meta)
             ok = _report(config, run_id, run_dir, reports, code)
+            notify_run(config.settings.notify, run_dir, regressions_for(run_dir), config.redactor)  # never raises
         finally:
             _remove_running(running, os.getpid())
     if forward.first is not None:
@@ -203,61 +215,6 @@ def _report(config: Config, run_id: str, run_dir: Path, reports: Path, code: int
         print(gates)
     note_run(run_dir, default_db_path(reports), sys.stdout)  # a history failure is said, never changes the verdict
     return bool(summary["status"] == "passed" and code == 0)
-
-
-class _Forwarder:
-    """While entered: SIGINT and SIGTERM are noted and forwarded to behave (started by :meth:`run` in its own
-    process group, so that a terminal's Ctrl-C reaches behave once, through here). A signal that comes while
-    behave is being started is forwarded as soon as it runs; one that comes after it ended is only noted."""
-
-    def __init__(self) -> None:
-        self.first: signal.Signals | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._pending: list[int] = []
-        self._previous: dict[int, object] = {}
-
-    def __enter__(self) -> _Forwarder:
-        for signum in SIGNAL_EXIT:
-            self._previous[signum] = signal.signal(signum, self._on_signal)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)  # type: ignore[arg-type]
-
-    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
-        if self.first is None:
-            self.first = signal.Signals(signum)
-        proc = self._proc
-        if proc is None:
-            self._pending.append(signum)
-            return
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signum)
-
-    def run(self, cmd: list[str], env: dict[str, str] | None = None) -> int:
-        """Run behave to its end (every signal forwarded); its exit code. After a signal that came before behave
-        started, behave is not started at all (nothing was touched): exit code 1. Called once per round of
-        ``--repeat``: a signal between two rounds is kept for the next one, which therefore does not start."""
-        self._proc = None  # from here a signal is pending until the next behave runs, not sent to the last one
-        if self.first is not None:
-            return 1
-        self._proc = subprocess.Popen(cmd, process_group=0, env=env)
-        pending, self._pending = self._pending, []
-        for signum in pending:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self._proc.pid, signum)
-        return self._proc.wait()
-
-
-def _remove_running(path: Path, pid: int) -> None:
-    """Remove ``running.json`` if it still names this process (another run may have replaced a stale one)."""
-    try:
-        if json.loads(path.read_text(encoding="utf-8")).get("pid") == pid:
-            path.unlink()
-    except (OSError, ValueError):
-        pass
 
 
 _LINE_SUFFIX = re.compile(r"(:\d+)+$")

@@ -34,6 +34,7 @@ __all__ = [
     "HttpSettings",
     "JmxSettings",
     "MetricsSettings",
+    "NotifySettings",
     "Objectives",
     "PrometheusSettings",
     "RestSettings",
@@ -43,6 +44,7 @@ __all__ = [
     "SshSettings",
     "StandbySettings",
     "TrafficSettings",
+    "WebhookSettings",
     "build_http_settings",
     "build_settings",
 ]
@@ -307,6 +309,28 @@ class Objectives:
 
 
 @dataclass(frozen=True, slots=True)
+class WebhookSettings:
+    """``notify.webhook``: where the URL is read (``url_env`` or ``url_file``, exactly one), the message's format,
+    the occasions that send it, and how it is sent (:mod:`support.notify`)."""
+
+    url_env: str | None
+    url_file: str | None
+    format: str
+    when: tuple[str, ...]
+    timeout: float
+    attempts: int
+    backoff: float
+    report_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NotifySettings:
+    """``notify``: the announcements of a finished run (none configured: ``webhook`` is None)."""
+
+    webhook: WebhookSettings | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """The whole configuration, typed. Build it with :func:`build_settings` (``Config.settings``)."""
 
@@ -320,6 +344,7 @@ class Settings:
     faults: FaultsSettings
     objectives: Mapping[str, Objectives]
     gates: tuple[Gate, ...] = ()  # objectives on the run's distributions (support/config/gates.py)
+    notify: NotifySettings = NotifySettings()
 
     def dc(self, name: str) -> DataCenterSettings:
         return self.datacenters[name]
@@ -618,6 +643,7 @@ def build_settings(data: Mapping[str, Any]) -> Settings:
         ),
         objectives=MappingProxyType({name: _objectives(name, raw) for name, raw in data["objectives"].items()}),
         gates=_gates(data.get("gates")),
+        notify=_notify(data.get("notify") or {}),
     )
 
 
@@ -626,3 +652,22 @@ def _gates(raw: Any) -> tuple[Gate, ...]:
         return parse_gates(raw)
     except GateError as exc:
         raise SettingsError(exc.path, exc.problem) from None
+
+
+def _notify(raw: Mapping[str, Any]) -> NotifySettings:
+    webhook = raw.get("webhook")
+    if not webhook:
+        return NotifySettings()
+    if ("url_env" in webhook) == ("url_file" in webhook):
+        raise SettingsError("notify.webhook", "give url_env (the environment variable that holds the webhook's "
+                                              "URL) or url_file (the file that holds it): exactly one")
+    return NotifySettings(WebhookSettings(
+        url_env=_optional_str(webhook.get("url_env")),
+        url_file=_optional_str(webhook.get("url_file")),
+        format=str(webhook["format"]),
+        when=tuple(str(item) for item in webhook["when"]),
+        timeout=_duration(webhook, "timeout", "notify.webhook"),
+        attempts=int(webhook["attempts"]),
+        backoff=_duration(webhook, "backoff", "notify.webhook"),
+        report_url=_optional_str(webhook.get("report_url")),
+    ))

@@ -20,6 +20,7 @@ import json
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from support.history.ranktest import RankTest, mann_whitney, smallest_p
@@ -295,3 +296,27 @@ def compare(run_a: str, drills_a: Sequence[Mapping[str, Any]], run_b: str, drill
                                          f"{_number_text(m.threshold or 0.0, m.unit)}; {how})")
         scenarios.append(delta)
     return Comparison(run_a, run_b, limits, scenarios, settings_changes(settings_a, settings_b))
+
+
+def against_previous(db: Path | str, run_id: str, limits: Thresholds | None = None) -> Comparison | None:
+    """The run ``run_id`` of the store ``db`` compared with the run before it: the newest earlier run of the same
+    target and config name, not interrupted, with a scenario in common. None when there is no such run (or
+    ``run_id`` is not recorded)."""
+    from support.history.store import list_runs, run_drills
+
+    runs = list_runs(db)
+    this = next((r for r in runs if r["run_id"] == run_id), None)
+    if this is None:
+        return None
+    drills = run_drills(db, run_id)
+    scenarios = {d["scenario"] for d in drills}
+    for run in runs:
+        if (run["run_id"] == run_id or run["status"] == "interrupted" or run["target"] != this["target"]
+                or run["config_name"] != this["config_name"]
+                or (run["started_at"] or 0.0) >= (this["started_at"] or 0.0)):
+            continue
+        before = run_drills(db, run["run_id"])
+        if scenarios & {d["scenario"] for d in before}:
+            return compare(run["run_id"], before, run_id, drills, limits, run.get("toolkit_settings"),
+                           this.get("toolkit_settings"))
+    return None

@@ -618,13 +618,15 @@ def test_a_mapping_referenced_twice_is_dumped_without_yaml_anchors(tmp_path: Pat
 
 
 def _with_optional_sections() -> dict[str, Any]:
-    """minimal() plus the optional sub-sections whose keys have schema defaults (ssh, its bastion, prometheus)."""
+    """minimal() plus the optional sub-sections whose keys have schema defaults (ssh, its bastion, prometheus, the
+    notification webhook)."""
     doc = minimal()
     for dc in doc["datacenters"].values():
         dc["ssh"] = {"user": "root", "key_file": "/k", "known_hosts": "/kh", "bastion": {"host": "10.0.0.1"}}
         dc["hosts"] = ["10.0.0.9"]
     doc["metrics"] = {"prometheus": {"url": "http://127.0.0.1:9090"}}
     doc["applications"]["orders"]["standby"] = {"command": "standalone -P configFileName=/opt/{dc}.cfg"}
+    doc["notify"] = {"webhook": {"url_env": "FAILOVER_TESTER_WEBHOOK_URL"}}
     return doc
 
 
