@@ -143,6 +143,10 @@ def refusals(shards: Sequence[Shard]) -> list[str]:
     except Exception as exc:  # a config.yaml that no longer loads: judging the merged run would fail too
         problems.append(f"cannot read a shard's {CONFIG_FILE}: {exc}")
         return problems
+    gates = {json.dumps(s.meta.get("gates") or [], sort_keys=True) for s in labelled}
+    if len(gates) > 1:
+        problems.append("the shards ran with different gates: the merged run's distributions would be judged "
+                        "against one shard's")
     if any(other != settings[0] for other in settings[1:]):
         problems.append("the shards were judged under different settings (metrics, objectives): `failover-tester "
                         f"judge` on the merged run would judge all of them under {judged[0].folder / CONFIG_FILE}")
@@ -286,7 +290,8 @@ def merge_runs(folders: Sequence[Path], out: Path, run_id: str, force: bool = Fa
         "run_id": run_id, "config": first.meta.get("config", ""), "target": ", ".join(targets),
         "started_at": min(started) if started else None, "finished_at": max(finished) if finished else None,
         "behave_exit_code": _exit_code(shards), "shard": "merged", "shards": [s.run_id for s in shards],
-        "shard_selection": split,
+        "shard_selection": split, "gates": first.meta.get("gates") or [], "repeat": first.meta.get("repeat", 1),
+        "tool_version": first.meta.get("tool_version"),
         "merged_from": [{"shard": s.label, "run_id": s.run_id, "folder": str(s.folder), "target": s.meta.get("target"),
                          "ledger_prefix": p, "nothing_to_run": s.empty} for s, p in zip(shards, prefixes, strict=True)],
         **({"merge_forced": True} if force else {}),

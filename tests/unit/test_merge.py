@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 
 from support.cli import main
+from support.config.gates import parse_gates
 from support.history.store import list_runs, rebuild, record_run, run_drills
 from support.judge.rejudge import rejudge
-from support.reporting.merge import MergeRefused, merge_runs
+from support.reporting.merge import MergeRefused, merge_runs, read_shards, refusals
 from support.reporting.summary import read_scenarios, scenario_key, validate_summary, write_run_meta
 
 FIXTURE = Path(__file__).resolve().parents[1] / "data" / "runs" / "job-cancel"
@@ -181,3 +182,15 @@ def test_the_merged_run_is_recorded_once_in_the_history(tmp_path: Path, monkeypa
     assert [(r["shard"], r["report_dir"]) for r in runs] == [("merged", str((tmp_path / "merged").resolve()))]
     assert len(run_drills(db, runs[0]["run_id"])) == 2  # every scenario of both shards, once
     assert rebuild(tmp_path, db).recorded == [runs[0]["run_id"]]  # rebuilt from the folders: still one entry
+
+
+def test_the_merged_run_judges_the_shards_gates_on_all_their_drills(tmp_path: Path) -> None:
+    gate = parse_gates([{"max_lost": 0, "name": "nothing lost"}])[0].to_json()
+    shards = [make_shard(tmp_path, 1), make_shard(tmp_path, 2)]
+    for shard in shards:
+        write_run_meta(shard, {"gates": [gate], "repeat": 1})
+    summary = merge_runs(shards, tmp_path / "merged", "merged-1")
+    assert [(o["name"], o["status"]) for o in summary["objectives"]] == [("nothing lost", "met")]
+    assert json.loads((tmp_path / "merged" / "run.json").read_text())["gates"] == [gate]
+    write_run_meta(shards[1], {"gates": []})  # one shard without the gate: the merged verdict would be half-judged
+    assert any("different gates" in p for p in refusals(read_shards(shards)))
