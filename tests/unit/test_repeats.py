@@ -398,8 +398,8 @@ def test_a_signal_while_the_next_round_starts_reaches_it(monkeypatch: pytest.Mon
     import subprocess
     import sys
 
-    import support.cli.run as run_cli
-    from support.cli.run import _Forwarder
+    import support.cli.live as live
+    from support.cli.live import Forwarder
 
     real = subprocess.Popen
     rounds: list[int] = []
@@ -410,8 +410,8 @@ def test_a_signal_while_the_next_round_starts_reaches_it(monkeypatch: pytest.Mon
             signal.raise_signal(signal.SIGINT)  # handled here, in the window before the child exists
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(run_cli.subprocess, "Popen", popen)
-    with _Forwarder() as forward:
+    monkeypatch.setattr(live.subprocess, "Popen", popen)
+    with Forwarder() as forward:
         assert forward.run([sys.executable, "-c", "pass"]) == 0
         code = forward.run([sys.executable, "-c", WAITS_FOR_SIGINT])
     assert forward.first == signal.SIGINT
