@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from support.cli.common import load
+from support.cli.common import reports_dir
 from support.cli.run import RUNNING_FILE
 from support.orchestration import Journal
 from support.units import format_seconds
@@ -92,13 +92,9 @@ def _is_run(pid: int) -> bool:
 
 
 def abort_command(args: argparse.Namespace) -> int:
-    if args.reports_dir:
-        reports = Path(args.reports_dir)
-    else:
-        config = load(args, sys.stderr)
-        if config is None:
-            return 2
-        reports = Path(config.settings.run.reports_dir)
+    reports = reports_dir(args, sys.stderr)
+    if reports is None:
+        return 2
     try:
         running = find_running(reports)
     except NoRun as exc:

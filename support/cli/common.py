@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import TextIO
 
 from support.config import Config, ConfigError, load_config
 from support.streams.rest import StreamsRestClient
 
-__all__ = ["load", "rest_clients"]
+__all__ = ["load", "reports_dir", "rest_clients"]
 
 
 def load(args: argparse.Namespace, err: TextIO) -> Config | None:
@@ -18,6 +19,15 @@ def load(args: argparse.Namespace, err: TextIO) -> Config | None:
     except ConfigError as exc:
         print(exc, file=err)
         return None
+
+
+def reports_dir(args: argparse.Namespace, err: TextIO) -> Path | None:
+    """``--reports-dir``, else the configuration's ``run.reports_dir``; None (one line on ``err``) when the
+    configuration does not load."""
+    if args.reports_dir:
+        return Path(args.reports_dir)
+    config = load(args, err)
+    return None if config is None else Path(config.settings.run.reports_dir)
 
 
 def rest_clients(config: Config) -> dict[str, StreamsRestClient]:

@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from support.cli.common import load
+from support.cli.common import reports_dir
 from support.history.schema import default_db_path
 
 __all__ = ["DEFAULT_PORT", "add_parser", "dashboard_command"]
@@ -43,13 +43,9 @@ def dashboard_command(args: argparse.Namespace) -> int:
     from support.dashboard.server import make_server
     from support.dashboard.store import History
 
-    if args.reports_dir:
-        reports = Path(args.reports_dir)
-    else:
-        config = load(args, sys.stderr)
-        if config is None:
-            return 2
-        reports = Path(config.settings.run.reports_dir)
+    reports = reports_dir(args, sys.stderr)
+    if reports is None:
+        return 2
     db = Path(args.db) if args.db else default_db_path(reports)
     if args.db and not db.is_file():
         print(f"dashboard: {db}: no such history store", file=sys.stderr)

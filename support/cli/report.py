@@ -12,7 +12,7 @@ from support.history.schema import default_db_path
 from support.history.store import record_run
 from support.reporting.allure import ALLURE_MISSING, render_single_file
 from support.reporting.merge import MergeRefused, merge_runs
-from support.reporting.summary import summary_table
+from support.reporting.summary import result_line, summary_table
 from support.world import new_run_id
 
 __all__ = ["add_parser", "merge_command"]
@@ -55,10 +55,7 @@ def merge_command(args: argparse.Namespace) -> int:
     print(f"report:   {out / 'report.html'}")
     print(f"allure:   {index if index else f'not rendered ({ALLURE_MISSING})'}")
     print(f"history:  {recorded}")
-    totals = summary["totals"]
-    print(f"result:   {summary['status']} ({totals['passed']} passed, {totals['failed']} failed, "
-          f"{totals['not_judged']} not judged" + (f", {totals['interrupted']} interrupted" if totals.get("interrupted")
-                                                   else "") + ")")
+    print(result_line(summary))
     return 0 if summary["status"] == "passed" else 1
 
 

@@ -41,7 +41,7 @@ from support.redact import redacting
 from support.reporting.allure import ALLURE_MISSING, render_single_file, write_environment
 from support.reporting.html import write_report
 from support.reporting.scorecard import gates_text, write_distribution_results
-from support.reporting.summary import summary_table, write_run_meta, write_summary
+from support.reporting.summary import result_line, summary_table, write_run_meta, write_summary
 from support.world import OVERRIDES_ENV, new_run_id
 
 __all__ = ["RUNNING_FILE", "SIGNAL_EXIT", "add_parser", "run_command"]
@@ -207,10 +207,7 @@ def _report(config: Config, run_id: str, run_dir: Path, reports: Path, code: int
     print(f"journal:  {run_dir / 'journal.jsonl'}")
     print(f"report:   {html_report}")
     print(f"allure:   {index if index else f'not rendered ({ALLURE_MISSING})'}")
-    totals = summary["totals"]
-    print(f"result:   {summary['status']} ({totals['passed']} passed, {totals['failed']} failed, "
-          f"{totals['not_judged']} not judged" + (f", {totals['interrupted']} interrupted" if totals.get("interrupted")
-                                                   else "") + ")")
+    print(result_line(summary))
     if gates := gates_text(summary):
         print(gates)
     note_run(run_dir, default_db_path(reports), sys.stdout)  # a history failure is said, never changes the verdict

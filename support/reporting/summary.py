@@ -109,6 +109,14 @@ def write_summary(run_dir: Path, exit_code: int | None = None) -> dict[str, Any]
 COLUMN_WIDTHS = (56, 11, 24, 16, 16, 16)
 
 
+def result_line(summary: dict[str, Any]) -> str:
+    """The console's last line of a run: its status and counts."""
+    totals = summary["totals"]
+    interrupted = f", {totals['interrupted']} interrupted" if totals.get("interrupted") else ""
+    return (f"result:   {summary['status']} ({totals['passed']} passed, {totals['failed']} failed, "
+            f"{totals['not_judged']} not judged{interrupted})")
+
+
 def summary_table(scenarios: Iterable[dict[str, Any]], widths: Sequence[int] = COLUMN_WIDTHS) -> str:
     """A plain-text table: scenario, status, RTO, lost, duplicated, unknown.
 
