@@ -4,7 +4,7 @@
 # The lab and end-to-end tests (tests/lab, tests/integration) take most of the time and spend it waiting on the
 # lab (failovers, heartbeats, scrapes), with the CPU mostly idle. So the CPU-bound parts (lint, the unit tests,
 # behave --dry-run) run beside them, in a second process, and the whole takes about as long as the lab tests
-# alone. The two share nothing: the unit tests need no lab and keep their leases, sockets and files in their own
+# alone. The two share nothing: the other tests (unit, browser) need no lab and keep their leases, sockets and files in their own
 # temporary folders. Each part's output is shown whole when both have ended (the lab part first, as it goes); the
 # target fails if either failed.
 set -uo pipefail
@@ -16,7 +16,8 @@ trap 'rm -rf "$out"' EXIT
 fast() {
     "$BIN/ruff" check . || return 1
     "$BIN/mypy" support lab steps environment.py || return 1
-    "$BIN/pytest" -q -rs --durations=10 --basetemp="$out/unit-tmp" -p no:cacheprovider tests/unit || return 1
+    "$BIN/pytest" -q -rs --durations=10 --basetemp="$out/unit-tmp" -p no:cacheprovider \
+        --ignore=tests/lab --ignore=tests/integration tests || return 1
     "$BIN/behave" --dry-run --format progress
 }
 
