@@ -4,9 +4,9 @@
 # The lab and end-to-end tests (tests/lab, tests/integration) take most of the time and spend it waiting on the
 # lab (failovers, heartbeats, scrapes), with the CPU mostly idle. So the CPU-bound parts (lint, the unit tests,
 # behave --dry-run) run beside them, in a second process, and the whole takes about as long as the lab tests
-# alone. The two share nothing: the other tests (unit, browser) need no lab and keep their leases, sockets and files in their own
-# temporary folders. Each part's output is shown whole when both have ended (the lab part first, as it goes); the
-# target fails if either failed.
+# alone. The two share nothing: the other tests (unit, browser) need no lab and keep their leases, sockets and
+# files in their own temporary folders. The lab part's output is shown as it goes, the other part's whole when both
+# have ended; the target fails if either failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -24,7 +24,7 @@ fast() {
 fast >"$out/fast.log" 2>&1 &
 fast_pid=$!
 start=$SECONDS
-"$BIN/pytest" -q -rs --durations=15 tests/lab tests/integration
+"$BIN/pytest" -q -rs --durations=15 tests/integration tests/lab  # tests/lab/test_lab_zz_down.py: the lab down, last
 slow_rc=$?
 slow_s=$((SECONDS - start))
 wait "$fast_pid"
