@@ -127,9 +127,10 @@ class Stub(crossdc_composite.CrossDCApp):
         env = dict(os.environ, **{PID_ENV: str(os.getpid())})
         self.ctx.truth(OPS.hb_watchdog, "failover_launched", script=self.script)
         try:
-            proc = subprocess.Popen(  # the toolkit's popen(appName, "r") runs `sh -c appName`
-                self.script,
-                shell=True,
+            # the toolkit's popen(appName, "r") runs `sh -c appName`: the configured shellScriptName is a command
+            # line for the shell, as it is there (quoting it would make it one word, unlike the real toolkit)
+            proc = subprocess.Popen(
+                ["/bin/sh", "-c", self.script],
                 stdout=subprocess.PIPE,
                 stdin=subprocess.DEVNULL,
                 env=env,
