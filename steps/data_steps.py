@@ -36,6 +36,19 @@ def step_at_most_lost(context: Context, limit: Any) -> None:
     context.world.claim("lost", limit=limit)
 
 
+@then("the loss check finds more than {count:Number} acknowledged tuples lost")
+def step_expect_lost(context: Context, count: Any) -> None:
+    """An expected finding: the scenario shows the loss check catching a real loss. Runs the check of "at most ...
+    acknowledged tuples are lost" on the same data window, waited for alike, and passes only when it finds more
+    acknowledged tuples lost than stated; fails, with the count it measured, when it finds that many or fewer (the
+    loss was not caught); 'not judged', never passed, when the window is not recorded. The reports show it as an
+    expected finding with the count.
+
+    Example: Then the loss check finds more than 100 acknowledged tuples lost
+    """
+    context.world.claim("expected_lost", limit=count)
+
+
 @then("the data loss window is at most {limit:Duration}")
 def step_loss_window(context: Context, limit: Any) -> None:
     """The lost acknowledged tuples were sent within a window no longer than the limit. Judged over the data window:
@@ -165,3 +178,32 @@ def step_state_loss(context: Context, limit: Any) -> None:
     Example: Then at most 5 seconds of state updates are lost
     """
     context.world.claim("state_loss", limit=limit)
+
+
+@then("the state check finds lost updates of more than {limit:Duration}")
+def step_expect_state_loss(context: Context, limit: Any) -> None:
+    """An expected finding: the scenario shows the state check catching a real loss of state. Runs the check of "at
+    most ... of state updates are lost" on the same data window, waited for alike, and passes only when the state
+    loss window it measures is longer than the limit, or when keys restarted empty although the toolkit monitor
+    saw their state replicated to the new active (lost beyond any limit); fails, with the window it measured, when
+    the loss is within the limit (the loss was not caught); 'not judged', never passed, when the state cannot be
+    judged (no state declared, no takeover, no output of the new active for the old one's keys).
+
+    Example: Then the state check finds lost updates of more than 5 seconds
+    """
+    context.world.claim("expected_state_loss", limit=limit)
+
+
+@then('the restored-state check finds that "{new}" did not resume from a consistent copy of the state of "{old}"')
+def step_expect_inconsistent_state(context: Context, new: Any, old: Any) -> None:
+    """An expected finding: the scenario shows the restored-state check catching a state the old active never had.
+    Runs the check of "resumes from a consistent copy of the state" on the same data window, waited for alike, and
+    passes only when it finds keys whose restored state the old active never had (the keys, their restored and
+    reached counts and the reason are its evidence); fails when every key resumed from a state the old active
+    really had, or from empty (the copy is consistent: nothing was caught); 'not judged', never passed, when the
+    state cannot be judged.
+
+    Example: Then the restored-state check finds that "dc2" did not resume from a consistent copy of the state of "dc1"
+    """
+    world = context.world
+    world.claim("expected_inconsistent_state", new=world.datacenter(new), old=world.datacenter(old))

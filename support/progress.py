@@ -73,3 +73,12 @@ class ConsoleProgress:
         else:
             how = "met" if met else "gave up"
             self._write(f"{PREFIX}{what}: {how} after {format_seconds(elapsed, 0)}\n")
+
+    def note(self, text: str) -> None:
+        """One line that stays (e.g. an expected finding a check found): below any wait line on the screen."""
+        if self._stream is None:
+            return
+        if self._tty and self._showing is not None:
+            self._write(ERASE)
+            self._showing = None
+        self._write(f"{PREFIX}{text}\n")

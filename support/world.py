@@ -47,7 +47,8 @@ from support.metrics.series import Baseline
 from support.metrics.session import MetricsSession
 from support.orchestration import CleanupStack, Journal
 from support.progress import ConsoleProgress
-from support.reporting.allure import RESIDUE_PREFIX, label_dc_pair
+from support.reporting.allure import RESIDUE_PREFIX, attach_text, label_dc_pair
+from support.reporting.judged import expectation
 from support.stopconditions import StopWatch, checks_from_settings
 from support.streams.errors import StreamsError
 from support.streams.exchange import DataExchangeClient
@@ -598,6 +599,10 @@ class World:
                                          verdict.evidence)
         self.journal.record("verdict", cid=f"c{self._claims}", name=verdict.name, status=verdict.status,
                             passed=verdict.passed, summary=verdict.summary, snapshot=snapshot.to_json())
+        expected = expectation(verdict.to_json())
+        if expected is not None:  # an expected finding is shown with what was measured, found or not
+            self.progress.note(f"expected finding: {expected}")
+            attach_text("expected finding", f"{expected}\n{verdict.summary}")
         if verdict.status == NOT_JUDGED:
             self.verdict_error = verdict.summary
             raise NotJudged(verdict.summary)

@@ -54,9 +54,14 @@ class StateReport:
     samples: list[dict[str, Any]] = field(default_factory=list)
     lost_samples: list[dict[str, Any]] = field(default_factory=list)
     not_judged: str = ""  # why the declared state cannot be judged (no state, no count)
+    #: keys that restarted empty although the old active updated them before ``replicated_before`` (None: not asked)
+    not_restored: int | None = None
+    not_restored_samples: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        extra = {"not_judged": self.not_judged} if self.not_judged else {}
+        extra: dict[str, Any] = {"not_judged": self.not_judged} if self.not_judged else {}
+        if self.not_restored is not None:
+            extra.update(not_restored=self.not_restored, not_restored_samples=self.not_restored_samples)
         return {**extra,
             "old": self.old, "new": self.new, "since": self.since, "keys_judged": self.keys_judged,
             "consistent": self.consistent, "empty": self.empty, "unverified": self.unverified,
@@ -298,7 +303,8 @@ def _lost_vectorized(r: Table, groups: _Groups, old_code: int, k: _KeyHistory, r
 
 
 def check_state(sent: Table | Sequence[SentRow], received: Table | Sequence[ReceivedRow],
-                old: str, new: str, since: float, state: Sequence[Aggregate] = ORDERS.state) -> StateReport:
+                old: str, new: str, since: float, state: Sequence[Aggregate] = ORDERS.state,
+                replicated_before: float | None = None) -> StateReport:
     """Judge the state ``new`` restored when it took over from ``old`` (outputs of ``new`` from ``since``).
 
     For key K, let o_1..o_m be the new active's outputs of K in order and p_i the number of K tuples it
@@ -310,6 +316,10 @@ def check_state(sent: Table | Sequence[SentRow], received: Table | Sequence[Rece
     other aggregates of ``state`` must equal the old active's at that count updated with the first output's tuple
     (a sum adds its input, min and max compare, last replaces). Updates of the old active beyond b are lost state
     updates. ``state`` is the declared state (output column -> aggregate); count_i is its ``count`` aggregate.
+
+    With ``replicated_before`` (an instant by which a snapshot replicated to ``new`` held every key the old active
+    had updated), the report also counts the keys that restarted empty although the old active had updated them
+    before it: replicated state that was not restored at all (``not_restored``, with samples).
     """
     empty_report = StateReport(old, new, since, 0, 0, 0, 0, 0, 0, 0, 0, 0.0, None, None, 0.0)
     count_column = next((a.output for a in state if a.kind == "count"), None)
@@ -416,6 +426,17 @@ def check_state(sent: Table | Sequence[SentRow], received: Table | Sequence[Rece
         for i in np.argsort(-spans, kind="stable")[:SAMPLE].tolist():
             lost_samples.append({"key": names[int(lost_keys[i])], "updates": int(lost_n[i]),
                                  "from": round(float(lost_from[i]), 3), "until": round(float(lost_until[i]), 3)})
+    not_restored: int | None = None
+    not_restored_samples: list[dict[str, Any]] = []
+    if replicated_before is not None:
+        empty_of_key = np.zeros(nkeys, dtype=bool)
+        empty_of_key[group_key] = empty & ~inconsistent
+        dropped = empty_of_key[lost_keys] & (lost_from < replicated_before) if len(lost_keys) else np.zeros(0, bool)
+        not_restored = int(dropped.sum())
+        names = r.categories["key"]
+        for i in np.flatnonzero(dropped)[:SAMPLE].tolist():
+            not_restored_samples.append({"key": names[int(lost_keys[i])], "updates": int(lost_n[i]),
+                                         "first_update": round(float(lost_from[i]), 3)})
     loss_first = float(lost_from.min()) if len(lost_keys) else None
     loss_last = float(lost_until.max()) if len(lost_keys) else None
     samples = []
@@ -451,4 +472,6 @@ def check_state(sent: Table | Sequence[SentRow], received: Table | Sequence[Rece
         max_key_window=max_key_window,
         samples=samples,
         lost_samples=lost_samples,
+        not_restored=not_restored,
+        not_restored_samples=not_restored_samples,
     )

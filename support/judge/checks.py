@@ -312,6 +312,118 @@ def _state_loss(h: History, w: facts.Window, sent: Table, received: Table, p: Pa
     return _state_verdict("state_loss_window", state_report(h), lambda r: measure.check_state_loss(r, limit))
 
 
+# ------------------------------------------------------------------------------------ expected findings
+#
+# A scenario that shows a check catching a real loss states the finding it expects: each of these runs the named
+# check on the same evidence (the same data window, waited for alike) and passes only when that check finds the
+# stated failure beyond the stated amount. It fails, naming what was measured, when the check finds nothing (the
+# defect was not caught), and is not judged, never passed, when the check cannot judge. Its evidence carries
+# ``expected_finding`` (the check, what was stated, what was measured, whether it was found) for the reports.
+
+EXPECTED = "expected_finding"
+
+
+def expected_finding(check_name: str, stated: str, measured: str, found: bool) -> dict[str, Any]:
+    """The ``expected_finding`` evidence of an expected-finding verdict."""
+    return {"check": check_name, "stated": stated, "measured": measured, "found": found}
+
+
+def _expected(name: str, check_name: str, stated: str, measured: str, found: bool, what: str, missed: str,
+              underlying: Verdict) -> Verdict:
+    evidence = {**underlying.evidence, EXPECTED: expected_finding(check_name, stated, measured, found),
+                "underlying": {"name": underlying.name, "status": underlying.status, "summary": underlying.summary}}
+    if found:
+        return Verdict(name, True, f"Expected finding, found: {what} ({measured} {stated}: expected, found).",
+                       evidence)
+    return Verdict(name, False, f"Expected finding not found: {missed} ({measured}, not {stated}); the "
+                                f"{check_name} check did not catch the loss the scenario expects.", evidence)
+
+
+def replicated_before(h: History, new: str, until: float) -> float | None:
+    """An instant by which a snapshot replicated to ``new`` held every key its remote had updated: the look at
+    which the toolkit monitor saw ``new`` store its previous-to-last snapshot before ``until`` (the last one was
+    stored after that look, so it was taken after every update before it). None when the monitor saw fewer than
+    two snapshots stored (a standby stub is no job: its receiver's metrics are not seen)."""
+    stored = [e.t for e in h.events if e.event == "toolkit.snapshot_stored" and e.fields.get("dc") == new
+              and e.t <= until]
+    return stored[-2] if len(stored) >= 2 else None
+
+
+def _expected_state(name: str, check_name: str, stated: str, h: History, p: Params,
+                    judge: Callable[[Any], Verdict]) -> Verdict:
+    fault = facts.latest_fault(h)
+    report = None
+    if fault is not None:
+        old, new = facts.pair(h, fault)
+        old, new = str(p.get("old") or old), str(p.get("new") or new)
+        report = check_state(h.sent, h.received, old, new, fault.t, h.contract.state,
+                             replicated_before(h, new, fault.t))
+    if report is None:
+        return Verdict(name, False, "No fault was injected, so no data center resumed from another's state and "
+                                    "there was no loss to find.", {EXPECTED: expected_finding(
+                                        check_name, stated, "no fault", False)})
+    verdict = _state_verdict(name, report, judge)
+    if verdict.status == measure.NOT_JUDGED:  # never a finding: the check could not look
+        return Verdict(name, False, verdict.summary, {**verdict.evidence, EXPECTED: expected_finding(
+            check_name, stated, "not judged", False)}, verdict.status)
+    return verdict
+
+
+@_data_check("expected_state_loss", "expected_state_loss")
+def _expected_state_loss(h: History, w: facts.Window, sent: Table, received: Table, p: Params) -> Verdict:
+    limit = float(p["limit"])
+    stated = f"> {secs(limit, None)}"
+
+    def judge(r: Any) -> Verdict:
+        underlying = measure.check_state_loss(r, limit)
+        measured = f"state loss window {secs(r.loss_window)}"
+        dropped = r.not_restored or 0
+        if dropped:
+            measured += f", {dropped} keys' replicated state not restored at all"
+        found = r.loss_window > limit or dropped > 0
+        what = (f"{r.new} lost {r.lost_updates} state updates made by {r.old}, spanning {secs(r.loss_window)}"
+                + (f"; {dropped} keys restarted empty although their state had been replicated (lost beyond any "
+                   "limit)" if dropped else ""))
+        missed = (f"{r.new} lost {r.lost_updates} state updates made by {r.old}, spanning {secs(r.loss_window)}, "
+                  f"within {secs(limit, None)}"
+                  + (f"; {r.inconsistent} keys' state was inconsistent (a finding of the restored-state check)"
+                     if r.inconsistent else ""))
+        return _expected("expected_state_loss", "state loss", stated, measured, found, what, missed, underlying)
+
+    return _expected_state("expected_state_loss", "state loss", stated, h, p, judge)
+
+
+@_data_check("expected_inconsistent_state", "expected_inconsistent_state")
+def _expected_inconsistent(h: History, w: facts.Window, sent: Table, received: Table, p: Params) -> Verdict:
+    def judge(r: Any) -> Verdict:
+        underlying = measure.check_consistent_state(r)
+        measured = f"{r.inconsistent} of {r.keys_judged} keys resumed from a state {r.old} never had"
+        sample = r.samples[0] if r.samples else {}
+        low, high = (sample.get("restored_count_range") or [None, None])[:2]
+        example = (f" (e.g. {sample.get('key')}: restored count {low}..{high}, {r.old} reached at most "
+                   f"{sample.get('old_max_count')}: {sample.get('reason')})" if sample else "")
+        what = f"{r.new} resumed {r.inconsistent} of {r.keys_judged} keys from a state {r.old} never had{example}"
+        missed = (f"{r.new} resumed all {r.keys_judged} keys from a state {r.old} really had"
+                  + (f" ({r.empty} started empty)" if r.empty else ""))
+        return _expected("expected_inconsistent_state", "restored state", "> 0 keys", measured, r.inconsistent > 0,
+                         what, missed, underlying)
+
+    return _expected_state("expected_inconsistent_state", "restored state", "> 0 keys", h, p, judge)
+
+
+@_data_check("expected_lost", "expected_lost")
+def _expected_lost(h: History, w: facts.Window, sent: Table, received: Table, p: Params) -> Verdict:
+    limit = float(p["limit"])
+    report = check_delivery(sent, received)
+    underlying = measure.check_lost(report, int(limit))
+    measured = f"{report.lost} of {report.acknowledged} acknowledged tuples lost"
+    what = (f"{report.lost} of {report.acknowledged} acknowledged tuples never came out; they were sent within "
+            f"{secs(report.loss_window)}")
+    missed = f"{report.lost} of {report.acknowledged} acknowledged tuples never came out"
+    return _expected("expected_lost", "loss", f"> {limit:g}", measured, report.lost > limit, what, missed,
+                     underlying)
+
+
 # ---------------------------------------------------------------------------------------------- objectives
 
 #: objective -> (the check that judges it, its parameters from the objectives, the new active and the settings)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from support.reporting.charts import PHASE_LABELS, throughput_svg, timeline_svg
-from support.reporting.judged import clock, day, readable_times, recovery_reason
+from support.reporting.judged import clock, day, expectation, readable_times, recovery_reason
 from support.units import format_seconds
 
 if TYPE_CHECKING:
@@ -284,12 +284,25 @@ def rto_rpo_table(record: Mapping[str, Any]) -> str:
     return "".join(out)
 
 
+def step_details(verdict: Mapping[str, Any]) -> dict[str, Any]:
+    """The Allure ``statusDetails`` of the step whose claim gave ``verdict``: the verdict's sentence when it did not
+    pass, and for an expected finding always (what was measured against what was expected)."""
+    expected = expectation(verdict)
+    if expected is not None:
+        return {"message": f"expected finding: {expected}. {verdict.get('summary')}"}
+    return {} if verdict.get("passed") else {"message": verdict.get("summary")}
+
+
 def verdicts_text(verdicts: Sequence[Mapping[str, Any]]) -> str:
     """One line per verdict: PASS/FAIL, name, the sentence a product owner reads."""
     def word(v: Mapping[str, Any]) -> str:
         return "PASS" if v["passed"] else "NOT JUDGED" if v.get("status") == "not judged" else "FAIL"
 
-    return "\n".join(f"{word(v)} {v['name']}: {v['summary']}" for v in verdicts)
+    def expected(v: Mapping[str, Any]) -> str:
+        text = expectation(v)
+        return "" if text is None else f" [expected finding: {text}]"
+
+    return "\n".join(f"{word(v)} {v['name']}{expected(v)}: {v['summary']}" for v in verdicts)
 
 
 def journal_text(events: Sequence[JournalEvent]) -> str:
@@ -391,7 +404,7 @@ def rewrite_results(results: Path, scenarios: Sequence[tuple[Mapping[str, Any], 
             verdict = by_step.get(str(step.get("name")))
             if verdict is not None:
                 step["status"] = ALLURE_STATUS.get(str(verdict.get("status")), "broken")
-                step["statusDetails"] = {} if verdict.get("passed") else {"message": verdict.get("summary")}
+                step["statusDetails"] = step_details(verdict)
         sources = {a.get("name"): a for a in test.get("attachments") or []}
         for name, body, kind in attachments:
             mime, ext = ATTACHMENT_TYPES[kind]

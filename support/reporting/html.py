@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from support.reporting.charts import PHASE_LABELS, throughput_svg, timeline_svg
-from support.reporting.judged import METRICS, Shown, clock, phase_judgement, recovery_reason, shown
+from support.reporting.judged import METRICS, Shown, clock, expectation, phase_judgement, recovery_reason, shown
 from support.reporting.scorecard import distributions_html, scorecard_html
 from support.units import format_seconds
 
@@ -33,6 +33,7 @@ th{color:#555;font-weight:600} .num{text-align:right;font-variant-numeric:tabula
 .kv div{display:flex;justify-content:space-between;gap:8px;border-bottom:1px solid #eee;padding:3px 0}
 .kv span{color:#555} .kv b{font-weight:400;text-align:right;font-variant-numeric:tabular-nums}
 .passed{color:#1a7f37;font-weight:600} .failed{color:#c62828;font-weight:600} .skipped{color:#8a8a8a}
+.expected{background:#fff4ce;border-radius:3px;padding:0 4px}
 .interrupted{color:#b35900;font-weight:600}
 .badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;color:#fff}
 .badge.passed{background:#2da44e} .badge.failed{background:#d1242f} .badge.skipped{background:#8a8a8a}
@@ -124,8 +125,10 @@ def _scenario(index: int, s: dict[str, Any]) -> str:
         out.append("<h3>Verdicts</h3>")
         for v in verdicts:
             mark = "passed" if v["passed"] else "failed"
+            expected = expectation(v)
+            note = "" if expected is None else f' <span class="expected">expected finding: {_e(expected)}</span>'
             out.append(f'<div class="verdict"><span class="{mark}">{"✔" if v["passed"] else "✘"} {_e(v["name"])}</span>'
-                       f" — {_e(v['summary'])}</div>")
+                       f"{note} — {_e(v['summary'])}</div>")
     out.append("</section>")
     return "".join(out)
 

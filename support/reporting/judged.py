@@ -19,12 +19,15 @@ NOT_CHECKED = "not checked"
 #: metric -> (label, verdicts that judge it, unit: "s" seconds or "" a count)
 METRICS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "rto": ("RTO", ("recovery_time",), "s"),
-    "lost": ("lost", ("lost",), ""),
+    "lost": ("lost", ("lost", "expected_lost"), ""),
     "duplicated": ("duplicated", ("duplicated",), ""),
     "unknown": ("unknown", ("unknown",), ""),
     "loss_window": ("loss window", ("loss_window",), "s"),
 }
 NO_FAILOVER_VERDICTS = ("no_failover", "no_takeover")
+#: the verdicts of the steps that state an expected finding -> the check whose finding they expect
+EXPECTED_FINDINGS = {"expected_state_loss": "state loss", "expected_inconsistent_state": "restored state",
+                     "expected_lost": "loss"}
 
 
 @dataclass(frozen=True)
@@ -57,8 +60,30 @@ def _verdicts(record: Mapping[str, Any], names: tuple[str, ...]) -> list[Mapping
     return found
 
 
+def expectation(verdict: Mapping[str, Any]) -> str | None:
+    """How a verdict that states an expected finding reads beside its name (None for any other verdict):
+    ``state loss window 12.4 s > 5 s: expected, found``; ``state loss window 0.4 s, expected > 5 s: not found``;
+    ``expected state loss > 5 s: not judged``."""
+    name = str(verdict.get("name"))
+    finding = (verdict.get("evidence") or {}).get("expected_finding")
+    if name not in EXPECTED_FINDINGS and not isinstance(finding, Mapping):
+        return None
+    if not isinstance(finding, Mapping):
+        finding = {"check": EXPECTED_FINDINGS[name], "stated": "", "measured": ""}
+    stated, measured = str(finding.get("stated") or ""), str(finding.get("measured") or "")
+    if verdict.get("status") == "not judged" or not measured or measured in ("not judged", "no fault"):
+        why = "no fault" if measured == "no fault" else "not judged"
+        return f"expected {finding.get('check')} {stated}: {why}".replace("  ", " ")
+    if verdict.get("passed"):
+        return f"{measured} {stated}: expected, found"
+    return f"{measured}, expected {stated}: not found"
+
+
 def _limit(verdict: Mapping[str, Any], unit: str) -> str | None:
     evidence = verdict.get("evidence") or {}
+    finding = evidence.get("expected_finding")
+    if isinstance(finding, Mapping):  # an expected finding: the check must find more than the stated amount
+        return f"{finding.get('stated')} expected"
     if unit == "s":
         limit = evidence.get("limit_s", evidence.get("limit"))
         return None if limit is None else f"≤ {format_seconds(limit, None)}"

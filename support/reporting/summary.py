@@ -126,6 +126,7 @@ def summary_table(scenarios: Iterable[dict[str, Any]], widths: Sequence[int] = C
     """
     from support.reporting.judged import shown
 
+    scenarios = list(scenarios)
     header = ("Scenario", "Status", "RTO", "Lost", "Duplicated", "Unknown")
     rows = [[textwrap.wrap(cell, width, break_on_hyphens=False) or [""] for cell, width in zip(
         (str(s["name"]), str(s["status"]), *(shown(s, m).text() for m in ("rto", "lost", "duplicated", "unknown"))),
@@ -139,4 +140,14 @@ def summary_table(scenarios: Iterable[dict[str, Any]], widths: Sequence[int] = C
     for row in rows:
         for k in range(max(len(cell) for cell in row)):
             lines.append(line([cell[k] if k < len(cell) else "" for cell in row]))
-    return "\n".join(lines)
+    return "\n".join(lines + expected_lines(scenarios))
+
+
+def expected_lines(scenarios: Iterable[dict[str, Any]]) -> list[str]:
+    """Below the table, a line per expected finding a scenario stated: found or not, with what was measured."""
+    from support.reporting.judged import expectation
+
+    found = [(str(s["name"]), v, expectation(v)) for s in scenarios for v in s.get("verdicts") or []]
+    return ["", "Expected findings:", *(f"  {'found' if v.get('passed') else 'NOT FOUND'}: {name}: {text}"
+                                       for name, v, text in found if text is not None)] \
+        if any(text is not None for _, _, text in found) else []
