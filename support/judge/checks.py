@@ -336,7 +336,7 @@ def _expected(name: str, check_name: str, stated: str, measured: str, found: boo
         return Verdict(name, True, f"Expected finding, found: {what} ({measured} {stated}: expected, found).",
                        evidence)
     return Verdict(name, False, f"Expected finding not found: {missed} ({measured}, not {stated}); the "
-                                f"{check_name} check did not catch the loss the scenario expects.", evidence)
+                                f"{check_name} check did not catch the failure the scenario expects.", evidence)
 
 
 def replicated_before(h: History, new: str, until: float) -> float | None:
@@ -400,8 +400,10 @@ def _expected_inconsistent(h: History, w: facts.Window, sent: Table, received: T
         measured = f"{r.inconsistent} of {r.keys_judged} keys resumed from a state {r.old} never had"
         sample = r.samples[0] if r.samples else {}
         low, high = (sample.get("restored_count_range") or [None, None])[:2]
-        example = (f" (e.g. {sample.get('key')}: restored count {low}..{high}, {r.old} reached at most "
-                   f"{sample.get('old_max_count')}: {sample.get('reason')})" if sample else "")
+        fits = (f"restored count {low}..{high}" if low is not None and high is not None and low <= high
+                else "no restored count fits its outputs")
+        example = (f" (e.g. {sample.get('key')}: {fits}, {r.old} reached at most {sample.get('old_max_count')}: "
+                   f"{sample.get('reason')})" if sample else "")
         what = f"{r.new} resumed {r.inconsistent} of {r.keys_judged} keys from a state {r.old} never had{example}"
         missed = (f"{r.new} resumed all {r.keys_judged} keys from a state {r.old} really had"
                   + (f" ({r.empty} started empty)" if r.empty else ""))

@@ -286,11 +286,10 @@ def rto_rpo_table(record: Mapping[str, Any]) -> str:
 
 def step_details(verdict: Mapping[str, Any]) -> dict[str, Any]:
     """The Allure ``statusDetails`` of the step whose claim gave ``verdict``: the verdict's sentence when it did not
-    pass, and for an expected finding always (what was measured against what was expected)."""
-    expected = expectation(verdict)
-    if expected is not None:
-        return {"message": f"expected finding: {expected}. {verdict.get('summary')}"}
-    return {} if verdict.get("passed") else {"message": verdict.get("summary")}
+    pass, and for an expected finding always (its sentence names what was measured against what was expected)."""
+    if not verdict.get("passed") or expectation(verdict) is not None:
+        return {"message": verdict.get("summary")}
+    return {}
 
 
 def verdicts_text(verdicts: Sequence[Mapping[str, Any]]) -> str:

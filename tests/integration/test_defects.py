@@ -7,6 +7,11 @@ same for telemetry as @telemetry-state, @telemetry-steady and @telemetry-hang, a
 Behave stops a scenario at its first failing step, so each defect is expected to fail exactly one named verdict,
 and the verdicts before it must have passed.
 
+The steps that state an expected finding are held to the same runs: judged again from disk with their claim made
+where the inverted check's was (the same window, no lab time), each finds what its defect breaks and fails on the
+clean lab, naming what it measured; on the early-input lab the restored-state finding also runs live
+(tests/integration/features/expected_findings.feature) and judges again from disk to the same verdict.
+
 The lab is switched from one defect to the next (down, then up with the switch) and brought back clean once, when
 the module ends: `lab up` takes ~15 s.
 """
@@ -23,10 +28,12 @@ from typing import Any
 import pytest
 from labwire import run_lab
 
+from support.judge.rejudge import rejudge
 from support.measure import NO_CHECKSUM
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKS = "tests/integration/features/measurement_checks.feature"
+EXPECTED = "tests/integration/features/expected_findings.feature"
 TAKEOVER = "tests/integration/features/short_takeover.feature"
 
 pytestmark = pytest.mark.lab
@@ -96,6 +103,34 @@ def journal_events(run_dir: Path, scenario: dict[str, Any], event: str) -> list[
     return [e for e in map(json.loads, lines) if e["event"] == event and e["scenario"] == scenario["name"]]
 
 
+# the expected-finding claims and the check each inverts: (scenario tag, inverted check, claim, its parameters)
+FINDINGS = {
+    "expected_state_loss": ("state", "state_loss", {"limit": 5.0}),
+    "expected_inconsistent_state": ("state", "consistent_state", {"new": "dc2", "old": "dc1"}),
+    "expected_lost": ("steady", "lost", {"limit": 0}),
+}
+# defect -> the expected finding that must find what it breaks
+FOUND_BY = {"lose-snapshot": "expected_state_loss", "early-input": "expected_inconsistent_state",
+            "drop-sink": "expected_lost"}
+
+
+def restate(run_dir: Path, summary: dict[str, Any], claims: list[str]) -> dict[str, dict[str, Any]]:
+    """The verdicts of expected-finding ``claims``, each claimed where its inverted check was in the recorded run
+    (same scenario, same instant: the same window), judged again from disk."""
+    journal = run_dir / "journal.jsonl"
+    lines = journal.read_text().splitlines()
+    events = [json.loads(line) for line in lines]
+    for i, name in enumerate(claims):
+        tag, inverted, params = FINDINGS[name]
+        scenario = by_tag(summary, tag)[0]["name"]
+        made = next(e for e in events if e["event"] == "claim" and e["check"] == inverted and e["scenario"] == scenario)
+        lines.append(json.dumps({**made, "cid": f"expected{i}", "check": name, "params": params,
+                                 "step": f"Then ({name})"}))
+    journal.write_text("\n".join(lines) + "\n")
+    judged = rejudge(run_dir)
+    return {v["name"]: v for s in judged["scenarios"] for v in s["verdicts"] if v["name"] in claims}
+
+
 def test_every_checker_passes_on_the_clean_lab(lab: Any, tmp_path: Path) -> None:
     done, summary = run(CHECKS, tmp_path, "@clean or @telemetry-integrity")
     assert len(summary["scenarios"]) == 7, [s["name"] for s in summary["scenarios"]]
@@ -128,6 +163,12 @@ def test_every_checker_passes_on_the_clean_lab(lab: Any, tmp_path: Path) -> None
         assert scenario["rpo"]["state_loss_window_s"] <= 5
         assert scenario["recovery"]["phases_s"]["throughput_recovered"] is not None
         assert scenario["order"]["reordered"] == 0
+    # where nothing is lost, every expected finding fails, naming what it measured
+    restated = restate(tmp_path / "latest", summary, list(FINDINGS))
+    assert {v["status"] for v in restated.values()} == {"failed"}, restated
+    for verdict in restated.values():
+        assert verdict["summary"].startswith("Expected finding not found: "), verdict["summary"]
+        assert not verdict["evidence"]["expected_finding"]["found"]
 
 
 # defect -> {scenario tag: the verdict that must fail}; no-takeover last, so that the takeover-limit test after
@@ -178,6 +219,17 @@ def test_the_matching_checker_fails_on_a_defective_lab(defective_lab: str, tmp_p
             assert evidence[shown] > 0 and all(evidence[o] in (0, None) for o in others), evidence
         if defective_lab == "lost-ack":
             assert evidence["unknown"] > 0 and evidence["unknown_delivered"] == evidence["unknown"], evidence
+    if defective_lab in FOUND_BY:  # the step that states this finding finds it, on the same evidence
+        name = FOUND_BY[defective_lab]
+        found = restate(tmp_path / "latest", summary, [name])[name]
+        assert found["status"] == "passed" and found["summary"].startswith("Expected finding, found: "), found
+    if defective_lab == "early-input":  # and live, judged again from disk alike
+        done, live = run(EXPECTED, tmp_path / "expected")
+        assert done.returncode == 0 and live["status"] == "passed", done.stdout[-3000:] + done.stderr[-3000:]
+        verdict = verdicts(live["scenarios"][0])["expected_inconsistent_state"]
+        assert verdict["evidence"]["inconsistent"] > 0 and verdict["evidence"]["inconsistent_samples"], verdict
+        again = rejudge(tmp_path / "expected" / "latest")
+        assert again["scenarios"][0]["verdicts"] == live["scenarios"][0]["verdicts"]
 
 
 @pytest.mark.parametrize("defective_lab", ["no-takeover"], indirect=True)

@@ -324,7 +324,7 @@ def test_the_reports_show_an_expected_finding_with_its_measurement() -> None:
     text = verdicts_text(record["verdicts"])
     assert "PASS expected_state_loss [expected finding: state loss window 9." in text
     assert "FAIL expected_lost [expected finding: 150 of 856" in text
-    assert step_details(found)["message"].startswith("expected finding: state loss window 9.")
+    assert step_details(found)["message"] == found["summary"]
     table = summary_table([record])
     assert "150 > 1000" in table  # the lost column shows what the scenario expected ("> 1000 expected", wrapped)
     assert "Expected findings:" in table and "  found: s: state loss window 9." in table
@@ -346,5 +346,5 @@ def test_allure_steps_of_expected_findings_carry_the_measurement(tmp_path: Path)
     test = json.loads((tmp_path / "t-result.json").read_text())
     found, missed = test["steps"]
     assert found["status"] == "passed" and found["statusDetails"]["message"].startswith(
-        "expected finding: state loss window 9.")
+        "Expected finding, found: dc2 lost 500 state updates")
     assert missed["status"] == "failed" and "not found" in missed["statusDetails"]["message"]
