@@ -184,6 +184,8 @@ RESIDUE_PREFIX = "fault residue: "
 _VERDICT_OF = {"takeover": "takeover", "throughput_recovered": "throughput_recovered",
                "rto": "recovery_time", "lost": "lost", "loss_window": "loss_window",
                "state_loss_window": "state_loss_window", "duplicated": "duplicated"}
+#: the rows an expected finding judges where the scenario did not judge them with the usual check
+_EXPECTED_OF = {"lost": "expected_lost", "state_loss_window": "expected_state_loss"}
 _TABLE_CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:#1d2330;margin:12px;font-size:13px}
 table{border-collapse:collapse} td,th{padding:4px 10px;border-bottom:1px solid #eee;text-align:left;vertical-align:top}
@@ -273,7 +275,7 @@ def rto_rpo_table(record: Mapping[str, Any]) -> str:
         if row_group != group:
             group = row_group
             out.append(f'<tr class="group"><td colspan="4">{groups[row_group]}</td></tr>')
-        verdict = verdicts.get(_VERDICT_OF.get(key))
+        verdict = verdicts.get(_VERDICT_OF.get(key)) or verdicts.get(_EXPECTED_OF.get(key))
         judged = "" if verdict is None else (
             f'<span class="{"pass" if verdict.get("passed") else "fail"}">{"✔" if verdict.get("passed") else "✘"} '
             f'{escape(str(verdict.get("summary", "")))}</span>')

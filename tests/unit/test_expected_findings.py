@@ -24,7 +24,7 @@ from support.judge.record import judge_scenario
 from support.judge.rejudge import rejudge
 from support.measure import FAILED, NOT_JUDGED, PASSED
 from support.orchestration import JournalEvent
-from support.reporting.allure import rewrite_results, step_details, verdicts_text
+from support.reporting.allure import rewrite_results, rto_rpo_table, step_details, verdicts_text
 from support.reporting.html import render
 from support.reporting.judged import expectation, shown
 from support.reporting.summary import summary_table, validate_summary
@@ -330,6 +330,9 @@ def test_the_reports_show_an_expected_finding_with_its_measurement() -> None:
     assert "Expected findings:" in table and "  found: s: state loss window 9." in table
     assert "  NOT FOUND: s: 150 of 856 acknowledged tuples lost, expected > 1000: not found" in table
     assert shown(record, "lost").passed is False
+    table_page = rto_rpo_table(record)
+    assert "✘ Expected finding not found: 150 of 856" in table_page  # the lost row, judged by the finding
+    assert "✔ Expected finding, found: dc2 lost 500 state updates" in table_page  # the state loss window row
 
 
 def test_other_verdicts_read_as_before() -> None:
