@@ -341,9 +341,10 @@ def _expected(name: str, check_name: str, stated: str, measured: str, found: boo
 
 def replicated_before(h: History, new: str, until: float) -> float | None:
     """An instant by which a snapshot replicated to ``new`` held every key its remote had updated: the look at
-    which the toolkit monitor saw ``new`` store its previous-to-last snapshot before ``until`` (the last one was
-    stored after that look, so it was taken after every update before it). None when the monitor saw fewer than
-    two snapshots stored (a standby stub is no job: its receiver's metrics are not seen)."""
+    which the toolkit monitor saw ``new`` store its previous-to-last snapshot before ``until``. The last one was
+    stored after that look; with replication quicker than the snapshot period (the toolkit sends one snapshot per
+    period), it was taken after every update before it. None when the monitor saw fewer than two snapshots stored
+    (a standby stub is no job: its receiver's metrics are not seen)."""
     stored = [e.t for e in h.events if e.event == "toolkit.snapshot_stored" and e.fields.get("dc") == new
               and e.t <= until]
     return stored[-2] if len(stored) >= 2 else None
