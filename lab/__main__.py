@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     p_skew = sub.add_parser("skew", help="shift the times one data center reports (no argument: show the skews)")
     p_skew.add_argument("--dc", choices=paths.DCS, help="the data center whose reported times to shift")
-    p_skew.add_argument("--by", metavar="SECONDS", help="e.g. 2.5s, -1500ms, 0 (back to true time)")
+    p_skew.add_argument("--by", metavar="SECONDS",
+                        help="e.g. 2.5s, --by=-1500ms (a negative value needs the = form), 0 (back to true time)")
     args = parser.parse_args(argv)
     if args.cmd in ("up", "down"):
         control.check_root()

@@ -49,8 +49,12 @@ DATE_RESOLUTION = 1.0
 #: stop probing a source once its bound is this narrow (s) ...
 TARGET_BOUND = 0.005
 #: ... or after this long (s) or this many exchanges
-MAX_SECONDS = 3.0
-MAX_SAMPLES = 40
+MAX_SECONDS = 2.5
+MAX_SAMPLES = 60
+#: a sweep across the window of a Date header's predicted turn-over asks this many times at most
+SWEEP_STEPS = 32
+#: (connect, read) timeout (s) of one exchange: a data center that does not answer costs seconds, not minutes
+PROBE_TIMEOUT = (1.0, 2.0)
 
 
 @dataclass(frozen=True)
@@ -146,8 +150,9 @@ def probe(read: Callable[[], float | None], source: str, resolution: float = DAT
     None when it gave none) until the bound is ``target`` or about a round trip, or ``max_seconds`` or
     ``max_samples`` are spent. A fine stamp (``resolution`` within a few round trips) is simply asked a few
     times. A coarse one (an HTTP ``Date``) is asked at instants swept across the window in which its next
-    turn-over is predicted, each pass ``1/16`` of the previous window apart (never closer than a round trip),
-    until the turn-over is caught between two answers: each pass narrows the bound sixteenfold. ``wait(s)``
+    turn-over is predicted, each pass ``1/SWEEP_STEPS`` of the previous window apart (never closer than a round
+    trip), until the turn-over is caught between two answers: each pass (one per second, the first one half a
+    second on average) narrows the bound that much. ``wait(s)``
     paces the requests (default: an event wait). None when no exchange gave a stamp."""
     pause: Callable[[float], object] = wait or threading.Event().wait
     samples: list[Sample] = []
@@ -160,7 +165,7 @@ def probe(read: Callable[[], float | None], source: str, resolution: float = DAT
         t1 = clock()
         if stamp is None:
             failures += 1
-            if failures >= 3:
+            if failures >= 2 or not samples:  # a source that does not answer at once is left out
                 break
             continue
         samples.append(Sample(t0, t1, stamp, resolution))
@@ -181,7 +186,7 @@ def probe(read: Callable[[], float | None], source: str, resolution: float = DAT
         now = clock()
         w0, w1 = tick_window(lo, hi, resolution, now + rtt)
         if sweep is None or abs(sweep[0] - w1) > rtt + 1e-9:  # a new turn-over: a new, finer sweep
-            sweep = (w1, max((w1 - w0) / 16, rtt))
+            sweep = (w1, max((w1 - w0) / SWEEP_STEPS, rtt))
         at = max(w0 + sweep[1], now + rtt)  # the instant the answer should be stamped ...
         send = at - rtt / 2  # ... about half a round trip after the request leaves
         if send - started > max_seconds:
@@ -209,7 +214,7 @@ def date_reader(client: Any) -> Callable[[], float | None]:
 
     def read() -> float | None:
         try:
-            response = client.session.get(client.root_url, timeout=client.settings.timeout)
+            response = client.session.get(client.root_url, timeout=PROBE_TIMEOUT)
         except requests.RequestException as exc:
             log.debug("clock probe of %s: %s", client.root_url, exc)
             return None

@@ -59,6 +59,20 @@ def before_all(context: Any) -> None:
              f" (drill {drill[0]}/{drill[1]})" if drill else "")
     context.failover = RunContext.open(config, run_id, run_dir)
     context.failover.drill = drill
+    context.failover.start_clocks()  # the data centers' clock offsets, in the background (support/clocks.py)
+
+
+#: the end estimate only gives the drift: one turn-over of a Date header (a bound of a few tens of ms) will do
+END_PROBE = {"max_seconds": 1.2, "target": 0.03}
+
+
+def _measure_end_clocks(run: RunContext) -> None:
+    """The data centers' clock offsets at the end of the run (support/clocks.py); never stops a run."""
+    try:
+        run.clocks  # noqa: B018 - the start estimate first (a run without scenarios may still be making it)
+        run.measure_clocks("end", **END_PROBE)
+    except Exception:
+        log.exception("could not estimate the data centers' clock offsets at the end of the run")
 
 
 def drill_of(userdata: Any) -> tuple[int, int] | None:
@@ -203,6 +217,7 @@ def after_all(context: Any) -> None:
     if run is None:
         return
     _note_interrupt(context)
+    _measure_end_clocks(run)
     write_run_meta(run.run_dir, {"finished_at": time.time()})
     write_summary(run.run_dir)
     run.config.redactor.scrub_tree(run.run_dir)

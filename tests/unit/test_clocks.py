@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import math
 import random
+from typing import Any
 
 import pytest
 import requests
 
 from support import clocks
 from support.clocks import Clocks, Estimate, Sample, combine, error_bound, http_date, probe
+from support.data.contract import ORDERS
+from support.data.ledger import ReceivedRow
+from support.measure import recovery_timeline
+from support.orchestration import Journal
+from support.reporting.html import render
+from support.reporting.judged import bound_text, shown
+from support.reporting.summary import with_drift
+from support.toolkit import StandbyWatch, ToolkitNames
+from support.traffic import received_columns
 
 
 class FakeDC:
@@ -120,3 +130,70 @@ def test_estimate_dc_keeps_the_narrowest_source_and_the_others() -> None:
     best = clocks.estimate_dc({"fine": FakeDC(1.0, 0.003, resolution=0.001).read, "silent": lambda: None},
                               resolution=0.001)
     assert best is not None and best.source == "fine" and best.others == {}
+
+
+# ------------------------------------------------------------------ phases that mix clocks state their bound
+
+
+def _journal(tmp_path: Any, events: list[tuple[str, float, dict[str, Any]]]) -> Journal:
+    journal = Journal(tmp_path / "j.jsonl", "s")
+    for name, t, fields in events:
+        entry = journal.record(name, **fields)
+        object.__setattr__(entry, "t", t)  # pin the time for the test
+    return journal
+
+
+def _row(dc: str, t: float, processed: float, i: int = 0) -> ReceivedRow:
+    return ReceivedRow(f"x{i}", "k", 1, dc, t, processed, 1, 1.0, True)
+
+
+TABLE = Clocks(start={"dc1": Estimate(-1.5, 0.002, "rest Date", 1.0), "dc2": Estimate(3.0, 0.004, "rest Date", 1.0)})
+
+
+def test_a_phase_dated_by_a_data_center_states_that_clock_s_bound(tmp_path: Any) -> None:
+    journal = _journal(tmp_path, [
+        ("fault.effective", 100.0, {"kind": "dark"}),
+        ("toolkit.remote_down", 102.08, {"dc": "dc2", "happened_at": 102.013, "source": "operator metrics"}),
+        ("toolkit.takeover", 102.5, {"dc": "dc2", "source": "job list"}),  # a look: the tester's clock
+    ])
+    received = [_row("dc1", 99.5, 99.4), _row("dc2", 103.9, 103.1, 1)]
+    line = recovery_timeline(journal, received, "dc2", old="dc1", clocks=TABLE)
+    doc = line.to_json()
+    assert doc["error_bound_s"] == {"down_detected": 0.004, "takeover": 0.0, "first_output": 0.004, "rto": 0.004}
+    assert doc["clocks_used"] == {"down_detected": ["dc2"], "first_output": ["dc2"], "rto": ["dc2"]}
+    unknown = recovery_timeline(journal, received, "dc2", old="dc1").to_json()  # no estimate: the bound is unknown
+    assert unknown["error_bound_s"]["first_output"] is None
+
+
+def test_outputs_of_a_skewed_data_center_land_on_the_tester_s_timeline() -> None:
+    items = [{"id": "a", "key": "k", "seq": 1, "dc": "dc2", "processed_at": 1003.25},
+             {"id": "b", "key": "k", "seq": 2, "dc": "dc1", "processed_at": 998.75},
+             {"id": "c", "key": "k", "seq": 3, "dc": "dc1", "processed_at": 0}]
+    columns = received_columns(ORDERS, items, "dc2", 1001.0, TABLE.offsets())
+    assert columns["processed_at"] == [1000.25, 1000.25, 0]  # 0: not stamped, stays so
+
+
+def test_trace_stamps_of_a_skewed_data_center_are_corrected(tmp_path: Any) -> None:
+    journal = _journal(tmp_path, [])
+    stamps = "\n".join([
+        "2026-12-06T21:40:03.500Z INFO [Application_Logic] Received a notification about the remote data center "
+        "going down", ""])
+    watch = StandbyWatch("dc2", lambda offset: stamps if offset == 0 else "", lambda: 0, ToolkitNames(), journal,
+                         clock_offset=3.0)
+    watch.look()
+    down = journal.last("toolkit.remote_down")
+    assert down is not None and down.fields["happened_at"] == pytest.approx(_epoch(2026, 12, 6, 21, 40, 0) + 0.5)
+
+
+def test_the_summary_adds_the_drift_and_reports_show_the_bound() -> None:
+    record = {"name": "s", "rto_s": 3.1, "recovery": {"error_bound_s": {"first_output": 0.004, "rto": 0.004,
+                                                                          "takeover": 0.0},
+                                                        "clocks_used": {"first_output": ["dc2"], "rto": ["dc2"]}}}
+    table = Clocks(start=TABLE.start, end={"dc2": Estimate(3.01, 0.004, "rest Date", 9.0)})
+    drifted = with_drift(record, table)
+    assert drifted["recovery"]["error_bound_s"] == {"first_output": 0.014, "rto": 0.014, "takeover": 0.0}
+    assert record["recovery"]["error_bound_s"]["rto"] == 0.004  # the record itself is left alone
+    assert bound_text(drifted, "rto") == "± 14 ms" and bound_text(drifted, "takeover") == ""
+    assert shown(drifted, "rto").value == "3.10 s ± 14 ms"
+    assert "± 14 ms" in render({"run_id": "r", "status": "passed", "totals": {}, "scenarios": [
+        {**drifted, "status": "passed", "phases_s": {"first_output": 3.1}}], "clocks": table.to_json()})
