@@ -100,6 +100,15 @@ class RecoveryTimeline:
         """Seconds from the fault becoming effective to each phase."""
         return {name: self.phase(name) for name in PHASES}
 
+    def bound_note(self, name: str) -> str:
+        """`` ± 4 ms`` after a phase (or ``"rto"``) that a data center's clock dated; "" for the tester's clock."""
+        if name not in self.clocks_used:
+            return ""
+        bound = self.error_bounds.get(name)
+        if bound is None:
+            return f" ± ? (clock of {', '.join(self.clocks_used[name])} not estimated)"
+        return " ± " + (f"{max(1, round(bound * 1000))} ms" if bound < 1 else secs(bound))
+
     def to_json(self) -> dict[str, Any]:
         rto = self.rto
         return {
@@ -271,7 +280,8 @@ def check_takeover(timeline: RecoveryTimeline, dc: str, within: float) -> Verdic
         return Verdict("takeover", False, f"{dc} never took over (limit {secs(within, None)}).", evidence)
     ok = took <= within
     verb = "took over" if ok else "took over too late:"
-    return Verdict("takeover", ok, f"{dc} {verb} {secs(took)} after the fault (limit {secs(within, None)}).", evidence)
+    return Verdict("takeover", ok, f"{dc} {verb} {secs(took)}{timeline.bound_note('takeover')} after the fault "
+                                   f"(limit {secs(within, None)}).", evidence)
 
 
 def check_detection(timeline: RecoveryTimeline, lost: str, limit: float) -> Verdict:
@@ -284,7 +294,8 @@ def check_detection(timeline: RecoveryTimeline, lost: str, limit: float) -> Verd
         return Verdict("detection", False,
                        f"{timeline.standby} never reported {lost} DOWN (limit {secs(limit, None)}).", evidence)
     return Verdict("detection", seen <= limit,
-                   f"{timeline.standby} reported {lost} DOWN {secs(seen)} after the fault (limit {secs(limit, None)}).",
+                   f"{timeline.standby} reported {lost} DOWN {secs(seen)}{timeline.bound_note('down_detected')} after "
+                   f"the fault (limit {secs(limit, None)}).",
                    evidence)
 
 
@@ -300,7 +311,7 @@ def check_recovery_time(timeline: RecoveryTimeline, limit: float) -> Verdict:
     phases = ", ".join(f"{k.replace('_', ' ')} {secs(v)}" for k, v in timeline.phases().items() if v is not None)
     return Verdict(
         "recovery_time", ok,
-        f"Output flowed again from {timeline.standby} {secs(rto)} after the fault "
+        f"Output flowed again from {timeline.standby} {secs(rto)}{timeline.bound_note('rto')} after the fault "
         f"(limit {secs(limit, None)}; {phases}).",
         evidence,
     )
@@ -322,7 +333,8 @@ def check_throughput(timeline: RecoveryTimeline, fraction: float, within: float)
                        f"{secs(within, None)} of the fault.", evidence)
     ok = took <= within
     return Verdict("throughput_recovered", ok,
-                   f"Throughput was back to {percent} of the baseline ({rate:.0f} tuples/s) {secs(took)} after the "
+                   f"Throughput was back to {percent} of the baseline ({rate:.0f} tuples/s) {secs(took)}"
+                   f"{timeline.bound_note('throughput_recovered')} after the "
                    f"fault (limit {secs(within, None)}).", evidence)
 
 

@@ -13,7 +13,7 @@ from support import clocks
 from support.clocks import Clocks, Estimate, Sample, combine, error_bound, http_date, probe
 from support.data.contract import ORDERS
 from support.data.ledger import ReceivedRow
-from support.measure import recovery_timeline
+from support.measure import check_detection, check_recovery_time, check_takeover, recovery_timeline
 from support.orchestration import Journal
 from support.reporting.html import render
 from support.reporting.judged import bound_text, shown
@@ -163,6 +163,9 @@ def test_a_phase_dated_by_a_data_center_states_that_clock_s_bound(tmp_path: Any)
     assert doc["clocks_used"] == {"down_detected": ["dc2"], "first_output": ["dc2"], "rto": ["dc2"]}
     unknown = recovery_timeline(journal, received, "dc2", old="dc1").to_json()  # no estimate: the bound is unknown
     assert unknown["error_bound_s"]["first_output"] is None
+    assert "reported dc1 DOWN 2.01 s ± 4 ms after the fault" in check_detection(line, "dc1", 5).summary
+    assert "dc2 took over 2.50 s after the fault" in check_takeover(line, "dc2", 5).summary  # a look: no bound
+    assert "from dc2 3.10 s ± 4 ms after the fault" in check_recovery_time(line, 5).summary
 
 
 def test_outputs_of_a_skewed_data_center_land_on_the_tester_s_timeline() -> None:
