@@ -200,3 +200,21 @@ def test_the_summary_adds_the_drift_and_reports_show_the_bound() -> None:
     assert shown(drifted, "rto").value == "3.10 s ± 14 ms"
     assert "± 14 ms" in render({"run_id": "r", "status": "passed", "totals": {}, "scenarios": [
         {**drifted, "status": "passed", "phases_s": {"first_output": 3.1}}], "clocks": table.to_json()})
+
+
+def test_the_lab_skew_switch_takes_effect_at_once(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lab import clock, paths
+
+    monkeypatch.setattr(paths, "LAB_DIR", tmp_path)
+    monkeypatch.setattr(clock, "_bound", None)
+    clock.bind("dc2")
+    assert clock.skew() == 0.0
+    clock.set_skew("dc2", 3.0)
+    assert clock.skew() == 3.0 and clock.skew("dc1") == 0.0
+    assert abs(clock.now() - 3.0 - __import__("time").time()) < 0.05
+    clock.set_skew("dc2", -1.25)  # a change is seen on the next stamp (the file is re-read when it changes)
+    assert clock.skew() == -1.25
+    assert "dc2: -1.25 s" in clock.describe()
+    clock.reset()
+    assert clock.skew() == 0.0 and not list(tmp_path.iterdir())
+    assert clock.parse_seconds("-1500ms") == -1.5 and clock.parse_seconds("2.5s") == 2.5
