@@ -218,3 +218,16 @@ def test_the_lab_skew_switch_takes_effect_at_once(tmp_path: Any, monkeypatch: py
     clock.reset()
     assert clock.skew() == 0.0 and not list(tmp_path.iterdir())
     assert clock.parse_seconds("-1500ms") == -1.5 and clock.parse_seconds("2.5s") == 2.5
+
+
+def test_summary_json_carries_the_clocks_and_validates(tmp_path: Any) -> None:
+    from support.reporting.summary import build_summary, validate_summary, write_run_meta
+
+    table = Clocks(start=dict(TABLE.start), end={"dc1": Estimate(-1.4995, 0.003, "rest Date", 9.0),
+                                                 "dc2": Estimate(3.0, 0.004, "data exchange Date", 9.0)})
+    write_run_meta(tmp_path, {"run_id": "r", "clocks": table.to_json()})
+    summary = build_summary(tmp_path)
+    validate_summary(summary)
+    assert summary["clocks"]["dc1"]["drift_s"] == pytest.approx(0.0005)
+    assert summary["clocks"]["dc2"]["end"]["source"] == "data exchange Date"
+    assert set(summary["clocks"]["dc1"]["start"]) >= {"offset_s", "bound_s", "source", "at"}
