@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -45,7 +46,16 @@ def read_run_meta(run_dir: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+#: run.json is read, merged and written whole: one writer at a time (the clock probe writes from its own thread)
+_RUN_META_LOCK = threading.Lock()
+
+
 def write_run_meta(run_dir: Path, meta: dict[str, Any]) -> None:
+    with _RUN_META_LOCK:
+        _write_run_meta(run_dir, meta)
+
+
+def _write_run_meta(run_dir: Path, meta: dict[str, Any]) -> None:
     merged = read_run_meta(run_dir)
     merged.update(meta)
     path = run_dir / RUN_FILE
