@@ -24,9 +24,10 @@ at once, so a run that crashes still has it. A data center's estimate is the nar
 are kept.
 
 **Error bounds.** A phase that compares a data center's stamp with the tester's clock (a takeover dated by the
-toolkit's trace line, a first output dated by ``processed_at``) is off by at most that data center's bound plus
-how far its offset drifted from the start to the end of the run; a phase from two data centers' stamps by the
-sum of both. :func:`error_bound` computes it; phases state it as ``error_bound_s``.
+toolkit's trace line, a first output dated by ``processed_at``) is off by at most that data center's bound,
+widened by how far its offset drifted from the start to the end of the run (:meth:`Clocks.drift_allowance`); a
+phase from two data centers' stamps by the sum of both. :func:`error_bound` computes it; phases state it as
+``error_bound_s``.
 """
 
 from __future__ import annotations
@@ -290,16 +291,28 @@ class Clocks:
         return {dc: e.offset_s for dc, e in self.start.items()}
 
     def drift(self, dc: str) -> float:
-        """How far ``dc``'s offset moved from the start to the end of the run (0 until the end is known)."""
+        """How far ``dc``'s estimated offset moved from the start to the end of the run (0 until the end is
+        known)."""
         if dc in self.start and dc in self.end:
             return abs(self.end[dc].offset_s - self.start[dc].offset_s)
         return 0.0
 
+    def drift_allowance(self, dc: str) -> float:
+        """What the end estimate adds to the start bound of ``dc``: a stamp made while the offset moved from its
+        start to its end value is corrected by the start estimate ``s`` within ``max(bound(s), |e - s| +
+        bound(e))`` (the offset between the two, ``e`` the end estimate); this is that minus the start bound (0
+        until the end is known, or when the end estimate lies inside the start bound)."""
+        if dc not in self.start or dc not in self.end:
+            return 0.0
+        start, end = self.start[dc], self.end[dc]
+        return max(0.0, self.drift(dc) + end.bound_s - start.bound_s)
+
     def bound(self, dc: str) -> float | None:
         """How far a stamp of ``dc``, corrected by the start offset, may be off the tester's timeline: the start
-        bound plus the drift (None when ``dc``'s clock was not estimated)."""
+        bound, widened by the drift the end estimate shows (:meth:`drift_allowance`); None when ``dc``'s clock was
+        not estimated."""
         found = self.start.get(dc)
-        return None if found is None else found.bound_s + self.drift(dc)
+        return None if found is None else found.bound_s + self.drift_allowance(dc)
 
     def to_json(self) -> dict[str, Any]:
         """``summary.json``'s ``clocks``: ``{dc: {"start": {...}, "end": {...}, "drift_s": ...}}``."""

@@ -62,15 +62,11 @@ def before_all(context: Any) -> None:
     context.failover.start_clocks()  # the data centers' clock offsets, in the background (support/clocks.py)
 
 
-#: the end estimate only gives the drift: one turn-over of a Date header (a bound of a few tens of ms) will do
-END_PROBE = {"max_seconds": 1.2, "target": 0.03}
-
-
 def _measure_end_clocks(run: RunContext) -> None:
     """The data centers' clock offsets at the end of the run (support/clocks.py); never stops a run."""
     try:
         run.clocks  # noqa: B018 - the start estimate first (a run without scenarios may still be making it)
-        run.measure_clocks("end", **END_PROBE)
+        run.measure_clocks("end")
     except Exception:
         log.exception("could not estimate the data centers' clock offsets at the end of the run")
 

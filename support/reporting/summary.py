@@ -116,14 +116,14 @@ def build_summary(run_dir: Path, exit_code: int | None = None) -> dict[str, Any]
 
 def with_drift(record: dict[str, Any], clocks: Clocks) -> dict[str, Any]:
     """A scenario record whose phases' ``error_bound_s`` also count how far the clocks they used drifted over
-    the run (known only once the run's end estimate is in)."""
+    the run (:meth:`~support.clocks.Clocks.drift_allowance`; known only once the run's end estimate is in)."""
     recovery = record.get("recovery")
     if not isinstance(recovery, dict) or not recovery.get("clocks_used"):
         return record
     bounds = dict(recovery.get("error_bound_s") or {})
     for phase, dcs in recovery["clocks_used"].items():
         if isinstance(bounds.get(phase), int | float):
-            bounds[phase] = round(bounds[phase] + sum(clocks.drift(dc) for dc in dcs), 6)
+            bounds[phase] = round(bounds[phase] + sum(clocks.drift_allowance(dc) for dc in dcs), 6)
     return {**record, "recovery": {**recovery, "error_bound_s": bounds}}
 
 

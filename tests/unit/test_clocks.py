@@ -231,3 +231,12 @@ def test_summary_json_carries_the_clocks_and_validates(tmp_path: Any) -> None:
     assert summary["clocks"]["dc1"]["drift_s"] == pytest.approx(0.0005)
     assert summary["clocks"]["dc2"]["end"]["source"] == "data exchange Date"
     assert set(summary["clocks"]["dc1"]["start"]) >= {"offset_s", "bound_s", "source", "at"}
+
+
+def test_an_imprecise_end_estimate_widens_the_bound_only_as_far_as_it_must() -> None:
+    start = {"dc1": Estimate(0.0009, 0.0022, "rest Date", 1.0)}
+    inside = Clocks(start=start, end={"dc1": Estimate(0.0005, 0.001, "rest Date", 9.0)})  # within the start bound
+    assert inside.drift_allowance("dc1") == 0.0 and inside.bound("dc1") == pytest.approx(0.0022)
+    coarse = Clocks(start=start, end={"dc1": Estimate(0.0134, 0.0169, "rest Date", 9.0)})
+    # the offset may have moved anywhere up to 13.4 + 16.9 ms from where the start estimate put it
+    assert coarse.bound("dc1") == pytest.approx(0.0134 - 0.0009 + 0.0169)
