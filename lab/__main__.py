@@ -1,13 +1,13 @@
 """CLI: `python -m lab up [--defect NAME[,NAME]] [--scrape-interval 10s] [--failover-script reference|restoring]
 [--bastion] | down | status [--json] | logs [COMPONENT]
-| reset [--mode M] [--failover-script reference|restoring] [--fencing]`."""
+| reset [--mode M] [--failover-script reference|restoring] [--fencing] | skew [--dc DC --by SECONDS]`."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from lab import control, lease, prometheus, stub, views
+from lab import clock, control, lease, paths, prometheus, stub, views
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="submit the application with fencing=true (an application that fences itself)",
     )
+    p_skew = sub.add_parser("skew", help="shift the times one data center reports (no argument: show the skews)")
+    p_skew.add_argument("--dc", choices=paths.DCS, help="the data center whose reported times to shift")
+    p_skew.add_argument("--by", metavar="SECONDS",
+                        help="e.g. 2.5s, --by=-1500ms (a negative value needs the = form), 0 (back to true time)")
     args = parser.parse_args(argv)
     if args.cmd in ("up", "down"):
         control.check_root()
@@ -79,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         return views.status(args.json)
     if args.cmd == "logs":
         return views.logs(args.component)
+    if args.cmd == "skew":
+        return skew(parser, args.dc, args.by)
     if args.cmd == "reset":
         if args.mode not in control.DEPLOYMENTS:
             known = ", ".join(sorted(control.DEPLOYMENTS))
@@ -87,6 +93,26 @@ def main(argv: list[str] | None = None) -> int:
         return control.reset(args.mode, args.failover_script, args.fencing, args.app)
     parser.error(f"unknown command {args.cmd}")
     return 2
+
+
+def skew(parser: argparse.ArgumentParser, dc: str | None, by: str | None) -> int:
+    """`python -m lab skew --dc dc2 --by 3s`: dc2's REST, data exchange, output tuples and trace lines report
+    times 3 s ahead of true time, from now on (lab/clock.py). Without arguments: the skews in force."""
+    if dc is None and by is None:
+        print(clock.describe())
+        return 0
+    if dc is None or by is None:
+        parser.error("skew: give both --dc and --by (or neither, to show the skews)")
+    try:
+        seconds = clock.parse_seconds(by)
+    except ValueError:
+        parser.error(f"skew: --by {by!r} is no duration (e.g. 2.5s, -1500ms, 0)")
+    if not paths.LAB_DIR.is_dir():
+        print("lab: not up; run `python -m lab up`", file=sys.stderr)
+        return 1
+    clock.set_skew(dc, seconds)
+    print(f"lab: {dc} reports times {seconds:+g} s off true time")
+    return 0
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from lab import (
     bastion,
     bundles,
     cgroups,
+    clock,
     crossdc,
     netns,
     parts,
@@ -486,6 +487,7 @@ def up(defects: list[str], script: str = DEFAULT_SCRIPT, scrape_interval: float 
     when the lab is up)."""
     check_root()
     t0 = time.monotonic()
+    clock.reset()  # every data center reports true time again (`python -m lab skew`)
     previous = load_state()
     if running(previous):
         # A DC that does not answer while every process runs is held by a fault, not half up: tearing the lab
@@ -714,6 +716,7 @@ def reset(mode: str = "active-passive", script: str | None = None, fencing: bool
         print(_held_by_a_fault(unreachable), file=sys.stderr)
         return 1
     t0 = time.monotonic()
+    clock.reset()  # every data center reports true time again (`python -m lab skew`)
     stop_standby(state.get("standby"))
     stop_host_stubs()  # a stub the lab did not start (e.g. the tester's) would hold the toolkit's ports
     for dc in paths.DCS:

@@ -18,7 +18,7 @@ import time
 from collections import deque
 from typing import Any
 
-from lab import crossdc, crossdc_composite, paths
+from lab import clock, crossdc, crossdc_composite, paths
 from lab.appspec import KeyedLogic
 from lab.peruntime import ControlServer, Downstream, PEContext
 
@@ -180,7 +180,7 @@ class AggregatorPE(crossdc_composite.CrossDCApp):
             if st is None:
                 st = self.state[key] = logic.initial()
             logic.update(st, item)
-            outs.append(logic.output(item, st, self.ctx.dc, time.time()))
+            outs.append(logic.output(item, st, self.ctx.dc, clock.now()))
         if "duplicate-replay" in self.ctx.defects:
             self.outbox.extend(outs)
         if "reorder" in self.ctx.defects:
@@ -262,7 +262,7 @@ class AggregatorPE(crossdc_composite.CrossDCApp):
                     taken += 1
             if "duplicate-replay" in self.ctx.defects and doc.get("outbox"):
                 # defect: the restored state re-emits the output it had already produced
-                now = time.time()
+                now = clock.now()
                 replayed = [self.logic.restamped(o, self.ctx.dc, now) for o in doc["outbox"]]
                 self._emit(replayed)
         self._trace(
@@ -454,7 +454,7 @@ class SinkPE:
         ctx.trace.log("INFO", sink_op, f"bufferSize={self.buffer_size} consumingReads={str(self.consuming).lower()}")
 
     def receive(self, items: list[dict[str, Any]]) -> None:
-        now_ms = int(time.time() * 1000)
+        now_ms = clock.now_ms()  # the arrival time a read reports (and its startTime compares with)
         dropped = 0
         started_overflow = False
         with self.lock:

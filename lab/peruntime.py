@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from lab import paths, truth
+from lab import clock, paths, truth
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -33,7 +33,8 @@ PE_PORTS = "__pe_ports__"
 
 
 def iso_now() -> str:
-    t = time.time()
+    """The trace line time, as this data center reports it (:mod:`lab.clock`)."""
+    t = clock.now()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
 
 
@@ -92,6 +93,7 @@ class PEContext:
     def __init__(self, cfg: dict[str, Any]) -> None:
         self.cfg = cfg
         self.dc: str = cfg["dc"]
+        clock.bind(self.dc)  # every time this process reports is this data center's (lab skew)
         self.job_id: str = cfg["job_id"]
         self.job_name: str = cfg["job_name"]
         self.app: str = cfg["app"]

@@ -59,6 +59,16 @@ def before_all(context: Any) -> None:
              f" (drill {drill[0]}/{drill[1]})" if drill else "")
     context.failover = RunContext.open(config, run_id, run_dir)
     context.failover.drill = drill
+    context.failover.start_clocks()  # the data centers' clock offsets, in the background (support/clocks.py)
+
+
+def _measure_end_clocks(run: RunContext) -> None:
+    """The data centers' clock offsets at the end of the run (support/clocks.py); never stops a run."""
+    try:
+        run.clocks  # noqa: B018 - the start estimate first (a run without scenarios may still be making it)
+        run.measure_clocks("end")
+    except Exception:
+        log.exception("could not estimate the data centers' clock offsets at the end of the run")
 
 
 def drill_of(userdata: Any) -> tuple[int, int] | None:
@@ -203,6 +213,7 @@ def after_all(context: Any) -> None:
     if run is None:
         return
     _note_interrupt(context)
+    _measure_end_clocks(run)
     write_run_meta(run.run_dir, {"finished_at": time.time()})
     write_summary(run.run_dir)
     run.config.redactor.scrub_tree(run.run_dir)

@@ -12,6 +12,11 @@ Phases of one failover, all measured from outside:
 Where the deployment stamped a change itself and the stamp lies inside the window of the look that saw it,
 the journal event carries ``happened_at`` and that instant is used; a phase the toolkit gave no signal for is
 filled by inference and listed in ``inferred``.
+
+The fault is dated on the tester's clock; a phase dated by a data center's stamp (``happened_at``,
+``processed_at``, both already corrected by the data center's estimated clock offset) mixes clocks, so it states
+``error_bound_s``: the bounds of the data center clocks it used, summed (:func:`support.clocks.error_bound`;
+``summary.json`` adds their drift over the run). A phase dated by the tester's own looks has bound 0.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from support.clocks import Clocks, error_bound
 from support.data.ledger import ReceivedRow, Table
 from support.data.validate import DeliveryReport, OrderReport, SplitBrainReport, StateReport, output_times
 from support.metrics.series import Baseline
@@ -74,6 +80,8 @@ class RecoveryTimeline:
     inferred: tuple[str, ...] = ()
     baseline: Baseline | None = None
     fraction: float = 0.9
+    clocks_used: dict[str, tuple[str, ...]] = field(default_factory=dict)  # phase -> data centers whose clock
+    error_bounds: dict[str, float | None] = field(default_factory=dict)  # phase -> s (None: a clock not estimated)
 
     @property
     def rto(self) -> float | None:
@@ -92,6 +100,15 @@ class RecoveryTimeline:
         """Seconds from the fault becoming effective to each phase."""
         return {name: self.phase(name) for name in PHASES}
 
+    def bound_note(self, name: str) -> str:
+        """`` ± 4 ms`` after a phase (or ``"rto"``) that a data center's clock dated; "" for the tester's clock."""
+        if name not in self.clocks_used:
+            return ""
+        bound = self.error_bounds.get(name)
+        if bound is None:
+            return f" ± ? (clock of {', '.join(self.clocks_used[name])} not estimated)"
+        return " ± " + (f"{max(1, round(bound * 1000))} ms" if bound < 1 else secs(bound))
+
     def to_json(self) -> dict[str, Any]:
         rto = self.rto
         return {
@@ -106,6 +123,9 @@ class RecoveryTimeline:
             "inferred": list(self.inferred),
             "baseline_tps": None if self.baseline is None else round(self.baseline.mean, 3),
             "throughput_fraction": self.fraction,
+            "error_bound_s": {name: self.error_bounds.get(name, 0.0) for name in (*PHASES, "rto")
+                              if name == "rto" or getattr(self, name) is not None},
+            "clocks_used": {name: list(dcs) for name, dcs in self.clocks_used.items()},
         }
 
 
@@ -151,6 +171,16 @@ def throughput_recovered_at(times: np.ndarray, after: float, rate: float, fracti
     return float(ordered[candidates[hit[0]]]) if len(hit) else None
 
 
+def stamped_dcs(received: Table | Sequence[ReceivedRow]) -> tuple[str, ...]:
+    """The data centers whose outputs carry their own ``processed_at`` (their clocks date output times)."""
+    table = _received_table(received)
+    if not len(table):
+        return ()
+    stamped = table["processed_at"] > 0
+    return tuple(sorted(str(name) for code, name in enumerate(table.categories.get("dc", []))
+                        if np.any(stamped & (table["dc"] == code))))
+
+
 def recovery_timeline(
     journal: Journal,
     received: Table | Sequence[ReceivedRow],
@@ -160,10 +190,12 @@ def recovery_timeline(
     baseline: Baseline | None = None,
     fraction: float = 0.9,
     window: float = 1.0,
+    clocks: Clocks | None = None,
 ) -> RecoveryTimeline:
     """Assemble the phases from the journal (the latest fault, toolkit events) and the received ledger.
 
-    A scenario with several faults (a failover, then a failback) is measured from its latest one."""
+    A scenario with several faults (a failover, then a failback) is measured from its latest one. ``clocks``:
+    the data centers' clock offsets the stamps were corrected by, for each phase's ``error_bound_s``."""
     fault = journal.last("fault.effective")
     start = fault.t if fault else None
     sources: dict[str, str] = {}
@@ -204,6 +236,20 @@ def recovery_timeline(
         down_at = takeover_at  # the standby must have seen DOWN before it took over: an upper bound
         inferred.append("down_detected")
         sources["down_detected"] = "inferred from the takeover"
+    used: dict[str, tuple[str, ...]] = {}
+    for name, event in (("down_detected", down if down is not None else takeover), ("takeover", takeover)):
+        if event is not None and "happened_at" in event.fields and event.fields.get("source") != "output":
+            used[name] = (str(event.fields.get("dc", standby)),)  # the data center's own stamp
+    if first_output is not None and len(table):
+        stamped = table["processed_at"] > 0
+        if np.any(stamped):
+            used["first_output"] = (standby,)
+            if recovered is not None:
+                used["throughput_recovered"] = stamped_dcs(table)
+    if "first_output" in used:
+        used["rto"] = used["first_output"]
+    table_clocks = clocks or Clocks()
+    bounds = {name: error_bound(table_clocks, dcs) for name, dcs in used.items()}
     return RecoveryTimeline(
         fault=str(fault.fields.get("kind", "")) if fault else "",
         fault_effective=start,
@@ -217,6 +263,8 @@ def recovery_timeline(
         inferred=tuple(inferred),
         baseline=baseline,
         fraction=fraction,
+        clocks_used=used,
+        error_bounds=bounds,
     )
 
 
@@ -232,7 +280,8 @@ def check_takeover(timeline: RecoveryTimeline, dc: str, within: float) -> Verdic
         return Verdict("takeover", False, f"{dc} never took over (limit {secs(within, None)}).", evidence)
     ok = took <= within
     verb = "took over" if ok else "took over too late:"
-    return Verdict("takeover", ok, f"{dc} {verb} {secs(took)} after the fault (limit {secs(within, None)}).", evidence)
+    return Verdict("takeover", ok, f"{dc} {verb} {secs(took)}{timeline.bound_note('takeover')} after the fault "
+                                   f"(limit {secs(within, None)}).", evidence)
 
 
 def check_detection(timeline: RecoveryTimeline, lost: str, limit: float) -> Verdict:
@@ -245,7 +294,8 @@ def check_detection(timeline: RecoveryTimeline, lost: str, limit: float) -> Verd
         return Verdict("detection", False,
                        f"{timeline.standby} never reported {lost} DOWN (limit {secs(limit, None)}).", evidence)
     return Verdict("detection", seen <= limit,
-                   f"{timeline.standby} reported {lost} DOWN {secs(seen)} after the fault (limit {secs(limit, None)}).",
+                   f"{timeline.standby} reported {lost} DOWN {secs(seen)}{timeline.bound_note('down_detected')} after "
+                   f"the fault (limit {secs(limit, None)}).",
                    evidence)
 
 
@@ -261,7 +311,7 @@ def check_recovery_time(timeline: RecoveryTimeline, limit: float) -> Verdict:
     phases = ", ".join(f"{k.replace('_', ' ')} {secs(v)}" for k, v in timeline.phases().items() if v is not None)
     return Verdict(
         "recovery_time", ok,
-        f"Output flowed again from {timeline.standby} {secs(rto)} after the fault "
+        f"Output flowed again from {timeline.standby} {secs(rto)}{timeline.bound_note('rto')} after the fault "
         f"(limit {secs(limit, None)}; {phases}).",
         evidence,
     )
@@ -283,7 +333,8 @@ def check_throughput(timeline: RecoveryTimeline, fraction: float, within: float)
                        f"{secs(within, None)} of the fault.", evidence)
     ok = took <= within
     return Verdict("throughput_recovered", ok,
-                   f"Throughput was back to {percent} of the baseline ({rate:.0f} tuples/s) {secs(took)} after the "
+                   f"Throughput was back to {percent} of the baseline ({rate:.0f} tuples/s) {secs(took)}"
+                   f"{timeline.bound_note('throughput_recovered')} after the "
                    f"fault (limit {secs(within, None)}).", evidence)
 
 

@@ -16,9 +16,10 @@ Signals, per data center, polled over the REST management API:
 
 Every event of one look carries the instant of that look (``at``). Where the deployment stamped the change
 itself (trace line time, job ``submitTime``) and that stamp falls inside the window in which the change must
-have happened (after the previous look, before this one, give or take ``clock_tolerance``), it is added as
-``happened_at``. When the toolkit says nothing, takeover is inferred from which DC emits output
-(``inferred: true``).
+have happened (after the previous look, before this one, give or take ``clock_tolerance`` and the bound of
+the data center's clock offset), it is added as ``happened_at``: on the tester's timeline, that is the data
+center's stamp minus its estimated clock offset (:mod:`support.clocks`). When the toolkit says nothing,
+takeover is inferred from which DC emits output (``inferred: true``).
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from support.clocks import Clocks
 from support.orchestration import Journal
 from support.streams.errors import StreamsError
 from support.streams.rest import is_app_job
@@ -180,7 +182,8 @@ class StandbyWatch(threading.Thread):
     ``toolkit.remote_down`` / ``toolkit.remote_up`` for ``dc`` with the stub's own time of the line."""
 
     def __init__(self, dc: str, read: Callable[[int], str], size: Callable[[], int], names: ToolkitNames,
-                 journal: Journal, interval: float = 0.25, max_duration: float = 600.0) -> None:
+                 journal: Journal, interval: float = 0.25, max_duration: float = 600.0, clock_offset: float = 0.0
+                 ) -> None:
         super().__init__(name=f"standby-watch-{dc}", daemon=True)
         self.dc = dc
         self._read = read
@@ -189,6 +192,7 @@ class StandbyWatch(threading.Thread):
         self._journal = journal
         self._interval = interval
         self._max_duration = max_duration
+        self._clock_offset = clock_offset  # the standby host's clock minus the tester's (support/clocks.py)
         self._offset: int | None = None
         self._partial = ""
         self.stop_event = threading.Event()
@@ -223,7 +227,8 @@ class StandbyWatch(threading.Thread):
                 continue
             self.status = up
             self._journal.record("toolkit.remote_up" if up else "toolkit.remote_down", at=seen, dc=self.dc,
-                                 job="standby", source="standby log", happened_at=line.t)
+                                 job="standby", source="standby log",
+                                 happened_at=None if line.t is None else line.t - self._clock_offset)
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -263,6 +268,7 @@ class ToolkitMonitor(threading.Thread):
         max_duration: float = 600.0,
         trace_interval: float = 1.0,
         clock_tolerance: float = 0.5,
+        clocks: Clocks | None = None,
         outputs: Callable[[], Mapping[str, float]] | None = None,
         toolkit: Any = None,
         main_composite: str | None = None,
@@ -279,6 +285,7 @@ class ToolkitMonitor(threading.Thread):
         self._max_duration = max_duration
         self._trace_interval = trace_interval
         self._tolerance = clock_tolerance
+        self._clocks = clocks or Clocks()
         self._outputs = outputs
         self.stop_event = threading.Event()
         self._looked: dict[str, int] = {dc: 0 for dc in rest}  # dc -> looks done (answered or not)
@@ -361,7 +368,8 @@ class ToolkitMonitor(threading.Thread):
             return
         seen = (time.time(), time.monotonic())
         self._last_look[dc] = seen[0]
-        window = (previous_look if previous_look is not None else seen[0]) - self._tolerance, seen[0] + self._tolerance
+        slack = self._tolerance + (self._clocks.bound(dc) or 0.0)
+        window = (previous_look if previous_look is not None else seen[0]) - slack, seen[0] + slack
         running = [j for j in jobs if j.get("status") == "running"]
         current = {str(j["id"]): str(j.get("name")) for j in running}
         live = {(dc, job_id) for job_id in current}
@@ -382,7 +390,7 @@ class ToolkitMonitor(threading.Thread):
             # a takeover: the application starts where it did not run at the last look (a failover, a
             # failback, a restart after a dual outage); the latest one counts
             if self._is_app(job) and not self._app_ids[dc]:
-                extra = _within(_submit_time(job), window)
+                extra = _within(self._on_tester_clock(dc, _submit_time(job)), window)
                 self._takeover[dc] = seen[0] if extra is None else extra
                 # where else the application ran at the latest look (no fencing: the old active may still run it)
                 also = {other: round(self._last_look[other], 3) for other in self._rest
@@ -395,6 +403,10 @@ class ToolkitMonitor(threading.Thread):
                 self._journal.record("toolkit.job_gone", at=seen, dc=dc, job=name, job_id=job_id)
         self._jobs[dc] = current
         self._app_ids[dc] = {str(job["id"]) for job in running if self._is_app(job)}
+
+    def _on_tester_clock(self, dc: str, stamp: float | None) -> float | None:
+        """A stamp of ``dc``'s clock on the tester's timeline (its estimated offset taken off)."""
+        return None if stamp is None else stamp - self._clocks.offset(dc)
 
     def _watch_job(self, dc: str, job: dict[str, Any], seen: tuple[float, float], window: tuple[float, float]
                    ) -> None:
@@ -509,6 +521,9 @@ class ToolkitMonitor(threading.Thread):
         lines = parse_trace(text)  # the service may return only the tail: new lines are the ones not seen yet
         fresh = [line for line in lines if line not in watch.trace_seen]
         watch.trace_seen.update(fresh)
+        offset = self._clocks.offset(watch.dc)
+        if offset:  # from here on, the lines' times are on the tester's timeline
+            fresh = [line if line.t is None else replace(line, t=line.t - offset) for line in fresh]
         baseline = not watch.traced and not self._looked[watch.dc]
         watch.traced = True
         if baseline:

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from support.clocks import Clocks
 from support.config.settings import AppSettings
 from support.data.contract import ORDERS, DataContract
 from support.data.ledger import FAIL, OK, UNKNOWN, Ledger, ReceivedRow, SentRow
@@ -372,7 +373,12 @@ class Consumer(threading.Thread):
     Each sink is read through a :class:`SinkCursor`, so consuming and non-consuming sinks both record each
     delivery once: reads ask for the tuples from the newest seen minus ``overlap`` seconds, and re-reads
     of the same buffered tuple are skipped. The first read of a sink starts at the consumer's start minus
-    ``clock_tolerance`` (a reused job's buffer still holds earlier runs' output)."""
+    ``clock_tolerance`` (a reused job's buffer still holds earlier runs' output), on that data center's clock.
+
+    ``clocks``: the data centers' estimated clock offsets (:mod:`support.clocks`). A sink's start time is asked
+    on the data center's clock (the tester's instant plus the offset, less the offset's bound), and each output's
+    ``processed_at`` is recorded on the tester's timeline (the data center's stamp minus the offset of the data
+    center that stamped it), so a skewed data center neither loses its first outputs nor shifts the phases."""
 
     def __init__(
         self,
@@ -386,8 +392,11 @@ class Consumer(threading.Thread):
         overlap: float = 0.5,
         clock_tolerance: float = 0.5,
         contract: DataContract = ORDERS,
+        clocks: Clocks | None = None,
     ) -> None:
         super().__init__(name="consumer", daemon=True)
+        self._clocks = clocks or Clocks()
+        self._offsets = self._clocks.offsets()
         self._contract = contract
         self._directory = directory
         self._exchanges = exchanges
@@ -483,12 +492,12 @@ class Consumer(threading.Thread):
         if not items:
             return items
         try:
-            columns = received_columns(self._contract, items, dc, t_recv)
+            columns = received_columns(self._contract, items, dc, t_recv, self._offsets)
         except Exception:
             recorded: list[dict[str, Any]] = []
             for item in items:
                 try:
-                    single = received_columns(self._contract, [item], dc, t_recv)
+                    single = received_columns(self._contract, [item], dc, t_recv, self._offsets)
                 except Exception as exc:
                     log.debug("output tuple from %s cannot be recorded: %s", dc, exc)
                     unparsed.append(unparsed_text(item))
@@ -522,7 +531,9 @@ class Consumer(threading.Thread):
         """The cursor of ``dc``'s sink at ``url`` (a new one when the application moved to another job)."""
         known = self._cursors.get(dc)
         if known is None or known[0] != url:
-            known = (url, SinkCursor(self._since_ms, self._overlap_ms, id_field=self._contract.out_id))
+            # the sink stamps arrivals on its data center's clock: ask from the same instant on that clock
+            shift_ms = round((self._clocks.offset(dc) - (self._clocks.bound(dc) or 0.0)) * 1000)
+            known = (url, SinkCursor(self._since_ms + shift_ms, self._overlap_ms, id_field=self._contract.out_id))
             self._cursors[dc] = known
         return known[1]
 
@@ -532,11 +543,13 @@ class Consumer(threading.Thread):
             return dict(self._streaks)
 
 
-def received_columns(contract: DataContract, items: Sequence[Mapping[str, Any]], dc: str, t_recv: float
-                     ) -> dict[str, list[Any]]:
+def received_columns(contract: DataContract, items: Sequence[Mapping[str, Any]], dc: str, t_recv: float,
+                     offsets: Mapping[str, float] | None = None) -> dict[str, list[Any]]:
     """The received ledger's columns of output tuples ``items`` retrieved from ``dc``'s sink. Only the id must
     come back: key, seq and the state's input fields are taken from the output when it carries them, and the
-    judge fills them in from the sent ledger by id (:func:`~support.data.ledger.join_inputs`)."""
+    judge fills them in from the sent ledger by id (:func:`~support.data.ledger.join_inputs`). ``offsets``: the
+    data centers' clock offsets, taken off each ``processed_at`` by the data center that stamped it (the
+    tester's timeline)."""
     c = contract
     n = len(items)
     get_float = _float
@@ -548,6 +561,9 @@ def received_columns(contract: DataContract, items: Sequence[Mapping[str, Any]],
         "t_recv": [t_recv] * n,
         "processed_at": [get_float(i.get(c.out_processed_at)) for i in items] if c.out_processed_at else [0.0] * n,
     }
+    if offsets:
+        columns["processed_at"] = [p - offsets.get(d, 0.0) if p > 0 else p
+                                   for p, d in zip(columns["processed_at"], columns["dc"], strict=True)]
     for aggregate in c.state:
         convert = _int if aggregate.kind == "count" else get_float
         columns[aggregate.output] = [convert(i.get(aggregate.output)) for i in items]
@@ -603,6 +619,7 @@ class Traffic:
         sink_overlap: float = 0.5,
         clock_tolerance: float = 0.5,
         contract: DataContract = ORDERS,
+        clocks: Clocks | None = None,
     ) -> None:
         self.sent = sent
         self.contract = contract
@@ -614,7 +631,8 @@ class Traffic:
             contract,
         )
         self.consumer = Consumer(self.directory, exchanges, received, journal, consumer_interval, max_duration,
-                                 overlap=sink_overlap, clock_tolerance=clock_tolerance, contract=contract)
+                                 overlap=sink_overlap, clock_tolerance=clock_tolerance, contract=contract,
+                                 clocks=clocks)
         self.rate = rate
         self._drained = False
 

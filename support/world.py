@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from support.clocks import Clocks, Estimate, estimate_all
+from support.clocks import describe as describe_clocks
 from support.config import Config
 from support.config.settings import ToolkitSettings
 from support.data.contract import ORDERS, DataContract
@@ -115,6 +117,8 @@ class RunContext:
     _pool: ExecutorPool | None = field(default=None, init=False)
     _probe: CapabilityProbe | None = field(default=None, init=False)
     journal: Journal | None = field(default=None, init=False)  # the running scenario's (for link refusals)
+    _clocks: Clocks = field(default_factory=Clocks, init=False)  # the data centers' clock offsets
+    _clock_probe: threading.Thread | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.judge_settings = JudgeSettings.of(self.config.settings)
@@ -132,6 +136,50 @@ class RunContext:
             for client in (ctx.rest[dc], ctx.exchange[dc]):
                 client.session.on_link_refused.append(ctx.link_refused)
         return ctx
+
+    def start_clocks(self) -> None:
+        """Estimate the clock offsets of the start of the run in the background (:meth:`measure_clocks`); the
+        first scenario that needs them (:attr:`clocks`) waits for the estimate."""
+
+        def measure() -> None:
+            try:
+                self.measure_clocks("start")
+            except Exception:  # never in the way of the run: its stamps then go uncorrected, without bounds
+                log.exception("could not estimate the data centers' clock offsets at the start of the run")
+
+        self._clock_probe = threading.Thread(target=measure, name="clock-probe", daemon=True)
+        self._clock_probe.start()
+
+    @property
+    def clocks(self) -> Clocks:
+        """The data centers' clock offsets (waits for the start estimate while it is being made)."""
+        probe = self._clock_probe
+        if probe is not None and probe is not threading.current_thread():
+            probe.join()
+        return self._clocks
+
+    def measure_clocks(self, when: str, **options: Any) -> dict[str, Estimate | None]:
+        """Estimate every data center's clock offset (``when``: "start" or "end" of the run) from the ``Date``
+        headers of its REST API and data exchange, and write it to ``run.json`` at once (a run that crashes
+        later keeps its start estimate). The start estimate corrects the data centers' stamps for the whole
+        run; the end one gives the drift. A data center that does not answer is left out (its stamps are not
+        corrected and phases that use them state no bound)."""
+        from support.reporting.summary import read_run_meta, write_run_meta
+
+        found = estimate_all(self.rest, self.exchange, **options)
+        got = {dc: e for dc, e in found.items() if e is not None}
+        previous = Clocks.from_json(read_run_meta(self.run_dir).get("clocks"))
+        if when == "start":
+            # drills of `run --repeat N` share run.json: the run's start is the first drill's
+            self._clocks = Clocks(start=got)
+            merged = Clocks(start={**got, **previous.start}, end=previous.end)
+        else:
+            self._clocks = Clocks(start=self.clocks.start, end=got)
+            merged = Clocks(start=previous.start or self._clocks.start, end=got)
+        write_run_meta(self.run_dir, {"clocks": merged.to_json()})
+        for line in describe_clocks(found).splitlines():
+            log.info("clock offset at the %s of the run: %s", when, line)
+        return found
 
     def link_refused(self, url: str, expected: str) -> None:
         """A client refused a link that leaves its data center's origin: journaled in the running scenario."""
@@ -208,11 +256,21 @@ class World:
         self.interrupted: str | None = None  # the signal that had interrupted the run when the scenario closed
         drill: dict[str, Any] = {"repeat": run.drill[0], "repeats": run.drill[1]} if run.drill is not None else {}
         self.journal.record("scenario.started", feature=feature, tags=tags, **drill)
+        self._clocks_noted = False
         self.aborted: str | None = None  # "aborted: <condition>" once a stop condition breached
         self.stop_watch: StopWatch | None = None
         self._remove_stop_check: Callable[[], None] | None = None
         if self.settings.run.stop_conditions and not dry_run:
             self._watch_stop_conditions()
+
+    def clocks(self) -> Clocks:
+        """The run's clock offsets, journaled (``clock.offsets``) the first time this scenario corrects a data
+        center's stamps by them: the judge reads them from there (support/clocks.py)."""
+        clocks = self.run.clocks
+        if not self._clocks_noted and clocks.start:
+            self._clocks_noted = True
+            self.journal.record("clock.offsets", offsets={dc: e.to_json() for dc, e in clocks.start.items()})
+        return clocks
 
     # -- stop conditions ----------------------------------------------------------------------------
     def _watch_stop_conditions(self) -> None:
@@ -389,6 +447,7 @@ class World:
         self.monitor = ToolkitMonitor(
             rest, app.job_name, self.journal, interval=0.1, max_duration=self.timeout,
             clock_tolerance=self.run.judge_settings.clock_tolerance,
+            clocks=self.clocks(),
             outputs=lambda: self.traffic.first_outputs() if self.traffic else {},
             toolkit=self.settings.applications[app.name].crossdc, main_composite=app.main_composite,
         )
@@ -443,6 +502,7 @@ class World:
             sink_overlap=traffic.sink_overlap,
             clock_tolerance=self.run.judge_settings.clock_tolerance,
             contract=contract,
+            clocks=self.clocks(),
         )
         self.cleanup.push("stop traffic", self.traffic.stop)
         self.traffic.start()
@@ -538,7 +598,7 @@ class World:
             return int(text) if text.isdigit() else 0
 
         watch = StandbyWatch(dc, read, size, ToolkitNames.of(self.settings.applications[app.name].crossdc),
-                             self.journal, max_duration=self.timeout)
+                             self.journal, max_duration=self.timeout, clock_offset=self.clocks().offset(dc))
         self._standby_watches[dc] = watch
         self.cleanup.push(f"stop reading the standby's output in {dc}", watch.stop)
         watch.start_at_end()

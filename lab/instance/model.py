@@ -8,16 +8,17 @@ from __future__ import annotations
 import socket
 import subprocess
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lab import clock
 from lab.apps import AppSpec, OperatorSpec
 
 
 def now_ms() -> int:
-    return int(time.time() * 1000)
+    """Epoch ms as this data center reports them (:mod:`lab.clock`: ``python -m lab skew``)."""
+    return clock.now_ms()
 
 
 @dataclass

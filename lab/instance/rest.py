@@ -11,11 +11,11 @@ import io
 import json
 import os
 import tarfile
-import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+from lab import clock
 from lab.instance.model import PE, ApiError, Job, now_ms
 from lab.instance.resources import PE_IN, PE_OUT, Resources
 from lab.instance.responses import Elements, Query, Response, collection, json_response, only, pick_fields
@@ -205,7 +205,7 @@ class RestApi(Resources):
                     data = _tail(pe.dir / fname)
                     info = tarfile.TarInfo(f"job{job.id}/pe{pe.id}/{fname}")
                     info.size = len(data)
-                    info.mtime = int(time.time())
+                    info.mtime = int(clock.now())
                     tar.addfile(info, io.BytesIO(data))
         return buf.getvalue()
 

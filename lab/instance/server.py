@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import email.utils
 import hmac
 import logging
 import os
@@ -18,7 +19,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from lab import paths
+from lab import clock, paths
 from lab.httpd import LabHTTPServer
 from lab.instance.data import DataApi
 from lab.instance.model import ApiError, DropConnection
@@ -115,9 +116,15 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         return
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The ``Date`` header, on this data center's clock (:mod:`lab.clock`): what a tester estimating the
+        data center's clock offset reads (whole seconds, truncated, as every HTTP server sends it)."""
+        return email.utils.formatdate(clock.now() if timestamp is None else timestamp, usegmt=True)
+
 
 def main(argv: list[str] | None = None) -> int:
     dc = paths.service_dc("python -m lab.instance", argv)
+    clock.bind(dc)
     inst = Instance(dc)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from support.clocks import Clocks
 from support.data.ledger import OK
 from support.data.validate import output_times
 from support.judge.history import History
@@ -104,13 +105,23 @@ def offered_rate(history: History) -> float | None:
     return float(rate) if isinstance(rate, int | float) else None
 
 
+def clocks(history: History) -> Clocks:
+    """The data centers' clock offsets the scenario's stamps were corrected by (its ``clock.offsets`` event,
+    journaled when it started; none when the run could not estimate them)."""
+    event = history.last("clock.offsets")
+    offsets = event.fields.get("offsets") if event is not None else None
+    if not isinstance(offsets, dict):
+        return Clocks()
+    return Clocks.from_json({dc: {"start": value} for dc, value in offsets.items()})
+
+
 def timeline(history: History, fraction: float | None = None, standby: str | None = None) -> RecoveryTimeline:
     """The recovery phases of the latest fault, throughput judged against ``fraction`` of the baseline."""
     fault = latest_fault(history)
     old, new = pair(history, fault)
     return recovery_timeline(history.journal, history.received, standby or new, old=old, baseline=baseline(history),
                              fraction=history.settings.throughput_fraction if fraction is None else fraction,
-                             window=history.settings.throughput_window)
+                             window=history.settings.throughput_window, clocks=clocks(history))
 
 
 def throughput_back(history: History, fault: JournalEvent, fraction: float) -> tuple[float | None, float | None]:

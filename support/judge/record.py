@@ -11,12 +11,13 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from support.clocks import error_bound
 from support.data.ledger import ReceivedRow, SentRow, Table, rows_of
 from support.data.validate import check_delivery, check_order, check_split_brain
 from support.judge import facts
 from support.judge.checks import Judgement, judge_claim, state_report
 from support.judge.history import History, Snapshot, sent_until
-from support.measure import FAILED, NOT_JUDGED, PASSED, Verdict
+from support.measure import FAILED, NOT_JUDGED, PASSED, Verdict, stamped_dcs
 from support.reporting.timeline import build_timeline
 from support.units import format_seconds as secs
 
@@ -122,10 +123,15 @@ def judge_scenario(history: History) -> dict[str, Any]:
     if line is not None and fault is not None and line.takeover is None:
         back, _ = facts.throughput_back(history, fault, fraction)
         sources = dict(line.sources)
+        used, bounds = dict(line.clocks_used), dict(line.error_bounds)
         if back is not None:
             width = secs(history.settings.throughput_window, None)
             sources["throughput_recovered"] = f"received ledger, {width} window"
-        line = replace(line, throughput_recovered=back, sources=sources)
+            dcs = stamped_dcs(history.received)
+            if dcs:
+                used["throughput_recovered"] = dcs
+                bounds["throughput_recovered"] = error_bound(facts.clocks(history), dcs)
+        line = replace(line, throughput_recovered=back, sources=sources, clocks_used=used, error_bounds=bounds)
     has_traffic = history.first("traffic.started") is not None
     delivery = check_delivery(*settled_traffic(history)) if has_traffic else None
     state = state_report(history) if has_traffic and fault is not None and len(history.received) else None

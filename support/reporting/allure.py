@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from support.reporting.charts import PHASE_LABELS, throughput_svg, timeline_svg
-from support.reporting.judged import clock, day, expectation, readable_times, recovery_reason
+from support.reporting.judged import bound_text, clock, day, expectation, readable_times, recovery_reason
 from support.units import format_seconds
 
 if TYPE_CHECKING:
@@ -229,6 +229,8 @@ def rto_rpo_rows(record: Mapping[str, Any]) -> list[tuple[str, str, str | None, 
             detail = recovery_reason(record, phase)
         else:
             detail = str(sources.get(phase, "")) + (" (inferred)" if phase in inferred else "")
+            bound = bound_text(record, phase)
+            detail += f"; clock error {bound}" if bound else ""
         rows.append(("recovery", phase, value, detail))
     delivery = record.get("delivery") or {}
     rpo = record.get("rpo") or {}

@@ -13,7 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from support.reporting.charts import PHASE_LABELS, throughput_svg, timeline_svg
-from support.reporting.judged import METRICS, Shown, clock, expectation, phase_judgement, recovery_reason, shown
+from support.reporting.judged import (
+    METRICS,
+    Shown,
+    bound_text,
+    clock,
+    expectation,
+    phase_judgement,
+    recovery_reason,
+    shown,
+)
 from support.reporting.scorecard import distributions_html, scorecard_html
 from support.units import format_seconds
 
@@ -95,6 +104,33 @@ def _data_table(delivery: dict[str, Any]) -> str:
     return f'<div class="kv">{cells}</div>'
 
 
+def _bound(record: dict[str, Any], phase: str) -> str:
+    """A phase's clock error bound, small under its value (nothing for a phase on the tester's own clock)."""
+    text = bound_text(record, phase)
+    return f'<small title="data center clock offset bound (support/clocks.py)">{_e(text)}</small>' if text else ""
+
+
+def clocks_html(summary: dict[str, Any]) -> str:
+    """The data centers' clock offsets from the tester's, at the start and end of the run, with their bounds."""
+    clocks = summary.get("clocks") or {}
+    if not clocks:
+        return ""
+    rows = []
+    for dc, entry in sorted(clocks.items()):
+        cells = []
+        for when in ("start", "end"):
+            e = entry.get(when)
+            cells.append("–" if not e else f"{e['offset_s']:+.4f} s ± {1000 * e['bound_s']:.1f} ms "
+                                            f"<small>{_e(e.get('source', ''))}</small>")
+        drift = entry.get("drift_s")
+        rows.append(f"<tr><td>{_e(dc)}</td><td class=\"num\">{cells[0]}</td><td class=\"num\">{cells[1]}</td>"
+                    f"<td class=\"num\">{'–' if drift is None else f'{1000 * drift:.1f} ms'}</td></tr>")
+    return ("<section><h2>Clocks</h2><p class=\"muted\">Each data center's clock minus the tester's, estimated "
+            "NTP-style from the Date headers of its REST API and data exchange; its stamps are put on the tester's "
+            "timeline by the start offset, and phases that use them state the bound.</p><table><tr><th>data "
+            "center</th><th>start</th><th>end</th><th>drift</th></tr>" + "".join(rows) + "</table></section>")
+
+
 def _scenario(index: int, s: dict[str, Any]) -> str:
     status = s.get("status", "failed")
     out = [f'<section id="s{index}"><h2><span class="badge {_e(status)}">{_e(status)}</span> {_e(s["name"])}</h2>',
@@ -111,7 +147,7 @@ def _scenario(index: int, s: dict[str, Any]) -> str:
     if phases:
         out.append("<h3>Recovery phases (seconds after the fault took effect)</h3><table><tr>")
         out.append("".join(f"<th>{_e(PHASE_LABELS.get(k, k))}</th>" for k in phases) + "</tr><tr>")
-        out.append("".join(f'<td class="num">{format_seconds(v)}{_judgement(phase_judgement(s, k))}</td>'
+        out.append("".join(f'<td class="num">{format_seconds(v)}{_bound(s, k)}{_judgement(phase_judgement(s, k))}</td>'
                            if v is not None else f'<td class="num">–<small>{_e(recovery_reason(s, k))}</small>'
                            f"{_judgement(phase_judgement(s, k), note=False)}</td>"
                            for k, v in phases.items()) + "</tr></table>")
@@ -159,6 +195,7 @@ def render(summary: dict[str, Any]) -> str:
         f'<h3>Scenarios</h3><table class="scenarios"><tr><th>scenario</th><th>status</th><th>RTO</th><th>lost</th>'
         f"<th>duplicated</th><th>unknown</th></tr>{rows}</table></section>",
         distributions_html(summary),
+        clocks_html(summary),
         *(_scenario(i, s) for i, s in enumerate(scenarios)),
         "</main>",
     ]

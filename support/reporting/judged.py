@@ -2,7 +2,8 @@
 
 A number a scenario judged is shown with its limit (``3.81 s ≤ 60 s``) and the verdict; a number it measured but
 did not judge is marked "not checked"; a number it has no value for is shown as "–" with the reason (never a raw
-``None`` or ``0.0``). ``report.html``, the console table and the Allure RTO/RPO table all read these.
+``None`` or ``0.0``). A time that puts a data center's stamp on the tester's timeline states its error bound
+(``3.81 s ± 4 ms``). ``report.html``, the console table and the Allure RTO/RPO table all read these.
 """
 
 from __future__ import annotations
@@ -115,6 +116,20 @@ def recovery_reason(record: Mapping[str, Any], phase: str) -> str:
     return "not observed before the scenario ended"
 
 
+def bound_text(record: Mapping[str, Any], phase: str) -> str:
+    """The error bound of a recovery phase (``"rto"`` for the RTO) that puts a data center's stamp on the tester's
+    timeline: ``± 4 ms``; ``± ?`` when that data center's clock offset was not estimated; "" for a phase dated by
+    the tester's own clock (:mod:`support.clocks`)."""
+    recovery = record.get("recovery") or {}
+    used = (recovery.get("clocks_used") or {}).get(phase)
+    if not used:
+        return ""
+    bound = (recovery.get("error_bound_s") or {}).get(phase)
+    if not isinstance(bound, int | float):
+        return f"± ? (clock of {', '.join(used)} not estimated)"
+    return "± " + (f"{max(1, round(bound * 1000))} ms" if bound < 1 else format_seconds(bound, 2))
+
+
 def shown(record: Mapping[str, Any], metric: str) -> Shown:
     """How ``metric`` (a key of :data:`METRICS`) of a scenario record is shown."""
     _label, names, unit = METRICS[metric]
@@ -138,6 +153,8 @@ def shown(record: Mapping[str, Any], metric: str) -> Shown:
     if raw is None:
         return Shown("–", limit, passed, "not measured")
     value = format_seconds(raw, 2) if unit == "s" else str(raw)
+    if metric == "rto" and bound_text(record, "rto"):
+        value += f" {bound_text(record, 'rto')}"
     return Shown(value, limit, passed, None if judged else NOT_CHECKED)
 
 

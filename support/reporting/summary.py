@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 import jsonschema
 
 from support.atomic import write_atomic
+from support.clocks import Clocks
 from support.config.gates import Gate
 from support.packaged import config_file
 from support.reporting.distributions import FAILING, distributions, judge_gates, score
@@ -38,10 +40,25 @@ def append_scenario(run_dir: Path, record: dict[str, Any]) -> None:
         out.write(json.dumps(record, default=str) + "\n")
 
 
-def write_run_meta(run_dir: Path, meta: dict[str, Any]) -> None:
+def read_run_meta(run_dir: Path) -> dict[str, Any]:
+    """``run.json`` (empty when there is none yet)."""
     path = run_dir / RUN_FILE
-    merged = json.loads(path.read_text()) if path.exists() else {}
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+#: run.json is read, merged and written whole: one writer at a time (the clock probe writes from its own thread)
+_RUN_META_LOCK = threading.Lock()
+
+
+def write_run_meta(run_dir: Path, meta: dict[str, Any]) -> None:
+    with _RUN_META_LOCK:
+        _write_run_meta(run_dir, meta)
+
+
+def _write_run_meta(run_dir: Path, meta: dict[str, Any]) -> None:
+    merged = read_run_meta(run_dir)
     merged.update(meta)
+    path = run_dir / RUN_FILE
     write_atomic(path, json.dumps(merged, indent=2, default=str))
 
 
@@ -74,6 +91,9 @@ def build_summary(run_dir: Path, exit_code: int | None = None) -> dict[str, Any]
         status = "failed"  # a gate on the distributions failed (or measured nothing)
     if counts["interrupted"] or meta.get("interrupted_by"):
         status = "interrupted"  # the run was stopped: whatever passed before, it is not a passed run
+    clocks = Clocks.from_json(meta.get("clocks"))
+    if clocks.end:
+        scenarios = [with_drift(s, clocks) for s in scenarios]
     summary = {
         "schema_version": 1,
         "run_id": meta.get("run_id", run_dir.name),
@@ -89,7 +109,22 @@ def build_summary(run_dir: Path, exit_code: int | None = None) -> dict[str, Any]
         "objectives": objectives,
         "score": score(objectives),
     }
+    if meta.get("clocks"):
+        summary["clocks"] = clocks.to_json()
     return summary
+
+
+def with_drift(record: dict[str, Any], clocks: Clocks) -> dict[str, Any]:
+    """A scenario record whose phases' ``error_bound_s`` also count how far the clocks they used drifted over
+    the run (:meth:`~support.clocks.Clocks.drift_allowance`; known only once the run's end estimate is in)."""
+    recovery = record.get("recovery")
+    if not isinstance(recovery, dict) or not recovery.get("clocks_used"):
+        return record
+    bounds = dict(recovery.get("error_bound_s") or {})
+    for phase, dcs in recovery["clocks_used"].items():
+        if isinstance(bounds.get(phase), int | float):
+            bounds[phase] = round(bounds[phase] + sum(clocks.drift_allowance(dc) for dc in dcs), 6)
+    return {**record, "recovery": {**recovery, "error_bound_s": bounds}}
 
 
 def validate_summary(summary: dict[str, Any]) -> None:
