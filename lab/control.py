@@ -480,6 +480,64 @@ def switch_bastion_mode(state: dict[str, Any], on: bool) -> None:
     save_state(state)
 
 
+def _instance_pids(state: dict[str, Any]) -> dict[str, int]:
+    """dc -> PID of its instance service (only while it is the process `lab up` recorded)."""
+    found: dict[str, int] = {}
+    for dc in paths.DCS:
+        info = state.get("processes", {}).get(f"{dc}-instance")
+        if info and alive(int(info["pid"])) and proc_starttime(int(info["pid"])) == info.get("starttime"):
+            found[dc] = int(info["pid"])
+    return found
+
+
+def switch_defects(state: dict[str, Any], defects: list[str], script: str, bastion_mode: bool) -> int:
+    """Other defect switches on an up lab: only what reads them is restarted (the passive stub and both instance
+    services, whose PEs inherit the switches), then the default deployment is made again. The network, the
+    certificates and the password, sshd, the exporters, JMX and Prometheus stay: a defect changes what the
+    instances and the toolkit do, nothing else (the exporters and JMX mirror the instances' REST API, and lose
+    and find their source as they would on a real instance restart)."""
+    t0 = time.monotonic()
+    stop_standby(state.get("standby"))
+    stop_host_stubs()
+    old = _instance_pids(state)
+    family = with_descendants(list(old.values()), _children())  # the instances and their PEs
+    _signal_all(set(old.values()), signal.SIGTERM)  # each stops its PEs, then exits
+    try:
+        wait_for(lambda: not any(alive(p) for p in family), 5.0, "the instances and their PEs to exit")
+    except LabError:
+        _signal_all({p for p in family if alive(p)}, signal.SIGKILL)
+        wait_for(lambda: not any(alive(p) for p in family), 3.0, "the instances and their PEs to die")
+    for dc in paths.DCS:
+        for f in paths.snapshots_dir(dc).glob("*.snapshot"):
+            f.unlink(missing_ok=True)
+    write_config_files()
+    stub.install(defects)
+    ready: dict[str, float] = {}
+    state.update(defects=defects, up=False)
+    for dc in paths.DCS:
+        proc = spawn_instance(dc, defects)
+        state["processes"][f"{dc}-instance"] = {
+            "pid": proc.pid, "starttime": proc_starttime(proc.pid), "dc": dc, "started_at": time.time()}
+    save_state(state)
+    try:
+        for dc in paths.DCS:
+            wait_for(lambda dc=dc: rest_ready(dc), 20, f"the {dc} REST API")  # type: ignore[misc]
+            ready[f"{dc} instance REST API"] = time.monotonic() - t0
+        jobs = deploy_default(t0, ready, script=script, defects=defects, state=state)
+        if bool(state.get("bastion")) != bastion_mode:
+            switch_bastion_mode(state, bastion_mode)
+    except (LabError, bastion.BastionError, OSError) as exc:
+        print(f"lab: switching the defects failed: {exc}; run `python -m lab down`", file=sys.stderr)
+        return 1
+    total = time.monotonic() - t0
+    state.update(up=True, jobs=jobs)
+    save_state(state)
+    truth.emit("lab", "lab", "lab_defects", switch_s=round(total, 3), defects=defects, jobs=jobs)
+    print(f"lab: defect switches now {','.join(defects) or 'none'} (instances restarted, default deployment made "
+          f"again) in {total:.2f} s")
+    return 0
+
+
 def up(defects: list[str], script: str = DEFAULT_SCRIPT, scrape_interval: float = prometheus.DEFAULT_INTERVAL,
        bastion_mode: bool = False) -> int:
     """Bring the lab up; `script` is the stub's failover script, `scrape_interval` (s) the lab Prometheus'
@@ -510,7 +568,13 @@ def up(defects: list[str], script: str = DEFAULT_SCRIPT, scrape_interval: float 
                 )
             print("lab: already up and healthy (nothing to do); `python -m lab status` for details")
             return 0
-        print("lab: up with other defect switches or scrape interval; tearing down first")
+        if same_interval:
+            unreachable = unreachable_dcs()
+            if unreachable:
+                print(_held_by_a_fault(unreachable), file=sys.stderr)
+                return 1
+            return switch_defects(previous, defects, script, bastion_mode)
+        print("lab: up with another scrape interval; tearing down first")
         down(quiet=True)
     elif anything_exists():
         print("lab: found a half-up lab; tearing it down first")
