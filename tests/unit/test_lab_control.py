@@ -73,10 +73,22 @@ def test_up_tears_down_a_lab_with_a_dead_process(lab: dict[str, Any]) -> None:
     assert lab["down"] == 1
 
 
-def test_up_with_other_defects_rebuilds(lab: dict[str, Any]) -> None:
-    with pytest.raises(Torn):
-        control.up(["split-brain"])
-    assert lab["down"] == 1
+def test_up_with_other_defects_switches_them_in_place(lab: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Other defect switches restart only what reads them (control.switch_defects): no teardown, no rebuild."""
+    switched: list[list[str]] = []
+    monkeypatch.setattr(control, "switch_defects",
+                        lambda state, defects, script, bastion_mode: switched.append(defects) or 0)
+    assert control.up(["split-brain"]) == 0
+    assert switched == [["split-brain"]] and lab["down"] == 0
+
+
+def test_up_with_other_defects_while_a_dc_is_cut_off_keeps_the_lab(
+        lab: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(control, "switch_defects", lambda *args: pytest.fail("switched under a fault"))
+    lab["answering"] = {"dc1"}
+    assert control.up(["split-brain"]) == 1
+    assert "REST API of dc2 does not answer" in capsys.readouterr().err
+    assert lab["down"] == 0
 
 
 def test_up_with_another_scrape_interval_rebuilds(lab: dict[str, Any]) -> None:
