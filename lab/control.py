@@ -32,7 +32,7 @@ from lab import (
     stub,
     truth,
 )
-from lab.procs import alive, proc_starttime
+from lab.procs import alive, argv_of, children_tree, proc_starttime, with_descendants
 
 T = TypeVar("T")
 
@@ -297,42 +297,9 @@ def stop_standby(info: dict[str, Any] | None) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-def _children() -> dict[int, list[int]]:
-    """Parent PID -> child PIDs, from /proc."""
-    tree: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        tree.setdefault(ppid, []).append(int(entry.name))
-    return tree
-
-
 def is_stub_or_failover_script(argv: list[bytes]) -> bool:
     """A command line of the lab's stub program, or of one of the failover scripts a stub launches."""
     return b"lab.stub" in argv or any(a.endswith(b".sh") and b"/crossdc/" in a and b"failover-" in a for a in argv)
-
-
-def with_descendants(roots: list[int], children: dict[int, list[int]]) -> list[int]:
-    """``roots`` and every process below them, parents first."""
-    found: list[int] = []
-    todo = list(reversed(roots))
-    while todo:
-        pid = todo.pop()
-        if pid not in found:
-            found.append(pid)
-            todo.extend(reversed(children.get(pid, [])))
-    return found
-
-
-def _argv(pid: int) -> list[bytes]:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return []
 
 
 def stop_host_stubs() -> list[int]:
@@ -342,8 +309,8 @@ def stop_host_stubs() -> list[int]:
     instance. They are the processes of the lab's network namespaces whose command is the lab's stub program or
     one of its failover scripts, and their descendants. Only lab processes live in those namespaces (as `lab down`
     relies on too); each is signalled by PID, never by name."""
-    roots = [pid for pid in sorted(netns.pids_in_namespaces()) if is_stub_or_failover_script(_argv(pid))]
-    targets = with_descendants(roots, _children())
+    roots = [pid for pid in sorted(netns.pids_in_namespaces()) if is_stub_or_failover_script(argv_of(pid))]
+    targets = with_descendants(roots, children_tree())
     stopped: list[int] = []
     for pid in targets:
         with contextlib.suppress(ProcessLookupError):
@@ -500,7 +467,7 @@ def switch_defects(state: dict[str, Any], defects: list[str], script: str, basti
     stop_standby(state.get("standby"))
     stop_host_stubs()
     old = _instance_pids(state)
-    family = with_descendants(list(old.values()), _children())  # the instances and their PEs
+    family = with_descendants(list(old.values()), children_tree())  # the instances and their PEs
     _signal_all(set(old.values()), signal.SIGTERM)  # each stops its PEs, then exits
     try:
         wait_for(lambda: not any(alive(p) for p in family), 5.0, "the instances and their PEs to exit")

@@ -76,8 +76,12 @@ def test_up_tears_down_a_lab_with_a_dead_process(lab: dict[str, Any]) -> None:
 def test_up_with_other_defects_switches_them_in_place(lab: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     """Other defect switches restart only what reads them (control.switch_defects): no teardown, no rebuild."""
     switched: list[list[str]] = []
-    monkeypatch.setattr(control, "switch_defects",
-                        lambda state, defects, script, bastion_mode: switched.append(defects) or 0)
+
+    def switch(state: dict[str, Any], defects: list[str], script: str, bastion_mode: bool) -> int:
+        switched.append(defects)
+        return 0
+
+    monkeypatch.setattr(control, "switch_defects", switch)
     assert control.up(["split-brain"]) == 0
     assert switched == [["split-brain"]] and lab["down"] == 0
 
