@@ -3,6 +3,7 @@ dead-man armed first, the snapshot pairs, and the proofs (cut ports unanswered w
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
@@ -13,7 +14,8 @@ from support.cli import faults as faults_cli
 from support.config import Config
 from support.faults.base import FaultContext, FaultError
 from support.faults.executor import ExecutorPool, Result
-from support.faults.session import make_fault
+from support.faults.session import FaultSession, make_fault
+from support.orchestration import CleanupStack, Journal
 
 DC1, DC2 = "198.18.1.10", "198.18.2.10"
 HB, SNAP = 25091, 25092
@@ -132,3 +134,20 @@ def test_the_cli_passes_the_pairs() -> None:
     faults_cli.add_faults_parser(parser.add_subparsers())
     args = parser.parse_args(["faults", "inject", "replication-cut", "--between", "dc1", "dc2", "--pairs", "2"])
     assert faults_cli._params(args) == {"between": ("dc1", "dc2"), "pairs": 2}
+
+
+def test_a_dry_run_plans_both_kinds_and_touches_nothing(tmp_path: Path) -> None:
+    config = lab_shaped_config(tmp_path)
+    out = io.StringIO()
+    session = FaultSession(config, Journal(None), CleanupStack(), {}, dry_run=True, out=out)
+    ran: list[tuple[str, str]] = []
+    session.pool._factory = lambda host: RecordingExecutor(host, ran)
+    session.inject("heartbeat-cut", between=("dc1", "dc2"))
+    session.inject("replication-cut", between=("dc2", "dc1"))
+    assert ran == [] and not session.pool.opened()
+    assert session.audit() == [] and session.heal_all() == []
+    text = out.getvalue()
+    assert "[dry run] heartbeat-cut (between=['dc1', 'dc2']" in text
+    assert f"-I INPUT 1 -p tcp -s {DC2} --dport {SNAP} -m comment" in text  # replication dc2 -> dc1, on dc1
+    assert [e.fields["kind"] for e in session.journal.events("fault.dry_run")] == ["heartbeat-cut",
+                                                                                   "replication-cut"]
