@@ -157,6 +157,28 @@ def step_orderly_shutdown(context: Context, dc: Any) -> None:
     context.world.inject_fault("orderly-shutdown", dc=dc)
 
 
+@when('the Cross-DC heartbeats between "{first}" and "{second}" are cut')
+def step_heartbeat_cut(context: Context, first: Any, second: Any) -> None:
+    """Drop only the toolkit's heartbeats between the two data centers, both ways (connections to each side's
+    heartbeat port from the other side's hosts): snapshot replication and client traffic still get through.
+    Returns once heartbeat connects go unanswered while the snapshot ports still answer.
+
+    Example: When the Cross-DC heartbeats between "dc1" and "dc2" are cut
+    """
+    context.world.inject_fault("heartbeat-cut", between=(first, second))
+
+
+@when('snapshot replication from "{source}" to "{target}" is cut')
+def step_replication_cut(context: Context, source: Any, target: Any) -> None:
+    """Drop only the snapshot messages the first data center sends to the second (connections to the second's
+    snapshot ports): heartbeats keep flowing, so nothing fails over, and the second's copy of the first's state
+    goes stale. Returns once snapshot connects go unanswered while the heartbeat port still answers.
+
+    Example: When snapshot replication from "dc1" to "dc2" is cut
+    """
+    context.world.inject_fault("replication-cut", between=(source, target))
+
+
 @when("the fault is healed")
 def step_heal(context: Context) -> None:
     """Undo the latest fault still in effect and wait until the return to normal is proven.

@@ -52,6 +52,8 @@ PLAN: list[tuple[str, str, dict[str, Any], str]] = [
     ("job-cancel", "job-cancel", {"dc": "{a}", "app": "{app}"}, "api"),
     ("instance-stop", "instance-stop", {"dc": "{a}"}, "api"),
     ("orderly-shutdown", "orderly-shutdown", {"dc": "{a}"}, "api"),
+    ("heartbeat-cut", "heartbeat-cut", {"between": ("{a}", "{b}")}, "network"),
+    ("replication-cut", "replication-cut", {"between": ("{a}", "{b}")}, "network"),
 ]
 RESTORE = {"job-cancel", "instance-stop", "orderly-shutdown"}
 

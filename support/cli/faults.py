@@ -60,6 +60,9 @@ def add_faults_parser(sub: Any) -> None:
     inject.add_argument("--operator", help="operator whose PE to kill or hang, e.g. Aggregator")
     inject.add_argument("--app", help="application (job-cancel; narrows pe-kill/pe-hang)")
     inject.add_argument("--job", help="job name (job-cancel)")
+    inject.add_argument("--pairs", type=int,
+                        help="heartbeat-cut, replication-cut: the toolkit's snapshot sender/receiver pairs "
+                             "(numberOfHttpSenderReceiverPairs; default: from the applications' submission parameters)")
     inject.add_argument("--ttl", help="dead-man timer: the fault reverts itself after this long (default faults.ttl)")
     inject.add_argument("--duration", help="hold the fault this long, then heal (default: the TTL)")
     inject.add_argument("--detach", action="store_true",
@@ -106,6 +109,8 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
         params["app"] = args.app
     if args.job:
         params["job"] = args.job
+    if args.pairs is not None:
+        params["pairs"] = args.pairs
     return params
 
 

@@ -88,6 +88,9 @@ class Topology:
     source: str = "config"
     aliases: Mapping[str, str] = field(default_factory=dict)  # job name -> alias of its CrossDCFailover composite
     composites: Mapping[str, str | None] = field(default_factory=dict)  # job name -> main composite
+    #: snapshot sender/receiver pairs of the toolkit (the largest ``numberOfHttpSenderReceiverPairs`` submission
+    #: parameter of any application, else its default 1): snapshot receivers listen on crossdc port + 1 + c
+    snapshot_pairs: int = 1
 
     @classmethod
     def from_settings(cls, settings: Settings, source: str = "config") -> Topology:
@@ -100,7 +103,10 @@ class Topology:
             apps[app_name] = app.job_name
         aliases = {app.job_name: app.crossdc.alias for app in settings.applications.values()}
         composites = {app.job_name: app.main_composite for app in settings.applications.values()}
-        return cls(dcs, jobs, apps, source, aliases, composites)
+        pairs = [app.submission_parameters.get("numberOfHttpSenderReceiverPairs", "1")
+                 for app in settings.applications.values()]
+        snapshot_pairs = max((int(p) for p in pairs if p.strip().isdigit() and int(p) > 0), default=1)
+        return cls(dcs, jobs, apps, source, aliases, composites, snapshot_pairs)
 
     def dc(self, name: str) -> DataCenterInfo:
         if name not in self.datacenters:

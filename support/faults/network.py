@@ -20,10 +20,19 @@ qdisc counters for loss and bandwidth.
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from support.faults.base import Fault, FaultContext, FaultError, FaultUnsupported, Verified, poll
+from support.faults.base import (
+    DataCenterInfo,
+    Fault,
+    FaultContext,
+    FaultError,
+    FaultUnsupported,
+    Verified,
+    poll,
+)
 from support.faults.executor import run_on_hosts
 from support.faults.guard import check_address, delete_rules, kill_tagged, qdisc_major
 from support.units import format_rate, format_seconds
@@ -129,14 +138,20 @@ class _Between(Fault):
     def _port(self, host: str) -> int:
         return self.second.crossdc_port if host in self.second.hosts else self.first.crossdc_port
 
-    def pairs(self, forward: bool = True, backward: bool = True) -> dict[str, list[tuple[str, int]]]:
+    def pairs(self, forward: bool = True, backward: bool = True,
+              ports: Callable[[DataCenterInfo], Iterable[int]] | None = None) -> dict[str, list[tuple[str, int]]]:
+        """Source host -> the (peer host, port) targets to probe: the receiving DC's crossdc (heartbeat) port,
+        or every port ``ports(receiving DC)`` names."""
+        def port_of(dc: DataCenterInfo) -> Iterable[int]:
+            return (dc.crossdc_port,) if ports is None else ports(dc)
+
         pairs: dict[str, list[tuple[str, int]]] = {}
         if forward:
             for src in self.first.hosts:
-                pairs[src] = [(dst, self.second.crossdc_port) for dst in self.second.hosts]
+                pairs[src] = [(dst, port) for dst in self.second.hosts for port in port_of(self.second)]
         if backward:
             for src in self.second.hosts:
-                pairs[src] = [(dst, self.first.crossdc_port) for dst in self.first.hosts]
+                pairs[src] = [(dst, port) for dst in self.first.hosts for port in port_of(self.first)]
         return pairs
 
     def prepare(self) -> None:

@@ -27,6 +27,8 @@ cpu, memory, disk  dc
 job-cancel         dc, app | job
 instance-stop      dc
 orderly-shutdown   dc
+heartbeat-cut      between, pairs=None (snapshot pairs; None: from config)
+replication-cut    between (source, target), pairs=None
 =================  ===========================================================
 """
 
@@ -50,6 +52,7 @@ from support.faults.base import (
     Topology,
     now,
 )
+from support.faults.channel import HeartbeatCut, ReplicationCut
 from support.faults.executor import ExecutorPool, run_on_hosts
 from support.faults.guard import Allowlist, audit_script
 from support.faults.network import Bandwidth, Isolate, Latency, Loss, Partition
@@ -68,7 +71,7 @@ DEADMAN_GRACE = 2.0
 
 KINDS: dict[str, type[Fault]] = {cls.kind: cls for cls in (
     Partition, Isolate, Latency, Loss, Bandwidth, PEKill, PEHang, CpuExhaustion, MemoryExhaustion, DiskExhaustion,
-    CancelJob, InstanceStop, OrderlyShutdown)}
+    CancelJob, InstanceStop, OrderlyShutdown, HeartbeatCut, ReplicationCut)}
 
 
 def make_fault(ctx: FaultContext, kind: str, **params: Any) -> Fault:

@@ -5,17 +5,14 @@ dead-man timer healing partition, PE hang and CPU exhaustion after the CLI is SI
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from faultwire import fault_session
+from faultwire import cli, fault_session, start_and_kill
 from labwire import ADDR, ROOT, Lab, run_lab, wait_until
 
 from support.faults.session import FaultSession
@@ -253,32 +250,6 @@ def test_orderly_shutdown_reaches_the_toolkit(session: FaultSession, default_dep
 
 
 # ---------------------------------------------------------- the CLI, SIGKILLed: the dead-man heals
-
-
-def cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "support.cli", *args]
-
-
-def start_and_kill(args: list[str]) -> float:
-    """Start ``faults inject ...``, SIGKILL it once the fault is verified; return the kill instant."""
-    proc = subprocess.Popen(cli(*args), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            line = proc.stdout.readline()
-            assert line, f"the CLI ended before the fault was effective: {proc.stderr.read() if proc.stderr else ''}"
-            if ": effective after " in line:
-                break
-            assert time.monotonic() < deadline
-        killed = time.monotonic()
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-        return killed
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
 
 
 def test_sigkilled_partition_is_healed_by_the_dead_man(default_deployment: Lab) -> None:
