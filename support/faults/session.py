@@ -27,6 +27,8 @@ cpu, memory, disk  dc
 job-cancel         dc, app | job
 instance-stop      dc
 orderly-shutdown   dc
+pe-crash-loop      dc, operator, app=None
+clients-cut        dc
 =================  ===========================================================
 """
 
@@ -50,6 +52,8 @@ from support.faults.base import (
     Topology,
     now,
 )
+from support.faults.clients import ClientsCut
+from support.faults.crashloop import PECrashLoop
 from support.faults.executor import ExecutorPool, run_on_hosts
 from support.faults.guard import Allowlist, audit_script
 from support.faults.network import Bandwidth, Isolate, Latency, Loss, Partition
@@ -68,7 +72,7 @@ DEADMAN_GRACE = 2.0
 
 KINDS: dict[str, type[Fault]] = {cls.kind: cls for cls in (
     Partition, Isolate, Latency, Loss, Bandwidth, PEKill, PEHang, CpuExhaustion, MemoryExhaustion, DiskExhaustion,
-    CancelJob, InstanceStop, OrderlyShutdown)}
+    CancelJob, InstanceStop, OrderlyShutdown, PECrashLoop, ClientsCut)}
 
 
 def make_fault(ctx: FaultContext, kind: str, **params: Any) -> Fault:
