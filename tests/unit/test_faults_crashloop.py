@@ -177,7 +177,7 @@ def test_clients_cut_uses_the_configured_client_address(tmp_path: Path) -> None:
 
 def test_clients_cut_through_a_bastion_needs_the_client_address(tmp_path: Path) -> None:
     bastion = "datacenters.dc1.ssh.bastion={host: 198.18.3.10}"
-    with pytest.raises(FaultRefused, match="faults.client_address"):
+    with pytest.raises(FaultRefused, match=r"faults\.client_address"):
         make_fault(fake_context(lab_shaped_config(tmp_path, bastion)), "clients-cut", dc="dc1")
     config = lab_shaped_config(tmp_path, bastion, "faults.client_address=198.18.0.1")
     assert make_fault(fake_context(config), "clients-cut", dc="dc1").describe()["client"] == "198.18.0.1"
