@@ -52,8 +52,11 @@ PLAN: list[tuple[str, str, dict[str, Any], str]] = [
     ("job-cancel", "job-cancel", {"dc": "{a}", "app": "{app}"}, "api"),
     ("instance-stop", "instance-stop", {"dc": "{a}"}, "api"),
     ("orderly-shutdown", "orderly-shutdown", {"dc": "{a}"}, "api"),
+    ("pe-crash-loop", "pe-crash-loop", {"dc": "{a}", "operator": "{operator}"}, "process"),
+    ("clients-cut", "clients-cut", {"dc": "{a}"}, "network"),
 ]
-RESTORE = {"job-cancel", "instance-stop", "orderly-shutdown"}
+#: kinds after which the deployment is restored (a crash loop may make the standby take over)
+RESTORE = {"job-cancel", "instance-stop", "orderly-shutdown", "pe-crash-loop"}
 
 
 def _fill(value: Any, names: dict[str, str]) -> Any:

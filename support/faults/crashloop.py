@@ -42,6 +42,7 @@ RESTART_AGAIN = 2.0
 #: Arguments: parent PID, parent start time, file with the original command line, TTL seconds, interval.
 LOOP_PROGRAM = r"""set -u
 ppid=$1; pstart=$2; cmdfile=$3; ttl=$4; every=$5
+[ -n "${EPOCHREALTIME:-}" ] || { echo "needs bash >= 5.0 (EPOCHREALTIME), this is $BASH_VERSION"; exit 2; }
 starttime() { local s; read -r s < "/proc/$1/stat" 2>/dev/null || return 1; s=${s##*) }; set -- $s; echo "${20}"; }
 mapfile -d '' want < "$cmdfile" || { echo "cannot read $cmdfile"; exit 2; }
 want="${want[*]}"
