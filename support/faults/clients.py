@@ -123,7 +123,7 @@ class ClientsCut(Fault):
         if down:
             raise FaultError(f"cannot prove that the clients cannot reach {self.dc.name}: {down[0]} before the fault")
         slowest = max(p.seconds for pair in probes for p in pair)
-        self.block_timeout = min(max(0.05 + 4 * slowest, 0.2), 2.0)
+        self.block_timeout = min(max(0.05 + 4 * slowest, 0.1), 2.0)
         super().prepare()
 
     def _rule(self, source: str) -> str:

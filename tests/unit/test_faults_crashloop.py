@@ -191,3 +191,12 @@ def test_connect_tells_open_refused_and_silent_apart() -> None:
         assert connect("x", "127.0.0.1", port, 1.0).state == "open"
     assert connect("x", "127.0.0.1", port, 1.0).state == "refused"
     assert connect("x", "127.0.0.1", port, 1.0).answered
+
+
+def test_the_labs_streamtool_takes_restartpe_by_pe_or_by_job() -> None:
+    from lab.streamtool import parser
+
+    by_pe = parser().parse_args(["restartpe", "-i", "streams-dc1", "12", "13"])
+    assert (by_pe.subcmd, by_pe.instance_id, by_pe.peid, by_pe.jobs) == ("restartpe", "streams-dc1", ["12", "13"], None)
+    by_job = parser().parse_args(["restartpe", "-j", "3"])
+    assert by_job.peid == [] and by_job.jobs == "3"
