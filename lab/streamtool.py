@@ -14,6 +14,8 @@ output follow IBM's REST-based streamtool (streamsx.topology ``scripts/streamtoo
 - ``getnsentry <name> [--jobs id]``: the instance's name service (lab: the files under
   ``nameservice_dir(dc)``, ``<jobId>.<name>`` = ``host:port``, written by the PE that registers the entry);
   prints ``<name> <host>:<port>`` per entry;
+- ``restartpe [pe-id]... [-j ids]``: the PEs named (running ones are stopped and launched again), or every
+  stopped PE of the jobs (through a lab-only REST action: the REST API has no PE restart);
 - ``stopinstance [--force]`` / ``startinstance``: through the lab-only REST action (no real REST API stops an
   instance; the real streamtool does it on a host);
 - ``mkappconfig | chappconfig | rmappconfig | lsappconfig | getappconfig``: application configurations.
@@ -248,6 +250,27 @@ class Tool:
         print(f"The {self.iid} instance was started.")
         return 0
 
+    def restartpe(self, a: argparse.Namespace) -> int:
+        """PEs by id (running or stopped), or with ``-j`` every stopped PE of the jobs (IBM's `streamtool
+        restartpe`: "The PEs can be identified by their PE ID or be any stopped PEs that belong to one or more
+        specified jobs")."""
+        ids = [p.strip() for x in (a.peid or []) for p in x.split(",") if p.strip()]
+        jobs = [j.strip() for j in (a.jobs or "").split(",") if j.strip()]
+        if not ids and not jobs:
+            raise ToolError("No processing elements provided: give PE IDs or --jobs.")
+        for jid in jobs:
+            pes = self.call("GET", f"{self.ipath}/jobs/{quote(jid, safe='')}/pes")["pes"]
+            ids += [str(pe["id"]) for pe in pes if pe.get("status") == "stopped"]
+        if not ids:
+            print(f"The following jobs have no stopped processing elements: {','.join(jobs)}.")
+            return 0
+        for pe_id in ids:
+            if not pe_id.isdigit():
+                raise ToolError(f"The following processing element identifier is not valid: {pe_id}.")
+            self.call("POST", f"{self.ipath}/actions", {"type": "restartpe", "pe": pe_id}, headers=INTERNAL_HEADER)
+            print(f"The following processing element was restarted: {pe_id}. The PE is in the {self.iid} instance.")
+        return 0
+
     # ------------------------------------------------------------------ application configurations
     def _appconfig_path(self, name: str) -> str:
         return f"{self.ipath}/applicationconfigurations/{quote(name, safe='')}"
@@ -378,6 +401,9 @@ def parser() -> argparse.ArgumentParser:
     st = sub.add_parser("stopinstance", parents=[common], help="Stop the instance")
     st.add_argument("--force", action="store_true")
     sub.add_parser("startinstance", parents=[common], help="Start the instance")
+    rp = sub.add_parser("restartpe", parents=[common], help="Restart processing elements")
+    rp.add_argument("peid", nargs="*", metavar="pe-id")
+    rp.add_argument("--jobs", "-j", metavar="job-id")
 
     for verb, helptext in (("mkappconfig", "Create"), ("chappconfig", "Change")):
         m = sub.add_parser(verb, parents=[common], help=f"{helptext} an application configuration")

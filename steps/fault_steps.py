@@ -179,6 +179,27 @@ def step_replication_cut(context: Context, source: Any, target: Any) -> None:
     context.world.inject_fault("replication-cut", between=(source, target))
 
 
+@when('the processing element running "{operator}" in "{dc}" keeps crashing')
+def step_pe_crash_loop(context: Context, operator: Any, dc: Any) -> None:
+    """Kill the PE that runs the operator each time the instance brings it back (a loop on its host), until the
+    instance gives up on it (stopped, reason failure) or the fault is healed; healing brings the PE back with
+    streamtool restartpe.
+
+    Example: When the processing element running "Aggregator" in "dc1" keeps crashing
+    """
+    context.world.inject_fault("pe-crash-loop", dc=dc, operator=operator)
+
+
+@when('the clients cannot reach "{dc}"')
+def step_clients_cut(context: Context, dc: Any) -> None:
+    """Drop the tester's own traffic to the data center's data exchange endpoints on its hosts; the data
+    centers still see each other and the REST API still answers, so nothing fails over.
+
+    Example: When the clients cannot reach "dc1"
+    """
+    context.world.inject_fault("clients-cut", dc=dc)
+
+
 @when("the fault is healed")
 def step_heal(context: Context) -> None:
     """Undo the latest fault still in effect and wait until the return to normal is proven.

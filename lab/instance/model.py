@@ -36,6 +36,8 @@ class PE:
     stopping: bool = False
     responsive: bool = True  # answers the instance's liveness pings
     thread: threading.Thread | None = None
+    #: `streamtool restartpe` asked to stop the running process and launch it again (not a crash)
+    user_restart: bool = False
     last_metrics: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -351,7 +351,7 @@ class RestApi(Resources):
         return json_response(self.bundle_doc(bundle), 200)
 
     def _action(self, body: bytes) -> Response:
-        """LAB-ONLY: `POST .../instances/{i}/actions {"type": "stop" | "start"}` with the header
+        """LAB-ONLY: `POST .../instances/{i}/actions {"type": "stop" | "start" | "restartpe", "pe": id}` with the header
         `X-Xdc-Lab-Internal: streamtool` -> 200 + instance. Not part of the real API (a real instance is stopped
         and started with `streamtool stopinstance|startinstance` on a host); the lab's `streamtool` stand-in
         uses it, nothing else should. Without the header the path answers 404 like any unknown resource."""
@@ -364,8 +364,10 @@ class RestApi(Resources):
             self.inst.stop()
         elif kind == "start":
             self.inst.start()
+        elif kind == "restartpe":
+            self.inst.restart_pe(self.inst.pe(str(doc.get("pe", ""))))
         else:
-            raise ApiError(400, f"The action type {kind!r} is not supported: use stop or start.")
+            raise ApiError(400, f"The action type {kind!r} is not supported: use stop, start or restartpe.")
         return json_response(self.instance_doc())
 
     def _submit(self, body: bytes) -> Response:

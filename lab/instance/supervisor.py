@@ -402,12 +402,13 @@ class Instance:
                 )
             rc = self._watch(pe, proc) if ready else proc.wait()
             with self.lock:
+                user_restart, pe.user_restart = pe.user_restart, False
                 if pe.stopping:
                     pe.status = "stopped"
                     stopped = True
                 else:
                     pe.status = "restarting"
-                    pe.status_reason = "crash"
+                    pe.status_reason = "userRequest" if user_restart else "crash"
                     stopped = False
                 job_health = self.job_health(pe.job)
             if stopped:
@@ -422,6 +423,10 @@ class Instance:
                     returncode=rc,
                 )
                 return
+            if user_restart:
+                log.info("PE %s (pid %s) stopped by restartpe: relaunching", pe.id, proc.pid)
+                failed_launches = 0
+                continue
             log.warning("PE %s (pid %s) exited with %s: relaunching", pe.id, proc.pid, rc)
             truth.emit(
                 self.dc,
@@ -444,6 +449,30 @@ class Instance:
                         pe.status_reason = "failure"
                     log.error("PE %s: giving up after %d failed launches", pe.id, failed_launches)
                     return
+
+    def restart_pe(self, pe: PE) -> None:
+        """`streamtool restartpe`: a PE the instance gave up on (`stopped`, reason `failure` or `crash`) is
+        launched again (its failed-launch count starts afresh, `launchCount` + 1, reason `userRequest`); a running
+        PE is stopped and launched again (reason `userRequest`, not counted as a crash). Teracloud's "Recovering
+        from PE failures": once the automatic retry count is exceeded, the PE must be restarted by hand with
+        `streamtool restartpe`."""
+        with self.lock:
+            if pe.job.status != "running" or pe.stopping:
+                raise ApiError(409, f"The {pe.id} processing element cannot be restarted: its job is {pe.job.status}.")
+            alive = pe.thread is not None and pe.thread.is_alive()
+            if alive:
+                if pe.proc is None or pe.proc.poll() is not None:
+                    raise ApiError(409, f"The {pe.id} processing element is already restarting.")
+                pe.user_restart = True
+                with contextlib.suppress(ProcessLookupError):
+                    pe.proc.terminate()
+                return
+            pe.status = "restarting"
+            pe.status_reason = "userRequest"
+            pe.thread = threading.Thread(target=self._supervise, args=(pe,), name=f"pe-{pe.id}", daemon=True)
+            pe.thread.start()
+        log.info("PE %s restarted on request", pe.id)
+        truth.emit(self.dc, "instance", "pe_restart_requested", job_id=pe.job.id, job_name=pe.job.name, pe_id=pe.id)
 
     def pe_request(self, pe: PE, msg: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
         if pe.stopping or pe.status == "stopped":

@@ -54,8 +54,11 @@ PLAN: list[tuple[str, str, dict[str, Any], str]] = [
     ("orderly-shutdown", "orderly-shutdown", {"dc": "{a}"}, "api"),
     ("heartbeat-cut", "heartbeat-cut", {"between": ("{a}", "{b}")}, "network"),
     ("replication-cut", "replication-cut", {"between": ("{a}", "{b}")}, "network"),
+    ("pe-crash-loop", "pe-crash-loop", {"dc": "{a}", "operator": "{operator}"}, "process"),
+    ("clients-cut", "clients-cut", {"dc": "{a}"}, "network"),
 ]
-RESTORE = {"job-cancel", "instance-stop", "orderly-shutdown"}
+#: kinds after which the deployment is restored (a crash loop may make the standby take over)
+RESTORE = {"job-cancel", "instance-stop", "orderly-shutdown", "pe-crash-loop"}
 
 
 def _fill(value: Any, names: dict[str, str]) -> Any:

@@ -52,13 +52,13 @@ def add_faults_parser(sub: Any) -> None:
     inject.add_argument("kind", choices=list(KINDS), metavar="KIND", help=f"one of: {', '.join(KINDS)}")
     inject.add_argument("--between", nargs=2, metavar=("DC1", "DC2"), help="the two data centers (network faults)")
     inject.add_argument("--one-way", action="store_true", help="partition: drop only what DC1 sends to DC2")
-    inject.add_argument("--dc", help="the data center (isolate, process, resource and API faults)")
+    inject.add_argument("--dc", help="the data center (isolate, clients-cut, process, resource and API faults)")
     inject.add_argument("--delay", help="latency, e.g. 200ms")
     inject.add_argument("--jitter", help="latency jitter, e.g. 20ms")
     inject.add_argument("--percent", type=float, help="packet loss in percent, e.g. 30")
     inject.add_argument("--rate", help="bandwidth limit, e.g. 1mbit")
-    inject.add_argument("--operator", help="operator whose PE to kill or hang, e.g. Aggregator")
-    inject.add_argument("--app", help="application (job-cancel; narrows pe-kill/pe-hang)")
+    inject.add_argument("--operator", help="operator whose PE to kill, hang or crash-loop, e.g. Aggregator")
+    inject.add_argument("--app", help="application (job-cancel; narrows pe-kill/pe-hang/pe-crash-loop)")
     inject.add_argument("--job", help="job name (job-cancel)")
     inject.add_argument("--pairs", type=int,
                         help="heartbeat-cut, replication-cut: the toolkit's snapshot sender/receiver pairs "

@@ -282,6 +282,8 @@ class FaultsSettings:
     python: str
     memory_max: int
     disk_max: int
+    #: ``faults.client_address``: where the DCs see the tester's traffic come from (clients-cut); None = from SSH
+    client_address: str | None = None
 
     @property
     def directory(self) -> str:
@@ -640,6 +642,7 @@ def build_settings(data: Mapping[str, Any]) -> Settings:
             python=str(faults["python"]),
             memory_max=_size(faults, "memory_max", "faults"),
             disk_max=_size(faults, "disk_max", "faults"),
+            client_address=_optional_str(faults.get("client_address")),
         ),
         objectives=MappingProxyType({name: _objectives(name, raw) for name, raw in data["objectives"].items()}),
         gates=_gates(data.get("gates")),

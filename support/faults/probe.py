@@ -27,7 +27,7 @@ __all__ = ["ADVICE", "CAPABILITIES", "Capabilities", "CapabilityProbe", "doctor_
 
 #: host capabilities, in table order
 HOST_CAPABILITIES = ("ssh", "bastion", "sudo", "bash", "iptables", "statistic", "nfqueue", "netem", "tbf", "delayer",
-                     "stress-ng", "cgroup", "cgroup-cpu", "cgroup-memory", "fallocate", "ss", "streamtool")
+                     "stress-ng", "cgroup", "cgroup-cpu", "cgroup-memory", "fallocate", "ss", "pgrep", "streamtool")
 #: per-DC capabilities checked from the controller
 DC_CAPABILITIES = ("rest", "prometheus", "jmx")
 #: derived: latency works with netem or the delayer
@@ -52,6 +52,7 @@ ADVICE = {
     "cgroup-memory": "no memory cgroup controller: memory stress is bounded by faults.memory_max only",
     "fallocate": "install util-linux fallocate (disk exhaustion)",
     "ss": "install iproute2 (the tester finds the standalone standby stub by the port it holds, with ss)",
+    "pgrep": "install procps (pgrep lists the PE's relaunches for the crash loop)",
     "streamtool": "set datacenters.<dc>.crossdc.streamtool to streamtool on the hosts (instance stop and start, "
                   "name-service lookups)",
     "rest": "check datacenters.<dc>.rest (url, auth, ca_bundle)",
@@ -109,6 +110,8 @@ done
 command -v fallocate >/dev/null 2>&1; cap fallocate $? "util-linux" "fallocate not installed"
 command -v ss >/dev/null 2>&1
 cap ss $? "$(ss --version 2>/dev/null | head -n1 | cut -c1-60)" "ss not installed"
+command -v pgrep >/dev/null 2>&1
+cap pgrep $? "procps" "pgrep not installed"
 __st={shlex.quote(streamtool)}
 command -v "$__st" >/dev/null 2>&1
 cap streamtool $? "$__st" "$__st not found"

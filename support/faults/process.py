@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from support.faults.base import Fault, FaultContext, FaultError, FaultRefused, Verified, now, poll
 from support.streams.errors import StreamsError
@@ -112,7 +112,7 @@ def _pe_host(ctx: FaultContext, client: Any, pe: dict[str, Any], hosts: tuple[st
 
 
 class _PeFault(Fault):
-    requires = ("bash",)
+    requires: ClassVar[tuple[str, ...]] = ("bash",)
 
     def __init__(self, ctx: FaultContext, dc: str, operator: str, app: str | None = None,
                  fault_id: str | None = None) -> None:

@@ -29,6 +29,8 @@ instance-stop      dc
 orderly-shutdown   dc
 heartbeat-cut      between, pairs=None (snapshot pairs; None: from config)
 replication-cut    between (source, target), pairs=None
+pe-crash-loop      dc, operator, app=None
+clients-cut        dc
 =================  ===========================================================
 """
 
@@ -53,6 +55,8 @@ from support.faults.base import (
     now,
 )
 from support.faults.channel import HeartbeatCut, ReplicationCut
+from support.faults.clients import ClientsCut
+from support.faults.crashloop import PECrashLoop
 from support.faults.executor import ExecutorPool, run_on_hosts
 from support.faults.guard import Allowlist, audit_script
 from support.faults.network import Bandwidth, Isolate, Latency, Loss, Partition
@@ -71,7 +75,7 @@ DEADMAN_GRACE = 2.0
 
 KINDS: dict[str, type[Fault]] = {cls.kind: cls for cls in (
     Partition, Isolate, Latency, Loss, Bandwidth, PEKill, PEHang, CpuExhaustion, MemoryExhaustion, DiskExhaustion,
-    CancelJob, InstanceStop, OrderlyShutdown, HeartbeatCut, ReplicationCut)}
+    CancelJob, InstanceStop, OrderlyShutdown, HeartbeatCut, ReplicationCut, PECrashLoop, ClientsCut)}
 
 
 def make_fault(ctx: FaultContext, kind: str, **params: Any) -> Fault:
