@@ -18,3 +18,4 @@ Feature: Orders survive a processing element that keeps crashing
       Then "dc2" takes over within 45 seconds
       And both data centers run the application at the same time
       And the recovery time is at most 60 seconds
+      And the loss check finds more than 100 acknowledged tuples lost
