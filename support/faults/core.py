@@ -60,6 +60,7 @@ class DataCenterInfo:
     rest: RestSettings | None = None
     streamtool: str = "streamtool"
     config_files: Mapping[str, str] = field(default_factory=dict)
+    exchange_url: str | None = None  # the data exchange endpoint (a dark data center's must not answer)
 
     @property
     def primary_host(self) -> str:
@@ -71,7 +72,8 @@ class DataCenterInfo:
     def from_settings(cls, dc: DataCenterSettings) -> DataCenterInfo:
         return cls(name=dc.name, hosts=dc.hosts, ssh=dc.ssh, crossdc_port=dc.crossdc.http_port,
                    special_message_port=dc.crossdc.special_message_port, snapshot_dir=dc.crossdc.snapshot_dir,
-                   rest=dc.rest, streamtool=dc.crossdc.streamtool, config_files=dc.crossdc.config_files)
+                   rest=dc.rest, streamtool=dc.crossdc.streamtool, config_files=dc.crossdc.config_files,
+                   exchange_url=dc.exchange.url)
 
 
 #: ``faults.*`` from config (:class:`support.config.settings.FaultsSettings`).

@@ -27,6 +27,7 @@ cpu, memory, disk  dc
 job-cancel         dc, app | job
 instance-stop      dc
 orderly-shutdown   dc
+dark               dc
 =================  ===========================================================
 """
 
@@ -50,6 +51,7 @@ from support.faults.base import (
     Topology,
     now,
 )
+from support.faults.dark import Dark
 from support.faults.executor import ExecutorPool, run_on_hosts
 from support.faults.guard import Allowlist, audit_script
 from support.faults.network import Bandwidth, Isolate, Latency, Loss, Partition
@@ -68,7 +70,7 @@ DEADMAN_GRACE = 2.0
 
 KINDS: dict[str, type[Fault]] = {cls.kind: cls for cls in (
     Partition, Isolate, Latency, Loss, Bandwidth, PEKill, PEHang, CpuExhaustion, MemoryExhaustion, DiskExhaustion,
-    CancelJob, InstanceStop, OrderlyShutdown)}
+    CancelJob, InstanceStop, OrderlyShutdown, Dark)}
 
 
 def make_fault(ctx: FaultContext, kind: str, **params: Any) -> Fault:
@@ -315,6 +317,9 @@ class FaultSession:
         for fault in self.faults:
             if isinstance(fault, PEHang) and fault.pe is not None:
                 watch.setdefault(fault.pe.host, []).append(fault.pe.pid)
+            if isinstance(fault, Dark):
+                for host, pids in fault.frozen_pids().items():
+                    watch.setdefault(host, []).extend(pids)
         scripts = {}
         for host in hosts:
             dc = self.topology.dc(self.topology.dc_of_host(host))

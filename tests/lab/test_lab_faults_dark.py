@@ -1,0 +1,139 @@
+"""The ``dark`` fault against the lab: a data center goes dark as in a power loss and comes back.
+
+Checked from the lab's side (its namespaces, /proc, state.json, the truth log): the PEs' processes are killed,
+the instance that would relaunch them is frozen (its REST API hangs), nothing answers across the DCs or from the
+controller; healed, the instance continues, notices its dead PEs and relaunches them (launchCount + 1, as after
+a host failure). The dead-man timer brings the data center back after the CLI is SIGKILLed; ``faults clean``
+sweeps a detached one.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from faultwire import fault_session
+from labwire import ADDR, LAB_DIR, ROOT, Lab, run_lab, wait_until
+from test_lab_faults import connect_seconds, proc_state, start_and_kill, tagged_rules
+
+from support.faults.session import FaultSession
+
+pytestmark = pytest.mark.lab
+
+
+def instance_pid(dc: str) -> int:
+    return int(json.loads((LAB_DIR / "state.json").read_text())["processes"][f"{dc}-instance"]["pid"])
+
+
+def orders_pes(lab: Lab, dc: str = "dc1") -> list[dict[str, Any]]:
+    job = lab.job(dc, "orders")
+    assert job is not None, f"no orders job in {dc}"
+    return list(lab.get(f"{lab.rest(dc)}/pes", params={"job.restid": job["id"]}).json()["pes"])
+
+
+def ns_listeners(dc: str) -> str:
+    return subprocess.run(["ip", "netns", "exec", f"xdc-{dc}", "ss", "-Hltnp", "sport = :25091"], capture_output=True,
+                          text=True, timeout=10, check=False).stdout
+
+
+def rest_answers(lab: Lab, dc: str, timeout: float = 0.5) -> bool:
+    try:
+        lab.get(lab.rest(dc), timeout=timeout)
+        return True
+    except requests.RequestException:
+        return False
+
+
+@pytest.fixture(scope="module", autouse=True)
+def leave_the_default_deployment(lab: Lab) -> Iterator[None]:
+    """A dark dc1 makes dc2 take over once detection runs out; a dark dc2 kills its stub: later files get the
+    default deployment back."""
+    yield
+    assert run_lab("reset").returncode == 0
+
+
+@pytest.fixture()
+def session(default_deployment: Lab) -> Iterator[FaultSession]:
+    with fault_session(ROOT / "config" / "lab.yaml", "lab dark") as faults:
+        yield faults
+
+
+def test_dark_kills_the_pes_freezes_the_instance_and_cuts_the_network(session: FaultSession,
+                                                                      default_deployment: Lab) -> None:
+    lab = default_deployment
+    before = {pe["id"]: pe for pe in orders_pes(lab)}
+    pids = [int(pe["processId"]) for pe in before.values()]
+    instance = instance_pid("dc1")
+    since = time.time()
+    fault = session.inject("dark", dc="dc1")
+    assert all(proc_state(pid) in ("gone", "Z") for pid in pids)
+    assert proc_state(instance) == "T"
+    assert connect_seconds("dc2", "dc1", 0.3) is None and connect_seconds("dc1", "dc2", 0.3) is None
+    assert not rest_answers(lab, "dc1")
+    assert tagged_rules("dc1") and not tagged_rules("dc2")
+
+    session.heal(fault)
+    assert proc_state(instance) in ("S", "R")
+    assert tagged_rules("dc1") == []
+    # the instance finds its PEs dead and relaunches each of them, as Streams does after a host failure
+    after = wait_until(lambda: (lambda pes: pes if all(p["status"] == "running" for p in pes) else None)(
+        orders_pes(lab)), 10, "every PE of orders in dc1 running again")
+    for pe in after:
+        assert pe["launchCount"] == before[pe["id"]]["launchCount"] + 1
+        assert int(pe["processId"]) not in pids
+    crashed = {e["pe_id"] for e in lab.events("pe_crashed", "dc1", since=since)}
+    assert crashed == set(before)
+
+
+def test_dark_standby_loses_its_stub(session: FaultSession, default_deployment: Lab) -> None:
+    stub = default_deployment.standby()
+    assert stub is not None and stub["dc"] == "dc2"
+    fault = session.inject("dark", dc="dc2")
+    held = ns_listeners("dc2")
+    assert fault.describe()["stub"] == stub["pid"] and fault.describe()["pes"] == 0, (fault.sizing(), stub, held)
+    assert proc_state(stub["pid"]) in ("gone", "Z")
+    # no PE runs in dc2: nothing to freeze; the cut network keeps its REST API from answering
+    assert fault.describe()["frozen"] == [] and proc_state(instance_pid("dc2")) in ("S", "R")
+    assert not rest_answers(default_deployment, "dc2")
+    session.heal(fault)
+    assert default_deployment.standby() is None  # nothing restarts it: "comes back" starts a new one
+    assert rest_answers(default_deployment, "dc2", 5)
+    assert run_lab("reset").returncode == 0
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "support.cli", *args]
+
+
+def test_sigkilled_dark_is_brought_back_by_the_dead_man(default_deployment: Lab) -> None:
+    instance = instance_pid("dc1")
+    killed = start_and_kill(["faults", "inject", "dark", "--dc", "dc1", "--ttl", "5s"])
+    assert proc_state(instance) == "T", "the dark data center should outlive the killed CLI"
+    assert not rest_answers(default_deployment, "dc1", 0.3)
+    wait_until(lambda: proc_state(instance) in ("S", "R") and connect_seconds("dc2", "dc1", 0.3) is not None
+               and rest_answers(default_deployment, "dc1"), 7.5, "dc1 back by the dead-man timer")
+    assert time.monotonic() - killed < 7.0
+    assert tagged_rules("dc1") == []
+
+
+def test_faults_clean_brings_a_detached_dark_dc_back(default_deployment: Lab) -> None:
+    instance = instance_pid("dc1")
+    inject = subprocess.run(cli("faults", "inject", "dark", "--dc", "dc1", "--ttl", "60s", "--detach"), cwd=ROOT,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert inject.returncode == 0, inject.stderr
+    assert proc_state(instance) == "T"
+    meta = list(Path("/run/xdc-lab/faults").glob(f"*@{ADDR['dc1']}.meta"))
+    assert meta and "kind=dark" in meta[0].read_text()
+    cleaned = subprocess.run(cli("faults", "clean"), cwd=ROOT, capture_output=True, text=True, timeout=60,
+                             check=False)
+    assert cleaned.returncode == 0, cleaned.stdout + cleaned.stderr
+    assert "(dark)" in cleaned.stdout, cleaned.stdout
+    assert proc_state(instance) in ("S", "R") and tagged_rules("dc1") == []
+    wait_until(lambda: rest_answers(default_deployment, "dc1"), 5, "dc1's REST answering again")
