@@ -11,7 +11,8 @@ process faults is <= 200 ms each.
 
 Latency faults are measured with a 50 ms delay: proving latency takes one delayed round trip
 (2 x 50 ms) by definition. Faults that change the deployment (job cancel, instance stop, orderly
-shutdown) restore it (active in the first DC, standby in the second) after each round, outside the timing.
+shutdown, a dark data center: its PEs relaunch and the standby may take over) restore it (active in the
+first DC, standby in the second) after each round, outside the timing.
 """
 
 from __future__ import annotations
@@ -52,8 +53,9 @@ PLAN: list[tuple[str, str, dict[str, Any], str]] = [
     ("job-cancel", "job-cancel", {"dc": "{a}", "app": "{app}"}, "api"),
     ("instance-stop", "instance-stop", {"dc": "{a}"}, "api"),
     ("orderly-shutdown", "orderly-shutdown", {"dc": "{a}"}, "api"),
+    ("dark", "dark", {"dc": "{a}"}, "datacenter"),
 ]
-RESTORE = {"job-cancel", "instance-stop", "orderly-shutdown"}
+RESTORE = {"job-cancel", "instance-stop", "orderly-shutdown", "dark"}
 
 
 def _fill(value: Any, names: dict[str, str]) -> Any:
