@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import shlex
 import socket
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -246,19 +248,26 @@ class Dark(Fault):
             found.append(("data exchange", self.dc.exchange_url))
         return found
 
-    def _controller(self, timeout: float) -> list[str]:
-        return [f"controller->{name} {urlsplit(url).netloc} {_connect(url, timeout)}"
-                for name, url in self._endpoints()]
+    def _controller(self, timeout: float) -> Callable[[], list[str]]:
+        """Start the controller's connects to the endpoints (in parallel, while the hosts are probed); the returned
+        call waits for them and gives one line each."""
+        endpoints = self._endpoints()
+        pool = ThreadPoolExecutor(max_workers=max(1, len(endpoints)), thread_name_prefix=f"dark-{self.id}")
+        futures = [pool.submit(_connect, url, timeout) for _, url in endpoints]
+        pool.shutdown(wait=False)
+        return lambda: [f"controller->{name} {urlsplit(url).netloc} {future.result()}"
+                        for (name, url), future in zip(endpoints, futures, strict=True)]
 
     def verify(self, timeout: float) -> Verified:
         def check() -> tuple[bool, str]:
+            connects = self._controller(self.cut.block_timeout)
             states = self._states()
             dead = [f"{p.what} {p.pid} {states.get((p.host, p.pid), '?')}" for p in self.killed]
             stopped = [f"{p.what} {p.pid} {states.get((p.host, p.pid), '?')}" for p in self.frozen]
             ok = (all(states.get((p.host, p.pid)) in ("gone", "Z", "X") for p in self.killed)
                   and all(states.get((p.host, p.pid)) in ("T", "t") for p in self.frozen))
             probes: list[ProbeResult] = run_probes(self.ctx, self.cut._pairs(), timeout=self.cut.block_timeout)
-            controller = self._controller(self.cut.block_timeout)
+            controller = connects()
             ok = ok and not any(p.reachable for p in probes) and all(
                 line.endswith(("timeout", "error (timed out)")) for line in controller)
             return ok, "; ".join([*dead, *stopped, *map(str, probes), *controller])
@@ -271,10 +280,11 @@ class Dark(Fault):
         client = self.ctx.rest.get(self.dc.name)
 
         def check() -> tuple[bool, str]:
+            connects = self._controller(max(self.cut.block_timeout, 0.5))
             states = self._states()
             resumed = all(states.get((p.host, p.pid)) not in ("T", "t") for p in self.frozen)
             probes = run_probes(self.ctx, self.cut._pairs(), timeout=max(self.cut.block_timeout, 0.5))
-            controller = self._controller(max(self.cut.block_timeout, 0.5))
+            controller = connects()
             rest = "no REST client"
             answered = client is None
             if client is not None:
