@@ -154,12 +154,14 @@ class Dark(Fault):
         results = run_on_hosts(self.ctx.executors, scripts, what=f"read the processes of {self.dc.name}")
         killed: list[Proc] = []
         frozen: dict[tuple[str, int], Proc] = {}
+        missing: list[str] = []
         for host, result in results.items():
             seen: dict[int, list[str]] = {int(f[0]): f[1:] for f in result.lines("PE") if f and f[0].isdigit()}
             for pe in by_host.get(host, []):
                 fields = seen.get(pe.pid, [])
-                if len(fields) < 3:
-                    raise FaultError(f"PE {pe.pe_id} of {pe.job_name} (process {pe.pid}) not found on {host}")
+                if len(fields) < 3 or fields[0] in ("Z", "X"):
+                    missing.append(f"PE {pe.pe_id} of {pe.job_name} (process {pe.pid}) on {host}")
+                    continue  # it ended since REST listed it (its parent relaunches it unless frozen below)
                 killed.append(Proc(host, pe.pid, fields[2], f"PE {pe.pe_id} of {pe.job_name}"))
             for fields in result.lines("PARENT"):
                 if len(fields) < 4 or not fields[0].isdigit():
@@ -178,6 +180,9 @@ class Dark(Fault):
                 if pid in pes or pid in parents or (ppid.isdigit() and int(ppid) in parents):
                     continue  # the application itself (or a process of its instance)
                 killed.append(Proc(host, pid, fields[3], "standby stub"))
+        if missing and not frozen:
+            raise FaultError(f"cannot find what relaunches the PEs of {self.dc.name}: {', '.join(missing)} ended "
+                             "since REST listed it, and no other PE runs there")
         self.killed = killed
         self.frozen = list(frozen.values())
         super().prepare()

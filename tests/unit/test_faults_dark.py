@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from faultfakes import NetnsExecutor, fake_context, is_root, lab_shaped_config, private_netns
 
-from support.faults.base import FaultContext
+from support.faults.base import FaultContext, FaultError
 from support.faults.dark import Dark, Proc
 from support.faults.executor import ExecutorPool, Result, run_on_hosts
 from support.faults.session import KINDS, make_fault
@@ -101,6 +101,24 @@ def test_prepare_finds_the_pes_their_parent_and_the_stub(tmp_path: Path) -> None
     assert "= 4000 ] && __stop=\"$__stop 50\"" in script and "= 7000 ] && __kill=\"$__kill 300\"" in script
     assert "/proc/50/stat" in fault.revert_scripts()[DC1] and "kill -CONT 50" in fault.revert_scripts()[DC1]
     assert "stopped_pids" in fault.meta() and fault.meta()["stopped_pids"] == "50"
+
+
+def test_a_pe_that_ended_since_rest_listed_it_is_skipped(tmp_path: Path) -> None:
+    outputs = {"some": "PE 101 S 50 9001\nPARENT 50 S 1 4000 python3\nPE 102 \n", "none": "PE 101 \nPE 102 \n"}
+    for case, out in outputs.items():
+        def answer(script: str, out: str = out) -> Result:
+            return Result(DC1, 0, out if "ss -Hltnp" in script else "", "", 0.0)
+
+        ctx = fake_context(lab_shaped_config(tmp_path), answer=answer, rest={"dc1": FakeRest()})
+        fault = make_fault(ctx, "dark", dc="dc1")
+        assert isinstance(fault, Dark)
+        fault.cut.prepare = lambda: None  # type: ignore[method-assign]
+        if case == "some":
+            fault.prepare()
+            assert [p.pid for p in fault.killed] == [101] and [p.pid for p in fault.frozen] == [50]
+        else:
+            with pytest.raises(FaultError, match="cannot find what relaunches the PEs of dc1"):
+                fault.prepare()
 
 
 RELAUNCHER = """
