@@ -183,3 +183,20 @@ def test_inject_and_revert_for_real(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         for pid in children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_the_residue_audit_watches_the_frozen_parents(tmp_path: Path) -> None:
+    from support.faults.session import FaultSession
+    from support.orchestration import CleanupStack, Journal
+
+    config = lab_shaped_config(tmp_path)
+    log: list[tuple[str, str]] = []
+    ctx = fake_context(config, log=log)
+    session = FaultSession(config, Journal(None), CleanupStack(), {}, pool=ctx.executors, probe=None)
+    fault = Dark(session.ctx, "dc1")
+    fault.frozen = [Proc(DC1, 50, "4000", "the PEs' parent (python3)")]
+    session.faults.append(fault)
+    run_on_hosts(ctx.executors, {DC1: "true"}, what="touch")
+    assert session.audit() == []
+    audit = [script for host, script in log if host == DC1 and "RESIDUE" in script][-1]
+    assert "/proc/50/stat" in audit and 'echo "RESIDUE stopped process 50"' in audit
