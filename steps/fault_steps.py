@@ -207,3 +207,15 @@ def step_heal(context: Context) -> None:
     Example: When the fault is healed
     """
     context.world.heal_fault()
+
+
+@when('"{dc}" goes dark')
+def step_dark(context: Context, dc: Any) -> None:
+    """The whole data center goes dark, as in a power loss: its network is cut (nothing answers, not even a
+    refusal), the processes that would relaunch its processing elements are frozen, and every PE of the
+    application there (and the standby stub, if one runs there) is killed in the same instant. It stays dark until
+    it comes back (`When "dc1" comes back`) or the scenario ends.
+
+    Example: When "dc1" goes dark
+    """
+    context.world.inject_fault("dark", dc=dc)

@@ -11,7 +11,8 @@ process faults is <= 200 ms each.
 
 Latency faults are measured with a 50 ms delay: proving latency takes one delayed round trip
 (2 x 50 ms) by definition. Faults that change the deployment (job cancel, instance stop, orderly
-shutdown) restore it (active in the first DC, standby in the second) after each round, outside the timing.
+shutdown, a dark data center: its PEs relaunch and the standby may take over) restore it (active in the
+first DC, standby in the second) after each round, outside the timing.
 """
 
 from __future__ import annotations
@@ -56,9 +57,10 @@ PLAN: list[tuple[str, str, dict[str, Any], str]] = [
     ("replication-cut", "replication-cut", {"between": ("{a}", "{b}")}, "network"),
     ("pe-crash-loop", "pe-crash-loop", {"dc": "{a}", "operator": "{operator}"}, "process"),
     ("clients-cut", "clients-cut", {"dc": "{a}"}, "network"),
+    ("dark", "dark", {"dc": "{a}"}, "datacenter"),
 ]
-#: kinds after which the deployment is restored (a crash loop may make the standby take over)
-RESTORE = {"job-cancel", "instance-stop", "orderly-shutdown", "pe-crash-loop"}
+#: kinds after which the deployment is restored (a crash loop or a dark data center make the standby take over)
+RESTORE = {"job-cancel", "instance-stop", "orderly-shutdown", "pe-crash-loop", "dark"}
 
 
 def _fill(value: Any, names: dict[str, str]) -> Any:

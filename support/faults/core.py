@@ -60,7 +60,7 @@ class DataCenterInfo:
     rest: RestSettings | None = None
     streamtool: str = "streamtool"
     config_files: Mapping[str, str] = field(default_factory=dict)
-    exchange_url: str | None = None  # the data exchange service the tester's traffic goes to
+    exchange_url: str | None = None  # the data exchange the tester's traffic goes to (clients-cut, dark)
 
     @property
     def primary_host(self) -> str:

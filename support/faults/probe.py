@@ -40,7 +40,7 @@ ADVICE = {
     "sudo": "log in as root, or set datacenters.<dc>.ssh.sudo: true (`sudo -n`: the login user needs NOPASSWD sudo for "
             "`timeout`, which runs every fault script) or a command prefix such as 'sudo -n -u root' or 'pbrun'",
     "bash": "install bash on the host",
-    "iptables": "install iptables (partition, isolation, loss, delayer rules need it) and log in as root",
+    "iptables": "install iptables (partition, isolation, loss, dark, delayer rules need it) and log in as root",
     "statistic": "the kernel lacks xt_statistic: packet loss cannot be injected",
     "nfqueue": "the kernel lacks xt_NFQUEUE: the latency delayer cannot run (netem still can)",
     "netem": "the kernel has no sch_netem: latency uses the NFQUEUE delayer instead",

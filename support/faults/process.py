@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from support.faults.base import Fault, FaultContext, FaultError, FaultRefused, Verified, now, poll
 from support.streams.errors import StreamsError
 
-__all__ = ["PEHang", "PEKill", "PeRef", "locate_any_pe", "locate_pe"]
+__all__ = ["PEHang", "PEKill", "PeRef", "locate_any_pe", "locate_pe", "locate_pes"]
 
 PID_PLACEHOLDER = "${PE_PID}"
 
@@ -88,6 +88,27 @@ def locate_any_pe(ctx: FaultContext, dc: str) -> PeRef | None:
                 return PeRef(dc, job_name, str(job.get("id")), str(pe.get("id")), int(pid),
                              int(pe.get("launchCount") or 0), host)
     return None
+
+
+def locate_pes(ctx: FaultContext, dc: str) -> list[PeRef]:
+    """Every PE with a process of the declared jobs running in ``dc`` (empty when none runs there)."""
+    ctx.allowlist.check_dc(dc)
+    client = ctx.rest.get(dc)
+    if client is None:
+        raise FaultError(f"no REST client for {dc}")
+    info = ctx.topology.dc(dc)
+    found: list[PeRef] = []
+    for job_name in ctx.topology.jobs:
+        job = client.find_job(job_name)
+        if job is None:
+            continue
+        for pe in client.pes(job):
+            pid = str(pe.get("processId") or "")
+            if pid.isdigit():
+                host = _pe_host(ctx, client, pe, info.hosts, dc)
+                found.append(PeRef(dc, job_name, str(job.get("id")), str(pe.get("id")), int(pid),
+                                   int(pe.get("launchCount") or 0), host))
+    return found
 
 
 def _pe_host(ctx: FaultContext, client: Any, pe: dict[str, Any], hosts: tuple[str, ...], dc: str) -> str:

@@ -31,6 +31,7 @@ heartbeat-cut      between, pairs=None (snapshot pairs; None: from config)
 replication-cut    between (source, target), pairs=None
 pe-crash-loop      dc, operator, app=None
 clients-cut        dc
+dark               dc
 =================  ===========================================================
 """
 
@@ -57,6 +58,7 @@ from support.faults.base import (
 from support.faults.channel import HeartbeatCut, ReplicationCut
 from support.faults.clients import ClientsCut
 from support.faults.crashloop import PECrashLoop
+from support.faults.dark import Dark
 from support.faults.executor import ExecutorPool, run_on_hosts
 from support.faults.guard import Allowlist, audit_script
 from support.faults.network import Bandwidth, Isolate, Latency, Loss, Partition
@@ -75,7 +77,7 @@ DEADMAN_GRACE = 2.0
 
 KINDS: dict[str, type[Fault]] = {cls.kind: cls for cls in (
     Partition, Isolate, Latency, Loss, Bandwidth, PEKill, PEHang, CpuExhaustion, MemoryExhaustion, DiskExhaustion,
-    CancelJob, InstanceStop, OrderlyShutdown, HeartbeatCut, ReplicationCut, PECrashLoop, ClientsCut)}
+    CancelJob, InstanceStop, OrderlyShutdown, HeartbeatCut, ReplicationCut, PECrashLoop, ClientsCut, Dark)}
 
 
 def make_fault(ctx: FaultContext, kind: str, **params: Any) -> Fault:
@@ -322,6 +324,9 @@ class FaultSession:
         for fault in self.faults:
             if isinstance(fault, PEHang) and fault.pe is not None:
                 watch.setdefault(fault.pe.host, []).append(fault.pe.pid)
+            if isinstance(fault, Dark):
+                for host, pids in fault.frozen_pids().items():
+                    watch.setdefault(host, []).extend(pids)
         scripts = {}
         for host in hosts:
             dc = self.topology.dc(self.topology.dc_of_host(host))

@@ -30,7 +30,8 @@ def fault_session(config_path: Path, title: str) -> Iterator[FaultSession]:
     try:
         yield faults
         assert cleanup.run_all() == []
-        assert faults.audit() == [], "the fault left residue on the hosts"
+        residue = faults.audit()
+        assert residue == [], f"the fault left residue on the hosts: {residue}"
     finally:
         faults.close()
         for client in rest.values():
