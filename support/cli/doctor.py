@@ -7,20 +7,22 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
 from support.cli.common import load, rest_clients
 from support.config import Config
+from support.faults.base import Fault
 from support.faults.core import Topology
 from support.faults.executor import ExecutorPool
 from support.faults.guard import Allowlist
-from support.faults.probe import CapabilityProbe, doctor_table
+from support.faults.probe import ADVICE, CapabilityProbe, doctor_table
+from support.faults.session import KINDS
 from support.metrics.prometheus import PrometheusClient
 from support.redact import redacting
 from support.stopconditions import PromQLCheck
 
-__all__ = ["add_doctor_parser", "add_parser", "check_promql_conditions", "doctor_command"]
+__all__ = ["add_doctor_parser", "add_parser", "check_promql_conditions", "doctor_command", "fault_kinds_report"]
 
 
 def add_parser(sub: Any) -> None:
@@ -58,6 +60,24 @@ def check_promql_conditions(config: Config, client: Callable[[], Any], out: Text
     return ok
 
 
+def fault_kinds_report(probe: CapabilityProbe, kinds: Mapping[str, type[Fault]] = KINDS) -> list[str]:
+    """Which fault kinds every declared host can take, and for each one that some host cannot, the first
+    capability it lacks there with the advice (from the kinds' ``requires``; REST-only kinds need no host)."""
+    hosts = list(probe.topology.all_hosts())
+    ready: list[str] = []
+    lacking: list[str] = []
+    for kind, cls in kinds.items():
+        missing = [(host, probe.host(host).missing(cls.requires)) for host in hosts] if cls.requires else []
+        first = next(((host, why) for host, why in missing if why), None)
+        if first is None:
+            ready.append(kind)
+            continue
+        host, why = first
+        name = next(n for n in cls.requires if not probe.host(host).has(n))
+        lacking.append(f"doctor: fault {kind}: not on {host}: {why} -> {ADVICE.get(name, '')}")
+    return [f"doctor: fault kinds every host can take: {', '.join(ready) or 'none'}", *lacking]
+
+
 def doctor_command(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
@@ -75,6 +95,8 @@ def doctor_command(args: argparse.Namespace, out: TextIO | None = None, err: Tex
         table, _ = doctor_table(probe)
         print(f"doctor: {config.settings.name or config.source} ({config.source})", file=out)
         print(table, file=out)
+        for line in fault_kinds_report(probe):
+            print(line, file=out)
         unreachable = [h for h in topology.all_hosts() if not probe.host(h).has("ssh")]
         no_rest = [dc for dc in topology.datacenters if not probe.dc(dc).has("rest")]
         prometheus = config.settings.metrics.prometheus

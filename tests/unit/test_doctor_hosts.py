@@ -107,3 +107,20 @@ def test_the_probe_script_tells_root_rights_and_the_cgroup_version() -> None:
     nobody = LocalExecutor("local").run(
         f"setpriv --reuid=65534 --regid=65534 --clear-groups bash -c {shlex.quote(script)}")
     assert "CAP sudo no commands run as uid 65534 (nobody), not root" in nobody.stdout
+
+
+def test_doctor_names_the_fault_kinds_each_host_can_take(tmp_path: Path) -> None:
+    from support.cli.doctor import fault_kinds_report
+    from support.faults.probe import ADVICE
+
+    everything = "".join(f"CAP {name} yes probed\n" for name in (
+        "bash", "sudo", "iptables", "statistic", "nfqueue", "netem", "tbf", "delayer", "stress-ng", "cgroup",
+        "cgroup-cpu", "cgroup-memory", "fallocate", "ss", "streamtool", "pgrep", "snapshot-dir"))
+    no_pgrep = everything.replace("CAP pgrep yes probed", "CAP pgrep no not installed")
+    probe = _probe(bastion_config(tmp_path), {DC1: CannedHost(DC1, everything), DC2: CannedHost(DC2, no_pgrep)})
+    lines = fault_kinds_report(probe)
+    ready = lines[0].split(": ", 2)[2].split(", ")
+    assert {"partition", "heartbeat-cut", "replication-cut", "clients-cut", "dark", "job-cancel"} <= set(ready)
+    assert "pe-crash-loop" not in ready
+    assert lines[1:] == [f"doctor: fault pe-crash-loop: not on {DC2}: pgrep: no (not installed) -> "
+                         + ADVICE["pgrep"]]
