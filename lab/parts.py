@@ -94,6 +94,9 @@ def start_infrastructure(state: dict[str, Any]) -> subprocess.Popen[bytes] | Non
         argv = ["ip", "netns", "exec", paths.netns(dc), sys.executable, "-m", "lab.exporter", "--dc", dc]
         procs[f"{dc}-exporter"] = _spawn(f"{dc}-exporter", argv, dc, "exporter")
     prometheus.write_config(float(state.get("scrape_interval_s", prometheus.DEFAULT_INTERVAL)))
+    if not prometheus.listen_address_free():
+        raise PartError(f"{prometheus.LISTEN} (the lab's Prometheus) is already in use: a Prometheus left from an "
+                        f"earlier lab? `ss -ltnp 'sport = :{prometheus.LISTEN.rsplit(':', 1)[1]}'` names its PID")
     procs["prometheus"] = _spawn("prometheus", prometheus.argv(), "root", "prometheus")
     return javac
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -100,6 +101,19 @@ def configured_interval() -> float | None:
         return None
     m = re.search(r"^  scrape_interval: (\S+)$", text, re.MULTILINE)
     return parse_interval(m.group(1)) if m else None
+
+
+def listen_address_free() -> bool:
+    """True when nothing listens on LISTEN: a Prometheus left behind by an earlier lab would answer the readiness
+    check with its own samples while the one `lab up` starts exits at once ("address already in use")."""
+    host, port = LISTEN.rsplit(":", 1)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, int(port)))
+        except OSError:
+            return False
+    return True
 
 
 def argv() -> list[str]:

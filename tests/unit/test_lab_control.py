@@ -145,3 +145,15 @@ def test_bastion_configs_keep_the_dc_hosts_behind_the_bastion(tmp_path: Path, mo
                     "-j REJECT --reject-with tcp-reset")
     assert bastion.SUDOERS_TEXT.endswith("xdcfault ALL=(root) NOPASSWD: /usr/bin/timeout\n")
     assert bastion.NETNS in netns.NAMESPACES
+
+
+def test_a_prometheus_left_listening_is_found_before_the_lab_starts_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its samples would pass the readiness check while the lab's own Prometheus exited at once."""
+    import socket
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        monkeypatch.setattr(prometheus, "LISTEN", f"127.0.0.1:{held.getsockname()[1]}")
+        assert not prometheus.listen_address_free()
+    assert prometheus.listen_address_free()  # closed: free again
