@@ -157,6 +157,30 @@ def step_orderly_shutdown(context: Context, dc: Any) -> None:
     context.world.inject_fault("orderly-shutdown", dc=dc)
 
 
+@when('the stored snapshots in "{dc}" are lost')
+def step_snapshots_lost(context: Context, dc: Any) -> None:
+    """Remove every snapshot file from the data center's snapshot directory (datacenters.<dc>.crossdc.snapshot_dir,
+    the toolkit's dataSnapshotStorageDirectory): they are moved aside to tagged backups, so the heal (or the
+    dead-man timer) can put back each one no newer copy has replaced. Replication goes on: the next snapshot from
+    the other data center is stored as usual. Proven when none of the files is there as it was.
+
+    Example: When the stored snapshots in "dc2" are lost
+    """
+    context.world.inject_fault("snapshots-lost", dc=dc)
+
+
+@when('the stored snapshots in "{dc}" are corrupted')
+def step_snapshots_corrupted(context: Context, dc: Any) -> None:
+    """Damage every snapshot file in the data center's snapshot directory in place, as bit rot does: the last
+    16 bytes of the serialised state inside each file get one bit flipped each; names, sizes and the toolkit's
+    length fields stay intact, so the toolkit and the application read the state without an error and restore
+    other numbers. The originals are kept as tagged backups; the heal puts back each file that is still damaged.
+
+    Example: When the stored snapshots in "dc2" are corrupted
+    """
+    context.world.inject_fault("snapshots-corrupted", dc=dc)
+
+
 @when("the fault is healed")
 def step_heal(context: Context) -> None:
     """Undo the latest fault still in effect and wait until the return to normal is proven.

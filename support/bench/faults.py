@@ -52,6 +52,8 @@ PLAN: list[tuple[str, str, dict[str, Any], str]] = [
     ("job-cancel", "job-cancel", {"dc": "{a}", "app": "{app}"}, "api"),
     ("instance-stop", "instance-stop", {"dc": "{a}"}, "api"),
     ("orderly-shutdown", "orderly-shutdown", {"dc": "{a}"}, "api"),
+    ("snapshots-lost", "snapshots-lost", {"dc": "{b}"}, "store"),
+    ("snapshots-corrupted", "snapshots-corrupted", {"dc": "{b}"}, "store"),
 ]
 RESTORE = {"job-cancel", "instance-stop", "orderly-shutdown"}
 

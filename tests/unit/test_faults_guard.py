@@ -203,5 +203,6 @@ def test_capabilities_and_requires_tags() -> None:
 
 def test_every_published_kind_is_registered() -> None:
     assert set(KINDS) == {"partition", "isolate", "latency", "loss", "bandwidth", "pe-kill", "pe-hang", "cpu",
-                          "memory", "disk", "job-cancel", "instance-stop", "orderly-shutdown"}
+                          "memory", "disk", "job-cancel", "instance-stop", "orderly-shutdown",
+                          "snapshots-lost", "snapshots-corrupted"}
     assert io.StringIO  # (keeps the import list honest for the dry-run tests in test_faults_safety)
