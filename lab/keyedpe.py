@@ -248,8 +248,18 @@ class AggregatorPE(crossdc_composite.CrossDCApp):
             self._trace("WARN", f"not restoring a snapshot of {msg.snapshot_origin} from {msg.origin}: not {self.op}")
             return None
         # the application's deserializeDataItem: damaged number bytes come back as other numbers (see
-        # appspec.encode_state); a length past the end raises, as the SPL NativeByteBuffer does
-        doc = decode_state(msg.blob)
+        # appspec.encode_state); a length past the end of the blob raises. An exception the operator does not
+        # catch ends its PE in Streams (no @catch in the samples), and the instance restarts a restartable PE:
+        # the lab's process ends the same way, as it does for the toolkit's modulo by zero
+        try:
+            doc = decode_state(msg.blob)
+        except ValueError as exc:
+            self._trace("ERROR", f"cannot deserialize the state of {msg.origin}/{msg.snapshot_origin} ({reason}): "
+                                 f"{exc}; the PE terminates")
+            self.ctx.truth(self.op, "restore_failed", origin=msg.origin, snapshot_origin=msg.snapshot_origin,
+                           reason=reason, error=str(exc))
+            os.kill(os.getpid(), signal.SIGABRT)
+            raise
         incoming: dict[str, list[Any]] = doc.get("state", {})
         replayed: list[dict[str, Any]] = []
         with self.lock:

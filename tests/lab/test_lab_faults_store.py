@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from faultwire import fault_session
+from labprobes import inject
 from labwire import ADDR, ROOT, Lab, wait_until
 
 from lab import appspec, crossdc
@@ -63,7 +64,22 @@ def test_lost_snapshots_are_moved_aside_replication_goes_on_and_the_heal_leaves_
     assert "dc1-Aggregator.snapshot" in stored()
 
 
-def test_corrupted_snapshots_keep_name_and_size_and_decode_to_other_numbers(session: FaultSession) -> None:
+def stored_keys() -> set[str]:
+    try:
+        data = (STORE / "dc1-Aggregator.snapshot").read_bytes()
+    except FileNotFoundError:
+        return set()
+    return set(appspec.decode_state(crossdc.decode(data).blob)["state"])
+
+
+def test_corrupted_snapshots_keep_name_and_size_and_decode_to_other_numbers(session: FaultSession,
+                                                                            default_deployment: Lab) -> None:
+    # a state with keys (the damage lands on the numbers of the last one; in an empty state it would hit the sizes)
+    job = default_deployment.job("dc1", "orders")
+    assert job is not None
+    inject(default_deployment, "dc1", job, [{"id": f"store-{n}", "key": "ks-store", "seq": n, "amount": 10.0}
+                                           for n in range(1, 4)])
+    wait_until(lambda: "ks-store" in stored_keys(), 10, "dc2 holding a snapshot with the key")
     fault = session.inject("snapshots-corrupted", dc="dc2")
     damaged = {f[0]: f[1] for f in fault.injected.lines("DAMAGED")}  # type: ignore[attr-defined]
     assert "dc1-Aggregator.snapshot" in damaged
