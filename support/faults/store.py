@@ -17,8 +17,8 @@
   other numbers; an application keeping a map of keyed numbers, as the toolkit's sample does, ends with the
   numbers of its last entry (a state with no entries ends with its sizes: then the application's read fails,
   and an exception it does not catch ends its PE). A tagged copy of each original is kept (``.bak.<name>``)
-  with the damaged file's checksum (``.dmg.<name>``). Effect proof: the inject script checks every damaged file differs from
-  its copy and reports its checksum; the verification reads each file again (still damaged, or already
+  with the damaged file's checksum (``.dmg.<name>``). Effect proof: the inject script checks every damaged
+  file differs from its copy and reports its checksum; the verification reads each file again (still damaged, or already
   replaced by a newer snapshot). Revert: a file still damaged as the fault left it gets its original back
   (atomic rename in the directory); a file replaced since is left alone; then every backup is removed.
 
