@@ -141,3 +141,18 @@ def test_the_probe_reports_a_writable_snapshot_directory(tmp_path: Path) -> None
                                  .stdout)
     unset = parse_probe_output("h", executor.run(host_probe_script("python3")).stdout)
     assert present.has("snapshot-dir") and not missing.has("snapshot-dir") and not unset.has("snapshot-dir")
+
+
+def test_the_received_ledger_holds_any_int64_count(tmp_path: Path) -> None:
+    """A restored damaged state emits counts beyond int32 (the XOR above gives 0x40404040404040xx): the ledger must
+    keep those outputs, not lose their batch (it did, with an int32 column, and the state check then passed)."""
+    from support.data.contract import ORDERS
+    from support.data.ledger import Ledger, ReceivedRow, read_table
+
+    huge = 0x404040404040401B
+    assert ORDERS.received_columns()["count_for_key"] == "<i8"
+    for columns in (None, ORDERS.received_columns()):
+        ledger = Ledger(tmp_path / f"{columns is None}" / "received.csv", ReceivedRow, columns=columns)
+        ledger.extend([ReceivedRow("a", "k", 1, "dc2", 1.0, 1.0, huge, 0.5, True)])
+        ledger.close()
+        assert int(read_table(tmp_path / f"{columns is None}" / "received")["count_for_key"][0]) == huge
