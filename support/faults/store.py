@@ -178,7 +178,7 @@ DAMAGE = r"""xdc_damage() {
   __e=$((__p + 8 + __n)); __k=$(( __n < {bytes} ? __n : {bytes} )); __s=$((__e - __k))
   [ "$__e" -le "$(stat -c %s "$1")" ] || return 5
   __o=''
-  for __v in $(od -An -tu1 -j"$__s" -N"$__k" "$1"); do __o="$__o$(printf '\\%03o' $(( __v ^ {flip} )))"; done
+  for __v in $(od -An -tu1 -j"$__s" -N"$__k" "$1"); do printf -v __c '\\%03o' $(( __v ^ {flip} )); __o="$__o$__c"; done
   printf "$__o" | dd of="$1" bs=1 seek="$__s" conv=notrunc status=none || return 6
   echo "$__s $__k"
 }
