@@ -8,6 +8,8 @@ Standard library only.
 
 from __future__ import annotations
 
+import json
+import struct
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,7 +107,7 @@ class KeyedLogic:
     """A keyed three-PE application of the lab: EndpointSource `source_op` (PE 0) -> stateful `op` fused with
     the CrossDataCenterFailover composite (alias `xdc.alias`) and SpecialMessagePort (PE 1) -> EndpointSink
     `sink_op` (PE 2). The state per key is a list `[count, value]` (count first: a restore keeps the copy with
-    the higher count); the snapshot blob is `{"state": {key: [count, value]}, "taken_at": t}`.
+    the higher count); the snapshot blob is the SPL serialisation of the state (`encode_state`).
 
     A subclass names its operators and fields and says how a tuple updates the state and what comes out."""
 
@@ -144,3 +146,53 @@ class KeyedLogic:
     def restored(self, entry: list[Any]) -> list[Any]:
         """A state entry as read from a snapshot."""
         return [int(entry[0]), float(entry[1])]
+
+
+# -------------------------------------------------------------------------------------- snapshot blob
+#
+# The keyed applications serialise their state as an SPL application does with the toolkit's
+# `serializeDataItem` (impl/include/Functions.h: `NativeByteBuffer << value`), here of the tuple
+# `tuple<float64 takenAt, list<rstring> outbox, map<rstring, tuple<int64 count, boolean hasValue, float64 value>>
+# state>`: numbers in native (little-endian) byte order, collection sizes as uint32, rstrings as in the
+# toolkit's payload (`crossdc._rstring`). Nothing in it is checked on the way back (`deserializeDataItem` reads
+# what is there): damaged number bytes come back as other numbers, as they do in SPL; only a length that runs
+# past the end of the blob is an error. The state map is last, so the blob ends with the numbers of its last
+# entry. (Earlier lab versions used JSON, which no damaged byte survives: unlike a real application's state.)
+
+
+def encode_state(state: dict[str, list[Any]], taken_at: float, outbox: list[dict[str, Any]] | None = None) -> bytes:
+    """The snapshot blob of a keyed application (see above); ``outbox`` (defect duplicate-replay) as JSON texts."""
+    parts = [struct.pack("<d", taken_at), struct.pack("<I", len(outbox or []))]
+    parts += [crossdc._rstring(json.dumps(o, separators=(",", ":"))) for o in outbox or []]
+    parts.append(struct.pack("<I", len(state)))
+    for key, (count, value) in state.items():
+        parts.append(crossdc._rstring(str(key)))
+        parts.append(struct.pack("<q?d", int(count), value is not None, 0.0 if value is None else float(value)))
+    return b"".join(parts)
+
+
+def decode_state(blob: bytes) -> dict[str, Any]:
+    """``{"state": {key: [count, value]}, "taken_at": t, "outbox": [...]}`` from :func:`encode_state`'s bytes;
+    ValueError when a length runs past the end (or bytes are left over)."""
+    entry = struct.Struct("<q?d")
+    try:
+        (taken_at,) = struct.unpack_from("<d", blob, 0)
+        (n_out,) = struct.unpack_from("<I", blob, 8)
+        pos = 12
+        outbox = []
+        for _ in range(n_out):
+            text, pos = crossdc._read_rstring(blob, pos)
+            outbox.append(json.loads(text))
+        (n_keys,) = struct.unpack_from("<I", blob, pos)
+        pos += 4
+        state: dict[str, list[Any]] = {}
+        for _ in range(n_keys):
+            key, pos = crossdc._read_rstring(blob, pos)
+            count, has_value, value = entry.unpack_from(blob, pos)
+            pos += entry.size
+            state[key] = [count, value if has_value else None]
+    except (struct.error, UnicodeDecodeError) as exc:
+        raise ValueError(f"unreadable state: {exc}") from None
+    if pos != len(blob):
+        raise ValueError(f"unreadable state: {len(blob) - pos} bytes left over")
+    return {"state": state, "taken_at": taken_at, "outbox": outbox}

@@ -9,7 +9,6 @@ Standard library only.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import socket
@@ -19,7 +18,7 @@ from collections import deque
 from typing import Any
 
 from lab import clock, crossdc, crossdc_composite, paths
-from lab.appspec import KeyedLogic
+from lab.appspec import KeyedLogic, decode_state, encode_state
 from lab.peruntime import ControlServer, Downstream, PEContext
 
 SPECIAL_OP = "SpecialMessagePort"
@@ -66,7 +65,8 @@ class AggregatorPE(crossdc_composite.CrossDCApp):
     composite (aliases `OrdersXDC`, `TelemetryXDC`) and SpecialMessagePort.
 
     State per key: `[count, value]` (`logic`: orders keeps the sum of `amount`, telemetry the highest
-    `reading`). The snapshot blob is `{"state": {key: [count, value]}, "taken_at": t}`.
+    `reading`). The snapshot blob is the SPL serialisation of `(taken_at, outbox, {key: [count, value]})`
+    (`appspec.encode_state`).
     A restored snapshot is merged per key, keeping the more advanced copy (the higher count); a stood-down
     aggregator takes the remote's state as it is. A snapshot of another operator (its snapshot origin is not
     this application's stateful operator, e.g. a stored file of the other lab application) is not restored.
@@ -238,10 +238,8 @@ class AggregatorPE(crossdc_composite.CrossDCApp):
                 return None
             taken_at = time.time()
             state = {k: [v[0], v[1]] for k, v in self.state.items()}
-            doc: dict[str, Any] = {"state": state, "taken_at": taken_at}
-            if "duplicate-replay" in self.ctx.defects:
-                doc["outbox"] = list(self.outbox)
-        blob = json.dumps(doc, separators=(",", ":")).encode()
+            outbox = list(self.outbox) if "duplicate-replay" in self.ctx.defects else []
+        blob = encode_state(state, taken_at, outbox)
         info = {"keys": len(state), "total_count": sum(v[0] for v in state.values()), "taken_at": taken_at}
         return self.op, blob, info
 
@@ -249,7 +247,19 @@ class AggregatorPE(crossdc_composite.CrossDCApp):
         if msg.snapshot_origin != self.op:
             self._trace("WARN", f"not restoring a snapshot of {msg.snapshot_origin} from {msg.origin}: not {self.op}")
             return None
-        doc = json.loads(msg.blob)
+        # the application's deserializeDataItem: damaged number bytes come back as other numbers (see
+        # appspec.encode_state); a length past the end of the blob raises. An exception the operator does not
+        # catch ends its PE in Streams (no @catch in the samples), and the instance restarts a restartable PE:
+        # the lab's process ends the same way, as it does for the toolkit's modulo by zero
+        try:
+            doc = decode_state(msg.blob)
+        except ValueError as exc:
+            self._trace("ERROR", f"cannot deserialize the state of {msg.origin}/{msg.snapshot_origin} ({reason}): "
+                                 f"{exc}; the PE terminates")
+            self.ctx.truth(self.op, "restore_failed", origin=msg.origin, snapshot_origin=msg.snapshot_origin,
+                           reason=reason, error=str(exc))
+            os.kill(os.getpid(), signal.SIGABRT)
+            raise
         incoming: dict[str, list[Any]] = doc.get("state", {})
         replayed: list[dict[str, Any]] = []
         with self.lock:

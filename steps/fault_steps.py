@@ -200,13 +200,28 @@ def step_clients_cut(context: Context, dc: Any) -> None:
     context.world.inject_fault("clients-cut", dc=dc)
 
 
-@when("the fault is healed")
-def step_heal(context: Context) -> None:
-    """Undo the latest fault still in effect and wait until the return to normal is proven.
+@when('the stored snapshots in "{dc}" are lost')
+def step_snapshots_lost(context: Context, dc: Any) -> None:
+    """Remove every snapshot file from the data center's snapshot directory (datacenters.<dc>.crossdc.snapshot_dir,
+    the toolkit's dataSnapshotStorageDirectory): they are moved aside to tagged backups, so the heal (or the
+    dead-man timer) can put back each one no newer copy has replaced. Replication goes on: the next snapshot from
+    the other data center is stored as usual. Proven when none of the files is there as it was.
 
-    Example: When the fault is healed
+    Example: When the stored snapshots in "dc2" are lost
     """
-    context.world.heal_fault()
+    context.world.inject_fault("snapshots-lost", dc=dc)
+
+
+@when('the stored snapshots in "{dc}" are corrupted')
+def step_snapshots_corrupted(context: Context, dc: Any) -> None:
+    """Damage every snapshot file in the data center's snapshot directory in place, as bit rot does: the last
+    16 bytes of the serialised state inside each file get one bit flipped each; names, sizes and the toolkit's
+    length fields stay intact, so the toolkit and the application read the state without an error and restore
+    other numbers. The originals are kept as tagged backups; the heal puts back each file that is still damaged.
+
+    Example: When the stored snapshots in "dc2" are corrupted
+    """
+    context.world.inject_fault("snapshots-corrupted", dc=dc)
 
 
 @when('"{dc}" goes dark')
@@ -219,3 +234,12 @@ def step_dark(context: Context, dc: Any) -> None:
     Example: When "dc1" goes dark
     """
     context.world.inject_fault("dark", dc=dc)
+
+
+@when("the fault is healed")
+def step_heal(context: Context) -> None:
+    """Undo the latest fault still in effect and wait until the return to normal is proven.
+
+    Example: When the fault is healed
+    """
+    context.world.heal_fault()

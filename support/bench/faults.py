@@ -58,6 +58,8 @@ PLAN: list[tuple[str, str, dict[str, Any], str]] = [
     ("pe-crash-loop", "pe-crash-loop", {"dc": "{a}", "operator": "{operator}"}, "process"),
     ("clients-cut", "clients-cut", {"dc": "{a}"}, "network"),
     ("dark", "dark", {"dc": "{a}"}, "datacenter"),
+    ("snapshots-lost", "snapshots-lost", {"dc": "{b}"}, "store"),
+    ("snapshots-corrupted", "snapshots-corrupted", {"dc": "{b}"}, "store"),
 ]
 #: kinds after which the deployment is restored (a crash loop or a dark data center make the standby take over)
 RESTORE = {"job-cancel", "instance-stop", "orderly-shutdown", "pe-crash-loop", "dark"}

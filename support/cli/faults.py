@@ -52,7 +52,8 @@ def add_faults_parser(sub: Any) -> None:
     inject.add_argument("kind", choices=list(KINDS), metavar="KIND", help=f"one of: {', '.join(KINDS)}")
     inject.add_argument("--between", nargs=2, metavar=("DC1", "DC2"), help="the two data centers (network faults)")
     inject.add_argument("--one-way", action="store_true", help="partition: drop only what DC1 sends to DC2")
-    inject.add_argument("--dc", help="the data center (isolate, clients-cut, dark, process, resource and API faults)")
+    inject.add_argument("--dc", help="the data center (isolate, clients-cut, dark, process, resource, API and "
+                        "snapshot store faults)")
     inject.add_argument("--delay", help="latency, e.g. 200ms")
     inject.add_argument("--jitter", help="latency jitter, e.g. 20ms")
     inject.add_argument("--percent", type=float, help="packet loss in percent, e.g. 30")

@@ -117,7 +117,9 @@ class DataContract:
         """The received ledger's columns: where and when each output came out, the declared aggregates, whether its
         checksum matched, and the input fields the state is over (joined from the sent ledger by id)."""
         base = {"id": "id", "key": "cat", "seq": "<i4", "dc": "cat:|i1", "t_recv": "<f8", "processed_at": "<f8"}
-        aggregates = {a.output: "<i4" if a.kind == "count" else "<f8" for a in self.state}
+        # a count is an int64 in the application's tuple: a restored state can carry any of them (e.g. a damaged
+        # snapshot), and a value the column cannot hold would lose its whole batch of outputs
+        aggregates = {a.output: "<i8" if a.kind == "count" else "<f8" for a in self.state}
         return {**base, **aggregates, "crc_ok": "|b1", **{name: "<f8" for name in self.state_inputs}}
 
     # ------------------------------------------------------------------------------------------ checksum

@@ -72,7 +72,7 @@ class ReceivedRow:
     types: ClassVar[tuple[type, ...]] = (str, str, int, str, float, float, int, float, bool, float)
     columns: ClassVar[dict[str, str]] = {
         "id": "id", "key": "cat", "seq": "<i4", "dc": "cat:|i1", "t_recv": "<f8", "processed_at": "<f8",
-        "count_for_key": "<i4", "sum_for_key": "<f8", "crc_ok": "|b1", "amount": "<f8",
+        "count_for_key": "<i8", "sum_for_key": "<f8", "crc_ok": "|b1", "amount": "<f8",
     }
 
 

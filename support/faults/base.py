@@ -85,6 +85,9 @@ class Fault(ABC):
     requires: ClassVar[tuple[str, ...]] = ()
     #: True when the fault leaves something on a target that must be reverted (so it gets a dead-man timer)
     reversible: ClassVar[bool] = True
+    #: True when the effect is an event that happened (e.g. stored data lost), which a data center coming back
+    #: does not undo (``FaultSession.heal_touching`` leaves it; its revert still runs at the end)
+    one_shot: ClassVar[bool] = False
 
     def __init__(self, ctx: FaultContext, fault_id: str | None = None) -> None:
         self.ctx = ctx

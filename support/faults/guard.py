@@ -5,7 +5,8 @@ Everything a fault creates on a host carries the configured tag (``faults.tag``,
 * iptables rules: ``-m comment --comment "<tag>:<id>"`` (filter table);
 * qdiscs: an htb root qdisc whose handle major is derived from the tag (:func:`qdisc_major`);
 * processes (dead-man timers, delayers, stress-ng): the environment variable ``XDC_FAULT=<tag>:<id>``;
-* files: ``/run/<tag>/<id>.*`` (revert script, meta data, delayer), ``<snapshot_dir>/.<tag>-fill-<id>``;
+* files: ``/run/<tag>/<id>.*`` (revert script, meta data, delayer, snapshot backups),
+  ``<snapshot_dir>/.<tag>-*`` (``-fill-<id>`` of disk exhaustion, ``-put-<id>-*`` while a snapshot is put back);
 * cgroups: ``<DC cgroup>/<tag>-<id>``.
 
 The dead-man timer is a detached ``sh`` on the target (own session, so it survives the SSH connection and
@@ -185,7 +186,7 @@ def heal_script(tag: str, key: str, revert: str, directory: str | None = None) -
 
 
 def _fill_globs(tag: str, directories: Iterable[str]) -> list[str]:
-    return [f"{_q(d.rstrip('/') or '/')}/{_q(f'.{tag}-fill-')}*" for d in directories]
+    return [f"{_q(d.rstrip('/') or '/')}/{_q(f'.{tag}-')}*" for d in directories]
 
 
 def list_script(tag: str, host: str, directory: str | None = None) -> str:

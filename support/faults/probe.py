@@ -27,7 +27,8 @@ __all__ = ["ADVICE", "CAPABILITIES", "Capabilities", "CapabilityProbe", "doctor_
 
 #: host capabilities, in table order
 HOST_CAPABILITIES = ("ssh", "bastion", "sudo", "bash", "iptables", "statistic", "nfqueue", "netem", "tbf", "delayer",
-                     "stress-ng", "cgroup", "cgroup-cpu", "cgroup-memory", "fallocate", "ss", "pgrep", "streamtool")
+                     "stress-ng", "cgroup", "cgroup-cpu", "cgroup-memory", "fallocate", "snapshot-dir", "ss",
+                     "pgrep", "streamtool")
 #: per-DC capabilities checked from the controller
 DC_CAPABILITIES = ("rest", "prometheus", "jmx")
 #: derived: latency works with netem or the delayer
@@ -51,6 +52,8 @@ ADVICE = {
     "cgroup-cpu": "no cpu cgroup controller: CPU stress is not bounded to the DC's cgroup",
     "cgroup-memory": "no memory cgroup controller: memory stress is bounded by faults.memory_max only",
     "fallocate": "install util-linux fallocate (disk exhaustion)",
+    "snapshot-dir": "set datacenters.<dc>.crossdc.snapshot_dir to the toolkit's dataSnapshotStorageDirectory, a "
+                    "directory the fault user can write (snapshots-lost, snapshots-corrupted, disk)",
     "ss": "install iproute2 (the tester finds the standalone standby stub by the port it holds, with ss)",
     "pgrep": "install procps (pgrep lists the PE's relaunches for the crash loop)",
     "streamtool": "set datacenters.<dc>.crossdc.streamtool to streamtool on the hosts (instance stop and start, "
@@ -68,9 +71,16 @@ _HTB_TBF = ("ip link set lo up; tc qdisc add dev lo root handle 1: htb default 1
             "tc filter add dev lo parent 1: protocol ip prio 1 u32 match ip dst 127.0.0.2/32 flowid 1:2")
 
 
-def host_probe_script(python: str, streamtool: str = "streamtool", privilege: str = "root login") -> str:
+def host_probe_script(python: str, streamtool: str = "streamtool", privilege: str = "root login",
+                      snapshot_dir: str | None = None) -> str:
     """One shell printing ``CAP <name> yes|no <detail>`` per host capability (``privilege`` says how the script
-    got root rights: the detail of ``sudo``)."""
+    got root rights: the detail of ``sudo``; ``snapshot_dir``: the DC's snapshot directory, which must be a
+    writable directory)."""
+    if snapshot_dir:
+        store = (f"__sd={shlex.quote(snapshot_dir)}\n[ -d \"$__sd\" ] && [ -w \"$__sd\" ] && [ -x \"$__sd\" ]\n"
+                 "cap snapshot-dir $? \"$__sd writable\" \"$__sd is not a writable directory\"\n")
+    else:
+        store = "cap snapshot-dir 1 \"\" \"no datacenters.<dc>.crossdc.snapshot_dir configured\"\n"
     netem = _HTB_TBF.format(leaf="netem delay 1ms")
     tbf = _HTB_TBF.format(leaf="tbf rate 1mbit burst 3028 latency 100ms")
     return rf"""cap() {{ if [ "$2" = 0 ]; then echo "CAP $1 yes $3"; else echo "CAP $1 no $4"; fi; }}
@@ -108,7 +118,7 @@ for __c in cpu memory; do
   esac
 done
 command -v fallocate >/dev/null 2>&1; cap fallocate $? "util-linux" "fallocate not installed"
-command -v ss >/dev/null 2>&1
+{store}command -v ss >/dev/null 2>&1
 cap ss $? "$(ss --version 2>/dev/null | head -n1 | cut -c1-60)" "ss not installed"
 command -v pgrep >/dev/null 2>&1
 cap pgrep $? "procps" "pgrep not installed"
@@ -184,7 +194,8 @@ class CapabilityProbe:
         privilege = "root login" if ssh is None or not ssh.sudo else f"via ssh.sudo `{' '.join(ssh.sudo)}`"
         try:
             executor = self.pool.get(host)
-            result = executor.run(host_probe_script(self.settings.python, dc.streamtool, privilege), timeout=30)
+            result = executor.run(host_probe_script(self.settings.python, dc.streamtool, privilege, dc.snapshot_dir),
+                                  timeout=30)
             caps = parse_probe_output(host, result.stdout)
             caps.found["ssh"] = (True, f"connected as {executor.describe()}")
             if not result.ok:

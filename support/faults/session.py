@@ -16,23 +16,25 @@ first verification already passed (the effect cannot have started later than tha
 
 Kinds and their parameters (``between`` is a pair of DC names):
 
-=================  ===========================================================
-partition          between, one_way=False
-isolate            dc
-latency            between, delay (s), jitter=0 (s)
-loss               between, probability (0-1]
-bandwidth          between, rate (bit/s or "1mbit")
-pe-kill, pe-hang   dc, operator, app=None
-cpu, memory, disk  dc
-job-cancel         dc, app | job
-instance-stop      dc
-orderly-shutdown   dc
-heartbeat-cut      between, pairs=None (snapshot pairs; None: from config)
-replication-cut    between (source, target), pairs=None
-pe-crash-loop      dc, operator, app=None
-clients-cut        dc
-dark               dc
-=================  ===========================================================
+===================  =========================================================
+partition            between, one_way=False
+isolate              dc
+latency              between, delay (s), jitter=0 (s)
+loss                 between, probability (0-1]
+bandwidth            between, rate (bit/s or "1mbit")
+pe-kill, pe-hang     dc, operator, app=None
+cpu, memory, disk    dc
+job-cancel           dc, app | job
+instance-stop        dc
+orderly-shutdown     dc
+heartbeat-cut        between, pairs=None (snapshot pairs; None: from config)
+replication-cut      between (source, target), pairs=None
+pe-crash-loop        dc, operator, app=None
+clients-cut          dc
+dark                 dc
+snapshots-lost       dc (its snapshot directory: files moved aside, put back on heal)
+snapshots-corrupted  dc (its snapshot directory: state bytes damaged in place)
+===================  =========================================================
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ from support.faults.network import Bandwidth, Isolate, Latency, Loss, Partition
 from support.faults.probe import CapabilityProbe
 from support.faults.process import PEHang, PEKill
 from support.faults.resource import CpuExhaustion, DiskExhaustion, MemoryExhaustion
+from support.faults.store import SnapshotsCorrupted, SnapshotsLost
 from support.orchestration import CleanupStack, Journal
 from support.units import format_seconds, parse_rate
 
@@ -77,7 +80,8 @@ DEADMAN_GRACE = 2.0
 
 KINDS: dict[str, type[Fault]] = {cls.kind: cls for cls in (
     Partition, Isolate, Latency, Loss, Bandwidth, PEKill, PEHang, CpuExhaustion, MemoryExhaustion, DiskExhaustion,
-    CancelJob, InstanceStop, OrderlyShutdown, HeartbeatCut, ReplicationCut, PECrashLoop, ClientsCut, Dark)}
+    CancelJob, InstanceStop, OrderlyShutdown, HeartbeatCut, ReplicationCut, PECrashLoop, ClientsCut, Dark,
+    SnapshotsLost, SnapshotsCorrupted)}
 
 
 def make_fault(ctx: FaultContext, kind: str, **params: Any) -> Fault:
@@ -293,7 +297,9 @@ class FaultSession:
         for fault in reversed(self.faults):
             described = fault.describe()
             involved = described.get("dc") == dc or dc in (described.get("between") or [])
-            if involved and fault.id not in self._healed:
+            # a fault whose effect is an event that already happened (data lost or damaged) is not undone by
+            # the data center's return: its revert runs when the scenario ends
+            if involved and fault.id not in self._healed and not fault.one_shot:
                 self.heal(fault)
                 healed.append(fault)
         return healed

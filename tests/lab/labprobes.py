@@ -392,12 +392,10 @@ def hang_until_takeover(lab: Lab, app: str = "orders") -> dict[str, Any]:
 def foreign_snapshot(d: Path, state: dict[str, list[Any]], origin: str = "Aggregator") -> None:
     """A snapshot file of the stateful operator `origin` (orders: Aggregator, telemetry: Peak) of a data center
     "dcX", stored in ``d`` as the receiver would."""
-    import json
-
-    from lab import crossdc
+    from lab import appspec, crossdc
 
     d.mkdir(parents=True, exist_ok=True)
-    blob = json.dumps({"state": state, "taken_at": time.time()}).encode()
+    blob = appspec.encode_state(state, time.time())
     (d / f"dcX-{origin}.snapshot").write_bytes(crossdc.encode(crossdc.Message(2, 7, "dcX", blob, origin)))
 
 

@@ -8,7 +8,6 @@ sub-second H truncates to 0 in the snapshot cadence, so these probes replicate o
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 import uuid
@@ -40,7 +39,7 @@ from labprobes import (
 )
 from labwire import LAB_DIR, Lab, run_lab, wait_until
 
-from lab import crossdc
+from lab import appspec, crossdc
 
 pytestmark = pytest.mark.lab
 
@@ -141,7 +140,7 @@ def test_snapshot_file_named_origin_dash_snapshot_origin(lab: Lab) -> None:
         assert snapshot_files(d) == ["dc1-Aggregator.snapshot"]
         msg = crossdc.decode((d / "dc1-Aggregator.snapshot").read_bytes())  # the whole payload as received
         assert (msg.type, msg.origin, msg.snapshot_origin) == (2, "dc1", "Aggregator")
-        assert json.loads(msg.blob)["state"]["ks"][0] >= 3
+        assert appspec.decode_state(msg.blob)["state"]["ks"][0] >= 3
         assert "Successfully replicated and persisted the data snapshot" in stub_trace(b)
 
 

@@ -204,5 +204,6 @@ def test_capabilities_and_requires_tags() -> None:
 def test_every_published_kind_is_registered() -> None:
     assert set(KINDS) == {"partition", "isolate", "latency", "loss", "bandwidth", "pe-kill", "pe-hang", "cpu",
                           "memory", "disk", "job-cancel", "instance-stop", "orderly-shutdown", "heartbeat-cut",
-                          "replication-cut", "pe-crash-loop", "clients-cut", "dark"}
+                          "replication-cut", "pe-crash-loop", "clients-cut", "dark", "snapshots-lost",
+                          "snapshots-corrupted"}
     assert io.StringIO  # (keeps the import list honest for the dry-run tests in test_faults_safety)
