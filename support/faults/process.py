@@ -10,6 +10,7 @@ Every signal is guarded by the process start time read before the fault, so a re
 from __future__ import annotations
 
 import shlex
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -71,11 +72,8 @@ def locate_pe(ctx: FaultContext, dc: str, operator: str, app: str | None = None)
     raise FaultError(f"no PE runs operator {operator} in {dc} ({where})")
 
 
-def locate_any_pe(ctx: FaultContext, dc: str) -> PeRef | None:
-    """Some PE of a declared job running in ``dc`` (to find the DC's cgroup), or None."""
-    client = ctx.rest.get(dc)
-    if client is None:
-        return None
+def _running_pes(ctx: FaultContext, dc: str, client: Any) -> Iterator[PeRef]:
+    """The PEs with a process of the declared jobs running in ``dc``, job by job, as REST lists them."""
     info = ctx.topology.dc(dc)
     for job_name in ctx.topology.jobs:
         job = client.find_job(job_name)
@@ -85,9 +83,16 @@ def locate_any_pe(ctx: FaultContext, dc: str) -> PeRef | None:
             pid = str(pe.get("processId") or "")
             if pid.isdigit():
                 host = _pe_host(ctx, client, pe, info.hosts, dc)
-                return PeRef(dc, job_name, str(job.get("id")), str(pe.get("id")), int(pid),
-                             int(pe.get("launchCount") or 0), host)
-    return None
+                yield PeRef(dc, job_name, str(job.get("id")), str(pe.get("id")), int(pid),
+                            int(pe.get("launchCount") or 0), host)
+
+
+def locate_any_pe(ctx: FaultContext, dc: str) -> PeRef | None:
+    """Some PE of a declared job running in ``dc`` (to find the DC's cgroup), or None."""
+    client = ctx.rest.get(dc)
+    if client is None:
+        return None
+    return next(_running_pes(ctx, dc, client), None)
 
 
 def locate_pes(ctx: FaultContext, dc: str) -> list[PeRef]:
@@ -96,19 +101,7 @@ def locate_pes(ctx: FaultContext, dc: str) -> list[PeRef]:
     client = ctx.rest.get(dc)
     if client is None:
         raise FaultError(f"no REST client for {dc}")
-    info = ctx.topology.dc(dc)
-    found: list[PeRef] = []
-    for job_name in ctx.topology.jobs:
-        job = client.find_job(job_name)
-        if job is None:
-            continue
-        for pe in client.pes(job):
-            pid = str(pe.get("processId") or "")
-            if pid.isdigit():
-                host = _pe_host(ctx, client, pe, info.hosts, dc)
-                found.append(PeRef(dc, job_name, str(job.get("id")), str(pe.get("id")), int(pid),
-                                   int(pe.get("launchCount") or 0), host))
-    return found
+    return list(_running_pes(ctx, dc, client))
 
 
 def _pe_host(ctx: FaultContext, client: Any, pe: dict[str, Any], hosts: tuple[str, ...], dc: str) -> str:

@@ -6,14 +6,12 @@ injected them is SIGKILLed. The default deployment is left as it was (the store 
 from __future__ import annotations
 
 import hashlib
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from faultwire import fault_session
+from faultwire import cli, fault_session, start_and_kill
 from labprobes import inject
 from labwire import ADDR, ROOT, Lab, wait_until
 
@@ -102,33 +100,10 @@ def test_corrupted_snapshots_keep_name_and_size_and_decode_to_other_numbers(sess
     assert "dc1-Aggregator.snapshot" in stored()
 
 
-def _start_and_kill(kind: str) -> float:
-    """``faults inject KIND --dc dc2 --ttl 3s``, SIGKILLed once the fault is verified; the kill instant."""
-    proc = subprocess.Popen([sys.executable, "-m", "support.cli", "faults", "inject", kind, "--dc", "dc2",
-                             "--ttl", "3s"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            line = proc.stdout.readline()
-            assert line, f"the CLI ended before the fault was effective: {proc.stderr.read() if proc.stderr else ''}"
-            if ": effective after " in line:
-                break
-            assert time.monotonic() < deadline
-        killed = time.monotonic()
-        proc.kill()
-        proc.wait(timeout=10)
-        return killed
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-
-
 @pytest.mark.parametrize("kind", ["snapshots-lost", "snapshots-corrupted"])
 def test_sigkilled_store_fault_is_reverted_by_the_dead_man(default_deployment: Lab, kind: str) -> None:
     wait_until(lambda: "dc1-Aggregator.snapshot" in stored(), 10, "dc2 holding a snapshot of dc1's state")
-    killed = _start_and_kill(kind)
+    killed = start_and_kill(cli("faults", "inject", kind, "--dc", "dc2", "--ttl", "3s"))
     assert backups(), "the fault's backups should outlive the killed CLI"
     wait_until(lambda: not backups() and not list(STATE.glob(f"*@{ADDR['dc2']}.*")), 5.5,
                "the dead-man timer reverted the fault")
