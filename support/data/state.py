@@ -382,7 +382,8 @@ def check_state(sent: Table | Sequence[SentRow], received: Table | Sequence[Rece
     match_count = np.where(matched, best, -1)
     empty = ~matched & (lo <= 0) & (hi >= 0)
     reach = old_max + _unseen_by_key(s, r, old)[group_key]  # the old active's outputs may not show its last states
-    unverified = ~matched & ~empty & (lo <= hi) & (np.maximum(lo, 1) <= reach)
+    # a count below 0 is no state at all (a damaged count, e.g. its sign bit flipped): inconsistent, never unverified
+    unverified = ~matched & ~empty & (lo <= hi) & (hi >= 0) & (np.maximum(lo, 1) <= reach)
     inconsistent = ~(matched | empty | unverified)
     restored = np.where(matched, match_count, np.where(empty, 0, np.where(unverified, np.minimum(hi, old_max), hi)))
 
@@ -416,7 +417,8 @@ def check_state(sent: Table | Sequence[SentRow], received: Table | Sequence[Rece
         _lost_by_key if k.histories is not None else _lost_vectorized)(r, groups, old_code, k, restored_of_key,
                                                                        count_column)
     k.histories = None
-    lost_updates = int(np.clip(old_max - restored, 0, None)[~inconsistent].sum())
+    # summed as Python ints: a damaged count near the int64 limits must not wrap the total around
+    lost_updates = sum(int(v) for v in np.clip(old_max - restored, 0, None)[~inconsistent])
     max_key_window = 0.0
     lost_samples: list[dict[str, Any]] = []
     if len(lost_keys):
