@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from faultwire import cli, fault_session, start_and_kill
+from faultwire import fault_session, start_and_kill
 from labprobes import inject
 from labwire import ADDR, ROOT, Lab, wait_until
 
@@ -103,7 +103,7 @@ def test_corrupted_snapshots_keep_name_and_size_and_decode_to_other_numbers(sess
 @pytest.mark.parametrize("kind", ["snapshots-lost", "snapshots-corrupted"])
 def test_sigkilled_store_fault_is_reverted_by_the_dead_man(default_deployment: Lab, kind: str) -> None:
     wait_until(lambda: "dc1-Aggregator.snapshot" in stored(), 10, "dc2 holding a snapshot of dc1's state")
-    killed = start_and_kill(cli("faults", "inject", kind, "--dc", "dc2", "--ttl", "3s"))
+    killed = start_and_kill(["faults", "inject", kind, "--dc", "dc2", "--ttl", "3s"])
     assert backups(), "the fault's backups should outlive the killed CLI"
     wait_until(lambda: not backups() and not list(STATE.glob(f"*@{ADDR['dc2']}.*")), 5.5,
                "the dead-man timer reverted the fault")

@@ -297,7 +297,8 @@ def ref_state(sent: list[SentRow], received: list[ReceivedRow], old: str, new: s
         best = max(below) if below else None
         matched = lo <= hi and best is not None and best >= max(lo, 1)
         is_empty = not matched and lo <= 0 <= hi
-        unverified = not matched and not is_empty and lo <= hi and max(lo, 1) <= old_max + unseen[key]
+        # a restored count below 0 is no state at all: inconsistent, never unverified
+        unverified = not matched and not is_empty and lo <= hi and hi >= 0 and max(lo, 1) <= old_max + unseen[key]
         restored = best if matched else 0 if is_empty else min(hi, old_max) if unverified else hi
         first_row, first = outs[0][0], outs[0][1]
         first_upto = sum(1 for s in to_new if s.key == key and s.seq <= first.seq)
