@@ -144,3 +144,28 @@ class Lab:
 
     def events(self, event: str, dc: str | None = None, since: float = 0.0) -> list[dict[str, Any]]:
         return [e for e in self.truth() if e["event"] == event and (dc is None or e["dc"] == dc) and e["t"] >= since]
+
+
+def first_truth_event(events: list[dict[str, Any]], event: str, dc: str, after: float,
+                      **match: Any) -> dict[str, Any] | None:
+    """The first ground-truth event of that name in ``dc`` at or after ``after`` whose fields match."""
+    for e in events:
+        if e["event"] == event and e["dc"] == dc and e["t"] >= after and all(e.get(k) == v for k, v in match.items()):
+            return e
+    return None
+
+
+def truth_instants(truth: list[dict[str, Any]], fault_t: float) -> dict[str, float]:
+    """The lab's own record of one failover around the measured fault instant (a job cancel of orders in dc1, dc2
+    taking over): the instants of the fault, the detection, the takeover and the first output, in true time."""
+    canceled = [e for e in truth if e["event"] == "job_canceled" and e["dc"] == "dc1" and e["job_name"] == "orders"
+                and fault_t - 5 <= e["t"] <= fault_t + 1]
+    assert canceled, "the lab recorded no cancel of orders in dc1"
+    start = canceled[-1]["t"]
+    down = first_truth_event(truth, "remote_down", "dc2", start - 0.5)
+    submitted = first_truth_event(truth, "job_submitted", "dc2", start - 0.5, application="orders")
+    assert down and submitted, "the lab did not record the failover"
+    first = first_truth_event(truth, "first_output", "dc2", submitted["t"], job_id=submitted["job_id"])
+    assert first, "the new job in dc2 produced no output"
+    return {"fault_effective": start, "down_detected": down["t"], "takeover": submitted["t"],
+            "first_output": first["t"]}

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from labwire import truth_instants
 
 from support.config import load_config
 from support.judge import facts
@@ -25,28 +26,6 @@ ROOT = Path(__file__).resolve().parents[2]
 LIMIT = 0.020  # seconds, p95 of |measured - truth|, per instant and per phase
 
 pytestmark = pytest.mark.lab
-
-
-def _first(events: list[dict[str, Any]], event: str, dc: str, after: float, **match: Any) -> dict[str, Any] | None:
-    for e in events:
-        if e["event"] == event and e["dc"] == dc and e["t"] >= after and all(e.get(k) == v for k, v in match.items()):
-            return e
-    return None
-
-
-def truth_instants(truth: list[dict[str, Any]], fault_t: float) -> dict[str, float]:
-    """The lab's own record of one failover around the measured fault instant."""
-    canceled = [e for e in truth if e["event"] == "job_canceled" and e["dc"] == "dc1" and e["job_name"] == "orders"
-                and fault_t - 5 <= e["t"] <= fault_t + 1]
-    assert canceled, "the lab recorded no cancel of orders in dc1"
-    start = canceled[-1]["t"]
-    down = _first(truth, "remote_down", "dc2", start - 0.5)
-    submitted = _first(truth, "job_submitted", "dc2", start - 0.5, application="orders")
-    assert down and submitted, "the lab did not record the failover"
-    first = _first(truth, "first_output", "dc2", submitted["t"], job_id=submitted["job_id"])
-    assert first, "the new job in dc2 produced no output"
-    return {"fault_effective": start, "down_detected": down["t"], "takeover": submitted["t"],
-            "first_output": first["t"]}
 
 
 def failover(run: RunContext, index: int) -> dict[str, float | None]:
