@@ -18,8 +18,14 @@ from support.faults.guard import Allowlist
 PROJECT = Path(__file__).resolve().parents[2]
 
 
+UNIT_TAG = "xdc-ut"  # not the lab's tag: what a test runs for real on this machine stays out of the lab's audit
+
+
 def lab_shaped_config(tmp_path: Path, *overrides: str) -> Config:
-    """config/lab.yaml with a password from a temp file (so no lab is needed)."""
+    """config/lab.yaml with a password from a temp file (so no lab is needed) and the unit tests' own fault tag:
+    the unit tests run beside the lab tests, on the same machine, and their dead-man timers and tagged processes
+    name the lab's host addresses; under the lab's tag the lab's residue audit would report them (and its sweep
+    kill them)."""
     secret = tmp_path / "pw"
     secret.write_text("unit-secret-pw\n")
     path = tmp_path / "faults.yaml"
@@ -29,7 +35,7 @@ def lab_shaped_config(tmp_path: Path, *overrides: str) -> Config:
         f"  dc1: {{rest: {{auth: {{password: '${{file:{secret}}}'}}}}}}\n"
         f"  dc2: {{rest: {{auth: {{password: '${{file:{secret}}}'}}}}}}\n"
     )
-    return load_config(path, list(overrides))
+    return load_config(path, [f"faults.tag={UNIT_TAG}", *overrides])
 
 
 class RecordingExecutor(Executor):

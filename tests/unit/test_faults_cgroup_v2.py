@@ -97,7 +97,7 @@ def test_memory_fault_on_v2_runs_in_a_bounded_child_of_the_application_group(
     ctx, root = v2
     fault = MemoryExhaustion(ctx, "dc1")
     fault.prepare()
-    child = f"{root}/{APP}/xdc-fault-{fault.id}"
+    child = f"{root}/{APP}/xdc-ut-{fault.id}"
     assert fault.child == child
     assert fault.size == 2147483648 - 1610612736  # the application group's headroom (memory.max - current)
     assert fault.describe()["cgroup_version"] == "v2"
@@ -118,7 +118,7 @@ def test_cpu_fault_on_v2_runs_in_a_child_bounded_by_the_application_group(v2: tu
     ctx, root = v2
     fault = CpuExhaustion(ctx, "dc1")
     fault.prepare()
-    child = f"{root}/{APP}/xdc-fault-{fault.id}"
+    child = f"{root}/{APP}/xdc-ut-{fault.id}"
     armed = fault.inject_scripts()[DC1]
     assert fault.child == child and f"mkdir -p {child}" in armed
     assert "exec stress-ng --cpu" in armed and f" {child} </dev/null" in armed

@@ -27,7 +27,7 @@ def ctx(tmp_path: Path) -> FaultContext:
 
 
 def rule(src: str, port: int, fault_id: str) -> str:
-    return f'-I INPUT 1 -p tcp -s {src} --dport {port} -m comment --comment "xdc-fault:{fault_id}" -j DROP'
+    return f'-I INPUT 1 -p tcp -s {src} --dport {port} -m comment --comment "xdc-ut:{fault_id}" -j DROP'
 
 
 def test_heartbeat_cut_drops_only_the_heartbeat_port_on_arrival_both_ways(ctx: FaultContext) -> None:

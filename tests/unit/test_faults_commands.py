@@ -29,8 +29,8 @@ def test_partition_drops_on_arrival_both_ways_with_tagged_rules(ctx) -> None:  #
     fault = make_fault(ctx, "partition", between=("dc1", "dc2"))
     armed = scripts(fault)
     assert set(armed) == {DC1, DC2}
-    assert f'-I INPUT 1 -s {DC2} -m comment --comment "xdc-fault:{fault.id}" -j DROP' in armed[DC1]
-    assert f'-I INPUT 1 -s {DC1} -m comment --comment "xdc-fault:{fault.id}" -j DROP' in armed[DC2]
+    assert f'-I INPUT 1 -s {DC2} -m comment --comment "xdc-ut:{fault.id}" -j DROP' in armed[DC1]
+    assert f'-I INPUT 1 -s {DC1} -m comment --comment "xdc-ut:{fault.id}" -j DROP' in armed[DC2]
     assert "OUTPUT" not in armed[DC1]
 
 
@@ -48,8 +48,8 @@ def test_dead_man_is_armed_before_the_fault_is_applied(ctx) -> None:  # type: ig
     timer = script.index("setsid sh -c 'sleep")
     rules = script.index("iptables-restore")
     assert timer < rules
-    assert f"xdc-fault-deadman-{fault.id}@{DC1} 42.000 /run/xdc-lab/faults/{fault.id}@{DC1}.revert" in script
-    assert f"XDC_FAULT=xdc-fault:deadman-{fault.id}@{DC1}" in script
+    assert f"xdc-ut-deadman-{fault.id}@{DC1} 42.000 /run/xdc-lab/faults/{fault.id}@{DC1}.revert" in script
+    assert f"XDC_FAULT=xdc-ut:deadman-{fault.id}@{DC1}" in script
     assert "</dev/null >/dev/null 2>&1 &" in script  # detached: survives the SSH session and the tester
 
 
@@ -58,7 +58,7 @@ def test_heal_disarms_the_timer_then_reverts_and_removes_the_fault_files(ctx) ->
     heal = fault.heal_scripts()[DC1]
     removal = heal.index(f"rm -f /run/xdc-lab/faults/{fault.id}@")
     assert heal.index("kill -TERM --") < heal.index("iptables-save") < removal
-    assert f'--comment "xdc-fault:{fault.id}' in heal
+    assert f'--comment "xdc-ut:{fault.id}' in heal
 
 
 def test_isolation_keeps_loopback_own_dc_and_the_controllers_ssh(ctx) -> None:  # type: ignore[no-untyped-def]
@@ -77,14 +77,14 @@ def test_latency_uses_netem_or_the_delayer(ctx) -> None:  # type: ignore[no-unty
     fault = make_fault(ctx, "latency", between=("dc1", "dc2"), delay=0.2, jitter=0.02)
     fault.mode = {DC1: "netem", DC2: "delayer"}  # type: ignore[attr-defined]
     armed = scripts(fault)
-    major = qdisc_major("xdc-fault")
+    major = qdisc_major("xdc-ut")
     assert f"tc qdisc add dev \"$__d\" root handle {major}: htb default 1" in armed[DC1]
     assert "netem delay 200.000ms 20.000ms" in armed[DC1]
     assert f"match ip dst \"$__ip/32\" flowid {major}:2" in armed[DC1]
     assert "--queue-bypass" in armed[DC2] and "NFQUEUE" in armed[DC2]
     staged = fault.stage_scripts()
     assert set(staged) == {DC2}  # the delayer starts before the apply time, the rule makes it effective
-    assert f"XDC_FAULT=xdc-fault:{fault.id}@{DC2} setsid python3" in staged[DC2]
+    assert f"XDC_FAULT=xdc-ut:{fault.id}@{DC2} setsid python3" in staged[DC2]
     assert "--delay-ms 200.000 --jitter-ms 20.000" in staged[DC2]
     assert "setsid python3" not in armed[DC2]
 
@@ -123,13 +123,13 @@ def test_resource_faults_are_tagged_and_bounded(ctx) -> None:  # type: ignore[no
     cpu = make_fault(ctx, "cpu", dc="dc1")
     cpu.cgroups = {"cpu": "/sys/fs/cgroup/cpu/xdc-lab/dc1"}  # type: ignore[attr-defined]
     script = scripts(cpu)[DC1]
-    assert f"XDC_FAULT=xdc-fault:{cpu.id}@{DC1} setsid sh -c" in script
+    assert f"XDC_FAULT=xdc-ut:{cpu.id}@{DC1} setsid sh -c" in script
     assert "exec stress-ng --cpu" in script and "/sys/fs/cgroup/cpu/xdc-lab/dc1" in script
     assert f"--timeout {int(cpu.ttl) + 1}s" in script  # stress-ng's own timeout is one more dead-man
     disk = make_fault(ctx, "disk", dc="dc1")
-    assert disk.file == f"/run/xdc-lab/dc1/snapshots/.xdc-fault-fill-{disk.id}"  # type: ignore[attr-defined]
+    assert disk.file == f"/run/xdc-lab/dc1/snapshots/.xdc-ut-fill-{disk.id}"  # type: ignore[attr-defined]
     assert "fallocate -l" in scripts(disk)[DC1]
-    assert f"rm -f /run/xdc-lab/dc1/snapshots/.xdc-fault-fill-{disk.id}" in disk.heal_scripts()[DC1]
+    assert f"rm -f /run/xdc-lab/dc1/snapshots/.xdc-ut-fill-{disk.id}" in disk.heal_scripts()[DC1]
 
 
 def test_orderly_shutdown_is_sent_from_the_dc_host(ctx) -> None:  # type: ignore[no-untyped-def]

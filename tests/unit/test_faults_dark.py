@@ -41,7 +41,7 @@ def test_dark_is_a_kind_with_a_dead_man_on_the_dcs_hosts_only(ctx: FaultContext)
     order = [script.index(part) for part in ("setsid sh -c 'sleep", "iptables-restore", "kill -STOP $__stop",
                                              "kill -KILL $__kill")]
     assert order == sorted(order)
-    assert f'--comment "xdc-fault:{fault.id}" -j DROP' in script and "${SSH_CONNECTION%% *}" in script
+    assert f'--comment "xdc-ut:{fault.id}" -j DROP' in script and "${SSH_CONNECTION%% *}" in script
     assert "${PE_PARENTS}" in script and "${PE_PIDS} ${STANDBY_STUB_PID}" in script
 
 
@@ -168,9 +168,9 @@ def test_inject_and_revert_for_real(tmp_path: Path, monkeypatch: pytest.MonkeyPa
             states = fault._states()
             assert states[(DC1, parent.pid)] == "T" and states[(DC1, child)] in ("Z", "gone")
             rules = pool.get(DC1).run("iptables-save -t filter").stdout
-            assert rules.count(f"xdc-fault:{fault.id}") == 8 and "-s 192.0.2.7/32 -p tcp -m tcp --dport 22 " in rules
+            assert rules.count(f"xdc-ut:{fault.id}") == 8 and "-s 192.0.2.7/32 -p tcp -m tcp --dport 22 " in rules
             fault.heal()
-            assert f"xdc-fault:{fault.id}" not in pool.get(DC1).run("iptables-save -t filter").stdout
+            assert f"xdc-ut:{fault.id}" not in pool.get(DC1).run("iptables-save -t filter").stdout
             relaunched = int(parent.stdout.readline())  # the parent continued, reaped its child, relaunched it
             children.append(relaunched)
             assert relaunched != child and _state(parent.pid) in ("S", "R")

@@ -207,3 +207,14 @@ def test_every_published_kind_is_registered() -> None:
                           "replication-cut", "pe-crash-loop", "clients-cut", "dark", "snapshots-lost",
                           "snapshots-corrupted"}
     assert io.StringIO  # (keeps the import list honest for the dry-run tests in test_faults_safety)
+
+
+def test_the_unit_tests_fault_tag_is_not_the_labs(tmp_path: Path) -> None:
+    """The unit tests run beside the lab tests: a dead-man timer a unit test arms for real names a lab host, and under
+    the lab's tag the lab's residue audit reported it as the lab run's residue (CI failed so once)."""
+    import yaml
+    from faultfakes import PROJECT, UNIT_TAG
+
+    lab_tag = yaml.safe_load((PROJECT / "config" / "lab.yaml").read_text())["faults"]["tag"]
+    assert lab_shaped_config(tmp_path).settings.faults.tag == UNIT_TAG != lab_tag
+    assert not lab_tag.startswith(UNIT_TAG) and not UNIT_TAG.startswith(lab_tag)
