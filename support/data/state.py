@@ -76,6 +76,15 @@ class StateReport:
 _NOUN = {"sum": "sum", "min": "minimum", "max": "maximum", "last": "last value"}
 
 
+#: restored counts are placed by subtracting at most the tuples processed: a count beyond this (only a damaged one)
+#: is taken as this, which no old active reached either, so that the subtraction cannot wrap around
+COUNT_BOUND = 1 << 62
+
+
+def _bounded(counts: np.ndarray) -> np.ndarray:
+    return np.clip(counts.astype(np.int64), -COUNT_BOUND, COUNT_BOUND)
+
+
 def _group_starts(sorted_keys: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]]) if len(sorted_keys) else \
         np.empty(0, dtype=np.int64)
@@ -192,7 +201,7 @@ def _state_by_key(r: Table, groups: _Groups, judged: np.ndarray, new_code: int, 
         seqs = seq[rows]
         by_seq = np.argsort(seqs, kind="stable")
         rows, seqs = rows[by_seq], seqs[by_seq]
-        counts = count[rows].astype(np.int64)
+        counts = _bounded(count[rows])
         up = upto.count(np.full(len(rows), key), seqs)
         position = np.arange(1, len(rows) + 1)
         lo[i] = (counts - np.maximum(position, up)).max()
@@ -229,7 +238,7 @@ def _state_vectorized(r: Table, groups: _Groups, judged: np.ndarray, new_code: i
         del by_seq
     starts = _group_starts(nk)
     position = np.arange(1, len(nk) + 1) - np.repeat(starts, np.diff(np.r_[starts, len(nk)]))
-    count = r[count_column][new_rows]
+    count = _bounded(r[count_column][new_rows])
     up = upto.count(nk, seq)
     high_p = np.maximum(position, up)
     np.minimum(position, up, out=position)  # position becomes the lower bound of p
@@ -239,21 +248,54 @@ def _state_vectorized(r: Table, groups: _Groups, judged: np.ndarray, new_code: i
     del position
     group_key = nk[starts]
 
-    # the old active's history of those keys, sorted by (key, count) (ties in row order)
+    # the old active's history of those keys, sorted by (key, count) (ties in row order); a count enters the sort
+    # key by its rank among the counts, so that any int64 count (a damaged one too) keeps the key within int64
     old_rows, ok_ = _block(groups, old_code, old_mask, judged)
-    count_span = int(max(r[count_column].max(initial=0), 0)) + 2
-    old_comp = ok_.astype(np.int64) * count_span + r[count_column][old_rows]
+    ranks = _CountRanks(r[count_column][old_rows], groups.keys)
+    span = ranks.span
+    old_comp = ok_.astype(np.int64) * span + ranks.rank
     by_comp = np.argsort(old_comp, kind="stable")  # nearly sorted already
     old_comp, old_rows = old_comp[by_comp], old_rows[by_comp]
-    key_base = group_key.astype(np.int64) * count_span
-    old_max = old_comp[np.searchsorted(old_comp, key_base + count_span, side="left") - 1] - key_base
-    upper = np.minimum(hi, count_span - 1)
+    key_base = group_key.astype(np.int64) * span
+    last = np.maximum(np.searchsorted(old_comp, key_base + span, side="left") - 1, 0)  # every judged key has rows
+    old_max = ranks.value(old_comp[last] - key_base) if len(old_comp) else np.zeros(len(starts), dtype=np.int64)
+    upper = ranks.rank_not_above(hi)
     at = np.searchsorted(old_comp, key_base + upper, side="right") - 1
-    found = (at >= 0) & (old_comp[np.maximum(at, 0)] >= key_base)
-    best = np.where(found, old_comp[np.maximum(at, 0)] - key_base, -1)
+    found = (upper >= 0) & (at >= 0) & (old_comp[np.maximum(at, 0)] >= key_base)
+    best = np.where(found, ranks.value(old_comp[np.maximum(at, 0)] - key_base), -1) if len(old_comp) else \
+        np.full(len(starts), -1, dtype=np.int64)
     best_row = old_rows[np.maximum(at, 0)] if len(old_rows) else np.zeros(len(starts), dtype=np.int64)
     return _KeyHistory(group_key, lo, hi, new_rows[starts], up[starts], old_max, best, found, best_row,
                        old_mask=old_mask)
+
+
+class _CountRanks:
+    """The old active's counts as ranks in ``[0, span - 1)``, so that (key, count) sorts as one int64 key * span +
+    rank: the count less the lowest where the counts are a plausible range (the usual case, no sort needed), else
+    the index among the distinct counts (a damaged count near the int64 limits would wrap the sum around)."""
+
+    def __init__(self, counts: np.ndarray, keys: int) -> None:
+        counts = counts.astype(np.int64)
+        low, high = int(counts.min(initial=0)), int(counts.max(initial=0))
+        self.values: np.ndarray | None = None
+        if (high - low + 2) * (keys + 1) < COUNT_BOUND:
+            self.low, self.span = low, high - low + 2
+            self.rank = counts - low
+        else:
+            self.values, rank = np.unique(counts, return_inverse=True)
+            self.low, self.span = 0, len(self.values) + 1
+            self.rank = rank.reshape(-1).astype(np.int64)
+
+    def value(self, rank: np.ndarray) -> np.ndarray:
+        if self.values is None:
+            return rank + self.low
+        return self.values[np.clip(rank, 0, max(len(self.values) - 1, 0))] if len(self.values) else rank
+
+    def rank_not_above(self, counts: np.ndarray) -> np.ndarray:
+        """The rank of the highest count not above each of ``counts`` (-1: none is)."""
+        if self.values is None:
+            return np.clip(counts - self.low, -1, self.span - 2)
+        return np.searchsorted(self.values, counts, side="right") - 1
 
 
 def _block(groups: _Groups, code: int, mask: np.ndarray, judged: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -452,7 +494,8 @@ def check_state(sent: Table | Sequence[SentRow], received: Table | Sequence[Rece
                   else f"its restored {_NOUN[differs.kind]} differs from the old active's" if differs is not None
                   else "no such state ever existed in the old active")
         sample = {"key": names[int(group_key[g])], "restored_count_range": [int(lo[g]), int(hi[g])],
-                  "old_max_count": int(old_max[g]), "first_output_id": r.ids[int(r["id"][first[g]])],
+                  "old_max_count": int(old_max[g]), "first_output_count": int(count_first[g]),
+                  "first_output_id": r.ids[int(r["id"][first[g]])],
                   "first_output_at": round(float(times[first[g]]), 3)}
         for aggregate, _, restored_value in bad_by:
             label = ("restored_sum" if aggregate.output == "sum_for_key" else f"restored_{aggregate.output}"

@@ -343,7 +343,8 @@ def ref_state(sent: list[SentRow], received: list[ReceivedRow], old: str, new: s
                   else f"its restored {NOUNS[v['bad'].kind]} differs from the old active's" if v["bad"]
                   else "no such state ever existed in the old active")
         samples.append({"key": v["key"], "restored_count_range": [v["lo"], v["hi"]], "old_max_count": v["old_max"],
-                        "first_output_id": v["first"].id, "first_output_at": round(v["first_at"], 3),
+                        "first_output_count": v["first"].count_for_key, "first_output_id": v["first"].id,
+                        "first_output_at": round(v["first_at"], 3),
                         **v["restored_values"], "reason": reason})
     keys_seen_old = len(has_old - shared)
     return {
