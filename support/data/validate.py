@@ -217,9 +217,16 @@ class SplitBrainReport:
     overlap_s: float
     samples: list[dict[str, Any]] = field(default_factory=list)
     dcs: list[str] = field(default_factory=list)
+    tolerance_s: float = 0.0  # overlaps up to this long were not counted (clock skew)
+    #: how far the data centers' output stamps may be off one another after correction (None: not estimated; see
+    #: support.clocks.error_bound); the tolerance is at least this
+    error_bound_s: float | None = 0.0
+    clocks_used: list[str] = field(default_factory=list)  # the data centers whose clocks dated the outputs
 
     def to_json(self) -> dict[str, Any]:
         return {"keys": self.keys, "overlap_s": round(self.overlap_s, 3), "dcs": self.dcs,
+                "tolerance_s": round(self.tolerance_s, 6), "error_bound_s": self.error_bound_s,
+                "clocks_used": self.clocks_used,
                 "windows": [[round(a, 3), round(b, 3)] for a, b in self.windows[:SAMPLE]], "samples": self.samples}
 
 
@@ -280,14 +287,16 @@ def _stream_intervals_vectorized(groups: _Groups, repeat: np.ndarray, times: np.
     return np.searchsorted(bounds, starts, side="right") - 1, t[starts], t[ends]
 
 
-def check_split_brain(received: Table | Sequence[ReceivedRow], gap: float = 2.0, tolerance: float = 0.0
-                      ) -> SplitBrainReport:
+def check_split_brain(received: Table | Sequence[ReceivedRow], gap: float = 2.0, tolerance: float = 0.0,
+                      error_bound: float | None = 0.0) -> SplitBrainReport:
     """For each key and data center, the emission times form activity intervals (split where the key went
     quiet for more than ``gap`` seconds). Two intervals of one key from different data centers that overlap
-    by more than ``tolerance`` seconds (clock skew) are split brain."""
+    by more than ``tolerance`` seconds (clock skew), or than ``error_bound`` (how far the data centers' stamps may
+    be off one another) where that is longer, are split brain."""
+    tolerance = max(tolerance, error_bound or 0.0)
     r = received if isinstance(received, Table) else _as_tables([], received)[1]
     if len(r) == 0 or len(r.categories.get("dc", [])) < 2:
-        return SplitBrainReport(0, [], 0.0)
+        return SplitBrainReport(0, [], 0.0, tolerance_s=tolerance, error_bound_s=error_bound)
     groups = _dc_key_groups(r)
     repeat = _repeats(r["id"])  # a re-emitted duplicate is judged by the duplicate check
     times = _times(r)
@@ -335,6 +344,8 @@ def check_split_brain(received: Table | Sequence[ReceivedRow], gap: float = 2.0,
         overlap_s=sum(b - a for a, b in merged),
         samples=samples,
         dcs=sorted(dcs[x] for x in involved) if len(rows) else [],
+        tolerance_s=tolerance,
+        error_bound_s=error_bound,
     )
 
 

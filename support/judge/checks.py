@@ -15,7 +15,7 @@ from typing import Any
 
 from support import measure
 from support.data.ledger import Table
-from support.data.validate import check_delivery, check_order, check_split_brain, check_state
+from support.data.validate import check_delivery, check_order, check_state
 from support.judge import facts
 from support.judge.history import History, sent_until
 from support.judge.settings import JudgeSettings
@@ -255,10 +255,6 @@ def _split_settle(h: History) -> float:
     return max(h.settings.settle_period, 2 * h.settings.split_brain_gap)
 
 
-def _split_brain(h: History, received: Table) -> Any:
-    return check_split_brain(received, gap=h.settings.split_brain_gap, tolerance=h.settings.clock_tolerance)
-
-
 def _fault_at(h: History) -> float | None:
     fault = facts.latest_fault(h)
     return None if fault is None else fault.t
@@ -266,12 +262,12 @@ def _fault_at(h: History) -> float | None:
 
 @_data_check("single_emitter", "single_emitter", settle=_split_settle)
 def _single_emitter(h: History, w: facts.Window, sent: Table, received: Table, p: Params) -> Verdict:
-    return measure.check_single_emitter(_split_brain(h, received), _fault_at(h))
+    return measure.check_single_emitter(facts.split_brain(h, received), _fault_at(h))
 
 
 @_data_check("both_emit", "both_emit", settle=_split_settle)
 def _both_emit(h: History, w: facts.Window, sent: Table, received: Table, p: Params) -> Verdict:
-    return measure.check_both_emit(_split_brain(h, received), _fault_at(h))
+    return measure.check_both_emit(facts.split_brain(h, received), _fault_at(h))
 
 
 def state_report(h: History, new: str | None = None, old: str | None = None) -> Any:

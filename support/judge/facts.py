@@ -3,15 +3,21 @@ timeline and the window a data or state check covers. Pure functions of the hist
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from support.clocks import Clocks
-from support.data.ledger import OK
-from support.data.validate import output_times
+from support.clocks import Clocks, error_bound
+from support.data.ledger import OK, Table
+from support.data.validate import SplitBrainReport, check_split_brain, output_times
 from support.judge.history import History
-from support.measure import RecoveryTimeline, recovery_timeline, throughput_baseline, throughput_recovered_at
+from support.measure import (
+    RecoveryTimeline,
+    recovery_timeline,
+    stamped_dcs,
+    throughput_baseline,
+    throughput_recovered_at,
+)
 from support.metrics.series import Baseline
 from support.orchestration import JournalEvent
 from support.units import format_seconds as secs
@@ -113,6 +119,16 @@ def clocks(history: History) -> Clocks:
     if not isinstance(offsets, dict):
         return Clocks()
     return Clocks.from_json({dc: {"start": value} for dc, value in offsets.items()})
+
+
+def split_brain(history: History, received: Table) -> SplitBrainReport:
+    """Who emitted for a key while another data center did too, overlaps within the configured clock tolerance or
+    the bound of the clocks that dated the outputs (whichever is longer) not counted."""
+    s = history.settings
+    dated_by = stamped_dcs(received)
+    bound = error_bound(clocks(history), dated_by)
+    report = check_split_brain(received, gap=s.split_brain_gap, tolerance=s.clock_tolerance, error_bound=bound)
+    return replace(report, clocks_used=list(dated_by))
 
 
 def timeline(history: History, fraction: float | None = None, standby: str | None = None) -> RecoveryTimeline:

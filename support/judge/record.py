@@ -13,7 +13,7 @@ from typing import Any
 
 from support.clocks import error_bound
 from support.data.ledger import ReceivedRow, SentRow, Table, rows_of
-from support.data.validate import check_delivery, check_order, check_split_brain
+from support.data.validate import check_delivery, check_order
 from support.judge import facts
 from support.judge.checks import Judgement, judge_claim, state_report
 from support.judge.history import History, Snapshot, sent_until
@@ -135,7 +135,6 @@ def judge_scenario(history: History) -> dict[str, Any]:
     has_traffic = history.first("traffic.started") is not None
     delivery = check_delivery(*settled_traffic(history)) if has_traffic else None
     state = state_report(history) if has_traffic and fault is not None and len(history.received) else None
-    s = history.settings
     base = facts.baseline(history)
     error = str(finished.fields.get("error") or "") or None if finished is not None else None
     cleanup_errors = list(finished.fields.get("cleanup_errors") or []) if finished is not None else []
@@ -188,8 +187,7 @@ def judge_scenario(history: History) -> dict[str, Any]:
         },
         "state": state_json if fault is not None and old else None,
         "order": check_order(received).to_json() if len(received) else None,
-        "split_brain": check_split_brain(received, gap=s.split_brain_gap, tolerance=s.clock_tolerance).to_json()
-        if len(received) else None,
+        "split_brain": facts.split_brain(history, received).to_json() if len(received) else None,
         "baseline": None if base is None else base.to_json(),
         "metrics": None if metrics_event is None else {
             "series": int(metrics_event.fields.get("series", 0)),

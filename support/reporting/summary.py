@@ -115,16 +115,25 @@ def build_summary(run_dir: Path, exit_code: int | None = None) -> dict[str, Any]
 
 
 def with_drift(record: dict[str, Any], clocks: Clocks) -> dict[str, Any]:
-    """A scenario record whose phases' ``error_bound_s`` also count how far the clocks they used drifted over
-    the run (:meth:`~support.clocks.Clocks.drift_allowance`; known only once the run's end estimate is in)."""
+    """A scenario record whose phases' and split-brain windows' ``error_bound_s`` also count how far the clocks
+    they used drifted over the run (:meth:`~support.clocks.Clocks.drift_allowance`; known only once the run's end
+    estimate is in)."""
+    def drift(dcs: Any) -> float:
+        return sum(clocks.drift_allowance(dc) for dc in dcs)
+
     recovery = record.get("recovery")
-    if not isinstance(recovery, dict) or not recovery.get("clocks_used"):
-        return record
-    bounds = dict(recovery.get("error_bound_s") or {})
-    for phase, dcs in recovery["clocks_used"].items():
-        if isinstance(bounds.get(phase), int | float):
-            bounds[phase] = round(bounds[phase] + sum(clocks.drift_allowance(dc) for dc in dcs), 6)
-    return {**record, "recovery": {**recovery, "error_bound_s": bounds}}
+    if isinstance(recovery, dict) and recovery.get("clocks_used"):
+        bounds = dict(recovery.get("error_bound_s") or {})
+        for phase, dcs in recovery["clocks_used"].items():
+            if isinstance(bounds.get(phase), int | float):
+                bounds[phase] = round(bounds[phase] + drift(dcs), 6)
+        record = {**record, "recovery": {**recovery, "error_bound_s": bounds}}
+    split = record.get("split_brain")
+    if isinstance(split, dict) and split.get("clocks_used") and isinstance(split.get("error_bound_s"), int | float):
+        record = {**record, "split_brain": {**split,
+                                            "error_bound_s": round(split["error_bound_s"] + drift(split["clocks_used"]),
+                                                                   6)}}
+    return record
 
 
 def validate_summary(summary: dict[str, Any]) -> None:

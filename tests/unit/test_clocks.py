@@ -196,6 +196,10 @@ def test_the_summary_adds_the_drift_and_reports_show_the_bound() -> None:
     drifted = with_drift(record, table)
     assert drifted["recovery"]["error_bound_s"] == {"first_output": 0.014, "rto": 0.014, "takeover": 0.0}
     assert record["recovery"]["error_bound_s"]["rto"] == 0.004  # the record itself is left alone
+    split = {"keys": 0, "error_bound_s": 0.004, "clocks_used": ["dc2"]}
+    assert with_drift({**record, "split_brain": split}, table)["split_brain"]["error_bound_s"] == 0.014
+    assert with_drift({**record, "split_brain": {**split, "error_bound_s": None}}, table)["split_brain"][
+        "error_bound_s"] is None
     assert bound_text(drifted, "rto") == "± 14 ms" and bound_text(drifted, "takeover") == ""
     assert shown(drifted, "rto").value == "3.10 s ± 14 ms"
     assert "± 14 ms" in render({"run_id": "r", "status": "passed", "totals": {}, "scenarios": [

@@ -210,6 +210,23 @@ def test_split_brain_needs_the_same_key_from_two_dcs_at_the_same_time() -> None:
     assert not verdict.passed and "Split brain" in verdict.summary
 
 
+def test_an_overlap_within_the_clocks_error_bound_is_not_split_brain() -> None:
+    """dc1 goes on emitting K1 0.8 s into dc2's stream: split brain with well estimated clocks, not when the stamps
+    of the two data centers may be a second off one another; the report says which tolerance it used."""
+    def row(i: int, dc: str, t: float) -> ReceivedRow:
+        return ReceivedRow(id=f"{dc}-{i}", key="K1", seq=i, dc=dc, t_recv=t, processed_at=t, count_for_key=i,
+                           sum_for_key=float(i), crc_ok=True, amount=1.0)
+
+    rows = [row(i, "dc1", 0.1 * i) for i in range(58)] + [row(100 + i, "dc2", 5.0 + 0.1 * i) for i in range(50)]
+    rows.sort(key=lambda r: r.processed_at)
+    tight = check_split_brain(rows, tolerance=0.5, error_bound=0.004)
+    assert tight.keys == 1 and tight.tolerance_s == 0.5 and tight.to_json()["error_bound_s"] == 0.004
+    loose = check_split_brain(rows, tolerance=0.5, error_bound=1.0)
+    assert loose.keys == 0 and loose.to_json()["tolerance_s"] == 1.0
+    unknown = check_split_brain(rows, tolerance=0.5, error_bound=None)
+    assert unknown.keys == 1 and unknown.to_json()["error_bound_s"] is None
+
+
 def test_active_active_with_disjoint_keys_is_not_split_brain() -> None:
     rows = []
     for i in range(200):
