@@ -182,8 +182,8 @@ class StandbyWatch(threading.Thread):
     ``toolkit.remote_down`` / ``toolkit.remote_up`` for ``dc`` with the stub's own time of the line."""
 
     def __init__(self, dc: str, read: Callable[[int], str], size: Callable[[], int], names: ToolkitNames,
-                 journal: Journal, interval: float = 0.25, max_duration: float = 600.0, clock_offset: float = 0.0
-                 ) -> None:
+                 journal: Journal, interval: float = 0.25, max_duration: float = 600.0,
+                 clock_offset: float | Callable[[], float] = 0.0) -> None:
         super().__init__(name=f"standby-watch-{dc}", daemon=True)
         self.dc = dc
         self._read = read
@@ -192,7 +192,9 @@ class StandbyWatch(threading.Thread):
         self._journal = journal
         self._interval = interval
         self._max_duration = max_duration
-        self._clock_offset = clock_offset  # the standby host's clock minus the tester's (support/clocks.py)
+        # the standby host's clock minus the tester's (support/clocks.py); a callable is asked when a line is first
+        # dated (the deployment need not wait for the run's start estimate)
+        self._clock_offset = clock_offset
         self._offset: int | None = None
         self._partial = ""
         self.stop_event = threading.Event()
@@ -228,7 +230,12 @@ class StandbyWatch(threading.Thread):
             self.status = up
             self._journal.record("toolkit.remote_up" if up else "toolkit.remote_down", at=seen, dc=self.dc,
                                  job="standby", source="standby log",
-                                 happened_at=None if line.t is None else line.t - self._clock_offset)
+                                 happened_at=None if line.t is None else line.t - self._offset_of_clock())
+
+    def _offset_of_clock(self) -> float:
+        if callable(self._clock_offset):
+            self._clock_offset = float(self._clock_offset())
+        return self._clock_offset
 
     def stop(self) -> None:
         self.stop_event.set()

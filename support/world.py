@@ -166,7 +166,9 @@ class RunContext:
         corrected and phases that use them state no bound)."""
         from support.reporting.summary import read_run_meta, write_run_meta
 
-        found = estimate_all(self.rest, self.exchange, **options)
+        # the end estimate is aimed by the start one (the same clocks, a drift apart): half a second, not two
+        earlier = self.clocks.start if when == "end" else None
+        found = estimate_all(self.rest, self.exchange, earlier, **options)
         got = {dc: e for dc, e in found.items() if e is not None}
         previous = Clocks.from_json(read_run_meta(self.run_dir).get("clocks"))
         if when == "start":
@@ -257,6 +259,7 @@ class World:
         drill: dict[str, Any] = {"repeat": run.drill[0], "repeats": run.drill[1]} if run.drill is not None else {}
         self.journal.record("scenario.started", feature=feature, tags=tags, **drill)
         self._clocks_noted = False
+        self._clocks_lock = threading.Lock()  # the standby watch may date its first line while a step does
         self.aborted: str | None = None  # "aborted: <condition>" once a stop condition breached
         self.stop_watch: StopWatch | None = None
         self._remove_stop_check: Callable[[], None] | None = None
@@ -267,9 +270,10 @@ class World:
         """The run's clock offsets, journaled (``clock.offsets``) the first time this scenario corrects a data
         center's stamps by them: the judge reads them from there (support/clocks.py)."""
         clocks = self.run.clocks
-        if not self._clocks_noted and clocks.start:
-            self._clocks_noted = True
-            self.journal.record("clock.offsets", offsets={dc: e.to_json() for dc, e in clocks.start.items()})
+        with self._clocks_lock:
+            if not self._clocks_noted and clocks.start:
+                self._clocks_noted = True
+                self.journal.record("clock.offsets", offsets={dc: e.to_json() for dc, e in clocks.start.items()})
         return clocks
 
     # -- stop conditions ----------------------------------------------------------------------------
@@ -598,7 +602,7 @@ class World:
             return int(text) if text.isdigit() else 0
 
         watch = StandbyWatch(dc, read, size, ToolkitNames.of(self.settings.applications[app.name].crossdc),
-                             self.journal, max_duration=self.timeout, clock_offset=self.clocks().offset(dc))
+                             self.journal, max_duration=self.timeout, clock_offset=lambda: self.clocks().offset(dc))
         self._standby_watches[dc] = watch
         self.cleanup.push(f"stop reading the standby's output in {dc}", watch.stop)
         watch.start_at_end()

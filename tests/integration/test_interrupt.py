@@ -153,18 +153,15 @@ def abort_from_another_terminal(proc: subprocess.Popen[str], run_dir: Path) -> N
     assert len(done.stdout.strip().splitlines()) == 1
 
 
-# every fault with both signals (and Ctrl-C twice, and abort)
+# every fault once, and every way to stop a run once (Ctrl-C, Ctrl-C twice, SIGTERM, abort): how a run is stopped
+# and what it heals do not depend on each other (one path: the CLI forwards the signal, behave's handler aborts the
+# fault session and runs the cleanup stack), so the cross product would repeat itself (it cost 75 s more of CI)
 @pytest.mark.parametrize(("tag", "send", "code"), [
     ("@int-partition", ctrl_c_twice, 130),
-    ("@int-partition", sigterm, 143),
     ("@int-hang", sigterm, 143),
-    ("@int-hang", ctrl_c, 130),
     ("@int-cancel", ctrl_c, 130),
-    ("@int-cancel", sigterm, 143),
     ("@int-stop", abort_from_another_terminal, 143),
-    ("@int-stop", ctrl_c, 130),
-], ids=["partition-sigint-twice", "partition-sigterm", "hang-sigterm", "hang-sigint", "cancel-sigint",
-        "cancel-sigterm", "instance-stop-abort", "instance-stop-sigint"])
+], ids=["partition-sigint-twice", "hang-sigterm", "cancel-sigint", "instance-stop-abort"])
 def test_an_interrupted_run_heals_restores_and_reports(default_deployment: Lab, tmp_path: Path, tag: str, send: Signal,
                                                        code: int) -> None:
     reports = tmp_path / "reports"

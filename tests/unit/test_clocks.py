@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -59,6 +60,42 @@ def test_date_header_probe_finds_the_offset_within_about_a_round_trip(offset: fl
     assert found.bound_s <= 0.01  # from half a second (one Date header) down to a few round trips
     assert dc.now - start <= clocks.MAX_SECONDS + 0.1
     assert found.samples <= clocks.MAX_SAMPLES
+
+
+@pytest.mark.parametrize("offset", [0.0, 3.0, -1.5, 0.4321, -7.9999])
+def test_a_prior_aims_the_probe_at_the_turn_over_and_it_ends_in_one_pass(offset: float) -> None:
+    """The end of a drill, aimed by its start estimate (20 s earlier, 2 ms off): as narrow, in one pass (at most a
+    second, not about two). Ten minutes later the drift allowance (500 ppm) widens the window: no slower, as
+    narrow."""
+    start = Estimate(offset + 0.002, 0.003, "rest Date", 1e9 - 20)
+    prior = clocks.prior_of(start, 1e9)
+    assert prior is not None and prior[1] - prior[0] == pytest.approx(2 * (0.003 + clocks.PRIOR_MARGIN + 0.01))
+    aimed, plain = FakeDC(offset, rtt=0.003), FakeDC(offset, rtt=0.003)
+    found = probe(aimed.read, "rest Date", 1.0, clock=aimed.clock, wait=aimed.wait, prior=prior)
+    alone = probe(plain.read, "rest Date", 1.0, clock=plain.clock, wait=plain.wait)
+    assert found is not None and alone is not None and found.consistent
+    assert abs(found.offset_s - offset) <= found.bound_s <= 0.01
+    assert aimed.now - 1e9 - 0.37 <= 1.0 < plain.now - 1e9 - 0.37  # one pass; without the prior, two
+    later = FakeDC(offset, rtt=0.003)
+    found = probe(later.read, "rest Date", 1.0, clock=later.clock, wait=later.wait,
+                  prior=clocks.prior_of(replace(start, at=1e9 - 600), 1e9))
+    assert found is not None and abs(found.offset_s - offset) <= found.bound_s <= 0.01
+    assert later.now <= plain.now + 0.01  # (a round trip or so either way)
+
+
+@pytest.mark.parametrize("stepped_by", [0.25, -0.6, 2.0])
+def test_a_prior_the_exchanges_contradict_is_dropped(stepped_by: float) -> None:
+    """The clock was stepped since the start estimate: the probe finds the new offset from its exchanges alone."""
+    dc = FakeDC(1.2 + stepped_by, rtt=0.003)
+    found = probe(dc.read, "rest Date", 1.0, clock=dc.clock, wait=dc.wait,
+                  prior=clocks.prior_of(Estimate(1.2, 0.003, "rest Date", 1e9), 1e9))
+    assert found is not None and found.consistent
+    assert abs(found.offset_s - (1.2 + stepped_by)) <= found.bound_s <= 0.01
+
+
+def test_no_prior_from_a_missing_or_inconsistent_estimate() -> None:
+    assert clocks.prior_of(None, 1e9) is None
+    assert clocks.prior_of(Estimate(1.0, 0.5, "x", 1e9, consistent=False), 1e9) is None
 
 
 def test_fine_stamps_take_the_smallest_round_trip() -> None:
