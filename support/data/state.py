@@ -275,7 +275,7 @@ class _CountRanks:
     the index among the distinct counts (a damaged count near the int64 limits would wrap the sum around)."""
 
     def __init__(self, counts: np.ndarray, keys: int) -> None:
-        counts = counts.astype(np.int64)
+        counts = _bounded(counts)  # as the new active's: every difference below stays within int64
         low, high = int(counts.min(initial=0)), int(counts.max(initial=0))
         self.values: np.ndarray | None = None
         if (high - low + 2) * (keys + 1) < COUNT_BOUND:
