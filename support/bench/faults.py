@@ -28,13 +28,14 @@ from typing import Any
 
 from support.bench._lab import ROOT, lab_session
 from support.config import ConfigError, load_config
-from support.dchost import standby_stubs, start_instance
+from support.dchost import SnapshotStore, standby_stubs, start_instance
 from support.deployment import AppSpec, Stubs, ensure_active_passive
 from support.faults.base import FaultError
 from support.faults.executor import ExecutorPool
 from support.faults.session import FaultSession
 from support.orchestration import CleanupStack, Journal
 from support.streams.rest import StreamsRestClient
+from support.waits import WaitTimeout, wait_until
 
 GOAL_S = 0.2
 #: label -> (fault kind, parameters ("{a}"/"{b}": the first two DCs), group)
@@ -133,6 +134,8 @@ def _measure(args: argparse.Namespace, config_file: str | None) -> int:
             errors: list[str] = []
             for _ in range(rounds):
                 try:
+                    if group == "store":
+                        _await_snapshot(session.pool, _fill(params["dc"], names))
                     fault = session.inject(kind, **{k: _fill(v, names) for k, v in params.items()})
                     session.heal(fault)
                 except FaultError as exc:
@@ -174,6 +177,25 @@ def _measure(args: argparse.Namespace, config_file: str | None) -> int:
     out.write_text(json.dumps(document, indent=2) + "\n")
     print(f"written {out}")
     return 1 if failures or residue else 0
+
+
+#: the longest a store fault waits for the standby to hold a replicated snapshot (a fresh deployment replicates
+#: its first one after a checkpoint period)
+SNAPSHOT_WAIT_S = 60.0
+
+
+def _await_snapshot(pool: ExecutorPool, dc: str) -> None:
+    """Wait until ``dc``'s snapshot store holds a snapshot: the store faults need one to lose or corrupt, and the
+    deployment restored after the API faults and a dark data center starts without any (it deletes the stored ones)."""
+    info = pool.topology.dc(dc)
+    if not info.snapshot_dir:
+        raise FaultError(f"datacenters.{dc}.crossdc.snapshot_dir is not set: no store to damage")
+    store = SnapshotStore(info.snapshot_dir, pool.get(info.primary_host))
+    try:
+        wait_until(store.newest, lambda newest: newest is not None, timeout=SNAPSHOT_WAIT_S, interval=0.2,
+                   what=f"a replicated snapshot in {dc}'s store ({info.snapshot_dir})")
+    except WaitTimeout as exc:
+        raise FaultError(str(exc)) from None
 
 
 def _restore(rest: dict[str, StreamsRestClient], stubs: Stubs, pool: ExecutorPool, app: AppSpec,
