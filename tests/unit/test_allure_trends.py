@@ -1,6 +1,7 @@
 """Allure trends carry across runs: ``render_single_file(..., history=reports/allure-history.jsonl)`` (what ``run``
 does) appends each run to the history file, and the next report embeds it (its status dynamics chart and its
-history data). Two renders with the real Allure 3 CLI (node_modules/.bin/allure, ``make bootstrap``), no lab."""
+history data). Two renders with the real Allure 3 CLI (node_modules/.bin/allure, ``make bootstrap``), no lab (so it runs
+with the unit tests, beside the lab tests)."""
 
 from __future__ import annotations
 
