@@ -488,7 +488,10 @@ def check_state(sent: Table | Sequence[SentRow], received: Table | Sequence[Rece
     for g in np.flatnonzero(inconsistent)[:SAMPLE].tolist():
         late_restore = lo[g] > hi[g] and int(count_first[g]) == 1
         differs = next((a for a, bad, _ in bad_by if bad[g]), None)
-        reason = ("its state changed outside processing: it resumed from an empty state, then jumped (the state "
+        beyond = abs(int(count_first[g])) >= COUNT_BOUND  # bounded above: its range says nothing of the order
+        reason = ("no such state ever existed in the old active: its count is beyond any a state reaches (damaged)"
+                  if beyond
+                  else "its state changed outside processing: it resumed from an empty state, then jumped (the state "
                   "was restored after output had resumed)" if late_restore
                   else "its state changed outside processing (a restore merged late or twice)" if lo[g] > hi[g]
                   else f"its restored {_NOUN[differs.kind]} differs from the old active's" if differs is not None
